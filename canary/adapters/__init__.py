@@ -1,0 +1,1 @@
+"""Adapters: one external system per module (Kubernetes, routers, notifiers, webhooks, Git)."""

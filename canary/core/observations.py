@@ -1,0 +1,191 @@
+"""What the core is told about the world at one tick.
+
+The shell gathers `Observations` before calling `step`: the target and primary
+workloads as plain facts (template hash, tracked config checksums, readiness
+computed from their status), the weights read back from the routing object
+(the object is the truth, not the status), the time, the Git revision the
+target came from, and the commands on the Canary.
+
+Some facts are expensive or have side effects (calling a gate webhook, running
+the metric queries, committing a Git revert). The core asks for those with
+`Request`s in its `Decision` and the shell answers them in `answers`; `step` is
+then called again with the answers added. Each call stays a pure function, and a
+tick can be replayed from its final observations (`canary simulate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from canary.model.canary import HookType
+from canary.model.commands import Commands
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """A workload's readiness: ready, or why not and whether waiting can help."""
+
+    ready: bool
+    message: str = ""
+    retriable: bool = True
+
+    @classmethod
+    def ok(cls) -> Readiness:
+        return cls(True)
+
+    @classmethod
+    def waiting(cls, message: str) -> Readiness:
+        return cls(False, message, True)
+
+    @classmethod
+    def failed(cls, message: str) -> Readiness:
+        return cls(False, message, False)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetObservation:
+    """The user's workload (``targetRef``) as it is now."""
+
+    template_hash: str
+    readiness: Readiness
+    tracked_configs: Mapping[str, str] = field(default_factory=dict)
+    images: tuple[str, ...] = ()
+    selector_error: str = ""  # no app/name/app.kubernetes.io/name selector label
+
+
+@dataclass(frozen=True, slots=True)
+class PrimaryObservation:
+    """The ``<target>-primary`` workload the controller manages."""
+
+    readiness: Readiness
+    images: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Routes:
+    """Weights as read back from the routing object."""
+
+    primary: int
+    canary: int
+    mirrored: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """Where the target's current spec came from in Git (if anyone knows)."""
+
+    revision: str  # e.g. "main@sha1:0123abc..." or a bare commit sha
+    source: str = ""  # e.g. "GitSource default/apps", "Kustomization flux-system/apps"
+
+
+class Outcome(StrEnum):
+    """Outcome of one metric check (the values `analysis` verdicts use)."""
+
+    PASS = "Pass"
+    FAIL = "Fail"
+    INCONCLUSIVE = "Inconclusive"
+    NODATA = "NoData"
+    ERROR = "Error"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricResult:
+    """The judged result of one metric at one tick."""
+
+    name: str
+    outcome: Outcome
+    summary: str  # the sentence quoted in Events and notifications
+    value: float | None = None
+    threshold: str = ""
+    primary_value: float | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ requests & answers
+
+
+@dataclass(frozen=True, slots=True)
+class HookRequest:
+    """Call one webhook (a gate or a check) and report whether it said yes."""
+
+    hook: str  # webhook name
+    type: HookType
+    phase: str  # the phase reported in the payload
+
+
+@dataclass(frozen=True, slots=True)
+class HookAnswer:
+    ok: bool
+    message: str = ""  # the error or the response body on failure
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisRequest:
+    """Run and judge every metric of ``spec.analysis.metrics``."""
+
+    metrics: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RevertRequest:
+    """Revert the target's files in Git from ``bad_revision`` to ``good_revision``."""
+
+    good_revision: str
+    bad_revision: str
+    reason: str
+
+
+class RevertResultKind(StrEnum):
+    REVERTED = "Reverted"
+    ALREADY_REVERTED = "AlreadyReverted"
+    SUPERSEDED = "Superseded"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True, slots=True)
+class RevertAnswer:
+    kind: RevertResultKind
+    commit: str = ""
+    message: str = ""
+    retriable: bool = True
+
+
+Request = HookRequest | AnalysisRequest | RevertRequest
+
+
+def request_key(request: Request) -> str:
+    """A stable key under which the answer to a request is stored."""
+    if isinstance(request, HookRequest):
+        return f"hook/{request.type.value}/{request.hook}"
+    if isinstance(request, AnalysisRequest):
+        return "analysis"
+    return f"revert/{request.bad_revision}"
+
+
+@dataclass(frozen=True, slots=True)
+class Observations:
+    now: datetime
+    target: TargetObservation | None  # None: the target does not exist
+    primary: PrimaryObservation | None = None  # None: not created yet
+    routes: Routes | None = None  # None: routing objects not there yet
+    revision: Revision | None = None
+    commands: Commands = field(default_factory=Commands)
+    deleting: bool = False
+    generation: int = 0
+    answers: Mapping[str, HookAnswer | tuple[MetricResult, ...] | RevertAnswer] = field(
+        default_factory=dict
+    )
+
+    def answer(self, request: Request) -> Any:
+        return self.answers.get(request_key(request))
+
+    def with_answer(
+        self, request: Request, answer: HookAnswer | tuple[MetricResult, ...] | RevertAnswer
+    ) -> Observations:
+        merged = dict(self.answers)
+        merged[request_key(request)] = answer
+        return replace(self, answers=merged)

@@ -1,0 +1,102 @@
+"""Conditions and transition times derived from the status fields.
+
+Conditions are never decided separately: they are a function of the phase (the
+``Promoted`` condition exactly as Flagger writes it, reference/flagger.md 1.2, so
+``kubectl wait --for=condition=Promoted`` works) and of the Git revert state
+(our ``GitReverted`` condition). A condition keeps its lastTransitionTime while
+its status does not change; ``status.lastTransitionTime`` moves whenever any
+field people watch changes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from canary.model.status import CanaryStatus, Condition, Phase, RevertState
+
+PROMOTED = "Promoted"
+GIT_REVERTED = "GitReverted"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def promoted_condition(phase: Phase, kind: str) -> tuple[str, str, str]:
+    """(status, reason, message) of the Promoted condition for a phase."""
+    table: dict[Phase, tuple[str, str]] = {
+        Phase.INITIALIZED: ("True", f"{kind} initialization completed."),
+        Phase.WAITING: ("Unknown", "Waiting for approval."),
+        Phase.WAITING_PROMOTION: ("Unknown", "Waiting for approval."),
+        Phase.PROGRESSING: ("Unknown", "New revision detected, progressing canary analysis."),
+        Phase.PROMOTING: ("Unknown", "Canary analysis completed, starting primary rolling update."),
+        Phase.FINALISING: ("Unknown", "Canary analysis completed, routing all traffic to primary."),
+        Phase.SUCCEEDED: ("True", "Canary analysis completed successfully, promotion finished."),
+        Phase.FAILED: ("False", f"Canary analysis failed, {kind} scaled to zero."),
+        # Difference: Flagger falls through to the initialization message here.
+        Phase.TERMINATING: ("Unknown", "Canary is being deleted, restoring the target."),
+        Phase.TERMINATED: ("Unknown", "Canary deleted, the target serves traffic again."),
+    }
+    status, message = table.get(phase, ("Unknown", f"New {kind} detected, starting initialization."))
+    reason = phase.value or Phase.INITIALIZING.value
+    return status, reason, message
+
+
+def _revert_condition(status: CanaryStatus) -> tuple[str, str, str] | None:
+    revert = status.git_revert
+    if revert is None:
+        return None
+    state = revert.state
+    if state is RevertState.PENDING:
+        return "Unknown", "Pending", f"Reverting {revert.bad_revision} to {revert.good_revision} in Git."
+    if state is RevertState.REVERTED:
+        return "True", "Reverted", f"Reverted to {revert.good_revision} in commit {revert.commit}."
+    if state is RevertState.ALREADY_REVERTED:
+        return "True", "AlreadyReverted", f"Git already holds {revert.good_revision}'s content."
+    if state is RevertState.FAILED:
+        return (
+            "False",
+            "RevertFailed",
+            f"Cannot revert {revert.bad_revision} (attempt {revert.attempts}): {revert.message}",
+        )
+    if state is RevertState.SUPERSEDED:
+        return "False", "Superseded", revert.message or "A newer change replaced the failed one."
+    return "False", "Skipped", revert.message or "No revert was made."
+
+
+def _set(conditions: list[Condition], old: CanaryStatus, kind: str, value: tuple[str, str, str], now: str) -> None:
+    status, reason, message = value
+    previous = old.condition(kind)
+    if previous is not None and previous.status == status and previous.reason == reason and previous.message == message:
+        conditions.append(previous)
+        return
+    transition = previous.last_transition_time if previous is not None and previous.status == status else now
+    conditions.append(Condition(kind, status, reason, message, now, transition or now))
+
+
+_WATCHED = (
+    "phase",
+    "canaryWeight",
+    "failedChecks",
+    "iterations",
+    "lastAppliedSpec",
+    "lastPromotedSpec",
+    "gitRevert",
+    "message",
+)
+
+
+def with_conditions(status: CanaryStatus, old: CanaryStatus, kind: str, now: datetime) -> CanaryStatus:
+    """Fill in conditions and lastTransitionTime for a new status."""
+    stamp = _iso(now)
+    conditions: list[Condition] = []
+    _set(conditions, old, PROMOTED, promoted_condition(status.phase, kind), stamp)
+    revert = _revert_condition(status)
+    if revert is not None:
+        _set(conditions, old, GIT_REVERTED, revert, stamp)
+    others = [c for c in status.conditions if c.type not in (PROMOTED, GIT_REVERTED)]
+    new = status.with_(conditions=tuple(conditions + others))
+    before, after = old.to_dict(), new.to_dict()
+    if any(before.get(k) != after.get(k) for k in _WATCHED) or not old.last_transition_time:
+        new = new.with_(last_transition_time=stamp)
+    return new

@@ -1,0 +1,759 @@
+"""The Canary spec as typed, frozen data, parsed the way Flagger reads it.
+
+`parse_canary` turns a Canary manifest (a dict from YAML or the API server) into
+a `Canary` with Flagger's defaults applied (reference/flagger.md section 1), and
+reports every problem with its field path. Field names in the manifest are
+Flagger's ``flagger.app/v1beta1`` names so that a Flagger manifest works after
+changing ``apiVersion`` alone; our extensions are new fields (``gitops``,
+``metrics[].compare``). Semantic rules that a schema cannot express live here
+too: a canary strategy that would never advance, equal session cookie names,
+a provider we do not drive, a metric with nothing to run.
+
+Mesh-shaped sub-objects (Istio match, trafficPolicy, CORS, Gateway API refs) are
+kept as plain dicts: the routers render them into their objects verbatim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from canary.model.duration import DurationError, parse_duration
+from canary.model.errors import SpecIssue
+from canary.model.reader import Issues, Reader, describe
+
+API_GROUP = "canary.gitops.dev"
+API_VERSION = f"{API_GROUP}/v1beta1"
+FLAGGER_API_VERSION = "flagger.app/v1beta1"
+
+DEFAULT_INTERVAL_SECONDS = 60
+MIN_INTERVAL_SECONDS = 10
+DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
+DEFAULT_WEBHOOK_TIMEOUT_SECONDS = 10.0
+DEFAULT_METRIC_INTERVAL = "1m"
+TOTAL_WEIGHT = 100
+
+# Providers whose routing this controller implements.
+SUPPORTED_PROVIDERS = frozenset(
+    {
+        "kubernetes",
+        "nginx",
+        "istio",
+        "gatewayapi:v1",
+        "gatewayapi:v1beta1",
+        "linkerd",
+        "smi:v1alpha1",
+        "smi:v1alpha2",
+        "smi:v1alpha3",
+    }
+)
+# Providers Flagger knows that we accept in manifests but do not drive yet.
+FLAGGER_ONLY_PROVIDERS = frozenset(
+    {
+        "apisix",
+        "appmesh",
+        "appmesh:v1beta2",
+        "contour",
+        "gloo",
+        "knative",
+        "kuma",
+        "osm",
+        "skipper",
+        "traefik",
+    }
+)
+
+BUILTIN_METRICS = frozenset({"request-success-rate", "request-duration"})
+
+
+class Strategy(StrEnum):
+    CANARY = "canary"
+    BLUE_GREEN = "blue-green"
+    AB_TESTING = "ab-testing"
+
+
+class HookType(StrEnum):
+    CONFIRM_ROLLOUT = "confirm-rollout"
+    PRE_ROLLOUT = "pre-rollout"
+    ROLLOUT = "rollout"
+    CONFIRM_TRAFFIC_INCREASE = "confirm-traffic-increase"
+    CONFIRM_PROMOTION = "confirm-promotion"
+    POST_ROLLOUT = "post-rollout"
+    ROLLBACK = "rollback"
+    EVENT = "event"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARN = "warn"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """A reference to another object (targetRef, ingressRef, templateRef, ...)."""
+
+    kind: str
+    name: str
+    api_version: str = ""
+    namespace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AutoscalerRef:
+    kind: str
+    name: str
+    api_version: str = ""
+    primary_scaler_queries: Mapping[str, str] = field(default_factory=dict)
+    primary_min_replicas: int | None = None
+    primary_max_replicas: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceMetadata:
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    """``spec.service``: the Services and routing objects the controller generates."""
+
+    name: str
+    port: int
+    port_name: str = "http"
+    target_port: int | str | None = None
+    app_protocol: str | None = None
+    traffic_distribution: str | None = None
+    port_discovery: bool = False
+    headless: bool = False
+    timeout: str | None = None
+    backend_timeout: str | None = None
+    gateways: tuple[str, ...] = ()
+    gateway_refs: tuple[dict[str, Any], ...] = ()
+    hosts: tuple[str, ...] = ()
+    delegation: bool = False
+    traffic_policy: dict[str, Any] | None = None
+    match: tuple[dict[str, Any], ...] = ()
+    rewrite: dict[str, Any] | None = None
+    retries: dict[str, Any] | None = None
+    headers: dict[str, Any] | None = None
+    mirror: tuple[dict[str, Any], ...] = ()
+    cors_policy: dict[str, Any] | None = None
+    mesh_name: str | None = None
+    backends: tuple[str, ...] = ()
+    apex: ServiceMetadata = field(default_factory=ServiceMetadata)
+    primary: ServiceMetadata = field(default_factory=ServiceMetadata)
+    canary: ServiceMetadata = field(default_factory=ServiceMetadata)
+    unmanaged_labels: tuple[str, ...] = ()
+    unmanaged_annotations: tuple[str, ...] = ()
+
+    @property
+    def effective_target_port(self) -> int | str:
+        return self.target_port if self.target_port not in (None, "", 0) else self.port  # type: ignore[return-value]
+
+    @property
+    def primary_name(self) -> str:
+        return f"{self.name}-primary"
+
+    @property
+    def canary_name(self) -> str:
+        return f"{self.name}-canary"
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdRange:
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One ``analysis.metrics[]`` entry."""
+
+    name: str
+    interval: str = DEFAULT_METRIC_INTERVAL
+    threshold: float | None = None  # deprecated Flagger field
+    threshold_range: ThresholdRange | None = None
+    query: str | None = None  # deprecated inline PromQL
+    template_ref: ObjectRef | None = None
+    template_variables: Mapping[str, str] = field(default_factory=dict)
+    compare: Mapping[str, Any] | None = None  # our extension; parsed by `analysis`
+    path: str = ""  # field path, for messages
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.name in BUILTIN_METRICS and self.template_ref is None and self.query is None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSpec:
+    """One ``analysis.webhooks[]`` entry."""
+
+    name: str
+    url: str
+    type: HookType = HookType.ROLLOUT
+    mute_alert: bool = False
+    timeout_seconds: float = DEFAULT_WEBHOOK_TIMEOUT_SECONDS
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    retries: int = 0
+    disable_tls: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRef:
+    """One ``analysis.alerts[]`` entry: where to send which severities."""
+
+    name: str
+    provider_name: str
+    provider_namespace: str | None = None
+    severity: Severity = Severity.INFO  # Flagger quirk fixed: empty means info
+
+    def accepts(self, severity: Severity) -> bool:
+        """Flagger's routing: info gets everything, warn gets warn+error, error only error."""
+        if self.severity is Severity.INFO:
+            return True
+        if self.severity is Severity.WARN:
+            return severity in (Severity.WARN, Severity.ERROR)
+        return severity is Severity.ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class SessionAffinity:
+    cookie_name: str
+    primary_cookie_name: str | None = None
+    max_age: int = 86400
+    domain: str | None = None
+    http_only: bool = False
+    partitioned: bool = False
+    path: str | None = None
+    same_site: str | None = None
+    secure: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisSpec:
+    """``spec.analysis`` with Flagger's defaults applied."""
+
+    interval_seconds: int = DEFAULT_INTERVAL_SECONDS
+    interval: str = "1m"
+    iterations: int = 0
+    threshold: int = 1
+    max_weight_field: int = 0
+    step_weight: int = 0
+    step_weights: tuple[int, ...] = ()
+    step_weight_promotion: int = 0
+    mirror: bool = False
+    mirror_weight: int = 0
+    match: tuple[dict[str, Any], ...] = ()
+    primary_ready_threshold: int = 100
+    canary_ready_threshold: int = 100
+    metrics: tuple[MetricSpec, ...] = ()
+    webhooks: tuple[WebhookSpec, ...] = ()
+    alerts: tuple[AlertRef, ...] = ()
+    session_affinity: SessionAffinity | None = None
+
+    @property
+    def strategy(self) -> Strategy:
+        if self.match and self.iterations > 0:
+            return Strategy.AB_TESTING
+        if self.iterations > 0:
+            return Strategy.BLUE_GREEN
+        return Strategy.CANARY
+
+    @property
+    def max_weight(self) -> int:
+        """Flagger's maxWeight(): last stepWeights entry, else maxWeight, else 100."""
+        if self.step_weights:
+            return min(TOTAL_WEIGHT, self.step_weights[-1])
+        if self.max_weight_field > 0:
+            return self.max_weight_field
+        return TOTAL_WEIGHT
+
+    def next_step_weight(self, weight: int) -> int:
+        """Flagger's nextStepWeight(): how much weight the next advance adds."""
+        if self.step_weight > 0 or not self.step_weights:
+            return self.step_weight
+        max_step = TOTAL_WEIGHT - weight
+        if max_step == 0:
+            return 1
+        if weight == 0:
+            return min(max_step, self.step_weights[0])
+        for index, value in enumerate(self.step_weights[:-1]):
+            if weight == value:
+                return min(max_step, self.step_weights[index + 1] - weight)
+        return max_step
+
+    def hooks(self, kind: HookType) -> tuple[WebhookSpec, ...]:
+        return tuple(h for h in self.webhooks if h.type is kind)
+
+
+@dataclass(frozen=True, slots=True)
+class GitOpsSpec:
+    """``spec.gitops`` (ours): revert in Git on rollback, and where the target comes from."""
+
+    revert: bool = True
+    source: ObjectRef | None = None
+    paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CanarySpec:
+    target_ref: ObjectRef
+    service: ServiceSpec
+    analysis: AnalysisSpec | None = None
+    autoscaler_ref: AutoscalerRef | None = None
+    ingress_ref: ObjectRef | None = None
+    route_ref: ObjectRef | None = None
+    upstream_ref: ObjectRef | None = None
+    provider: str | None = None
+    metrics_server: str | None = None
+    progress_deadline_seconds: int = DEFAULT_PROGRESS_DEADLINE_SECONDS
+    skip_analysis: bool = False
+    suspend: bool = False
+    revert_on_deletion: bool = False
+    gitops: GitOpsSpec = field(default_factory=GitOpsSpec)
+
+    @property
+    def analysis_or_default(self) -> AnalysisSpec:
+        return self.analysis if self.analysis is not None else AnalysisSpec()
+
+    @property
+    def skips_analysis(self) -> bool:
+        """Flagger's SkipAnalysis(): the flag, or no analysis section at all."""
+        return self.skip_analysis or self.analysis is None
+
+    @property
+    def interval_seconds(self) -> int:
+        return self.analysis_or_default.interval_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Canary:
+    """A parsed Canary: identity plus spec, and the warnings found while parsing."""
+
+    name: str
+    namespace: str
+    spec: CanarySpec
+    generation: int = 0
+    uid: str = ""
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[SpecIssue, ...] = ()
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _ref(r: Reader | None, *, kind_required: bool = True) -> ObjectRef | None:
+    if r is None:
+        return None
+    return ObjectRef(
+        kind=r.string("kind", required=kind_required),
+        name=r.string("name", required=True),
+        api_version=r.string("apiVersion"),
+        namespace=r.opt_str("namespace"),
+    )
+
+
+def _service_metadata(r: Reader | None) -> ServiceMetadata:
+    if r is None:
+        return ServiceMetadata()
+    return ServiceMetadata(labels=r.str_map("labels"), annotations=r.str_map("annotations"))
+
+
+def _parse_service(r: Reader | None, target_name: str) -> ServiceSpec:
+    if r is None:
+        return ServiceSpec(name=target_name, port=0)
+    target_port: int | str | None = None
+    raw_tp = r.raw("targetPort")
+    if raw_tp is not None:
+        if isinstance(raw_tp, bool) or not isinstance(raw_tp, int | str):
+            r.issues.error(r.at("targetPort"), f"expected a port number or name, got {describe(raw_tp)}")
+        else:
+            target_port = raw_tp
+    unmanaged = r.obj("unmanagedMetadata")
+    return ServiceSpec(
+        name=r.string("name") or target_name,
+        port=r.integer("port", required=True, minimum=1, maximum=65535),
+        port_name=r.string("portName") or "http",
+        target_port=target_port,
+        app_protocol=r.opt_str("appProtocol"),
+        traffic_distribution=r.opt_str("trafficDistribution"),
+        port_discovery=r.boolean("portDiscovery"),
+        headless=r.boolean("headless"),
+        timeout=r.opt_str("timeout"),
+        backend_timeout=r.opt_str("backendTimeout"),
+        gateways=r.str_list("gateways"),
+        gateway_refs=r.obj_list("gatewayRefs"),
+        hosts=r.str_list("hosts"),
+        delegation=r.boolean("delegation"),
+        traffic_policy=r.free("trafficPolicy"),
+        match=r.obj_list("match"),
+        rewrite=r.free("rewrite"),
+        retries=r.free("retries"),
+        headers=r.free("headers"),
+        mirror=r.obj_list("mirror"),
+        cors_policy=r.free("corsPolicy"),
+        mesh_name=r.opt_str("meshName"),
+        backends=r.str_list("backends"),
+        apex=_service_metadata(r.obj("apex")),
+        primary=_service_metadata(r.obj("primary")),
+        canary=_service_metadata(r.obj("canary")),
+        unmanaged_labels=unmanaged.str_list("labels") if unmanaged else (),
+        unmanaged_annotations=unmanaged.str_list("annotations") if unmanaged else (),
+    )
+
+
+def _duration_field(r: Reader, key: str, default: str) -> tuple[str, float | None]:
+    raw = r.string(key, default)
+    try:
+        return raw, parse_duration(raw)
+    except DurationError as exc:
+        r.issues.error(r.at(key), str(exc))
+        return raw, None
+
+
+def _parse_metric(r: Reader) -> MetricSpec:
+    interval, _ = _duration_field(r, "interval", DEFAULT_METRIC_INTERVAL)
+    tr = r.obj("thresholdRange")
+    threshold_range = None
+    if tr is not None:
+        threshold_range = ThresholdRange(min=tr.number("min"), max=tr.number("max"))
+        if (
+            threshold_range.min is not None
+            and threshold_range.max is not None
+            and threshold_range.min > threshold_range.max
+        ):
+            r.issues.error(
+                tr.path,
+                f"min ({threshold_range.min:g}) is greater than max ({threshold_range.max:g}): no value can pass",
+            )
+    compare = r.free("compare")
+    metric = MetricSpec(
+        name=r.string("name", required=True),
+        interval=interval,
+        threshold=r.number("threshold"),
+        threshold_range=threshold_range,
+        query=r.opt_str("query"),
+        template_ref=_ref(r.obj("templateRef"), kind_required=False),
+        template_variables=r.str_map("templateVariables"),
+        compare=compare,
+        path=r.path,
+    )
+    if (
+        metric.name
+        and metric.template_ref is None
+        and metric.query is None
+        and metric.name not in BUILTIN_METRICS
+    ):
+        r.issues.error(
+            r.path,
+            f'metric "{metric.name}" has nothing to run: give it a templateRef, a query, '
+            "or use a built-in name (request-success-rate, request-duration)",
+        )
+    if metric.threshold_range is None and metric.threshold is None and compare is None:
+        r.issues.warning(
+            r.path,
+            f'metric "{metric.name}" has no thresholdRange, threshold or compare: it can never fail',
+        )
+    return metric
+
+
+def _parse_webhook(r: Reader) -> WebhookSpec:
+    raw_type = r.string("type")
+    hook_type = HookType.ROLLOUT
+    if raw_type:
+        try:
+            hook_type = HookType(raw_type)
+        except ValueError:
+            allowed = ", ".join(t.value for t in HookType)
+            r.issues.error(r.at("type"), f'unknown webhook type "{raw_type}", expected one of: {allowed}')
+    timeout = DEFAULT_WEBHOOK_TIMEOUT_SECONDS
+    raw_timeout = r.string("timeout")
+    if len(raw_timeout) >= 2:  # Flagger: shorter strings mean the default
+        try:
+            timeout = parse_duration(raw_timeout)
+        except DurationError as exc:
+            r.issues.error(r.at("timeout"), str(exc))
+    url = r.string("url", required=True)
+    if url and not (url.startswith("http://") or url.startswith("https://")):
+        r.issues.error(r.at("url"), f'expected an http:// or https:// URL, got "{url}"')
+    return WebhookSpec(
+        name=r.string("name", required=True),
+        url=url,
+        type=hook_type,
+        mute_alert=r.boolean("muteAlert"),
+        timeout_seconds=timeout,
+        metadata=r.str_map("metadata"),
+        retries=r.integer("retries", minimum=0),
+        disable_tls=r.boolean("disableTLS"),
+    )
+
+
+def _parse_alert(r: Reader) -> AlertRef:
+    raw = r.string("severity")
+    severity = Severity.INFO
+    if raw:
+        try:
+            severity = Severity(raw)
+        except ValueError:
+            r.issues.error(r.at("severity"), f'unknown severity "{raw}", expected info, warn or error')
+    provider = r.obj("providerRef", required=True)
+    return AlertRef(
+        name=r.string("name", required=True),
+        provider_name=provider.string("name", required=True) if provider else "",
+        provider_namespace=provider.opt_str("namespace") if provider else None,
+        severity=severity,
+    )
+
+
+def _parse_session_affinity(r: Reader | None) -> SessionAffinity | None:
+    if r is None:
+        return None
+    sa = SessionAffinity(
+        cookie_name=r.string("cookieName", required=True),
+        primary_cookie_name=r.opt_str("primaryCookieName"),
+        max_age=r.integer("maxAge", 86400, minimum=1),
+        domain=r.opt_str("domain"),
+        http_only=r.boolean("httpOnly"),
+        partitioned=r.boolean("partitioned"),
+        path=r.opt_str("path"),
+        same_site=r.opt_str("sameSite"),
+        secure=r.boolean("secure"),
+    )
+    if sa.same_site and sa.same_site not in ("Strict", "Lax", "None"):
+        r.issues.error(r.at("sameSite"), f'expected Strict, Lax or None, got "{sa.same_site}"')
+    if sa.primary_cookie_name and sa.primary_cookie_name == sa.cookie_name:
+        r.issues.error(
+            r.at("primaryCookieName"),
+            f'must differ from cookieName ("{sa.cookie_name}"): the canary and primary cookies would collide',
+        )
+    return sa
+
+
+def _parse_analysis(r: Reader) -> AnalysisSpec:
+    interval_text, interval = _duration_field(r, "interval", "1m")
+    interval_seconds = DEFAULT_INTERVAL_SECONDS
+    if interval is not None:
+        if interval < MIN_INTERVAL_SECONDS:
+            r.issues.warning(
+                r.at("interval"),
+                f"{interval_text} is shorter than the minimum of {MIN_INTERVAL_SECONDS}s; {MIN_INTERVAL_SECONDS}s is used",
+            )
+        interval_seconds = max(MIN_INTERVAL_SECONDS, round(interval))
+    threshold = r.integer("threshold", 1)
+    step_weights = r.int_list("stepWeights")
+    for index, (a, b) in enumerate(zip(step_weights, step_weights[1:], strict=False)):
+        if b <= a:
+            r.issues.error(
+                f"{r.at('stepWeights')}[{index + 1}]",
+                f"step weights must increase: {b} follows {a}",
+            )
+    for index, w in enumerate(step_weights):
+        if not 0 < w <= TOTAL_WEIGHT:
+            r.issues.error(f"{r.at('stepWeights')}[{index}]", f"must be between 1 and 100, got {w}")
+    analysis = AnalysisSpec(
+        interval_seconds=interval_seconds,
+        interval=interval_text,
+        iterations=r.integer("iterations", minimum=0),
+        threshold=threshold if threshold > 0 else 1,
+        max_weight_field=r.integer("maxWeight", minimum=0, maximum=TOTAL_WEIGHT),
+        step_weight=r.integer("stepWeight", minimum=0, maximum=TOTAL_WEIGHT),
+        step_weights=step_weights,
+        step_weight_promotion=r.integer("stepWeightPromotion", minimum=0, maximum=TOTAL_WEIGHT),
+        mirror=r.boolean("mirror"),
+        mirror_weight=r.integer("mirrorWeight", minimum=0, maximum=TOTAL_WEIGHT),
+        match=r.obj_list("match"),
+        primary_ready_threshold=r.integer("primaryReadyThreshold", 100, minimum=0, maximum=100),
+        canary_ready_threshold=r.integer("canaryReadyThreshold", 100, minimum=0, maximum=100),
+        metrics=tuple(_parse_metric(m) for m in r.objects("metrics")),
+        webhooks=tuple(_parse_webhook(w) for w in r.objects("webhooks")),
+        alerts=tuple(_parse_alert(a) for a in r.objects("alerts")),
+        session_affinity=_parse_session_affinity(r.obj("sessionAffinity")),
+    )
+    names = [m.name for m in analysis.metrics]
+    for index, name in enumerate(names):
+        if name and name in names[:index]:
+            r.issues.error(f"{r.at('metrics')}[{index}].name", f'duplicate metric name "{name}"')
+    return analysis
+
+
+def _check_strategy(r: Reader, analysis: AnalysisSpec, provider: str) -> None:
+    if analysis.strategy is Strategy.CANARY and provider != "kubernetes":
+        if analysis.step_weight <= 0 and not analysis.step_weights:
+            r.issues.error(
+                r.path,
+                "the canary would never advance: set stepWeight or stepWeights (progressive traffic), "
+                "or iterations (blue/green, or A/B testing with match)",
+            )
+    if analysis.match and analysis.iterations <= 0:
+        r.issues.error(
+            r.at("match"),
+            "A/B testing needs iterations: match without iterations would be ignored",
+        )
+    if analysis.step_weight > 0 and analysis.step_weights:
+        r.issues.warning(
+            r.at("stepWeights"),
+            "stepWeight and stepWeights are both set; stepWeight wins (as in Flagger)",
+        )
+
+
+def _check_provider(r: Reader, provider: str, spec_has: Mapping[str, bool]) -> None:
+    path = r.at("provider")
+    if provider in FLAGGER_ONLY_PROVIDERS:
+        r.issues.error(
+            path,
+            f'provider "{provider}" is valid in Flagger but not supported by canary-engine yet; '
+            f"supported: {', '.join(sorted(SUPPORTED_PROVIDERS))}",
+        )
+    elif provider not in SUPPORTED_PROVIDERS and not provider.startswith("smi:"):
+        r.issues.error(
+            path,
+            f'unknown provider "{provider}"; supported: {", ".join(sorted(SUPPORTED_PROVIDERS))}',
+        )
+    if provider == "nginx" and not spec_has["ingressRef"]:
+        r.issues.error(r.at("ingressRef"), 'the nginx provider needs ingressRef (the Ingress to clone)')
+    if provider.startswith("gatewayapi") and not spec_has["gatewayRefs"]:
+        r.issues.error(
+            r.at("service.gatewayRefs"),
+            f'the {provider} provider needs service.gatewayRefs (the HTTPRoute parents)',
+        )
+
+
+def parse_canary(
+    doc: Mapping[str, Any],
+    *,
+    default_provider: str = "kubernetes",
+    check_provider: bool = True,
+) -> Canary:
+    """Parse a Canary manifest; raise `SpecError` listing every error (with paths).
+
+    Warnings (valid but surprising input) are kept on the result.
+    """
+    issues = Issues()
+    root = Reader(doc, "", issues)
+    api_version = root.string("apiVersion")
+    if api_version == FLAGGER_API_VERSION:
+        issues.error(
+            "apiVersion",
+            f'"{FLAGGER_API_VERSION}" is Flagger\'s; change it to "{API_VERSION}" (canary convert does this)',
+        )
+    elif api_version and api_version != API_VERSION:
+        issues.error("apiVersion", f'expected "{API_VERSION}", got "{api_version}"')
+    kind = root.string("kind")
+    if kind and kind != "Canary":
+        issues.error("kind", f'expected "Canary", got "{kind}"')
+    meta = root.obj("metadata") or Reader({}, "metadata", issues)
+    spec_r = root.obj("spec", required=True) or Reader({}, "spec", issues)
+
+    target = _ref(spec_r.obj("targetRef", required=True))
+    if target is not None and target.kind and target.kind not in ("Deployment", "DaemonSet"):
+        issues.error(
+            "spec.targetRef.kind",
+            f'expected Deployment or DaemonSet, got "{target.kind}"'
+            + (" (Service and Knative targets are not supported yet)" if target.kind == "Service" else ""),
+        )
+    target = target or ObjectRef(kind="Deployment", name="")
+
+    service_r = spec_r.obj("service")
+    if service_r is None:
+        issues.error("spec.service", "required field is missing (an object with at least port)")
+    service = _parse_service(service_r, target.name) if service_r else ServiceSpec(name=target.name, port=0)
+
+    analysis_r = spec_r.obj("analysis")
+    if analysis_r is None and spec_r.has("canaryAnalysis"):
+        analysis_r = spec_r.obj("canaryAnalysis")
+        issues.warning("spec.canaryAnalysis", "deprecated: rename it to spec.analysis")
+    analysis = _parse_analysis(analysis_r) if analysis_r else None
+
+    provider = spec_r.string("provider") or default_provider
+    autoscaler_r = spec_r.obj("autoscalerRef")
+    autoscaler = None
+    if autoscaler_r is not None:
+        replicas = autoscaler_r.obj("primaryScalerReplicas")
+        autoscaler = AutoscalerRef(
+            kind=autoscaler_r.string("kind", required=True),
+            name=autoscaler_r.string("name", required=True),
+            api_version=autoscaler_r.string("apiVersion"),
+            primary_scaler_queries=autoscaler_r.str_map("primaryScalerQueries"),
+            primary_min_replicas=replicas.integer("minReplicas", minimum=0) or None if replicas else None,
+            primary_max_replicas=replicas.integer("maxReplicas", minimum=1) or None if replicas else None,
+        )
+        if autoscaler.kind and autoscaler.kind != "HorizontalPodAutoscaler":
+            issues.error(
+                "spec.autoscalerRef.kind",
+                f'expected HorizontalPodAutoscaler, got "{autoscaler.kind}" (KEDA ScaledObject is not supported yet)',
+            )
+
+    gitops_r = spec_r.obj("gitops")
+    gitops = GitOpsSpec()
+    if gitops_r is not None:
+        source_r = gitops_r.obj("source")
+        source = _ref(source_r) if source_r else None
+        if source is not None and source.kind not in ("GitSource", "Kustomization", "Application"):
+            issues.error(
+                "spec.gitops.source.kind",
+                f'expected GitSource, Kustomization or Application, got "{source.kind}"',
+            )
+        gitops = GitOpsSpec(
+            revert=gitops_r.boolean("revert", True),
+            source=source,
+            paths=gitops_r.str_list("paths"),
+        )
+
+    spec = CanarySpec(
+        target_ref=target,
+        service=service,
+        analysis=analysis,
+        autoscaler_ref=autoscaler,
+        ingress_ref=_ref(spec_r.obj("ingressRef")),
+        route_ref=_ref(spec_r.obj("routeRef")),
+        upstream_ref=_ref(spec_r.obj("upstreamRef")),
+        provider=provider,
+        metrics_server=spec_r.opt_str("metricsServer"),
+        progress_deadline_seconds=spec_r.integer(
+            "progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE_SECONDS, minimum=1
+        ),
+        skip_analysis=spec_r.boolean("skipAnalysis"),
+        suspend=spec_r.boolean("suspend"),
+        revert_on_deletion=spec_r.boolean("revertOnDeletion"),
+        gitops=gitops,
+    )
+    if check_provider:
+        _check_provider(
+            spec_r,
+            provider,
+            {"ingressRef": spec.ingress_ref is not None, "gatewayRefs": bool(service.gateway_refs)},
+        )
+    if analysis is not None and analysis_r is not None:
+        _check_strategy(analysis_r, analysis, provider)
+        if provider == "kubernetes" and analysis.match:
+            issues.error(
+                f"{analysis_r.path}.match",
+                "A/B testing (match) needs a router that can match requests; the kubernetes provider cannot",
+            )
+        if analysis.mirror and not (provider == "istio" or provider.startswith("gatewayapi")):
+            issues.error(
+                f"{analysis_r.path}.mirror",
+                f'traffic mirroring is implemented by istio and gatewayapi only, not by "{provider}"',
+            )
+        if analysis.session_affinity is not None and not (
+            provider == "istio" or provider.startswith("gatewayapi")
+        ):
+            issues.error(
+                f"{analysis_r.path}.sessionAffinity",
+                f'session affinity is implemented by istio and gatewayapi only, not by "{provider}"',
+            )
+
+    issues.raise_if_errors()
+    return Canary(
+        name=meta.string("name", required=False),
+        namespace=meta.string("namespace") or "default",
+        spec=spec,
+        generation=meta.integer("generation"),
+        uid=meta.string("uid"),
+        annotations=meta.str_map("annotations"),
+        warnings=tuple(i for i in issues.items if i.severity == "warning"),
+    )

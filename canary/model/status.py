@@ -1,0 +1,300 @@
+"""The Canary status: the controller's only memory.
+
+Principle 2 of the design: a restarted controller knows only what the status
+says. `CanaryStatus` is the typed, frozen view of it with Flagger's fields
+(phase, canaryWeight, failedChecks, iterations, lastAppliedSpec, ...) and ours
+(the Git revision under analysis, the last good revision, the Git revert's
+progress, the last verdict per metric, handled commands). `from_dict` is lenient
+(a hand-edited or older status never crashes the controller); `to_dict` writes
+the JSON shape of the CRD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+
+class Phase(StrEnum):
+    NONE = ""
+    INITIALIZING = "Initializing"
+    INITIALIZED = "Initialized"
+    WAITING = "Waiting"
+    PROGRESSING = "Progressing"
+    WAITING_PROMOTION = "WaitingPromotion"
+    PROMOTING = "Promoting"
+    FINALISING = "Finalising"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    TERMINATING = "Terminating"
+    TERMINATED = "Terminated"
+
+
+# Phases in which a run is under way (Flagger's shouldAdvance set).
+RUNNING_PHASES = frozenset(
+    {Phase.PROGRESSING, Phase.WAITING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING}
+)
+
+
+class RevertState(StrEnum):
+    PENDING = "Pending"
+    REVERTED = "Reverted"
+    ALREADY_REVERTED = "AlreadyReverted"
+    SUPERSEDED = "Superseded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+
+    @property
+    def finished(self) -> bool:
+        return self in (
+            RevertState.REVERTED,
+            RevertState.ALREADY_REVERTED,
+            RevertState.SUPERSEDED,
+            RevertState.SKIPPED,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    type: str
+    status: str  # "True" | "False" | "Unknown"
+    reason: str
+    message: str
+    last_update_time: str = ""
+    last_transition_time: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "status": self.status,
+            "reason": self.reason,
+            "message": self.message,
+            "lastUpdateTime": self.last_update_time,
+            "lastTransitionTime": self.last_transition_time,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Condition:
+        return cls(
+            type=str(d.get("type", "")),
+            status=str(d.get("status", "Unknown")),
+            reason=str(d.get("reason", "")),
+            message=str(d.get("message", "")),
+            last_update_time=str(d.get("lastUpdateTime", "") or ""),
+            last_transition_time=str(d.get("lastTransitionTime", "") or ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GitRevertStatus:
+    state: RevertState
+    good_revision: str
+    bad_revision: str
+    reason: str = ""
+    commit: str = ""
+    message: str = ""
+    attempts: int = 0
+    last_attempt_time: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state.value,
+            "goodRevision": self.good_revision,
+            "badRevision": self.bad_revision,
+            "reason": self.reason,
+            "commit": self.commit,
+            "message": self.message,
+            "attempts": self.attempts,
+            "lastAttemptTime": self.last_attempt_time,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GitRevertStatus | None:
+        try:
+            state = RevertState(str(d.get("state", "")))
+        except ValueError:
+            return None
+        return cls(
+            state=state,
+            good_revision=str(d.get("goodRevision", "") or ""),
+            bad_revision=str(d.get("badRevision", "") or ""),
+            reason=str(d.get("reason", "") or ""),
+            commit=str(d.get("commit", "") or ""),
+            message=str(d.get("message", "") or ""),
+            attempts=_int(d.get("attempts")),
+            last_attempt_time=str(d.get("lastAttemptTime", "") or ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MetricStatus:
+    """The last verdict of one metric, as shown in status, Events and messages."""
+
+    name: str
+    outcome: str  # Pass | Fail | Inconclusive | NoData | Error
+    summary: str
+    value: float | None = None
+    threshold: str = ""
+    primary_value: float | None = None
+    time: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "outcome": self.outcome,
+            "summary": self.summary,
+            "time": self.time,
+        }
+        if self.value is not None:
+            out["value"] = self.value
+        if self.threshold:
+            out["threshold"] = self.threshold
+        if self.primary_value is not None:
+            out["primaryValue"] = self.primary_value
+        if self.details:
+            out["details"] = dict(self.details)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MetricStatus:
+        details = d.get("details")
+        return cls(
+            name=str(d.get("name", "")),
+            outcome=str(d.get("outcome", "")),
+            summary=str(d.get("summary", "")),
+            value=_float(d.get("value")),
+            threshold=str(d.get("threshold", "") or ""),
+            primary_value=_float(d.get("primaryValue")),
+            time=str(d.get("time", "") or ""),
+            details=dict(details) if isinstance(details, Mapping) else {},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryStatus:
+    phase: Phase = Phase.NONE
+    canary_weight: int = 0
+    failed_checks: int = 0
+    iterations: int = 0
+    last_applied_spec: str = ""
+    last_promoted_spec: str = ""
+    tracked_configs: Mapping[str, str] = field(default_factory=dict)
+    last_transition_time: str = ""
+    conditions: tuple[Condition, ...] = ()
+    session_affinity_cookie: str = ""
+    previous_session_affinity_cookie: str = ""
+    primary_session_affinity_cookie: str = ""
+    # ours
+    observed_generation: int = 0
+    current_revision: str = ""
+    last_good_revision: str = ""
+    run_start_time: str = ""
+    git_revert: GitRevertStatus | None = None
+    analysis: tuple[MetricStatus, ...] = ()
+    inconclusive_checks: int = 0
+    handled_commands: Mapping[str, str] = field(default_factory=dict)
+    message: str = ""
+
+    def with_(self, **changes: Any) -> CanaryStatus:
+        return replace(self, **changes)
+
+    def condition(self, kind: str) -> Condition | None:
+        for c in self.conditions:
+            if c.type == kind:
+                return c
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase.value,
+            "canaryWeight": self.canary_weight,
+            "failedChecks": self.failed_checks,
+            "iterations": self.iterations,
+            "lastAppliedSpec": self.last_applied_spec,
+            "lastPromotedSpec": self.last_promoted_spec,
+            "trackedConfigs": dict(self.tracked_configs),
+            "lastTransitionTime": self.last_transition_time,
+            "conditions": [c.to_dict() for c in self.conditions],
+            "sessionAffinityCookie": self.session_affinity_cookie,
+            "previousSessionAffinityCookie": self.previous_session_affinity_cookie,
+            "primarySessionAffinityCookie": self.primary_session_affinity_cookie,
+            "observedGeneration": self.observed_generation,
+            "currentRevision": self.current_revision,
+            "lastGoodRevision": self.last_good_revision,
+            "runStartTime": self.run_start_time,
+            "gitRevert": self.git_revert.to_dict() if self.git_revert else None,
+            "analysis": [m.to_dict() for m in self.analysis],
+            "inconclusiveChecks": self.inconclusive_checks,
+            "handledCommands": dict(self.handled_commands),
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> CanaryStatus:
+        if not d:
+            return cls()
+        try:
+            phase = Phase(str(d.get("phase", "") or ""))
+        except ValueError:
+            phase = Phase.NONE
+        tracked = d.get("trackedConfigs")
+        handled = d.get("handledCommands")
+        revert = d.get("gitRevert")
+        conditions = d.get("conditions")
+        analysis = d.get("analysis")
+        return cls(
+            phase=phase,
+            canary_weight=_int(d.get("canaryWeight")),
+            failed_checks=_int(d.get("failedChecks")),
+            iterations=_int(d.get("iterations")),
+            last_applied_spec=str(d.get("lastAppliedSpec", "") or ""),
+            last_promoted_spec=str(d.get("lastPromotedSpec", "") or ""),
+            tracked_configs={str(k): str(v) for k, v in tracked.items()}
+            if isinstance(tracked, Mapping)
+            else {},
+            last_transition_time=str(d.get("lastTransitionTime", "") or ""),
+            conditions=tuple(
+                Condition.from_dict(c) for c in conditions if isinstance(c, Mapping)
+            )
+            if isinstance(conditions, list)
+            else (),
+            session_affinity_cookie=str(d.get("sessionAffinityCookie", "") or ""),
+            previous_session_affinity_cookie=str(d.get("previousSessionAffinityCookie", "") or ""),
+            primary_session_affinity_cookie=str(d.get("primarySessionAffinityCookie", "") or ""),
+            observed_generation=_int(d.get("observedGeneration")),
+            current_revision=str(d.get("currentRevision", "") or ""),
+            last_good_revision=str(d.get("lastGoodRevision", "") or ""),
+            run_start_time=str(d.get("runStartTime", "") or ""),
+            git_revert=GitRevertStatus.from_dict(revert) if isinstance(revert, Mapping) else None,
+            analysis=tuple(MetricStatus.from_dict(m) for m in analysis if isinstance(m, Mapping))
+            if isinstance(analysis, list)
+            else (),
+            inconclusive_checks=_int(d.get("inconclusiveChecks")),
+            handled_commands={str(k): str(v) for k, v in handled.items()}
+            if isinstance(handled, Mapping)
+            else {},
+            message=str(d.get("message", "") or ""),
+        )
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return 0
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    return None

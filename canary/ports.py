@@ -1,0 +1,167 @@
+"""The seams between the controller and the outside world.
+
+One small Protocol per external system, in the spirit of Flagger's
+one-interface-per-seam (``set_routes/get_routes``, ``run_query/is_online``,
+``post``), so the controller is written against these and each adapter module in
+`canary.adapters` implements exactly one. Tests replace an adapter below its
+seam; the sandbox replaces the whole cluster above the HTTP seam.
+
+Kubernetes errors are translated at the boundary into one small tree::
+
+    KubeError
+     ├── NotFound        (404)
+     ├── Conflict        (409: stale resourceVersion, or an apply conflict)
+     ├── AlreadyExists   (409 on create)
+     ├── Invalid         (422, with the server's field causes)
+     ├── Forbidden       (401/403)
+     └── Unavailable     (timeouts, connection errors, 429/5xx)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from canary.core.actions import Alert, EmitEvent
+from canary.core.observations import HookAnswer, MetricResult, RevertAnswer, Routes
+from canary.model.canary import Canary, WebhookSpec
+
+Obj = dict[str, Any]
+PatchType = Literal["merge", "json", "strategic"]
+
+
+class KubeError(Exception):
+    """A Kubernetes API call failed; `status` is the HTTP status when known."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(KubeError):
+    pass
+
+
+class Conflict(KubeError):
+    pass
+
+
+class AlreadyExists(KubeError):
+    pass
+
+
+class Invalid(KubeError):
+    def __init__(self, message: str, *, causes: Sequence[Mapping[str, str]] = (), status: int | None = 422) -> None:
+        super().__init__(message, status=status)
+        self.causes = tuple(causes)
+
+
+class Forbidden(KubeError):
+    pass
+
+
+class Unavailable(KubeError):
+    pass
+
+
+class Kube(Protocol):
+    """Generic access to any API resource by apiVersion and kind."""
+
+    async def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+        """The object, or None when it does not exist."""
+        ...
+
+    async def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[Obj]: ...
+
+    async def create(self, obj: Obj) -> Obj: ...
+
+    async def replace(self, obj: Obj) -> Obj:
+        """PUT; the object's resourceVersion is a precondition (Conflict if stale)."""
+        ...
+
+    async def patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        patch: Any,
+        *,
+        patch_type: PatchType = "merge",
+        subresource: str | None = None,
+    ) -> Obj: ...
+
+    async def apply(self, obj: Obj, *, field_manager: str, force: bool = False) -> Obj:
+        """Server-side apply."""
+        ...
+
+    async def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation: Literal["Background", "Foreground", "Orphan"] = "Background",
+    ) -> bool:
+        """True if something was deleted, False if it was already gone."""
+        ...
+
+
+class Router(Protocol):
+    """The traffic seam: one implementation per ``spec.provider``."""
+
+    async def reconcile(self, canary: Canary) -> None:
+        """Create or update the routing objects; never reset weights or mirroring."""
+        ...
+
+    async def set_routes(self, canary: Canary, primary: int, canary_weight: int, mirrored: bool) -> None: ...
+
+    async def get_routes(self, canary: Canary) -> Routes | None:
+        """The weights the routing object holds now; None if it does not exist yet."""
+        ...
+
+    async def finalize(self, canary: Canary) -> None:
+        """Restore what the controller took over (``revertOnDeletion``)."""
+        ...
+
+
+class WebhookCaller(Protocol):
+    async def call(self, canary: Canary, hook: WebhookSpec, phase: str, checksum: str) -> HookAnswer: ...
+
+    async def post_event(self, canary: Canary, event: EmitEvent, phase: str, checksum: str) -> None:
+        """Forward a recorded event to `event` hooks or the global event webhook."""
+        ...
+
+
+class Notifier(Protocol):
+    async def notify(self, canary: Canary, alert: Alert) -> None:
+        """Queue the alert for delivery; never blocks a tick and never raises."""
+        ...
+
+
+class Analyzer(Protocol):
+    async def analyze(self, canary: Canary, now: datetime, previous: Sequence[Mapping[str, Any]]) -> tuple[MetricResult, ...]:
+        """Run and judge every metric; failures come back as results, not exceptions."""
+        ...
+
+
+class GitReverter(Protocol):
+    async def revert(self, canary: Canary, good_revision: str, bad_revision: str, reason: str) -> RevertAnswer: ...
+
+
+class EventSink(Protocol):
+    async def emit(self, canary: Canary, event: EmitEvent) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
