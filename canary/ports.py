@@ -52,7 +52,9 @@ class AlreadyExists(KubeError):
 
 
 class Invalid(KubeError):
-    def __init__(self, message: str, *, causes: Sequence[Mapping[str, str]] = (), status: int | None = 422) -> None:
+    def __init__(
+        self, message: str, *, causes: Sequence[Mapping[str, str]] = (), status: int | None = 422
+    ) -> None:
         super().__init__(message, status=status)
         self.causes = tuple(causes)
 
@@ -68,7 +70,9 @@ class Unavailable(KubeError):
 class Kube(Protocol):
     """Generic access to any API resource by apiVersion and kind."""
 
-    async def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+    async def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Obj | None:
         """The object, or None when it does not exist."""
         ...
 
@@ -124,7 +128,9 @@ class Router(Protocol):
         """Create or update the routing objects; never reset weights or mirroring."""
         ...
 
-    async def set_routes(self, canary: Canary, primary: int, canary_weight: int, mirrored: bool) -> None: ...
+    async def set_routes(
+        self, canary: Canary, primary: int, canary_weight: int, mirrored: bool
+    ) -> None: ...
 
     async def get_routes(self, canary: Canary) -> Routes | None:
         """The weights the routing object holds now; None if it does not exist yet."""
@@ -136,7 +142,9 @@ class Router(Protocol):
 
 
 class WebhookCaller(Protocol):
-    async def call(self, canary: Canary, hook: WebhookSpec, phase: str, checksum: str) -> HookAnswer: ...
+    async def call(
+        self, canary: Canary, hook: WebhookSpec, phase: str, checksum: str
+    ) -> HookAnswer: ...
 
     async def post_event(self, canary: Canary, event: EmitEvent, phase: str, checksum: str) -> None:
         """Forward a recorded event to `event` hooks or the global event webhook."""
@@ -150,13 +158,17 @@ class Notifier(Protocol):
 
 
 class Analyzer(Protocol):
-    async def analyze(self, canary: Canary, now: datetime, previous: Sequence[Mapping[str, Any]]) -> tuple[MetricResult, ...]:
+    async def analyze(
+        self, canary: Canary, now: datetime, previous: Sequence[Mapping[str, Any]]
+    ) -> tuple[MetricResult, ...]:
         """Run and judge every metric; failures come back as results, not exceptions."""
         ...
 
 
 class GitReverter(Protocol):
-    async def revert(self, canary: Canary, good_revision: str, bad_revision: str, reason: str) -> RevertAnswer: ...
+    async def revert(
+        self, canary: Canary, good_revision: str, bad_revision: str, reason: str
+    ) -> RevertAnswer: ...
 
 
 class EventSink(Protocol):

@@ -38,10 +38,10 @@ from canary.core.observations import (
     PrimaryObservation,
     Readiness,
     Request,
-    Revision,
     RevertAnswer,
     RevertRequest,
     RevertResultKind,
+    Revision,
     Routes,
     TargetObservation,
 )

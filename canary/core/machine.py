@@ -266,7 +266,11 @@ class _Tick:
 
         # 1. suspended: nothing at all happens (no drift correction either).
         if self.spec.suspend or obs.commands.paused:
-            why = "object is suspended" if self.spec.suspend else "it is paused (canary resume to continue)"
+            why = (
+                "object is suspended"
+                if self.spec.suspend
+                else "it is paused (canary resume to continue)"
+            )
             self.event(f"skipping canary run as {why}")
             self.set(message=f"Paused: {why}.")
             self.done()
@@ -298,14 +302,19 @@ class _Tick:
             return
         if initializing and analysis_enabled and not obs.primary.readiness.ready:
             if obs.primary.readiness.retriable:
-                self.event(f"{self.primary_id} not ready: {obs.primary.readiness.message}", warning=True)
+                self.event(
+                    f"{self.primary_id} not ready: {obs.primary.readiness.message}", warning=True
+                )
                 self.set(
                     phase=Phase.INITIALIZING,
                     message=f"{self.primary_id} not ready: {obs.primary.readiness.message}",
                 )
                 self.requeue_after = min(INIT_REQUEUE_SECONDS, self.spec.interval_seconds)
                 self.done()
-            self.rollback(f"primary not ready: {obs.primary.readiness.message}", alert_kind=AlertKind.PROGRESS_DEADLINE)
+            self.rollback(
+                f"primary not ready: {obs.primary.readiness.message}",
+                alert_kind=AlertKind.PROGRESS_DEADLINE,
+            )
             self.done()
         # 8. primary autoscaler
         if self.spec.autoscaler_ref is not None:
@@ -349,7 +358,9 @@ class _Tick:
             return
         if commands.retry:
             self.consume("retry", commands.retry)
-            self.event(f"Nothing to retry: {self.id} is {phase.value or 'not started'}", warning=True)
+            self.event(
+                f"Nothing to retry: {self.id} is {phase.value or 'not started'}", warning=True
+            )
 
         # 13. should the canary advance?
         running = phase in (
@@ -378,7 +389,9 @@ class _Tick:
         # 14. primary readiness
         if analysis_enabled and not obs.primary.readiness.ready:
             if obs.primary.readiness.retriable:
-                self.event(f"{self.primary_id} not ready: {obs.primary.readiness.message}", warning=True)
+                self.event(
+                    f"{self.primary_id} not ready: {obs.primary.readiness.message}", warning=True
+                )
                 self.set(message=f"Waiting for {self.primary_id}: {obs.primary.readiness.message}")
                 self.done()
             if phase in (Phase.PROMOTING, Phase.FINALISING):
@@ -391,7 +404,12 @@ class _Tick:
             self.done()
 
         # 16. a pending revision outside a run: confirm-rollout, then scale up.
-        if phase not in (Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING):
+        if phase not in (
+            Phase.PROGRESSING,
+            Phase.WAITING_PROMOTION,
+            Phase.PROMOTING,
+            Phase.FINALISING,
+        ):
             self.confirm_rollout_and_start()
             return
 
@@ -407,10 +425,15 @@ class _Tick:
         if commands.abort:
             self.consume("abort", commands.abort)
             if phase in (Phase.PROGRESSING, Phase.WAITING_PROMOTION):
-                self.event(f"Rolling back {self.id}: aborted{self.by(commands.abort)}", warning=True)
+                self.event(
+                    f"Rolling back {self.id}: aborted{self.by(commands.abort)}", warning=True
+                )
                 self.rollback(f"aborted{self.by(commands.abort)}", alert_kind=AlertKind.ABORTED)
                 self.done()
-            self.event(f"Cannot abort {self.id} while {phase.value}: the primary is already being promoted", warning=True)
+            self.event(
+                f"Cannot abort {self.id} while {phase.value}: the primary is already being promoted",
+                warning=True,
+            )
         if commands.promote_full and phase in (Phase.PROGRESSING, Phase.WAITING_PROMOTION):
             self.consume("promoteFull", commands.promote_full)
             self.event(f"Skipping the rest of the analysis{self.by(commands.promote_full)}")
@@ -437,7 +460,9 @@ class _Tick:
             self.act(ScaleTarget(ScaleMode.ZERO))
             self.succeed()
             self.event(f"Promotion completed! Canary analysis was skipped for {self.target_id}")
-            self.alert(AlertKind.SKIPPED, Severity.INFO, "Canary analysis was skipped, promotion finished.")
+            self.alert(
+                AlertKind.SKIPPED, Severity.INFO, "Canary analysis was skipped, promotion finished."
+            )
             self.done()
 
         # 20. rollback hooks
@@ -538,7 +563,10 @@ class _Tick:
             verdict = self.run_hooks(HookType.CONFIRM_ROLLOUT)
             if not verdict.ok:
                 if phase is not Phase.WAITING:
-                    self.event(f"Halt {self.id} advancement waiting for approval {verdict.hook}", warning=True)
+                    self.event(
+                        f"Halt {self.id} advancement waiting for approval {verdict.hook}",
+                        warning=True,
+                    )
                     self.alert(
                         AlertKind.WAITING_APPROVAL,
                         Severity.WARN,
@@ -585,7 +613,10 @@ class _Tick:
             with_metadata=True,
         )
         if self.analysis.strategy is Strategy.CANARY and self.provider == KUBERNETES:
-            self.event("Progressive traffic is not supported when using the kubernetes provider", warning=True)
+            self.event(
+                "Progressive traffic is not supported when using the kubernetes provider",
+                warning=True,
+            )
             self.event("Setting canaryAnalysis.iterations: 10", warning=True)
         self.done()
 
@@ -649,7 +680,11 @@ class _Tick:
             self.event(f"Halt {self.id} advancement waiting for more data: {summary}")
             self.set(message=f"Analysis inconclusive, waiting for more data: {summary}")
             if first_of_streak:
-                self.alert(AlertKind.INCONCLUSIVE, Severity.WARN, f"Canary analysis is inconclusive: {summary}")
+                self.alert(
+                    AlertKind.INCONCLUSIVE,
+                    Severity.WARN,
+                    f"Canary analysis is inconclusive: {summary}",
+                )
             self.done()
         self.set(inconclusive_checks=0)
 
@@ -668,7 +703,8 @@ class _Tick:
             return True
         if self.status.phase is not Phase.WAITING_PROMOTION:
             self.event(
-                f"Halt {self.id} advancement waiting for promotion approval {verdict.hook}", warning=True
+                f"Halt {self.id} advancement waiting for promotion approval {verdict.hook}",
+                warning=True,
             )
             self.alert(
                 AlertKind.WAITING_PROMOTION,
@@ -686,7 +722,10 @@ class _Tick:
     def promote_now(self) -> None:
         self.event(f"Copying {self.target_id} template spec to {self.primary_id}")
         self.act(Promote())
-        self.set(phase=Phase.PROMOTING, message=f"Promoting: {self.primary_id} is rolling out the new template.")
+        self.set(
+            phase=Phase.PROMOTING,
+            message=f"Promoting: {self.primary_id} is rolling out the new template.",
+        )
 
     def run_canary(self, routes: Routes) -> None:
         analysis = self.analysis
@@ -738,7 +777,9 @@ class _Tick:
             for hook in self.analysis.hooks(HookType.CONFIRM_TRAFFIC_INCREASE):
                 self.event(f"Confirm-traffic-increase check {hook.name} passed")
             return True
-        message = f"Waiting for traffic increase approval: confirm-traffic-increase hook {verdict.hook}."
+        message = (
+            f"Waiting for traffic increase approval: confirm-traffic-increase hook {verdict.hook}."
+        )
         self.event(
             f"Halt {self.id} advancement waiting for traffic increase approval {verdict.hook}",
             warning=True,
@@ -759,7 +800,11 @@ class _Tick:
         if n > self.status.iterations:
             self.act(SetRoutes(0, TOTAL_WEIGHT, False))
             iterations = self.status.iterations + 1
-            self.set(canary_weight=TOTAL_WEIGHT, iterations=iterations, message=f"A/B iteration {iterations}/{n}.")
+            self.set(
+                canary_weight=TOTAL_WEIGHT,
+                iterations=iterations,
+                message=f"A/B iteration {iterations}/{n}.",
+            )
             self.event(f"Advance {self.id} canary iteration {iterations}/{n}")
             self.done()
         if not self.confirm_promotion():
@@ -788,7 +833,11 @@ class _Tick:
                 self.act(SetRoutes(0, TOTAL_WEIGHT, False))
                 self.set(canary_weight=TOTAL_WEIGHT)
             # Difference: the gate is passed; keep the phase Progressing.
-            self.set(phase=Phase.PROGRESSING, iterations=n + 1, message="All traffic on the new version; promoting next.")
+            self.set(
+                phase=Phase.PROGRESSING,
+                iterations=n + 1,
+                message="All traffic on the new version; promoting next.",
+            )
             self.done()
         self.promote_now()
 
@@ -801,14 +850,22 @@ class _Tick:
         if promotion_step <= 0:
             self.event("Routing all traffic to primary")
             self.act(SetRoutes(TOTAL_WEIGHT, 0, False))
-            self.set(phase=Phase.FINALISING, canary_weight=0, message="All traffic back on the promoted primary.")
+            self.set(
+                phase=Phase.FINALISING,
+                canary_weight=0,
+                message="All traffic back on the promoted primary.",
+            )
             return
         primary = min(TOTAL_WEIGHT, routes.primary + promotion_step)
         canary_w = max(0, TOTAL_WEIGHT - primary)
         self.act(SetRoutes(primary, canary_w, False))
         self.event(f"Advance {self.id} primary weight {primary}")
         if primary >= TOTAL_WEIGHT:
-            self.set(phase=Phase.FINALISING, canary_weight=0, message="All traffic back on the promoted primary.")
+            self.set(
+                phase=Phase.FINALISING,
+                canary_weight=0,
+                message="All traffic back on the promoted primary.",
+            )
         else:
             self.set(canary_weight=canary_w, message=f"Promoting: primary weight {primary}%.")
 
@@ -822,7 +879,11 @@ class _Tick:
             last_promoted_spec=self.status.last_applied_spec,
             last_good_revision=self.status.current_revision or self.status.last_good_revision,
             message=f"Promoted {self.target_id}"
-            + (f" at revision {self.status.current_revision}" if self.status.current_revision else "")
+            + (
+                f" at revision {self.status.current_revision}"
+                if self.status.current_revision
+                else ""
+            )
             + ".",
         )
         self.effects.append(CallHooks(HookType.POST_ROLLOUT, Phase.SUCCEEDED.value))
@@ -831,8 +892,15 @@ class _Tick:
     def rollback(self, reason: str, *, alert_kind: AlertKind) -> None:
         """Flagger's rollback(): traffic to primary, target to zero, phase Failed."""
         if alert_kind is AlertKind.THRESHOLD_REACHED:
-            self.event(f"Rolling back {self.id} failed checks threshold reached {self.status.failed_checks}", warning=True)
-            self.alert(alert_kind, Severity.ERROR, f"Failed checks threshold reached {self.status.failed_checks}")
+            self.event(
+                f"Rolling back {self.id} failed checks threshold reached {self.status.failed_checks}",
+                warning=True,
+            )
+            self.alert(
+                alert_kind,
+                Severity.ERROR,
+                f"Failed checks threshold reached {self.status.failed_checks}",
+            )
         elif alert_kind is AlertKind.PROGRESS_DEADLINE:
             self.event(f"Rolling back {self.id} {reason}", warning=True)
             # Difference: Flagger sends no alert on this path (issues #1663, #1816).
@@ -862,8 +930,14 @@ class _Tick:
 
     def failed_promotion(self, message: str) -> None:
         """Flagger 1.44: the primary broke while promoting; serve the canary."""
-        self.event(f"Promotion of {self.target_id} failed, primary not ready: {message}", warning=True)
-        self.alert(AlertKind.PROMOTION_FAILED, Severity.ERROR, f"Promotion failed, primary not ready: {message}")
+        self.event(
+            f"Promotion of {self.target_id} failed, primary not ready: {message}", warning=True
+        )
+        self.alert(
+            AlertKind.PROMOTION_FAILED,
+            Severity.ERROR,
+            f"Promotion failed, primary not ready: {message}",
+        )
         self.act(SetRoutes(0, TOTAL_WEIGHT, False))
         target = self.obs.target
         self.set(
@@ -897,7 +971,9 @@ class _Tick:
                 details.append(f"{metric.name}: {metric.summary}")
         text = "; ".join(details)
         if not self.spec.gitops.revert:
-            revert = GitRevertStatus(RevertState.SKIPPED, good, bad, text, message="spec.gitops.revert is false")
+            revert = GitRevertStatus(
+                RevertState.SKIPPED, good, bad, text, message="spec.gitops.revert is false"
+            )
         elif not bad:
             revert = GitRevertStatus(
                 RevertState.SKIPPED,
@@ -907,10 +983,16 @@ class _Tick:
                 message="the Git revision of the target is unknown (no GitSource, Flux or Argo CD manages it)",
             )
         elif not good:
-            revert = GitRevertStatus(RevertState.SKIPPED, good, bad, text, message="no good revision is known yet")
+            revert = GitRevertStatus(
+                RevertState.SKIPPED, good, bad, text, message="no good revision is known yet"
+            )
         elif good == bad:
             revert = GitRevertStatus(
-                RevertState.SKIPPED, good, bad, text, message="the failed revision is the last good one"
+                RevertState.SKIPPED,
+                good,
+                bad,
+                text,
+                message="the failed revision is the last good one",
             )
         else:
             revert = GitRevertStatus(RevertState.PENDING, good, bad, text)
@@ -928,10 +1010,17 @@ class _Tick:
         if answer.kind is RevertResultKind.FAILED:
             self.set(
                 git_revert=_replace_revert(
-                    revert, state=RevertState.FAILED, message=answer.message, attempts=attempts, last_attempt_time=now
+                    revert,
+                    state=RevertState.FAILED,
+                    message=answer.message,
+                    attempts=attempts,
+                    last_attempt_time=now,
                 )
             )
-            self.event(f"Git revert of {revert.bad_revision} failed (attempt {attempts}): {answer.message}", warning=True)
+            self.event(
+                f"Git revert of {revert.bad_revision} failed (attempt {attempts}): {answer.message}",
+                warning=True,
+            )
             if revert.state is RevertState.PENDING:
                 self.alert(
                     AlertKind.REVERT_FAILED,
@@ -955,7 +1044,9 @@ class _Tick:
             )
         )
         if state is RevertState.REVERTED:
-            self.event(f"Reverted {self.target_id} in Git to {revert.good_revision}: commit {answer.commit}")
+            self.event(
+                f"Reverted {self.target_id} in Git to {revert.good_revision}: commit {answer.commit}"
+            )
             self.alert(
                 AlertKind.REVERTED,
                 Severity.INFO,
@@ -963,7 +1054,10 @@ class _Tick:
                 revert_commit=answer.commit,
             )
         elif state is RevertState.ALREADY_REVERTED:
-            self.event(f"Git already holds the revert of {revert.bad_revision}" + (f" (commit {answer.commit})" if answer.commit else ""))
+            self.event(
+                f"Git already holds the revert of {revert.bad_revision}"
+                + (f" (commit {answer.commit})" if answer.commit else "")
+            )
         else:
             self.event(f"Git revert of {revert.bad_revision} not needed: {answer.message}")
 
@@ -981,7 +1075,11 @@ class _Tick:
 
     def drop_stale_commands(self) -> None:
         commands = self.obs.commands
-        for key, token in (("promote", commands.promote), ("promoteFull", commands.promote_full), ("abort", commands.abort)):
+        for key, token in (
+            ("promote", commands.promote),
+            ("promoteFull", commands.promote_full),
+            ("abort", commands.abort),
+        ):
             if token:
                 self.consume(key, token)
                 self.event(f"Ignoring {key}: nothing is running for {self.id}", warning=True)

@@ -37,7 +37,9 @@ def promoted_condition(phase: Phase, kind: str) -> tuple[str, str, str]:
         Phase.TERMINATING: ("Unknown", "Canary is being deleted, restoring the target."),
         Phase.TERMINATED: ("Unknown", "Canary deleted, the target serves traffic again."),
     }
-    status, message = table.get(phase, ("Unknown", f"New {kind} detected, starting initialization."))
+    status, message = table.get(
+        phase, ("Unknown", f"New {kind} detected, starting initialization.")
+    )
     reason = phase.value or Phase.INITIALIZING.value
     return status, reason, message
 
@@ -48,7 +50,11 @@ def _revert_condition(status: CanaryStatus) -> tuple[str, str, str] | None:
         return None
     state = revert.state
     if state is RevertState.PENDING:
-        return "Unknown", "Pending", f"Reverting {revert.bad_revision} to {revert.good_revision} in Git."
+        return (
+            "Unknown",
+            "Pending",
+            f"Reverting {revert.bad_revision} to {revert.good_revision} in Git.",
+        )
     if state is RevertState.REVERTED:
         return "True", "Reverted", f"Reverted to {revert.good_revision} in commit {revert.commit}."
     if state is RevertState.ALREADY_REVERTED:
@@ -64,13 +70,22 @@ def _revert_condition(status: CanaryStatus) -> tuple[str, str, str] | None:
     return "False", "Skipped", revert.message or "No revert was made."
 
 
-def _set(conditions: list[Condition], old: CanaryStatus, kind: str, value: tuple[str, str, str], now: str) -> None:
+def _set(
+    conditions: list[Condition], old: CanaryStatus, kind: str, value: tuple[str, str, str], now: str
+) -> None:
     status, reason, message = value
     previous = old.condition(kind)
-    if previous is not None and previous.status == status and previous.reason == reason and previous.message == message:
+    if (
+        previous is not None
+        and previous.status == status
+        and previous.reason == reason
+        and previous.message == message
+    ):
         conditions.append(previous)
         return
-    transition = previous.last_transition_time if previous is not None and previous.status == status else now
+    transition = (
+        previous.last_transition_time if previous is not None and previous.status == status else now
+    )
     conditions.append(Condition(kind, status, reason, message, now, transition or now))
 
 
@@ -86,7 +101,9 @@ _WATCHED = (
 )
 
 
-def with_conditions(status: CanaryStatus, old: CanaryStatus, kind: str, now: datetime) -> CanaryStatus:
+def with_conditions(
+    status: CanaryStatus, old: CanaryStatus, kind: str, now: datetime
+) -> CanaryStatus:
     """Fill in conditions and lastTransitionTime for a new status."""
     stamp = _iso(now)
     conditions: list[Condition] = []

@@ -370,7 +370,9 @@ def _parse_service(r: Reader | None, target_name: str) -> ServiceSpec:
     raw_tp = r.raw("targetPort")
     if raw_tp is not None:
         if isinstance(raw_tp, bool) or not isinstance(raw_tp, int | str):
-            r.issues.error(r.at("targetPort"), f"expected a port number or name, got {describe(raw_tp)}")
+            r.issues.error(
+                r.at("targetPort"), f"expected a port number or name, got {describe(raw_tp)}"
+            )
         else:
             target_port = raw_tp
     unmanaged = r.obj("unmanagedMetadata")
@@ -469,7 +471,9 @@ def _parse_webhook(r: Reader) -> WebhookSpec:
             hook_type = HookType(raw_type)
         except ValueError:
             allowed = ", ".join(t.value for t in HookType)
-            r.issues.error(r.at("type"), f'unknown webhook type "{raw_type}", expected one of: {allowed}')
+            r.issues.error(
+                r.at("type"), f'unknown webhook type "{raw_type}", expected one of: {allowed}'
+            )
     timeout = DEFAULT_WEBHOOK_TIMEOUT_SECONDS
     raw_timeout = r.string("timeout")
     if len(raw_timeout) >= 2:  # Flagger: shorter strings mean the default
@@ -499,7 +503,9 @@ def _parse_alert(r: Reader) -> AlertRef:
         try:
             severity = Severity(raw)
         except ValueError:
-            r.issues.error(r.at("severity"), f'unknown severity "{raw}", expected info, warn or error')
+            r.issues.error(
+                r.at("severity"), f'unknown severity "{raw}", expected info, warn or error'
+            )
     provider = r.obj("providerRef", required=True)
     return AlertRef(
         name=r.string("name", required=True),
@@ -614,11 +620,13 @@ def _check_provider(r: Reader, provider: str, spec_has: Mapping[str, bool]) -> N
             f'unknown provider "{provider}"; supported: {", ".join(sorted(SUPPORTED_PROVIDERS))}',
         )
     if provider == "nginx" and not spec_has["ingressRef"]:
-        r.issues.error(r.at("ingressRef"), 'the nginx provider needs ingressRef (the Ingress to clone)')
+        r.issues.error(
+            r.at("ingressRef"), "the nginx provider needs ingressRef (the Ingress to clone)"
+        )
     if provider.startswith("gatewayapi") and not spec_has["gatewayRefs"]:
         r.issues.error(
             r.at("service.gatewayRefs"),
-            f'the {provider} provider needs service.gatewayRefs (the HTTPRoute parents)',
+            f"the {provider} provider needs service.gatewayRefs (the HTTPRoute parents)",
         )
 
 
@@ -653,14 +661,22 @@ def parse_canary(
         issues.error(
             "spec.targetRef.kind",
             f'expected Deployment or DaemonSet, got "{target.kind}"'
-            + (" (Service and Knative targets are not supported yet)" if target.kind == "Service" else ""),
+            + (
+                " (Service and Knative targets are not supported yet)"
+                if target.kind == "Service"
+                else ""
+            ),
         )
     target = target or ObjectRef(kind="Deployment", name="")
 
     service_r = spec_r.obj("service")
     if service_r is None:
         issues.error("spec.service", "required field is missing (an object with at least port)")
-    service = _parse_service(service_r, target.name) if service_r else ServiceSpec(name=target.name, port=0)
+    service = (
+        _parse_service(service_r, target.name)
+        if service_r
+        else ServiceSpec(name=target.name, port=0)
+    )
 
     analysis_r = spec_r.obj("analysis")
     if analysis_r is None and spec_r.has("canaryAnalysis"):
@@ -678,8 +694,12 @@ def parse_canary(
             name=autoscaler_r.string("name", required=True),
             api_version=autoscaler_r.string("apiVersion"),
             primary_scaler_queries=autoscaler_r.str_map("primaryScalerQueries"),
-            primary_min_replicas=replicas.integer("minReplicas", minimum=0) or None if replicas else None,
-            primary_max_replicas=replicas.integer("maxReplicas", minimum=1) or None if replicas else None,
+            primary_min_replicas=replicas.integer("minReplicas", minimum=0) or None
+            if replicas
+            else None,
+            primary_max_replicas=replicas.integer("maxReplicas", minimum=1) or None
+            if replicas
+            else None,
         )
         if autoscaler.kind and autoscaler.kind != "HorizontalPodAutoscaler":
             issues.error(

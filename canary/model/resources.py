@@ -63,7 +63,9 @@ class AlertProvider:
 def _header(doc: Reader, kind: str) -> tuple[Reader, Reader]:
     api_version = doc.string("apiVersion")
     if api_version == FLAGGER_API_VERSION:
-        doc.issues.error("apiVersion", f'"{FLAGGER_API_VERSION}" is Flagger\'s; use "{API_VERSION}"')
+        doc.issues.error(
+            "apiVersion", f'"{FLAGGER_API_VERSION}" is Flagger\'s; use "{API_VERSION}"'
+        )
     elif api_version and api_version != API_VERSION:
         doc.issues.error("apiVersion", f'expected "{API_VERSION}", got "{api_version}"')
     found = doc.string("kind")
@@ -86,7 +88,9 @@ def parse_metric_template(doc: Mapping[str, Any]) -> MetricTemplate:
             "supported: prometheus",
         )
     elif ptype not in METRIC_PROVIDER_TYPES:
-        issues.error("spec.provider.type", f'unknown metric provider "{ptype}"; supported: prometheus')
+        issues.error(
+            "spec.provider.type", f'unknown metric provider "{ptype}"; supported: prometheus'
+        )
     headers: dict[str, tuple[str, ...]] = {}
     raw_headers = provider.raw("headers", {})
     if isinstance(raw_headers, Mapping):
@@ -96,7 +100,9 @@ def parse_metric_template(doc: Mapping[str, Any]) -> MetricTemplate:
             elif isinstance(value, list) and all(isinstance(v, str) for v in value):
                 headers[str(key)] = tuple(value)
             else:
-                issues.error(f"spec.provider.headers.{key}", "expected a string or a list of strings")
+                issues.error(
+                    f"spec.provider.headers.{key}", "expected a string or a list of strings"
+                )
     else:
         issues.error("spec.provider.headers", "expected an object of header names to values")
     secret = provider.obj("secretRef")
@@ -147,6 +153,8 @@ def parse_alert_provider(doc: Mapping[str, Any]) -> AlertProvider:
         timeout_seconds=timeout,
     )
     if provider.address is None and provider.secret_name is None:
-        issues.error("spec.address", "required unless spec.secretRef names a Secret with an address key")
+        issues.error(
+            "spec.address", "required unless spec.secretRef names a Secret with an address key"
+        )
     issues.raise_if_errors()
     return provider

@@ -256,9 +256,7 @@ class CanaryStatus:
             if isinstance(tracked, Mapping)
             else {},
             last_transition_time=str(d.get("lastTransitionTime", "") or ""),
-            conditions=tuple(
-                Condition.from_dict(c) for c in conditions if isinstance(c, Mapping)
-            )
+            conditions=tuple(Condition.from_dict(c) for c in conditions if isinstance(c, Mapping))
             if isinstance(conditions, list)
             else (),
             session_affinity_cookie=str(d.get("sessionAffinityCookie", "") or ""),

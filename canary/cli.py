@@ -1,0 +1,197 @@
+"""The `canary` command.
+
+Human output first (tables, sentences, colour on a terminal), `-o json` for
+scripts. Exit codes: 0 success; 1 the command ran but the outcome is a failure
+(lint found errors, `--expect` did not hold, the controller stopped on an
+error); 2 bad usage or unreadable input (a file that does not parse, a field
+with the wrong type — the message names the file, the document and the field).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from canary.model.errors import SpecError
+
+app = typer.Typer(
+    name="canary",
+    help="canary-engine: progressive delivery for Kubernetes, with rollback in Git.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """canary-engine: progressive delivery for Kubernetes, with rollback in Git."""
+
+
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True)
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+class Output(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+    YAML = "yaml"
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def read_yaml(path: Path) -> list[Any]:
+    """All documents of a YAML file, or a clear error naming the file."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise fail(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise fail(f"{path}:{where}: not valid YAML: {problem}") from None
+
+
+def spec_error(path: Path, exc: SpecError, what: str = "") -> typer.Exit:
+    lines = [f"{path}{(' ' + what) if what else ''} is not valid:"]
+    lines += [f"  {issue}" for issue in exc.errors or exc.issues]
+    return fail("\n".join(lines))
+
+
+# --------------------------------------------------------------------------- simulate
+
+
+@app.command()
+def simulate(
+    canary_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="CANARY.yaml", help="The Canary manifest (a multi-document file is fine)."
+        ),
+    ],
+    scenario_file: Annotated[
+        Path,
+        typer.Option(
+            "--scenario",
+            "-s",
+            metavar="SCENARIO.yaml",
+            help="What the world does, tick by tick (docs/simulate.md).",
+        ),
+    ],
+    fmt: Annotated[
+        Format,
+        typer.Option(
+            "--format", "-o", help="table for people, json for tools (one object per tick)."
+        ),
+    ] = Format.TABLE,
+    expect: Annotated[
+        str | None,
+        typer.Option(
+            "--expect", metavar="PHASE", help="Exit 1 unless the last tick ends in this phase."
+        ),
+    ] = None,
+) -> None:
+    """Dry-run a Canary's policy against a scenario with the real state machine."""
+    from canary.simulation import load_canary_doc, parse_scenario
+    from canary.simulation import simulate as run
+
+    canary_doc = load_canary_doc(read_yaml(canary_file), str(canary_file))
+    scenario_docs = read_yaml(scenario_file)
+    if len(scenario_docs) != 1:
+        raise fail(
+            f"{scenario_file}: expected exactly one YAML document, found {len(scenario_docs)}"
+        )
+    try:
+        scenario = parse_scenario(scenario_docs[0])
+    except SpecError as exc:
+        raise spec_error(scenario_file, exc, "(scenario)") from None
+    try:
+        records = run(canary_doc, scenario)
+    except SpecError as exc:
+        raise spec_error(canary_file, exc) from None
+
+    rows = [r.to_json() for r in records]
+    if fmt is Format.JSON:
+        for row in rows:
+            sys.stdout.write(json.dumps(row, sort_keys=False) + "\n")
+    else:
+        _simulation_table(scenario.name, rows)
+    if expect is not None and rows and rows[-1]["phase"] != expect:
+        raise fail(
+            f"expected the last tick to be {expect}, it is {rows[-1]['phase'] or 'empty'}", code=1
+        )
+
+
+def _simulation_table(name: str, rows: list[Mapping[str, Any]]) -> None:
+    table = Table(
+        title=f"canary simulate: {name}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    table.add_column("#", justify="right")
+    table.add_column("time", no_wrap=True)
+    table.add_column("phase", no_wrap=True)
+    table.add_column("weights", justify="center", no_wrap=True)
+    table.add_column("failed", justify="right")
+    table.add_column("iter", justify="right")
+    table.add_column("what happened", overflow="fold", ratio=1, min_width=30)
+    colours = {
+        "Succeeded": "green",
+        "Failed": "red",
+        "Waiting": "yellow",
+        "WaitingPromotion": "yellow",
+    }
+    for row in rows:
+        lines = [e["message"] for e in row["events"]]
+        lines += [
+            f"[dim]{m['name']}: {m['summary']}[/dim]"
+            for m in row["metrics"]
+            if m["outcome"] != "Pass"
+        ]
+        lines += [
+            f"[{'red' if a['severity'] == 'error' else 'cyan'}]alert ({a['severity']}): {a['message']}[/]"
+            for a in row["alerts"]
+        ]
+        if row["hooksCalled"]:
+            lines.append(f"[dim]hooks: {', '.join(row['hooksCalled'])}[/dim]")
+        weights = f"{row['primaryWeight']}/{row['canaryWeight']}" + (
+            " m" if row["mirrored"] else ""
+        )
+        phase = row["phase"] or "-"
+        table.add_row(
+            str(row["tick"]),
+            row["time"][11:19],
+            f"[{colours.get(phase, 'default')}]{phase}[/]",
+            weights,
+            str(row["failedChecks"]),
+            str(row["iterations"]),
+            "\n".join(lines) or "[dim]-[/dim]",
+        )
+    out.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

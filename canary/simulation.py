@@ -1,0 +1,515 @@
+"""`canary simulate`: run the real state machine against a scripted world.
+
+A scenario says, tick by tick, what the world looks like: whether the primary
+and the canary are ready, what each metric measures, how each webhook answers,
+when a new revision is committed, which commands a person gives. The simulator
+plays the cluster: it applies the core's actions (routes, scaling, promotion)
+to a small model of the workloads, answers the core's requests from the
+scenario, and records one row per tick. The decisions are made by
+`canary.core.step` itself, so what `simulate` shows is what the controller would
+do; metric values are judged by the same threshold judge the controller uses.
+
+The scenario format and the JSON output are documented in docs/simulate.md and
+kept stable: other tools read them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from analysis import judge_threshold
+from canary.core import (
+    AnalysisRequest,
+    CallHooks,
+    Decision,
+    EmitEvent,
+    EnsurePrimary,
+    HookAnswer,
+    HookRequest,
+    MetricResult,
+    Observations,
+    Outcome,
+    PrimaryObservation,
+    Promote,
+    Readiness,
+    ReconcileRouter,
+    RevertAnswer,
+    RevertRequest,
+    RevertResultKind,
+    Revision,
+    Routes,
+    ScaleMode,
+    ScaleTarget,
+    SendAlert,
+    SetRoutes,
+    TargetObservation,
+    step,
+)
+from canary.model import CanaryStatus, Commands, MetricSpec, parse_canary
+from canary.model.errors import SpecError, SpecIssue
+
+DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
+READINESS_WORDS = {"ready", "not-ready", "failed"}
+HOOK_WORDS = {"pass", "fail"}
+REVERT_WORDS = {"reverted", "already", "superseded", "failed"}
+MAX_REQUESTS_PER_TICK = 200
+
+
+# --------------------------------------------------------------------------- scenario
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """What the scenario says for one tick (every field optional)."""
+
+    primary: str | None = None
+    canary: str | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    hooks: Mapping[str, str] = field(default_factory=dict)
+    release: Mapping[str, str] | None = None
+    commands: Mapping[str, str] = field(default_factory=dict)
+    spec: Mapping[str, Any] | None = None
+    git: str | None = None
+    primary_rollout: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    ticks: int
+    start: datetime
+    defaults: Moment
+    revision: str
+    steps: tuple[tuple[int, int, Moment], ...]  # (from, to, moment), inclusive
+
+    def moment(self, tick: int) -> Moment:
+        """The defaults overlaid with every step covering this tick, in file order."""
+        merged = self.defaults
+        for first, last, moment in self.steps:
+            if first <= tick <= last:
+                merged = _overlay(merged, moment)
+        return merged
+
+
+def _overlay(base: Moment, top: Moment) -> Moment:
+    return Moment(
+        primary=top.primary or base.primary,
+        canary=top.canary or base.canary,
+        metrics={**base.metrics, **top.metrics},
+        hooks={**base.hooks, **top.hooks},
+        release=top.release or base.release,
+        commands={**base.commands, **top.commands},
+        spec=top.spec or base.spec,
+        git=top.git or base.git,
+        primary_rollout=top.primary_rollout
+        if top.primary_rollout is not None
+        else base.primary_rollout,
+    )
+
+
+def _moment(raw: Any, path: str, issues: list[SpecIssue]) -> Moment:
+    if not isinstance(raw, Mapping):
+        issues.append(SpecIssue(path, "expected an object"))
+        return Moment()
+
+    def word(key: str, allowed: set[str]) -> str | None:
+        value = raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or value not in allowed:
+            issues.append(
+                SpecIssue(
+                    f"{path}.{key}", f"expected one of {', '.join(sorted(allowed))}, got {value!r}"
+                )
+            )
+            return None
+        return value
+
+    def mapping(key: str) -> Mapping[str, Any]:
+        value = raw.get(key) or {}
+        if not isinstance(value, Mapping):
+            issues.append(SpecIssue(f"{path}.{key}", "expected an object"))
+            return {}
+        return value
+
+    hooks = {str(k): str(v) for k, v in mapping("hooks").items()}
+    for name, answer in hooks.items():
+        if answer not in HOOK_WORDS:
+            issues.append(
+                SpecIssue(f"{path}.hooks.{name}", f"expected pass or fail, got {answer!r}")
+            )
+    metrics = dict(mapping("metrics"))
+    for name, value in metrics.items():
+        ok = value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+        ok = ok or (isinstance(value, str) and value in ("nodata", "error", "inconclusive"))
+        if not ok:
+            issues.append(
+                SpecIssue(
+                    f"{path}.metrics.{name}",
+                    f"expected a number, null, nodata, error or inconclusive, got {value!r}",
+                )
+            )
+    release = raw.get("release")
+    if release is not None and not isinstance(release, Mapping):
+        issues.append(SpecIssue(f"{path}.release", "expected an object with template and revision"))
+        release = None
+    rollout = raw.get("primaryRollout")
+    if rollout is not None and (not isinstance(rollout, int) or rollout < 0):
+        issues.append(
+            SpecIssue(f"{path}.primaryRollout", f"expected a number of ticks >= 0, got {rollout!r}")
+        )
+        rollout = None
+    spec = raw.get("spec")
+    if spec is not None and not isinstance(spec, Mapping):
+        issues.append(
+            SpecIssue(f"{path}.spec", "expected an object (merged into the Canary's spec)")
+        )
+        spec = None
+    return Moment(
+        primary=word("primary", READINESS_WORDS),
+        canary=word("canary", READINESS_WORDS),
+        metrics=metrics,
+        hooks=hooks,
+        release={str(k): str(v) for k, v in release.items()} if release else None,
+        commands={str(k): str(v) for k, v in mapping("commands").items()},
+        spec=dict(spec) if spec else None,
+        git=word("git", REVERT_WORDS),
+        primary_rollout=rollout,
+    )
+
+
+def parse_scenario(doc: Any) -> Scenario:
+    """Parse a scenario document; raise `SpecError` naming every bad field."""
+    issues: list[SpecIssue] = []
+    if not isinstance(doc, Mapping):
+        raise SpecError([SpecIssue("", "a scenario must be a YAML mapping")])
+    ticks = doc.get("ticks", 30)
+    if not isinstance(ticks, int) or not 1 <= ticks <= 10_000:
+        issues.append(
+            SpecIssue("ticks", f"expected a number of ticks between 1 and 10000, got {ticks!r}")
+        )
+        ticks = 30
+    start = DEFAULT_START
+    if "start" in doc:
+        raw_start = doc["start"]
+        try:
+            start = (
+                raw_start
+                if isinstance(raw_start, datetime)
+                else datetime.fromisoformat(str(raw_start).replace("Z", "+00:00"))
+            )
+            if start.tzinfo is None:
+                start = start.replace(tzinfo=UTC)
+        except ValueError:
+            issues.append(
+                SpecIssue(
+                    "start", f"expected an ISO time like 2026-01-01T00:00:00Z, got {raw_start!r}"
+                )
+            )
+    defaults = _moment(doc.get("defaults") or {}, "defaults", issues)
+    steps: list[tuple[int, int, Moment]] = []
+    raw_steps = doc.get("steps") or []
+    if not isinstance(raw_steps, list):
+        issues.append(SpecIssue("steps", "expected a list"))
+        raw_steps = []
+    for index, raw in enumerate(raw_steps):
+        path = f"steps[{index}]"
+        if not isinstance(raw, Mapping):
+            issues.append(SpecIssue(path, "expected an object"))
+            continue
+        if "at" in raw:
+            first = last = raw["at"]
+        else:
+            first, last = raw.get("from", 1), raw.get("to", ticks)
+        if not all(isinstance(v, int) and v >= 1 for v in (first, last)) or first > last:
+            issues.append(
+                SpecIssue(
+                    path,
+                    f"expected `at: N` or `from: N` / `to: M` with 1 <= N <= M, got {first!r}..{last!r}",
+                )
+            )
+            continue
+        body = {k: v for k, v in raw.items() if k not in ("at", "from", "to", "note")}
+        steps.append((first, last, _moment(body, path, issues)))
+    revision = str(doc.get("revision") or "main@sha1:1111111")
+    if issues:
+        raise SpecError(issues)
+    return Scenario(
+        name=str(doc.get("name") or "scenario"),
+        ticks=ticks,
+        start=start,
+        defaults=defaults,
+        revision=revision,
+        steps=tuple(steps),
+    )
+
+
+# --------------------------------------------------------------------------- world
+
+
+@dataclass
+class World:
+    """The simulated cluster the core acts on."""
+
+    template: str = "v1"
+    revision: str = ""
+    primary_template: str | None = None
+    primary_not_ready_ticks: int = 0
+    routes: Routes | None = None
+    target_replicas: int = 1
+    git_log: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class TickRecord:
+    tick: int
+    time: datetime
+    decision: Decision
+    routes: Routes | None
+    requests: tuple[str, ...]
+    metrics: tuple[MetricResult, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        status = self.decision.status
+        routes = self.routes or Routes(100, 0, False)
+        return {
+            "tick": self.tick,
+            "time": self.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "phase": status.phase.value,
+            "primaryWeight": routes.primary,
+            "canaryWeight": routes.canary,
+            "mirrored": routes.mirrored,
+            "failedChecks": status.failed_checks,
+            "iterations": status.iterations,
+            "actions": [describe_action(a) for a in self.decision.actions],
+            "events": [
+                {"type": e.type.value, "message": e.message}
+                for e in self.decision.effects
+                if isinstance(e, EmitEvent)
+            ],
+            "alerts": [
+                {
+                    "kind": a.alert.kind.value,
+                    "severity": a.alert.severity.value,
+                    "message": a.alert.message,
+                }
+                for a in self.decision.effects
+                if isinstance(a, SendAlert) and not a.alert.mute
+            ],
+            "hooksCalled": list(self.requests),
+            "metrics": [
+                {"name": m.name, "outcome": m.outcome.value, "summary": m.summary}
+                for m in self.metrics
+            ],
+            "gitRevert": status.git_revert.to_dict() if status.git_revert else None,
+            "revision": status.current_revision,
+            "lastGoodRevision": status.last_good_revision,
+            "message": status.message,
+        }
+
+
+def describe_action(action: object) -> str:
+    if isinstance(action, SetRoutes):
+        return (
+            f"SetRoutes({action.primary}/{action.canary}{', mirrored' if action.mirrored else ''})"
+        )
+    if isinstance(action, ScaleTarget):
+        return f"ScaleTarget({action.mode.value})"
+    return type(action).__name__
+
+
+# --------------------------------------------------------------------------- judging
+
+
+def judge_metric(metric: MetricSpec, raw: Any) -> MetricResult:
+    """Judge a scripted value exactly as the controller judges a queried one."""
+    if raw is None or raw == "nodata" or (isinstance(raw, float) and math.isnan(raw)):
+        return MetricResult(
+            metric.name, Outcome.NODATA, f"no values found for metric {metric.name}"
+        )
+    if raw == "error":
+        return MetricResult(
+            metric.name, Outcome.ERROR, f"metric {metric.name} query failed (scripted)"
+        )
+    if raw == "inconclusive":
+        return MetricResult(
+            metric.name, Outcome.INCONCLUSIVE, f"{metric.name}: not enough data yet (scripted)"
+        )
+    rng = metric.threshold_range
+    result = judge_threshold(
+        metric.name,
+        float(raw),
+        min=rng.min if rng else None,
+        max=rng.max if rng else None,
+        threshold=metric.threshold,
+    )
+    bounds = []
+    if result.min is not None:
+        bounds.append(f">= {result.min:g}")
+    if result.max is not None:
+        bounds.append(f"<= {result.max:g}")
+    return MetricResult(
+        metric.name,
+        Outcome(result.outcome.value),
+        result.summary,
+        value=result.value,
+        threshold=" and ".join(bounds),
+    )
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _readiness(word: str | None, what: str) -> Readiness:
+    if word == "not-ready":
+        return Readiness.waiting(
+            f"waiting for rollout to finish: 0 of 1 updated replicas are available ({what})"
+        )
+    if word == "failed":
+        return Readiness.failed(f"{what} exceeded its progress deadline")
+    return Readiness.ok()
+
+
+def simulate(canary_doc: Mapping[str, Any], scenario: Scenario) -> list[TickRecord]:
+    """Run the scenario; return one record per tick."""
+    canary = parse_canary(canary_doc)
+    doc: dict[str, Any] = dict(canary_doc)
+    world = World(revision=scenario.revision)
+    status = CanaryStatus()
+    now = scenario.start
+    records: list[TickRecord] = []
+    for tick in range(1, scenario.ticks + 1):
+        moment = scenario.moment(tick)
+        if moment.spec is not None:
+            patched = _merge(doc, {"spec": moment.spec})
+            if patched != doc:
+                doc = patched
+                canary = parse_canary(doc)
+        if moment.release is not None:
+            template = moment.release.get("template", world.template)
+            revision = moment.release.get("revision", world.revision)
+            if (template, revision) != (world.template, world.revision):
+                world.template, world.revision = template, revision
+                world.git_log.append(revision)
+        annotations = {
+            f"canary.gitops.dev/{_command_key(k)}": v for k, v in moment.commands.items()
+        }
+        commands = Commands.from_annotations(annotations, status.handled_commands)
+        primary_ready = moment.primary
+        if world.primary_not_ready_ticks > 0:
+            primary_ready = "not-ready"
+            world.primary_not_ready_ticks -= 1
+        obs = Observations(
+            now=now,
+            target=TargetObservation(
+                template_hash=f"template-{world.template}",
+                readiness=_readiness(moment.canary, canary.spec.target_ref.name),
+                images=(f"{canary.spec.target_ref.name}:{world.template}",),
+            ),
+            primary=PrimaryObservation(
+                _readiness(primary_ready, f"{canary.spec.target_ref.name}-primary"),
+                images=(f"{canary.spec.target_ref.name}:{world.primary_template}",),
+            )
+            if world.primary_template is not None
+            else None,
+            routes=world.routes,
+            revision=Revision(world.revision, "scenario"),
+            commands=commands,
+            generation=1,
+        )
+        asked: list[str] = []
+        metrics: tuple[MetricResult, ...] = ()
+        decision = step(canary, status, obs)
+        for _ in range(MAX_REQUESTS_PER_TICK):
+            if decision.final:
+                break
+            for request in decision.requests:
+                if isinstance(request, HookRequest):
+                    asked.append(f"{request.type.value}/{request.hook}")
+                    ok = moment.hooks.get(request.hook, "pass") == "pass"
+                    obs = obs.with_answer(
+                        request, HookAnswer(ok, "" if ok else "gate closed (scripted)")
+                    )
+                elif isinstance(request, AnalysisRequest):
+                    analysis = canary.spec.analysis_or_default
+                    metrics = tuple(
+                        judge_metric(m, moment.metrics.get(m.name, "nodata"))
+                        for m in analysis.metrics
+                    )
+                    obs = obs.with_answer(request, metrics)
+                elif isinstance(request, RevertRequest):
+                    obs = obs.with_answer(request, _revert_answer(moment.git, request, world))
+            decision = step(canary, status, obs)
+        else:  # pragma: no cover - a core bug, not a scenario error
+            raise RuntimeError(f"tick {tick}: the core kept asking for answers")
+        for effect in decision.effects:
+            if isinstance(effect, CallHooks):
+                analysis = canary.spec.analysis_or_default
+                asked.extend(f"{effect.type.value}/{h.name}" for h in analysis.hooks(effect.type))
+        _apply(decision, world, moment)
+        status = decision.status
+        records.append(TickRecord(tick, now, decision, world.routes, tuple(asked), metrics))
+        delay = (
+            decision.requeue_after
+            if decision.requeue_after is not None
+            else canary.spec.interval_seconds
+        )
+        now = now + timedelta(seconds=max(delay, 1.0))
+    return records
+
+
+def _command_key(key: str) -> str:
+    return {"promoteFull": "promote-full"}.get(key, key)
+
+
+def _revert_answer(word: str | None, request: RevertRequest, world: World) -> RevertAnswer:
+    if word == "failed":
+        return RevertAnswer(RevertResultKind.FAILED, message="remote unreachable (scripted)")
+    if word == "already":
+        return RevertAnswer(RevertResultKind.ALREADY_REVERTED, commit="0" * 40)
+    if word == "superseded":
+        return RevertAnswer(
+            RevertResultKind.SUPERSEDED, message="a newer commit changed the same lines (scripted)"
+        )
+    commit = f"revert-of-{request.bad_revision}"
+    world.git_log.append(commit)
+    return RevertAnswer(RevertResultKind.REVERTED, commit=commit)
+
+
+def _apply(decision: Decision, world: World, moment: Moment) -> None:
+    for action in decision.actions:
+        if isinstance(action, EnsurePrimary) and world.primary_template is None:
+            world.primary_template = world.template
+        elif isinstance(action, ReconcileRouter) and world.routes is None:
+            world.routes = Routes(100, 0, False)
+        elif isinstance(action, SetRoutes):
+            world.routes = Routes(action.primary, action.canary, action.mirrored)
+        elif isinstance(action, ScaleTarget):
+            world.target_replicas = 0 if action.mode is ScaleMode.ZERO else 1
+        elif isinstance(action, Promote):
+            world.primary_template = world.template
+            world.primary_not_ready_ticks = moment.primary_rollout or 0
+
+
+def load_canary_doc(docs: list[Any], path: str) -> Mapping[str, Any]:
+    """Pick the Canary out of a multi-document file."""
+    for doc in docs:
+        if isinstance(doc, Mapping) and doc.get("kind") == "Canary":
+            return doc
+    raise SpecError([SpecIssue("", f"{path}: no document of kind Canary found")])
