@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -143,7 +143,7 @@ def simulate(
         )
 
 
-def _simulation_table(name: str, rows: list[Mapping[str, Any]]) -> None:
+def _simulation_table(name: str, rows: Sequence[Mapping[str, Any]]) -> None:
     table = Table(
         title=f"canary simulate: {name}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
     )
@@ -187,6 +187,87 @@ def _simulation_table(name: str, rows: list[Mapping[str, Any]]) -> None:
             "\n".join(lines) or "[dim]-[/dim]",
         )
     out.print(table)
+
+
+# --------------------------------------------------------------------------- run
+
+
+@app.command()
+def run(
+    namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="Watch one namespace (default: all).")] = None,
+    kubeconfig: Annotated[str | None, typer.Option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file (default: in-cluster, then ~/.kube/config).")] = None,
+    context: Annotated[str | None, typer.Option("--context", help="Kubeconfig context.")] = None,
+    provider: Annotated[str, typer.Option("--provider", help="Default routing provider for canaries without spec.provider (Flagger's -mesh-provider).")] = "kubernetes",
+    metrics_server: Annotated[str, typer.Option("--metrics-server", help="Default Prometheus for built-in metrics.")] = "http://prometheus:9090",
+    listen: Annotated[str, typer.Option("--listen", help="Address for /metrics, /healthz and /readyz.")] = "0.0.0.0:8080",
+    leader_election: Annotated[bool, typer.Option("--leader-election/--no-leader-election", help="Elect one active replica with a Lease.")] = False,
+    leader_namespace: Annotated[str | None, typer.Option("--leader-election-namespace", help="Namespace of the Lease (default: the pod's).")] = None,
+    cluster_name: Annotated[str, typer.Option("--cluster-name", help="Named in every notification.")] = "",
+    event_webhook: Annotated[str | None, typer.Option("--event-webhook", help="Receives every event (env EVENT_WEBHOOK_URL).")] = None,
+    git_cache: Annotated[Path | None, typer.Option("--git-cache", help="Working copies of Git repositories.")] = None,
+    git_author_name: Annotated[str, typer.Option("--git-author-name")] = "canary-engine",
+    git_author_email: Annotated[str, typer.Option("--git-author-email")] = "canary-engine@users.noreply.local",
+    log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Run the operator against the cluster of the current kubeconfig (or in-cluster)."""
+    import asyncio
+
+    from canary.controller.logs import configure_logging
+    from canary.controller.operator import OperatorError, OperatorOptions, run_operator
+
+    configure_logging(log_format, log_level)
+    host, _, port = listen.rpartition(":")
+    options = OperatorOptions(
+        namespace=namespace,
+        kubeconfig=kubeconfig,
+        context=context,
+        default_provider=provider,
+        metrics_server=metrics_server,
+        listen_host=host or "0.0.0.0",
+        listen_port=int(port or 8080),
+        leader_election=leader_election,
+        leader_namespace=leader_namespace,
+        cluster_name=cluster_name,
+        event_webhook=event_webhook,
+        git_author_name=git_author_name,
+        git_author_email=git_author_email,
+    )
+    if git_cache is not None:
+        options.git_cache = git_cache
+    try:
+        asyncio.run(run_operator(options))
+    except OperatorError as exc:
+        raise fail(str(exc), code=1) from None
+    except KeyboardInterrupt:
+        pass
+
+
+# --------------------------------------------------------------------------- sandbox
+
+
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option("--port", help="Port of the API server on 127.0.0.1 (0: any free port).")] = 6443,
+    kubeconfig: Annotated[Path, typer.Option("--kubeconfig", help="Where to write the kubeconfig.")] = Path(".sandbox/kubeconfig"),
+    with_routers: Annotated[bool, typer.Option("--routers/--no-routers", help="Also install Istio, Gateway API and SMI CRDs.")] = True,
+) -> None:
+    """Start the local Kubernetes API sandbox (with our CRDs) until Ctrl-C."""
+    from canary.sandbox import run_sandbox
+
+    crds = sorted(_crd_dir().glob("*.yaml"))
+    if with_routers:
+        crds += sorted((_crd_dir() / "routers").glob("*.yaml"))
+    kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+    run_sandbox("127.0.0.1", port, kubeconfig, crds)
+
+
+def _crd_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "crds", here / "_data" / "crds"):
+        if candidate.is_dir():
+            return candidate
+    raise fail("cannot find the CRD directory (crds/ in a checkout, canary/_data/crds when installed)", code=1)
 
 
 def main() -> None:

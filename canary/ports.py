@@ -23,8 +23,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from canary.core.actions import Alert, EmitEvent
-from canary.core.observations import HookAnswer, MetricResult, RevertAnswer, Routes
+from canary.core.actions import Alert, EmitEvent, ScaleMode
+from canary.core.observations import (
+    HookAnswer,
+    MetricResult,
+    PrimaryObservation,
+    RevertAnswer,
+    Revision,
+    Routes,
+    TargetObservation,
+)
 from canary.model.canary import Canary, WebhookSpec
 
 Obj = dict[str, Any]
@@ -118,6 +126,46 @@ class Kube(Protocol):
         propagation: Literal["Background", "Foreground", "Orphan"] = "Background",
     ) -> bool:
         """True if something was deleted, False if it was already gone."""
+        ...
+
+
+class Workloads(Protocol):
+    """The target and its ``-primary`` clone (Deployment or DaemonSet)."""
+
+    async def observe(self, canary: Canary) -> tuple[TargetObservation | None, PrimaryObservation | None]: ...
+
+    async def ensure_primary(self, canary: Canary) -> None: ...
+
+    async def promote(self, canary: Canary) -> None: ...
+
+    async def scale_target(self, canary: Canary, mode: ScaleMode) -> None: ...
+
+    async def reconcile_primary_scaler(self, canary: Canary, init: bool) -> None: ...
+
+    async def pause_target_scaler(self, canary: Canary, paused: bool) -> None: ...
+
+    async def finalize(self, canary: Canary) -> None: ...
+
+
+class Services(Protocol):
+    """The ``<svc>``, ``<svc>-primary`` and ``<svc>-canary`` Services."""
+
+    async def initialize(self, canary: Canary, target: Obj) -> None:
+        """Create or update ``<svc>-primary`` and ``<svc>-canary``."""
+        ...
+
+    async def reconcile_apex(self, canary: Canary, target: Obj) -> None:
+        """Point the apex ``<svc>`` at the primary pods (taking it over if it exists)."""
+        ...
+
+    async def finalize(self, canary: Canary, target: Obj | None) -> None:
+        """Give the apex Service back to the target (``revertOnDeletion``)."""
+        ...
+
+
+class RevisionSource(Protocol):
+    async def detect(self, canary: Canary, target: Obj) -> Revision | None:
+        """The Git revision the target's current spec came from, if any reconciler says."""
         ...
 
 

@@ -120,6 +120,7 @@ class AlertKind(StrEnum):
     ROLLBACK_WEBHOOK = "RollbackWebhook"
     ABORTED = "Aborted"
     THRESHOLD_REACHED = "ThresholdReached"
+    REGRESSION = "Regression"  # the statistical judge's conclusive FAIL (compare.failFast)
     PROGRESS_DEADLINE = "ProgressDeadline"
     PROMOTION_FAILED = "PromotionFailed"
     PROMOTED = "Promoted"

@@ -666,6 +666,16 @@ class _Tick:
             )
         )
         failing = [r for r in results if r.outcome in FAILING_OUTCOMES]
+        conclusive = [r for r in failing if r.fail_fast]
+        if conclusive:
+            for result in conclusive:
+                self.event(f"Halt {self.id} advancement {result.summary}", warning=True)
+            self.set(failed_checks=self.status.failed_checks + 1)
+            self.rollback(
+                f"conclusive regression: {conclusive[0].summary}",
+                alert_kind=AlertKind.REGRESSION,
+            )
+            self.done()
         if failing:
             for result in failing[1:]:
                 self.event(f"Halt {self.id} advancement {result.summary}", warning=True)
@@ -907,6 +917,9 @@ class _Tick:
             self.alert(alert_kind, Severity.ERROR, f"Progress deadline exceeded {reason}".rstrip())
         elif alert_kind is AlertKind.ROLLBACK_WEBHOOK:
             self.alert(alert_kind, Severity.WARN, "Rolling back manual webhook invoked")
+        elif alert_kind is AlertKind.REGRESSION:
+            self.event(f"Rolling back {self.id} {reason}", warning=True)
+            self.alert(alert_kind, Severity.ERROR, f"Canary is conclusively worse than the primary: {reason}")
         elif alert_kind is AlertKind.ABORTED:
             self.alert(alert_kind, Severity.WARN, f"Rolling back: {reason}")
         self.act(SetRoutes(TOTAL_WEIGHT, 0, False))

@@ -103,6 +103,7 @@ class MetricResult:
     threshold: str = ""
     primary_value: float | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    fail_fast: bool = False  # conclusive statistical failure: roll back now
 
 
 # ------------------------------------------------------------------ requests & answers

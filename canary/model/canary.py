@@ -15,10 +15,14 @@ kept as plain dicts: the routers render them into their objects verbatim.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from analysis import SpecError as AnalysisSpecError
+from analysis import parse_compare
 
 from canary.model.duration import DurationError, parse_duration
 from canary.model.errors import SpecIssue
@@ -182,6 +186,7 @@ class MetricSpec:
     template_variables: Mapping[str, str] = field(default_factory=dict)
     compare: Mapping[str, Any] | None = None  # our extension; parsed by `analysis`
     path: str = ""  # field path, for messages
+    raw: Mapping[str, Any] = field(default_factory=dict)  # the entry as written, for `analysis`
 
     @property
     def is_builtin(self) -> bool:
@@ -443,7 +448,13 @@ def _parse_metric(r: Reader) -> MetricSpec:
         template_variables=r.str_map("templateVariables"),
         compare=compare,
         path=r.path,
+        raw=dict(r.data),
     )
+    if compare is not None:
+        try:
+            parse_compare(compare, r.at("compare"))
+        except AnalysisSpecError as exc:
+            r.issues.error(exc.path, exc.detail)
     if (
         metric.name
         and metric.template_ref is None
@@ -551,7 +562,7 @@ def _parse_analysis(r: Reader) -> AnalysisSpec:
         interval_seconds = max(MIN_INTERVAL_SECONDS, round(interval))
     threshold = r.integer("threshold", 1)
     step_weights = r.int_list("stepWeights")
-    for index, (a, b) in enumerate(zip(step_weights, step_weights[1:], strict=False)):
+    for index, (a, b) in enumerate(itertools.pairwise(step_weights)):
         if b <= a:
             r.issues.error(
                 f"{r.at('stepWeights')}[{index + 1}]",

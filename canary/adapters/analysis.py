@@ -1,0 +1,168 @@
+"""The metric-analysis seam: Canary metrics → `analysis` verdicts → core results.
+
+For each ``analysis.metrics[]`` entry it resolves what Flagger resolves (the
+MetricTemplate and its provider Secret, the Canary's ``metricsServer`` or the
+controller's default Prometheus), asks the `analysis` package to query and judge
+it, and translates the verdict into the core's `MetricResult`. Every metric of a
+tick runs concurrently, each with its own timeout, so one slow query delays
+only its own canary. A missing template, a missing Secret or a bad query is a
+result (Error/NoData with a sentence saying what and where), never an
+exception: the core counts it as a failed check and quotes the sentence.
+Secret values are handed to the provider and never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from analysis import (
+    DEFAULT_PROMETHEUS_ADDRESS,
+    AnalysisError,
+    MetricProvider,
+    ProviderConfig,
+    QueryContext,
+    evaluate,
+    make_provider,
+    metric_check_from_spec,
+    provider_config_from_spec,
+)
+
+from canary.core import MetricResult, Outcome
+from canary.model import API_VERSION, Canary, MetricSpec
+from canary.ports import Kube, KubeError
+
+log = logging.getLogger("canary.analysis")
+
+METRIC_TIMEOUT_SECONDS = 30.0
+
+
+class MetricAnalyzer:
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        default_address: str = DEFAULT_PROMETHEUS_ADDRESS,
+        default_provider: str = "kubernetes",
+        timeout_seconds: float = METRIC_TIMEOUT_SECONDS,
+    ) -> None:
+        self.kube = kube
+        self.default_address = default_address
+        self.default_provider = default_provider
+        self.timeout_seconds = timeout_seconds
+
+    async def analyze(
+        self, canary: Canary, now: datetime, previous: Sequence[Mapping[str, Any]]
+    ) -> tuple[MetricResult, ...]:
+        before = {str(p.get("name")): p for p in previous}
+        metrics = canary.spec.analysis_or_default.metrics
+        results = await asyncio.gather(
+            *(self._guarded(canary, metric, now, before.get(metric.name)) for metric in metrics)
+        )
+        return tuple(results)
+
+    async def _guarded(
+        self, canary: Canary, metric: MetricSpec, now: datetime, previous: Mapping[str, Any] | None
+    ) -> MetricResult:
+        try:
+            return await asyncio.wait_for(self._one(canary, metric, now, previous), self.timeout_seconds)
+        except asyncio.TimeoutError:
+            return MetricResult(
+                metric.name,
+                Outcome.ERROR,
+                f"metric {metric.name} did not answer within {self.timeout_seconds:g}s",
+            )
+        except AnalysisError as exc:
+            return MetricResult(metric.name, Outcome.ERROR, f"metric {metric.name}: {exc}")
+        except KubeError as exc:
+            return MetricResult(metric.name, Outcome.ERROR, f"metric {metric.name}: {exc}")
+
+    async def _one(
+        self, canary: Canary, metric: MetricSpec, now: datetime, previous: Mapping[str, Any] | None
+    ) -> MetricResult:
+        template_query: str | None = None
+        provider_spec: Mapping[str, Any] | None = None
+        secret: dict[str, str] | None = None
+        ref = metric.template_ref
+        if ref is not None:
+            namespace = ref.namespace or canary.namespace
+            template = await self.kube.get(API_VERSION, "MetricTemplate", ref.name, namespace)
+            if template is None:
+                return MetricResult(
+                    metric.name,
+                    Outcome.ERROR,
+                    f"MetricTemplate {namespace}/{ref.name} not found ({metric.path}.templateRef)",
+                )
+            spec = template.get("spec") or {}
+            template_query = str(spec.get("query") or "")
+            provider_spec = spec.get("provider") or {}
+            secret_ref = (provider_spec or {}).get("secretRef") or {}
+            if secret_ref.get("name"):
+                secret = await self._secret(namespace, str(secret_ref["name"]))
+                if secret is None:
+                    return MetricResult(
+                        metric.name,
+                        Outcome.ERROR,
+                        f"Secret {namespace}/{secret_ref['name']} of MetricTemplate {ref.name} not found",
+                    )
+        check = metric_check_from_spec(metric.raw, path=metric.path, template_query=template_query, template_name=ref.name if ref else None)
+        config: ProviderConfig = provider_config_from_spec(
+            provider_spec,
+            path=f"MetricTemplate {ref.name} spec.provider" if ref else "spec.metricsServer",
+            secret=secret,
+            default_address=canary.spec.metrics_server or self.default_address,
+        )
+        provider: MetricProvider = make_provider(config)
+        spec = canary.spec
+        ctx = QueryContext(
+            name=canary.name,
+            namespace=canary.namespace,
+            target=spec.target_ref.name,
+            provider=spec.provider or self.default_provider,
+            service=spec.service.name,
+            ingress=spec.ingress_ref.name if spec.ingress_ref else None,
+            route=spec.route_ref.name if spec.route_ref else None,
+        )
+        verdict = await evaluate(check, ctx, provider, now=now, previous=_previous_verdict(previous))
+        comparison = verdict.comparison
+        bounds = []
+        if verdict.min is not None:
+            bounds.append(f">= {verdict.min:g}{verdict.unit}")
+        if verdict.max is not None:
+            bounds.append(f"<= {verdict.max:g}{verdict.unit}")
+        return MetricResult(
+            name=metric.name,
+            outcome=Outcome(verdict.outcome.value),
+            summary=verdict.summary,
+            value=verdict.value,
+            threshold=" and ".join(bounds),
+            primary_value=comparison.primary_value if comparison is not None else None,
+            details=verdict.to_status(),
+            fail_fast=verdict.conclusive,
+        )
+
+    async def _secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        obj = await self.kube.get("v1", "Secret", name, namespace)
+        if obj is None:
+            return None
+        out: dict[str, str] = {}
+        for key, value in (obj.get("data") or {}).items():
+            try:
+                out[str(key)] = base64.b64decode(str(value)).decode()
+            except (ValueError, UnicodeDecodeError):
+                log.warning("Secret %s/%s key %s is not valid base64 text; ignored", namespace, name, key)
+        for key, value in (obj.get("stringData") or {}).items():
+            out[str(key)] = str(value)
+        return out
+
+
+def _previous_verdict(previous: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The verdict we stored last tick (status.analysis[].details)."""
+    if not previous:
+        return None
+    details = previous.get("details")
+    return details if isinstance(details, Mapping) and details.get("metric") else None

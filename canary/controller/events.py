@@ -1,0 +1,104 @@
+"""Kubernetes Events for every decision, aggregated the way kubectl expects.
+
+Each Event is a core/v1 Event about the Canary with reason ``Synced`` (as
+Flagger), type Normal or Warning, and source component ``canary-engine``. A
+message repeated within ten minutes bumps ``count`` and ``lastTimestamp`` of the
+existing Event instead of creating a new one, so a halted canary shows
+"x12 over 12m" rather than twelve Events. Every Event is also logged and handed
+to the event webhooks. Posting an Event never fails a tick: errors are logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+
+from canary.core import EmitEvent, EventType
+from canary.model import Canary
+from canary.ports import Kube, KubeError
+
+log = logging.getLogger("canary.events")
+
+COMPONENT = "canary-engine"
+REASON = "Synced"
+AGGREGATE_SECONDS = 600.0
+CACHE_SIZE = 4096
+
+Forwarder = Callable[[Canary, EmitEvent], Awaitable[None]]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class EventRecorder:
+    def __init__(self, kube: Kube, *, instance: str = "", forward: Forwarder | None = None) -> None:
+        self.kube = kube
+        self.instance = instance
+        self.forward = forward
+        self._recent: OrderedDict[tuple[str, str, str, str], tuple[str, int, float]] = OrderedDict()
+
+    async def emit(self, canary: Canary, event: EmitEvent) -> None:
+        level = logging.WARNING if event.type is EventType.WARNING else logging.INFO
+        log.log(level, "%s/%s: %s", canary.namespace, canary.name, event.message)
+        try:
+            await self._post(canary, event)
+        except KubeError as exc:
+            log.warning("could not record event for %s/%s: %s", canary.namespace, canary.name, exc)
+        if self.forward is not None:
+            try:
+                await self.forward(canary, event)
+            except Exception as exc:  # forwarding is best effort by design
+                log.warning("event webhook for %s/%s failed: %s", canary.namespace, canary.name, exc)
+
+    async def _post(self, canary: Canary, event: EmitEvent) -> None:
+        key = (canary.namespace, canary.name, event.type.value, event.message)
+        stamp = _now()
+        cached = self._recent.get(key)
+        if cached is not None and time.monotonic() - cached[2] < AGGREGATE_SECONDS:
+            name, count, _ = cached
+            try:
+                await self.kube.patch(
+                    "v1",
+                    "Event",
+                    name,
+                    canary.namespace,
+                    {"count": count + 1, "lastTimestamp": stamp},
+                )
+                self._remember(key, name, count + 1)
+                return
+            except KubeError:
+                pass  # the Event expired or was deleted: create a new one
+        created = await self.kube.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"generateName": f"{canary.name}.", "namespace": canary.namespace},
+                "involvedObject": {
+                    "apiVersion": "canary.gitops.dev/v1beta1",
+                    "kind": "Canary",
+                    "name": canary.name,
+                    "namespace": canary.namespace,
+                    "uid": canary.uid,
+                },
+                "reason": REASON,
+                "message": event.message[:1024],
+                "type": event.type.value,
+                "source": {"component": COMPONENT},
+                "reportingComponent": COMPONENT,
+                "reportingInstance": self.instance or COMPONENT,
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+                "count": 1,
+            }
+        )
+        self._remember(key, str(created.get("metadata", {}).get("name", "")), 1)
+
+    def _remember(self, key: tuple[str, str, str, str], name: str, count: int) -> None:
+        self._recent[key] = (name, count, time.monotonic())
+        self._recent.move_to_end(key)
+        while len(self._recent) > CACHE_SIZE:
+            self._recent.popitem(last=False)

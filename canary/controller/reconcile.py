@@ -1,0 +1,397 @@
+"""One reconcile pass of one Canary: observe → step → execute → write status → effects.
+
+This is the imperative shell around the pure core. It reads the Canary fresh
+from the API server (as Flagger does every tick), gathers the observations
+through the adapters, lets `canary.core.step` decide (answering its requests
+for gate answers, metric verdicts and Git reverts), runs the actions in order,
+and writes the status once, only after every action succeeded, with the
+Canary's resourceVersion as a precondition. Effects (Events, alerts,
+post-rollout hooks) run after the status is written, so a controller killed at
+any line repeats at most idempotent actions and never a notification.
+
+A Canary that cannot be parsed gets a ``SpecValid=False`` condition and one
+Warning Event naming the fields; it never disturbs other canaries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from canary.core import (
+    Action,
+    AnalysisRequest,
+    CallHooks,
+    Decision,
+    EmitEvent,
+    EnsurePrimary,
+    EventType,
+    Finalize,
+    HookAnswer,
+    HookRequest,
+    Observations,
+    PauseTargetScaler,
+    Promote,
+    ReconcileApex,
+    ReconcilePrimaryScaler,
+    ReconcileRouter,
+    ReconcileServices,
+    RevertAnswer,
+    RevertRequest,
+    RevertResultKind,
+    Routes,
+    ScaleTarget,
+    SendAlert,
+    SetRoutes,
+    step,
+)
+from canary.controller.events import EventRecorder
+from canary.controller.metrics import Metrics
+from canary.model import API_VERSION, Canary, CanaryStatus, Commands, SpecError, parse_canary
+from canary.model.canary import DEFAULT_INTERVAL_SECONDS
+from canary.model.duration import DurationError, parse_duration
+from canary.ports import (
+    Analyzer,
+    Conflict,
+    GitReverter,
+    Kube,
+    KubeError,
+    Notifier,
+    RevisionSource,
+    Router,
+    Services,
+    WebhookCaller,
+    Workloads,
+)
+
+log = logging.getLogger("canary.controller")
+
+FINALIZER = "finalizer.canary.gitops.dev"
+SPEC_VALID = "SpecValid"
+MAX_ROUNDS = 64  # requests answered per pass; the core asks one thing at a time
+ACTION_RETRY_SECONDS = 10.0
+
+
+class Leader(Protocol):
+    @property
+    def is_leader(self) -> bool: ...
+
+
+@dataclass
+class Settings:
+    default_provider: str = "kubernetes"
+    cluster_name: str = ""
+
+
+def checksum(status: CanaryStatus) -> str:
+    """A run's identity for webhook payloads (Flagger: hash of configs + template)."""
+    raw = json.dumps([dict(status.tracked_configs), status.last_applied_spec], sort_keys=True)
+    return hashlib.sha256(raw.encode()).hexdigest()[:10]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def body_interval(body: Mapping[str, Any]) -> float:
+    """The interval of a Canary we may not be able to parse (for retry timing)."""
+    spec = body.get("spec") or {}
+    analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
+    try:
+        return max(10.0, parse_duration(str(analysis.get("interval") or "1m")))
+    except DurationError:
+        return float(DEFAULT_INTERVAL_SECONDS)
+
+
+class CanaryController:
+    """Runs passes; holds every adapter the shell needs."""
+
+    def __init__(
+        self,
+        *,
+        kube: Kube,
+        workloads: Workloads,
+        services: Services,
+        routers: Callable[[str], Router],
+        webhooks: WebhookCaller,
+        notifier: Notifier,
+        analyzer: Analyzer,
+        reverter: GitReverter,
+        revisions: RevisionSource,
+        events: EventRecorder,
+        leader: Leader,
+        metrics: Metrics,
+        settings: Settings,
+    ) -> None:
+        self.kube = kube
+        self.workloads = workloads
+        self.services = services
+        self.routers = routers
+        self.webhooks = webhooks
+        self.notifier = notifier
+        self.analyzer = analyzer
+        self.reverter = reverter
+        self.revisions = revisions
+        self.events = events
+        self.leader = leader
+        self.metrics = metrics
+        self.settings = settings
+        self._invalid: dict[tuple[str, str], str] = {}
+
+    # ------------------------------------------------------------------ a pass
+
+    async def run_pass(self, namespace: str, name: str) -> float | None:
+        body = await self.kube.get(API_VERSION, "Canary", name, namespace)
+        if body is None:
+            return None
+        interval = body_interval(body)
+        if not self.leader.is_leader:
+            return min(interval, 5.0)
+        if (body.get("metadata") or {}).get("deletionTimestamp"):
+            return await self._finalize_deleted(body)
+        try:
+            canary = parse_canary(body, default_provider=self.settings.default_provider)
+        except SpecError as exc:
+            await self._report_invalid(body, exc)
+            return interval
+        body = await self._sync_finalizer(body, canary)
+        status = CanaryStatus.from_dict(body.get("status"))
+        started = asyncio.get_running_loop().time()
+        decision, target_obj, router = await self._decide(canary, status, body)
+        if not self.leader.is_leader:
+            return min(interval, 5.0)
+        failed = await self._execute(canary, decision.actions, target_obj, router)
+        if failed:
+            return min(ACTION_RETRY_SECONDS, interval)
+        try:
+            await self._write_status(body, status, decision.status)
+        except Conflict:
+            log.info("canary %s/%s changed during the pass; running it again", namespace, name)
+            return 0.0
+        await self._run_effects(canary, decision)
+        self.metrics.duration.labels(canary.name, namespace).observe(asyncio.get_running_loop().time() - started)
+        self.metrics.record(canary, status, decision.status, decision.status.phase.value or "Initializing")
+        if decision.requeue_after is not None:
+            return decision.requeue_after
+        return float(canary.spec.interval_seconds)
+
+    async def _decide(self, canary: Canary, status: CanaryStatus, body: Mapping[str, Any]) -> tuple[Decision, dict[str, Any] | None, Router]:
+        spec = canary.spec
+        router = self.routers(spec.provider or self.settings.default_provider)
+        target_obj = await self.kube.get(
+            spec.target_ref.api_version or "apps/v1", spec.target_ref.kind, spec.target_ref.name, canary.namespace
+        )
+        target, primary = await self.workloads.observe(canary)
+        routes: Routes | None = None
+        if primary is not None:
+            routes = await router.get_routes(canary)
+        revision = await self.revisions.detect(canary, target_obj) if target_obj is not None else None
+        commands = Commands.from_annotations(canary.annotations, status.handled_commands)
+        obs = Observations(
+            now=_now(),
+            target=target,
+            primary=primary,
+            routes=routes,
+            revision=revision,
+            commands=commands,
+            generation=canary.generation,
+        )
+        run_id = checksum(status)
+        for _ in range(MAX_ROUNDS):
+            decision = step(canary, status, obs)
+            if decision.final:
+                return decision, target_obj, router
+            for request in decision.requests:
+                if isinstance(request, HookRequest):
+                    hook = next(h for h in spec.analysis_or_default.webhooks if h.name == request.hook and h.type is request.type)
+                    answer: Any = await self.webhooks.call(canary, hook, request.phase, run_id)
+                elif isinstance(request, AnalysisRequest):
+                    previous = [m.to_dict() for m in status.analysis]
+                    answer = await self.analyzer.analyze(canary, obs.now, previous)
+                elif isinstance(request, RevertRequest):
+                    answer = await self._revert(canary, request)
+                else:  # pragma: no cover - the request union is closed
+                    raise TypeError(f"unknown request {request!r}")
+                obs = obs.with_answer(request, answer)
+        raise RuntimeError(f"canary {canary.namespace}/{canary.name}: the core asked more than {MAX_ROUNDS} questions")
+
+    async def _revert(self, canary: Canary, request: RevertRequest) -> RevertAnswer:
+        try:
+            return await self.reverter.revert(canary, request.good_revision, request.bad_revision, request.reason)
+        except Exception as exc:  # a reverter bug must not wedge the canary
+            log.exception("git revert for %s/%s crashed", canary.namespace, canary.name)
+            return RevertAnswer(RevertResultKind.FAILED, message=f"internal error: {type(exc).__name__}")
+
+    # ------------------------------------------------------------------ actions
+
+    async def _execute(
+        self, canary: Canary, actions: tuple[Action, ...], target_obj: dict[str, Any] | None, router: Router
+    ) -> bool:
+        """Run actions in order; on the first failure emit a Warning and stop (True)."""
+        for action in actions:
+            if not self.leader.is_leader:
+                return True
+            try:
+                await self._one(canary, action, target_obj, router)
+            except (KubeError, asyncio.TimeoutError, ValueError) as exc:
+                what = type(action).__name__
+                log.warning("%s/%s: %s failed: %s", canary.namespace, canary.name, what, exc)
+                await self.events.emit(canary, EmitEvent(EventType.WARNING, f"{what} failed: {exc}"))
+                return True
+        return False
+
+    async def _one(self, canary: Canary, action: Action, target_obj: dict[str, Any] | None, router: Router) -> None:
+        if isinstance(action, ReconcileServices):
+            if target_obj is not None:
+                await self.services.initialize(canary, target_obj)
+        elif isinstance(action, EnsurePrimary):
+            await self.workloads.ensure_primary(canary)
+        elif isinstance(action, ReconcilePrimaryScaler):
+            await self.workloads.reconcile_primary_scaler(canary, action.init)
+        elif isinstance(action, ReconcileApex):
+            if target_obj is not None:
+                await self.services.reconcile_apex(canary, target_obj)
+        elif isinstance(action, ReconcileRouter):
+            await router.reconcile(canary)
+        elif isinstance(action, SetRoutes):
+            await router.set_routes(canary, action.primary, action.canary, action.mirrored)
+        elif isinstance(action, ScaleTarget):
+            await self.workloads.scale_target(canary, action.mode)
+        elif isinstance(action, PauseTargetScaler):
+            await self.workloads.pause_target_scaler(canary, action.paused)
+        elif isinstance(action, Promote):
+            await self.workloads.promote(canary)
+        elif isinstance(action, Finalize):
+            await self.workloads.finalize(canary)
+            await self.services.finalize(canary, target_obj)
+            await router.finalize(canary)
+        else:  # pragma: no cover - the action union is closed
+            raise TypeError(f"unknown action {action!r}")
+
+    # ------------------------------------------------------------------ status
+
+    async def _write_status(self, body: Mapping[str, Any], old: CanaryStatus, new: CanaryStatus) -> None:
+        before, after = old.to_dict(), new.to_dict()
+        changed = {k: v for k, v in after.items() if before.get(k) != v}
+        previous_raw = body.get("status") or {}
+        for key, value in after.items():
+            if key not in previous_raw and value not in (None, "", 0, [], {}):
+                changed[key] = value
+        if not changed:
+            return
+        meta = body.get("metadata") or {}
+        patch = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": changed}
+        await self.kube.patch(API_VERSION, "Canary", meta["name"], meta["namespace"], patch, subresource="status")
+
+    async def _run_effects(self, canary: Canary, decision: Decision) -> None:
+        status = decision.status
+        for effect in decision.effects:
+            if isinstance(effect, EmitEvent):
+                await self.events.emit(canary, effect)
+            elif isinstance(effect, SendAlert):
+                await self.notifier.notify(canary, effect.alert)
+            elif isinstance(effect, CallHooks):
+                for hook in canary.spec.analysis_or_default.hooks(effect.type):
+                    result: HookAnswer = await self.webhooks.call(canary, hook, effect.phase, checksum(status))
+                    if result.ok:
+                        await self.events.emit(canary, EmitEvent(EventType.NORMAL, f"Post-rollout check {hook.name} passed"))
+                    else:
+                        await self.events.emit(
+                            canary, EmitEvent(EventType.WARNING, f"Post-rollout hook {hook.name} failed {result.message}")
+                        )
+
+    # ------------------------------------------------------------------ spec errors, finalizer, deletion
+
+    async def _report_invalid(self, body: Mapping[str, Any], exc: SpecError) -> None:
+        meta = body.get("metadata") or {}
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        message = "; ".join(str(i) for i in exc.errors) or str(exc)
+        status = CanaryStatus.from_dict(body.get("status"))
+        conditions = [c.to_dict() for c in status.conditions if c.type != SPEC_VALID]
+        stamp = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        conditions.append(
+            {
+                "type": SPEC_VALID,
+                "status": "False",
+                "reason": "InvalidSpec",
+                "message": message,
+                "lastUpdateTime": stamp,
+                "lastTransitionTime": stamp,
+            }
+        )
+        if self._invalid.get((namespace, name)) != message:
+            self._invalid[(namespace, name)] = message
+            stub = Canary(name=name, namespace=namespace, spec=_stub_spec(), uid=str(meta.get("uid", "")))
+            await self.events.emit(stub, EmitEvent(EventType.WARNING, f"Invalid Canary spec: {message}"))
+            try:
+                await self.kube.patch(
+                    API_VERSION,
+                    "Canary",
+                    name,
+                    namespace,
+                    {"status": {"conditions": conditions, "message": f"Invalid spec: {message}"}},
+                    subresource="status",
+                )
+            except KubeError as err:
+                log.warning("cannot record the spec error of %s/%s: %s", namespace, name, err)
+
+    async def _sync_finalizer(self, body: dict[str, Any], canary: Canary) -> dict[str, Any]:
+        self._invalid.pop((canary.namespace, canary.name), None)
+        meta = body.get("metadata") or {}
+        finalizers = list(meta.get("finalizers") or [])
+        want = canary.spec.revert_on_deletion
+        if want == (FINALIZER in finalizers):
+            return body
+        updated = [f for f in finalizers if f != FINALIZER] + ([FINALIZER] if want else [])
+        return await self.kube.patch(
+            API_VERSION,
+            "Canary",
+            canary.name,
+            canary.namespace,
+            {"metadata": {"finalizers": updated, "resourceVersion": meta.get("resourceVersion")}},
+        )
+
+    async def _finalize_deleted(self, body: Mapping[str, Any]) -> float | None:
+        meta = body.get("metadata") or {}
+        if FINALIZER not in (meta.get("finalizers") or []):
+            return None
+        try:
+            canary = parse_canary(body, default_provider=self.settings.default_provider)
+        except SpecError:
+            canary = None
+        if canary is not None:
+            spec = canary.spec
+            router = self.routers(spec.provider or self.settings.default_provider)
+            target_obj = await self.kube.get(
+                spec.target_ref.api_version or "apps/v1", spec.target_ref.kind, spec.target_ref.name, canary.namespace
+            )
+            decision = step(
+                canary,
+                CanaryStatus.from_dict(body.get("status")),
+                Observations(now=_now(), target=None, deleting=True, generation=canary.generation),
+            )
+            if await self._execute(canary, decision.actions, target_obj, router):
+                return ACTION_RETRY_SECONDS
+            await self._run_effects(canary, decision)
+        finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+        await self.kube.patch(
+            API_VERSION,
+            "Canary",
+            str(meta.get("name")),
+            str(meta.get("namespace")),
+            {"metadata": {"finalizers": finalizers}},
+        )
+        return None
+
+
+def _stub_spec() -> Any:
+    from canary.model import ObjectRef, ServiceSpec
+    from canary.model.canary import CanarySpec
+
+    return CanarySpec(target_ref=ObjectRef(kind="Deployment", name=""), service=ServiceSpec(name="", port=0))

@@ -1,0 +1,200 @@
+"""Turn Flagger manifests into canary-engine manifests.
+
+Why this exists: canary-engine keeps Flagger's field names and meanings, so moving a Canary,
+MetricTemplate or AlertProvider over is a change of ``apiVersion`` from ``flagger.app/v1beta1``
+to ``canary.gitops.dev/v1beta1`` (plus the same change inside ``templateRef.apiVersion`` of the
+metrics), and nothing else. ``canary convert`` uses this module.
+
+Two forms:
+
+* :func:`convert_document` works on parsed objects and returns a new object (the input is left
+  alone) and the list of changes;
+* :func:`convert_text` rewrites the YAML text itself, touching only the characters of the
+  changed values, so comments, key order, quoting and layout survive (``canary convert
+  --in-place``). It checks its own result: the rewritten text must parse to exactly what
+  :func:`convert_document` produces, or it raises :class:`ConversionError` instead of writing
+  something surprising.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from canary.model.schema import (
+    API_VERSION,
+    FLAGGER_API_VERSION,
+    FLAGGER_KINDS,
+    DocumentError,
+    format_path,
+    parse_documents,
+)
+
+__all__ = [
+    "Change",
+    "ConversionError",
+    "convert_document",
+    "convert_text",
+]
+
+_ANALYSIS_FIELDS = ("analysis", "canaryAnalysis")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One rewritten value. ``document`` and ``line`` (both from 1) are set by convert_text."""
+
+    path: str
+    old: str
+    new: str
+    document: int | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = ""
+        if self.document is not None:
+            where += f"document {self.document}"
+        if self.line is not None:
+            where += f"{', ' if where else ''}line {self.line}"
+        return f"{where + ': ' if where else ''}{self.path}: {self.old} -> {self.new}"
+
+
+class ConversionError(ValueError):
+    """The text could not be rewritten safely (the file is then left untouched by callers)."""
+
+
+Path = tuple[str | int, ...]
+
+
+def _is_convertible(api_version: Any, kind: Any) -> bool:
+    return api_version == FLAGGER_API_VERSION and kind in FLAGGER_KINDS
+
+
+def _targets(doc: Mapping[str, Any], prefix: Path = ()) -> Iterator[Path]:
+    """Paths of the apiVersion values that must change in one parsed object."""
+    api_version, kind = doc.get("apiVersion"), doc.get("kind")
+    if api_version == "v1" and kind == "List":
+        items = doc.get("items")
+        if isinstance(items, list):
+            for index, item in enumerate(items):
+                if isinstance(item, Mapping):
+                    yield from _targets(item, (*prefix, "items", index))
+        return
+    if _is_convertible(api_version, kind):
+        yield (*prefix, "apiVersion")
+    if kind != "Canary" or api_version not in (FLAGGER_API_VERSION, API_VERSION):
+        return
+    spec = doc.get("spec")
+    if not isinstance(spec, Mapping):
+        return
+    for field in _ANALYSIS_FIELDS:
+        analysis = spec.get(field)
+        metrics = analysis.get("metrics") if isinstance(analysis, Mapping) else None
+        if not isinstance(metrics, list):
+            continue
+        for index, metric in enumerate(metrics):
+            ref = metric.get("templateRef") if isinstance(metric, Mapping) else None
+            if isinstance(ref, Mapping) and ref.get("apiVersion") == FLAGGER_API_VERSION:
+                yield (*prefix, "spec", field, "metrics", index, "templateRef", "apiVersion")
+
+
+def convert_document(doc: Mapping[str, Any]) -> tuple[dict[str, Any], list[Change]]:
+    """Convert one object (or a ``v1`` ``List``); other objects come back equal and unchanged."""
+    out: dict[str, Any] = copy.deepcopy(dict(doc))
+    changes: list[Change] = []
+    for path in _targets(doc):
+        parent: Any = out
+        for part in path[:-1]:
+            parent = parent[part]
+        parent[path[-1]] = API_VERSION
+        changes.append(Change(format_path(path), FLAGGER_API_VERSION, API_VERSION))
+    return out, changes
+
+
+# --------------------------------------------------------------------------- text form
+
+
+def _child(node: yaml.Node, part: str | int) -> yaml.Node | None:
+    if isinstance(part, int):
+        if isinstance(node, yaml.SequenceNode) and part < len(node.value):
+            child: yaml.Node = node.value[part]
+            return child
+        return None
+    if isinstance(node, yaml.MappingNode):
+        found: yaml.Node | None = None
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == part:
+                found = value  # the last one wins, as in the parsed object
+        return found
+    return None
+
+
+def _locate(root: yaml.Node, path: Path) -> yaml.ScalarNode | None:
+    node: yaml.Node | None = root
+    for part in path:
+        if node is None:
+            return None
+        node = _child(node, part)
+    return node if isinstance(node, yaml.ScalarNode) else None
+
+
+def _spelled(node: yaml.ScalarNode, value: str) -> str:
+    if node.style in ('"', "'"):
+        return f"{node.style}{value}{node.style}"
+    return value
+
+
+def convert_text(text: str, source: str = "<string>") -> tuple[str, list[Change]]:
+    """Rewrite the apiVersion values in YAML text, keeping everything else byte for byte.
+
+    Raises :class:`~canary.model.schema.DocumentError` for unreadable YAML and
+    :class:`ConversionError` when a value cannot be rewritten in place (a block scalar, or an
+    alias shared with something that must not change).
+    """
+    documents = parse_documents(text, source)
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError as exc:  # pragma: no cover - parse_documents failed first
+        raise DocumentError(source, 0, str(exc)) from exc
+
+    edits: list[tuple[int, int, str]] = []
+    changes: list[Change] = []
+    expected: list[dict[str, Any]] = []
+    for number, doc in documents:
+        converted, _ = convert_document(doc)
+        expected.append(converted)
+        root = nodes[number - 1]
+        for path in _targets(doc):
+            node = _locate(root, path)
+            where = f"{source}: document {number}: {format_path(path)}"
+            start, end = (node.start_mark.index, node.end_mark.index) if node else (0, 0)
+            # The node's span may begin with an anchor or a tag: keep those, swap the value.
+            written = _spelled(node, FLAGGER_API_VERSION) if node else ""
+            if node is None or node.style in ("|", ">") or not text[start:end].endswith(written):
+                raise ConversionError(f"{where}: cannot rewrite this value in place")
+            edits.append((end - len(written), end, _spelled(node, API_VERSION)))
+            changes.append(
+                Change(
+                    format_path(path),
+                    FLAGGER_API_VERSION,
+                    API_VERSION,
+                    document=number,
+                    line=node.start_mark.line + 1,
+                )
+            )
+
+    out = text
+    for start, end, replacement in sorted(set(edits), reverse=True):
+        out = out[:start] + replacement + out[end:]
+
+    result = [doc for _, doc in parse_documents(out, source)]
+    if result != expected:
+        raise ConversionError(
+            f"{source}: rewriting in place would change more than the apiVersion values "
+            "(YAML anchors or aliases shared with other fields?); convert this file by hand"
+        )
+    return out, changes
