@@ -1,0 +1,208 @@
+"""`canary simulate` as a user runs it: the shipped examples, the JSON contract, bad input.
+
+The examples must show Flagger's tick-by-tick behaviour (reference/flagger.md 2.3):
+a step-10/max-50 canary promotes after Flagger's ticks, and a canary with
+threshold 2 rolls back on the tick after its second failed check.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from canary.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "simulate"
+runner = CliRunner()
+
+
+def simulate_json(canary: str, scenario: str, *extra: str) -> list[dict[str, Any]]:
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            str(EXAMPLES / canary),
+            "-s",
+            str(EXAMPLES / scenario),
+            "--format",
+            "json",
+            *extra,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def first_tick(rows: list[dict[str, Any]], phase: str) -> int:
+    return int(next(r["tick"] for r in rows if r["phase"] == phase))
+
+
+class TestShippedExamples:
+    def test_good_release_promotes_after_flaggers_ticks(self) -> None:
+        rows = simulate_json("podinfo.yaml", "good-release.yaml")
+        detected = first_tick(rows, "Progressing")
+        # Flagger 2.3: tick1 detect, tick2..6 weights 10..50, tick7 promote, tick8 finalise, tick9 done.
+        weights = [
+            r["canaryWeight"] for r in rows if r["tick"] > detected and r["phase"] == "Progressing"
+        ]
+        assert weights == [10, 20, 30, 40, 50]
+        assert first_tick(rows, "Promoting") == detected + 6
+        assert first_tick(rows, "Finalising") == detected + 7
+        assert first_tick(rows, "Succeeded") == detected + 8
+        assert rows[-1]["lastGoodRevision"] == "main@sha1:2222222"
+
+    def test_bad_release_rolls_back_on_the_tick_after_the_second_failure(self) -> None:
+        rows = simulate_json("podinfo.yaml", "bad-release.yaml")
+        failures = [r["tick"] for r in rows if any("Halt" in e["message"] for e in r["events"])]
+        assert len(failures) == 2 and failures[1] == failures[0] + 1
+        rolled_back = first_tick(rows, "Failed")
+        assert rolled_back == failures[1] + 1
+        row = rows[rolled_back - 1]
+        assert row["primaryWeight"] == 100 and row["canaryWeight"] == 0
+        assert {
+            "kind": "ThresholdReached",
+            "severity": "error",
+            "message": "Failed checks threshold reached 2",
+        } in row["alerts"]
+        reverted = [r for r in rows if r["gitRevert"] and r["gitRevert"]["state"] == "Reverted"]
+        assert reverted and reverted[0]["gitRevert"]["goodRevision"] == "main@sha1:2222222"
+        assert reverted[0]["gitRevert"]["badRevision"] == "main@sha1:3333333"
+
+    def test_ab_testing_counts_iterations_then_promotes(self) -> None:
+        rows = simulate_json("podinfo-ab.yaml", "ab-testing.yaml", "--expect", "Succeeded")
+        progressing = [r for r in rows if r["phase"] == "Progressing" and r["iterations"] > 0]
+        assert [r["iterations"] for r in progressing] == [1, 2, 3, 4, 5]
+        assert all((r["primaryWeight"], r["canaryWeight"]) == (0, 100) for r in progressing)
+
+    def test_blue_green_on_kubernetes_never_shifts_traffic(self) -> None:
+        rows = simulate_json("podinfo-bluegreen.yaml", "blue-green.yaml", "--expect", "Succeeded")
+        assert all(r["canaryWeight"] == 0 for r in rows)
+        assert ["pre-rollout/smoke"] in [r["hooksCalled"] for r in rows]
+
+    def test_gates_wait_for_a_person(self) -> None:
+        rows = simulate_json("podinfo-gates.yaml", "gates.yaml", "--expect", "Succeeded")
+        assert [r["phase"] for r in rows[2:4]] == ["Waiting", "Waiting"]
+        waiting = [r for r in rows if r["phase"] == "WaitingPromotion"]
+        assert waiting, "the promotion gate should hold the canary"
+        opened = first_tick(rows, "Promoting")
+        assert any("opened by alice" in e["message"] for e in rows[opened - 1]["events"])
+        # one warn alert per wait, not one per tick
+        warn = [a for r in rows for a in r["alerts"] if a["kind"] == "WaitingPromotion"]
+        assert len(warn) == 1
+
+
+class TestOutputContract:
+    def test_every_row_has_the_documented_fields(self) -> None:
+        rows = simulate_json("podinfo.yaml", "good-release.yaml")
+        documented = {
+            "tick",
+            "time",
+            "phase",
+            "primaryWeight",
+            "canaryWeight",
+            "mirrored",
+            "failedChecks",
+            "iterations",
+            "actions",
+            "events",
+            "alerts",
+            "hooksCalled",
+            "metrics",
+            "gitRevert",
+            "revision",
+            "lastGoodRevision",
+            "message",
+        }
+        for row in rows:
+            assert documented <= set(row)
+            assert row["primaryWeight"] + row["canaryWeight"] == 100
+
+    def test_table_output_names_the_scenario(self) -> None:
+        result = runner.invoke(
+            app,
+            ["simulate", str(EXAMPLES / "podinfo.yaml"), "-s", str(EXAMPLES / "bad-release.yaml")],
+        )
+        assert result.exit_code == 0
+        assert "a bad release is rolled back" in result.stdout
+        assert "Failed checks threshold reached 2" in result.stdout
+
+    def test_expect_fails_when_the_phase_differs(self) -> None:
+        result = runner.invoke(
+            app,
+            [
+                "simulate",
+                str(EXAMPLES / "podinfo.yaml"),
+                "-s",
+                str(EXAMPLES / "bad-release.yaml"),
+                "--expect",
+                "Succeeded",
+            ],
+        )
+        assert result.exit_code == 1
+        assert "expected the last tick to be Succeeded, it is Failed" in result.stderr
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(
+        ("patch", "path"),
+        [
+            (
+                "  analysis: {interval: soon, threshold: 1, stepWeight: 10}",
+                "spec.analysis.interval",
+            ),
+            ("  provider: istio\n  analysis: {interval: 1m, threshold: 1}", "spec.analysis"),
+            ("  provider: envoy-magic\n  analysis: {interval: 1m, stepWeight: 5}", "spec.provider"),
+            ("  analysis: {interval: 1m, stepWeight: ten}", "spec.analysis.stepWeight"),
+        ],
+        ids=["bad-interval", "never-advances", "unknown-provider", "wrong-type"],
+    )
+    def test_a_malformed_canary_names_the_field(
+        self, tmp_path: Path, patch: str, path: str
+    ) -> None:
+        canary = tmp_path / "canary.yaml"
+        canary.write_text(
+            "apiVersion: canary.gitops.dev/v1beta1\nkind: Canary\nmetadata: {name: x}\nspec:\n"
+            "  targetRef: {kind: Deployment, name: x}\n  service: {port: 80}\n" + patch + "\n"
+        )
+        result = runner.invoke(
+            app, ["simulate", str(canary), "-s", str(EXAMPLES / "good-release.yaml")]
+        )
+        assert result.exit_code == 2
+        assert f"{path}:" in result.stderr
+        assert "Traceback" not in result.output
+
+    def test_a_missing_target_ref_is_named(self, tmp_path: Path) -> None:
+        canary = tmp_path / "canary.yaml"
+        canary.write_text(
+            "apiVersion: canary.gitops.dev/v1beta1\nkind: Canary\nmetadata: {name: x}\nspec:\n  service: {port: 80}\n"
+        )
+        result = runner.invoke(
+            app, ["simulate", str(canary), "-s", str(EXAMPLES / "good-release.yaml")]
+        )
+        assert result.exit_code == 2
+        assert "spec.targetRef: required field is missing" in result.stderr
+
+    def test_a_malformed_scenario_names_the_field(self, tmp_path: Path) -> None:
+        scenario = tmp_path / "s.yaml"
+        scenario.write_text(
+            "ticks: 5\nsteps:\n  - at: 2\n    metrics: {request-success-rate: high}\n"
+        )
+        result = runner.invoke(
+            app, ["simulate", str(EXAMPLES / "podinfo.yaml"), "-s", str(scenario)]
+        )
+        assert result.exit_code == 2
+        assert "steps[0].metrics.request-success-rate" in result.stderr
+
+    def test_invalid_yaml_names_the_line(self, tmp_path: Path) -> None:
+        scenario = tmp_path / "s.yaml"
+        scenario.write_text("ticks: 5\nsteps: [\n")
+        result = runner.invoke(
+            app, ["simulate", str(EXAMPLES / "podinfo.yaml"), "-s", str(scenario)]
+        )
+        assert result.exit_code == 2
+        assert "not valid YAML" in result.stderr and "line" in result.stderr
