@@ -194,19 +194,57 @@ def _simulation_table(name: str, rows: Sequence[Mapping[str, Any]]) -> None:
 
 @app.command()
 def run(
-    namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="Watch one namespace (default: all).")] = None,
-    kubeconfig: Annotated[str | None, typer.Option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file (default: in-cluster, then ~/.kube/config).")] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Watch one namespace (default: all).")
+    ] = None,
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(
+            "--kubeconfig",
+            envvar="KUBECONFIG",
+            help="Kubeconfig file (default: in-cluster, then ~/.kube/config).",
+        ),
+    ] = None,
     context: Annotated[str | None, typer.Option("--context", help="Kubeconfig context.")] = None,
-    provider: Annotated[str, typer.Option("--provider", help="Default routing provider for canaries without spec.provider (Flagger's -mesh-provider).")] = "kubernetes",
-    metrics_server: Annotated[str, typer.Option("--metrics-server", help="Default Prometheus for built-in metrics.")] = "http://prometheus:9090",
-    listen: Annotated[str, typer.Option("--listen", help="Address for /metrics, /healthz and /readyz.")] = "0.0.0.0:8080",
-    leader_election: Annotated[bool, typer.Option("--leader-election/--no-leader-election", help="Elect one active replica with a Lease.")] = False,
-    leader_namespace: Annotated[str | None, typer.Option("--leader-election-namespace", help="Namespace of the Lease (default: the pod's).")] = None,
-    cluster_name: Annotated[str, typer.Option("--cluster-name", help="Named in every notification.")] = "",
-    event_webhook: Annotated[str | None, typer.Option("--event-webhook", help="Receives every event (env EVENT_WEBHOOK_URL).")] = None,
-    git_cache: Annotated[Path | None, typer.Option("--git-cache", help="Working copies of Git repositories.")] = None,
+    provider: Annotated[
+        str,
+        typer.Option(
+            "--provider",
+            help="Default routing provider for canaries without spec.provider (Flagger's -mesh-provider).",
+        ),
+    ] = "kubernetes",
+    metrics_server: Annotated[
+        str, typer.Option("--metrics-server", help="Default Prometheus for built-in metrics.")
+    ] = "http://prometheus:9090",
+    listen: Annotated[
+        str, typer.Option("--listen", help="Address for /metrics, /healthz and /readyz.")
+    ] = "0.0.0.0:8080",
+    leader_election: Annotated[
+        bool,
+        typer.Option(
+            "--leader-election/--no-leader-election", help="Elect one active replica with a Lease."
+        ),
+    ] = False,
+    leader_namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--leader-election-namespace", help="Namespace of the Lease (default: the pod's)."
+        ),
+    ] = None,
+    cluster_name: Annotated[
+        str, typer.Option("--cluster-name", help="Named in every notification.")
+    ] = "",
+    event_webhook: Annotated[
+        str | None,
+        typer.Option("--event-webhook", help="Receives every event (env EVENT_WEBHOOK_URL)."),
+    ] = None,
+    git_cache: Annotated[
+        Path | None, typer.Option("--git-cache", help="Working copies of Git repositories.")
+    ] = None,
     git_author_name: Annotated[str, typer.Option("--git-author-name")] = "canary-engine",
-    git_author_email: Annotated[str, typer.Option("--git-author-email")] = "canary-engine@users.noreply.local",
+    git_author_email: Annotated[
+        str, typer.Option("--git-author-email")
+    ] = "canary-engine@users.noreply.local",
     log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
@@ -248,9 +286,18 @@ def run(
 
 @app.command()
 def sandbox(
-    port: Annotated[int, typer.Option("--port", help="Port of the API server on 127.0.0.1 (0: any free port).")] = 6443,
-    kubeconfig: Annotated[Path, typer.Option("--kubeconfig", help="Where to write the kubeconfig.")] = Path(".sandbox/kubeconfig"),
-    with_routers: Annotated[bool, typer.Option("--routers/--no-routers", help="Also install Istio, Gateway API and SMI CRDs.")] = True,
+    port: Annotated[
+        int, typer.Option("--port", help="Port of the API server on 127.0.0.1 (0: any free port).")
+    ] = 6443,
+    kubeconfig: Annotated[
+        Path, typer.Option("--kubeconfig", help="Where to write the kubeconfig.")
+    ] = Path(".sandbox/kubeconfig"),
+    with_routers: Annotated[
+        bool,
+        typer.Option(
+            "--routers/--no-routers", help="Also install Istio, Gateway API and SMI CRDs."
+        ),
+    ] = True,
 ) -> None:
     """Start the local Kubernetes API sandbox (with our CRDs) until Ctrl-C."""
     from canary.sandbox import run_sandbox
@@ -267,7 +314,10 @@ def _crd_dir() -> Path:
     for candidate in (here.parent / "crds", here / "_data" / "crds"):
         if candidate.is_dir():
             return candidate
-    raise fail("cannot find the CRD directory (crds/ in a checkout, canary/_data/crds when installed)", code=1)
+    raise fail(
+        "cannot find the CRD directory (crds/ in a checkout, canary/_data/crds when installed)",
+        code=1,
+    )
 
 
 def main() -> None:

@@ -132,7 +132,15 @@ class Kube(Protocol):
 class Workloads(Protocol):
     """The target and its ``-primary`` clone (Deployment or DaemonSet)."""
 
-    async def observe(self, canary: Canary) -> tuple[TargetObservation | None, PrimaryObservation | None]: ...
+    async def observe(
+        self, canary: Canary, *, now: datetime | None = None, since: datetime | None = None
+    ) -> tuple[TargetObservation | None, PrimaryObservation | None]:
+        """The target (None if missing) and the primary (None if not created yet).
+
+        ``now`` is the tick's time (readiness deadlines); ``since`` is when the current
+        rollout began (DaemonSets have no progress conditions of their own).
+        """
+        ...
 
     async def ensure_primary(self, canary: Canary) -> None: ...
 

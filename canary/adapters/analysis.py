@@ -31,7 +31,6 @@ from analysis import (
     metric_check_from_spec,
     provider_config_from_spec,
 )
-
 from canary.core import MetricResult, Outcome
 from canary.model import API_VERSION, Canary, MetricSpec
 from canary.ports import Kube, KubeError
@@ -69,8 +68,10 @@ class MetricAnalyzer:
         self, canary: Canary, metric: MetricSpec, now: datetime, previous: Mapping[str, Any] | None
     ) -> MetricResult:
         try:
-            return await asyncio.wait_for(self._one(canary, metric, now, previous), self.timeout_seconds)
-        except asyncio.TimeoutError:
+            return await asyncio.wait_for(
+                self._one(canary, metric, now, previous), self.timeout_seconds
+            )
+        except TimeoutError:
             return MetricResult(
                 metric.name,
                 Outcome.ERROR,
@@ -109,7 +110,12 @@ class MetricAnalyzer:
                         Outcome.ERROR,
                         f"Secret {namespace}/{secret_ref['name']} of MetricTemplate {ref.name} not found",
                     )
-        check = metric_check_from_spec(metric.raw, path=metric.path, template_query=template_query, template_name=ref.name if ref else None)
+        check = metric_check_from_spec(
+            metric.raw,
+            path=metric.path,
+            template_query=template_query,
+            template_name=ref.name if ref else None,
+        )
         config: ProviderConfig = provider_config_from_spec(
             provider_spec,
             path=f"MetricTemplate {ref.name} spec.provider" if ref else "spec.metricsServer",
@@ -127,7 +133,9 @@ class MetricAnalyzer:
             ingress=spec.ingress_ref.name if spec.ingress_ref else None,
             route=spec.route_ref.name if spec.route_ref else None,
         )
-        verdict = await evaluate(check, ctx, provider, now=now, previous=_previous_verdict(previous))
+        verdict = await evaluate(
+            check, ctx, provider, now=now, previous=_previous_verdict(previous)
+        )
         comparison = verdict.comparison
         bounds = []
         if verdict.min is not None:
@@ -154,7 +162,9 @@ class MetricAnalyzer:
             try:
                 out[str(key)] = base64.b64decode(str(value)).decode()
             except (ValueError, UnicodeDecodeError):
-                log.warning("Secret %s/%s key %s is not valid base64 text; ignored", namespace, name, key)
+                log.warning(
+                    "Secret %s/%s key %s is not valid base64 text; ignored", namespace, name, key
+                )
         for key, value in (obj.get("stringData") or {}).items():
             out[str(key)] = str(value)
         return out

@@ -14,7 +14,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from canary.core import EmitEvent, EventType
 from canary.model import Canary
@@ -31,7 +31,7 @@ Forwarder = Callable[[Canary, EmitEvent], Awaitable[None]]
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class EventRecorder:
@@ -52,7 +52,9 @@ class EventRecorder:
             try:
                 await self.forward(canary, event)
             except Exception as exc:  # forwarding is best effort by design
-                log.warning("event webhook for %s/%s failed: %s", canary.namespace, canary.name, exc)
+                log.warning(
+                    "event webhook for %s/%s failed: %s", canary.namespace, canary.name, exc
+                )
 
     async def _post(self, canary: Canary, event: EmitEvent) -> None:
         key = (canary.namespace, canary.name, event.type.value, event.message)

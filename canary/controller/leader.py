@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from canary.ports import Conflict, Kube, KubeError, NotFound
@@ -32,7 +32,7 @@ def _parse(text: str | None) -> datetime | None:
         return None
     for pattern in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
         try:
-            return datetime.strptime(text, pattern).replace(tzinfo=timezone.utc)
+            return datetime.strptime(text, pattern).replace(tzinfo=UTC)
         except ValueError:
             continue
     return None
@@ -88,7 +88,7 @@ class LeaderElector:
             try:
                 if await asyncio.wait_for(self.try_acquire_or_renew(), timeout=self.renew_seconds):
                     self._valid_until = started + self.lease_seconds
-            except (KubeError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, KubeError) as exc:
                 log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
             leader = self.is_leader
             if leader != was_leader:
@@ -96,10 +96,10 @@ class LeaderElector:
                 was_leader = leader
                 self.changed.set()
                 self.changed = asyncio.Event()
-            await asyncio.sleep(self.renew_seconds if leader else self.renew_seconds)
+            await asyncio.sleep(self.renew_seconds)
 
     async def try_acquire_or_renew(self) -> bool:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         lease = await self.kube.get("coordination.k8s.io/v1", "Lease", self.name, self.namespace)
         spec: dict[str, Any] = {
             "holderIdentity": self.identity,

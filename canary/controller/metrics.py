@@ -17,21 +17,44 @@ PREFIX = "canary_engine"
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None, *, version: str = "", provider: str = "") -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, version: str = "", provider: str = ""
+    ) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.info = Gauge(f"{PREFIX}_info", "canary-engine version and default provider", ["version", "mesh_provider"], registry=r)
-        self.info.labels(version, provider).set(1)
-        self.total = Gauge(f"{PREFIX}_canary_total", "Canaries per namespace", ["namespace"], registry=r)
-        self.status = Gauge(
-            f"{PREFIX}_canary_status", "0 running, 1 successful or idle, 2 failed", ["name", "namespace"], registry=r
+        self.info = Gauge(
+            f"{PREFIX}_info",
+            "canary-engine version and default provider",
+            ["version", "mesh_provider"],
+            registry=r,
         )
-        self.weight = Gauge(f"{PREFIX}_canary_weight", "Traffic weight per workload", ["workload", "namespace"], registry=r)
+        self.info.labels(version, provider).set(1)
+        self.total = Gauge(
+            f"{PREFIX}_canary_total", "Canaries per namespace", ["namespace"], registry=r
+        )
+        self.status = Gauge(
+            f"{PREFIX}_canary_status",
+            "0 running, 1 successful or idle, 2 failed",
+            ["name", "namespace"],
+            registry=r,
+        )
+        self.weight = Gauge(
+            f"{PREFIX}_canary_weight",
+            "Traffic weight per workload",
+            ["workload", "namespace"],
+            registry=r,
+        )
         self.duration = Histogram(
-            f"{PREFIX}_canary_duration_seconds", "Wall time of one analysis pass", ["name", "namespace"], registry=r
+            f"{PREFIX}_canary_duration_seconds",
+            "Wall time of one analysis pass",
+            ["name", "namespace"],
+            registry=r,
         )
         self.metric_analysis = Gauge(
-            f"{PREFIX}_canary_metric_analysis", "Last value of each analysis metric", ["name", "namespace", "metric"], registry=r
+            f"{PREFIX}_canary_metric_analysis",
+            "Last value of each analysis metric",
+            ["name", "namespace", "metric"],
+            registry=r,
         )
         self.successes = Counter(
             f"{PREFIX}_canary_successes_total",
@@ -45,13 +68,23 @@ class Metrics:
             ["name", "namespace", "deployment_strategy", "analysis_status"],
             registry=r,
         )
-        self.decisions = Counter(f"{PREFIX}_decisions_total", "Passes by outcome", ["outcome"], registry=r)
-        self.git_reverts = Counter(f"{PREFIX}_git_reverts_total", "Git revert attempts by result", ["result"], registry=r)
+        self.decisions = Counter(
+            f"{PREFIX}_decisions_total", "Passes by outcome", ["outcome"], registry=r
+        )
+        self.git_reverts = Counter(
+            f"{PREFIX}_git_reverts_total", "Git revert attempts by result", ["result"], registry=r
+        )
         self.notification_failures = Counter(
-            f"{PREFIX}_notification_failures_total", "Notifications given up on", ["provider_type"], registry=r
+            f"{PREFIX}_notification_failures_total",
+            "Notifications given up on",
+            ["provider_type"],
+            registry=r,
         )
         self.notifications = Counter(
-            f"{PREFIX}_notifications_total", "Notification deliveries by outcome", ["provider_type", "outcome"], registry=r
+            f"{PREFIX}_notifications_total",
+            "Notification deliveries by outcome",
+            ["provider_type", "outcome"],
+            registry=r,
         )
         self.lateness = Histogram(
             f"{PREFIX}_tick_lateness_seconds",
@@ -60,10 +93,18 @@ class Metrics:
             registry=r,
         )
 
-    def record(self, canary: Canary, before: CanaryStatus, after: CanaryStatus, outcome: str) -> None:
+    def record(
+        self, canary: Canary, before: CanaryStatus, after: CanaryStatus, outcome: str
+    ) -> None:
         name, ns = canary.spec.target_ref.name, canary.namespace
         self.decisions.labels(outcome).inc()
-        if after.phase in (Phase.PROGRESSING, Phase.WAITING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING):
+        if after.phase in (
+            Phase.PROGRESSING,
+            Phase.WAITING,
+            Phase.WAITING_PROMOTION,
+            Phase.PROMOTING,
+            Phase.FINALISING,
+        ):
             code = 0
         elif after.phase is Phase.FAILED:
             code = 2
@@ -83,6 +124,10 @@ class Metrics:
             self.failures.labels(canary.name, ns, strategy, "completed").inc()
         revert_before = before.git_revert.state if before.git_revert else None
         revert_after = after.git_revert.state if after.git_revert else None
-        if revert_after is not None and (revert_after != revert_before or after.git_revert != before.git_revert):
-            if after.git_revert and after.git_revert.attempts != (before.git_revert.attempts if before.git_revert else 0):
+        if revert_after is not None and (
+            revert_after != revert_before or after.git_revert != before.git_revert
+        ):
+            if after.git_revert and after.git_revert.attempts != (
+                before.git_revert.attempts if before.git_revert else 0
+            ):
                 self.git_reverts.labels(revert_after.value).inc()

@@ -44,6 +44,7 @@ from canary.ports import Router
 log = logging.getLogger("canary.operator")
 
 VERSION = "v1beta1"
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 REQUIRED_CRDS = ("canaries", "metrictemplates", "alertproviders", "gitsources")
 
 
@@ -62,10 +63,14 @@ class OperatorOptions:
     listen_port: int = 8080
     leader_election: bool = False
     leader_namespace: str | None = None
-    identity: str = field(default_factory=lambda: os.environ.get("POD_NAME") or socket.gethostname())
+    identity: str = field(
+        default_factory=lambda: os.environ.get("POD_NAME") or socket.gethostname()
+    )
     cluster_name: str = ""
     event_webhook: str | None = None
-    git_cache: Path = field(default_factory=lambda: Path(os.environ.get("CANARY_GIT_CACHE", "/tmp/canary-engine/git")))
+    git_cache: Path = field(
+        default_factory=lambda: Path(os.environ.get("CANARY_GIT_CACHE", "/tmp/canary-engine/git"))
+    )
     git_author_name: str = "canary-engine"
     git_author_email: str = "canary-engine@users.noreply.local"
     selector_labels: tuple[str, ...] = ("app", "name", "app.kubernetes.io/name")
@@ -105,7 +110,9 @@ class Runtime:
 
 async def build_runtime(options: OperatorOptions, kube: KubeClient) -> Runtime:
     metrics = Metrics(provider=options.default_provider, version=_version())
-    webhooks = HttpWebhookCaller(event_webhook_url=options.event_webhook or options.environ.get("EVENT_WEBHOOK_URL"))
+    webhooks = HttpWebhookCaller(
+        event_webhook_url=options.event_webhook or options.environ.get("EVENT_WEBHOOK_URL")
+    )
 
     async def forward(canary: Any, event: Any) -> None:
         await webhooks.post_event(canary, event, "", "")
@@ -130,7 +137,10 @@ async def build_runtime(options: OperatorOptions, kube: KubeClient) -> Runtime:
     if options.leader_election:
         leader: LeaderElector | AlwaysLeader = LeaderElector(
             kube,
-            namespace=options.leader_namespace or options.environ.get("POD_NAMESPACE") or options.namespace or "default",
+            namespace=options.leader_namespace
+            or options.environ.get("POD_NAMESPACE")
+            or options.namespace
+            or "default",
             identity=options.identity,
         )
     else:
@@ -149,13 +159,17 @@ async def build_runtime(options: OperatorOptions, kube: KubeClient) -> Runtime:
         routers=router_for,
         webhooks=webhooks,
         notifier=notifier,
-        analyzer=MetricAnalyzer(kube, default_address=options.metrics_server, default_provider=options.default_provider),
+        analyzer=MetricAnalyzer(
+            kube, default_address=options.metrics_server, default_provider=options.default_provider
+        ),
         reverter=gitops.reverter,
         revisions=gitops.revisions,
         events=events,
         leader=leader,
         metrics=metrics,
-        settings=Settings(default_provider=options.default_provider, cluster_name=options.cluster_name),
+        settings=Settings(
+            default_provider=options.default_provider, cluster_name=options.cluster_name
+        ),
     )
     scheduler = Scheduler(controller.run_pass)
     return Runtime(
@@ -188,21 +202,31 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
         settings.watching.client_timeout = 330
         settings.persistence.finalizer = "canary.gitops.dev/kopf"
 
+    in_cluster = options.kubeconfig is None and os.path.exists(SERVICE_ACCOUNT_TOKEN)
+
     @kopf.on.login(registry=registry)
     async def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        if options.kubeconfig is None and os.path.exists("/var/run/secrets/kubernetes.io/serviceaccount/token"):
+        if in_cluster:
             return kopf.login_with_service_account(**kwargs)
         return kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.on.event(API_GROUP, VERSION, "canaries", registry=registry)
-    async def _canary_event(type: str | None, name: str, namespace: str, body: kopf.Body, **_: Any) -> None:
+    async def _canary_event(
+        *, type: str, name: str, namespace: str | None, body: kopf.Body, **_: Any
+    ) -> None:
+        if namespace is None:
+            return
         if type == "DELETED":
             await runtime.scheduler.forget(namespace, name)
         else:
             runtime.scheduler.seen(namespace, name, dict(body))
 
     @kopf.on.event(API_GROUP, VERSION, "gitsources", registry=registry)
-    async def _gitsource_event(type: str | None, name: str, namespace: str, body: kopf.Body, **_: Any) -> None:
+    async def _gitsource_event(
+        *, type: str, name: str, namespace: str | None, body: kopf.Body, **_: Any
+    ) -> None:
+        if namespace is None:
+            return
         if type == "DELETED":
             await runtime.gitops.forget(namespace, name)
         else:
@@ -211,7 +235,10 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
 
 async def serve_health(runtime: Runtime, host: str, port: int) -> web.AppRunner:
     async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(runtime.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=generate_latest(runtime.metrics.registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -257,7 +284,9 @@ async def run_operator(options: OperatorOptions, *, stop: asyncio.Event | None =
 
             watcher = asyncio.create_task(relay())
         log.info(
-            "canary-engine %s watching %s", _version(), f"namespace {options.namespace}" if options.namespace else "all namespaces"
+            "canary-engine %s watching %s",
+            _version(),
+            f"namespace {options.namespace}" if options.namespace else "all namespaces",
         )
         await kopf.operator(
             registry=registry,

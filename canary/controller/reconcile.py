@@ -21,9 +21,11 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from canary.controller.events import EventRecorder
+from canary.controller.metrics import Metrics
 from canary.core import (
     Action,
     AnalysisRequest,
@@ -51,8 +53,6 @@ from canary.core import (
     SetRoutes,
     step,
 )
-from canary.controller.events import EventRecorder
-from canary.controller.metrics import Metrics
 from canary.model import API_VERSION, Canary, CanaryStatus, Commands, SpecError, parse_canary
 from canary.model.canary import DEFAULT_INTERVAL_SECONDS
 from canary.model.duration import DurationError, parse_duration
@@ -96,7 +96,14 @@ def checksum(status: CanaryStatus) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def body_interval(body: Mapping[str, Any]) -> float:
@@ -175,26 +182,39 @@ class CanaryController:
             log.info("canary %s/%s changed during the pass; running it again", namespace, name)
             return 0.0
         await self._run_effects(canary, decision)
-        self.metrics.duration.labels(canary.name, namespace).observe(asyncio.get_running_loop().time() - started)
-        self.metrics.record(canary, status, decision.status, decision.status.phase.value or "Initializing")
+        self.metrics.duration.labels(canary.name, namespace).observe(
+            asyncio.get_running_loop().time() - started
+        )
+        self.metrics.record(
+            canary, status, decision.status, decision.status.phase.value or "Initializing"
+        )
         if decision.requeue_after is not None:
             return decision.requeue_after
         return float(canary.spec.interval_seconds)
 
-    async def _decide(self, canary: Canary, status: CanaryStatus, body: Mapping[str, Any]) -> tuple[Decision, dict[str, Any] | None, Router]:
+    async def _decide(
+        self, canary: Canary, status: CanaryStatus, body: Mapping[str, Any]
+    ) -> tuple[Decision, dict[str, Any] | None, Router]:
         spec = canary.spec
         router = self.routers(spec.provider or self.settings.default_provider)
         target_obj = await self.kube.get(
-            spec.target_ref.api_version or "apps/v1", spec.target_ref.kind, spec.target_ref.name, canary.namespace
+            spec.target_ref.api_version or "apps/v1",
+            spec.target_ref.kind,
+            spec.target_ref.name,
+            canary.namespace,
         )
-        target, primary = await self.workloads.observe(canary)
+        now = _now()
+        since = _parse_time(status.last_transition_time)
+        target, primary = await self.workloads.observe(canary, now=now, since=since)
         routes: Routes | None = None
         if primary is not None:
             routes = await router.get_routes(canary)
-        revision = await self.revisions.detect(canary, target_obj) if target_obj is not None else None
+        revision = (
+            await self.revisions.detect(canary, target_obj) if target_obj is not None else None
+        )
         commands = Commands.from_annotations(canary.annotations, status.handled_commands)
         obs = Observations(
-            now=_now(),
+            now=now,
             target=target,
             primary=primary,
             routes=routes,
@@ -209,7 +229,11 @@ class CanaryController:
                 return decision, target_obj, router
             for request in decision.requests:
                 if isinstance(request, HookRequest):
-                    hook = next(h for h in spec.analysis_or_default.webhooks if h.name == request.hook and h.type is request.type)
+                    hook = next(
+                        h
+                        for h in spec.analysis_or_default.webhooks
+                        if h.name == request.hook and h.type is request.type
+                    )
                     answer: Any = await self.webhooks.call(canary, hook, request.phase, run_id)
                 elif isinstance(request, AnalysisRequest):
                     previous = [m.to_dict() for m in status.analysis]
@@ -219,19 +243,29 @@ class CanaryController:
                 else:  # pragma: no cover - the request union is closed
                     raise TypeError(f"unknown request {request!r}")
                 obs = obs.with_answer(request, answer)
-        raise RuntimeError(f"canary {canary.namespace}/{canary.name}: the core asked more than {MAX_ROUNDS} questions")
+        raise RuntimeError(
+            f"canary {canary.namespace}/{canary.name}: the core asked more than {MAX_ROUNDS} questions"
+        )
 
     async def _revert(self, canary: Canary, request: RevertRequest) -> RevertAnswer:
         try:
-            return await self.reverter.revert(canary, request.good_revision, request.bad_revision, request.reason)
+            return await self.reverter.revert(
+                canary, request.good_revision, request.bad_revision, request.reason
+            )
         except Exception as exc:  # a reverter bug must not wedge the canary
             log.exception("git revert for %s/%s crashed", canary.namespace, canary.name)
-            return RevertAnswer(RevertResultKind.FAILED, message=f"internal error: {type(exc).__name__}")
+            return RevertAnswer(
+                RevertResultKind.FAILED, message=f"internal error: {type(exc).__name__}"
+            )
 
     # ------------------------------------------------------------------ actions
 
     async def _execute(
-        self, canary: Canary, actions: tuple[Action, ...], target_obj: dict[str, Any] | None, router: Router
+        self,
+        canary: Canary,
+        actions: tuple[Action, ...],
+        target_obj: dict[str, Any] | None,
+        router: Router,
     ) -> bool:
         """Run actions in order; on the first failure emit a Warning and stop (True)."""
         for action in actions:
@@ -239,14 +273,18 @@ class CanaryController:
                 return True
             try:
                 await self._one(canary, action, target_obj, router)
-            except (KubeError, asyncio.TimeoutError, ValueError) as exc:
+            except Exception as exc:  # an action failing ends the pass, never the controller
                 what = type(action).__name__
                 log.warning("%s/%s: %s failed: %s", canary.namespace, canary.name, what, exc)
-                await self.events.emit(canary, EmitEvent(EventType.WARNING, f"{what} failed: {exc}"))
+                await self.events.emit(
+                    canary, EmitEvent(EventType.WARNING, f"{what} failed: {exc}")
+                )
                 return True
         return False
 
-    async def _one(self, canary: Canary, action: Action, target_obj: dict[str, Any] | None, router: Router) -> None:
+    async def _one(
+        self, canary: Canary, action: Action, target_obj: dict[str, Any] | None, router: Router
+    ) -> None:
         if isinstance(action, ReconcileServices):
             if target_obj is not None:
                 await self.services.initialize(canary, target_obj)
@@ -276,18 +314,22 @@ class CanaryController:
 
     # ------------------------------------------------------------------ status
 
-    async def _write_status(self, body: Mapping[str, Any], old: CanaryStatus, new: CanaryStatus) -> None:
+    async def _write_status(
+        self, body: Mapping[str, Any], old: CanaryStatus, new: CanaryStatus
+    ) -> None:
         before, after = old.to_dict(), new.to_dict()
         changed = {k: v for k, v in after.items() if before.get(k) != v}
         previous_raw = body.get("status") or {}
         for key, value in after.items():
-            if key not in previous_raw and value not in (None, "", 0, [], {}):
+            if key not in previous_raw and value is not None:
                 changed[key] = value
         if not changed:
             return
         meta = body.get("metadata") or {}
         patch = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": changed}
-        await self.kube.patch(API_VERSION, "Canary", meta["name"], meta["namespace"], patch, subresource="status")
+        await self.kube.patch(
+            API_VERSION, "Canary", meta["name"], meta["namespace"], patch, subresource="status"
+        )
 
     async def _run_effects(self, canary: Canary, decision: Decision) -> None:
         status = decision.status
@@ -298,12 +340,21 @@ class CanaryController:
                 await self.notifier.notify(canary, effect.alert)
             elif isinstance(effect, CallHooks):
                 for hook in canary.spec.analysis_or_default.hooks(effect.type):
-                    result: HookAnswer = await self.webhooks.call(canary, hook, effect.phase, checksum(status))
+                    result: HookAnswer = await self.webhooks.call(
+                        canary, hook, effect.phase, checksum(status)
+                    )
                     if result.ok:
-                        await self.events.emit(canary, EmitEvent(EventType.NORMAL, f"Post-rollout check {hook.name} passed"))
+                        await self.events.emit(
+                            canary,
+                            EmitEvent(EventType.NORMAL, f"Post-rollout check {hook.name} passed"),
+                        )
                     else:
                         await self.events.emit(
-                            canary, EmitEvent(EventType.WARNING, f"Post-rollout hook {hook.name} failed {result.message}")
+                            canary,
+                            EmitEvent(
+                                EventType.WARNING,
+                                f"Post-rollout hook {hook.name} failed {result.message}",
+                            ),
                         )
 
     # ------------------------------------------------------------------ spec errors, finalizer, deletion
@@ -327,8 +378,12 @@ class CanaryController:
         )
         if self._invalid.get((namespace, name)) != message:
             self._invalid[(namespace, name)] = message
-            stub = Canary(name=name, namespace=namespace, spec=_stub_spec(), uid=str(meta.get("uid", "")))
-            await self.events.emit(stub, EmitEvent(EventType.WARNING, f"Invalid Canary spec: {message}"))
+            stub = Canary(
+                name=name, namespace=namespace, spec=_stub_spec(), uid=str(meta.get("uid", ""))
+            )
+            await self.events.emit(
+                stub, EmitEvent(EventType.WARNING, f"Invalid Canary spec: {message}")
+            )
             try:
                 await self.kube.patch(
                     API_VERSION,
@@ -369,7 +424,10 @@ class CanaryController:
             spec = canary.spec
             router = self.routers(spec.provider or self.settings.default_provider)
             target_obj = await self.kube.get(
-                spec.target_ref.api_version or "apps/v1", spec.target_ref.kind, spec.target_ref.name, canary.namespace
+                spec.target_ref.api_version or "apps/v1",
+                spec.target_ref.kind,
+                spec.target_ref.name,
+                canary.namespace,
             )
             decision = step(
                 canary,
@@ -394,4 +452,6 @@ def _stub_spec() -> Any:
     from canary.model import ObjectRef, ServiceSpec
     from canary.model.canary import CanarySpec
 
-    return CanarySpec(target_ref=ObjectRef(kind="Deployment", name=""), service=ServiceSpec(name="", port=0))
+    return CanarySpec(
+        target_ref=ObjectRef(kind="Deployment", name=""), service=ServiceSpec(name="", port=0)
+    )

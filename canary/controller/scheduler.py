@@ -59,7 +59,9 @@ class Scheduler:
         if job is None or job.task is None or job.task.done():
             job = _Job(fingerprint=print_)
             self.jobs[key] = job
-            job.task = asyncio.create_task(self._loop(namespace, name, job), name=f"canary:{namespace}/{name}")
+            job.task = asyncio.create_task(
+                self._loop(namespace, name, job), name=f"canary:{namespace}/{name}"
+            )
             return
         if print_ != job.fingerprint:
             job.fingerprint = print_

@@ -1,0 +1,81 @@
+"""Wiring of the notification dispatcher: AlertProviders and Secrets from the API.
+
+The dispatcher (canary.adapters.notifiers) routes and delivers; this module
+gives it a resolver that reads the AlertProvider a canary's ``alerts[]`` names
+and the Secret it references, the global notifier from flags and environment,
+and the callbacks that turn a given-up delivery into a Warning Event and a
+counter. A bad AlertProvider is reported as a failed delivery naming the field,
+never as an exception in a tick.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import TYPE_CHECKING
+
+from canary.adapters.notifiers import (
+    GlobalNotifierConfig,
+    NotificationDispatcher,
+    PrometheusNotificationMetrics,
+    ProviderRef,
+    ResolvedProvider,
+)
+from canary.core import Alert, EmitEvent, EventType
+from canary.model import API_VERSION, Canary, SpecError, parse_alert_provider
+from canary.ports import Kube
+
+if TYPE_CHECKING:
+    from canary.controller.events import EventRecorder
+    from canary.controller.metrics import Metrics
+    from canary.controller.operator import OperatorOptions
+
+log = logging.getLogger("canary.notify")
+
+
+class AlertProviderResolver:
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+
+    async def __call__(self, ref: ProviderRef) -> ResolvedProvider | None:
+        obj = await self.kube.get(API_VERSION, "AlertProvider", ref.name, ref.namespace)
+        if obj is None:
+            return None
+        try:
+            provider = parse_alert_provider(obj)
+        except SpecError as exc:
+            log.warning("AlertProvider %s/%s is invalid: %s", ref.namespace, ref.name, exc)
+            return None
+        secret: dict[str, str] | None = None
+        if provider.secret_name:
+            raw = await self.kube.get("v1", "Secret", provider.secret_name, ref.namespace)
+            if raw is not None:
+                secret = {}
+                for key, value in (raw.get("data") or {}).items():
+                    try:
+                        secret[str(key)] = base64.b64decode(str(value)).decode()
+                    except (ValueError, UnicodeDecodeError):
+                        log.warning(
+                            "Secret %s/%s key %s is not text; ignored",
+                            ref.namespace,
+                            provider.secret_name,
+                            key,
+                        )
+        return ResolvedProvider.from_secret(provider, secret)
+
+
+def build_notifier(
+    kube: Kube, options: OperatorOptions, events: EventRecorder, metrics: Metrics
+) -> NotificationDispatcher:
+    async def on_failure(canary: Canary, alert: Alert, reason: str) -> None:
+        await events.emit(canary, EmitEvent(EventType.WARNING, reason))
+
+    return NotificationDispatcher(
+        AlertProviderResolver(kube),
+        global_config=GlobalNotifierConfig.from_env(options.environ),
+        cluster=options.cluster_name,
+        on_failure=on_failure,
+        metrics=PrometheusNotificationMetrics(
+            None, total=metrics.notifications, failures=metrics.notification_failures
+        ),
+    )
