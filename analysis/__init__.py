@@ -14,7 +14,16 @@ Typical use by the controller, once per metric per tick::
     event_text = verdict.summary             # "success rate 97.2% (primary 99.6%, n=1,840), ..."
 
 See docs/analysis.md for the ``compare`` field reference and the judges.
+
+The I/O parts (``evaluate``, ``PrometheusProvider``, which pull in asyncio and
+httpx) are loaded on first use, so pure callers such as a spec parser can
+import ``analysis`` without them (and without breaking their import
+contracts).  ``__init__.pyi`` beside this file gives type checkers the full,
+static view of the same names.
 """
+
+import importlib
+from typing import Any
 
 from analysis._builtin import BuiltinQueries, builtin_queries, observer_for
 from analysis._compare import CompareResult, Window, add_histograms, add_window, decide, new_state
@@ -32,7 +41,6 @@ from analysis._errors import (
     TemplateError,
     UnknownProviderError,
 )
-from analysis._evaluate import MIN_WINDOW_SECONDS, evaluate, interval_seconds
 from analysis._model import (
     BUILTIN_METRICS,
     CompareSpec,
@@ -48,7 +56,6 @@ from analysis._model import (
     metric_check_from_spec,
     parse_compare,
 )
-from analysis._prometheus import PrometheusProvider
 from analysis._providers import (
     DEFAULT_PROMETHEUS_ADDRESS,
     DEFAULT_TIMEOUT_SECONDS,
@@ -62,6 +69,23 @@ from analysis._providers import (
 )
 from analysis._templates import escape_regex, escape_string, render_query
 from analysis._threshold import ThresholdResult, judge_threshold
+
+_LAZY = {
+    "MIN_WINDOW_SECONDS": "analysis._evaluate",
+    "evaluate": "analysis._evaluate",
+    "interval_seconds": "analysis._evaluate",
+    "PrometheusProvider": "analysis._prometheus",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load the I/O parts of the façade on first use (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BUILTIN_METRICS",

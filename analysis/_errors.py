@@ -1,0 +1,118 @@
+"""The exceptions the analysis package raises, in one small tree.
+
+Callers (the controller) need to tell "the spec is wrong" from "the metric
+server has no data yet" from "the metric server is down", because each gets a
+different outcome and message.  Every error is translated at the boundary where
+it happens (template renderer, HTTP client) into one of these, so no httpx or
+numpy exception ever leaves the package::
+
+    AnalysisError                      base of everything below
+    ├── SpecError                      bad input; ``path`` names the field
+    │   ├── UnknownProviderError       provider type nobody knows
+    │   └── ProviderNotSupportedError  a Flagger provider type we do not implement yet
+    ├── TemplateError                  query template cannot be rendered
+    └── QueryError                     a query did not yield the expected number(s)
+        ├── NoDataError                empty result or NaN (no traffic yet?)
+        ├── MultipleSeriesError        several series where one value was expected
+        ├── ProviderUnavailableError   connection refused, DNS, TLS, ...
+        │   └── QueryTimeoutError      no answer within the timeout
+        ├── HTTPStatusError            HTTP 4xx/5xx without a Prometheus error body
+        └── PrometheusAPIError         Prometheus said ``status: error`` (errorType, error)
+
+Messages never contain credentials: the HTTP layer never formats headers, and
+the provider configuration hides secrets from ``repr``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AnalysisError",
+    "HTTPStatusError",
+    "MultipleSeriesError",
+    "NoDataError",
+    "PrometheusAPIError",
+    "ProviderNotSupportedError",
+    "ProviderUnavailableError",
+    "QueryError",
+    "QueryTimeoutError",
+    "SpecError",
+    "TemplateError",
+    "UnknownProviderError",
+]
+
+
+class AnalysisError(Exception):
+    """Base class of every error raised by the analysis package."""
+
+
+class SpecError(AnalysisError, ValueError):
+    """Bad input: ``path`` is the field (e.g. ``spec.analysis.metrics[1].compare.alpha``)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.detail = message
+        super().__init__(f"{path}: {message}")
+
+
+class UnknownProviderError(SpecError):
+    """The provider type is not a name any metric provider uses."""
+
+
+class ProviderNotSupportedError(SpecError):
+    """The provider type is one of Flagger's, but canary-engine does not implement it yet."""
+
+
+class TemplateError(AnalysisError, ValueError):
+    """A query template could not be rendered (unknown variable, unbalanced braces, ...)."""
+
+
+class QueryError(AnalysisError):
+    """A query did not produce the number(s) the caller asked for."""
+
+    def __init__(self, message: str, *, query: str | None = None) -> None:
+        self.query = query
+        super().__init__(message)
+
+
+class NoDataError(QueryError):
+    """The query returned no series, or NaN (typically: no traffic in the window)."""
+
+
+class MultipleSeriesError(QueryError):
+    """The query returned several series where exactly one value was expected."""
+
+    def __init__(self, message: str, *, query: str | None = None, series: int = 0) -> None:
+        self.series = series
+        super().__init__(message, query=query)
+
+
+class ProviderUnavailableError(QueryError):
+    """The metric server could not be reached (refused, DNS, TLS, reset)."""
+
+
+class QueryTimeoutError(ProviderUnavailableError):
+    """The metric server did not answer within the configured timeout."""
+
+
+class HTTPStatusError(QueryError):
+    """The metric server answered with an HTTP error and no structured error body."""
+
+    def __init__(self, message: str, *, query: str | None = None, status_code: int = 0) -> None:
+        self.status_code = status_code
+        super().__init__(message, query=query)
+
+
+class PrometheusAPIError(QueryError):
+    """Prometheus answered ``status: error``; ``error_type`` is e.g. ``bad_data``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        query: str | None = None,
+        status_code: int = 0,
+        error_type: str = "",
+    ) -> None:
+        self.status_code = status_code
+        self.error_type = error_type
+        super().__init__(message, query=query)

@@ -1,0 +1,312 @@
+"""The one async entry point the controller calls per metric per tick: :func:`evaluate`.
+
+This is the imperative shell of the package: it renders queries, asks the
+provider for numbers (concurrently, each call with the provider's timeout),
+and hands the numbers to the pure judges.  It never raises for a bad metric:
+every problem becomes a :class:`~analysis.Verdict` with outcome NoData or
+Error and a sentence in Flagger's wording, so one broken metric cannot crash
+the reconcile pass of its canary (let alone of other canaries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from analysis._builtin import BuiltinQueries, builtin_queries, builtin_query
+from analysis._compare import Window, add_histograms, add_window, decide, new_state
+from analysis._errors import AnalysisError, NoDataError, QueryError, SpecError, TemplateError
+from analysis._model import (
+    BUILTIN_METRICS,
+    REQUEST_DURATION,
+    CompareSpec,
+    CompareTest,
+    MetricCheck,
+    MetricKind,
+    Outcome,
+    QueryContext,
+    SequentialState,
+    Verdict,
+)
+from analysis._providers import MetricProvider
+from analysis._templates import render_query
+from analysis._threshold import judge_threshold, metric_label
+
+__all__ = ["MIN_WINDOW_SECONDS", "evaluate", "interval_seconds"]
+
+MIN_WINDOW_SECONDS = 10.0
+"""A compare check called again sooner than this after its last window returns the last verdict."""
+
+_UNITS = {
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+    "y": 31536000.0,
+}
+
+
+def interval_seconds(interval: str) -> float:
+    """Seconds in a PromQL duration such as ``1m30s``."""
+    total = 0.0
+    num = ""
+    i = 0
+    while i < len(interval):
+        c = interval[i]
+        if c.isdigit():
+            num += c
+            i += 1
+            continue
+        unit = "ms" if interval.startswith("ms", i) else c
+        if not num or unit not in _UNITS:
+            raise SpecError("interval", f"expected a duration such as 1m or 30s, got {interval!r}")
+        total += int(num) * _UNITS[unit]
+        num = ""
+        i += len(unit)
+    if num:
+        raise SpecError("interval", f"expected a duration such as 1m or 30s, got {interval!r}")
+    return total
+
+
+def _has_bounds(check: MetricCheck) -> bool:
+    return check.min is not None or check.max is not None or check.threshold is not None
+
+
+def _restore(previous: Verdict | Mapping[str, Any] | None) -> Verdict | None:
+    if previous is None or isinstance(previous, Verdict):
+        return previous
+    try:
+        return Verdict.from_status(previous)
+    except SpecError:
+        return None
+
+
+def _failure(
+    check: MetricCheck,
+    ctx: QueryContext,
+    exc: AnalysisError,
+    *,
+    now: datetime,
+    query: str | None,
+    judge: str,
+    state: SequentialState | None,
+) -> Verdict:
+    builtin = check.kind is MetricKind.BUILTIN
+    if isinstance(exc, NoDataError):
+        outcome = Outcome.NODATA
+        if builtin:
+            summary = (
+                f"no values found for prometheus metric {check.name} probably "
+                f"{ctx.target}.{ctx.namespace} is not receiving traffic: {exc}"
+            )
+        else:
+            summary = f"no values found for custom metric: {check.name}: {exc}"
+    else:
+        outcome = Outcome.ERROR
+        if builtin and isinstance(exc, QueryError):
+            summary = f"Prometheus query failed: {exc}"
+        else:
+            summary = f"Metric query failed for {check.name}: {exc}"
+    label, unit = metric_label(check.name)
+    del label
+    return Verdict(
+        metric=check.name,
+        outcome=outcome,
+        summary=summary,
+        evaluated_at=now,
+        judge=judge,
+        unit=unit,
+        min=check.min,
+        max=check.max,
+        query=query,
+        error=type(exc).__name__,
+        state=state,
+    )
+
+
+async def _threshold(
+    check: MetricCheck,
+    ctx: QueryContext,
+    provider: MetricProvider,
+    *,
+    now: datetime,
+    state: SequentialState | None,
+) -> Verdict:
+    query: str | None = None
+    try:
+        scale = 1.0
+        if check.kind is MetricKind.BUILTIN:
+            queries = builtin_queries(ctx, interval=check.interval)
+            query = builtin_query(check.name, queries)
+            if check.name == REQUEST_DURATION:
+                scale = queries.duration_to_ms
+        else:
+            assert check.query is not None
+            query = render_query(
+                check.query, ctx, interval=check.interval, variables=check.variables_map
+            )
+        value = await provider.run_query(query) * scale
+    except AnalysisError as exc:
+        return _failure(check, ctx, exc, now=now, query=query, judge="threshold", state=state)
+    if check.kind is MetricKind.BUILTIN:
+        result = judge_threshold(
+            check.name, value, min=check.min, max=check.max, threshold=check.threshold
+        )
+    else:
+        result = judge_threshold(
+            f"custom:{check.name}",
+            value,
+            min=check.min,
+            max=check.max,
+            threshold=check.threshold,
+            label=check.name,
+            unit="",
+        )
+    return Verdict(
+        metric=check.name,
+        outcome=result.outcome,
+        summary=result.summary,
+        evaluated_at=now,
+        judge="threshold",
+        value=value,
+        unit=result.unit,
+        min=result.min,
+        max=result.max,
+        query=query,
+        state=state,
+    )
+
+
+def _render_side(
+    check: MetricCheck, spec: CompareSpec, ctx: QueryContext, window: str, *, primary: bool
+) -> tuple[str, str, float]:
+    """(requests or buckets query, errors query, bucket-to-ms factor) for one side."""
+    side = ctx.for_primary() if primary else ctx
+    variables = check.variables_map
+    if spec.test is CompareTest.ERROR_RATE:
+        if spec.requests_query is not None and spec.errors_query is not None:
+            return (
+                render_query(spec.requests_query, side, interval=window, variables=variables),
+                render_query(spec.errors_query, side, interval=window, variables=variables),
+                1.0,
+            )
+        q = builtin_queries(ctx, interval=window, primary=primary)
+        return q.requests, q.errors, 1.0
+    if spec.buckets_query is not None:
+        to_ms = 1000.0 if spec.buckets_unit == "s" else 1.0
+        return (
+            render_query(spec.buckets_query, side, interval=window, variables=variables),
+            "",
+            to_ms,
+        )
+    bq: BuiltinQueries = builtin_queries(ctx, interval=window, primary=primary)
+    return bq.buckets, "", 1000.0 if bq.buckets_unit == "s" else 1.0
+
+
+async def _count(
+    provider: MetricProvider, query: str, at: datetime, *, zero_if_empty: bool
+) -> float:
+    try:
+        value = await provider.run_query(query, at=at)
+    except NoDataError:
+        if zero_if_empty:
+            return 0.0
+        raise
+    return value if math.isfinite(value) else 0.0
+
+
+async def _compare(
+    check: MetricCheck,
+    spec: CompareSpec,
+    ctx: QueryContext,
+    provider: MetricProvider,
+    *,
+    now: datetime,
+    prev: Verdict | None,
+) -> Verdict:
+    prev_state = prev.state if prev is not None else None
+    if prev_state is not None and len(prev_state.log_lr) != len(new_state(now).log_lr):
+        prev_state = None
+    if prev_state is not None:
+        start = prev_state.window_end
+        elapsed = (now - start).total_seconds()
+        if elapsed < MIN_WINDOW_SECONDS and prev is not None:
+            return prev
+        state = prev_state
+    else:
+        elapsed = interval_seconds(check.interval)
+        state = new_state(now - timedelta(seconds=elapsed))
+    window = f"{max(1, round(elapsed))}s"
+    query: str | None = None
+    try:
+        c_main, c_err, to_ms = _render_side(check, spec, ctx, window, primary=False)
+        p_main, p_err, _ = _render_side(check, spec, ctx, window, primary=True)
+        query = c_main
+        if spec.test is CompareTest.ERROR_RATE:
+            n_c, x_c, n_p, x_p = await asyncio.gather(
+                _count(provider, c_main, now, zero_if_empty=False),
+                _count(provider, c_err, now, zero_if_empty=True),
+                _count(provider, p_main, now, zero_if_empty=False),
+                _count(provider, p_err, now, zero_if_empty=True),
+            )
+            state = add_window(state, Window(n_c, x_c, n_p, x_p), spec, window_end=now)
+        else:
+            b_c, b_p = await asyncio.gather(
+                provider.query_buckets(c_main, at=now), provider.query_buckets(p_main, at=now)
+            )
+            state = add_histograms(state, b_c, b_p, spec, window_end=now)
+    except AnalysisError as exc:
+        return _failure(check, ctx, exc, now=now, query=query, judge="compare", state=prev_state)
+    metric = check.name if check.kind is MetricKind.BUILTIN else f"{check.name}"
+    if check.kind is not MetricKind.BUILTIN and metric in BUILTIN_METRICS:
+        metric = f"{metric} (template)"
+    result = decide(spec, state, metric=metric, buckets_to_ms=to_ms)
+    return Verdict(
+        metric=check.name,
+        outcome=result.outcome,
+        summary=result.summary,
+        evaluated_at=now,
+        judge="compare",
+        value=result.value,
+        unit=result.unit,
+        query=query,
+        comparison=result.comparison,
+        conclusive=result.conclusive,
+        state=result.state,
+    )
+
+
+async def evaluate(
+    check: MetricCheck,
+    ctx: QueryContext,
+    provider: MetricProvider,
+    *,
+    now: datetime,
+    previous: Verdict | Mapping[str, Any] | None = None,
+) -> Verdict:
+    """Judge one metric at one tick.
+
+    ``previous`` is this metric's last verdict of the *current run* (a
+    :class:`Verdict` or the dict its ``to_status()`` produced); pass ``None``
+    when a new run starts.  Without ``compare`` the metric gets Flagger's
+    threshold check.  With ``compare`` and bounds, the threshold check runs
+    first and a non-passing threshold verdict wins (the comparison's evidence
+    is carried over untouched); otherwise the comparison decides.
+    Never raises for metric problems: they come back as NoData/Error verdicts.
+    """
+    prev = _restore(previous)
+    spec = check.compare
+    carried = prev.state if prev is not None else None
+    if spec is None or _has_bounds(check):
+        verdict = await _threshold(check, ctx, provider, now=now, state=carried)
+        if spec is None or verdict.outcome is not Outcome.PASS:
+            return verdict
+    try:
+        return await _compare(check, spec, ctx, provider, now=now, prev=prev)
+    except (SpecError, TemplateError) as exc:
+        return _failure(check, ctx, exc, now=now, query=None, judge="compare", state=carried)

@@ -1,0 +1,261 @@
+"""Numerical building blocks of the statistical judge (numpy only, no scipy).
+
+Kept apart from the judge so each piece can be checked against known values:
+the normal distribution (CDF via ``erfc``, quantile by Acklam's rational
+approximation refined with one Halley step), a stable log-sum-exp, the
+conditional-binomial log likelihood ratios of the sequential count test,
+histogram quantiles the way PromQL's ``histogram_quantile`` computes them, and
+a Mann-Whitney / Hodges-Lehmann comparison of two samples (Kayenta's judge,
+ported from the description in the reference notes, for range-query samples).
+
+The sequential count test
+-------------------------
+Per window ``s`` the canary saw ``n_c`` requests with ``x_c`` events (errors,
+or requests slower than a threshold), the primary ``n_p`` and ``x_p``.  Given
+the window's total ``k = x_c + x_p`` events, the canary's share of them is
+Binomial(k, pi(theta)) with ``pi(theta) = theta n_c / (theta n_c + n_p)`` where
+``theta`` is the ratio of the canary's event rate to the primary's.  That
+conditional law does not depend on the base rate, so drift and bursts that hit
+both versions cancel, and windows with different traffic splits combine by
+multiplying likelihood ratios.  The test of ``theta <= theta0`` against
+``theta > theta0`` uses a mixture over a fixed grid of alternatives; the mixture
+of likelihood-ratio martingales is itself a non-negative martingale under the
+null, so by Ville's inequality rejecting when it exceeds ``1/alpha`` keeps the
+false-alarm probability below ``alpha`` no matter how often it is checked.
+(With binomial rather than Poisson events the conditional law is
+hypergeometric, which is dominated in convex order by the binomial, so the test
+stays valid, slightly conservative.)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "RATIO_GRID",
+    "RATIO_WEIGHTS",
+    "histogram_quantile",
+    "logsumexp",
+    "mann_whitney",
+    "mixture_log_lambda",
+    "normal_cdf",
+    "normal_quantile",
+    "stratum_log_lr",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+# Alternatives of the mixture, as multiples of the null ratio theta0, with equal weights.
+RATIO_GRID: FloatArray = np.geomspace(1.15, 10.0, 14)
+RATIO_WEIGHTS: FloatArray = np.full(RATIO_GRID.shape, 1.0 / RATIO_GRID.size)
+
+
+def normal_cdf(z: float) -> float:
+    """Standard normal CDF."""
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
+_A = (
+    -3.969683028665376e01,
+    2.209460984245205e02,
+    -2.759285104469687e02,
+    1.383577518672690e02,
+    -3.066479806614716e01,
+    2.506628277459239e00,
+)
+_B = (
+    -5.447609879822406e01,
+    1.615858368580409e02,
+    -1.556989798598866e02,
+    6.680131188771972e01,
+    -1.328068155288572e01,
+)
+_C = (
+    -7.784894002430293e-03,
+    -3.223964580411365e-01,
+    -2.400758277161838e00,
+    -2.549732539343734e00,
+    4.374664141464968e00,
+    2.938163982698783e00,
+)
+_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00,
+      3.754408661907416e00)  # fmt: skip
+
+
+def normal_quantile(p: float) -> float:
+    """Inverse of :func:`normal_cdf` (Acklam's approximation plus one Halley step)."""
+    if not 0.0 < p < 1.0:
+        if p == 0.0:
+            return -math.inf
+        if p == 1.0:
+            return math.inf
+        raise ValueError(f"probability must be in [0, 1], got {p}")
+    plow = 0.02425
+    if p < plow:
+        q = math.sqrt(-2 * math.log(p))
+        x = (((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]) / (
+            (((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1
+        )
+    elif p <= 1 - plow:
+        q = p - 0.5
+        r = q * q
+        x = (
+            (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5])
+            * q
+            / (((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1)
+        )
+    else:
+        q = math.sqrt(-2 * math.log(1 - p))
+        x = -(((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]) / (
+            (((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1
+        )
+    # One Halley refinement step brings it to ~1e-15.
+    e = normal_cdf(x) - p
+    u = e * math.sqrt(2 * math.pi) * math.exp(x * x / 2)
+    return x - u / (1 + x * u / 2)
+
+
+def logsumexp(values: FloatArray) -> float:
+    m = float(np.max(values))
+    if math.isinf(m):
+        return m
+    return m + math.log(float(np.sum(np.exp(values - m))))
+
+
+def stratum_log_lr(
+    canary_n: float,
+    canary_x: float,
+    primary_n: float,
+    primary_x: float,
+    theta0: float,
+    grid: FloatArray = RATIO_GRID,
+) -> FloatArray:
+    """Log likelihood ratio of each alternative ``theta0 * grid[j]`` vs ``theta0`` for one window.
+
+    Degenerate windows (no requests on one side, or no events) carry no
+    information and return zeros.
+    """
+    if canary_n <= 0 or primary_n <= 0 or canary_x + primary_x <= 0:
+        return np.zeros(grid.shape)
+    theta = theta0 * grid
+    pi0 = theta0 * canary_n / (theta0 * canary_n + primary_n)
+    pi1 = theta * canary_n / (theta * canary_n + primary_n)
+    out: FloatArray = canary_x * (np.log(pi1) - math.log(pi0)) + primary_x * (
+        np.log1p(-pi1) - math.log1p(-pi0)
+    )
+    return out
+
+
+def mixture_log_lambda(log_lr: Sequence[float] | FloatArray) -> float:
+    """Log of the mixture likelihood ratio for the accumulated per-alternative log LRs."""
+    arr = np.asarray(log_lr, dtype=np.float64)
+    if arr.size != RATIO_WEIGHTS.size:
+        raise ValueError(f"expected {RATIO_WEIGHTS.size} log likelihood ratios, got {arr.size}")
+    return logsumexp(arr + np.log(RATIO_WEIGHTS))
+
+
+def histogram_quantile(q: float, les: Sequence[float], counts: Sequence[float]) -> float:
+    """Quantile ``q`` of a cumulative histogram, interpolated like PromQL's ``histogram_quantile``.
+
+    ``les`` must be sorted and end with ``+Inf``; ``counts`` are cumulative.
+    Returns NaN for an empty histogram.
+    """
+    if not les or counts[-1] <= 0:
+        return math.nan
+    rank = q * counts[-1]
+    prev_le, prev_count = 0.0, 0.0
+    for i, (le, c) in enumerate(zip(les, counts, strict=True)):
+        if c >= rank:
+            if math.isinf(le):
+                return les[i - 1] if i > 0 else math.nan
+            if i == 0 and le <= 0:
+                return le
+            if c == prev_count:
+                return le
+            return prev_le + (le - prev_le) * (rank - prev_count) / (c - prev_count)
+        prev_le, prev_count = le, c
+    return math.nan
+
+
+def _avg_ranks(values: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Average ranks (1-based) and tie group sizes."""
+    order = np.argsort(values, kind="mergesort")
+    sorted_v = values[order]
+    n = values.size
+    ranks = np.empty(n, dtype=np.float64)
+    # boundaries of tie groups
+    change = np.concatenate(([True], sorted_v[1:] != sorted_v[:-1], [True]))
+    idx = np.flatnonzero(change)
+    sizes = np.diff(idx).astype(np.float64)
+    avg = (idx[:-1] + idx[1:] - 1) / 2.0 + 1.0
+    ranks[order] = np.repeat(avg, np.diff(idx))
+    return ranks, sizes
+
+
+def _mw_z(x: FloatArray, y: FloatArray, shift: float, zq: float) -> float:
+    """Kayenta's root function: continuity-corrected standardised statistic minus ``zq``."""
+    nx, ny = x.size, y.size
+    ranks, ties = _avg_ranks(np.concatenate((x - shift, y)))
+    dz = float(np.sum(ranks[:nx])) - nx * (nx + 1) / 2 - nx * ny / 2
+    n = nx + ny
+    sigma2 = nx * ny / 12 * ((n + 1) - float(np.sum(ties**3 - ties)) / (n * (n - 1)))
+    if sigma2 <= 0:
+        raise ZeroDivisionError("all values tied")
+    correction = 0.5 * math.copysign(1.0, dz) if dz != 0 else 0.0
+    return (dz - correction) / math.sqrt(sigma2) - zq
+
+
+def _bisect(f: Callable[[float], float], lo: float, hi: float, *, strict: bool) -> float:
+    """Last point where ``f > 0`` (``strict``) or ``f >= 0`` for a non-increasing ``f``."""
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        v = f(mid)
+        if v > 0 or (not strict and v == 0):
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-9 * max(1.0, abs(lo), abs(hi)):
+            break
+    return (lo + hi) / 2
+
+
+def _root(f: Callable[[float], float], lo: float, hi: float) -> float:
+    """Root of a non-increasing step function, with Kayenta's end-point rules.
+
+    Where ``f`` is zero on a whole interval the midpoint of that interval is
+    returned (what R's ``uniroot`` lands on for the Hodges-Lehmann estimate).
+    """
+    if f(lo) <= 0:
+        return lo
+    if f(hi) >= 0:
+        return hi
+    return (_bisect(f, lo, hi, strict=True) + _bisect(f, lo, hi, strict=False)) / 2
+
+
+def mann_whitney(
+    x: Sequence[float], y: Sequence[float], confidence: float = 0.98
+) -> tuple[float, float, float, float]:
+    """Hodges-Lehmann shift of ``x`` over ``y`` with its confidence interval, and a p-value.
+
+    Returns ``(estimate, ci_low, ci_high, p_value)`` from the normal
+    approximation with tie and continuity correction (R's
+    ``wilcox.test(x, y, conf.int=TRUE, exact=FALSE, correct=TRUE)``).
+    """
+    xa = np.asarray(x, dtype=np.float64)
+    ya = np.asarray(y, dtype=np.float64)
+    if xa.size == 0 or ya.size == 0:
+        raise ValueError("both samples need at least one value")
+    if np.unique(np.concatenate((xa, ya))).size == 1:
+        return 0.0, 0.0, 0.0, 1.0
+    z = normal_quantile(1 - (1 - confidence) / 2)
+    lo, hi = float(xa.min() - ya.max()), float(xa.max() - ya.min())
+    ci_low = _root(lambda m: _mw_z(xa, ya, m, z), lo, hi)
+    ci_high = _root(lambda m: _mw_z(xa, ya, m, -z), lo, hi)
+    est = _root(lambda m: _mw_z(xa, ya, m, 0.0), lo, hi)
+    stat = _mw_z(xa, ya, 0.0, 0.0)
+    p_value = min(1.0, 2 * (1 - normal_cdf(abs(stat))))
+    return est, ci_low, ci_high, p_value

@@ -1,0 +1,163 @@
+"""Render Flagger-style query templates into PromQL, safely.
+
+MetricTemplates use Go ``text/template`` with functions, not fields:
+``{{ name }}``, ``{{ namespace }}``, ``{{ target }}``, ``{{ service }}``,
+``{{ ingress }}``, ``{{ route }}``, ``{{ interval }}`` and
+``{{ variables.<key> }}`` (whitespace inside the braces optional, ``{{-`` and
+``-}}`` trim like Go).  Nothing else of Go templates is supported; anything
+else is a :class:`~analysis.TemplateError` naming the expression.
+
+Values are escaped according to where they land, which a plain string
+substitution (Flagger) does not do: inside a quoted PromQL string, quotes and
+backslashes are escaped; inside the string of a regex matcher (``=~``/``!~``)
+the literal Kubernetes names are also regex-escaped, so ``my.app`` matches only
+``my.app``.  ``variables.*`` are never regex-escaped: users put regexes there
+on purpose.  Outside strings, values are inserted verbatim; ``interval`` must
+be a PromQL duration.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from analysis._errors import TemplateError
+from analysis._model import QueryContext
+
+__all__ = ["escape_regex", "escape_string", "render_query", "validate_duration"]
+
+_NAME_VARS = ("name", "namespace", "target", "service", "ingress", "route")
+_REGEX_META = frozenset("\\.+*?()|[]{}^$")
+_DURATION_RE = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")
+_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def escape_regex(value: str) -> str:
+    """Escape RE2 metacharacters so ``value`` matches itself literally."""
+    return "".join("\\" + c if c in _REGEX_META else c for c in value)
+
+
+def escape_string(value: str, quote: str = '"') -> str:
+    """Escape ``value`` for the inside of a PromQL string literal delimited by ``quote``."""
+    if quote == "`":
+        if "`" in value:
+            raise TemplateError(f"value {value!r} contains a backtick inside a `raw` string")
+        return value
+    out = value.replace("\\", "\\\\").replace(quote, "\\" + quote)
+    return out.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+
+
+def validate_duration(value: str, field: str = "interval") -> str:
+    if not _DURATION_RE.match(value):
+        raise TemplateError(f"{field}: expected a PromQL duration such as 1m or 30s, got {value!r}")
+    return value
+
+
+def _lookup(
+    expr: str, ctx: QueryContext, interval: str, variables: Mapping[str, str]
+) -> tuple[str, bool]:
+    """Value of a template expression and whether it is a literal Kubernetes name."""
+    values = {
+        "name": ctx.name,
+        "namespace": ctx.namespace,
+        "target": ctx.target,
+        "service": ctx.service_name,
+        "ingress": ctx.ingress_name,
+        "route": ctx.route_name,
+    }
+    if expr in values:
+        return values[expr], True
+    if expr == "interval":
+        return validate_duration(interval), False
+    if expr.startswith("variables."):
+        key = expr[len("variables.") :]
+        if key not in variables:
+            known = ", ".join(sorted(variables)) or "none"
+            raise TemplateError(
+                f"unknown template variable {{{{ {expr} }}}}: templateVariables has no key "
+                f"{key!r} (defined: {known})"
+            )
+        return variables[key], False
+    if _IDENT_RE.match(expr) or expr.startswith("."):
+        raise TemplateError(
+            f"unknown template variable {{{{ {expr} }}}}; expected one of "
+            f"{', '.join(_NAME_VARS)}, interval or variables.<key>"
+        )
+    raise TemplateError(f"unsupported template expression {{{{ {expr} }}}}")
+
+
+def _matcher_before(text: str, quote_pos: int) -> str:
+    """The label-matcher operator right before a string literal, if any."""
+    i = quote_pos - 1
+    while i >= 0 and text[i] in " \t\r\n":
+        i -= 1
+    if i >= 1 and text[i - 1 : i + 1] in ("=~", "!~"):
+        return "regex"
+    return "string"
+
+
+def render_query(
+    template: str,
+    ctx: QueryContext,
+    *,
+    interval: str = "1m",
+    variables: Mapping[str, str] | None = None,
+) -> str:
+    """Render ``template`` for ``ctx``; raise :class:`TemplateError` on any problem."""
+    variables = variables or {}
+    out: list[str] = []
+    i = 0
+    n = len(template)
+    quote: str | None = None  # the delimiter of the string literal we are in
+    context = "code"  # "code", "string" or "regex"
+    while i < n:
+        if template.startswith("{{", i):
+            end = template.find("}}", i + 2)
+            nxt = template.find("{{", i + 2)
+            if end < 0 or (0 <= nxt < end):
+                raise TemplateError(
+                    f"unbalanced braces: '{{{{' at offset {i} has no matching '}}}}' "
+                    f"(near {template[i : i + 30]!r})"
+                )
+            expr = template[i + 2 : end]
+            trim_left = expr.startswith("-")
+            trim_right = expr.endswith("-")
+            expr = expr.strip("-").strip() if (trim_left or trim_right) else expr.strip()
+            if not expr:
+                raise TemplateError(f"empty template expression at offset {i}")
+            if trim_left:
+                while out and out[-1] in " \t\r\n":
+                    out.pop()
+            value, is_name = _lookup(expr, ctx, interval, variables)
+            if context == "regex" and is_name:
+                value = escape_regex(value)
+            if quote is not None:
+                value = escape_string(value, quote)
+            out.append(value)
+            i = end + 2
+            if trim_right:
+                while i < n and template[i] in " \t\r\n":
+                    i += 1
+            continue
+        if template.startswith("}}", i) and quote is None:
+            raise TemplateError(
+                f"unbalanced braces: '}}}}' at offset {i} closes nothing "
+                f"(near {template[max(0, i - 20) : i + 2]!r})"
+            )
+        c = template[i]
+        if quote is None:
+            if c in "\"'`":
+                quote = c
+                context = _matcher_before(template, i)
+        elif c == "\\" and quote != "`" and i + 1 < n:
+            out.append(template[i : i + 2])
+            i += 2
+            continue
+        elif c == quote:
+            quote = None
+            context = "code"
+        out.append(c)
+        i += 1
+    if quote is not None:
+        raise TemplateError(f"unterminated string literal (opened with {quote}) in query template")
+    return "".join(out)

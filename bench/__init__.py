@@ -1,0 +1,1 @@
+"""Benchmarks of canary-engine (run by hand, never by the test suite)."""

@@ -1,0 +1,488 @@
+"""Kubernetes manifests read from a directory of a Git checkout.
+
+Both the GitSource reconciler (what to apply) and the reverter (which files hold a Canary's
+target) need the same answer to "which objects does this path declare, and where exactly":
+every loaded object remembers its repository-relative file and its document number, and every
+error names them (``deploy/app.yaml document 2: expected a mapping with apiVersion and kind,
+got a list``).
+
+Rules:
+
+* Under a directory, ``*.yaml``, ``*.yml`` and ``*.json`` files are read recursively, in sorted
+  order; names starting with a dot (``.git``, ``.github``) are skipped.
+* A directory holding ``kustomization.yaml``, ``kustomization.yml`` or ``Kustomization`` is read
+  through that file's ``resources`` list only (files and directories, recursively). Other
+  kustomize features are not applied; they are reported as notes. Remote resources are errors.
+* Multi-document files are split; empty documents are skipped silently, mappings without
+  ``apiVersion``/``kind`` are skipped with a note, anything else that is not a mapping is an error.
+  ``kind: List`` documents are expanded into their items.
+* YAML timestamps stay strings (a date in an annotation must not become a ``date`` object).
+
+Nothing here writes or talks to the network; callers run it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "LoadedManifests",
+    "Manifest",
+    "ManifestError",
+    "ManifestFiles",
+    "ManifestNote",
+    "ObjectRef",
+    "find_manifest_files",
+    "load_manifests",
+]
+
+KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+_KUSTOMIZE_KEYS_USED = {"apiVersion", "kind", "metadata", "resources"}
+
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _ManifestLoader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """Safe YAML without timestamp conversion."""
+
+
+_ManifestLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """An object's identity. Equality ignores the API version but not the group, so
+    ``apps/v1`` and ``apps/v1beta2`` name the same Deployment."""
+
+    api_version: str = field(compare=False)
+    kind: str
+    namespace: str | None
+    name: str
+    group: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        group = self.api_version.rsplit("/", 1)[0] if "/" in self.api_version else ""
+        object.__setattr__(self, "group", group)
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind}/{where}{self.name} ({self.api_version})"
+
+    def to_dict(self) -> dict[str, str]:
+        out = {"apiVersion": self.api_version, "kind": self.kind, "name": self.name}
+        if self.namespace:
+            out["namespace"] = self.namespace
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ObjectRef:
+        return cls(
+            str(data.get("apiVersion", "")),
+            str(data.get("kind", "")),
+            (str(data["namespace"]) if data.get("namespace") else None),
+            str(data.get("name", "")),
+        )
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> ObjectRef:
+        meta = obj.get("metadata") or {}
+        return cls(
+            str(obj.get("apiVersion", "")),
+            str(obj.get("kind", "")),
+            (str(meta["namespace"]) if meta.get("namespace") else None),
+            str(meta.get("name", "")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """One object from Git. ``body`` is the parsed document; treat it as read-only."""
+
+    body: Mapping[str, Any]
+    source_file: str
+    document: int
+    item: int | None = None
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef.of(self.body)
+
+    @property
+    def location(self) -> str:
+        where = f"{self.source_file} document {self.document}"
+        return where if self.item is None else f"{where} item {self.item}"
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestNote:
+    """Something skipped or ignored while loading, worth telling the user about."""
+
+    file: str
+    document: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.document is None else f"{self.file} document {self.document}"
+        return f"{where}: {self.message}"
+
+
+class ManifestError(ValueError):
+    """A manifest cannot be used. The message names the file and the document number."""
+
+    def __init__(self, file: str, document: int | None, message: str) -> None:
+        self.file = file
+        self.document = document
+        self.message = message
+        where = file if document is None else f"{file} document {document}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedManifests:
+    manifests: tuple[Manifest, ...]
+    notes: tuple[ManifestNote, ...]
+    files: tuple[str, ...]
+    errors: tuple[ManifestError, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestFiles:
+    """Which files hold the wanted objects. ``files`` is the sorted union; ``missing`` lists
+    the references no file declares."""
+
+    files: tuple[str, ...]
+    found: Mapping[ObjectRef, tuple[str, ...]]
+    missing: tuple[ObjectRef, ...]
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return f"a {type(value).__name__}"
+
+
+class _Walker:
+    def __init__(self, root: Path, strict: bool) -> None:
+        self.root = root.resolve()
+        self.strict = strict
+        self.notes: list[ManifestNote] = []
+        self.errors: list[ManifestError] = []
+        self.files: list[str] = []
+        self._seen_files: set[str] = set()
+
+    def rel(self, path: Path) -> str:
+        return path.resolve().relative_to(self.root).as_posix()
+
+    def fail(self, error: ManifestError) -> None:
+        if self.strict:
+            raise error
+        self.errors.append(error)
+
+    def inside(self, path: Path) -> bool:
+        try:
+            path.resolve().relative_to(self.root)
+        except ValueError:
+            return False
+        return True
+
+    def add_file(self, path: Path) -> None:
+        rel = self.rel(path)
+        if rel not in self._seen_files:
+            self._seen_files.add(rel)
+            self.files.append(rel)
+
+    def collect(self, directory: Path, chain: tuple[str, ...]) -> None:
+        rel_dir = self.rel(directory) or "."
+        if rel_dir in chain:
+            self.fail(ManifestError(rel_dir, None, "kustomization resources form a cycle"))
+            return
+        chain = (*chain, rel_dir)
+        kustomization = next(
+            (directory / n for n in KUSTOMIZATION_NAMES if (directory / n).is_file()), None
+        )
+        if kustomization is not None:
+            self.follow_kustomization(kustomization, chain)
+            return
+        for entry in sorted(directory.iterdir(), key=lambda p: p.name):
+            if entry.name.startswith("."):
+                continue
+            if not self.inside(entry):
+                self.notes.append(
+                    ManifestNote(
+                        self.rel_or_name(entry), None, "link leaves the repository; skipped"
+                    )
+                )
+                continue
+            if entry.is_dir():
+                self.collect(entry, chain)
+            elif entry.is_file() and entry.suffix.lower() in MANIFEST_SUFFIXES:
+                self.add_file(entry)
+
+    def rel_or_name(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.name
+
+    def follow_kustomization(self, kfile: Path, chain: tuple[str, ...]) -> None:
+        rel = self.rel(kfile)
+        try:
+            data = yaml.load(kfile.read_text(encoding="utf-8"), Loader=_ManifestLoader)
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            self.fail(ManifestError(rel, None, f"invalid YAML: {_yaml_problem(exc)}"))
+            return
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            self.fail(ManifestError(rel, None, f"expected a mapping, got {_describe(data)}"))
+            return
+        ignored = sorted(k for k in data if k not in _KUSTOMIZE_KEYS_USED)
+        if ignored:
+            self.notes.append(
+                ManifestNote(
+                    rel,
+                    None,
+                    "only 'resources' is followed; ignored: " + ", ".join(map(str, ignored)),
+                )
+            )
+        resources = data.get("resources") or []
+        if not isinstance(resources, list):
+            self.fail(
+                ManifestError(rel, None, f"resources: expected a list, got {_describe(resources)}")
+            )
+            return
+        for index, entry in enumerate(resources):
+            if not isinstance(entry, str) or not entry.strip():
+                self.fail(
+                    ManifestError(rel, None, f"resources[{index}]: expected a path, got {entry!r}")
+                )
+                continue
+            if "://" in entry or entry.startswith(("github.com/", "git@", "gitlab.com/")):
+                self.fail(
+                    ManifestError(
+                        rel, None, f"resources[{index}]: remote resource {entry!r} is not supported"
+                    )
+                )
+                continue
+            target = kfile.parent / entry
+            if not self.inside(target):
+                self.fail(
+                    ManifestError(
+                        rel, None, f"resources[{index}]: {entry!r} is outside the repository"
+                    )
+                )
+            elif target.is_dir():
+                self.collect(target, chain)
+            elif target.is_file():
+                self.add_file(target)
+            else:
+                self.fail(ManifestError(rel, None, f"resources[{index}]: {entry!r} not found"))
+
+
+def _yaml_problem(exc: BaseException) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(problem)
+
+
+def _documents(path: Path, rel: str) -> Iterator[tuple[int, object]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ManifestError(rel, None, "expected UTF-8 text") from None
+    if path.suffix.lower() == ".json":
+        try:
+            yield 1, json.loads(text) if text.strip() else None
+        except json.JSONDecodeError as exc:
+            raise ManifestError(
+                rel, 1, f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            ) from None
+        return
+    number = 0
+    stream = yaml.load_all(text, Loader=_ManifestLoader)
+    while True:
+        try:
+            doc = next(stream)
+        except StopIteration:
+            return
+        except yaml.YAMLError as exc:
+            raise ManifestError(rel, number + 1, f"invalid YAML: {_yaml_problem(exc)}") from None
+        number += 1
+        yield number, doc
+
+
+def _check_object(obj: Mapping[str, Any], where: str) -> str | None:
+    """Return an error message for an object that has apiVersion and kind, or None."""
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    if not isinstance(api_version, str) or not api_version.strip():
+        return f"{where}apiVersion: expected a non-empty string, got {_describe(api_version)}"
+    if not isinstance(kind, str) or not kind.strip():
+        return f"{where}kind: expected a non-empty string, got {_describe(kind)}"
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return f"{where}metadata: expected a mapping with a name, got {_describe(meta)}"
+    name = meta.get("name")
+    if not isinstance(name, str) or not name.strip():
+        return f"{where}metadata.name: expected a non-empty string, got {_describe(name)}"
+    namespace = meta.get("namespace")
+    if namespace is not None and (not isinstance(namespace, str) or not namespace.strip()):
+        return f"{where}metadata.namespace: expected a non-empty string, got {_describe(namespace)}"
+    for key in ("labels", "annotations"):
+        value = meta.get(key)
+        if value is not None and not isinstance(value, dict):
+            return f"{where}metadata.{key}: expected a mapping, got {_describe(value)}"
+    return None
+
+
+def _is_list(doc: Mapping[str, Any]) -> bool:
+    """``kind: List`` (or ``<Kind>List`` with items and no name) wraps several objects."""
+    kind = doc.get("kind")
+    if kind == "List":
+        return True
+    meta = doc.get("metadata")
+    named = isinstance(meta, dict) and bool(meta.get("name"))
+    return isinstance(kind, str) and kind.endswith("List") and "items" in doc and not named
+
+
+def _load_file(walker: _Walker, rel: str) -> list[Manifest]:
+    path = walker.root / rel
+    found: list[Manifest] = []
+    try:
+        for number, doc in _documents(path, rel):
+            if doc is None:
+                continue
+            if not isinstance(doc, dict):
+                walker.fail(
+                    ManifestError(
+                        rel,
+                        number,
+                        f"expected a mapping with apiVersion and kind, got {_describe(doc)}",
+                    )
+                )
+                continue
+            if "apiVersion" not in doc or "kind" not in doc:
+                if doc:
+                    walker.notes.append(
+                        ManifestNote(
+                            rel, number, "no apiVersion/kind: not a Kubernetes object, skipped"
+                        )
+                    )
+                continue
+            if _is_list(doc):
+                items = doc.get("items")
+                if not isinstance(items, list):
+                    walker.fail(
+                        ManifestError(
+                            rel, number, f"items: expected a list, got {_describe(items)}"
+                        )
+                    )
+                    continue
+                for index, item in enumerate(items):
+                    if not isinstance(item, dict):
+                        walker.fail(
+                            ManifestError(
+                                rel,
+                                number,
+                                f"items[{index}]: expected a mapping with apiVersion and kind, "
+                                f"got {_describe(item)}",
+                            )
+                        )
+                        continue
+                    problem = _check_object(item, f"items[{index}].")
+                    if problem:
+                        walker.fail(ManifestError(rel, number, problem))
+                        continue
+                    found.append(Manifest(item, rel, number, index))
+                continue
+            problem = _check_object(doc, "")
+            if problem:
+                walker.fail(ManifestError(rel, number, problem))
+                continue
+            found.append(Manifest(doc, rel, number))
+    except ManifestError as exc:
+        walker.fail(exc)
+    return found
+
+
+def load_manifests(root: Path, path: str = "", *, strict: bool = True) -> LoadedManifests:
+    """Load the manifests under ``path`` (a directory or a single file) of the tree ``root``.
+
+    With ``strict`` (the default) the first problem raises :class:`ManifestError`; otherwise
+    problems are collected in ``errors`` and loading goes on (used to find files for a revert
+    even when an unrelated file is broken).
+    """
+    walker = _Walker(Path(root), strict)
+    clean = path.strip().strip("/")
+    clean = "" if clean in ("", ".", "./") else clean.removeprefix("./")
+    start = walker.root / clean
+    shown = clean or "."
+    if not walker.inside(start):
+        walker.fail(ManifestError(shown, None, "path is outside the repository"))
+        return LoadedManifests((), tuple(walker.notes), (), tuple(walker.errors))
+    if start.is_dir():
+        walker.collect(start, ())
+    elif start.is_file():
+        walker.add_file(start)
+    else:
+        walker.fail(ManifestError(shown, None, "path not found in the repository"))
+        return LoadedManifests((), tuple(walker.notes), (), tuple(walker.errors))
+    manifests: list[Manifest] = []
+    for rel in walker.files:
+        manifests.extend(_load_file(walker, rel))
+    return LoadedManifests(
+        tuple(manifests), tuple(walker.notes), tuple(walker.files), tuple(walker.errors)
+    )
+
+
+def find_manifest_files(
+    repo_dir: Path,
+    path: str,
+    refs: Iterable[ObjectRef],
+    *,
+    default_namespace: str | None = None,
+) -> ManifestFiles:
+    """The repository-relative files under ``path`` that declare any of ``refs`` (matched by
+    API group, kind, namespace and name).
+
+    A manifest without a namespace matches a reference in ``default_namespace`` (or in any
+    namespace when ``default_namespace`` is None, as the applier decides it). Broken files
+    are skipped, so an unrelated error does not hide the target.
+    """
+    wanted = list(dict.fromkeys(refs))
+    loaded = load_manifests(repo_dir, path, strict=False)
+    found: dict[ObjectRef, list[str]] = {ref: [] for ref in wanted}
+    for manifest in loaded.manifests:
+        got = manifest.ref
+        for ref in wanted:
+            if (got.group, got.kind, got.name) != (ref.group, ref.kind, ref.name):
+                continue
+            if got.namespace is None:
+                ok = default_namespace is None or ref.namespace in (None, default_namespace)
+            else:
+                ok = got.namespace == ref.namespace
+            if ok and manifest.source_file not in found[ref]:
+                found[ref].append(manifest.source_file)
+    files = sorted({f for paths in found.values() for f in paths})
+    return ManifestFiles(
+        files=tuple(files),
+        found={ref: tuple(paths) for ref, paths in found.items() if paths},
+        missing=tuple(ref for ref, paths in found.items() if not paths),
+    )

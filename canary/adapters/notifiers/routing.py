@@ -1,0 +1,180 @@
+"""Who gets an alert: per-canary ``alerts[]`` with severity filters, else the global notifier.
+
+Flagger's rules (reference/flagger.md 5.2), as a pure function so they can be
+checked with tables:
+
+* a muted alert (a gate hook with ``muteAlert``) goes nowhere;
+* a canary with ``analysis.alerts`` sends each alert to every entry whose
+  severity accepts it (`AlertRef.accepts`: info takes everything, warn takes
+  warn and error, error takes error) — with Flagger's quirk fixed, an entry
+  without a severity means info instead of nothing;
+* a canary without ``alerts`` sends every alert, whatever its severity, to the
+  global notifier configured by flags or environment (MS Teams wins over Slack
+  when both are set, as in Flagger);
+* the global notifier never receives alerts of a canary that has ``alerts``.
+
+An entry's provider namespace defaults to the canary's. Two entries naming the
+same AlertProvider produce one delivery, not two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+from canary.adapters.notifiers.base import ResolvedProvider
+from canary.core.actions import Alert
+from canary.model.canary import AlertRef, Canary
+from canary.model.resources import AlertProvider
+
+__all__ = ["GLOBAL", "GlobalNotifierConfig", "ProviderRef", "RouteTarget", "route", "wanted_refs"]
+
+GLOBAL = "global"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ProviderRef:
+    """An AlertProvider's identity."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalNotifierConfig:
+    """The controller-wide notifier (Flagger's ``-slack-*`` and ``-msteams-*`` flags).
+
+    Secrets (URLs, token, proxies) are hidden from ``repr``. Unlike Flagger, a
+    Slack URL without a channel still works: the channel is left to the
+    webhook's own default instead of silently disabling the notifier.
+    """
+
+    slack_url: str = field(default="", repr=False)
+    slack_token: str = field(default="", repr=False)
+    slack_channel: str = ""
+    slack_user: str = "canary-engine"
+    slack_proxy_url: str = field(default="", repr=False)
+    msteams_url: str = field(default="", repr=False)
+    msteams_proxy_url: str = field(default="", repr=False)
+    timeout_seconds: float = 5.0
+
+    _ENV: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("slack_url", "SLACK_URL"),
+        ("slack_token", "SLACK_TOKEN"),
+        ("slack_channel", "SLACK_CHANNEL"),
+        ("slack_user", "SLACK_USER"),
+        ("slack_proxy_url", "SLACK_PROXY_URL"),
+        ("msteams_url", "MSTEAMS_URL"),
+        ("msteams_proxy_url", "MSTEAMS_PROXY_URL"),
+    )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str], flags: GlobalNotifierConfig | None = None
+    ) -> GlobalNotifierConfig:
+        """Flag values overridden by non-empty environment variables (Flagger's ``fromEnv``)."""
+        base = flags or cls()
+        changes: dict[str, Any] = {
+            attr: environ[var].strip() for attr, var in cls._ENV if environ.get(var, "").strip()
+        }
+        return replace(base, **changes)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.msteams_url or self.slack_url)
+
+    def provider(self) -> ResolvedProvider | None:
+        """The global destination, or None when neither Slack nor Teams is configured."""
+        if self.msteams_url:
+            spec = AlertProvider(
+                name=GLOBAL,
+                namespace="",
+                type="msteams",
+                channel="",
+                username="",
+                timeout_seconds=self.timeout_seconds,
+            )
+            return ResolvedProvider(
+                spec, address=self.msteams_url, proxy=self.msteams_proxy_url or None
+            )
+        if self.slack_url:
+            spec = AlertProvider(
+                name=GLOBAL,
+                namespace="",
+                type="slack",
+                channel=self.slack_channel,
+                username=self.slack_user,
+                timeout_seconds=self.timeout_seconds,
+            )
+            return ResolvedProvider(
+                spec,
+                address=self.slack_url,
+                token=self.slack_token or None,
+                proxy=self.slack_proxy_url or None,
+            )
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTarget:
+    """One delivery an alert should get.
+
+    ``via`` says why (``alerts[1] on-call`` or ``global``); ``provider`` is None
+    when the referenced AlertProvider was not found, which the caller reports.
+    """
+
+    via: str
+    ref: ProviderRef | None
+    provider: ResolvedProvider | None
+
+    @property
+    def missing(self) -> bool:
+        return self.provider is None
+
+
+def wanted_refs(canary: Canary, alert: Alert) -> list[ProviderRef]:
+    """The AlertProviders ``route`` will need for this alert, in spec order, once each."""
+    if alert.mute:
+        return []
+    refs: list[ProviderRef] = []
+    for entry in _alert_refs(canary):
+        if entry.accepts(alert.severity):
+            ref = ProviderRef(entry.provider_namespace or canary.namespace, entry.provider_name)
+            if ref not in refs:
+                refs.append(ref)
+    return refs
+
+
+def _alert_refs(canary: Canary) -> tuple[AlertRef, ...]:
+    analysis = canary.spec.analysis
+    return analysis.alerts if analysis is not None else ()
+
+
+def route(
+    canary: Canary,
+    alert: Alert,
+    providers_by_ref: Mapping[ProviderRef, ResolvedProvider],
+    global_config: GlobalNotifierConfig | None,
+) -> list[RouteTarget]:
+    """Where ``alert`` goes, following Flagger's routing rules (see the module docstring)."""
+    if alert.mute:
+        return []
+    entries = _alert_refs(canary)
+    if not entries:
+        provider = global_config.provider() if global_config is not None else None
+        return [RouteTarget(GLOBAL, None, provider)] if provider is not None else []
+    targets: list[RouteTarget] = []
+    seen: set[ProviderRef] = set()
+    for index, entry in enumerate(entries):
+        if not entry.accepts(alert.severity):
+            continue
+        ref = ProviderRef(entry.provider_namespace or canary.namespace, entry.provider_name)
+        if ref in seen:
+            continue
+        seen.add(ref)
+        targets.append(RouteTarget(f"alerts[{index}] {entry.name}", ref, providers_by_ref.get(ref)))
+    return targets

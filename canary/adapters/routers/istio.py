@@ -1,0 +1,99 @@
+"""``provider: istio``: DestinationRules and a VirtualService with weighted routes.
+
+Writes DestinationRules ``<svc>-primary`` / ``<svc>-canary`` and VirtualService
+``<svc>`` (``networking.istio.io/v1beta1`` as Flagger does, ``v1`` on request); the
+objects and the routing states are described in `builders.istio`. A VirtualService
+or DestinationRule that existed before is taken over with its original recorded,
+and ``finalize`` restores it.
+"""
+
+from __future__ import annotations
+
+from canary.adapters.routers._store import ObjectStore
+from canary.adapters.routers.builders import istio
+from canary.adapters.routers.builders._common import check_weights, is_owned_by, restored_object
+from canary.adapters.routers.builders.cookies import (
+    CookieFactory,
+    SessionCookies,
+    random_cookie_value,
+)
+from canary.core.observations import Routes
+from canary.model.canary import Canary
+from canary.ports import Kube
+
+
+class IstioRouter:
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        version: str = istio.DEFAULT_ISTIO_VERSION,
+        new_cookie: CookieFactory = random_cookie_value,
+    ) -> None:
+        self.store = ObjectStore(kube)
+        self.api_version = istio.istio_api_version(version)
+        self.version = version
+        self.new_cookie = new_cookie
+
+    async def reconcile(self, canary: Canary) -> None:
+        service = canary.spec.service
+        for name in (service.canary_name, service.primary_name):
+            await self._destination_rule(canary, name)
+        await self._virtual_service(canary, None)
+
+    async def _destination_rule(self, canary: Canary, name: str) -> None:
+        await self.store.converge(
+            self.api_version,
+            "DestinationRule",
+            name,
+            canary.namespace,
+            lambda cur: istio.destination_rule(canary, name, cur, version=self.version),
+        )
+
+    async def _virtual_service(self, canary: Canary, routes: Routes | None) -> None:
+        await self.store.converge(
+            self.api_version,
+            "VirtualService",
+            canary.spec.service.name,
+            canary.namespace,
+            lambda cur: istio.virtual_service(
+                canary, cur, routes, version=self.version, new_cookie=self.new_cookie
+            ),
+        )
+
+    async def set_routes(
+        self, canary: Canary, primary: int, canary_weight: int, mirrored: bool
+    ) -> None:
+        routes = check_weights(primary, canary_weight)
+        await self._virtual_service(canary, Routes(routes.primary, routes.canary, mirrored))
+
+    async def get_routes(self, canary: Canary) -> Routes | None:
+        vs = await self.store.get(
+            self.api_version, "VirtualService", canary.spec.service.name, canary.namespace
+        )
+        return istio.read_routes(canary, vs)
+
+    async def get_session_cookies(self, canary: Canary) -> SessionCookies:
+        """The session-affinity cookies the VirtualService hands out now (for the status)."""
+        vs = await self.store.get(
+            self.api_version, "VirtualService", canary.spec.service.name, canary.namespace
+        )
+        return istio.read_cookies(canary, vs)
+
+    async def finalize(self, canary: Canary) -> None:
+        """Restore a VirtualService or DestinationRules that existed before the takeover."""
+        service = canary.spec.service
+        for kind, name in (
+            ("VirtualService", service.name),
+            ("DestinationRule", service.primary_name),
+            ("DestinationRule", service.canary_name),
+        ):
+            await self.store.converge(
+                self.api_version,
+                kind,
+                name,
+                canary.namespace,
+                lambda cur: (
+                    None if cur is None or is_owned_by(cur, canary) else restored_object(cur)
+                ),
+            )

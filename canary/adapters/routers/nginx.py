@@ -1,0 +1,91 @@
+"""``provider: nginx``: weights and A/B rules as annotations on a canary Ingress.
+
+The user's Ingress (``spec.ingressRef``) is read and never written; the router keeps
+its ``<ingress>-canary`` copy in step with it (later changes to the original's spec
+are synced on every reconcile) and writes the routing annotations under a
+configurable prefix (``--ingress-annotations-prefix``, default
+``nginx.ingress.kubernetes.io``). Objects and annotations: `builders.ingress`.
+"""
+
+from __future__ import annotations
+
+from canary.adapters.routers._store import ObjectStore
+from canary.adapters.routers.builders import ingress
+from canary.adapters.routers.builders._common import (
+    Obj,
+    RouterError,
+    check_weights,
+    is_owned_by,
+    restored_object,
+)
+from canary.core.observations import Routes
+from canary.model.canary import Canary
+from canary.ports import Kube
+
+
+class NginxRouter:
+    def __init__(
+        self, kube: Kube, *, annotations_prefix: str = ingress.DEFAULT_ANNOTATIONS_PREFIX
+    ) -> None:
+        self.store = ObjectStore(kube)
+        self.prefix = annotations_prefix.rstrip("/")
+
+    async def _original(self, canary: Canary) -> Obj:
+        ref = canary.spec.ingress_ref
+        if ref is None or not ref.name:
+            raise RouterError(
+                "the nginx provider needs ingressRef (the Ingress to clone)",
+                field="spec.ingressRef",
+            )
+        original = await self.store.get(
+            ingress.ingress_api_version(canary), "Ingress", ref.name, canary.namespace
+        )
+        if original is None:
+            raise RouterError(
+                f'Ingress "{ref.name}" not found in namespace "{canary.namespace}"',
+                field="spec.ingressRef.name",
+            )
+        return original
+
+    async def _converge(self, canary: Canary, routes: Routes | None) -> None:
+        original = await self._original(canary)
+        await self.store.converge(
+            ingress.ingress_api_version(canary),
+            "Ingress",
+            ingress.canary_ingress_name(canary),
+            canary.namespace,
+            lambda cur: ingress.canary_ingress(canary, original, cur, routes, prefix=self.prefix),
+        )
+
+    async def reconcile(self, canary: Canary) -> None:
+        await self._converge(canary, None)
+
+    async def set_routes(
+        self, canary: Canary, primary: int, canary_weight: int, mirrored: bool
+    ) -> None:
+        routes = check_weights(primary, canary_weight)
+        await self._converge(canary, Routes(routes.primary, routes.canary, mirrored))
+
+    async def get_routes(self, canary: Canary) -> Routes | None:
+        obj = await self.store.get(
+            ingress.ingress_api_version(canary),
+            "Ingress",
+            ingress.canary_ingress_name(canary),
+            canary.namespace,
+        )
+        return None if obj is None else ingress.read_ingress_routes(canary, obj, self.prefix)
+
+    async def finalize(self, canary: Canary) -> None:
+        """Nothing to revert: the original Ingress was never written; our copy is owned and collected.
+
+        A ``<ingress>-canary`` that existed before the controller took it over is restored.
+        """
+        if canary.spec.ingress_ref is None:
+            return
+        await self.store.converge(
+            ingress.ingress_api_version(canary),
+            "Ingress",
+            ingress.canary_ingress_name(canary),
+            canary.namespace,
+            lambda cur: None if cur is None or is_owned_by(cur, canary) else restored_object(cur),
+        )

@@ -1,0 +1,561 @@
+"""The statistical judge: the compare field, numerical pieces, properties, state, evaluate()."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analysis import (
+    Bucket,
+    CompareSpec,
+    CompareTest,
+    MetricCheck,
+    NoDataError,
+    OnMaxInconclusive,
+    Outcome,
+    QueryContext,
+    SequentialState,
+    SpecError,
+    Verdict,
+    Window,
+    add_histograms,
+    add_window,
+    decide,
+    evaluate,
+    metric_check_from_spec,
+    new_state,
+    parse_compare,
+)
+from analysis._stats import (
+    histogram_quantile,
+    mann_whitney,
+    normal_cdf,
+    normal_quantile,
+    stratum_log_lr,
+)
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+SR = "request-success-rate"
+ERR = parse_compare({}, "c", metric_name=SR)
+LAT = parse_compare({"minSampleSize": 50}, "c", metric_name="request-duration")
+SEVERITY = {Outcome.PASS: 0, Outcome.INCONCLUSIVE: 1, Outcome.FAIL: 2}
+
+
+def judge(windows: list[Window], spec: CompareSpec = ERR) -> tuple[Outcome, float, SequentialState]:
+    state = new_state(T0)
+    for i, w in enumerate(windows):
+        state = add_window(state, w, spec, window_end=T0 + timedelta(minutes=i + 1))
+    r = decide(spec, state, metric=SR)
+    return r.outcome, r.comparison.likelihood_ratio, r.state
+
+
+class TestParseCompare:
+    def test_defaults_for_builtins(self) -> None:
+        spec = parse_compare({}, "c", metric_name=SR)
+        assert spec == CompareSpec(test=CompareTest.ERROR_RATE)
+        assert (spec.alpha, spec.min_sample_size, spec.max_inconclusive, spec.fail_fast) == (
+            0.01,
+            100,
+            5,
+            True,
+        )
+        assert spec.effective_min_difference == 0.1
+        assert parse_compare({}, "c", metric_name="request-duration").test is CompareTest.LATENCY
+
+    def test_error_message_names_path_and_expectation(self) -> None:
+        with pytest.raises(SpecError) as info:
+            parse_compare(
+                {"minSampleSize": "abc"}, "spec.analysis.metrics[1].compare", metric_name=SR
+            )
+        assert str(info.value) == (
+            'spec.analysis.metrics[1].compare.minSampleSize: expected a positive integer, got "abc"'
+        )
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("alpha", 0),
+            ("alpha", 0.7),
+            ("alpha", "0.01"),
+            ("allowedIncrease", 0.9),
+            ("minDifference", -1),
+            ("minSampleSize", 0),
+            ("minSampleSize", 1.5),
+            ("maxInconclusive", -1),
+            ("onMaxInconclusive", "maybe"),
+            ("quantile", 1.0),
+            ("failFast", "yes"),
+            ("test", "p99"),
+            ("bucketsUnit", "us"),
+            ("bogus", 1),
+        ],
+    )
+    def test_invalid_values_name_the_field(self, field: str, value: object) -> None:
+        with pytest.raises(SpecError) as info:
+            parse_compare({field: value}, "m.compare", metric_name=SR)
+        assert info.value.path == f"m.compare.{field}"
+
+    def test_custom_metrics_need_a_test_and_queries(self) -> None:
+        with pytest.raises(SpecError) as info:
+            parse_compare({}, "m.compare")
+        assert info.value.path == "m.compare.test"
+        with pytest.raises(SpecError) as info:
+            parse_compare({"test": "errorRate"}, "m.compare")
+        assert info.value.path == "m.compare.requestsQuery"
+        with pytest.raises(SpecError) as info:
+            parse_compare({"test": "errorRate", "requestsQuery": "a"}, "m.compare")
+        assert info.value.path == "m.compare.errorsQuery"
+        with pytest.raises(SpecError) as info:
+            parse_compare({"test": "latency"}, "m.compare")
+        assert info.value.path == "m.compare.bucketsQuery"
+        spec = parse_compare(
+            {"test": "latency", "bucketsQuery": "b", "bucketsUnit": "ms"}, "m.compare"
+        )
+        assert (spec.buckets_query, spec.buckets_unit) == ("b", "ms")
+
+    def test_metric_check_carries_the_compare_spec(self) -> None:
+        check = metric_check_from_spec(
+            {"name": SR, "compare": {"alpha": 0.05, "onMaxInconclusive": "pass"}}, path="m[0]"
+        )
+        assert check.compare is not None
+        assert (check.compare.alpha, check.compare.on_max_inconclusive) == (
+            0.05,
+            OnMaxInconclusive.PASS,
+        )
+
+
+class TestNumerics:
+    @pytest.mark.parametrize(
+        ("p", "z"),
+        [
+            (0.5, 0.0),
+            (0.975, 1.959963984540054),
+            (0.99, 2.3263478740408408),
+            (1e-6, -4.753424308822899),
+        ],
+    )
+    def test_normal_quantile_known_values(self, p: float, z: float) -> None:
+        assert normal_quantile(p) == pytest.approx(z, abs=1e-9)
+
+    @settings(deadline=None)
+    @given(st.floats(min_value=1e-12, max_value=1 - 1e-12))
+    def test_normal_quantile_inverts_the_cdf(self, p: float) -> None:
+        assert normal_cdf(normal_quantile(p)) == pytest.approx(p, rel=1e-7, abs=1e-13)
+
+    def test_mann_whitney_matches_kayenta_vectors(self) -> None:
+        est, lo, hi, _ = mann_whitney([10, 20, 30, 40], [1, 2, 3, 4], confidence=0.95)
+        assert (est, lo, hi) == pytest.approx((22.5, 6.0, 39.0), abs=1e-6)
+        est, lo, hi, _ = mann_whitney([100] * 7 + [1] * 3, [1] * 10, confidence=0.98)
+        assert est == pytest.approx(99.0, abs=1e-4) and hi == pytest.approx(99.0) and lo < 1e-4
+
+    def test_histogram_quantile_interpolates_like_promql(self) -> None:
+        les = [0.1, 0.2, 0.5, math.inf]
+        assert histogram_quantile(0.25, les, [0, 50, 100, 100]) == pytest.approx(0.15)
+        assert histogram_quantile(0.99, les, [0, 0, 90, 100]) == pytest.approx(
+            0.5
+        )  # in +Inf bucket
+        assert math.isnan(histogram_quantile(0.5, les, [0, 0, 0, 0]))
+
+    def test_degenerate_windows_carry_no_evidence(self) -> None:
+        for args in [(0, 0, 100, 3), (100, 3, 0, 0), (100, 0, 100, 0)]:
+            assert not np.any(stratum_log_lr(*args, theta0=1.1))
+
+
+counts = st.integers(min_value=1, max_value=5000)
+
+
+@st.composite
+def windows(draw: st.DrawFn, *, max_windows: int = 6) -> list[tuple[int, int, int, int]]:
+    out = []
+    for _ in range(draw(st.integers(1, max_windows))):
+        n_c, n_p = draw(counts), draw(counts)
+        out.append((n_c, draw(st.integers(0, n_c)), n_p, draw(st.integers(0, n_p))))
+    return out
+
+
+class TestErrorRateProperties:
+    @settings(deadline=None)
+    @given(
+        st.lists(
+            st.tuples(st.integers(1, 3000), st.floats(0, 0.5), st.integers(1, 20)),
+            min_size=1,
+            max_size=8,
+        )
+    )
+    def test_identical_rates_never_fail(self, data: list[tuple[int, float, int]]) -> None:
+        ws = []
+        for n, rate, m in data:
+            x = round(n * rate)
+            ws.append(Window(n, x, n * m, x * m))  # primary has m times the traffic, same rate
+        outcome, lr, _ = judge(ws)
+        assert outcome is not Outcome.FAIL
+        assert lr <= 1.0 + 1e-9
+
+    @settings(deadline=None)
+    @given(windows())
+    def test_a_better_canary_is_never_failed(self, ws: list[tuple[int, int, int, int]]) -> None:
+        # the test is one-sided: swapping roles of a FAIL never gives a FAIL
+        fwd, _, _ = judge([Window(*w) for w in ws])
+        back, _, _ = judge([Window(w[2], w[3], w[0], w[1]) for w in ws])
+        assert not (fwd is Outcome.FAIL and back is Outcome.FAIL)
+
+    @settings(deadline=None)
+    @given(windows())
+    def test_verdict_does_not_depend_on_window_order(
+        self, ws: list[tuple[int, int, int, int]]
+    ) -> None:
+        o1, lr1, _ = judge([Window(*w) for w in ws])
+        o2, lr2, _ = judge([Window(*w) for w in reversed(ws)])
+        assert o1 is o2
+        assert lr1 == pytest.approx(lr2, rel=1e-9)
+
+    @settings(deadline=None)
+    @given(windows(), st.integers(0, 6), st.integers(1, 500))
+    def test_more_canary_errors_are_never_judged_better(
+        self, ws: list[tuple[int, int, int, int]], index: int, extra: int
+    ) -> None:
+        i = index % len(ws)
+        n_c, x_c, n_p, x_p = ws[i]
+        worse = list(ws)
+        worse[i] = (n_c, min(n_c, x_c + extra), n_p, x_p)
+        o1, lr1, _ = judge([Window(*w) for w in ws])
+        o2, lr2, _ = judge([Window(*w) for w in worse])
+        assert SEVERITY[o2] >= SEVERITY[o1]
+        assert lr2 >= lr1 * (1 - 1e-9)
+
+    def test_a_clear_regression_fails_with_the_numbers(self) -> None:
+        state = add_window(new_state(T0), Window(1840, 51, 16000, 64), ERR, window_end=T0)
+        r = decide(ERR, state, metric=SR)
+        assert r.outcome is Outcome.FAIL and r.conclusive
+        c = r.comparison
+        assert (c.canary_samples, c.primary_samples, c.canary_events, c.primary_events) == (
+            1840,
+            16000,
+            51,
+            64,
+        )
+        assert c.canary_value == pytest.approx(100 * 51 / 1840)
+        assert c.difference == pytest.approx(100 * 51 / 1840 - 100 * 64 / 16000)
+        assert c.p_value <= 0.001 and c.likelihood_ratio >= 1000
+        assert (
+            r.summary
+            == "success rate 97.23% (primary 99.6%, n=1,840), worse by 2.37 points, p<0.001"
+        )
+
+    def test_false_alarms_stay_below_alpha_under_repeated_looks(self) -> None:
+        rng = np.random.default_rng(7)
+        runs, looks, fails = 400, 10, 0
+        for _ in range(runs):
+            state = new_state(T0)
+            p = rng.uniform(0.001, 0.05)
+            for k in range(looks):
+                n_c, n_p = int(rng.integers(30, 3000)), int(rng.integers(300, 30000))
+                w = Window(n_c, rng.binomial(n_c, p), n_p, rng.binomial(n_p, p))
+                state = add_window(state, w, ERR, window_end=T0 + timedelta(minutes=k))
+                if decide(ERR, state, metric=SR).outcome is Outcome.FAIL:
+                    fails += 1
+                    break
+        assert fails / runs <= ERR.alpha
+
+
+class TestPracticalGuards:
+    def test_tiny_absolute_gap_does_not_fail(self) -> None:
+        # 3 errors in 60k canary requests vs none in 600k primary: significant but irrelevant
+        outcome, _, _ = judge([Window(60000, 3, 600000, 0)])
+        assert outcome is Outcome.PASS
+
+    def test_allowed_increase_tolerates_small_ratios(self) -> None:
+        spec = parse_compare({"allowedIncrease": 3.0, "minDifference": 0}, "c", metric_name=SR)
+        outcome, _, _ = judge([Window(20000, 400, 200000, 2000)], spec)  # 2% vs 1%: ratio 2 < 3
+        assert outcome is Outcome.PASS
+
+
+class TestInconclusive:
+    def test_too_little_data_waits_then_fails_at_the_limit(self) -> None:
+        spec = parse_compare({"maxInconclusive": 2}, "c", metric_name=SR)
+        state = new_state(T0)
+        results = []
+        for k in range(4):
+            state = add_window(
+                state, Window(10, 0, 10, 0), spec, window_end=T0 + timedelta(minutes=k)
+            )
+            r = decide(spec, state, metric=SR)
+            state = r.state
+            results.append(r)
+        assert [r.outcome for r in results] == [
+            Outcome.INCONCLUSIVE,
+            Outcome.INCONCLUSIVE,
+            Outcome.FAIL,
+            Outcome.FAIL,
+        ]
+        assert not results[2].conclusive  # a failed check, not an immediate rollback
+        assert "still inconclusive after 3 checks (maxInconclusive 2)" in results[2].summary
+
+    def test_on_max_inconclusive_pass(self) -> None:
+        spec = parse_compare(
+            {"maxInconclusive": 0, "onMaxInconclusive": "pass"}, "c", metric_name=SR
+        )
+        state = add_window(new_state(T0), Window(10, 0, 10, 0), spec, window_end=T0)
+        r = decide(spec, state, metric=SR)
+        assert r.outcome is Outcome.PASS and not r.conclusive
+
+    def test_enough_data_resets_the_counter(self) -> None:
+        state = add_window(new_state(T0), Window(10, 0, 10, 0), ERR, window_end=T0)
+        state = decide(ERR, state, metric=SR).state
+        assert state.inconclusive == 1
+        state = add_window(state, Window(500, 1, 500, 1), ERR, window_end=T0 + timedelta(minutes=1))
+        assert decide(ERR, state, metric=SR).state.inconclusive == 0
+
+
+def hist(
+    counts_per_bucket: list[int], les: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, math.inf)
+) -> list[Bucket]:
+    running, out = 0, []
+    for le, c in zip(les, counts_per_bucket, strict=True):
+        running += c
+        out.append((le, float(running)))
+    return out
+
+
+class TestLatencyProperties:
+    @settings(deadline=None)
+    @given(st.lists(st.integers(0, 400), min_size=6, max_size=6), st.integers(1, 10))
+    def test_identical_distributions_never_fail(self, per_bucket: list[int], m: int) -> None:
+        state = add_histograms(
+            new_state(T0), hist(per_bucket), hist([c * m for c in per_bucket]), LAT, window_end=T0
+        )
+        assert decide(LAT, state, metric="request-duration").outcome is not Outcome.FAIL
+
+    @settings(deadline=None)
+    @given(
+        st.lists(st.integers(0, 300), min_size=6, max_size=6),
+        st.integers(0, 4),
+        st.integers(1, 300),
+    )
+    def test_slower_canary_is_never_judged_better(
+        self, per_bucket: list[int], src: int, moved: int
+    ) -> None:
+        primary = hist([c * 5 for c in per_bucket])
+        slower = list(per_bucket)
+        k = min(moved, slower[src])
+        slower[src] -= k
+        slower[src + 1] += k  # k requests move one bucket slower
+        base = decide(
+            LAT,
+            add_histograms(new_state(T0), hist(per_bucket), primary, LAT, window_end=T0),
+            metric="d",
+        )
+        worse = decide(
+            LAT,
+            add_histograms(new_state(T0), hist(slower), primary, LAT, window_end=T0),
+            metric="d",
+        )
+        assert SEVERITY[worse.outcome] >= SEVERITY[base.outcome]
+
+    def test_a_slow_canary_fails_with_quantiles_in_ms(self) -> None:
+        primary = hist([2000, 6000, 1800, 180, 20, 0])
+        canary = hist([50, 300, 400, 200, 50, 0])
+        state = add_histograms(new_state(T0), canary, primary, LAT, window_end=T0)
+        r = decide(LAT, state, metric="request-duration", buckets_to_ms=1000)
+        assert r.outcome is Outcome.FAIL
+        assert r.comparison.canary_value is not None and r.comparison.primary_value is not None
+        assert r.comparison.canary_value > 2 * r.comparison.primary_value
+        assert r.summary.startswith("request duration p99 ")
+
+
+class TestState:
+    def test_status_round_trip_through_json(self) -> None:
+        state = add_histograms(
+            new_state(T0),
+            hist([5, 10, 5, 1, 0, 0]),
+            hist([50, 100, 50, 9, 1, 0]),
+            LAT,
+            window_end=T0,
+        )
+        r = decide(LAT, state, metric="request-duration")
+        v = Verdict(
+            metric="request-duration",
+            outcome=r.outcome,
+            summary=r.summary,
+            evaluated_at=T0,
+            judge="compare",
+            value=r.value,
+            unit=r.unit,
+            comparison=r.comparison,
+            state=r.state,
+        )
+        restored = Verdict.from_status(json.loads(json.dumps(v.to_status())))
+        assert restored == v
+        assert restored.state is not None and restored.state.hist_le[-1] == math.inf
+        again = decide(LAT, restored.state, metric="request-duration")
+        assert (again.outcome, again.summary) == (
+            r.outcome,
+            r.summary.replace("(inconclusive 1 of 5)", "(inconclusive 2 of 5)"),
+        )
+
+    def test_corrupt_state_is_a_spec_error(self) -> None:
+        with pytest.raises(SpecError, match=r"status\.state"):
+            SequentialState.from_status({"windowEnd": "x"})
+
+
+class CountsProvider:
+    """Fake provider answering count and bucket queries from callables per side."""
+
+    def __init__(
+        self,
+        answer: Callable[[str, bool, bool], float | Exception],
+        buckets: Callable[[bool], list[Bucket]] | None = None,
+    ) -> None:
+        self.answer = answer
+        self.buckets = buckets
+        self.queries: list[tuple[str, datetime | None]] = []
+
+    async def run_query(self, query: str, *, at: datetime | None = None) -> float:
+        self.queries.append((query, at))
+        primary = "podinfo-primary" in query
+        errors = '5.*"' in query
+        value = self.answer(query, primary, errors)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    async def is_online(self) -> bool:
+        return True
+
+    async def query_samples(
+        self, query: str, *, start: datetime, end: datetime, step_seconds: float
+    ) -> tuple[float, ...]:
+        raise NotImplementedError
+
+    async def query_buckets(self, query: str, *, at: datetime | None = None) -> tuple[Bucket, ...]:
+        self.queries.append((query, at))
+        assert self.buckets is not None
+        return tuple(self.buckets("podinfo-primary" in query))
+
+
+CTX = QueryContext(name="podinfo", namespace="test", target="podinfo", provider="kubernetes")
+
+
+def rates(
+    canary_err: float, primary_err: float, n_c: float = 1000, n_p: float = 9000
+) -> Callable[[str, bool, bool], float]:
+    def answer(query: str, primary: bool, errors: bool) -> float:
+        n = n_p if primary else n_c
+        return n * (primary_err if primary else canary_err) if errors else n
+
+    return answer
+
+
+class TestEvaluateCompare:
+    async def test_windows_chain_without_gaps_or_overlap(self) -> None:
+        check = metric_check_from_spec({"name": SR, "interval": "1m", "compare": {}}, path="m")
+        provider = CountsProvider(rates(0.01, 0.01))
+        v1 = await evaluate(check, CTX, provider, now=T0)
+        assert all("[60s]" in q for q, _ in provider.queries)
+        assert all(at == T0 for _, at in provider.queries)
+        provider.queries.clear()
+        v2 = await evaluate(
+            check, CTX, provider, now=T0 + timedelta(seconds=75), previous=v1.to_status()
+        )
+        assert all("[75s]" in q for q, _ in provider.queries)
+        assert v2.state is not None and v2.state.windows == 2
+        assert v2.comparison is not None and v2.comparison.canary_samples == 2000
+        assert v2.outcome is Outcome.PASS
+
+    async def test_re_evaluating_right_away_returns_the_previous_verdict(self) -> None:
+        check = metric_check_from_spec({"name": SR, "compare": {}}, path="m")
+        provider = CountsProvider(rates(0.01, 0.01))
+        v1 = await evaluate(check, CTX, provider, now=T0)
+        calls = len(provider.queries)
+        v2 = await evaluate(
+            check, CTX, provider, now=T0 + timedelta(seconds=3), previous=v1.to_status()
+        )
+        assert v2 == v1 and len(provider.queries) == calls
+
+    async def test_regression_fails_conclusively(self) -> None:
+        check = metric_check_from_spec({"name": SR, "compare": {}}, path="m")
+        v = await evaluate(check, CTX, CountsProvider(rates(0.05, 0.005)), now=T0)
+        assert v.outcome is Outcome.FAIL and v.conclusive and v.judge == "compare"
+        assert v.summary.startswith(
+            "success rate 95% (primary 99.5%, n=1,000), worse by 4.5 points, p<0.001"
+        )
+
+    async def test_no_error_series_counts_as_zero_errors(self) -> None:
+        def answer(query: str, primary: bool, errors: bool) -> float | Exception:
+            return NoDataError("no values") if errors else 500.0
+
+        check = metric_check_from_spec({"name": SR, "compare": {}}, path="m")
+        v = await evaluate(check, CTX, CountsProvider(answer), now=T0)
+        assert v.outcome is Outcome.PASS and v.comparison is not None
+        assert (v.comparison.canary_events, v.comparison.primary_events) == (0, 0)
+
+    async def test_no_canary_traffic_is_no_data_and_keeps_the_evidence(self) -> None:
+        check = metric_check_from_spec({"name": SR, "compare": {}}, path="m")
+        v1 = await evaluate(check, CTX, CountsProvider(rates(0.01, 0.01)), now=T0)
+
+        def none(query: str, primary: bool, errors: bool) -> float | Exception:
+            return NoDataError("no values")
+
+        v2 = await evaluate(
+            check, CTX, CountsProvider(none), now=T0 + timedelta(minutes=1), previous=v1.to_status()
+        )
+        assert v2.outcome is Outcome.NODATA and v2.failed_check
+        assert v2.state == v1.state  # window end not advanced: the next window covers the gap
+
+    async def test_failing_threshold_wins_and_keeps_the_evidence(self) -> None:
+        check = metric_check_from_spec(
+            {"name": SR, "thresholdRange": {"min": 99}, "compare": {}}, path="m"
+        )
+
+        def answer(query: str, primary: bool, errors: bool) -> float:
+            return 90.0 if "rate(" in query and "increase" not in query else 1000.0
+
+        v = await evaluate(check, CTX, CountsProvider(answer), now=T0)
+        assert (v.outcome, v.judge, v.summary) == (
+            Outcome.FAIL,
+            "threshold",
+            "success rate 90% < 99%",
+        )
+        assert not v.conclusive
+
+    async def test_latency_from_builtin_buckets(self) -> None:
+        check = metric_check_from_spec(
+            {"name": "request-duration", "compare": {"minSampleSize": 50}}, path="m"
+        )
+        primary = hist([2000, 6000, 1800, 180, 20, 0])
+        canary = hist([50, 300, 400, 200, 50, 0])
+        provider = CountsProvider(rates(0, 0), buckets=lambda p: primary if p else canary)
+        v = await evaluate(check, CTX, provider, now=T0)
+        assert v.outcome is Outcome.FAIL and v.unit == "ms"
+        assert all("http_request_duration_seconds_bucket" in q for q, _ in provider.queries)
+
+    async def test_template_compare_renders_both_sides(self) -> None:
+        check = MetricCheck(
+            name="errors",
+            query="unused",
+            compare=parse_compare(
+                {
+                    "test": "errorRate",
+                    "requestsQuery": 'sum(increase(req{app="{{ target }}"}[{{ interval }}]))',
+                    "errorsQuery": 'sum(increase(req{app="{{ target }}",code=~"5.*"}[{{ interval }}]))',
+                },
+                "m.compare",
+            ),
+        )
+        provider = CountsProvider(rates(0.01, 0.01))
+        v = await evaluate(check, CTX, provider, now=T0)
+        assert v.outcome is Outcome.PASS
+        assert sorted(q for q, _ in provider.queries) == [
+            'sum(increase(req{app="podinfo",code=~"5.*"}[60s]))',
+            'sum(increase(req{app="podinfo"}[60s]))',
+            'sum(increase(req{app="podinfo-primary",code=~"5.*"}[60s]))',
+            'sum(increase(req{app="podinfo-primary"}[60s]))',
+        ]
+        assert v.summary.startswith("errors error rate 1% (primary 1%")

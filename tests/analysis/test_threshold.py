@@ -1,0 +1,271 @@
+"""The threshold judge (Flagger's thresholdRange semantics) and evaluate() without compare."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analysis import (
+    Bucket,
+    MetricCheck,
+    MetricKind,
+    NoDataError,
+    Outcome,
+    PrometheusAPIError,
+    QueryContext,
+    QueryTimeoutError,
+    SpecError,
+    Verdict,
+    evaluate,
+    judge_threshold,
+    metric_check_from_spec,
+)
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+CTX = QueryContext(name="podinfo", namespace="test", target="podinfo", provider="kubernetes")
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
+
+
+class TestRangeSemantics:
+    @settings(deadline=None)
+    @given(value=finite, lo=finite, hi=finite)
+    def test_fails_iff_outside_the_bounds(self, value: float, lo: float, hi: float) -> None:
+        result = judge_threshold("m", value, min=lo, max=hi)
+        assert (result.outcome is Outcome.FAIL) == (value < lo or value > hi)
+
+    @settings(deadline=None)
+    @given(value=finite)
+    def test_equality_passes_at_both_bounds(self, value: float) -> None:
+        assert judge_threshold("m", value, min=value).outcome is Outcome.PASS
+        assert judge_threshold("m", value, max=value).outcome is Outcome.PASS
+
+    @settings(deadline=None)
+    @given(value=finite)
+    def test_no_bounds_always_passes(self, value: float) -> None:
+        assert judge_threshold("m", value).outcome is Outcome.PASS
+
+    @settings(deadline=None)
+    @given(value=finite, bound=finite)
+    def test_single_bounds(self, value: float, bound: float) -> None:
+        assert (judge_threshold("m", value, min=bound).outcome is Outcome.FAIL) == (value < bound)
+        assert (judge_threshold("m", value, max=bound).outcome is Outcome.FAIL) == (value > bound)
+
+    def test_nan_is_no_data(self) -> None:
+        assert judge_threshold("m", math.nan, max=1).outcome is Outcome.NODATA
+
+
+class TestDeprecatedThreshold:
+    def test_success_rate_threshold_is_a_minimum(self) -> None:
+        r = judge_threshold("request-success-rate", 98.0, threshold=99)
+        assert (r.outcome, r.min, r.max) == (Outcome.FAIL, 99, None)
+        assert judge_threshold("request-success-rate", 99.5, threshold=99).outcome is Outcome.PASS
+
+    def test_duration_threshold_is_a_maximum_in_ms(self) -> None:
+        r = judge_threshold("request-duration", 501.0, threshold=500)
+        assert (r.outcome, r.min, r.max, r.unit) == (Outcome.FAIL, None, 500, "ms")
+
+    def test_custom_threshold_is_a_maximum_and_zero_fails_positive_values(self) -> None:
+        assert judge_threshold("errors", 0.5, threshold=0).outcome is Outcome.FAIL
+        assert judge_threshold("errors", 0.0, threshold=0).outcome is Outcome.PASS
+
+    def test_threshold_range_wins_over_threshold(self) -> None:
+        r = judge_threshold("request-success-rate", 95.0, min=90, threshold=99)
+        assert (r.outcome, r.min) == (Outcome.PASS, 90)
+
+
+class TestSentences:
+    def test_flagger_style_success_rate(self) -> None:
+        assert (
+            judge_threshold("request-success-rate", 98.6912, min=99).summary
+            == "success rate 98.69% < 99%"
+        )
+
+    def test_flagger_style_duration(self) -> None:
+        assert (
+            judge_threshold("request-duration", 1515.3, max=500).summary
+            == "request duration 1515ms > 500ms"
+        )
+
+    def test_custom_metric(self) -> None:
+        assert (
+            judge_threshold("custom:queue", 12.345, max=10, label="queue", unit="").summary
+            == "queue 12.35 > 10"
+        )
+
+    def test_pass_sentence_names_the_bounds(self) -> None:
+        assert (
+            judge_threshold("request-success-rate", 99.5, min=99).summary
+            == "success rate 99.5% >= 99%"
+        )
+
+
+class FakeProvider:
+    """An in-memory MetricProvider: answers by substring of the query, records queries."""
+
+    def __init__(self, answers: Mapping[str, float | Exception]) -> None:
+        self.answers = dict(answers)
+        self.queries: list[str] = []
+
+    def _answer(self, query: str) -> float | Exception:
+        for key, value in self.answers.items():
+            if key in query:
+                return value
+        return NoDataError(f"no values found for query {query!r}", query=query)
+
+    async def run_query(self, query: str, *, at: datetime | None = None) -> float:
+        self.queries.append(query)
+        value = self._answer(query)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    async def is_online(self) -> bool:
+        return True
+
+    async def query_samples(
+        self, query: str, *, start: datetime, end: datetime, step_seconds: float
+    ) -> tuple[float, ...]:
+        raise NotImplementedError
+
+    async def query_buckets(self, query: str, *, at: datetime | None = None) -> tuple[Bucket, ...]:
+        raise NotImplementedError
+
+
+class TestEvaluateThreshold:
+    async def test_builtin_success_rate_fails_with_flagger_sentence(self) -> None:
+        check = metric_check_from_spec(
+            {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"},
+            path="spec.analysis.metrics[0]",
+        )
+        provider = FakeProvider({"http_request_duration_seconds_count": 98.69})
+        v = await evaluate(check, CTX, provider, now=NOW)
+        assert (v.outcome, v.summary, v.value, v.min, v.unit) == (
+            Outcome.FAIL,
+            "success rate 98.69% < 99%",
+            98.69,
+            99,
+            "%",
+        )
+        assert v.failed_check and not v.conclusive
+        assert provider.queries == [v.query]
+
+    async def test_http_observer_duration_is_converted_to_ms_without_truncation(self) -> None:
+        check = metric_check_from_spec(
+            {"name": "request-duration", "thresholdRange": {"max": 500}}, path="m[0]"
+        )
+        v = await evaluate(check, CTX, FakeProvider({"histogram_quantile": 0.5004}), now=NOW)
+        assert v.value == pytest.approx(500.4)
+        assert v.outcome is Outcome.FAIL  # Flagger truncates to 500ms and passes
+
+    async def test_template_metric_renders_variables(self) -> None:
+        check = metric_check_from_spec(
+            {"name": "errors", "thresholdRange": {"max": 5}, "templateVariables": {"svc": "api"}},
+            path="m[0]",
+            template_query='sum(rate(errors{svc="{{ variables.svc }}",ns="{{ namespace }}"}[{{ interval }}]))',
+        )
+        provider = FakeProvider({"errors": 3.0})
+        v = await evaluate(check, CTX, provider, now=NOW)
+        assert v.outcome is Outcome.PASS
+        assert provider.queries == ['sum(rate(errors{svc="api",ns="test"}[1m]))']
+
+    async def test_no_data_builtin_uses_flaggers_words(self) -> None:
+        check = metric_check_from_spec(
+            {"name": "request-success-rate", "thresholdRange": {"min": 99}}, path="m"
+        )
+        v = await evaluate(check, CTX, FakeProvider({}), now=NOW)
+        assert v.outcome is Outcome.NODATA and v.failed_check
+        assert v.summary.startswith(
+            "no values found for prometheus metric request-success-rate probably podinfo.test is not receiving traffic"
+        )
+
+    async def test_no_data_custom_metric(self) -> None:
+        check = metric_check_from_spec(
+            {"name": "q", "query": "sum(x)", "thresholdRange": {"max": 1}}, path="m"
+        )
+        v = await evaluate(check, CTX, FakeProvider({}), now=NOW)
+        assert v.outcome is Outcome.NODATA
+        assert v.summary.startswith("no values found for custom metric: q:")
+
+    async def test_query_errors_are_error_verdicts(self) -> None:
+        check = metric_check_from_spec(
+            {"name": "request-success-rate", "thresholdRange": {"min": 99}}, path="m"
+        )
+        boom = PrometheusAPIError(
+            "Prometheus rejected query 'x' (HTTP 400, bad_data): parse error", query="x"
+        )
+        v = await evaluate(check, CTX, FakeProvider({"http": boom}), now=NOW)
+        assert (v.outcome, v.error) == (Outcome.ERROR, "PrometheusAPIError")
+        assert v.summary.startswith("Prometheus query failed: Prometheus rejected query")
+
+    async def test_timeouts_are_error_verdicts(self) -> None:
+        check = metric_check_from_spec(
+            {"name": "t", "query": "x", "thresholdRange": {"max": 1}}, path="m"
+        )
+        v = await evaluate(
+            check, CTX, FakeProvider({"x": QueryTimeoutError("did not answer within 5s")}), now=NOW
+        )
+        assert v.outcome is Outcome.ERROR
+        assert v.summary == "Metric query failed for t: did not answer within 5s"
+
+    async def test_render_errors_are_error_verdicts_naming_the_variable(self) -> None:
+        check = MetricCheck(
+            name="t", query='x{a="{{ variables.nope }}"}', kind=MetricKind.TEMPLATE, max=1
+        )
+        v = await evaluate(check, CTX, FakeProvider({}), now=NOW)
+        assert v.outcome is Outcome.ERROR and "variables.nope" in v.summary
+
+    async def test_unknown_mesh_provider_is_an_error_verdict(self) -> None:
+        check = metric_check_from_spec(
+            {"name": "request-duration", "thresholdRange": {"max": 1}}, path="m"
+        )
+        ctx = QueryContext(name="a", namespace="b", target="c", provider="meshy")
+        v = await evaluate(check, ctx, FakeProvider({}), now=NOW)
+        assert v.outcome is Outcome.ERROR and "unknown provider 'meshy'" in v.summary
+
+    async def test_verdict_round_trips_through_status(self) -> None:
+        check = metric_check_from_spec(
+            {"name": "request-success-rate", "thresholdRange": {"min": 99}}, path="m"
+        )
+        v = await evaluate(check, CTX, FakeProvider({"http": 99.25}), now=NOW)
+        status = v.to_status()
+        assert status["outcome"] == "Pass" and status["evaluatedAt"] == "2024-05-01T12:00:00.000Z"
+        assert Verdict.from_status(status) == v
+
+
+class TestMetricSpecParsing:
+    def test_metric_without_query_or_builtin_name_is_rejected(self) -> None:
+        with pytest.raises(SpecError, match="no usable query") as info:
+            metric_check_from_spec({"name": "latency"}, path="spec.analysis.metrics[2]")
+        assert info.value.path == "spec.analysis.metrics[2]"
+
+    @pytest.mark.parametrize(
+        ("entry", "path"),
+        [
+            ({"name": ""}, "m.name"),
+            ({"name": "request-duration", "interval": "1 min"}, "m.interval"),
+            ({"name": "request-duration", "thresholdRange": {"min": "a"}}, "m.thresholdRange.min"),
+            (
+                {"name": "request-duration", "thresholdRange": {"min": 5, "max": 1}},
+                "m.thresholdRange",
+            ),
+            ({"name": "request-duration", "templateVariables": {"a": 1}}, "m.templateVariables.a"),
+        ],
+    )
+    def test_errors_name_the_field(self, entry: dict[str, object], path: str) -> None:
+        with pytest.raises(SpecError) as info:
+            metric_check_from_spec(entry, path="m")
+        assert info.value.path == path
+
+    def test_template_wins_over_builtin_name_and_inline_query(self) -> None:
+        check = metric_check_from_spec(
+            {"name": "request-success-rate", "query": "inline"}, path="m", template_query="tpl"
+        )
+        assert (check.kind, check.query) == (MetricKind.TEMPLATE, "tpl")
+        check = metric_check_from_spec({"name": "x", "query": "inline"}, path="m")
+        assert (check.kind, check.query) == (MetricKind.INLINE, "inline")
