@@ -245,6 +245,9 @@ def run(
     git_author_email: Annotated[
         str, typer.Option("--git-author-email")
     ] = "canary-engine@users.noreply.local",
+    lease_duration: Annotated[float, typer.Option("--leader-election-lease-duration", help="Seconds a leader holds the Lease without renewing.")] = 15.0,
+    lease_renew: Annotated[float, typer.Option("--leader-election-renew-period", help="Seconds between Lease renewals.")] = 5.0,
+    time_scale: Annotated[float, typer.Option("--time-scale", help="Multiply every analysis interval (demos and tests; 1 in production).")] = 1.0,
     log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
@@ -270,6 +273,9 @@ def run(
         event_webhook=event_webhook,
         git_author_name=git_author_name,
         git_author_email=git_author_email,
+        lease_seconds=lease_duration,
+        lease_renew_seconds=lease_renew,
+        time_scale=time_scale,
     )
     if git_cache is not None:
         options.git_cache = git_cache

@@ -77,6 +77,9 @@ class OperatorOptions:
     include_label_prefixes: tuple[str, ...] = ("*",)
     config_tracking: bool = True
     ingress_annotations_prefix: str = "nginx.ingress.kubernetes.io"
+    lease_seconds: float = 15.0
+    lease_renew_seconds: float = 5.0
+    time_scale: float = 1.0  # demos and tests: every interval multiplied by this
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -142,6 +145,8 @@ async def build_runtime(options: OperatorOptions, kube: KubeClient) -> Runtime:
             or options.namespace
             or "default",
             identity=options.identity,
+            lease_seconds=options.lease_seconds,
+            renew_seconds=options.lease_renew_seconds,
         )
     else:
         leader = AlwaysLeader()
@@ -171,7 +176,7 @@ async def build_runtime(options: OperatorOptions, kube: KubeClient) -> Runtime:
             default_provider=options.default_provider, cluster_name=options.cluster_name
         ),
     )
-    scheduler = Scheduler(controller.run_pass)
+    scheduler = Scheduler(controller.run_pass, time_scale=options.time_scale)
     return Runtime(
         kube=kube,
         controller=controller,

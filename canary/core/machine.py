@@ -140,6 +140,7 @@ class _Tick:
         self.actions: list[Action] = []
         self.effects: list[Effect] = []
         self.requeue_after: float | None = None
+        self.frozen = False
         self.handled: dict[str, str] = dict(status.handled_commands)
         self.target_name = canary.spec.target_ref.name
         self.kind = canary.spec.target_ref.kind or "Deployment"
@@ -272,7 +273,7 @@ class _Tick:
                 else "it is paused (canary resume to continue)"
             )
             self.event(f"skipping canary run as {why}")
-            self.set(message=f"Paused: {why}.")
+            self.frozen = True  # a suspended tick writes nothing (checklist 37)
             self.done()
 
         target = obs.target
@@ -311,10 +312,15 @@ class _Tick:
                 )
                 self.requeue_after = min(INIT_REQUEUE_SECONDS, self.spec.interval_seconds)
                 self.done()
-            self.rollback(
-                f"primary not ready: {obs.primary.readiness.message}",
-                alert_kind=AlertKind.PROGRESS_DEADLINE,
-            )
+            # Difference: Flagger rolls back here, scaling the target to zero before the
+            # apex Service ever pointed at the primary. We leave the target serving.
+            message = f"{self.primary_id} failed: {obs.primary.readiness.message}"
+            if self.status.message != message:
+                self.event(message, warning=True)
+                self.alert(
+                    AlertKind.PROGRESS_DEADLINE, Severity.ERROR, f"Initialization failed, {message}"
+                )
+            self.set(phase=Phase.INITIALIZING, message=message)
             self.done()
         # 8. primary autoscaler
         if self.spec.autoscaler_ref is not None:
@@ -373,12 +379,12 @@ class _Tick:
         changed = self.revision_changed()
         if not running:
             if phase is Phase.FAILED:
-                # The known-bad template stays known-bad: re-sync so it does not re-run.
-                self.set(
-                    last_applied_spec=target.template_hash,
-                    tracked_configs=dict(target.tracked_configs),
-                )
                 if not changed:
+                    # The known-bad template stays known-bad: re-sync so it does not re-run.
+                    self.set(
+                        last_applied_spec=target.template_hash,
+                        tracked_configs=dict(target.tracked_configs),
+                    )
                     self.drop_stale_commands()
                     self.process_git_revert()
                     self.done()
@@ -449,6 +455,7 @@ class _Tick:
             self.rollback(
                 f"progress deadline exceeded {target.readiness.message}",
                 alert_kind=AlertKind.PROGRESS_DEADLINE,
+                detail=target.readiness.message,
             )
             self.done()
 
@@ -556,6 +563,15 @@ class _Tick:
     def confirm_rollout_and_start(self) -> None:
         phase = self.status.phase
         commands = self.obs.commands
+        if commands.abort:
+            self.consume("abort", commands.abort)
+            self.event(
+                f"Rolling back {self.id}: aborted{self.by(commands.abort)} before it started",
+                warning=True,
+            )
+            self.set(current_revision=self.obs.revision.revision if self.obs.revision else "")
+            self.rollback(f"aborted{self.by(commands.abort)}", alert_kind=AlertKind.ABORTED)
+            self.done()
         if commands.promote:
             self.consume("promote", commands.promote)
             self.event(f"Confirm-rollout gate opened{self.by(commands.promote)}")
@@ -612,7 +628,7 @@ class _Tick:
             "New revision detected, progressing canary analysis.",
             with_metadata=True,
         )
-        if self.analysis.strategy is Strategy.CANARY and self.provider == KUBERNETES:
+        if self.provider == KUBERNETES and self.spec.analysis_or_default.iterations < 1:
             self.event(
                 "Progressive traffic is not supported when using the kubernetes provider",
                 warning=True,
@@ -706,7 +722,7 @@ class _Tick:
             self.consume("promote", commands.promote)
             self.event(f"Confirm-promotion gate opened{self.by(commands.promote)}")
             return True
-        verdict = self.run_hooks(HookType.CONFIRM_PROMOTION)
+        verdict = self.run_hooks(HookType.CONFIRM_PROMOTION, Phase.PROGRESSING)
         if verdict.ok:
             for hook in self.analysis.hooks(HookType.CONFIRM_PROMOTION):
                 self.event(f"Confirm-promotion check {hook.name} passed")
@@ -740,14 +756,15 @@ class _Tick:
     def run_canary(self, routes: Routes) -> None:
         analysis = self.analysis
         weight = routes.canary
+        step_weight = analysis.next_step_weight(weight)
+        # confirm-traffic-increase gates every tick with a next step, the promoting one
+        # included (Flagger 2.2 step 27), except while mirroring.
+        if step_weight > 0 and not routes.mirrored and self.status.phase is Phase.PROGRESSING:
+            if not self.confirm_traffic_increase():
+                self.done()
         if weight < analysis.max_weight:
-            step_weight = analysis.next_step_weight(weight)
             if step_weight <= 0:
                 self.done()
-            # confirm-traffic-increase gates each increase (not while mirroring).
-            if not routes.mirrored and self.status.phase is Phase.PROGRESSING:
-                if not self.confirm_traffic_increase():
-                    self.done()
             mirrored = False
             if analysis.mirror and weight == 0:
                 if not routes.mirrored:
@@ -778,11 +795,13 @@ class _Tick:
 
     def confirm_traffic_increase(self) -> bool:
         commands = self.obs.commands
+        if not self.analysis.hooks(HookType.CONFIRM_TRAFFIC_INCREASE):
+            return True
         if commands.promote:
             self.consume("promote", commands.promote)
             self.event(f"Confirm-traffic-increase gate opened{self.by(commands.promote)}")
             return True
-        verdict = self.run_hooks(HookType.CONFIRM_TRAFFIC_INCREASE)
+        verdict = self.run_hooks(HookType.CONFIRM_TRAFFIC_INCREASE, Phase.PROGRESSING)
         if verdict.ok:
             for hook in self.analysis.hooks(HookType.CONFIRM_TRAFFIC_INCREASE):
                 self.event(f"Confirm-traffic-increase check {hook.name} passed")
@@ -899,7 +918,7 @@ class _Tick:
         self.effects.append(CallHooks(HookType.POST_ROLLOUT, Phase.SUCCEEDED.value))
         self.drop_run_commands()
 
-    def rollback(self, reason: str, *, alert_kind: AlertKind) -> None:
+    def rollback(self, reason: str, *, alert_kind: AlertKind, detail: str = "") -> None:
         """Flagger's rollback(): traffic to primary, target to zero, phase Failed."""
         if alert_kind is AlertKind.THRESHOLD_REACHED:
             self.event(
@@ -914,12 +933,20 @@ class _Tick:
         elif alert_kind is AlertKind.PROGRESS_DEADLINE:
             self.event(f"Rolling back {self.id} {reason}", warning=True)
             # Difference: Flagger sends no alert on this path (issues #1663, #1816).
-            self.alert(alert_kind, Severity.ERROR, f"Progress deadline exceeded {reason}".rstrip())
+            self.alert(
+                alert_kind,
+                Severity.ERROR,
+                f"Progress deadline exceeded {detail or reason}".rstrip(),
+            )
         elif alert_kind is AlertKind.ROLLBACK_WEBHOOK:
             self.alert(alert_kind, Severity.WARN, "Rolling back manual webhook invoked")
         elif alert_kind is AlertKind.REGRESSION:
             self.event(f"Rolling back {self.id} {reason}", warning=True)
-            self.alert(alert_kind, Severity.ERROR, f"Canary is conclusively worse than the primary: {reason}")
+            self.alert(
+                alert_kind,
+                Severity.ERROR,
+                f"Canary is conclusively worse than the primary: {reason}",
+            )
         elif alert_kind is AlertKind.ABORTED:
             self.alert(alert_kind, Severity.WARN, f"Rolling back: {reason}")
         self.act(SetRoutes(TOTAL_WEIGHT, 0, False))
@@ -1016,6 +1043,8 @@ class _Tick:
         revert = self.status.git_revert
         if revert is None or revert.state not in (RevertState.PENDING, RevertState.FAILED):
             return
+        if revert.state is RevertState.FAILED and not revert.retriable:
+            return
         answer = self.ask(RevertRequest(revert.good_revision, revert.bad_revision, revert.reason))
         assert isinstance(answer, RevertAnswer)
         now = iso(self.obs.now)
@@ -1028,6 +1057,7 @@ class _Tick:
                     message=answer.message,
                     attempts=attempts,
                     last_attempt_time=now,
+                    retriable=answer.retriable,
                 )
             )
             self.event(
@@ -1035,10 +1065,15 @@ class _Tick:
                 warning=True,
             )
             if revert.state is RevertState.PENDING:
+                then = (
+                    "retrying every analysis interval"
+                    if answer.retriable
+                    else "it will not be retried: fix Git by hand or commit a new revision"
+                )
                 self.alert(
                     AlertKind.REVERT_FAILED,
                     Severity.ERROR,
-                    f"Git revert failed: {answer.message}. Traffic stays on the primary; retrying every analysis interval.",
+                    f"Git revert failed: {answer.message}. Traffic stays on the primary; {then}.",
                 )
             return
         state = {
@@ -1100,6 +1135,8 @@ class _Tick:
     # ------------------------------------------------------------ result
 
     def decision(self) -> Decision:
+        if self.frozen:
+            return Decision(status=self.old, effects=tuple(self.effects))
         status = self.status.with_(handled_commands=self.handled)
         status = with_conditions(status, self.old, self.kind, self.obs.now)
         return Decision(

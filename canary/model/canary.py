@@ -23,7 +23,6 @@ from typing import Any
 
 from analysis import SpecError as AnalysisSpecError
 from analysis import parse_compare
-
 from canary.model.duration import DurationError, parse_duration
 from canary.model.errors import SpecIssue
 from canary.model.reader import Issues, Reader, describe
@@ -641,6 +640,32 @@ def _check_provider(r: Reader, provider: str, spec_has: Mapping[str, bool]) -> N
         )
 
 
+def _check_nginx_match(r: Reader, match: tuple[dict[str, Any], ...]) -> None:
+    """NGINX canary annotations express one header (exact or regex) or one cookie."""
+    for index, entry in enumerate(match):
+        path = f"{r.at('match')}[{index}]"
+        headers = entry.get("headers") or {}
+        others = sorted(k for k in entry if k != "headers")
+        if others:
+            r.issues.error(
+                f"{path}.{others[0]}", "the nginx provider can only match on headers or a cookie"
+            )
+        if not isinstance(headers, Mapping) or len(headers) != 1:
+            r.issues.error(
+                f"{path}.headers",
+                "the nginx provider matches exactly one header (or the cookie header)",
+            )
+            continue
+        name, rule = next(iter(headers.items()))
+        kinds = sorted(rule) if isinstance(rule, Mapping) else []
+        allowed = ("exact",) if str(name).lower() == "cookie" else ("exact", "regex")
+        if len(kinds) != 1 or kinds[0] not in allowed:
+            r.issues.error(
+                f"{path}.headers.{name}",
+                f"the nginx provider supports {' or '.join(allowed)} here, got {', '.join(kinds) or 'nothing'}",
+            )
+
+
 def parse_canary(
     doc: Mapping[str, Any],
     *,
@@ -765,6 +790,23 @@ def parse_canary(
                 f"{analysis_r.path}.match",
                 "A/B testing (match) needs a router that can match requests; the kubernetes provider cannot",
             )
+        if analysis.match and provider.startswith("smi:"):
+            issues.error(
+                f"{analysis_r.path}.match",
+                "A/B testing (match) needs a router that can match requests; SMI TrafficSplit cannot",
+            )
+        if analysis.mirror and analysis.match:
+            issues.error(
+                f"{analysis_r.path}.mirror",
+                "mirroring and A/B testing (match) cannot be combined",
+            )
+        if analysis.mirror and provider.startswith("gatewayapi") and analysis.iterations <= 0:
+            issues.error(
+                f"{analysis_r.path}.mirror",
+                "with gatewayapi, mirroring is available for blue/green (iterations) only",
+            )
+        if provider == "nginx":
+            _check_nginx_match(analysis_r, analysis.match)
         if analysis.mirror and not (provider == "istio" or provider.startswith("gatewayapi")):
             issues.error(
                 f"{analysis_r.path}.mirror",

@@ -97,10 +97,12 @@ class GitRevertStatus:
     message: str = ""
     attempts: int = 0
     last_attempt_time: str = ""
+    retriable: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "state": self.state.value,
+            "retriable": self.retriable,
             "goodRevision": self.good_revision,
             "badRevision": self.bad_revision,
             "reason": self.reason,
@@ -125,6 +127,7 @@ class GitRevertStatus:
             message=str(d.get("message", "") or ""),
             attempts=_int(d.get("attempts")),
             last_attempt_time=str(d.get("lastAttemptTime", "") or ""),
+            retriable=d.get("retriable") is not False,
         )
 
 

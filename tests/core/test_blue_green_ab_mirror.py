@@ -161,14 +161,6 @@ def test_item27_kubernetes_provider_forces_ten_iterations_and_never_routes() -> 
     assert result.first(Phase.SUCCEEDED) == 15
 
 
-@pytest.mark.xfail(
-    reason=(
-        "machine.py start_run tests `self.analysis.strategy is Strategy.CANARY` on the effective "
-        "analysis, which effective_analysis() has already turned into blue/green (iterations=10), "
-        "so the two warnings of reference 2.2 step 26 are never emitted"
-    ),
-    strict=True,
-)
 def test_item27_kubernetes_provider_warns_that_progressive_traffic_is_unsupported() -> None:
     doc = canary_doc({"interval": "1m"}, provider="kubernetes")
     result = run(doc, 3)

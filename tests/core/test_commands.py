@@ -98,14 +98,6 @@ def test_a_handled_promote_token_does_not_open_the_next_runs_gate() -> None:
     assert record.phase is Phase.WAITING
 
 
-@pytest.mark.xfail(
-    reason=(
-        "machine.py confirm_traffic_increase consumes a promote token on any weight increase, even "
-        "when no confirm-traffic-increase hook is configured (no gate is closed), so a promote given "
-        "ahead of the confirm-promotion gate is gone when the gate is reached"
-    ),
-    strict=True,
-)
 def test_promote_is_not_consumed_by_an_ungated_weight_increase() -> None:
     doc = canary_doc({"stepWeight": 50, "webhooks": [hook("promo", "confirm-promotion")]})
     result = run(
@@ -254,15 +246,6 @@ def test_finished_run_consumes_unused_promote_tokens() -> None:
     assert result.last.status.handled_commands.get("promote") == TOKEN
 
 
-@pytest.mark.xfail(
-    reason=(
-        "machine.py `_run`: a Waiting canary goes to confirm_rollout_and_start before the "
-        "'Commands inside a run' block, so an abort given while Waiting is neither acted on nor "
-        "dropped; it stays pending until the gate opens, the run starts (target scaled up) and "
-        "is rolled back on the next tick"
-    ),
-    strict=True,
-)
 def test_abort_while_waiting_for_approval_rejects_the_revision_without_starting_it() -> None:
     doc = canary_doc({"stepWeight": 50, "webhooks": [hook("gate", "confirm-rollout")]})
     result = run(

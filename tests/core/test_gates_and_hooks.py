@@ -109,14 +109,6 @@ def test_golden_trace_hook_call_counts() -> None:
     assert post == CallHooks(HookType.POST_ROLLOUT, "Succeeded")
 
 
-@pytest.mark.xfail(
-    reason=(
-        "machine.py run_canary asks confirm-traffic-increase only while weight < maxWeight; "
-        "Flagger runs it whenever nextStepWeight > 0, also on the tick that promotes "
-        "(reference 2.2 step 27, 2.12), so the golden trace has 2 calls and we make 1"
-    ),
-    strict=True,
-)
 def test_golden_trace_confirm_traffic_increase_called_twice() -> None:
     assert golden_run().hook_counts()["confirm-traffic-increase"] == 2
 
@@ -395,14 +387,6 @@ def test_a_gate_answer_is_asked_once_per_tick() -> None:
     assert AnalysisRequest(("request-success-rate",)) in result[3].requests
 
 
-@pytest.mark.xfail(
-    reason=(
-        "machine.py confirm_promotion calls run_hooks(CONFIRM_PROMOTION) without a phase, so "
-        "while WaitingPromotion the payload says phase 'WaitingPromotion'; Flagger always sends "
-        "'Progressing' with confirm-promotion (reference 2.12, checklist 38)"
-    ),
-    strict=True,
-)
 def test_item38_confirm_promotion_sends_progressing_while_waiting() -> None:
     doc = canary_doc({"stepWeight": 50, "webhooks": [hook("promo", "confirm-promotion")]})
     result = run(doc, 6, Script(hooks={"promo": closed_until(6)}))

@@ -232,14 +232,6 @@ def test_a_new_revision_before_the_revert_supersedes_it() -> None:
     assert not started.reverts_asked
 
 
-@pytest.mark.xfail(
-    reason=(
-        "machine.py process_git_revert ignores RevertAnswer.retriable: a failure the reverter "
-        "reports as not retriable (a conflict that must be resolved by hand, a revision missing "
-        "from the branch) is asked again on every pass, and the alert says it is retried"
-    ),
-    strict=True,
-)
 def test_a_non_retriable_revert_failure_is_not_retried() -> None:
     conflict = RevertAnswer(
         RevertResultKind.FAILED,

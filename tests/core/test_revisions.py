@@ -267,15 +267,6 @@ def test_revert_to_the_promoted_template_mid_run_is_not_a_new_revision() -> None
     assert not record.has_event("New revision detected")
 
 
-@pytest.mark.xfail(
-    reason=(
-        "machine.py `_run`, phase Failed: lastAppliedSpec is re-synced to the new template before "
-        "the primary readiness check, so a new revision that arrives while the primary is briefly "
-        "not ready (retriable) is recorded as seen and never starts a run (Flagger has the same "
-        "ordering; reference 2.17 says not to copy quirks blindly)"
-    ),
-    strict=True,
-)
 def test_new_revision_in_failed_is_not_lost_while_the_primary_is_briefly_unready() -> None:
     result = run(
         CANARY,

@@ -189,15 +189,6 @@ def test_item14_progress_deadline_rolls_back_with_an_error_alert() -> None:
     assert not failed.analysed
 
 
-@pytest.mark.xfail(
-    reason=(
-        "machine.py `_run` step 18 passes reason 'progress deadline exceeded <err>' to rollback(), "
-        "which prefixes 'Progress deadline exceeded ' again: the alert reads 'Progress deadline "
-        "exceeded progress deadline exceeded <err>' instead of reference 5.1's "
-        "'Progress deadline exceeded <err>'"
-    ),
-    strict=True,
-)
 def test_item42_progress_deadline_alert_message() -> None:
     record = single_step(
         canary_doc({"stepWeight": 10}),

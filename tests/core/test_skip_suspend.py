@@ -155,14 +155,6 @@ def test_item37_suspended_canary_does_not_even_initialize() -> None:
     assert all(t.phase is Phase.NONE and not t.actions for t in result.ticks)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "machine.py `_run` step 1 writes status.message ('Paused: ...'), which also bumps "
-        "status.lastTransitionTime; Flagger writes no status on a suspended tick (checklist 37) "
-        "and the change is not marked 'Difference:'"
-    ),
-    strict=True,
-)
 def test_item37_suspend_writes_no_status() -> None:
     doc = canary_doc({"stepWeight": 10}, suspend=True)
     status = running_status(
