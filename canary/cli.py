@@ -245,9 +245,24 @@ def run(
     git_author_email: Annotated[
         str, typer.Option("--git-author-email")
     ] = "canary-engine@users.noreply.local",
-    lease_duration: Annotated[float, typer.Option("--leader-election-lease-duration", help="Seconds a leader holds the Lease without renewing.")] = 15.0,
-    lease_renew: Annotated[float, typer.Option("--leader-election-renew-period", help="Seconds between Lease renewals.")] = 5.0,
-    time_scale: Annotated[float, typer.Option("--time-scale", help="Multiply every analysis interval (demos and tests; 1 in production).")] = 1.0,
+    lease_duration: Annotated[
+        float,
+        typer.Option(
+            "--leader-election-lease-duration",
+            help="Seconds a leader holds the Lease without renewing.",
+        ),
+    ] = 15.0,
+    lease_renew: Annotated[
+        float,
+        typer.Option("--leader-election-renew-period", help="Seconds between Lease renewals."),
+    ] = 5.0,
+    time_scale: Annotated[
+        float,
+        typer.Option(
+            "--time-scale",
+            help="Multiply every analysis interval (demos and tests; 1 in production).",
+        ),
+    ] = 1.0,
     log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
@@ -324,6 +339,15 @@ def _crd_dir() -> Path:
         "cannot find the CRD directory (crds/ in a checkout, canary/_data/crds when installed)",
         code=1,
     )
+
+
+def _register_commands() -> None:
+    from canary.commands import register
+
+    register(app)
+
+
+_register_commands()
 
 
 def main() -> None:

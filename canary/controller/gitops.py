@@ -24,7 +24,7 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +40,6 @@ from canary.adapters.gitops import (
     GitSourceReconciler,
     GitSourceSpecError,
     GitSourceStatus,
-    KubeApplyError,
     NoOrigin,
     NothingToRevert,
     ObjectRef,
@@ -61,6 +60,7 @@ from canary.adapters.gitops import (
     parse_gitsource_spec,
     parse_revision,
 )
+from canary.adapters.gitops.kube import PortKubeApply
 from canary.core import RevertAnswer, RevertResultKind, Revision
 from canary.model import API_VERSION, Canary
 from canary.ports import Kube, KubeError
@@ -76,43 +76,6 @@ ARGOCD_NAMESPACE = "argocd"
 class Leader(Protocol):
     @property
     def is_leader(self) -> bool: ...
-
-
-class KubeApplyAdapter:
-    """The gitops reconciler's `KubeApply` over our `Kube` port."""
-
-    def __init__(self, kube: Kube) -> None:
-        self.kube = kube
-
-    async def apply(
-        self, body: Mapping[str, Any], *, field_manager: str, force_conflicts: bool
-    ) -> Mapping[str, Any]:
-        try:
-            return await self.kube.apply(
-                dict(body), field_manager=field_manager, force=force_conflicts
-            )
-        except KubeError as exc:
-            raise KubeApplyError(str(exc)) from exc
-
-    async def get(self, ref: ObjectRef) -> Mapping[str, Any] | None:
-        try:
-            return await self.kube.get(ref.api_version, ref.kind, ref.name, ref.namespace)
-        except KubeError as exc:
-            raise KubeApplyError(str(exc)) from exc
-
-    async def delete(self, ref: ObjectRef) -> bool:
-        try:
-            return await self.kube.delete(ref.api_version, ref.kind, ref.name, ref.namespace)
-        except KubeError as exc:
-            raise KubeApplyError(str(exc)) from exc
-
-    async def list(
-        self, api_version: str, kind: str, namespace: str | None = None
-    ) -> Sequence[Mapping[str, Any]]:
-        try:
-            return await self.kube.list(api_version, kind, namespace)
-        except KubeError as exc:
-            raise KubeApplyError(str(exc)) from exc
 
 
 def _decode(secret: Mapping[str, Any]) -> dict[str, str]:
@@ -277,9 +240,10 @@ class GitReverter:
                 commit=result.commit_sha,
                 message=f"undid {len(result.reverted_commits)} commit(s)",
             )
-        if isinstance(result, AlreadyReverted | NothingToRevert):
-            commit = getattr(result, "commit_sha", None) or ""
-            return RevertAnswer(RevertResultKind.ALREADY_REVERTED, commit=commit)
+        if isinstance(result, AlreadyReverted):
+            return RevertAnswer(RevertResultKind.ALREADY_REVERTED, commit=result.commit_sha or "")
+        if isinstance(result, NothingToRevert):
+            return RevertAnswer(RevertResultKind.SUPERSEDED, message=result.reason)
         if isinstance(result, Superseded):
             return RevertAnswer(
                 RevertResultKind.SUPERSEDED,
@@ -305,7 +269,7 @@ class GitOpsWiring:
         identity = CommitIdentity(author_name, author_email)
         self.revisions = Revisions(kube)
         self.reverter = GitReverter(kube, self.revisions, Reverter(self.workspace), identity)
-        self.reconciler = GitSourceReconciler(self.workspace, KubeApplyAdapter(kube))
+        self.reconciler = GitSourceReconciler(self.workspace, PortKubeApply(kube))
         self.jobs: dict[tuple[str, str], _SourceJob] = {}
 
     def seen(self, namespace: str, name: str, body: Mapping[str, Any], leader: Leader) -> None:

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import socket
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,9 +64,7 @@ class OperatorOptions:
     listen_port: int = 8080
     leader_election: bool = False
     leader_namespace: str | None = None
-    identity: str = field(
-        default_factory=lambda: os.environ.get("POD_NAME") or socket.gethostname()
-    )
+    identity: str = field(default_factory=lambda: default_identity(os.environ))
     cluster_name: str = ""
     event_webhook: str | None = None
     git_cache: Path = field(
@@ -81,6 +80,12 @@ class OperatorOptions:
     lease_renew_seconds: float = 5.0
     time_scale: float = 1.0  # demos and tests: every interval multiplied by this
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+def default_identity(environ: Mapping[str, str]) -> str:
+    """Unique per process: two replicas on one host must not share a Lease identity."""
+    base = environ.get("POD_NAME") or socket.gethostname()
+    return f"{base}_{uuid.uuid4().hex[:8]}"
 
 
 async def check_crds(kube: KubeClient) -> None:

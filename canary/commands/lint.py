@@ -1,0 +1,652 @@
+"""``canary lint``: check manifests offline before they reach a cluster.
+
+Why: the API server takes a Canary with a misspelt field and silently drops it, a MetricTemplate
+with broken PromQL fails only when a release reaches its first analysis step, and the controller
+reports a semantic mistake (a strategy that never advances, a provider it cannot drive) only
+after the manifest is applied. ``canary lint`` runs the same three layers on a laptop or in CI,
+and reports every problem of every document at once with its file, document and field path:
+
+1. the CRD schemas (:func:`canary.model.schema.validate`: what the API server would refuse or
+   drop);
+2. the semantic rules of the model (:func:`canary.model.parse_canary` and friends: what the
+   controller could not run);
+3. the PromQL of MetricTemplates and inline ``query`` metrics, rendered and parsed by
+   ``promtool`` when it is installed (:mod:`canary.commands.promql`).
+
+The engine (:func:`lint_inputs`) returns a :class:`LintReport`; the command only prints it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import typer
+
+from canary.commands._common import (
+    EXIT_FAILURE,
+    InputFile,
+    Output,
+    dump,
+    err,
+    escape,
+    expand_inputs,
+    fail,
+    out,
+    plural,
+    write_stdout,
+)
+
+__all__ = ["Finding", "LintReport", "lint_command", "lint_inputs"]
+
+Severity = Literal["error", "warning"]
+Check = Literal["yaml", "schema", "rules", "promql"]
+
+OUR_GROUP = "canary.gitops.dev"
+FLAGGER_GROUP = "flagger.app"
+PLACEHOLDER_VALUES = ("placeholder", "1")
+_VARIABLE = re.compile(r"\{\{-?\s*variables\.(.+?)\s*-?\}\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem: where (file, document from 1, field path) and what."""
+
+    file: str
+    document: int
+    severity: Severity
+    path: str
+    message: str
+    check: Check
+    kind: str = ""
+    name: str = ""
+
+    def location(self) -> str:
+        return f"{self.file}: document {self.document}"
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.location()}: {self.severity}: {where}{self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "document": self.document,
+            "kind": self.kind,
+            "name": self.name,
+            "path": self.path,
+            "severity": self.severity,
+            "message": self.message,
+            "check": self.check,
+        }
+
+
+@dataclass(slots=True)
+class FileReport:
+    file: str
+    objects: int = 0  # objects of our kinds (and Flagger's), checked
+    skipped: int = 0  # objects of other kinds
+    manifests: bool = True  # False: a walked file without any Kubernetes object (not checked)
+
+
+@dataclass(slots=True)
+class LintReport:
+    files: list[FileReport] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    promtool: str | None = None
+    promtool_version: str = ""  # set once promtool has parsed the queries
+    queries: int = 0  # PromQL expressions checked with promtool
+    unchecked_queries: int = 0  # PromQL found but not checked (no promtool)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.findings if f.severity == "error")
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for f in self.findings if f.severity == "warning")
+
+    def to_json(self) -> dict[str, Any]:
+        by_file: dict[str, list[Finding]] = {}
+        for finding in self.findings:
+            by_file.setdefault(finding.file, []).append(finding)
+        return {
+            "ok": self.errors == 0,
+            "summary": {
+                "files": sum(1 for f in self.files if f.manifests),
+                "objects": sum(f.objects for f in self.files),
+                "skipped": sum(f.skipped for f in self.files),
+                "filesWithoutObjects": sum(1 for f in self.files if not f.manifests),
+                "errors": self.errors,
+                "warnings": self.warnings,
+                "queries": self.queries,
+                "promtool": self.promtool_version or None,  # set when promtool parsed queries
+            },
+            "files": [
+                {
+                    "file": f.file,
+                    "checked": f.manifests,
+                    "objects": f.objects,
+                    "skipped": f.skipped,
+                    "errors": sum(1 for x in by_file.get(f.file, ()) if x.severity == "error"),
+                    "warnings": sum(1 for x in by_file.get(f.file, ()) if x.severity == "warning"),
+                }
+                for f in self.files
+            ],
+            "issues": [f.to_json() for f in self.findings],
+        }
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+@dataclass(frozen=True, slots=True)
+class _Object:
+    """One object of ours, located: ``prefix`` is ``items[2]`` inside a v1 List, else ""."""
+
+    file: str
+    document: int
+    prefix: str
+    doc: Mapping[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.doc.get("kind") or "")
+
+    @property
+    def name(self) -> str:
+        meta = self.doc.get("metadata")
+        return str(meta.get("name") or "") if isinstance(meta, Mapping) else ""
+
+    @property
+    def namespace(self) -> str:
+        meta = self.doc.get("metadata")
+        ns = meta.get("namespace") if isinstance(meta, Mapping) else None
+        return ns if isinstance(ns, str) and ns else "default"
+
+    def finding(self, severity: Severity, path: str, message: str, check: Check) -> Finding:
+        return Finding(
+            self.file,
+            self.document,
+            severity,
+            _join(self.prefix, path),
+            message,
+            check,
+            self.kind,
+            self.name,
+        )
+
+
+def _join(prefix: str, path: str) -> str:
+    if not prefix:
+        return path
+    if not path:
+        return prefix
+    return f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
+
+
+def _is_ours(doc: Mapping[str, Any]) -> bool:
+    api_version = doc.get("apiVersion")
+    if not isinstance(api_version, str):
+        return False
+    group = api_version.rpartition("/")[0]
+    return group in (OUR_GROUP, FLAGGER_GROUP)
+
+
+def _is_manifest(doc: Mapping[str, Any]) -> bool:
+    return "apiVersion" in doc or "kind" in doc
+
+
+def _objects(file: str, number: int, doc: Mapping[str, Any]) -> tuple[list[_Object], int]:
+    """Our objects in one document (List items expanded) and the count of other objects."""
+    if doc.get("apiVersion") == "v1" and doc.get("kind") == "List":
+        items = doc.get("items")
+        ours: list[_Object] = []
+        others = 0
+        for index, item in enumerate(items if isinstance(items, list) else ()):
+            if isinstance(item, Mapping) and _is_ours(item):
+                ours.append(_Object(file, number, f"items[{index}]", item))
+            else:
+                others += 1
+        return ours, others
+    if _is_ours(doc) or not (isinstance(doc.get("apiVersion"), str) and doc.get("kind")):
+        # An object without apiVersion or kind is reported by the schema check.
+        return [_Object(file, number, "", doc)], 0
+    return [], 1
+
+
+def lint_inputs(
+    inputs: Sequence[InputFile],
+    *,
+    promtool: str | None,
+    default_provider: str = "kubernetes",
+    read: Callable[[InputFile], str] = InputFile.read,
+) -> LintReport:
+    """Check every document of every input; PromQL only when ``promtool`` is given."""
+    from canary.model.schema import DocumentError, parse_documents, validate
+
+    report = LintReport(promtool=promtool)
+    objects: list[_Object] = []
+    for source in inputs:
+        text = read(source)
+        file_report = FileReport(source.label)
+        report.files.append(file_report)
+        try:
+            documents = parse_documents(text, source.label)
+        except DocumentError as exc:
+            report.findings.append(
+                Finding(source.label, exc.document, "error", "", exc.reason, "yaml")
+            )
+            continue
+        if source.walked and not any(_is_manifest(doc) for _, doc in documents):
+            file_report.manifests = False  # e.g. a `canary simulate` scenario next to manifests
+            continue
+        for number, doc in documents:
+            ours, others = _objects(source.label, number, doc)
+            file_report.skipped += others
+            if not ours:
+                continue
+            file_report.objects += len(ours)
+            whole = _Object(source.label, number, "", doc)
+            schema = [
+                whole.finding(issue.severity, issue.path, issue.message, "schema")
+                for issue in validate(doc)
+            ]
+            report.findings.extend(schema)
+            schema_paths = {f.path for f in schema}
+            schema_failed = any(f.severity == "error" for f in schema)
+            for obj in ours:
+                for finding in _semantic(obj, default_provider, schema_failed):
+                    if finding.path not in schema_paths:
+                        report.findings.append(finding)
+                objects.append(obj)
+    _promql(objects, report, default_provider)
+    order = {f.file: i for i, f in enumerate(report.files)}
+    report.findings.sort(key=lambda f: (order.get(f.file, 0), f.document, f.path))
+    return report
+
+
+# --------------------------------------------------------------------------- semantic rules
+
+
+def _converted(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A Flagger object as if converted: the schema check already said it needs converting."""
+    from canary.model.convert import convert_document
+
+    return convert_document(doc)[0]
+
+
+def _semantic(obj: _Object, default_provider: str, schema_failed: bool) -> list[Finding]:
+    from canary.model import (
+        SpecError,
+        SpecIssue,
+        parse_alert_provider,
+        parse_canary,
+        parse_metric_template,
+    )
+
+    doc = _converted(obj.doc)
+    kind = obj.kind
+    issues: list[SpecIssue] = []
+    try:
+        if kind == "Canary":
+            issues = list(parse_canary(doc, default_provider=default_provider).warnings)
+        elif kind == "MetricTemplate":
+            parse_metric_template(doc)
+        elif kind == "AlertProvider":
+            parse_alert_provider(doc)
+        elif kind == "GitSource":
+            issues = _gitsource_issues(doc)
+    except SpecError as exc:
+        issues = list(exc.issues)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        if not schema_failed:
+            raise
+        # The semantic rules assume a schema-valid object; the schema errors say what to fix.
+        return [
+            obj.finding(
+                "warning",
+                "",
+                f"the semantic rules were not applied because of the schema errors ({exc!r})",
+                "rules",
+            )
+        ]
+    findings = []
+    for issue in issues:
+        severity: Severity = issue.severity
+        message = issue.message
+        if kind == "MetricTemplate" and issue.path == "spec.provider.type":
+            severity, message = _flagger_only_provider(doc, severity, message)
+        findings.append(obj.finding(severity, issue.path, message, "rules"))
+    return findings
+
+
+def _flagger_only_provider(
+    doc: Mapping[str, Any], severity: Severity, message: str
+) -> tuple[Severity, str]:
+    """A metric provider Flagger knows but we do not run yet is a warning here.
+
+    The API server and the controller accept the MetricTemplate itself; only a Canary that uses
+    it fails its analysis. A Flagger migration (``canary convert``) then lints clean, with this
+    warning pointing at the templates that still need a Prometheus equivalent.
+    """
+    from canary.model.resources import FLAGGER_METRIC_PROVIDER_TYPES
+
+    spec = doc.get("spec")
+    provider = spec.get("provider") if isinstance(spec, Mapping) else None
+    ptype = provider.get("type") if isinstance(provider, Mapping) else None
+    if severity == "error" and ptype in FLAGGER_METRIC_PROVIDER_TYPES:
+        return "warning", f"{message} (a Canary that uses this template fails its analysis)"
+    return severity, message
+
+
+def _gitsource_issues(doc: Mapping[str, Any]) -> list[Any]:
+    from canary.adapters.gitops.reconciler import GitSourceSpecError, parse_gitsource_spec
+    from canary.model import SpecIssue
+
+    try:
+        parse_gitsource_spec(doc.get("spec"))
+    except GitSourceSpecError as exc:
+        issues = []
+        for problem in exc.problems:
+            path, _, message = problem.partition(": ")
+            issues.append(SpecIssue(path, message or problem))
+        return issues
+    return []
+
+
+# --------------------------------------------------------------------------- PromQL
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    obj: _Object
+    query: str
+    variables: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Query:
+    """One expression to give promtool, and what to report when it fails."""
+
+    expression: str
+    obj: _Object
+    path: str
+    describe: str  # "the query", "MetricTemplate test/latency as used here", ...
+    template: _Template | None = None  # the template it came from (for placeholder retries)
+    placeholder: bool = False  # rendered with placeholder values for templateVariables
+    result: str | None = None
+
+
+def _template_of(obj: _Object) -> _Template | None:
+    spec = obj.doc.get("spec")
+    if not isinstance(spec, Mapping):
+        return None
+    provider = spec.get("provider")
+    ptype = provider.get("type") if isinstance(provider, Mapping) else None
+    query = spec.get("query")
+    if ptype not in (None, "", "prometheus") or not isinstance(query, str) or not query.strip():
+        return None
+    return _Template(obj, query, tuple(dict.fromkeys(_VARIABLE.findall(query))))
+
+
+def _context(canary: Any, default_provider: str) -> Any:
+    from analysis import QueryContext
+
+    spec = canary.spec
+    return QueryContext(
+        name=canary.name,
+        namespace=canary.namespace,
+        target=spec.target_ref.name,
+        provider=spec.provider or default_provider,
+        service=spec.service.name,
+        ingress=spec.ingress_ref.name if spec.ingress_ref else None,
+        route=spec.route_ref.name if spec.route_ref else None,
+    )
+
+
+def _promql(objects: Iterable[_Object], report: LintReport, default_provider: str) -> None:
+    from analysis import QueryContext, TemplateError, render_query
+    from canary.model import SpecError, parse_canary
+
+    objects = list(objects)
+    templates: dict[tuple[str, str], _Template] = {}
+    for obj in objects:
+        if obj.kind == "MetricTemplate":
+            template = _template_of(obj)
+            if template is not None:
+                templates.setdefault((obj.namespace, obj.name), template)
+
+    queries: list[_Query] = []
+    template_queries: dict[int, _Query] = {}
+
+    def render_placeholders(template: _Template, value: str) -> _Query | None:
+        ctx = QueryContext(
+            name=template.obj.name or "podinfo",
+            namespace=template.obj.namespace,
+            target=template.obj.name or "podinfo",
+            provider=default_provider,
+        )
+        try:
+            rendered = render_query(
+                template.query, ctx, variables=dict.fromkeys(template.variables, value)
+            )
+        except TemplateError as exc:
+            report.findings.append(
+                template.obj.finding(
+                    "error", "spec.query", f"invalid query template: {exc}", "promql"
+                )
+            )
+            return None
+        return _Query(
+            rendered,
+            template.obj,
+            "spec.query",
+            "the query",
+            template=template,
+            placeholder=bool(template.variables),
+        )
+
+    for template in templates.values():
+        query = render_placeholders(template, PLACEHOLDER_VALUES[0])
+        if query is not None:
+            queries.append(query)
+            template_queries[id(template)] = query
+
+    for obj in objects:
+        if obj.kind != "Canary":
+            continue
+        try:
+            canary = parse_canary(_converted(obj.doc), default_provider=default_provider)
+        except SpecError:
+            continue  # reported by the semantic rules
+        analysis = canary.spec.analysis
+        if analysis is None:
+            continue
+        ctx = _context(canary, default_provider)
+        for metric in analysis.metrics:
+            variables = dict(metric.template_variables)
+            if metric.query is not None and metric.template_ref is None:
+                try:
+                    rendered = render_query(
+                        metric.query, ctx, interval=metric.interval, variables=variables
+                    )
+                except TemplateError as exc:
+                    report.findings.append(
+                        obj.finding(
+                            "error", f"{metric.path}.query", f"invalid query: {exc}", "promql"
+                        )
+                    )
+                    continue
+                queries.append(_Query(rendered, obj, f"{metric.path}.query", "the query"))
+            elif metric.template_ref is not None:
+                ref = metric.template_ref
+                template = templates.get((ref.namespace or canary.namespace, ref.name))
+                if template is None:
+                    continue  # not among the linted files: it may live in the cluster
+                where = f"MetricTemplate {template.obj.namespace}/{template.obj.name}"
+                try:
+                    rendered = render_query(
+                        template.query, ctx, interval=metric.interval, variables=variables
+                    )
+                except TemplateError as exc:
+                    if "templateVariables" in str(exc):
+                        report.findings.append(
+                            obj.finding(
+                                "error",
+                                f"{metric.path}.templateVariables",
+                                f"{where}: {exc}",
+                                "promql",
+                            )
+                        )
+                    continue  # other template errors are reported on the template
+                queries.append(
+                    _Query(
+                        rendered,
+                        obj,
+                        f"{metric.path}.templateRef",
+                        f"the query of {where}, rendered for this canary,",
+                        template=template,
+                    )
+                )
+
+    if not queries:
+        return
+    if report.promtool is None:
+        report.unchecked_queries = len(queries)
+        return
+    from canary.commands.promql import PromtoolError, check_expressions, promtool_version
+
+    try:
+        for query, result in zip(
+            queries,
+            check_expressions(report.promtool, [q.expression for q in queries]),
+            strict=True,
+        ):
+            query.result = result
+        # A template whose variables hold numbers, not names: try again with a number.
+        pairs = [
+            (q, r)
+            for q in template_queries.values()
+            if q.result is not None and q.placeholder and q.template is not None
+            if (r := render_placeholders(q.template, PLACEHOLDER_VALUES[1])) is not None
+        ]
+        results = check_expressions(report.promtool, [r.expression for _, r in pairs])
+        for (query, _), result in zip(pairs, results, strict=True):
+            if result is None:
+                query.result = None
+    except PromtoolError as exc:
+        err.print(f"[yellow]warning:[/yellow] PromQL not checked: {escape(str(exc))}")
+        report.unchecked_queries = len(queries)
+        return
+    report.queries = len(queries)
+    report.promtool_version = promtool_version(report.promtool) or "unknown"
+
+    failed_templates = {
+        id(q.template) for q in template_queries.values() if q.result is not None and q.template
+    }
+    for query in queries:
+        if query.result is None:
+            continue
+        if query.path.endswith(".templateRef") and id(query.template) in failed_templates:
+            continue  # the template itself is reported
+        severity: Severity = "error"
+        message = f"{query.describe} is not valid PromQL: {query.result}"
+        if query.placeholder:
+            names = (
+                ", ".join(f"variables.{v}" for v in query.template.variables)
+                if query.template
+                else ""
+            )
+            message += f" (rendered with placeholder values for {names})"
+            severity = "warning"
+        report.findings.append(query.obj.finding(severity, query.path, message, "promql"))
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def lint_command(
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="FILE",
+            help="YAML files or directories (walked for *.yaml and *.yml); - reads stdin.",
+        ),
+    ],
+    output: Annotated[
+        Output, typer.Option("--output", "-o", help="text for people; json or yaml for scripts.")
+    ] = Output.TEXT,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 on warnings too, not only on errors.")
+    ] = False,
+    promql: Annotated[
+        bool,
+        typer.Option("--promql/--no-promql", help="Check PromQL with promtool when it is on PATH."),
+    ] = True,
+    provider: Annotated[
+        str,
+        typer.Option(
+            "--provider",
+            help="The controller's default routing provider (canary run --provider), for "
+            "canaries without spec.provider.",
+        ),
+    ] = "kubernetes",
+) -> None:
+    """Check Canary, MetricTemplate, AlertProvider and GitSource YAML offline.
+
+    Three layers: the CRD schemas, the semantic rules of the controller, and PromQL (with
+    promtool). Exit 1 when any error is found (any warning too, with --strict).
+    """
+    from canary.commands.promql import find_promtool
+
+    inputs = expand_inputs(files)
+    if not inputs:
+        raise fail("no YAML files found in " + ", ".join(files))
+    promtool = find_promtool() if promql else None
+    report = lint_inputs(inputs, promtool=promtool, default_provider=provider)
+
+    if output is Output.TEXT:
+        _print_text(report)
+    else:
+        write_stdout(dump(report.to_json(), output))
+    if promql and promtool is None and report.unchecked_queries:
+        err.print(
+            f"[yellow]note:[/yellow] promtool is not on PATH: "
+            f"{plural(report.unchecked_queries, 'PromQL query', 'PromQL queries')} not checked "
+            "(Debian: apt-get install prometheus)",
+            highlight=False,
+        )
+    if report.errors or (strict and report.warnings):
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _print_text(report: LintReport) -> None:
+    for finding in report.findings:
+        colour = "red" if finding.severity == "error" else "yellow"
+        where = f"{escape(finding.path)}: " if finding.path else ""
+        out.print(
+            f"{escape(finding.location())}: [{colour}]{finding.severity}[/{colour}]: "
+            f"{where}{escape(finding.message)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    checked = [f for f in report.files if f.manifests]
+    objects = sum(f.objects for f in report.files)
+    skipped = sum(f.skipped for f in report.files)
+    ignored = len(report.files) - len(checked)
+    parts = [f"{plural(len(checked), 'file')}, {plural(objects, 'object')} checked"]
+    if skipped:
+        parts.append(f"{plural(skipped, 'object')} of other kinds skipped")
+    if ignored:
+        parts.append(f"{plural(ignored, 'file')} without Kubernetes objects ignored")
+    if report.queries:
+        version = f" {report.promtool_version}" if report.promtool_version else ""
+        parts.append(
+            f"{plural(report.queries, 'PromQL query', 'PromQL queries')} parsed by promtool{version}"
+        )
+    counts = f"{plural(report.errors, 'error')}, {plural(report.warnings, 'warning')}"
+    colour = "red" if report.errors else ("yellow" if report.warnings else "green")
+    out.print(f"{'; '.join(parts)}: [{colour}]{counts}[/{colour}]", highlight=False, soft_wrap=True)

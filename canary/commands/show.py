@@ -1,0 +1,649 @@
+"""``canary get`` and ``canary status``: what the canaries are doing, read from the API server.
+
+Why: ``kubectl get canaries`` shows Flagger's printer columns, but not what an operator asks
+during a release — how far the traffic shift is, which metric failed and why, whether the bad
+revision was reverted in Git, and what the controller said lately. ``get`` is the one-line-per-
+canary overview (with our revision columns); ``status NAME`` is the whole story of one canary
+(phase, a progress bar towards maxWeight or the iterations, the last verdict of every metric,
+the Git revert, the conditions, the pending commands and the recent Events). ``-w`` keeps
+either on screen and re-renders when something changes (polling once a second: simple, and it
+survives API server restarts); with ``-o json|yaml`` it prints one document per change.
+
+The data is gathered into plain dicts first (also the JSON output), then rendered; rendering is
+pure, so it is tested without a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich import box
+from rich.console import Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from canary.commands._common import EXIT_FAILURE, Output, dump, fail, out, write_stdout
+from canary.commands.cluster import (
+    API_VERSION,
+    CANARY_KIND,
+    ClusterOptions,
+    ContextOpt,
+    KubeconfigOpt,
+    NamespaceOpt,
+    resolve_context,
+    run_with_kube,
+)
+
+__all__ = [
+    "age",
+    "canary_detail",
+    "canary_row",
+    "get_command",
+    "list_canaries",
+    "read_detail",
+    "render_detail",
+    "render_rows",
+    "short_revision",
+    "status_command",
+    "watch_loop",
+]
+
+T = TypeVar("T")
+
+PHASE_STYLES = {
+    "Succeeded": "bold green",
+    "Failed": "bold red",
+    "Progressing": "cyan",
+    "Promoting": "bold cyan",
+    "Finalising": "bold cyan",
+    "Waiting": "yellow",
+    "WaitingPromotion": "yellow",
+    "Initializing": "blue",
+    "Initialized": "blue",
+    "Terminating": "magenta",
+    "Terminated": "magenta",
+}
+OUTCOME_STYLES = {
+    "Pass": "green",
+    "Fail": "red",
+    "Error": "red",
+    "Inconclusive": "yellow",
+    "NoData": "yellow",
+}
+FINISHED_PHASES = ("Promoting", "Finalising", "Succeeded")
+DEFAULT_EVENTS = 10
+POLL_SECONDS = 1.0
+_SHA = re.compile(r"^(?P<head>.*?)(?:sha1:)?(?P<sha>[0-9a-f]{12,64})$")
+
+WatchOpt = Annotated[
+    bool,
+    typer.Option("--watch", "-w", help="Keep watching; re-render on every change (Ctrl-C ends)."),
+]
+OutputOpt = Annotated[
+    Output, typer.Option("--output", "-o", help="text for people; json or yaml for scripts.")
+]
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _paused(meta: Mapping[str, Any]) -> bool:
+    from canary.model.commands import PAUSED
+
+    value = _mapping(meta.get("annotations")).get(PAUSED)
+    return isinstance(value, str) and value.strip().lower() in ("true", "yes", "1")
+
+
+def canary_row(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The overview of one Canary (one table row, one JSON object of ``get``)."""
+    meta, spec, status = (_mapping(obj.get(k)) for k in ("metadata", "spec", "status"))
+    return {
+        "name": _str(meta.get("name")),
+        "namespace": _str(meta.get("namespace")),
+        "phase": _str(status.get("phase")),
+        "paused": _paused(meta),
+        "suspended": spec.get("suspend") is True,
+        "canaryWeight": _int(status.get("canaryWeight")),
+        "failedChecks": _int(status.get("failedChecks")),
+        "iterations": _int(status.get("iterations")),
+        "currentRevision": _str(status.get("currentRevision")),
+        "lastGoodRevision": _str(status.get("lastGoodRevision")),
+        "lastTransitionTime": _str(status.get("lastTransitionTime")),
+        "creationTimestamp": _str(meta.get("creationTimestamp")),
+    }
+
+
+def _plan(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Strategy and the scale of the progress bar, from the spec (parsed like the controller)."""
+    from canary.model import SpecError, parse_canary
+
+    try:
+        canary = parse_canary(obj)
+    except SpecError as exc:
+        raw = _mapping(_mapping(obj.get("spec")).get("analysis"))
+        iterations = _int(raw.get("iterations"))
+        weights = raw.get("stepWeights")
+        max_weight = (
+            weights[-1]
+            if isinstance(weights, list) and weights and isinstance(weights[-1], int)
+            else _int(raw.get("maxWeight")) or 100
+        )
+        return {
+            "strategy": "blue-green" if iterations else "canary",
+            "provider": _str(_mapping(obj.get("spec")).get("provider")),
+            "target": "",
+            "maxWeight": max_weight,
+            "stepWeight": _int(raw.get("stepWeight")),
+            "maxIterations": iterations,
+            "threshold": _int(raw.get("threshold")),
+            "specErrors": [str(issue) for issue in exc.errors],
+        }
+    analysis = canary.spec.analysis_or_default
+    target = canary.spec.target_ref
+    return {
+        "strategy": analysis.strategy.value,
+        "provider": canary.spec.provider or "",
+        "target": f"{target.kind}/{target.name}",
+        "maxWeight": analysis.max_weight,
+        "stepWeight": analysis.step_weight,
+        "stepWeights": list(analysis.step_weights),
+        "maxIterations": analysis.iterations,
+        "threshold": analysis.threshold,
+        "specErrors": [],
+    }
+
+
+def _pending_commands(meta: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, str]:
+    from canary.model.commands import ONE_SHOT
+
+    annotations = _mapping(meta.get("annotations"))
+    handled = _mapping(status.get("handledCommands"))
+    pending = {}
+    for key, annotation in ONE_SHOT.items():
+        value = annotations.get(annotation)
+        if isinstance(value, str) and value and handled.get(key) != value:
+            pending[key] = value
+    return pending
+
+
+def _event(obj: Mapping[str, Any]) -> dict[str, Any]:
+    meta = _mapping(obj.get("metadata"))
+    last = (
+        _str(obj.get("lastTimestamp"))
+        or _str(obj.get("eventTime"))
+        or _str(obj.get("firstTimestamp"))
+        or _str(meta.get("creationTimestamp"))
+    )
+    return {
+        "type": _str(obj.get("type")) or "Normal",
+        "reason": _str(obj.get("reason")),
+        "message": _str(obj.get("message")),
+        "count": _int(obj.get("count")) or 1,
+        "lastTimestamp": last,
+    }
+
+
+def canary_detail(obj: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Everything ``status`` shows about one Canary (also its JSON output)."""
+    meta, status = _mapping(obj.get("metadata")), _mapping(obj.get("status"))
+    detail = canary_row(obj)
+    detail.update(_plan(obj))
+    revert = status.get("gitRevert")
+    detail.update(
+        {
+            "inconclusiveChecks": _int(status.get("inconclusiveChecks")),
+            "message": _str(status.get("message")),
+            "analysis": [dict(m) for m in status.get("analysis") or () if isinstance(m, Mapping)],
+            "gitRevert": dict(revert) if isinstance(revert, Mapping) else None,
+            "conditions": [
+                dict(c) for c in status.get("conditions") or () if isinstance(c, Mapping)
+            ],
+            "pendingCommands": _pending_commands(meta, status),
+            "handledCommands": dict(_mapping(status.get("handledCommands"))),
+            "events": [_event(e) for e in events],
+        }
+    )
+    return detail
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _parse_time(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def age(value: str, now: datetime | None = None) -> str:
+    """kubectl's short durations: 45s, 3m12s, 25m, 5h10m, 3d."""
+    then = _parse_time(value)
+    if then is None:
+        return "-"
+    seconds = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 120:
+        return f"{seconds}s"
+    if minutes < 10:
+        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
+    if hours < 3:
+        return f"{minutes}m"
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if days < 2:
+        return f"{hours}h"
+    if days < 8:
+        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
+    return f"{days}d"
+
+
+def short_revision(revision: str) -> str:
+    """``main@sha1:0123456789abcdef...`` → ``main@01234567``."""
+    match = _SHA.match(revision)
+    if not revision or match is None:
+        return revision or "-"
+    return f"{match.group('head')}{match.group('sha')[:8]}"
+
+
+def _phase_text(row: Mapping[str, Any]) -> Text:
+    phase = row["phase"] or "-"
+    text = Text(phase, style=PHASE_STYLES.get(phase, ""))
+    if row["suspended"]:
+        text.append(" (suspended)", style="magenta")
+    elif row["paused"]:
+        text.append(" (paused)", style="magenta")
+    return text
+
+
+def render_rows(rows: Sequence[Mapping[str, Any]], now: datetime | None = None) -> RenderableType:
+    """The ``get`` table."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for header, justify in (
+        ("NAME", "left"),
+        ("NAMESPACE", "left"),
+        ("STATUS", "left"),
+        ("WEIGHT", "right"),
+        ("FAILED", "right"),
+        ("REVISION", "left"),
+        ("LAST GOOD", "left"),
+        ("LAST TRANSITION", "right"),
+    ):
+        table.add_column(header, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(
+            Text(row["name"]),
+            Text(row["namespace"]),
+            _phase_text(row),
+            str(row["canaryWeight"]),
+            Text(str(row["failedChecks"]), style="red" if row["failedChecks"] else ""),
+            Text(short_revision(row["currentRevision"])),
+            Text(short_revision(row["lastGoodRevision"])),
+            age(row["lastTransitionTime"], now),
+        )
+    return table
+
+
+def _progress(detail: Mapping[str, Any]) -> RenderableType:
+    phase = detail["phase"]
+    iterations = detail["strategy"] in ("blue-green", "ab-testing") and detail["maxIterations"]
+    if iterations:
+        total, done = detail["maxIterations"], detail["iterations"]
+        label = f"{done}/{total} iterations"
+    else:
+        total, done = detail["maxWeight"] or 100, detail["canaryWeight"]
+        label = f"weight {done}/{total}%"
+    if phase in FINISHED_PHASES:
+        done = total
+        label = "promoted" if phase == "Succeeded" else f"promoting ({label})"
+    elif phase == "Failed":
+        label = f"rolled back ({label})"
+    style = "red" if phase == "Failed" else ("green" if phase == "Succeeded" else "cyan")
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_row(
+        ProgressBar(
+            total=max(total, 1),
+            completed=min(done, total),
+            width=30,
+            complete_style=style,
+            finished_style=style,
+        ),
+        Text(label),
+    )
+    return grid
+
+
+def render_detail(detail: Mapping[str, Any], now: datetime | None = None) -> RenderableType:
+    """The ``status`` view of one canary."""
+    parts: list[RenderableType] = []
+    title = Text(f"{detail['name']}.{detail['namespace']}  ", style="bold")
+    title.append_text(_phase_text(detail))
+    parts.append(title)
+
+    info = Table.grid(padding=(0, 2))
+    info.add_column(style="dim", no_wrap=True)
+    info.add_column()
+    strategy = detail["strategy"] + (f" via {detail['provider']}" if detail["provider"] else "")
+    if detail["target"]:
+        info.add_row("Target", Text(f"{detail['target']}  ({strategy})"))
+    else:
+        info.add_row("Strategy", Text(strategy))
+    info.add_row("Progress", _progress(detail))
+    checks = f"{detail['failedChecks']}/{detail['threshold'] or '-'} failed checks"
+    if detail["inconclusiveChecks"]:
+        checks += f", {detail['inconclusiveChecks']} inconclusive"
+    info.add_row("Checks", Text(checks, style="red" if detail["failedChecks"] else ""))
+    revision = detail["currentRevision"] or "-"
+    info.add_row("Revision", Text(f"{revision}  (last good: {detail['lastGoodRevision'] or '-'})"))
+    revert = detail["gitRevert"]
+    if revert:
+        state = _str(revert.get("state"))
+        text = Text(
+            state,
+            style="red" if state == "Failed" else ("yellow" if state == "Pending" else "green"),
+        )
+        extra = [
+            f"{_str(revert.get('badRevision')) or '?'} → {_str(revert.get('goodRevision')) or '?'}"
+        ]
+        if revert.get("commit"):
+            extra.append(f"commit {_str(revert.get('commit'))[:12]}")
+        if _int(revert.get("attempts")) > 1:
+            extra.append(f"{_int(revert.get('attempts'))} attempts")
+        text.append("  " + ", ".join(extra))
+        if revert.get("message") or revert.get("reason"):
+            text.append(
+                f"\n{_str(revert.get('message')) or _str(revert.get('reason'))}", style="dim"
+            )
+        info.add_row("Git revert", text)
+    if detail["message"]:
+        info.add_row("Message", Text(detail["message"]))
+    for problem in detail.get("specErrors") or ():
+        info.add_row("Spec error", Text(problem, style="red"))
+    pending = detail["pendingCommands"]
+    if pending:
+        info.add_row(
+            "Pending",
+            Text("\n".join(f"{key}: {token}" for key, token in pending.items()), style="yellow"),
+        )
+    parts.append(info)
+
+    if detail["analysis"]:
+        metrics = Table(
+            title="Metrics",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            show_edge=False,
+        )
+        for header in ("NAME", "OUTCOME", "VALUE", "THRESHOLD", "SUMMARY"):
+            metrics.add_column(header, overflow="fold" if header == "SUMMARY" else "ellipsis")
+        for metric in detail["analysis"]:
+            outcome = _str(metric.get("outcome"))
+            value = metric.get("value")
+            metrics.add_row(
+                Text(_str(metric.get("name"))),
+                Text(outcome or "-", style=OUTCOME_STYLES.get(outcome, "")),
+                f"{value:.4g}" if isinstance(value, int | float) else "-",
+                Text(_str(metric.get("threshold")) or "-"),
+                Text(_str(metric.get("summary"))),
+            )
+        parts.append(metrics)
+
+    if detail["conditions"]:
+        conditions = Table(
+            title="Conditions",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            show_edge=False,
+        )
+        for header in ("TYPE", "STATUS", "REASON", "AGE", "MESSAGE"):
+            conditions.add_column(header, overflow="fold" if header == "MESSAGE" else "ellipsis")
+        for condition in detail["conditions"]:
+            state = _str(condition.get("status"))
+            conditions.add_row(
+                Text(_str(condition.get("type"))),
+                Text(
+                    state, style="green" if state == "True" else ("red" if state == "False" else "")
+                ),
+                Text(_str(condition.get("reason"))),
+                age(_str(condition.get("lastTransitionTime")), now),
+                Text(_str(condition.get("message"))),
+            )
+        parts.append(conditions)
+
+    if detail["events"]:
+        events = Table(
+            title="Events",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            show_edge=False,
+        )
+        for header in ("AGE", "TYPE", "REASON", "MESSAGE"):
+            events.add_column(header, overflow="fold" if header == "MESSAGE" else "ellipsis")
+        for event in detail["events"]:
+            count = f" (x{event['count']})" if event["count"] > 1 else ""
+            events.add_row(
+                age(event["lastTimestamp"], now),
+                Text(event["type"], style="yellow" if event["type"] == "Warning" else ""),
+                Text(event["reason"]),
+                Text(event["message"] + count),
+            )
+        parts.append(events)
+    else:
+        parts.append(Text("No events.", style="dim"))
+    return Group(*parts)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+async def list_canaries(client: Any, namespace: str | None) -> list[dict[str, Any]]:
+    items = await client.list(API_VERSION, CANARY_KIND, namespace)
+    rows = [canary_row(item) for item in items]
+    return sorted(rows, key=lambda r: (r["namespace"], r["name"]))
+
+
+async def read_detail(client: Any, name: str, namespace: str, events: int) -> dict[str, Any] | None:
+    obj = await client.get(API_VERSION, CANARY_KIND, name, namespace)
+    if obj is None:
+        return None
+    found: list[dict[str, Any]] = []
+    if events > 0:
+        from canary.ports import KubeError
+
+        try:
+            found = await client.list(
+                "v1",
+                "Event",
+                namespace,
+                field_selector=f"involvedObject.kind={CANARY_KIND},involvedObject.name={name}",
+            )
+        except KubeError:
+            found = []  # Events are a nicety: no permission to list them is not a failure
+        found.sort(key=lambda e: _event(e)["lastTimestamp"])
+        found = found[-events:]
+    return canary_detail(obj, found)
+
+
+async def watch_loop(
+    fetch: Callable[[], Awaitable[T]],
+    show: Callable[[T], None],
+    *,
+    interval: float = POLL_SECONDS,
+    until: Callable[[T], bool] | None = None,
+) -> T:
+    """Fetch every ``interval`` seconds and call ``show`` with each result that differs.
+
+    Returns the first result for which ``until`` holds (never, without ``until``: Ctrl-C ends).
+    """
+    previous: Any = object()
+    while True:
+        current = await fetch()
+        if current != previous:
+            show(current)
+            previous = current
+        if until is not None and until(current):
+            return current
+        await asyncio.sleep(interval)
+
+
+def _append(renderable: RenderableType) -> None:
+    """Watching into a pipe or a log: each change printed after the previous one."""
+    out.print(renderable)
+    out.print()
+
+
+def _stream(output: Output) -> Callable[[Any], None]:
+    """Machine output of a watch: one JSON line, or one YAML document, per change."""
+    import json
+
+    def show(data: Any) -> None:
+        if output is Output.JSON:
+            write_stdout(json.dumps(data, separators=(",", ":")) + "\n")
+        else:
+            write_stdout("---\n" + dump(data, output))
+
+    return show
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def get_command(
+    name: Annotated[
+        str | None,
+        typer.Argument(metavar="NAME", help="One canary (default: all in the namespace)."),
+    ] = None,
+    namespace: NamespaceOpt = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Canaries of every namespace.")
+    ] = False,
+    output: OutputOpt = Output.TEXT,
+    watch: WatchOpt = False,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """List canaries: phase, weight, failed checks, the revision under analysis and the last good one."""
+    if name and all_namespaces:
+        raise fail("a NAME and --all-namespaces exclude each other")
+    if namespace and all_namespaces:
+        raise fail("--namespace and --all-namespaces exclude each other")
+    options = ClusterOptions(kubeconfig, context)
+    scope = None if all_namespaces else (namespace or resolve_context(options).namespace)
+
+    async def fetch(client: Any) -> list[dict[str, Any]]:
+        rows = await list_canaries(client, scope)
+        if name:
+            rows = [r for r in rows if r["name"] == name]
+        return rows
+
+    def as_data(rows: list[dict[str, Any]]) -> Any:
+        return rows[0] if name and rows else {"items": rows}
+
+    async def work(client: Any) -> None:
+        rows = await fetch(client)
+        if name and not rows:
+            raise fail(f"canary {name!r} not found in namespace {scope!r}", EXIT_FAILURE)
+        if not watch:
+            if output is Output.TEXT:
+                if rows:
+                    out.print(render_rows(rows))
+                else:
+                    where = "any namespace" if scope is None else f"namespace {scope!r}"
+                    out.print(f"No canaries in {where}.", highlight=False)
+            else:
+                write_stdout(dump(as_data(rows), output))
+            return
+        if output is not Output.TEXT:
+            show = _stream(output)
+            await watch_loop(lambda: fetch(client), lambda rows: show(as_data(rows)))
+            return
+        if not out.is_terminal:  # a pipe or a log: append each change
+            await watch_loop(lambda: fetch(client), lambda rows: _append(render_rows(rows)))
+            return
+        with Live(render_rows(rows), console=out, auto_refresh=False) as live:
+            await watch_loop(
+                lambda: fetch(client), lambda rows: live.update(render_rows(rows), refresh=True)
+            )
+
+    run_with_kube(options, work)
+
+
+def status_command(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The canary.")],
+    namespace: NamespaceOpt = None,
+    output: OutputOpt = Output.TEXT,
+    watch: WatchOpt = False,
+    events: Annotated[
+        int, typer.Option("--events", min=0, help="How many recent Events to show (0: none).")
+    ] = DEFAULT_EVENTS,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """One canary in detail: progress, metric verdicts, Git revert, conditions, recent Events."""
+    options = ClusterOptions(kubeconfig, context)
+    scope = namespace or resolve_context(options).namespace
+
+    async def work(client: Any) -> None:
+        detail = await read_detail(client, name, scope, events)
+        if detail is None:
+            raise fail(f"canary {name!r} not found in namespace {scope!r}", EXIT_FAILURE)
+        if not watch:
+            if output is Output.TEXT:
+                out.print(render_detail(detail))
+            else:
+                write_stdout(dump(detail, output))
+            return
+
+        async def fetch() -> dict[str, Any] | None:
+            return await read_detail(client, name, scope, events)
+
+        def gone() -> RenderableType:
+            return Text(f"canary {name}.{scope} does not exist (any more)", style="yellow")
+
+        if output is not Output.TEXT:
+            show = _stream(output)
+            await watch_loop(
+                fetch,
+                lambda d: show(
+                    d if d is not None else {"name": name, "namespace": scope, "deleted": True}
+                ),
+            )
+            return
+
+        def view(found: dict[str, Any] | None) -> RenderableType:
+            return render_detail(found) if found else gone()
+
+        if not out.is_terminal:  # a pipe or a log: append each change
+            await watch_loop(fetch, lambda found: _append(view(found)))
+            return
+        with Live(view(detail), console=out, auto_refresh=False) as live:
+            await watch_loop(fetch, lambda found: live.update(view(found), refresh=True))
+
+    run_with_kube(options, work)

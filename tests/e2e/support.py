@@ -1,0 +1,100 @@
+"""Helpers for end-to-end tests: the real operator as a process against the sandbox.
+
+`OperatorProcess` runs `canary run` exactly as a user would (a subprocess with a
+kubeconfig), so a test can SIGKILL it mid-run and start another: the restart and
+high-availability behaviour is then the product's, not a test double's. Time
+runs faster with `--time-scale` (a 10 s analysis interval becomes 2 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+ROOT = Path(__file__).resolve().parents[2]
+CANARY = str(Path(sys.executable).parent / "canary")
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OperatorProcess:
+    def __init__(self, kubeconfig: Path, log: Path, *extra: str, time_scale: float = 0.2) -> None:
+        self.kubeconfig = kubeconfig
+        self.log = log
+        self.port = free_port()
+        self.args = [
+            CANARY,
+            "run",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--time-scale",
+            str(time_scale),
+            "--git-cache",
+            str(log.parent / f"git-cache-{self.port}"),
+            *extra,
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OperatorProcess:
+        handle = self.log.open("ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop("KUBECONFIG", None)
+        self.proc = subprocess.Popen(self.args, stdout=handle, stderr=subprocess.STDOUT, env=env)
+        handle.close()
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no graceful shutdown — a crash at an arbitrary line."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float, what: str, interval: float = 0.2
+) -> T:
+    """Poll `probe` until it returns something truthy; fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = await probe()
+        except Exception as exc:  # the API may be briefly unavailable; keep polling
+            last = exc
+        if last:
+            return last  # type: ignore[no-any-return]
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout:g}s waiting for {what}; last seen: {last!r}"
+            )
+        await asyncio.sleep(interval)
