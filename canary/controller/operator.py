@@ -181,7 +181,12 @@ async def build_runtime(options: OperatorOptions, kube: KubeClient) -> Runtime:
             default_provider=options.default_provider, cluster_name=options.cluster_name
         ),
     )
-    scheduler = Scheduler(controller.run_pass, time_scale=options.time_scale)
+    scheduler = Scheduler(
+        controller.run_pass,
+        time_scale=options.time_scale,
+        on_lateness=metrics.lateness.observe,
+        on_count=lambda namespace, count: metrics.total.labels(namespace).set(count),
+    )
     return Runtime(
         kube=kube,
         controller=controller,

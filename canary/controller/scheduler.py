@@ -46,11 +46,25 @@ class _Job:
 
 
 class Scheduler:
-    def __init__(self, run_pass: RunPass, *, default_interval: float = 60.0, time_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        run_pass: RunPass,
+        *,
+        default_interval: float = 60.0,
+        time_scale: float = 1.0,
+        on_lateness: Callable[[float], None] | None = None,
+        on_count: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.run_pass = run_pass
         self.default_interval = default_interval
         self.time_scale = time_scale  # < 1 runs every interval faster (demos and tests only)
+        self.on_lateness = on_lateness  # seconds a pass started after it was due
+        self.on_count = on_count  # canaries per namespace
         self.jobs: dict[tuple[str, str], _Job] = {}
+
+    def _count(self, namespace: str) -> None:
+        if self.on_count is not None:
+            self.on_count(namespace, sum(1 for ns, _ in self.jobs if ns == namespace))
 
     def seen(self, namespace: str, name: str, body: Mapping[str, Any]) -> None:
         """A watch event for a Canary: start its job, or wake it if it must act now."""
@@ -75,6 +89,7 @@ class Scheduler:
 
     async def forget(self, namespace: str, name: str) -> None:
         job = self.jobs.pop((namespace, name), None)
+        self._count(namespace)
         if job is not None and job.task is not None:
             job.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -85,9 +100,13 @@ class Scheduler:
             await self.forget(namespace, name)
 
     async def _loop(self, namespace: str, name: str, job: _Job) -> None:
+        loop = asyncio.get_running_loop()
         failures = 0
+        due = loop.time()
         while True:
             job.wake.clear()
+            if self.on_lateness is not None:
+                self.on_lateness(max(0.0, loop.time() - due))
             try:
                 delay = await self.run_pass(namespace, name)
                 failures = 0
@@ -101,8 +120,10 @@ class Scheduler:
             if delay is None:
                 delay = self.default_interval
             delay *= self.time_scale
+            due = loop.time() + max(delay, 0.0)
             if delay <= 0:
                 await asyncio.sleep(0)
                 continue
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(job.wake.wait(), timeout=delay)
+            due = min(due, loop.time())  # woken early: due now

@@ -1,0 +1,145 @@
+"""The Kubernetes API calls `canary run` makes, recorded for the RBAC test.
+
+Each entry is ``(apiGroup, resource, verb)`` with the resource as RBAC names it
+(``canaries/status`` for a subresource) and the verb as RBAC names it (the `KubeClient`
+methods map as get→get, list→list, watch→watch, create→create, replace→update,
+patch→patch, apply→patch (+create when the object is new), delete→delete).
+
+Where they come from (read from the code; ``test_rbac.py`` also scans the code for
+calls with a literal kind so that a new one is noticed):
+
+* kopf (canary/controller/operator.py `register`): list + watch of canaries and
+  gitsources. Posting of kopf's own Events and cluster scanning are disabled, and only
+  ``@kopf.on.event`` handlers are used, so kopf writes nothing.
+* canary/controller/operator.py `check_crds`: get of our four CRDs (cluster-scoped).
+* canary/controller/reconcile.py: get the Canary, get the target, patch the finalizer
+  (``metadata.finalizers``) and ``canaries/status``.
+* canary/adapters/workloads.py: get, create, update the ``-primary`` Deployment or
+  DaemonSet; patch the target's replicas (DaemonSet: node selector); get HPAs and
+  create/update ``<hpa>-primary``; get tracked ConfigMaps/Secrets and create, update or
+  (immutable ones) delete and recreate their ``-primary`` copies; list Canaries of ours
+  and of Flagger (flagger.app) in the namespace to find two Canaries on one target.
+* canary/adapters/metadata.py and routers/builders/_common.py: the owner reference to
+  the Canary sets ``blockOwnerDeletion``, which the OwnerReferencesPermissionEnforcement
+  admission plugin allows only with ``update`` on ``canaries/finalizers``.
+* canary/adapters/routers/: `ObjectStore.converge` is get + create or replace (update)
+  for Services, Ingresses, Istio VirtualServices and DestinationRules, Gateway API
+  HTTPRoutes (also linkerd) and SMI TrafficSplits. No router deletes or patches.
+* canary/adapters/analysis.py: get MetricTemplates and the Secrets they name.
+* canary/controller/notify.py: get AlertProviders and the Secrets they name.
+* canary/controller/events.py: create Events, patch them to count repeats.
+* canary/controller/gitops.py: GitSources get and ``gitsources/status`` patch; the
+  Git revert reads the Flux Kustomization and GitRepository or the Argo CD Application
+  that applied the target, and the Secret with the Git credentials.
+* canary/controller/leader.py: the Lease ``canary-engine-leader`` in the controller's
+  namespace: get, create, update (its release on shutdown is an update too).
+
+The objects the GitSource reconciler applies from Git (server-side apply and prune) are
+not in these lists: they depend on the user's repositories (docs/install.md).
+`GITSOURCE_DEMO_CALLS` is what components/gitsource-apply grants for the demo.
+"""
+
+from __future__ import annotations
+
+ApiCall = tuple[str, str, str]
+
+GROUP = "canary.gitops.dev"
+
+#: Calls in the namespaces whose Canaries the controller reconciles.
+WATCHED_NAMESPACE_CALLS: tuple[ApiCall, ...] = (
+    # kopf watches
+    (GROUP, "canaries", "list"),
+    (GROUP, "canaries", "watch"),
+    (GROUP, "gitsources", "list"),
+    (GROUP, "gitsources", "watch"),
+    # reconcile pass
+    (GROUP, "canaries", "get"),
+    (GROUP, "canaries", "patch"),  # the revertOnDeletion finalizer
+    (GROUP, "canaries/status", "patch"),
+    (GROUP, "canaries/finalizers", "update"),  # blockOwnerDeletion in owner references
+    ("flagger.app", "canaries", "list"),  # conflicting Flagger Canaries
+    (GROUP, "metrictemplates", "get"),
+    (GROUP, "alertproviders", "get"),
+    # GitSource reconciler and Git revert
+    (GROUP, "gitsources", "get"),
+    (GROUP, "gitsources/status", "patch"),
+    ("kustomize.toolkit.fluxcd.io", "kustomizations", "get"),
+    ("source.toolkit.fluxcd.io", "gitrepositories", "get"),
+    ("argoproj.io", "applications", "get"),
+    # workloads: target and primary
+    ("apps", "deployments", "get"),
+    ("apps", "deployments", "create"),
+    ("apps", "deployments", "update"),
+    ("apps", "deployments", "patch"),
+    ("apps", "daemonsets", "get"),
+    ("apps", "daemonsets", "create"),
+    ("apps", "daemonsets", "update"),
+    ("apps", "daemonsets", "patch"),
+    ("autoscaling", "horizontalpodautoscalers", "get"),
+    ("autoscaling", "horizontalpodautoscalers", "create"),
+    ("autoscaling", "horizontalpodautoscalers", "update"),
+    # tracked configs and credentials
+    ("", "configmaps", "get"),
+    ("", "configmaps", "create"),
+    ("", "configmaps", "update"),
+    ("", "configmaps", "delete"),
+    ("", "secrets", "get"),
+    ("", "secrets", "create"),
+    ("", "secrets", "update"),
+    ("", "secrets", "delete"),
+    # Events
+    ("", "events", "create"),
+    ("", "events", "patch"),
+    # routers
+    ("", "services", "get"),
+    ("", "services", "create"),
+    ("", "services", "update"),
+    ("networking.k8s.io", "ingresses", "get"),
+    ("networking.k8s.io", "ingresses", "create"),
+    ("networking.k8s.io", "ingresses", "update"),
+    ("networking.istio.io", "virtualservices", "get"),
+    ("networking.istio.io", "virtualservices", "create"),
+    ("networking.istio.io", "virtualservices", "update"),
+    ("networking.istio.io", "destinationrules", "get"),
+    ("networking.istio.io", "destinationrules", "create"),
+    ("networking.istio.io", "destinationrules", "update"),
+    ("gateway.networking.k8s.io", "httproutes", "get"),
+    ("gateway.networking.k8s.io", "httproutes", "create"),
+    ("gateway.networking.k8s.io", "httproutes", "update"),
+    ("split.smi-spec.io", "trafficsplits", "get"),
+    ("split.smi-spec.io", "trafficsplits", "create"),
+    ("split.smi-spec.io", "trafficsplits", "update"),
+)
+
+#: Leader election, in the controller's own namespace.
+CONTROLLER_NAMESPACE = "canary-engine"
+LEASE_NAME = "canary-engine-leader"
+LEADER_ELECTION_CALLS: tuple[ApiCall, ...] = (
+    ("coordination.k8s.io", "leases", "get"),
+    ("coordination.k8s.io", "leases", "create"),
+    ("coordination.k8s.io", "leases", "update"),
+)
+
+#: The start-up check, cluster-scoped, on these names only.
+CRD_NAMES: tuple[str, ...] = (
+    f"canaries.{GROUP}",
+    f"metrictemplates.{GROUP}",
+    f"alertproviders.{GROUP}",
+    f"gitsources.{GROUP}",
+)
+STARTUP_CALLS: tuple[ApiCall, ...] = (("apiextensions.k8s.io", "customresourcedefinitions", "get"),)
+
+#: Server-side apply (patch, and create for new objects) and prune (get, delete) of the
+#: kinds in the demo manifests: what components/gitsource-apply grants.
+GITSOURCE_DEMO_CALLS: tuple[ApiCall, ...] = tuple(
+    (group, resource, verb)
+    for group, resource in (
+        ("apps", "deployments"),
+        ("", "services"),
+        ("", "configmaps"),
+        (GROUP, "canaries"),
+        (GROUP, "metrictemplates"),
+        (GROUP, "alertproviders"),
+    )
+    for verb in ("get", "create", "patch", "delete")
+)
