@@ -154,6 +154,10 @@ class Workloads(Protocol):
 
     async def finalize(self, canary: Canary) -> None: ...
 
+    async def find_conflicting_canaries(self, canary: Canary) -> list[str]:
+        """Other Canaries with the same target (Flagger's as ``flagger.app/<name>``)."""
+        ...
+
 
 class Services(Protocol):
     """The ``<svc>``, ``<svc>-primary`` and ``<svc>-canary`` Services."""

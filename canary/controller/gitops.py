@@ -139,6 +139,18 @@ class Revisions:
         )
 
 
+_CONFIG_KINDS = {"configmap": "ConfigMap", "secret": "Secret"}
+
+
+def _default_namespace(canary: Canary, origin: GitOrigin) -> str:
+    """The namespace the reconciler gives to manifests that name none: the GitSource's own
+    for the built-in one; for Flux and Argo CD the canary's (their target namespace)."""
+    if origin.manager == "gitsource":
+        namespace, _, _ = origin.owner.rpartition("/")
+        return namespace or canary.namespace
+    return canary.namespace
+
+
 class GitReverter:
     def __init__(
         self, kube: Kube, revisions: Revisions, reverter: Reverter, identity: CommitIdentity
@@ -168,6 +180,19 @@ class GitReverter:
         if author.get("name") and author.get("email"):
             return CommitIdentity(str(author["name"]), str(author["email"]))
         return self.identity
+
+    async def _tracked_configs(self, canary: Canary) -> list[ObjectRef]:
+        """The ConfigMaps and Secrets the failed run tracked (``status.trackedConfigs``, keys
+        ``configmap/<name>`` and ``secret/<name>``): a bad release can live in them too."""
+        body = await self.kube.get(API_VERSION, "Canary", canary.name, canary.namespace)
+        tracked = ((body or {}).get("status") or {}).get("trackedConfigs") or {}
+        refs = []
+        for key in tracked if isinstance(tracked, Mapping) else ():
+            kind, _, name = str(key).partition("/")
+            api_kind = _CONFIG_KINDS.get(kind)
+            if api_kind and name:
+                refs.append(ObjectRef("v1", api_kind, canary.namespace, name))
+        return refs
 
     async def revert(
         self, canary: Canary, good_revision: str, bad_revision: str, reason: str
@@ -204,12 +229,15 @@ class GitReverter:
                 spec.target_ref.kind,
                 canary.namespace,
                 spec.target_ref.name,
-            )
+            ),
+            *await self._tracked_configs(canary),
         ]
-        status_configs = ((target.get("metadata") or {}).get("name"),)
-        del status_configs
         located = await self.reverter.locate_files(
-            repository, origin.path, refs, [good.sha, bad.sha], default_namespace=canary.namespace
+            repository,
+            origin.path,
+            refs,
+            [good.sha, bad.sha],
+            default_namespace=_default_namespace(canary, origin),
         )
         if isinstance(located, RevertFailed):
             return RevertAnswer(
@@ -258,6 +286,7 @@ class GitReverter:
 class _SourceJob:
     task: asyncio.Task[None]
     wake: asyncio.Event
+    generation: object = None
 
 
 class GitOpsWiring:
@@ -273,15 +302,21 @@ class GitOpsWiring:
         self.jobs: dict[tuple[str, str], _SourceJob] = {}
 
     def seen(self, namespace: str, name: str, body: Mapping[str, Any], leader: Leader) -> None:
+        generation = (body.get("metadata") or {}).get("generation")
         job = self.jobs.get((namespace, name))
         if job is not None and not job.task.done():
-            job.wake.set()  # a spec change: reconcile now
+            # A spec change: reconcile now. Other events (our own status writes above all)
+            # must not wake the loop, or every pass that changes the status runs twice, and a
+            # status that changes on every pass turns the loop into a busy one.
+            if generation != job.generation:
+                job.generation = generation
+                job.wake.set()
             return
         wake = asyncio.Event()
         task = asyncio.create_task(
             self._loop(namespace, name, leader, wake), name=f"gitsource:{namespace}/{name}"
         )
-        self.jobs[(namespace, name)] = _SourceJob(task, wake)
+        self.jobs[(namespace, name)] = _SourceJob(task, wake, generation)
 
     async def forget(self, namespace: str, name: str) -> None:
         job = self.jobs.pop((namespace, name), None)
@@ -320,31 +355,22 @@ class GitOpsWiring:
             return 60.0
         source = SourceRef(namespace=namespace, name=name)
         previous = GitSourceStatus.from_dict(body.get("status") or {})
+
+        async def not_ready(reason: str, message: str) -> None:
+            condition = _condition("False", reason, message, body.get("status"))
+            await self._patch_status(namespace, name, {"conditions": [condition]})
+
         try:
-            spec = parse_gitsource_spec(body.get("spec"), "spec")
+            spec = parse_gitsource_spec(body.get("spec"), f"GitSource {namespace}/{name} spec")
         except GitSourceSpecError as exc:
-            await self._patch_status(
-                namespace, name, {"conditions": [_condition("False", "InvalidSpec", str(exc))]}
-            )
+            await not_ready("InvalidSpec", str(exc))
             return 60.0
-        if spec.suspend:
-            return spec.interval_seconds
         credentials = None
-        if spec.secret_name:
+        if spec.secret_name and not spec.suspend:  # suspended: the reconciler only says so
             secret = await self.kube.get("v1", "Secret", spec.secret_name, namespace)
             if secret is None:
-                await self._patch_status(
-                    namespace,
-                    name,
-                    {
-                        "conditions": [
-                            _condition(
-                                "False",
-                                "SecretNotFound",
-                                f"Secret {namespace}/{spec.secret_name} not found",
-                            )
-                        ]
-                    },
+                await not_ready(
+                    "SecretNotFound", f"Secret {namespace}/{spec.secret_name} not found"
                 )
                 return spec.interval_seconds
             try:
@@ -352,11 +378,7 @@ class GitOpsWiring:
                     _decode(secret), encoded=False, where=f"Secret {namespace}/{spec.secret_name}"
                 )
             except CredentialsError as exc:
-                await self._patch_status(
-                    namespace,
-                    name,
-                    {"conditions": [_condition("False", "InvalidSecret", str(exc))]},
-                )
+                await not_ready("InvalidSecret", str(exc))
                 return spec.interval_seconds
         result = await self.reconciler.reconcile(
             source, spec, credentials=credentials, previous=previous, now=datetime.now(UTC)
@@ -380,8 +402,14 @@ class GitOpsWiring:
             log.warning("cannot write the status of GitSource %s/%s: %s", namespace, name, exc)
 
 
-def _condition(status: str, reason: str, message: str) -> dict[str, str]:
+def _condition(status: str, reason: str, message: str, previous: object) -> dict[str, str]:
+    """A Ready condition; lastTransitionTime changes only when its status does, so writing
+    the same failure again is a no-op for the API server (and for watchers)."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    conditions = previous.get("conditions") if isinstance(previous, Mapping) else None
+    for old in conditions if isinstance(conditions, list) else ():
+        if isinstance(old, Mapping) and old.get("type") == "Ready" and old.get("status") == status:
+            stamp = str(old.get("lastTransitionTime") or stamp)
     return {
         "type": "Ready",
         "status": status,

@@ -53,7 +53,7 @@ from canary.core import (
     SetRoutes,
     step,
 )
-from canary.model import API_VERSION, Canary, CanaryStatus, Commands, SpecError, parse_canary
+from canary.model import API_VERSION, Canary, CanaryStatus, Commands, Phase, SpecError, parse_canary
 from canary.model.canary import DEFAULT_INTERVAL_SECONDS
 from canary.model.duration import DurationError, parse_duration
 from canary.ports import (
@@ -169,6 +169,11 @@ class CanaryController:
             return interval
         body = await self._sync_finalizer(body, canary)
         status = CanaryStatus.from_dict(body.get("status"))
+        if status.phase in (Phase.NONE, Phase.INITIALIZING) and await self._yields_target(
+            canary, body
+        ):
+            return interval
+        self._invalid.pop((namespace, name), None)
         started = asyncio.get_running_loop().time()
         decision, target_obj, router = await self._decide(canary, status, body)
         if not self.leader.is_leader:
@@ -359,6 +364,50 @@ class CanaryController:
 
     # ------------------------------------------------------------------ spec errors, finalizer, deletion
 
+    async def _yields_target(self, canary: Canary, body: Mapping[str, Any]) -> bool:
+        """Two canaries on one target are reported, not fought over: the older one keeps it.
+
+        Checked while a canary initializes (a canary that already owns its primary
+        never gives it up); Flagger's own Canaries always win.
+        """
+        others = await self.workloads.find_conflicting_canaries(canary)
+        if not others:
+            return False
+        mine = str((body.get("metadata") or {}).get("creationTimestamp") or "")
+        winner = None
+        for other in others:
+            if other.startswith("flagger.app/"):
+                winner = other
+                break
+            obj = await self.kube.get(API_VERSION, "Canary", other, canary.namespace)
+            theirs = str(((obj or {}).get("metadata") or {}).get("creationTimestamp") or "")
+            if (theirs, other) < (mine, canary.name):
+                winner = other
+                break
+        if winner is None:
+            return False
+        message = (
+            f"Canary {winner} already manages {canary.spec.target_ref.kind} "
+            f"{canary.spec.target_ref.name}.{canary.namespace}; {canary.name} waits and changes nothing"
+        )
+        if self._invalid.get((canary.namespace, canary.name)) != message:
+            self._invalid[(canary.namespace, canary.name)] = message
+            await self.events.emit(canary, EmitEvent(EventType.WARNING, message))
+            try:
+                await self.kube.patch(
+                    API_VERSION,
+                    "Canary",
+                    canary.name,
+                    canary.namespace,
+                    {"status": {"message": message}},
+                    subresource="status",
+                )
+            except KubeError as err:
+                log.warning(
+                    "cannot record the conflict of %s/%s: %s", canary.namespace, canary.name, err
+                )
+        return True
+
     async def _report_invalid(self, body: Mapping[str, Any], exc: SpecError) -> None:
         meta = body.get("metadata") or {}
         namespace, name = str(meta.get("namespace")), str(meta.get("name"))
@@ -397,7 +446,6 @@ class CanaryController:
                 log.warning("cannot record the spec error of %s/%s: %s", namespace, name, err)
 
     async def _sync_finalizer(self, body: dict[str, Any], canary: Canary) -> dict[str, Any]:
-        self._invalid.pop((canary.namespace, canary.name), None)
         meta = body.get("metadata") or {}
         finalizers = list(meta.get("finalizers") or [])
         want = canary.spec.revert_on_deletion

@@ -641,29 +641,46 @@ def _check_provider(r: Reader, provider: str, spec_has: Mapping[str, bool]) -> N
 
 
 def _check_nginx_match(r: Reader, match: tuple[dict[str, Any], ...]) -> None:
-    """NGINX canary annotations express one header (exact or regex) or one cookie."""
+    """NGINX canary annotations route by one header (exact or regex) and one cookie."""
+    header: tuple[str, str, str] | None = None
+    cookie: str | None = None
     for index, entry in enumerate(match):
-        path = f"{r.at('match')}[{index}]"
+        base = f"{r.at('match')}[{index}]"
+        for key in entry:
+            if key not in ("headers", "name"):
+                r.issues.error(
+                    f"{base}.{key}", "the nginx provider can only match on a header or a cookie"
+                )
         headers = entry.get("headers") or {}
-        others = sorted(k for k in entry if k != "headers")
-        if others:
+        if not isinstance(headers, Mapping):
             r.issues.error(
-                f"{path}.{others[0]}", "the nginx provider can only match on headers or a cookie"
-            )
-        if not isinstance(headers, Mapping) or len(headers) != 1:
-            r.issues.error(
-                f"{path}.headers",
-                "the nginx provider matches exactly one header (or the cookie header)",
+                f"{base}.headers", "expected an object of header names to string matches"
             )
             continue
-        name, rule = next(iter(headers.items()))
-        kinds = sorted(rule) if isinstance(rule, Mapping) else []
-        allowed = ("exact",) if str(name).lower() == "cookie" else ("exact", "regex")
-        if len(kinds) != 1 or kinds[0] not in allowed:
-            r.issues.error(
-                f"{path}.headers.{name}",
-                f"the nginx provider supports {' or '.join(allowed)} here, got {', '.join(kinds) or 'nothing'}",
-            )
+        for name, rule in headers.items():
+            where = f"{base}.headers.{name}"
+            if not isinstance(rule, Mapping):
+                r.issues.error(where, "expected a string match (exact or regex)")
+            elif str(name).lower() == "cookie":
+                if "exact" not in rule:
+                    r.issues.error(where, "the nginx provider matches a cookie by exact value only")
+                elif cookie is not None and cookie != str(rule["exact"]):
+                    r.issues.error(where, "the nginx provider routes by one cookie only")
+                else:
+                    cookie = str(rule["exact"])
+            else:
+                kind = "exact" if "exact" in rule else "regex" if "regex" in rule else ""
+                if not kind:
+                    r.issues.error(
+                        where,
+                        f"the nginx provider supports exact or regex header matches, got {', '.join(sorted(rule)) or 'nothing'}",
+                    )
+                    continue
+                wanted = (str(name), kind, str(rule[kind]))
+                if header is not None and header != wanted:
+                    r.issues.error(where, "the nginx provider routes by one header only")
+                else:
+                    header = wanted
 
 
 def parse_canary(
@@ -785,6 +802,7 @@ def parse_canary(
         )
     if analysis is not None and analysis_r is not None:
         _check_strategy(analysis_r, analysis, provider)
+    if check_provider and analysis is not None and analysis_r is not None:
         if provider == "kubernetes" and analysis.match:
             issues.error(
                 f"{analysis_r.path}.match",

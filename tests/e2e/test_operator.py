@@ -121,6 +121,11 @@ async def events(kube: KubeClient) -> dict[str, int]:
     return out
 
 
+async def _contains(text: Any, fragment: str) -> str:
+    value = str(await text)
+    return value if fragment in value else ""
+
+
 async def initialized(kube: KubeClient) -> None:
     await eventually(
         lambda: phase_is(kube, "Initialized"), timeout=30, what="the canary to initialize"
@@ -213,6 +218,31 @@ class TestLifecycle:
         )
         conditions = {c["type"]: c for c in (await status(kube))["conditions"]}
         assert conditions["Promoted"]["status"] == "False"
+
+
+    async def test_a_second_canary_on_the_same_target_is_reported_and_changes_nothing(
+        self, cluster: SandboxThread, kube: KubeClient, tmp_path: Path, operators: list[OperatorProcess]
+    ) -> None:
+        cluster.apply_manifest(deployment("podinfo:v1"))
+        cluster.apply_manifest(canary())
+        start_operator(cluster, tmp_path, operators)
+        await initialized(kube)
+        rival = canary()
+        rival["metadata"]["name"] = "podinfo-rival"
+        cluster.apply_manifest(rival)
+
+        async def reported() -> str:
+            obj = await kube.get("canary.gitops.dev/v1beta1", "Canary", "podinfo-rival", NS)
+            return str(((obj or {}).get("status") or {}).get("message") or "")
+
+        message = await eventually(
+            lambda: _contains(reported(), "already manages"), timeout=30, what="the conflict report"
+        )
+        assert "Canary podinfo already manages Deployment podinfo.default" in message
+        obj = await kube.get("canary.gitops.dev/v1beta1", "Canary", "podinfo-rival", NS)
+        assert ((obj or {}).get("status") or {}).get("phase") in (None, "")
+        assert any("podinfo-rival waits" in m for m in await events(kube))
+        assert await phase_is(kube, "Initialized")
 
 
 class TestRestartsAndReplicas:

@@ -99,6 +99,7 @@ class TestTrafficSplit:
                 "iterations": 2,
                 "match": [{"headers": {"x": {"exact": "1"}}}],
             },
+            validate=False,
         )
         with pytest.raises(RouterError) as err:
             smi.traffic_split(ab, None, provider=provider)

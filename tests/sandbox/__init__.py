@@ -1,0 +1,1 @@
+"""Tests of the sandbox API server, its kubectl/kopf compatibility and the workload simulator."""

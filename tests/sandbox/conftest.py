@@ -189,7 +189,7 @@ def wait_until(probe: Callable[[], T], *, within: float = 10.0, interval: float 
     while time.monotonic() < deadline:
         last = probe()
         if last:
-            return last
+            return last  # type: ignore[no-any-return]
         time.sleep(interval)
     raise AssertionError(f"condition not met within {within} s (last value: {last!r})")
 
@@ -210,7 +210,7 @@ async def client(api: Any) -> Any:
     configuration = k8s.Configuration(host=api.url)
     configuration.api_key = {"BearerToken": api.token_for("tester")}
     configuration.api_key_prefix = {"BearerToken": "Bearer"}
-    api_client = k8s.ApiClient(configuration)
+    api_client: Any = k8s.ApiClient(configuration)
     try:
         yield api_client
     finally:

@@ -13,24 +13,24 @@ from .conftest import GROUP, deployment, widget
 
 
 def status_of(exc: ApiException) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(exc.body)
+    body: dict[str, Any] = json.loads(exc.body or "{}")
     assert body["kind"] == "Status"
     assert body["code"] == exc.status
     return body
 
 
 @pytest.fixture
-def core(client: Any) -> k8s.CoreV1Api:
+def core(client: Any) -> Any:
     return k8s.CoreV1Api(client)
 
 
 @pytest.fixture
-def apps(client: Any) -> k8s.AppsV1Api:
+def apps(client: Any) -> Any:
     return k8s.AppsV1Api(client)
 
 
 @pytest.fixture
-def custom(client: Any) -> k8s.CustomObjectsApi:
+def custom(client: Any) -> Any:
     return k8s.CustomObjectsApi(client)
 
 
@@ -44,9 +44,7 @@ def cm(name: str, labels: dict[str, str] | None = None, **data: str) -> dict[str
 
 
 class TestObjectMetadata:
-    async def test_create_fills_server_metadata_and_namespace_from_url(
-        self, core: k8s.CoreV1Api
-    ) -> None:
+    async def test_create_fills_server_metadata_and_namespace_from_url(self, core: Any) -> None:
         created = await core.create_namespaced_config_map("default", cm("a", x="1"))
         meta = created.metadata
         assert meta.namespace == "default"
@@ -57,7 +55,7 @@ class TestObjectMetadata:
         assert fetched.metadata.resource_version == meta.resource_version
         assert fetched.data == {"x": "1"}
 
-    async def test_every_write_moves_the_global_resource_version(self, core: k8s.CoreV1Api) -> None:
+    async def test_every_write_moves_the_global_resource_version(self, core: Any) -> None:
         first = await core.create_namespaced_config_map("default", cm("a"))
         second = await core.create_namespaced_config_map("default", cm("b"))
         patched = await core.patch_namespaced_config_map("a", "default", {"data": {"k": "v"}})
@@ -66,9 +64,7 @@ class TestObjectMetadata:
         listing = await core.list_namespaced_config_map("default")
         assert int(listing.metadata.resource_version) >= versions[-1]
 
-    async def test_generate_name_gives_distinct_names_with_the_prefix(
-        self, core: k8s.CoreV1Api
-    ) -> None:
+    async def test_generate_name_gives_distinct_names_with_the_prefix(self, core: Any) -> None:
         body = {"metadata": {"generateName": "job-"}, "data": {}}
         names = {
             (await core.create_namespaced_config_map("default", body)).metadata.name
@@ -77,21 +73,21 @@ class TestObjectMetadata:
         assert len(names) == 5
         assert all(n.startswith("job-") and len(n) == len("job-") + 5 for n in names)
 
-    async def test_namespace_in_body_must_match_the_url(self, core: k8s.CoreV1Api) -> None:
+    async def test_namespace_in_body_must_match_the_url(self, core: Any) -> None:
         body = cm("a")
         body["metadata"]["namespace"] = "kube-system"
         with pytest.raises(ApiException) as err:
             await core.create_namespaced_config_map("default", body)
         assert err.value.status == 400
 
-    async def test_missing_namespace_is_a_404_for_the_namespace(self, core: k8s.CoreV1Api) -> None:
+    async def test_missing_namespace_is_a_404_for_the_namespace(self, core: Any) -> None:
         with pytest.raises(ApiException) as err:
             await core.create_namespaced_config_map("nowhere", cm("a"))
         status = status_of(err.value)
         assert status["reason"] == "NotFound"
         assert status["details"] == {"name": "nowhere", "kind": "namespaces"}
 
-    async def test_unknown_metadata_fields_are_dropped(self, custom: k8s.CustomObjectsApi) -> None:
+    async def test_unknown_metadata_fields_are_dropped(self, custom: Any) -> None:
         body = widget("w")
         body["metadata"]["bogus"] = "x"
         created = await custom.create_namespaced_custom_object(
@@ -101,7 +97,7 @@ class TestObjectMetadata:
 
 
 class TestErrors:
-    async def test_get_missing_is_404_with_status_details(self, apps: k8s.AppsV1Api) -> None:
+    async def test_get_missing_is_404_with_status_details(self, apps: Any) -> None:
         with pytest.raises(ApiException) as err:
             await apps.read_namespaced_deployment("ghost", "default")
         status = status_of(err.value)
@@ -109,16 +105,14 @@ class TestErrors:
         assert status["message"] == 'deployments.apps "ghost" not found'
         assert status["details"] == {"name": "ghost", "group": "apps", "kind": "deployments"}
 
-    async def test_duplicate_create_is_409_already_exists(self, core: k8s.CoreV1Api) -> None:
+    async def test_duplicate_create_is_409_already_exists(self, core: Any) -> None:
         await core.create_namespaced_config_map("default", cm("a"))
         with pytest.raises(ApiException) as err:
             await core.create_namespaced_config_map("default", cm("a"))
         status = status_of(err.value)
         assert (err.value.status, status["reason"]) == (409, "AlreadyExists")
 
-    async def test_stale_resource_version_on_replace_is_409_conflict(
-        self, core: k8s.CoreV1Api
-    ) -> None:
+    async def test_stale_resource_version_on_replace_is_409_conflict(self, core: Any) -> None:
         created = await core.create_namespaced_config_map("default", cm("a"))
         await core.patch_namespaced_config_map("a", "default", {"data": {"moved": "on"}})
         stale = created.to_dict()
@@ -128,9 +122,7 @@ class TestErrors:
         assert status_of(err.value)["reason"] == "Conflict"
         assert (await core.read_namespaced_config_map("a", "default")).data == {"moved": "on"}
 
-    async def test_stale_resource_version_in_a_merge_patch_is_409(
-        self, core: k8s.CoreV1Api
-    ) -> None:
+    async def test_stale_resource_version_in_a_merge_patch_is_409(self, core: Any) -> None:
         created = await core.create_namespaced_config_map("default", cm("a"))
         await core.patch_namespaced_config_map("a", "default", {"data": {"x": "1"}})
         with pytest.raises(ApiException) as err:
@@ -144,14 +136,12 @@ class TestErrors:
             )
         assert err.value.status == 409
 
-    async def test_replace_without_resource_version_is_unconditional(
-        self, core: k8s.CoreV1Api
-    ) -> None:
+    async def test_replace_without_resource_version_is_unconditional(self, core: Any) -> None:
         await core.create_namespaced_config_map("default", cm("a", x="1"))
         replaced = await core.replace_namespaced_config_map("a", "default", cm("a", y="2"))
         assert replaced.data == {"y": "2"}
 
-    async def test_invalid_deployment_is_422_naming_the_fields(self, apps: k8s.AppsV1Api) -> None:
+    async def test_invalid_deployment_is_422_naming_the_fields(self, apps: Any) -> None:
         body = deployment("web")
         body["spec"]["template"]["metadata"]["labels"] = {"app": "other"}
         body["spec"]["template"]["spec"]["containers"][0].pop("image")
@@ -162,13 +152,13 @@ class TestErrors:
         fields = {c["field"] for c in status["details"]["causes"]}
         assert fields == {"spec.template.metadata.labels", "spec.template.spec.containers[0].image"}
 
-    async def test_bad_names_and_labels_are_rejected(self, core: k8s.CoreV1Api) -> None:
+    async def test_bad_names_and_labels_are_rejected(self, core: Any) -> None:
         for body in (cm("Upper_Case"), cm("ok", labels={"bad key!": "v"})):
             with pytest.raises(ApiException) as err:
                 await core.create_namespaced_config_map("default", body)
             assert err.value.status == 422
 
-    async def test_deployment_selector_is_immutable(self, apps: k8s.AppsV1Api) -> None:
+    async def test_deployment_selector_is_immutable(self, apps: Any) -> None:
         await apps.create_namespaced_deployment("default", deployment("web"))
         with pytest.raises(ApiException) as err:
             await apps.patch_namespaced_deployment(
@@ -185,7 +175,7 @@ class TestErrors:
 
 
 class TestGeneration:
-    async def test_generation_moves_on_spec_changes_only(self, apps: k8s.AppsV1Api) -> None:
+    async def test_generation_moves_on_spec_changes_only(self, apps: Any) -> None:
         created = await apps.create_namespaced_deployment("default", deployment("web"))
         assert created.metadata.generation == 1
         labelled = await apps.patch_namespaced_deployment(
@@ -199,9 +189,7 @@ class TestGeneration:
         scaled = await apps.patch_namespaced_deployment("web", "default", {"spec": {"replicas": 3}})
         assert scaled.metadata.generation == 2
 
-    async def test_custom_resources_track_generation_too(
-        self, custom: k8s.CustomObjectsApi
-    ) -> None:
+    async def test_custom_resources_track_generation_too(self, custom: Any) -> None:
         await custom.create_namespaced_custom_object(GROUP, "v1", "default", "widgets", widget("w"))
         await custom.patch_namespaced_custom_object(
             GROUP, "v1", "default", "widgets", "w", {"metadata": {"annotations": {"a": "b"}}}
@@ -216,16 +204,14 @@ class TestGeneration:
         )
         assert obj["metadata"]["generation"] == 2
 
-    async def test_a_write_that_changes_nothing_keeps_the_resource_version(
-        self, core: k8s.CoreV1Api
-    ) -> None:
+    async def test_a_write_that_changes_nothing_keeps_the_resource_version(self, core: Any) -> None:
         created = await core.create_namespaced_config_map("default", cm("a", x="1"))
         same = await core.patch_namespaced_config_map("a", "default", {"data": {"x": "1"}})
         assert same.metadata.resource_version == created.metadata.resource_version
 
 
 class TestStatusSubresource:
-    async def test_main_resource_writes_ignore_status(self, custom: k8s.CustomObjectsApi) -> None:
+    async def test_main_resource_writes_ignore_status(self, custom: Any) -> None:
         body = widget("w")
         body["status"] = {"phase": "Forged"}
         created = await custom.create_namespaced_custom_object(
@@ -242,7 +228,7 @@ class TestStatusSubresource:
         )
         assert patched["spec"]["size"] == 4 and "status" not in patched
 
-    async def test_status_writes_change_only_status(self, custom: k8s.CustomObjectsApi) -> None:
+    async def test_status_writes_change_only_status(self, custom: Any) -> None:
         await custom.create_namespaced_custom_object(
             GROUP, "v1", "default", "widgets", widget("w", size=2)
         )
@@ -263,7 +249,7 @@ class TestStatusSubresource:
         assert "labels" not in patched["metadata"]
 
     async def test_status_get_returns_the_whole_object_and_put_replaces_status(
-        self, custom: k8s.CustomObjectsApi
+        self, custom: Any
     ) -> None:
         await custom.create_namespaced_custom_object(GROUP, "v1", "default", "widgets", widget("w"))
         obj = await custom.get_namespaced_custom_object_status(
@@ -276,7 +262,7 @@ class TestStatusSubresource:
         )
         assert replaced["status"] == {"phase": "Done"}
 
-    async def test_builtin_deployment_status_is_a_subresource(self, apps: k8s.AppsV1Api) -> None:
+    async def test_builtin_deployment_status_is_a_subresource(self, apps: Any) -> None:
         await apps.create_namespaced_deployment("default", deployment("web"))
         await apps.patch_namespaced_deployment("web", "default", {"status": {"replicas": 7}})
         assert (await apps.read_namespaced_deployment("web", "default")).status.replicas is None
@@ -284,7 +270,7 @@ class TestStatusSubresource:
         assert (await apps.read_namespaced_deployment_status("web", "default")).status.replicas == 7
 
     async def test_scale_subresource_reads_and_writes_replicas(
-        self, apps: k8s.AppsV1Api, custom: k8s.CustomObjectsApi
+        self, apps: Any, custom: Any
     ) -> None:
         await apps.create_namespaced_deployment("default", deployment("web", replicas=2))
         scale = await apps.read_namespaced_deployment_scale("web", "default")
@@ -301,7 +287,7 @@ class TestStatusSubresource:
 
 
 class TestSelectorsAndPaging:
-    async def test_label_selector_operators(self, core: k8s.CoreV1Api) -> None:
+    async def test_label_selector_operators(self, core: Any) -> None:
         for name, labels in {
             "a": {"tier": "web", "env": "prod"},
             "b": {"tier": "db", "env": "prod"},
@@ -321,14 +307,12 @@ class TestSelectorsAndPaging:
         assert await names("tier notin (web)") == ["b", "d"]
         assert await names("!env") == ["c", "d"]
 
-    async def test_malformed_label_selector_is_400(self, core: k8s.CoreV1Api) -> None:
+    async def test_malformed_label_selector_is_400(self, core: Any) -> None:
         with pytest.raises(ApiException) as err:
             await core.list_namespaced_config_map("default", label_selector="a in (b")
         assert err.value.status == 400
 
-    async def test_field_selectors_on_name_namespace_and_event_fields(
-        self, core: k8s.CoreV1Api
-    ) -> None:
+    async def test_field_selectors_on_name_namespace_and_event_fields(self, core: Any) -> None:
         await core.create_namespaced_config_map("default", cm("a"))
         await core.create_namespaced_config_map("kube-system", cm("a"))
         await core.create_namespaced_config_map("default", cm("b"))
@@ -353,15 +337,13 @@ class TestSelectorsAndPaging:
         )
         assert len(events.items) == 1
 
-    async def test_unsupported_field_selector_is_400(self, core: k8s.CoreV1Api) -> None:
+    async def test_unsupported_field_selector_is_400(self, core: Any) -> None:
         with pytest.raises(ApiException) as err:
             await core.list_namespaced_config_map("default", field_selector="data.x=1")
         assert err.value.status == 400
         assert "field label not supported" in status_of(err.value)["message"]
 
-    async def test_limit_and_continue_page_through_everything_once(
-        self, core: k8s.CoreV1Api
-    ) -> None:
+    async def test_limit_and_continue_page_through_everything_once(self, core: Any) -> None:
         for i in range(7):
             await core.create_namespaced_config_map("default", cm(f"item-{i}"))
         seen: list[str] = []
@@ -379,14 +361,14 @@ class TestSelectorsAndPaging:
 
 
 class TestDryRunAndDelete:
-    async def test_dry_run_create_persists_nothing(self, core: k8s.CoreV1Api) -> None:
+    async def test_dry_run_create_persists_nothing(self, core: Any) -> None:
         result = await core.create_namespaced_config_map("default", cm("a"), dry_run="All")
         assert result.metadata.name == "a"
         with pytest.raises(ApiException) as err:
             await core.read_namespaced_config_map("a", "default")
         assert err.value.status == 404
 
-    async def test_delete_returns_success_status_then_404(self, core: k8s.CoreV1Api) -> None:
+    async def test_delete_returns_success_status_then_404(self, core: Any) -> None:
         await core.create_namespaced_config_map("default", cm("a"))
         status = await core.delete_namespaced_config_map("a", "default")
         body = status if isinstance(status, dict) else status.to_dict()
@@ -395,7 +377,7 @@ class TestDryRunAndDelete:
             await core.delete_namespaced_config_map("a", "default")
         assert err.value.status == 404
 
-    async def test_delete_precondition_on_uid_is_409(self, core: k8s.CoreV1Api) -> None:
+    async def test_delete_precondition_on_uid_is_409(self, core: Any) -> None:
         await core.create_namespaced_config_map("default", cm("a"))
         with pytest.raises(ApiException) as err:
             await core.delete_namespaced_config_map(
@@ -405,9 +387,51 @@ class TestDryRunAndDelete:
             )
         assert err.value.status == 409
 
-    async def test_delete_collection_honours_the_selector(self, core: k8s.CoreV1Api) -> None:
+    async def test_delete_collection_honours_the_selector(self, core: Any) -> None:
         await core.create_namespaced_config_map("default", cm("a", {"g": "1"}))
         await core.create_namespaced_config_map("default", cm("b", {"g": "2"}))
         await core.delete_collection_namespaced_config_map("default", label_selector="g=1")
         remaining = await core.list_namespaced_config_map("default")
         assert [i.metadata.name for i in remaining.items] == ["b"]
+
+
+class TestPatchKindsThroughTheClient:
+    async def test_all_four_patch_content_types(self, apps: Any) -> None:
+        await apps.create_namespaced_deployment("default", deployment("web"))
+        merged = await apps.patch_namespaced_deployment(
+            "web",
+            "default",
+            {"metadata": {"labels": {"m": "1"}}},
+            _content_type="application/merge-patch+json",
+        )
+        assert merged.metadata.labels["m"] == "1"
+        jsonpatched = await apps.patch_namespaced_deployment(
+            "web",
+            "default",
+            [{"op": "replace", "path": "/spec/replicas", "value": 2}],
+            _content_type="application/json-patch+json",
+        )
+        assert jsonpatched.spec.replicas == 2
+        strategic = await apps.patch_namespaced_deployment(
+            "web",
+            "default",
+            {"spec": {"template": {"spec": {"containers": [{"name": "side", "image": "envoy"}]}}}},
+            _content_type="application/strategic-merge-patch+json",
+        )
+        assert [c.name for c in strategic.spec.template.spec.containers] == ["app", "side"]
+        applied = await apps.patch_namespaced_deployment(
+            "web",
+            "default",
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "web"},
+                "spec": {"replicas": 4},
+            },
+            field_manager="tester",
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+        assert applied.spec.replicas == 4
+        managers = {(m.manager, m.operation) for m in applied.metadata.managed_fields}
+        assert ("tester", "Apply") in managers

@@ -249,3 +249,24 @@ class TestAudit:
             and lines[-1]["resource"] == "pods"
             and lines[-1]["code"] == 404
         )
+
+
+class TestTableWatch:
+    async def test_watch_events_carry_one_row_tables(self, api: Any) -> None:
+        rv = str(api.store.resource_version)
+        api.store.create("widgets", "default", widget("a", size=2), manager="t")
+        api.store.create("widgets", "default", widget("b", size=3), manager="t")
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"{api.url}/apis/{GROUP}/v1/namespaces/default/widgets",
+                params={"watch": "true", "resourceVersion": rv, "timeoutSeconds": "0.3"},
+                headers={"Accept": TABLE},
+            ) as rsp,
+        ):
+            events = [json.loads(line) async for line in rsp.content if line.strip()]
+        assert [e["type"] for e in events] == ["ADDED", "ADDED"]
+        assert all(e["object"]["kind"] == "Table" for e in events)
+        assert [e["object"]["rows"][0]["cells"][:2] for e in events] == [["a", 2], ["b", 3]]
+        assert "columnDefinitions" in events[0]["object"]
+        assert "columnDefinitions" not in events[1]["object"]

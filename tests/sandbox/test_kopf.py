@@ -34,7 +34,7 @@ def test_operator_patches_status_and_honours_its_finalizer(
     ) as runner:
         sb.call(sb.store.create, "widgets", "default", widget("w", size=3), manager="test")
         wait_until(lambda: status_of(sb, "w").get("phase") == "Ready", within=20)
-        live = sb.call(sb.store.get, "widgets", "w", "default")
+        live = sb.call(sb.store.fetch, "widgets", "w", "default")
         assert live["status"]["observedSize"] == 3
         assert live["status"]["created"] == {
             "handled": True

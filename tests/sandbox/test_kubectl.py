@@ -41,7 +41,7 @@ class TestApply:
         body["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:2"
         out = kubectl("apply", "-f", write(tmp_path, "d.yaml", body))
         assert "deployment.apps/web configured" in out.stdout
-        live = sb.call(sb.store.get, "deployments", "web", "default")
+        live = sb.call(sb.store.fetch, "deployments", "web", "default")
         assert live["spec"]["replicas"] == 3
         assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:2"
         applied = json.loads(
@@ -57,7 +57,7 @@ class TestApply:
             "apply", "--server-side", "-f", write(tmp_path, "w.yaml", widget("w", size=2))
         )
         assert "serverside-applied" in out.stdout
-        live = sb.call(sb.store.get, "widgets", "w", "default")
+        live = sb.call(sb.store.fetch, "widgets", "w", "default")
         assert {e["manager"] for e in live["metadata"]["managedFields"]} == {"kubectl"}
         conflict = kubectl(
             "apply",
@@ -114,7 +114,7 @@ class TestGet:
         sb.call(sb.store.create, "deployments", "default", deployment("web"), manager="t")
         wait_until(
             lambda: (
-                sb.call(sb.store.get, "deployments", "web", "default")
+                sb.call(sb.store.fetch, "deployments", "web", "default")
                 .get("status", {})
                 .get("readyReplicas")
             )
@@ -147,7 +147,7 @@ class TestWriteVerbs:
         kubectl("annotate", "widget", "w", "note=hello")
         kubectl("label", "widget", "w", "team=blue")
         kubectl("scale", "widget", "w", "--replicas=9")
-        live = sb.call(sb.store.get, "widgets", "w", "default")
+        live = sb.call(sb.store.fetch, "widgets", "w", "default")
         assert live["spec"]["size"] == 9 and live["spec"]["name"] == "abc"
         assert live["metadata"]["annotations"]["note"] == "hello"
         assert live["metadata"]["labels"]["team"] == "blue"
@@ -201,3 +201,46 @@ class TestWriteVerbs:
         kubectl("wait", "--for=delete", "widget/w", "--timeout=10s")
         missing = kubectl("get", "widget", "w", check=False)
         assert missing.returncode != 0 and "NotFound" in missing.stderr
+
+
+class TestProtobufBodies:
+    def test_typed_create_commands_are_decoded(self, sb: SandboxThread, kubectl: Kubectl) -> None:
+        kubectl("create", "namespace", "team")
+        kubectl("create", "configmap", "cfg", "-n", "team", "--from-literal=a=b")
+        kubectl("create", "secret", "generic", "pw", "-n", "team", "--from-literal=pw=hunter2")
+        kubectl("create", "serviceaccount", "bot", "-n", "team")
+        kubectl(
+            "create",
+            "deployment",
+            "web",
+            "-n",
+            "team",
+            "--image=nginx:1.2",
+            "--port=80",
+            "--replicas=0",
+        )
+        kubectl("create", "service", "clusterip", "web", "-n", "team", "--tcp=80:8080")
+        store = sb.store
+        assert sb.call(store.fetch, "namespaces", "team")["status"]["phase"] == "Active"
+        assert sb.call(store.fetch, "configmaps", "cfg", "team")["data"] == {"a": "b"}
+        assert sb.call(store.fetch, "secrets", "pw", "team")["data"] == {"pw": "aHVudGVyMg=="}
+        assert sb.call(store.fetch, "serviceaccounts", "bot", "team")["metadata"]["name"] == "bot"
+        dep = sb.call(store.fetch, "deployments", "web", "team")
+        assert dep["spec"]["replicas"] == 0  # an explicit zero survives decoding
+        container = dep["spec"]["template"]["spec"]["containers"][0]
+        assert (container["image"], container["ports"]) == (
+            "nginx:1.2",
+            [{"containerPort": 80, "protocol": "TCP"}],
+        )
+        assert dep["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+        svc = sb.call(store.fetch, "services", "web", "team")
+        assert svc["spec"]["ports"] == [
+            {"name": "80-8080", "port": 80, "protocol": "TCP", "targetPort": 8080}
+        ]
+
+    def test_other_protobuf_kinds_get_a_clear_415(
+        self, sb: SandboxThread, kubectl: Kubectl
+    ) -> None:
+        out = kubectl("create", "role", "reader", "--verb=get", "--resource=pods", check=False)
+        assert out.returncode != 0
+        assert "decodes protobuf only for" in out.stderr and "kubectl create -f" in out.stderr

@@ -228,7 +228,7 @@ class TestPatchesOverHttp:
 
     async def test_failed_json_patch_test_is_422_and_changes_nothing(self, api: Any) -> None:
         created = api.store.create("widgets", "default", widget("w"), manager="t").obj
-        ops = [
+        ops: list[dict[str, Any]] = [
             {"op": "test", "path": "/metadata/resourceVersion", "value": "1"},
             {"op": "add", "path": "/metadata/finalizers", "value": ["x"]},
         ]
@@ -240,7 +240,7 @@ class TestPatchesOverHttp:
         )
         assert code == 422
         assert (
-            api.store.get("widgets", "w", "default")["metadata"]["resourceVersion"]
+            api.store.fetch("widgets", "w", "default")["metadata"]["resourceVersion"]
             == created["metadata"]["resourceVersion"]
         )
         ops[0]["value"] = created["metadata"]["resourceVersion"]

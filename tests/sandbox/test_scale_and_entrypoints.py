@@ -117,3 +117,20 @@ def test_run_sandbox_serves_until_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert "sandbox API server: http://127.0.0.1:" in stdout
     assert f"kubeconfig: {kubeconfig}" in stdout
+
+
+class TestSharedFixtures:
+    async def test_sandbox_and_kube_api_fixtures(self, sandbox: Any, kube_api: Any) -> None:
+        from kubernetes.aio import client as k8s
+
+        core: Any = k8s.CoreV1Api(kube_api)
+        nodes = await core.list_node()
+        assert sorted(n.metadata.name for n in nodes.items) == ["sandbox-node-1", "sandbox-node-2"]
+        assert sandbox.audit[-1].user == "admin" and sandbox.audit[-1].resource == "nodes"
+
+    def test_sandbox_thread_and_kubectl_fixtures(
+        self, sandbox_thread: SandboxThread, kubectl: Any
+    ) -> None:
+        out = kubectl("get", "nodes", "-o", "name")
+        assert out.stdout.split() == ["node/sandbox-node-1", "node/sandbox-node-2"]
+        assert any(e.resource == "nodes" and e.verb == "list" for e in list(sandbox_thread.audit))

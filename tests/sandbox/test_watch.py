@@ -10,10 +10,15 @@ from typing import Any
 import aiohttp
 import pytest
 from kubernetes.aio import client as k8s
-from kubernetes.aio import watch
+from kubernetes.aio import watch as k8s_watch
 from kubernetes.aio.client.exceptions import ApiException
 
 from .conftest import GROUP, widget
+
+
+def new_watch() -> Any:
+    factory: Any = k8s_watch.Watch  # the client's watch module is untyped
+    return factory()
 
 
 def cm(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -52,9 +57,9 @@ async def raw_watch(url: str, path: str, **params: str) -> list[dict[str, Any]]:
 
 class TestWatchStream:
     async def test_initial_state_then_live_changes_in_order(self, client: Any) -> None:
-        core = k8s.CoreV1Api(client)
+        core: Any = k8s.CoreV1Api(client)
         await core.create_namespaced_config_map("default", cm("before"))
-        w = watch.Watch()
+        w: Any = new_watch()
         stream = w.stream(core.list_namespaced_config_map, "default", timeout_seconds=5)
         first = await collect(stream, 1)
         assert first == [("ADDED", "before")]
@@ -68,7 +73,7 @@ class TestWatchStream:
     async def test_resume_from_a_resource_version_replays_only_later_events(
         self, client: Any
     ) -> None:
-        custom = k8s.CustomObjectsApi(client)
+        custom: Any = k8s.CustomObjectsApi(client)
         await custom.create_namespaced_custom_object(GROUP, "v1", "default", "widgets", widget("a"))
         listing = await custom.list_namespaced_custom_object(GROUP, "v1", "default", "widgets")
         since = listing["metadata"]["resourceVersion"]
@@ -76,7 +81,7 @@ class TestWatchStream:
         await custom.patch_namespaced_custom_object(
             GROUP, "v1", "default", "widgets", "a", {"spec": {"size": 2}}
         )
-        w = watch.Watch()
+        w: Any = new_watch()
         stream = w.stream(
             custom.list_namespaced_custom_object,
             GROUP,
@@ -145,8 +150,8 @@ class TestExpiry:
             sb.store.create("configmaps", "default", cm(f"c{i}"), manager="t")
         configuration = k8s.Configuration(host=sb.url)
         async with k8s.ApiClient(configuration) as api_client:
-            core = k8s.CoreV1Api(api_client)
-            w = watch.Watch()
+            core: Any = k8s.CoreV1Api(api_client)
+            w: Any = new_watch()
             with pytest.raises(ApiException) as err:
                 async for _ in w.stream(
                     core.list_namespaced_config_map,

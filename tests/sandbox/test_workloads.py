@@ -89,7 +89,7 @@ class TestDeployment:
         st = status(sim, "web")
         assert st["readyReplicas"] == 3 and "unavailableReplicas" not in st
         assert condition(sim, "web", "Available")["reason"] == "MinimumReplicasAvailable"
-        dep = sim.store.get("deployments", "web", "default")
+        dep = sim.store.fetch("deployments", "web", "default")
         [rs] = sim.store.list("replicasets", "default")
         digest = rs["metadata"]["labels"]["pod-template-hash"]
         assert rs["metadata"]["name"] == f"web-{digest}"
@@ -144,7 +144,7 @@ class TestDeployment:
         replicasets = {r["metadata"]["name"]: r for r in sim.store.list("replicasets", "default")}
         assert sorted(r["spec"]["replicas"] for r in replicasets.values()) == [0, 4]
         assert (
-            sim.store.get("deployments", "web", "default")["metadata"]["annotations"][
+            sim.store.fetch("deployments", "web", "default")["metadata"]["annotations"][
                 "deployment.kubernetes.io/revision"
             ]
             == "2"
@@ -273,8 +273,8 @@ class TestFailureInjection:
             deployment("web", annotations={BEHAVIOUR: "unschedulable"}),
             manager="t",
         )
-        pod = await eventually(
-            lambda: next((p for p in pods(sim) if p["status"].get("conditions")), None)
+        pod: dict[str, Any] = await eventually(
+            lambda: next((p for p in pods(sim) if p["status"].get("conditions")), {})
         )
         assert pod["status"]["phase"] == "Pending"
         assert pod["status"]["conditions"][0]["reason"] == "Unschedulable"

@@ -383,12 +383,12 @@ def _validate_workload(
 
 
 def _validate_pod(obj: JsonObj, old: JsonObj | None) -> list[Cause]:
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    spec: JsonObj = obj["spec"] if isinstance(obj.get("spec"), dict) else {}
     return _validate_containers(spec.get("containers"), "spec.containers", required=True)
 
 
 def _validate_service(obj: JsonObj, old: JsonObj | None) -> list[Cause]:
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    spec: JsonObj = obj["spec"] if isinstance(obj.get("spec"), dict) else {}
     causes: list[Cause] = []
     stype = spec.get("type", "ClusterIP")
     if stype not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):

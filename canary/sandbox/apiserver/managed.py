@@ -498,7 +498,7 @@ def apply(
             _remove_path(result, path)
 
     view = trimmed(config, rt, subresource)
-    merged = _merge(result, view, RootShape(rt))
+    merged: dict[str, Any] = _merge(result, view, RootShape(rt))
     for key in ("apiVersion", "kind"):
         if key in config:
             merged[key] = config[key]

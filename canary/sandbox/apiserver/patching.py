@@ -307,7 +307,7 @@ def _smp_list(original: list[Any], patch: list[Any], path: tuple[str, ...], kind
     if key is None:
         return [_strip(item) for item in patch]
     if key == "":
-        result = deep_copy(original)
+        result: list[Any] = deep_copy(original)
         for item in patch:
             if item not in result:
                 result.append(deep_copy(item))

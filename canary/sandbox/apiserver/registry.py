@@ -601,13 +601,19 @@ class Registry:
     def __init__(self) -> None:
         self._by_gv: dict[tuple[str, str], dict[str, ResourceType]] = {}
         self._crd_types: dict[str, list[ResourceType]] = {}
+        self._find_cache: dict[str, ResourceType | None] = {}
+        self._storage_cache: dict[tuple[str, str], ResourceType | None] = {}
         for t in _builtin_types():
             self._add(t)
 
     def _add(self, t: ResourceType) -> None:
+        self._find_cache.clear()
+        self._storage_cache.clear()
         self._by_gv.setdefault((t.group, t.version), {})[t.plural] = t
 
     def _remove(self, t: ResourceType) -> None:
+        self._find_cache.clear()
+        self._storage_cache.clear()
         plurals = self._by_gv.get((t.group, t.version))
         if plurals is not None:
             plurals.pop(t.plural, None)
@@ -628,6 +634,13 @@ class Registry:
 
     def storage_type(self, key: tuple[str, str]) -> ResourceType | None:
         """The type whose version is the storage version for a storage key."""
+        if key in self._storage_cache:
+            return self._storage_cache[key]
+        found = self._storage_type(key)
+        self._storage_cache[key] = found
+        return found
+
+    def _storage_type(self, key: tuple[str, str]) -> ResourceType | None:
         candidates = [t for t in self.all_types() if t.key == key and t.converter is None]
         for t in candidates:
             if t.storage_version is None or t.storage_version == t.version:
@@ -636,6 +649,13 @@ class Registry:
 
     def find(self, name: str) -> ResourceType | None:
         """Resolve ``plural``, ``plural.group``, ``Kind``, short name or ``group/version/plural``."""
+        if name in self._find_cache:
+            return self._find_cache[name]
+        found = self._find(name)
+        self._find_cache[name] = found
+        return found
+
+    def _find(self, name: str) -> ResourceType | None:
         if name.count("/") == 2:
             g, v, p = name.split("/")
             return self.lookup(g, v, p)

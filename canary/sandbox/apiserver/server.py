@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import openapi, tables
+from . import openapi, protobuf, tables
 from ._util import dumps, rfc3339_micro
 from .errors import ApiError, bad_request, method_not_allowed, path_not_found
 from .registry import ResourceType
@@ -369,7 +369,7 @@ class ApiServer:
             return await self._delete(request, rt, target)
         if method == "PUT":
             body = await self._body(request)
-            result = self.store.replace(
+            replaced = self.store.replace(
                 rt,
                 target.namespace,
                 target.name,
@@ -379,7 +379,7 @@ class ApiServer:
                 dry_run=q.get("dryRun") == "All",
                 field_validation=q.get("fieldValidation"),
             )
-            return _json_response(result.obj, 200, result.warnings)
+            return _json_response(replaced.obj, 200, replaced.warnings)
         # PATCH
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
         if content_type not in PATCH_TYPES:
@@ -389,7 +389,7 @@ class ApiServer:
                 f"the body of the request was in an unknown format - accepted media types include: {', '.join(PATCH_TYPES)}",
             )
         patch = await self._body(request, yaml_ok=content_type == PATCH_APPLY)
-        result = self.store.patch(
+        patched = self.store.patch(
             rt,
             target.namespace,
             target.name,
@@ -403,7 +403,7 @@ class ApiServer:
             dry_run=q.get("dryRun") == "All",
             field_validation=q.get("fieldValidation"),
         )
-        return _json_response(result.obj, 201 if result.created else 200, result.warnings)
+        return _json_response(patched.obj, 201 if patched.created else 200, patched.warnings)
 
     # ------------------------------------------------------------------ helpers
 
@@ -420,8 +420,13 @@ class ApiServer:
         raw = await request.read()
         if not raw:
             raise bad_request("the request body is empty")
-        text = raw.decode("utf-8", errors="replace")
         content_type = request.headers.get("Content-Type", "")
+        if content_type.startswith("application/vnd.kubernetes.protobuf"):
+            try:
+                return protobuf.decode_object(raw)
+            except protobuf.ProtobufError as exc:
+                raise ApiError(415, "UnsupportedMediaType", str(exc)) from None
+        text = raw.decode("utf-8", errors="replace")
         try:
             return json.loads(text)
         except ValueError as exc:

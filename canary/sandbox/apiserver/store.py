@@ -60,6 +60,8 @@ from .selectors import (
 )
 
 JsonObj = dict[str, Any]
+JsonList = list[JsonObj]
+StrList = list[str]
 ObjKey = tuple[tuple[str, str], str, str]  # (storage key, namespace, name)
 
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
@@ -320,7 +322,7 @@ class Store:
         ident = self._by_uid.get(uid)
         return None if ident is None else self._lookup(*ident)
 
-    def dependents_of(self, uid: str) -> list[JsonObj]:
+    def dependents_of(self, uid: str) -> JsonList:
         out = []
         for ident in sorted(self._dependents.get(uid, ())):
             obj = self._lookup(*ident)
@@ -384,7 +386,7 @@ class Store:
         namespace = namespace if rt.namespaced else None
         ns_hint = fields.value_of("metadata.namespace") if rt.namespaced else None
         name_hint = fields.value_of("metadata.name")
-        candidates: list[JsonObj]
+        candidates: JsonList
         if ns_hint is not None and namespace and ns_hint != namespace:
             candidates = []
         else:
@@ -437,7 +439,7 @@ class Store:
         rt = self.resolve(rt)
         return self._lookup(rt.key, self._ns(rt, namespace), name)
 
-    def peek_all(self, rt: ResourceType | str, namespace: str | None = None) -> list[JsonObj]:
+    def peek_all(self, rt: ResourceType | str, namespace: str | None = None) -> JsonList:
         """All stored objects of a type (optionally one namespace), unsorted, no copies."""
         return list(self._iter(self.resolve(rt), namespace))
 
@@ -451,6 +453,13 @@ class Store:
         obj = self._lookup(rt.key, self._ns(rt, namespace), name)
         return None if obj is None else deep_copy(self.served(rt, obj))
 
+    def fetch(
+        self, resource: ResourceType | str, name: str, namespace: str | None = None
+    ) -> JsonObj:
+        """A copy of the object; raises a 404 ``ApiError`` if it is absent."""
+        rt = self.resolve(resource)
+        return deep_copy(self.read(rt, namespace, name))  # type: ignore[no-any-return]
+
     def list(
         self,
         resource: ResourceType | str,
@@ -458,12 +467,12 @@ class Store:
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
-    ) -> list[JsonObj]:
+    ) -> JsonList:
         """Copies of the matching objects, sorted by namespace and name."""
         result = self.read_list(
             resource, namespace, label_selector=label_selector, field_selector=field_selector
         )
-        items: list[JsonObj] = deep_copy(result["items"])
+        items: JsonList = deep_copy(result["items"])
         return items
 
     # ------------------------------------------------------------------ watch
@@ -574,7 +583,7 @@ class Store:
 
     def _normalize(
         self, rt: ResourceType, obj: JsonObj, old: JsonObj | None, field_validation: str | None
-    ) -> list[str]:
+    ) -> StrList:
         """Prune, default and validate; returns warnings, raises 400/422."""
         meta = obj["metadata"]
         name = str(meta.get("name") or meta.get("generateName") or "")
@@ -649,7 +658,7 @@ class Store:
         manager: str = "unknown",
         dry_run: bool = False,
         field_validation: str | None = None,
-        managed_fields: list[JsonObj] | None = None,
+        managed_fields: JsonList | None = None,
     ) -> WriteResult:
         rt = self.resolve(rt)
         if rt.crd_name is not None:
@@ -843,7 +852,7 @@ class Store:
         subresource: str | None,
         dry_run: bool = False,
         field_validation: str | None = None,
-        managed_fields: list[JsonObj] | None = None,
+        managed_fields: JsonList | None = None,
     ) -> WriteResult:
         old_meta = existing["metadata"]
         if subresource == "status":
@@ -1292,7 +1301,7 @@ class Store:
             "items": items,
         }
 
-    def _blocking_dependents(self, uid: str) -> list[JsonObj]:
+    def _blocking_dependents(self, uid: str) -> JsonList:
         out = []
         for dep in self.dependents_of(uid):
             for ref in dep["metadata"].get("ownerReferences") or []:

@@ -270,7 +270,9 @@ def _namespace(o: JsonObj) -> list[Cell]:
 
 
 def _node(o: JsonObj) -> list[Cell]:
-    ready = next((c for c in _status(o).get("conditions") or [] if c.get("type") == "Ready"), {})
+    ready: JsonObj = next(
+        (c for c in _status(o).get("conditions") or [] if c.get("type") == "Ready"), {}
+    )
     roles = [
         k.split("/", 1)[1]
         for k in (_meta(o).get("labels") or {})
