@@ -168,7 +168,6 @@ class TestUnknownFields:
         [
             ("status", "kopf"),
             ("status", "analysis", 0, "details"),
-            ("spec", "analysis", "metrics", 0, "compare", "judge"),
             ("spec", "service", "trafficPolicy", "tunnel"),
             ("spec", "service", "trafficPolicy", "loadBalancer", "simple"),
         ],
@@ -182,6 +181,13 @@ class TestUnknownFields:
             node = node[part] if isinstance(part, int) else node.setdefault(part, {})
         node[where[-1]] = {"anything": [1, "two", {"three": None}]}
         assert validate(doc) == []
+
+    def test_compare_is_typed_now(self) -> None:
+        doc = canary()
+        doc["spec"]["analysis"]["metrics"] = [{"name": "latency", "compare": {"test": "median", "judge": 1}}]
+        issues = validate(doc)
+        assert paths(issues) == ["spec.analysis.metrics[0].compare.test"]
+        assert paths(issues, "warning") == ["spec.analysis.metrics[0].compare.judge"]
 
     def test_map_values_are_checked_and_map_keys_are_bracketed(self) -> None:
         doc = canary()
