@@ -77,6 +77,7 @@ class Scheduler:
             job.task = asyncio.create_task(
                 self._loop(namespace, name, job), name=f"canary:{namespace}/{name}"
             )
+            self._count(namespace)
             return
         if print_ != job.fingerprint:
             job.fingerprint = print_

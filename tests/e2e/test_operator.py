@@ -10,10 +10,12 @@ once elect one leader, and the other takes over when the leader dies.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from canary.adapters.kube import KubeClient, connect
@@ -219,9 +221,12 @@ class TestLifecycle:
         conditions = {c["type"]: c for c in (await status(kube))["conditions"]}
         assert conditions["Promoted"]["status"] == "False"
 
-
     async def test_a_second_canary_on_the_same_target_is_reported_and_changes_nothing(
-        self, cluster: SandboxThread, kube: KubeClient, tmp_path: Path, operators: list[OperatorProcess]
+        self,
+        cluster: SandboxThread,
+        kube: KubeClient,
+        tmp_path: Path,
+        operators: list[OperatorProcess],
     ) -> None:
         cluster.apply_manifest(deployment("podinfo:v1"))
         cluster.apply_manifest(canary())
@@ -327,3 +332,44 @@ class TestRestartsAndReplicas:
         )
         assert writers() == {"alpha", "beta"}, "the other replica took over after the leader died"
         assert survivor.proc is not None and survivor.proc.poll() is None
+
+
+class TestProcess:
+    async def test_start_up_fails_clearly_when_the_crds_are_missing(self, tmp_path: Path) -> None:
+        with SandboxThread(speed=10.0, kubeconfig_path=tmp_path / "kubeconfig") as bare:
+            op = OperatorProcess(bare.kubeconfig_path, tmp_path / "operator.log").start()
+            assert op.proc is not None
+            code = op.proc.wait(timeout=60)
+        assert code == 1
+        output = op.output()
+        assert "the CustomResourceDefinitions are not installed" in output
+        assert "canaries.canary.gitops.dev" in output and "kubectl apply -f crds/" in output
+        assert "Traceback" not in output
+
+    async def test_health_metrics_json_logs_and_a_clean_sigterm(
+        self,
+        cluster: SandboxThread,
+        kube: KubeClient,
+        tmp_path: Path,
+        operators: list[OperatorProcess],
+    ) -> None:
+        cluster.apply_manifest(deployment("podinfo:v1"))
+        cluster.apply_manifest(canary())
+        op = start_operator(
+            cluster, tmp_path, operators, "--log-format", "json", "--cluster-name", "e2e"
+        )
+        await initialized(kube)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{op.port}", timeout=5) as http:
+            assert (await http.get("/healthz")).status_code == 200
+            assert (await http.get("/readyz")).status_code == 200
+            metrics = (await http.get("/metrics")).text
+        assert 'canary_engine_canary_status{name="podinfo",namespace="default"} 1.0' in metrics
+        assert 'canary_engine_canary_total{namespace="default"} 1.0' in metrics
+        assert "canary_engine_tick_lateness_seconds_count" in metrics
+        assert op.stop() == 0
+        lines = [line for line in op.output().splitlines() if line.strip()]
+        records = [json.loads(line) for line in lines]
+        assert {"time", "level", "logger", "message"} <= set(records[0])
+        assert any(
+            r["message"] == "default/podinfo: Initialization done! podinfo.default" for r in records
+        )
