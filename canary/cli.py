@@ -263,6 +263,27 @@ def run(
             help="Multiply every analysis interval (demos and tests; 1 in production).",
         ),
     ] = 1.0,
+    slack_url: Annotated[
+        str, typer.Option("--slack-url", help="Global Slack webhook (env SLACK_URL wins).")
+    ] = "",
+    slack_token: Annotated[
+        str, typer.Option("--slack-token", help="Slack bot token (env SLACK_TOKEN).")
+    ] = "",
+    slack_channel: Annotated[
+        str, typer.Option("--slack-channel", help="Slack channel (env SLACK_CHANNEL).")
+    ] = "",
+    slack_user: Annotated[
+        str, typer.Option("--slack-user", help="Slack user name (env SLACK_USER).")
+    ] = "canary-engine",
+    slack_proxy_url: Annotated[
+        str, typer.Option("--slack-proxy-url", help="Proxy for Slack (env SLACK_PROXY_URL).")
+    ] = "",
+    msteams_url: Annotated[
+        str, typer.Option("--msteams-url", help="Global Teams webhook (env MSTEAMS_URL).")
+    ] = "",
+    msteams_proxy_url: Annotated[
+        str, typer.Option("--msteams-proxy-url", help="Proxy for Teams (env MSTEAMS_PROXY_URL).")
+    ] = "",
     log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
@@ -291,6 +312,15 @@ def run(
         lease_seconds=lease_duration,
         lease_renew_seconds=lease_renew,
         time_scale=time_scale,
+        notifier_flags={
+            "slack_url": slack_url,
+            "slack_token": slack_token,
+            "slack_channel": slack_channel,
+            "slack_user": slack_user,
+            "slack_proxy_url": slack_proxy_url,
+            "msteams_url": msteams_url,
+            "msteams_proxy_url": msteams_proxy_url,
+        },
     )
     if git_cache is not None:
         options.git_cache = git_cache

@@ -2,7 +2,7 @@
 
 Any test package can use these. Import the fixtures in a ``conftest.py``::
 
-    from tests.git_fixtures import bare_repo, git_daemon, git_http  # noqa: F401
+    from tests.git_fixtures import *  # noqa: F401,F403
 
 * ``bare_repo(name, files)`` creates a bare repository (branch ``main``) with a first commit and
   returns a :class:`BareRepo`, which can commit more changes the way a developer would (a
@@ -12,7 +12,10 @@ Any test package can use these. Import the fixtures in a ``conftest.py``::
 * ``git_http`` serves the same root over smart HTTP: a small threaded HTTP front on 127.0.0.1
   that checks credentials (``Authorization: Bearer <token>`` or basic auth) and runs
   ``git http-backend`` as a CGI for authorised requests (401 otherwise). It records every
-  request so tests can check what reached the server.
+  request so tests can check what reached the server. It accepts ``Bearer GIT_HTTP_TOKEN`` and
+  basic auth ``tester`` / ``s3cret-Pa55word``; build a :class:`SmartHttpServer` yourself for
+  other credentials (or none).
+* ``BareRepo.many_commits(n, path)`` appends long histories cheaply (one ``git fast-import``).
 
 All helpers use an isolated git configuration (the machine's global config is never read or
 written) and a fixed test identity.
@@ -34,6 +37,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+__all__ = [
+    "GIT_HTTP_TOKEN",
+    "LOOPBACK",
+    "TEST_AUTHOR",
+    "BareRepo",
+    "GitDaemon",
+    "HttpRequestRecord",
+    "SmartHttpServer",
+    "bare_repo",
+    "create_bare_repo",
+    "free_port",
+    "git_daemon",
+    "git_env",
+    "git_http",
+    "git_server_root",
+    "run_git",
+]
 
 LOOPBACK = "127.0.0.1"
 TEST_AUTHOR = ("Dev Eloper", "dev@example.test")

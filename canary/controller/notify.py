@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from canary.adapters.notifiers import (
     GlobalNotifierConfig,
     NotificationDispatcher,
+    NotifierConfigError,
     PrometheusNotificationMetrics,
     ProviderRef,
     ResolvedProvider,
 )
 from canary.core import Alert, EmitEvent, EventType
-from canary.model import API_VERSION, Canary, SpecError, parse_alert_provider
+from canary.model import API_VERSION, Canary, SpecError, SpecIssue, parse_alert_provider
 from canary.ports import Kube
 
 if TYPE_CHECKING:
@@ -34,6 +36,15 @@ log = logging.getLogger("canary.notify")
 
 
 class AlertProviderResolver:
+    """Reads an AlertProvider and its Secret for the dispatcher.
+
+    Returns None only when the AlertProvider does not exist. One that exists but
+    cannot be used (a spec error, or a ``secretRef`` naming a Secret that does not
+    exist) raises `NotifierConfigError` naming the field, which the dispatcher
+    reports as "AlertProvider ns/name is invalid: <field>: <problem>" instead of
+    "not found".
+    """
+
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
 
@@ -45,23 +56,51 @@ class AlertProviderResolver:
             provider = parse_alert_provider(obj)
         except SpecError as exc:
             log.warning("AlertProvider %s/%s is invalid: %s", ref.namespace, ref.name, exc)
-            return None
+            raise NotifierConfigError(list(exc.errors or exc.issues)) from None
         secret: dict[str, str] | None = None
         if provider.secret_name:
             raw = await self.kube.get("v1", "Secret", provider.secret_name, ref.namespace)
-            if raw is not None:
-                secret = {}
-                for key, value in (raw.get("data") or {}).items():
-                    try:
-                        secret[str(key)] = base64.b64decode(str(value)).decode()
-                    except (ValueError, UnicodeDecodeError):
-                        log.warning(
-                            "Secret %s/%s key %s is not text; ignored",
-                            ref.namespace,
-                            provider.secret_name,
-                            key,
+            if raw is None:
+                raise NotifierConfigError(
+                    [
+                        SpecIssue(
+                            "spec.secretRef.name",
+                            f"Secret {ref.namespace}/{provider.secret_name} not found",
                         )
+                    ]
+                )
+            secret = _secret_text(raw, f"{ref.namespace}/{provider.secret_name}")
         return ResolvedProvider.from_secret(provider, secret)
+
+
+def _secret_text(raw: Mapping[str, Any], where: str) -> dict[str, str]:
+    """A Secret's values as text: ``data`` decoded, and ``stringData`` as written.
+
+    An API server folds ``stringData`` into ``data`` on write; reading both keeps
+    servers that do not (the sandbox) working the same.
+    """
+    out: dict[str, str] = {}
+    for key, value in (raw.get("data") or {}).items():
+        try:
+            out[str(key)] = base64.b64decode(str(value)).decode()
+        except (ValueError, UnicodeDecodeError):
+            log.warning("Secret %s key %s is not base64-encoded text; ignored", where, key)
+    for key, value in (raw.get("stringData") or {}).items():
+        out[str(key)] = str(value)
+    return out
+
+
+def _flags(flags: dict[str, str]) -> GlobalNotifierConfig:
+    """`canary run --slack-*/--msteams-*` (the environment wins, as in Flagger)."""
+    return GlobalNotifierConfig(
+        slack_url=flags.get("slack_url", ""),
+        slack_token=flags.get("slack_token", ""),
+        slack_channel=flags.get("slack_channel", ""),
+        slack_user=flags.get("slack_user") or "canary-engine",
+        slack_proxy_url=flags.get("slack_proxy_url", ""),
+        msteams_url=flags.get("msteams_url", ""),
+        msteams_proxy_url=flags.get("msteams_proxy_url", ""),
+    )
 
 
 def build_notifier(
@@ -72,7 +111,9 @@ def build_notifier(
 
     return NotificationDispatcher(
         AlertProviderResolver(kube),
-        global_config=GlobalNotifierConfig.from_env(options.environ),
+        global_config=GlobalNotifierConfig.from_env(
+            options.environ, _flags(options.notifier_flags)
+        ),
         cluster=options.cluster_name,
         on_failure=on_failure,
         metrics=PrometheusNotificationMetrics(

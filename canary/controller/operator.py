@@ -79,6 +79,7 @@ class OperatorOptions:
     lease_seconds: float = 15.0
     lease_renew_seconds: float = 5.0
     time_scale: float = 1.0  # demos and tests: every interval multiplied by this
+    notifier_flags: dict[str, str] = field(default_factory=dict)  # slack_url, msteams_url, ...
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -308,7 +309,8 @@ async def run_operator(options: OperatorOptions, *, stop: asyncio.Event | None =
             standalone=True,
             namespaces=[options.namespace] if options.namespace else [],
             clusterwide=options.namespace is None,
-            stop_flag=stop_flag,
+            # Only a real flag: kopf waits 5 s on SIGTERM for a waiter of an unset one.
+            stop_flag=stop_flag if stop is not None else None,
             memo=kopf.Memo(runtime=runtime),
         )
         if watcher is not None:

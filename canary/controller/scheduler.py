@@ -19,12 +19,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from canary.model.commands import PREFIX
+from canary.model.commands import ONE_SHOT, PAUSED
 
 log = logging.getLogger("canary.scheduler")
 
 RunPass = Callable[[str, str], Awaitable[float | None]]
 ERROR_BACKOFF = (2.0, 5.0, 10.0, 30.0, 60.0)
+# Only commands wake a job: other annotations under our prefix (the GitSource's
+# source/revision marks, rewritten on every applied commit) must not.
+_COMMAND_KEYS = frozenset((*ONE_SHOT.values(), PAUSED))
 
 
 def fingerprint(body: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -33,7 +36,7 @@ def fingerprint(body: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, str], ..
     analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
     interval = str(analysis.get("interval") or "")
     annotations = (body.get("metadata") or {}).get("annotations") or {}
-    commands = tuple(sorted((k, str(v)) for k, v in annotations.items() if k.startswith(PREFIX)))
+    commands = tuple(sorted((k, str(v)) for k, v in annotations.items() if k in _COMMAND_KEYS))
     return interval, commands
 
 

@@ -156,6 +156,7 @@ class Alert:
     duration_seconds: float | None = None
     analysis: tuple[MetricStatus, ...] = ()
     revert_commit: str = ""
+    failure: str = ""  # the last failed check in words (a webhook's or a metric's)
     fields: tuple[tuple[str, str], ...] = ()  # Flagger's metadata fields, ordered
     mute: bool = False  # a gate hook with muteAlert
 

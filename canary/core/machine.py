@@ -180,7 +180,7 @@ class _Tick:
                     namespace=self.canary.namespace,
                     target=f"{self.kind}/{self.target_id}",
                     revision=self.status.current_revision,
-                    previous_revision=self.status.last_good_revision,
+                    previous_revision=self.old.last_good_revision,  # succeed() moves it
                     images=target.images if target else (),
                     previous_images=primary.images if primary else (),
                     weight=self.status.canary_weight,
@@ -189,6 +189,7 @@ class _Tick:
                     duration_seconds=duration,
                     analysis=self.status.analysis,
                     revert_commit=revert_commit,
+                    failure=self.old.message if self.old.message.startswith("Halt ") else "",
                     fields=self.metadata_fields() if with_metadata else (),
                     mute=mute,
                 )

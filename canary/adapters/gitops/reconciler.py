@@ -556,7 +556,12 @@ class GitSourceReconciler:
                 stamp,
             )
             status = GitSourceStatus(applied_rev, attempted_rev, inventory, conditions)
-            level = logging.INFO if ready == "True" else logging.WARNING
+            if ready != "True":
+                level = logging.WARNING
+            elif applied_rev != prev.last_applied_revision:
+                level = logging.INFO
+            else:
+                level = logging.DEBUG  # the same revision re-applied: routine
             logger.log(level, "GitSource %s: %s: %s", source, reason, message)
             return ReconcileResult(
                 status,

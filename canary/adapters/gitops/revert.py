@@ -404,7 +404,7 @@ class Reverter:
     workspace: Workspace
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    random: Callable[[], float] = random.random
+    jitter_source: Callable[[], float] = random.random
 
     async def revert(self, request: RevertRequest) -> RevertResult:
         redact = Redactor.for_credentials(request.repository.credentials)
@@ -445,7 +445,7 @@ class Reverter:
                     raise
                 if attempt == self.retry.attempts:
                     break
-                delay = self.retry.delay(attempt, self.random())
+                delay = self.retry.delay(attempt, self.jitter_source())
                 logger.info(
                     "push of revert to %s rejected (branch moved); retrying on the new head "
                     "in %.2fs (attempt %d of %d)",

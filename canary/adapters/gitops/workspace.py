@@ -226,7 +226,7 @@ class WorkingCopy:
             cwd=self.path,
             time_limit=self.workspace.local_timeout,
         )
-        # Objects we create (a revert commit before its push) must survive; we gc ourselves.
+        # Objects we create (a revert commit before its push) must never be collected.
         await self.git("config", "gc.auto", "0")
         await self.git("config", "maintenance.auto", "false")
 
@@ -385,7 +385,7 @@ class WorkingCopy:
                 "--work-tree",
                 str(partial),
                 "checkout-index",
-                "--all",
+                "-a",  # every file of the private index
                 env=env,
                 time_limit=self.network_timeout,
             )

@@ -256,6 +256,8 @@ def _default_text(alert: Alert, commit_ref: str) -> str:
                 + (f", at canary weight {alert.weight}%." if alert.weight else ".")
             )
         lines.extend(f"Failed check: {check_line(m).text}" for m in failing)
+        if not failing and alert.failure:
+            lines.append(f"Failed check: {alert.failure}")
         if duration:
             lines.append(f"The analysis ran for {duration}.")
     elif alert.kind is AlertKind.INCONCLUSIVE:
