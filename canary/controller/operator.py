@@ -226,6 +226,13 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
             return kopf.login_with_service_account(**kwargs)
         return kopf.login_with_kubeconfig(**kwargs)
 
+    @kopf.on.cleanup(registry=registry)
+    async def _cleanup(**_: Any) -> None:
+        # Stop our own tasks inside kopf's shutdown, or kopf waits for them.
+        runtime.ready = False
+        await runtime.scheduler.stop()
+        await runtime.gitops.stop()
+
     @kopf.on.event(API_GROUP, VERSION, "canaries", registry=registry)
     async def _canary_event(
         *, type: str, name: str, namespace: str | None, body: kopf.Body, **_: Any

@@ -168,7 +168,11 @@ class CanaryController:
             await self._report_invalid(body, exc)
             return interval
         body = await self._sync_finalizer(body, canary)
-        status = CanaryStatus.from_dict(body.get("status"))
+        stored = CanaryStatus.from_dict(body.get("status"))
+        # The spec parses now: a SpecValid=False left from an earlier version goes.
+        status = stored.with_(
+            conditions=tuple(c for c in stored.conditions if c.type != SPEC_VALID)
+        )
         if status.phase in (Phase.NONE, Phase.INITIALIZING) and await self._yields_target(
             canary, body
         ):
@@ -182,7 +186,7 @@ class CanaryController:
         if failed:
             return min(ACTION_RETRY_SECONDS, interval)
         try:
-            await self._write_status(body, status, decision.status)
+            await self._write_status(body, stored, decision.status)
         except Conflict:
             log.info("canary %s/%s changed during the pass; running it again", namespace, name)
             return 0.0
