@@ -343,6 +343,7 @@ class _Tick:
                 last_applied_spec=target.template_hash,
                 last_promoted_spec=target.template_hash,
                 tracked_configs=dict(target.tracked_configs),
+                promoted_configs=dict(target.tracked_configs),
                 current_revision=revision,
                 last_good_revision=revision,
                 message=f"{self.kind} {self.target_id} initialized; waiting for a new revision.",
@@ -356,6 +357,7 @@ class _Tick:
             )
             self.done()
 
+        self.catch_up_revision()
         commands = obs.commands
         # Our commands on an idle canary.
         if commands.retry and phase is Phase.FAILED:
@@ -425,7 +427,12 @@ class _Tick:
             self.event(f"New revision detected! Restarting analysis for {self.target_id}")
             self.act(SetRoutes(TOTAL_WEIGHT, 0, False))
             self.reset_run(Phase.PROGRESSING, target.template_hash, dict(target.tracked_configs))
-            self.set(message=f"New revision of {self.target_id}; analysis restarted.")
+            self.set(
+                current_revision=obs.revision.revision
+                if obs.revision
+                else self.status.current_revision,
+                message=f"New revision of {self.target_id}; analysis restarted.",
+            )
             self.done()
 
         # Commands inside a run.
@@ -550,6 +557,16 @@ class _Tick:
         status = self.status
         if not status.last_applied_spec:
             return True
+        configs = dict(target.tracked_configs)
+        if (
+            target.template_hash == status.last_promoted_spec
+            and status.promoted_configs is not None
+            and dict(status.promoted_configs) == configs
+        ):
+            # Exactly what the primary runs (a manual rollback, or our Git revert
+            # converging): never a run. Flagger compares the template only, so a
+            # reverted ConfigMap would start a run of the good version.
+            return False
         template_changed = (
             target.template_hash != status.last_applied_spec
             and target.template_hash != status.last_promoted_spec
@@ -558,6 +575,39 @@ class _Tick:
             status.tracked_configs
         ) != dict(target.tracked_configs)
         return template_changed or configs_changed
+
+    def catch_up_revision(self) -> None:
+        """A revision report that lags the applied spec is corrected once it arrives.
+
+        Flux and Argo CD write their revision after applying, so a run may start
+        with the previous revision's name. While the target still has the same
+        template and configs, the revision seen now names it better.
+        """
+        target, revision = self.obs.target, self.obs.revision
+        if target is None or revision is None or not revision.revision:
+            return
+        status = self.status
+        configs = dict(target.tracked_configs)
+        if status.phase in (
+            Phase.PROGRESSING,
+            Phase.WAITING_PROMOTION,
+            Phase.PROMOTING,
+            Phase.FINALISING,
+        ):
+            if (
+                target.template_hash == status.last_applied_spec
+                and configs == dict(status.tracked_configs)
+                and revision.revision != status.current_revision
+            ):
+                self.set(current_revision=revision.revision)
+        elif status.phase in (Phase.INITIALIZED, Phase.SUCCEEDED):
+            if (
+                target.template_hash == status.last_promoted_spec
+                and status.promoted_configs is not None
+                and configs == dict(status.promoted_configs)
+                and revision.revision != status.last_good_revision
+            ):
+                self.set(current_revision=revision.revision, last_good_revision=revision.revision)
 
     # ------------------------------------------------------------ starting a run
 
@@ -907,6 +957,7 @@ class _Tick:
             canary_weight=0,
             iterations=0,
             last_promoted_spec=self.status.last_applied_spec,
+            promoted_configs=dict(self.status.tracked_configs),
             last_good_revision=self.status.current_revision or self.status.last_good_revision,
             message=f"Promoted {self.target_id}"
             + (

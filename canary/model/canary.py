@@ -451,7 +451,8 @@ def _parse_metric(r: Reader) -> MetricSpec:
     )
     if compare is not None:
         try:
-            parse_compare(compare, r.at("compare"))
+            builtin = metric.template_ref is None and metric.query is None
+            parse_compare(compare, r.at("compare"), metric_name=metric.name if builtin else None)
         except AnalysisSpecError as exc:
             r.issues.error(exc.path, exc.detail)
     if (

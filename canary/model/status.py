@@ -194,6 +194,7 @@ class CanaryStatus:
     observed_generation: int = 0
     current_revision: str = ""
     last_good_revision: str = ""
+    promoted_configs: Mapping[str, str] | None = None  # tracked configs the primary runs
     run_start_time: str = ""
     git_revert: GitRevertStatus | None = None
     analysis: tuple[MetricStatus, ...] = ()
@@ -227,6 +228,9 @@ class CanaryStatus:
             "observedGeneration": self.observed_generation,
             "currentRevision": self.current_revision,
             "lastGoodRevision": self.last_good_revision,
+            "promotedConfigs": dict(self.promoted_configs)
+            if self.promoted_configs is not None
+            else None,
             "runStartTime": self.run_start_time,
             "gitRevert": self.git_revert.to_dict() if self.git_revert else None,
             "analysis": [m.to_dict() for m in self.analysis],
@@ -248,6 +252,7 @@ class CanaryStatus:
         revert = d.get("gitRevert")
         conditions = d.get("conditions")
         analysis = d.get("analysis")
+        promoted = d.get("promotedConfigs")
         return cls(
             phase=phase,
             canary_weight=_int(d.get("canaryWeight")),
@@ -268,6 +273,9 @@ class CanaryStatus:
             observed_generation=_int(d.get("observedGeneration")),
             current_revision=str(d.get("currentRevision", "") or ""),
             last_good_revision=str(d.get("lastGoodRevision", "") or ""),
+            promoted_configs={str(k): str(v) for k, v in promoted.items()}
+            if isinstance(promoted, Mapping)
+            else None,
             run_start_time=str(d.get("runStartTime", "") or ""),
             git_revert=GitRevertStatus.from_dict(revert) if isinstance(revert, Mapping) else None,
             analysis=tuple(MetricStatus.from_dict(m) for m in analysis if isinstance(m, Mapping))
