@@ -371,6 +371,35 @@ def _crd_dir() -> Path:
     )
 
 
+# --------------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    fast: Annotated[
+        bool, typer.Option("--fast", help="Play faster (analysis intervals shortened), for CI.")
+    ] = False,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave everything running at the end, until Ctrl-C.")
+    ] = False,
+    port: Annotated[
+        int, typer.Option("--port", help="Port of the sandbox API server (0: any free port).")
+    ] = 0,
+    workdir: Annotated[
+        Path,
+        typer.Option("--workdir", help="Where the kubeconfig, the Git repository and the logs go."),
+    ] = Path(".demo"),
+    summary: Annotated[
+        Path | None,
+        typer.Option("--summary", metavar="PATH", help="Also write the JSON summary here."),
+    ] = None,
+) -> None:
+    """The whole loop on this machine: v2 promoted step by step, v3 rolled back and reverted in Git."""
+    from canary.sandbox.demo import demo_command
+
+    demo_command(fast=fast, keep=keep, port=port, workdir=workdir, summary=summary)
+
+
 def _register_commands() -> None:
     from canary.commands import register
 

@@ -182,7 +182,8 @@ class _Tick:
                     revision=self.status.current_revision,
                     previous_revision=self.old.last_good_revision,  # succeed() moves it
                     images=target.images if target else (),
-                    previous_images=primary.images if primary else (),
+                    previous_images=self.status.previous_images
+                    or (primary.images if primary else ()),
                     weight=self.status.canary_weight,
                     failed_checks=self.status.failed_checks,
                     threshold=self.analysis.threshold,
@@ -666,8 +667,10 @@ class _Tick:
             self.act(PauseTargetScaler(False))
         self.act(ScaleTarget(ScaleMode.UP))
         self.reset_run(Phase.PROGRESSING, target.template_hash, dict(target.tracked_configs))
+        primary = self.obs.primary
         self.set(
             current_revision=revision,
+            previous_images=primary.images if primary else (),
             run_start_time=iso(self.obs.now),
             analysis=(),
             inconclusive_checks=0,

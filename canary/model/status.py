@@ -195,6 +195,7 @@ class CanaryStatus:
     current_revision: str = ""
     last_good_revision: str = ""
     promoted_configs: Mapping[str, str] | None = None  # tracked configs the primary runs
+    previous_images: tuple[str, ...] = ()  # what the primary ran when the run started
     run_start_time: str = ""
     git_revert: GitRevertStatus | None = None
     analysis: tuple[MetricStatus, ...] = ()
@@ -232,6 +233,7 @@ class CanaryStatus:
             if self.promoted_configs is not None
             else None,
             "runStartTime": self.run_start_time,
+            "previousImages": list(self.previous_images),
             "gitRevert": self.git_revert.to_dict() if self.git_revert else None,
             "analysis": [m.to_dict() for m in self.analysis],
             "inconclusiveChecks": self.inconclusive_checks,
@@ -277,6 +279,11 @@ class CanaryStatus:
             if isinstance(promoted, Mapping)
             else None,
             run_start_time=str(d.get("runStartTime", "") or ""),
+            previous_images=tuple(
+                str(i) for i in d.get("previousImages") or () if isinstance(i, str)
+            )
+            if isinstance(d.get("previousImages"), list)
+            else (),
             git_revert=GitRevertStatus.from_dict(revert) if isinstance(revert, Mapping) else None,
             analysis=tuple(MetricStatus.from_dict(m) for m in analysis if isinstance(m, Mapping))
             if isinstance(analysis, list)

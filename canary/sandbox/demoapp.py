@@ -366,9 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
-        if not stopping.is_set():
-            stopping.set()
-            threading.Thread(target=server.shutdown, daemon=True).start()
+        # Only set a flag: starting a thread inside a signal handler can deadlock
+        # when the signal lands while the server is itself starting a thread.
+        stopping.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -377,7 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     host, port = server.server_address[:2]
     print(f"demoapp {args.version} listening on http://{host!s}:{port}", flush=True)
     try:
-        server.serve_forever(poll_interval=0.1)
+        server.timeout = 0.1
+        while not stopping.is_set():
+            server.handle_request()  # returns after `timeout` when idle
     finally:
         app.stop()
         loader.join(timeout=1.0)

@@ -91,3 +91,13 @@ class TestLaggingRevisionReports:
         record = single_step(DOC, status, w)
         assert record.phase is Phase.PROGRESSING and record.status.canary_weight == 0
         assert record.status.current_revision == "main@sha1:3333"
+
+
+def test_the_promotion_alert_names_the_images_the_primary_ran_before() -> None:
+    from canary.core import AlertKind
+    from tests.core.harness import run
+
+    result = run(DOC, 30, until=lambda t: t.phase is Phase.SUCCEEDED)
+    promoted = next(a for a in result.alerts() if a.kind is AlertKind.PROMOTED)
+    assert promoted.images and promoted.previous_images
+    assert promoted.previous_images != promoted.images

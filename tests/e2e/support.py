@@ -98,3 +98,19 @@ async def eventually(
                 f"timed out after {timeout:g}s waiting for {what}; last seen: {last!r}"
             )
         await asyncio.sleep(interval)
+
+
+def start_operator(
+    cluster: Any,
+    tmp_path: Path,
+    operators: list[OperatorProcess],
+    *extra: str,
+    user: str = "admin",
+) -> OperatorProcess:
+    """Start `canary run` against a SandboxThread as `user`; `operators` stops it later."""
+    kubeconfig = cluster.write_kubeconfig(
+        tmp_path / f"kubeconfig-{user}-{len(operators)}", user=user
+    )
+    op = OperatorProcess(kubeconfig, tmp_path / f"operator-{len(operators)}.log", *extra)
+    operators.append(op.start())
+    return op

@@ -27,16 +27,16 @@ import base64
 import json
 import secrets
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from canary.adapters.kube import KubeClient, connect
+from canary.adapters.kube import KubeClient
 from canary.sandbox import SandboxThread
-from tests.e2e.support import OperatorProcess, eventually
+from tests.e2e.support import OperatorProcess, eventually, start_operator
 from tests.git_fixtures import (
     BareRepo,
     GitDaemon,
@@ -129,31 +129,6 @@ data:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[SandboxThread]:
-    with SandboxThread(speed=10.0, kubeconfig_path=tmp_path / "kubeconfig") as sb:
-        for crd in sorted((ROOT / "crds").glob("*.yaml")):
-            sb.apply_file(crd)
-        yield sb
-
-
-@pytest.fixture
-async def kube(cluster: SandboxThread) -> AsyncIterator[KubeClient]:
-    client = await connect(str(cluster.kubeconfig_path))
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-def operators() -> Iterator[list[OperatorProcess]]:
-    started: list[OperatorProcess] = []
-    yield started
-    for op in started:
-        op.stop()
-
-
-@pytest.fixture
 def git_root(tmp_path: Path) -> Path:
     root = tmp_path / "srv"
     root.mkdir()
@@ -169,13 +144,6 @@ def daemon(git_root: Path) -> Iterator[GitDaemon]:
         server.stop()
 
 
-def start_operator(
-    cluster: SandboxThread, tmp_path: Path, operators: list[OperatorProcess], *extra: str
-) -> OperatorProcess:
-    kubeconfig = cluster.write_kubeconfig(tmp_path / f"kubeconfig-op-{len(operators)}")
-    op = OperatorProcess(kubeconfig, tmp_path / f"operator-{len(operators)}.log", *extra)
-    operators.append(op.start())
-    return op
 
 
 # -- reading the cluster ------------------------------------------------------------------------

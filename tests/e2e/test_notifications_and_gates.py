@@ -533,14 +533,6 @@ async def run_cli(kubeconfig: Path, *args: str) -> tuple[int, str]:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[SandboxThread]:
-    with SandboxThread(speed=10.0, kubeconfig_path=tmp_path / "kubeconfig") as sb:
-        for crd in sorted((ROOT / "crds").glob("*.yaml")):
-            sb.apply_file(crd)
-        yield sb
-
-
-@pytest.fixture
 async def env(cluster: SandboxThread, tmp_path: Path) -> AsyncIterator[Env]:
     client = await connect(str(cluster.kubeconfig_path))
     world = Env(cluster, client, tmp_path)

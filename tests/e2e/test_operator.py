@@ -11,16 +11,15 @@ once elect one leader, and the other takes over when the leader dies.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from canary.adapters.kube import KubeClient, connect
+from canary.adapters.kube import KubeClient
 from canary.sandbox import SandboxThread
-from tests.e2e.support import OperatorProcess, eventually
+from tests.e2e.support import OperatorProcess, eventually, start_operator
 
 pytestmark = pytest.mark.slow
 
@@ -64,44 +63,6 @@ def canary(*, deadline: int = 60, iterations: int = 2) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[SandboxThread]:
-    with SandboxThread(speed=10.0, kubeconfig_path=tmp_path / "kubeconfig") as sb:
-        for crd in sorted((ROOT / "crds").glob("*.yaml")):
-            sb.apply_file(crd)
-        yield sb
-
-
-@pytest.fixture
-async def kube(cluster: SandboxThread) -> AsyncIterator[KubeClient]:
-    client = await connect(str(cluster.kubeconfig_path))
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-def operators(tmp_path: Path) -> Iterator[list[OperatorProcess]]:
-    started: list[OperatorProcess] = []
-    yield started
-    for op in started:
-        op.stop()
-
-
-def start_operator(
-    cluster: SandboxThread,
-    tmp_path: Path,
-    operators: list[OperatorProcess],
-    *extra: str,
-    user: str = "admin",
-) -> OperatorProcess:
-    kubeconfig = cluster.write_kubeconfig(
-        tmp_path / f"kubeconfig-{user}-{len(operators)}", user=user
-    )
-    op = OperatorProcess(kubeconfig, tmp_path / f"operator-{len(operators)}.log", *extra)
-    operators.append(op.start())
-    return op
 
 
 async def status(kube: KubeClient) -> dict[str, Any]:

@@ -32,14 +32,14 @@ import functools
 import math
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from canary.adapters.kube import KubeClient, connect
+from canary.adapters.kube import KubeClient
 from canary.adapters.routers import make_router
 from canary.core.observations import Routes
 from canary.model import parse_canary
@@ -228,25 +228,6 @@ def canary(
 
 
 # ============================================================================ fixtures
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[SandboxThread]:
-    with SandboxThread(speed=10.0, kubeconfig_path=tmp_path / "kubeconfig") as sb:
-        for crd in sorted((ROOT / "crds").glob("*.yaml")):
-            sb.apply_file(crd)
-        for crd in sorted((ROOT / "crds" / "routers").glob("*.yaml")):
-            sb.apply_file(crd)
-        yield sb
-
-
-@pytest.fixture
-async def kube(cluster: SandboxThread) -> AsyncIterator[KubeClient]:
-    client = await connect(str(cluster.kubeconfig_path))
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ docs/sandbox.md.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 from collections.abc import Callable
@@ -247,6 +248,14 @@ def _default_service(obj: JsonObj) -> None:
 
 def _default_secret(obj: JsonObj) -> None:
     obj.setdefault("type", "Opaque")
+    # Like the real server: stringData is write-only, merged into data (base64).
+    string_data = obj.pop("stringData", None)
+    if isinstance(string_data, dict) and string_data:
+        existing = obj.get("data")
+        data: dict[str, Any] = dict(existing) if isinstance(existing, dict) else {}
+        for key, value in string_data.items():
+            data[str(key)] = base64.b64encode(str(value).encode()).decode()
+        obj["data"] = data
 
 
 def _default_namespace(obj: JsonObj) -> None:
