@@ -12,7 +12,7 @@ from canary.model.schema import load_documents, parse_documents
 
 from .conftest import EXAMPLES, Invoke
 
-FLAGGER = sorted((EXAMPLES / "flagger").glob("*.yaml"))
+FLAGGER = sorted((EXAMPLES.parent / "tests" / "fixtures" / "flagger").glob("*.yaml"))
 OURS = "canary.gitops.dev/v1beta1"
 THEIRS = "flagger.app/v1beta1"
 
@@ -54,7 +54,7 @@ def test_flagger_example_converts_to_stdout_and_then_lints_clean(
 
 
 def test_whole_directory_in_one_stream(cli: Invoke, tmp_path: Path) -> None:
-    result = cli("convert", str(EXAMPLES / "flagger"))
+    result = cli("convert", str(EXAMPLES.parent / "tests" / "fixtures" / "flagger"))
     assert result.exit_code == 0
     stream = tmp_path / "all.yaml"
     stream.write_text(result.stdout)
@@ -66,7 +66,7 @@ def test_whole_directory_in_one_stream(cli: Invoke, tmp_path: Path) -> None:
 
 
 def test_in_place_keeps_comments_and_layout(cli: Invoke, tmp_path: Path) -> None:
-    source = EXAMPLES / "flagger" / "gatewayapi-session-affinity.yaml"
+    source = EXAMPLES.parent / "tests" / "fixtures" / "flagger" / "gatewayapi-session-affinity.yaml"
     target = tmp_path / source.name
     shutil.copy(source, target)
     original = source.read_text()
@@ -97,19 +97,31 @@ def test_in_place_leaves_files_without_flagger_objects_alone(cli: Invoke, tmp_pa
 
 
 def test_json_output(cli: Invoke) -> None:
-    one = cli("convert", "-o", "json", str(EXAMPLES / "flagger" / "istio-progressive.yaml"))
+    one = cli(
+        "convert",
+        "-o",
+        "json",
+        str(EXAMPLES.parent / "tests" / "fixtures" / "flagger" / "istio-progressive.yaml"),
+    )
     assert one.exit_code == 0
     obj = json.loads(one.stdout)
     assert (obj["apiVersion"], obj["kind"]) == (OURS, "Canary")
 
-    many = cli("convert", "-o", "json", str(EXAMPLES / "flagger" / "metric-templates.yaml"))
+    many = cli(
+        "convert",
+        "-o",
+        "json",
+        str(EXAMPLES.parent / "tests" / "fixtures" / "flagger" / "metric-templates.yaml"),
+    )
     listed = json.loads(many.stdout)
     assert (listed["apiVersion"], listed["kind"]) == ("v1", "List")
     assert [item["apiVersion"] for item in listed["items"]] == [OURS] * 3
 
 
 def test_stdin_to_stdout(cli: Invoke) -> None:
-    text = (EXAMPLES / "flagger" / "kubernetes-blue-green.yaml").read_text()
+    text = (
+        EXAMPLES.parent / "tests" / "fixtures" / "flagger" / "kubernetes-blue-green.yaml"
+    ).read_text()
     result = cli("convert", "-", input=text)
     assert result.exit_code == 0
     assert result.stdout == text.replace(f"apiVersion: {THEIRS}", f"apiVersion: {OURS}")

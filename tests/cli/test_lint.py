@@ -31,7 +31,7 @@ def manifest_files(directory: Path) -> list[Path]:
     )
 
 
-FLAGGER = sorted((EXAMPLES / "flagger").glob("*.yaml"))
+FLAGGER = sorted((EXAMPLES.parent / "tests" / "fixtures" / "flagger").glob("*.yaml"))
 NATIVE = [p for p in manifest_files(EXAMPLES) if p not in FLAGGER]
 SCENARIOS = sorted(
     p for p in EXAMPLES.rglob("*.y*ml") if not any(is_manifest(d) for _, d in load_documents(p))
@@ -394,8 +394,10 @@ def test_no_promql_option_skips_promtool_silently(cli: Invoke, tmp_path: Path) -
 
 
 def test_non_prometheus_templates_are_not_parsed_as_promql(cli: Invoke) -> None:
-    # examples/flagger/metric-templates.yaml has Datadog and CloudWatch queries.
-    _, report = lint_json(cli, str(EXAMPLES / "flagger" / "metric-templates.yaml"))
+    # tests/fixtures/flagger/metric-templates.yaml has Datadog and CloudWatch queries.
+    _, report = lint_json(
+        cli, str(EXAMPLES.parent / "tests" / "fixtures" / "flagger" / "metric-templates.yaml")
+    )
     assert all(i["check"] != "promql" for i in report["issues"])
     assert report["summary"]["queries"] == (1 if PROMTOOL else 0)
 
@@ -410,3 +412,11 @@ def test_promtool_complaints_are_attributed_to_their_expressions() -> None:
     assert results[1] is not None and "unclosed left parenthesis" in results[1]
     assert results[3] is not None and "unclosed left parenthesis" in results[3]
     assert check_expressions(PROMTOOL, []) == []
+
+
+def test_lint_accepts_the_whole_examples_directory(cli: Invoke) -> None:
+    """Issue 8's criterion as a user runs it: `canary lint examples/` finds no error."""
+    code, report = lint_json(cli, str(EXAMPLES))
+    assert code == 0, report
+    assert report["summary"]["errors"] == 0
+    assert report["summary"]["objects"] >= 15

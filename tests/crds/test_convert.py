@@ -17,7 +17,7 @@ from .support import EXAMPLES
 
 FLAGGER = "flagger.app/v1beta1"
 OURS = "canary.gitops.dev/v1beta1"
-FLAGGER_EXAMPLES = sorted((EXAMPLES / "flagger").glob("*.yaml"))
+FLAGGER_EXAMPLES = sorted((EXAMPLES.parent / "tests" / "fixtures" / "flagger").glob("*.yaml"))
 
 
 def differences(a: Any, b: Any, path: str = "") -> list[str]:

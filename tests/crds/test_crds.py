@@ -520,9 +520,7 @@ class TestFields:
     def test_defaults(self, name: str, path: str, default: object) -> None:
         assert node_at(root_schema(crd(name)), path)["default"] == default
 
-    @pytest.mark.parametrize(
-        "path", ["status", "status.analysis[]"]
-    )
+    @pytest.mark.parametrize("path", ["status", "status.analysis[]"])
     def test_open_ended_nodes_preserve_unknown_fields(self, path: str) -> None:
         assert (
             node_at(root_schema(crd("canary")), path)["x-kubernetes-preserve-unknown-fields"]

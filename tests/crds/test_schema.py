@@ -184,7 +184,9 @@ class TestUnknownFields:
 
     def test_compare_is_typed_now(self) -> None:
         doc = canary()
-        doc["spec"]["analysis"]["metrics"] = [{"name": "latency", "compare": {"test": "median", "judge": 1}}]
+        doc["spec"]["analysis"]["metrics"] = [
+            {"name": "latency", "compare": {"test": "median", "judge": 1}}
+        ]
         issues = validate(doc)
         assert paths(issues) == ["spec.analysis.metrics[0].compare.test"]
         assert paths(issues, "warning") == ["spec.analysis.metrics[0].compare.judge"]
