@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from canary.ports import Conflict, Kube, KubeError, NotFound
@@ -60,6 +60,10 @@ class LeaderElector:
         self._valid_until = 0.0  # monotonic deadline of our own lease
         self._task: asyncio.Task[None] | None = None
         self.changed = asyncio.Event()
+        # Expiry is judged on our own clock, from when we last saw the record change
+        # (as client-go does): the holder's wall clock may be skewed from ours.
+        self._observed: tuple[object, object] | None = None
+        self._observed_at = 0.0
 
     @property
     def is_leader(self) -> bool:
@@ -90,6 +94,8 @@ class LeaderElector:
                     self._valid_until = started + self.lease_seconds
             except (TimeoutError, KubeError) as exc:
                 log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
+            except Exception:  # a malformed Lease must not end the election for good
+                log.exception("lease %s/%s: unexpected error; retrying", self.namespace, self.name)
             leader = self.is_leader
             if leader != was_leader:
                 log.info("%s %s leadership", self.identity, "acquired" if leader else "lost")
@@ -123,9 +129,15 @@ class LeaderElector:
             return True
         current = lease.get("spec") or {}
         holder = current.get("holderIdentity")
-        renewed = _parse(current.get("renewTime")) or _parse(current.get("acquireTime"))
-        duration = float(current.get("leaseDurationSeconds") or self.lease_seconds)
-        expired = renewed is None or now > renewed + timedelta(seconds=duration)
+        try:
+            duration = float(current.get("leaseDurationSeconds") or self.lease_seconds)
+        except (TypeError, ValueError):
+            duration = self.lease_seconds
+        clock = asyncio.get_running_loop().time()
+        record = (holder, current.get("renewTime"))
+        if record != self._observed:
+            self._observed, self._observed_at = record, clock
+        expired = not holder or clock > self._observed_at + duration
         if holder and holder != self.identity and not expired:
             return False
         if holder == self.identity:
@@ -133,7 +145,11 @@ class LeaderElector:
             spec["leaseTransitions"] = current.get("leaseTransitions") or 0
         else:
             spec["acquireTime"] = _fmt(now)
-            spec["leaseTransitions"] = int(current.get("leaseTransitions") or 0) + 1
+            try:
+                transitions = int(current.get("leaseTransitions") or 0)
+            except (TypeError, ValueError):
+                transitions = 0
+            spec["leaseTransitions"] = transitions + 1
         updated = dict(lease)
         updated["spec"] = spec
         try:

@@ -240,7 +240,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime, options: Operato
         if namespace is None:
             return
         if type == "DELETED":
-            await runtime.scheduler.forget(namespace, name)
+            await runtime.scheduler.forget(
+                namespace, name, str(body.get("metadata", {}).get("uid") or "")
+            )
         else:
             runtime.scheduler.seen(namespace, name, dict(body))
 

@@ -73,6 +73,8 @@ from canary.ports import (
 log = logging.getLogger("canary.controller")
 
 FINALIZER = "finalizer.canary.gitops.dev"
+STANDBY_SECONDS = 5.0
+STATUS_RETRIES = 3
 SPEC_VALID = "SpecValid"
 MAX_ROUNDS = 64  # requests answered per pass; the core asks one thing at a time
 ACTION_RETRY_SECONDS = 10.0
@@ -97,6 +99,37 @@ def checksum(status: CanaryStatus) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def status_patch(
+    raw: Mapping[str, Any], before: Mapping[str, Any], after: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The JSON merge patch from the stored status to ours.
+
+    Only our own top-level fields are written (others' fields are left alone), and in
+    nested maps a key that is gone is deleted with ``null``: a merge patch otherwise
+    only ever adds keys, and a ConfigMap the target stopped using would stay tracked.
+    """
+    out: dict[str, Any] = {}
+    for key, value in after.items():
+        if key not in raw:
+            if value is not None:
+                out[key] = value
+        elif raw[key] != value:
+            out[key] = _nested(raw[key], value)
+        elif before.get(key) != value:
+            out[key] = value
+    return out
+
+
+def _nested(old: Any, new: Any) -> Any:
+    if not (isinstance(old, Mapping) and isinstance(new, Mapping)):
+        return new
+    out: dict[str, Any] = {k: None for k in old if k not in new}
+    for key, value in new.items():
+        if key not in old or old[key] != value:
+            out[key] = _nested(old.get(key), value) if key in old else value
+    return out
 
 
 def _parse_time(text: str) -> datetime | None:
@@ -154,12 +187,12 @@ class CanaryController:
     # ------------------------------------------------------------------ a pass
 
     async def run_pass(self, namespace: str, name: str) -> float | None:
+        if not self.leader.is_leader:
+            return STANDBY_SECONDS  # a standby reads nothing
         body = await self.kube.get(API_VERSION, "Canary", name, namespace)
         if body is None:
             return None
         interval = body_interval(body)
-        if not self.leader.is_leader:
-            return min(interval, 5.0)
         if (body.get("metadata") or {}).get("deletionTimestamp"):
             return await self._finalize_deleted(body)
         try:
@@ -167,7 +200,6 @@ class CanaryController:
         except SpecError as exc:
             await self._report_invalid(body, exc)
             return interval
-        body = await self._sync_finalizer(body, canary)
         stored = CanaryStatus.from_dict(body.get("status"))
         # The spec parses now: a SpecValid=False left from an earlier version goes.
         status = stored.with_(
@@ -178,6 +210,7 @@ class CanaryController:
         ):
             return interval
         self._invalid.pop((namespace, name), None)
+        body = await self._sync_finalizer(body, canary)
         started = asyncio.get_running_loop().time()
         decision, target_obj, router = await self._decide(canary, status, body)
         if not self.leader.is_leader:
@@ -185,9 +218,7 @@ class CanaryController:
         failed = await self._execute(canary, decision.actions, target_obj, router)
         if failed:
             return min(ACTION_RETRY_SECONDS, interval)
-        try:
-            await self._write_status(body, stored, decision.status)
-        except Conflict:
+        if not await self._write_status_retrying(body, stored, decision.status):
             log.info("canary %s/%s changed during the pass; running it again", namespace, name)
             return 0.0
         await self._run_effects(canary, decision)
@@ -326,12 +357,7 @@ class CanaryController:
     async def _write_status(
         self, body: Mapping[str, Any], old: CanaryStatus, new: CanaryStatus
     ) -> None:
-        before, after = old.to_dict(), new.to_dict()
-        changed = {k: v for k, v in after.items() if before.get(k) != v}
-        previous_raw = body.get("status") or {}
-        for key, value in after.items():
-            if key not in previous_raw and value is not None:
-                changed[key] = value
+        changed = status_patch(body.get("status") or {}, old.to_dict(), new.to_dict())
         if not changed:
             return
         meta = body.get("metadata") or {}
@@ -339,6 +365,35 @@ class CanaryController:
         await self.kube.patch(
             API_VERSION, "Canary", meta["name"], meta["namespace"], patch, subresource="status"
         )
+
+    async def _write_status_retrying(
+        self, body: Mapping[str, Any], old: CanaryStatus, new: CanaryStatus
+    ) -> bool:
+        """Write the status; False when the Canary changed in a way the decision missed.
+
+        A Conflict caused by metadata alone (an annotation, a label, the GitSource's
+        marks) leaves the decision valid: the same status is written again on the fresh
+        resourceVersion. Re-deciding would repeat the pass's actions, e.g. step the
+        weight twice within one interval.
+        """
+        meta = body.get("metadata") or {}
+        for _ in range(STATUS_RETRIES):
+            try:
+                await self._write_status(body, old, new)
+                return True
+            except Conflict:
+                fresh = await self.kube.get(
+                    API_VERSION, "Canary", meta.get("name", ""), meta.get("namespace")
+                )
+                if fresh is None:
+                    return True  # deleted meanwhile: nothing to record
+                same_spec = (fresh.get("metadata") or {}).get("generation") == meta.get(
+                    "generation"
+                )
+                if not same_spec or (fresh.get("status") or {}) != (body.get("status") or {}):
+                    return False
+                body = fresh
+        return False
 
     async def _run_effects(self, canary: Canary, decision: Decision) -> None:
         status = decision.status
@@ -470,9 +525,26 @@ class CanaryController:
             return None
         try:
             canary = parse_canary(body, default_provider=self.settings.default_provider)
-        except SpecError:
-            canary = None
-        if canary is not None:
+        except SpecError as exc:
+            # Keep the finalizer: dropping it now could let the primary be collected while
+            # the target sits at zero replicas. Fix the spec (or remove the finalizer by hand).
+            await self._report_invalid(body, exc)
+            stub = Canary(
+                name=str(meta.get("name")),
+                namespace=str(meta.get("namespace")),
+                spec=_stub_spec(),
+                uid=str(meta.get("uid", "")),
+            )
+            await self.events.emit(
+                stub,
+                EmitEvent(
+                    EventType.WARNING,
+                    "Cannot restore the target on deletion while the spec is invalid; fix it or remove the finalizer",
+                ),
+            )
+            return body_interval(body)
+        status = CanaryStatus.from_dict(body.get("status"))
+        if status.phase not in (Phase.NONE, Phase.INITIALIZING):  # never took the target over
             spec = canary.spec
             router = self.routers(spec.provider or self.settings.default_provider)
             target_obj = await self.kube.get(
@@ -483,20 +555,28 @@ class CanaryController:
             )
             decision = step(
                 canary,
-                CanaryStatus.from_dict(body.get("status")),
+                status,
                 Observations(now=_now(), target=None, deleting=True, generation=canary.generation),
             )
             if await self._execute(canary, decision.actions, target_obj, router):
                 return ACTION_RETRY_SECONDS
             await self._run_effects(canary, decision)
         finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
-        await self.kube.patch(
-            API_VERSION,
-            "Canary",
-            str(meta.get("name")),
-            str(meta.get("namespace")),
-            {"metadata": {"finalizers": finalizers}},
-        )
+        try:
+            await self.kube.patch(
+                API_VERSION,
+                "Canary",
+                str(meta.get("name")),
+                str(meta.get("namespace")),
+                {
+                    "metadata": {
+                        "finalizers": finalizers,
+                        "resourceVersion": meta.get("resourceVersion"),
+                    }
+                },
+            )
+        except Conflict:
+            return 0.0  # someone else changed the list: read it again, never write back theirs
         return None
 
 

@@ -46,6 +46,7 @@ class _Job:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     fingerprint: tuple[str, tuple[tuple[str, str], ...]] = ("", ())
     passes: int = 0
+    uid: str = ""
 
 
 class Scheduler:
@@ -74,8 +75,12 @@ class Scheduler:
         key = (namespace, name)
         job = self.jobs.get(key)
         print_ = fingerprint(body)
+        uid = str((body.get("metadata") or {}).get("uid") or "")
+        if job is not None and job.uid and uid and job.uid != uid and job.task is not None:
+            job.task.cancel()  # the Canary was deleted and created again under the same name
+            job = None
         if job is None or job.task is None or job.task.done():
-            job = _Job(fingerprint=print_)
+            job = _Job(fingerprint=print_, uid=uid)
             self.jobs[key] = job
             job.task = asyncio.create_task(
                 self._loop(namespace, name, job), name=f"canary:{namespace}/{name}"
@@ -91,7 +96,10 @@ class Scheduler:
         if job is not None:
             job.wake.set()
 
-    async def forget(self, namespace: str, name: str) -> None:
+    async def forget(self, namespace: str, name: str, uid: str = "") -> None:
+        current = self.jobs.get((namespace, name))
+        if current is not None and uid and current.uid and current.uid != uid:
+            return  # a late DELETED of an older object with the same name
         job = self.jobs.pop((namespace, name), None)
         self._count(namespace)
         if job is not None and job.task is not None:
@@ -122,7 +130,11 @@ class Scheduler:
                 failures += 1
             job.passes += 1
             if delay is None:
-                delay = self.default_interval
+                # The Canary is gone (or finalized): end, unless a newer job replaced us.
+                if self.jobs.get((namespace, name)) is job:
+                    del self.jobs[(namespace, name)]
+                    self._count(namespace)
+                return
             delay *= self.time_scale
             due = loop.time() + max(delay, 0.0)
             if delay <= 0:

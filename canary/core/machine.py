@@ -810,6 +810,16 @@ class _Tick:
     def run_canary(self, routes: Routes) -> None:
         analysis = self.analysis
         weight = routes.canary
+        if (
+            self.status.phase is Phase.PROGRESSING
+            and not routes.mirrored
+            and weight > self.status.canary_weight
+        ):
+            # The routing object is ahead of the status: a step was applied but its pass
+            # never recorded it (a crash or a conflict). Record it and give it its interval.
+            self.set(canary_weight=weight, message=f"Canary weight {weight}%.")
+            self.event(f"Advance {self.id} canary weight {weight}")
+            self.done()
         step_weight = analysis.next_step_weight(weight)
         # confirm-traffic-increase gates every tick with a next step, the promoting one
         # included (Flagger 2.2 step 27), except while mirroring.
@@ -1147,6 +1157,18 @@ class _Tick:
             )
         )
         if state is RevertState.REVERTED:
+            self.event(
+                f"Reverted {self.target_id} in Git to {revert.good_revision}: commit {answer.commit}"
+            )
+            self.alert(
+                AlertKind.REVERTED,
+                Severity.INFO,
+                f"Git reverted to the last good revision {revert.good_revision}.",
+                revert_commit=answer.commit,
+            )
+        elif state is RevertState.ALREADY_REVERTED and answer.commit:
+            # Our own commit, pushed by a pass whose status write never happened: the
+            # alert that pass would have sent goes out now (effects follow the status).
             self.event(
                 f"Reverted {self.target_id} in Git to {revert.good_revision}: commit {answer.commit}"
             )

@@ -494,7 +494,8 @@ def _parse_webhook(r: Reader) -> WebhookSpec:
             r.issues.error(r.at("timeout"), str(exc))
     url = r.string("url", required=True)
     if url and not (url.startswith("http://") or url.startswith("https://")):
-        r.issues.error(r.at("url"), f'expected an http:// or https:// URL, got "{url}"')
+        # The value is not echoed: webhook URLs often carry tokens.
+        r.issues.error(r.at("url"), "expected an http:// or https:// URL")
     return WebhookSpec(
         name=r.string("name", required=True),
         url=url,
@@ -594,6 +595,13 @@ def _parse_analysis(r: Reader) -> AnalysisSpec:
     for index, name in enumerate(names):
         if name and name in names[:index]:
             r.issues.error(f"{r.at('metrics')}[{index}].name", f'duplicate metric name "{name}"')
+    hooks = [(h.type, h.name) for h in analysis.webhooks]
+    for index, key in enumerate(hooks):
+        if key[1] and key in hooks[:index]:
+            r.issues.error(
+                f"{r.at('webhooks')}[{index}].name",
+                f'duplicate {key[0].value} webhook name "{key[1]}": each hook of a type needs its own name',
+            )
     return analysis
 
 

@@ -234,10 +234,21 @@ def test_inconclusive_alerts_once_per_streak() -> None:
 def test_weights_are_read_back_from_the_routing_object() -> None:
     """Reference 2.2 step 15 (checklist 30, the core's part): routes, not status, are the truth."""
     record = single_step(
-        canary_doc({"stepWeight": 20}), running_status(weight=10), running_world(60, 40)
+        canary_doc({"stepWeight": 20}), running_status(weight=40), running_world(60, 40)
     )
     assert record.set_routes == (SetRoutes(40, 60, False),)
     assert record.weight == 60
+
+
+def test_a_routing_object_ahead_of_the_status_is_recorded_before_the_next_step() -> None:
+    """Difference: a step applied by a pass whose status write was lost (a crash, a
+    conflict) gets its own interval instead of a second step at once."""
+    doc = canary_doc({"stepWeight": 20})
+    record = single_step(doc, running_status(weight=10), running_world(70, 30))
+    assert record.set_routes == ()
+    assert record.weight == 30
+    following = single_step(doc, record.status, running_world(70, 30))
+    assert following.set_routes == (SetRoutes(50, 50, False),)
 
 
 def test_missing_routing_object_counts_as_100_0() -> None:

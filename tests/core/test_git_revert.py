@@ -83,12 +83,21 @@ ANSWERS: list[Any] = [
         id="reverted",
     ),
     pytest.param(
+        # our own commit, pushed by a pass whose status write was lost: announced now
         RevertAnswer(RevertResultKind.ALREADY_REVERTED, commit="abc1234"),
         RevertState.ALREADY_REVERTED,
         ("True", "AlreadyReverted"),
+        [AlertKind.REVERTED],
+        f"Reverted podinfo.test in Git to {GOOD}: commit abc1234",
+        id="already-reverted-by-us",
+    ),
+    pytest.param(
+        RevertAnswer(RevertResultKind.ALREADY_REVERTED),  # Git holds the content already
+        RevertState.ALREADY_REVERTED,
+        ("True", "AlreadyReverted"),
         [],
-        f"Git already holds the revert of {BAD} (commit abc1234)",
-        id="already-reverted",
+        f"Git already holds the revert of {BAD}",
+        id="already-reverted-content",
     ),
     pytest.param(
         RevertAnswer(RevertResultKind.SUPERSEDED, message="a newer commit changed the files"),
