@@ -18,12 +18,11 @@ See docs/analysis.md for the ``compare`` field reference and the judges.
 The I/O parts (``evaluate``, ``PrometheusProvider``, which pull in asyncio and
 httpx) are loaded on first use, so pure callers such as a spec parser can
 import ``analysis`` without them (and without breaking their import
-contracts).  ``__init__.pyi`` beside this file gives type checkers the full,
-static view of the same names.
+contracts).  Type checkers see them through the ``TYPE_CHECKING`` imports below.
 """
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analysis._builtin import BuiltinQueries, builtin_queries, observer_for
 from analysis._compare import CompareResult, Window, add_histograms, add_window, decide, new_state
@@ -69,6 +68,10 @@ from analysis._providers import (
 )
 from analysis._templates import escape_regex, escape_string, render_query
 from analysis._threshold import ThresholdResult, judge_threshold
+
+if TYPE_CHECKING:
+    from analysis._evaluate import MIN_WINDOW_SECONDS, evaluate, interval_seconds
+    from analysis._prometheus import PrometheusProvider
 
 _LAZY = {
     "MIN_WINDOW_SECONDS": "analysis._evaluate",

@@ -56,19 +56,20 @@ def test_importing_analysis_stays_free_of_io_libraries_until_used() -> None:
     assert out.stdout.strip() == "[] True"
 
 
-def test_stub_lists_the_same_public_names() -> None:
+def test_every_lazy_name_is_public_and_typed_for_checkers() -> None:
+    """The I/O names load on first use; the TYPE_CHECKING block must list each of them."""
     import ast
     from pathlib import Path
 
-    stub = ast.parse((Path(analysis.__file__).parent / "__init__.pyi").read_text())
-    declared = next(
-        node.value
-        for node in stub.body
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "__all__"
-    )
-    assert isinstance(declared, ast.List)
-    assert [ast.literal_eval(e) for e in declared.elts] == list(analysis.__all__)
-    imported = {
-        a.asname or a.name for n in stub.body if isinstance(n, ast.ImportFrom) for a in n.names
+    lazy = set(analysis._LAZY)  # type: ignore[attr-defined]
+    assert lazy <= set(analysis.__all__)
+    tree = ast.parse(Path(analysis.__file__).read_text())
+    guarded = {
+        alias.asname or alias.name
+        for node in tree.body
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+        for sub in node.body
+        if isinstance(sub, ast.ImportFrom)
+        for alias in sub.names
     }
-    assert set(analysis.__all__) <= imported
+    assert guarded == lazy

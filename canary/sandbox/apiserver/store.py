@@ -796,19 +796,7 @@ class Store:
         sent_rv = obj["metadata"].get("resourceVersion")
         if sent_rv and str(sent_rv) != existing["metadata"]["resourceVersion"]:
             raise stale(rt.plural, rt.group, name)
-        if subresource == "status":
-            new = deep_copy(existing)
-            if "status" in obj:
-                new["status"] = obj["status"]
-            else:
-                new.pop("status", None)
-        else:
-            new = obj
-            if rt.status_subresource:
-                if "status" in existing:
-                    new["status"] = deep_copy(existing["status"])
-                else:
-                    new.pop("status", None)
+        new = self._split_status(rt, existing, obj, subresource)
         return self._commit(
             rt,
             existing,
@@ -818,6 +806,26 @@ class Store:
             dry_run=dry_run,
             field_validation=field_validation,
         )
+
+    @staticmethod
+    def _split_status(
+        rt: ResourceType, existing: JsonObj, written: JsonObj, subresource: str | None
+    ) -> JsonObj:
+        """The status subresource rule: a write to /status changes only the status, and
+        a write to the main resource of a type with that subresource keeps the status."""
+        if subresource == "status":
+            new: JsonObj = deep_copy(existing)
+            if "status" in written:
+                new["status"] = written["status"]
+            else:
+                new.pop("status", None)
+            return new
+        if rt.status_subresource:
+            if "status" in existing:
+                written["status"] = deep_copy(existing["status"])
+            else:
+                written.pop("status", None)
+        return written
 
     def _check_subresource(self, rt: ResourceType, subresource: str | None) -> None:
         if subresource is None:
@@ -1043,18 +1051,7 @@ class Store:
                 f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
             )
         new = self._decode(rt, patched)
-        if subresource == "status":
-            status_new = deep_copy(existing)
-            if "status" in new:
-                status_new["status"] = new["status"]
-            else:
-                status_new.pop("status", None)
-            new = status_new
-        elif rt.status_subresource:
-            if "status" in existing:
-                new["status"] = deep_copy(existing["status"])
-            else:
-                new.pop("status", None)
+        new = self._split_status(rt, existing, new, subresource)
         return self._commit(
             rt,
             existing,
@@ -1327,7 +1324,7 @@ class Store:
             finalizers.append(FOREGROUND)
         terminating_kinds = key in (NAMESPACE_KEY, CRD_KEY)
         if finalizers or terminating_kinds:
-            new = deep_copy(existing)
+            new: JsonObj = deep_copy(existing)
             nmeta = new["metadata"]
             nmeta["deletionTimestamp"] = rfc3339()
             nmeta["deletionGracePeriodSeconds"] = 0
