@@ -29,6 +29,7 @@ from canary.core.observations import (
     MetricResult,
     PrimaryObservation,
     RevertAnswer,
+    RevertRequest,
     Revision,
     Routes,
     TargetObservation,
@@ -226,9 +227,10 @@ class Analyzer(Protocol):
 
 
 class GitReverter(Protocol):
-    async def revert(
-        self, canary: Canary, good_revision: str, bad_revision: str, reason: str
-    ) -> RevertAnswer: ...
+    async def revert(self, canary: Canary, request: RevertRequest) -> RevertAnswer:
+        """Revert ``request.bad_revision`` to ``request.good_revision`` in Git (push, or a
+        pull request); failures come back as answers, not exceptions."""
+        ...
 
 
 class EventSink(Protocol):

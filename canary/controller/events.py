@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from canary.core import EmitEvent, EventType
@@ -57,20 +57,60 @@ class EventRecorder:
                 )
 
     async def _post(self, canary: Canary, event: EmitEvent) -> None:
-        key = (canary.namespace, canary.name, event.type.value, event.message)
+        await self.post(
+            {
+                "apiVersion": "canary.gitops.dev/v1beta1",
+                "kind": "Canary",
+                "name": canary.name,
+                "namespace": canary.namespace,
+                "uid": canary.uid,
+            },
+            event.type.value,
+            REASON,
+            event.message,
+        )
+
+    async def emit_about(
+        self, involved: Mapping[str, str], type_: str, reason: str, message: str
+    ) -> None:
+        """An Event about any object (a GitSource, say); logged, never raises."""
+        level = logging.WARNING if type_ == "Warning" else logging.INFO
+        log.log(
+            level,
+            "%s %s/%s: %s",
+            involved.get("kind"),
+            involved.get("namespace"),
+            involved.get("name"),
+            message,
+        )
+        try:
+            await self.post(involved, type_, reason, message)
+        except KubeError as exc:
+            log.warning(
+                "could not record event for %s/%s: %s",
+                involved.get("namespace"),
+                involved.get("name"),
+                exc,
+            )
+
+    async def post(
+        self, involved: Mapping[str, str], type_: str, reason: str, message: str
+    ) -> None:
+        namespace, name = str(involved.get("namespace", "")), str(involved.get("name", ""))
+        key = (namespace, f"{involved.get('kind')}/{name}", type_, message)
         stamp = _now()
         cached = self._recent.get(key)
         if cached is not None and time.monotonic() - cached[2] < AGGREGATE_SECONDS:
-            name, count, _ = cached
+            event_name, count, _ = cached
             try:
                 await self.kube.patch(
                     "v1",
                     "Event",
-                    name,
-                    canary.namespace,
+                    event_name,
+                    namespace,
                     {"count": count + 1, "lastTimestamp": stamp},
                 )
-                self._remember(key, name, count + 1)
+                self._remember(key, event_name, count + 1)
                 return
             except KubeError:
                 pass  # the Event expired or was deleted: create a new one
@@ -78,17 +118,11 @@ class EventRecorder:
             {
                 "apiVersion": "v1",
                 "kind": "Event",
-                "metadata": {"generateName": f"{canary.name}.", "namespace": canary.namespace},
-                "involvedObject": {
-                    "apiVersion": "canary.gitops.dev/v1beta1",
-                    "kind": "Canary",
-                    "name": canary.name,
-                    "namespace": canary.namespace,
-                    "uid": canary.uid,
-                },
-                "reason": REASON,
-                "message": event.message[:1024],
-                "type": event.type.value,
+                "metadata": {"generateName": f"{name}.", "namespace": namespace},
+                "involvedObject": dict(involved),
+                "reason": reason,
+                "message": message[:1024],
+                "type": type_,
                 "source": {"component": COMPONENT},
                 "reportingComponent": COMPONENT,
                 "reportingInstance": self.instance or COMPONENT,

@@ -5,14 +5,17 @@ Three jobs, each wiring a library of `canary.adapters.gitops` to the cluster:
 * `revisions.detect(canary, target)` — which Git revision the target's spec came
   from: the built-in reconciler's annotations plus its GitSource, a Flux
   Kustomization and its GitRepository, or an Argo CD Application (``spec.gitops.source``
-  names one explicitly; otherwise the target's own markers say). Revisions are
-  written ``<branch>@sha1:<sha>``.
-* `reverter.revert(canary, good, bad, reason)` — the core asks for it after a
-  rollback: find the files that hold the target (and the ConfigMaps and Secrets
-  it tracks) at the good and bad revisions, and commit the revert with the
-  identity of the GitSource (``commitAuthor``) or the controller's default.
+  names one explicitly; otherwise the target's own markers say). A target made by
+  Flux's helm-controller from a HelmRelease, or by Argo CD from an Application with a
+  Helm chart, is followed one step further: the revision is the one that applied the
+  HelmRelease or the Application. Revisions are written ``<branch>@sha1:<sha>``.
+* `reverter.revert(canary, request)` — the core asks for it after a rollback: say how
+  the owner makes the target (a subject: the rendered path, a HelmRelease, an
+  Application), and let the reverter restore exactly the part of the change that altered
+  it, pushed or proposed as a pull request (``spec.gitops.revert.mode``). Then keep Flux's
+  image automation from pushing the failed image again (:class:`ImageAutomationGuard`).
 * GitSource passes on each source's interval (leader only), with the status
-  written after each pass.
+  written after each pass and a Warning Event when a pass fails.
 
 Credentials come from the Secrets the sources name and never reach logs,
 Events or status text: the gitops library redacts every message it returns.
@@ -25,30 +28,39 @@ import base64
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from canary.adapters.gitops import (
     AlreadyReverted,
+    ArgoApplicationSubject,
+    ChartDirSubject,
     CommitIdentity,
     CredentialsError,
     GitCredentials,
+    GitError,
     GitOrigin,
     GitRepository,
     GitSourceReconciler,
     GitSourceSpecError,
     GitSourceStatus,
+    HelmReleaseSubject,
+    Kustomize,
     NoOrigin,
-    NothingToRevert,
     ObjectRef,
+    Proposed,
+    PullRequestSettings,
     Reverted,
     Reverter,
     RevertFailed,
     RevertRequest,
     SourceRef,
+    Subject,
     Superseded,
+    Unresolved,
+    WorkloadSubject,
     Workspace,
     credentials_from_secret,
     flux_source_ref,
@@ -59,9 +71,23 @@ from canary.adapters.gitops import (
     origin_from_gitsource,
     parse_gitsource_spec,
     parse_revision,
+    revert_branch,
+)
+from canary.adapters.gitops.forges import ForgeError, forge_target
+from canary.adapters.gitops.imagepolicy import (
+    ImagePolicyError,
+    add_exclusion_to_manifest,
+    exclusion_patch,
+    find_image_repository_manifest,
+    find_setter_markers,
+    split_image,
+    tag_exclusion_pattern,
 )
 from canary.adapters.gitops.kube import PortKubeApply
+from canary.adapters.gitops.revision import Via, helm_release_of
+from canary.controller.events import EventRecorder
 from canary.core import RevertAnswer, RevertResultKind, Revision
+from canary.core.observations import RevertRequest as CoreRevertRequest
 from canary.model import API_VERSION, Canary
 from canary.ports import Kube, KubeError
 
@@ -69,8 +95,11 @@ log = logging.getLogger("canary.gitops")
 
 FLUX_KUSTOMIZATION = ("kustomize.toolkit.fluxcd.io/v1", "Kustomization")
 FLUX_GITREPOSITORY = ("source.toolkit.fluxcd.io/v1", "GitRepository")
+FLUX_HELMRELEASE = ("helm.toolkit.fluxcd.io/v2", "HelmRelease")
 ARGOCD_APPLICATION = ("argoproj.io/v1alpha1", "Application")
 ARGOCD_NAMESPACE = "argocd"
+IMAGE_POLICY_VERSIONS = ("image.toolkit.fluxcd.io/v1beta2", "image.toolkit.fluxcd.io/v1")
+IMAGE_AUTOMATION_NAMESPACE = "flux-system"  # a setter marker without a namespace: Flux's default
 
 
 class Leader(Protocol):
@@ -88,30 +117,71 @@ def _decode(secret: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _is_chart_application(application: Mapping[str, Any]) -> bool:
+    spec = application.get("spec") if isinstance(application.get("spec"), Mapping) else {}
+    assert isinstance(spec, Mapping)
+    sources: list[Any] = (
+        spec["sources"] if isinstance(spec.get("sources"), list) else [spec.get("source")]
+    )
+    return any(isinstance(s, Mapping) and s.get("chart") for s in sources)
+
+
 class Revisions:
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
 
+    async def _via(
+        self, target: Mapping[str, Any]
+    ) -> tuple[Mapping[str, Any], Via | None] | NoOrigin:
+        """The object kept in Git that makes ``target``: itself, its HelmRelease, or its Argo
+        CD Application with a Helm chart source."""
+        helm = helm_release_of(target)
+        if helm is not None:
+            namespace, name = helm
+            release = await self.kube.get(*FLUX_HELMRELEASE, name, namespace)
+            if release is None:
+                return NoOrigin(f"HelmRelease {namespace}/{name}, which made the target, not found")
+            return release, Via(FLUX_HELMRELEASE[0], "HelmRelease", namespace, name)
+        manager = manager_of(target)
+        if manager is not None and manager.manager == "argocd":
+            namespace = manager.namespace or ARGOCD_NAMESPACE
+            application = await self.kube.get(*ARGOCD_APPLICATION, manager.name, namespace)
+            if application is not None and _is_chart_application(application):
+                via = Via(ARGOCD_APPLICATION[0], "Application", namespace, manager.name)
+                return application, via
+        return target, None
+
     async def origin(self, canary: Canary, target: Mapping[str, Any]) -> GitOrigin | NoOrigin:
+        made_by = await self._via(target)
+        if isinstance(made_by, NoOrigin):
+            return made_by
+        owner_obj, via = made_by
         source = canary.spec.gitops.source
         if source is not None:
             kind, name, namespace = source.kind, source.name, source.namespace
         else:
-            manager = manager_of(target)
+            manager = manager_of(owner_obj)
             if manager is None:
+                what = f"{via.kind} {via.namespace}/{via.name}" if via else "the target"
                 return NoOrigin(
-                    "no GitSource, Flux Kustomization or Argo CD Application manages the target"
+                    f"no GitSource, Flux Kustomization or Argo CD Application manages {what}"
                 )
             kind = {"gitsource": "GitSource", "flux": "Kustomization", "argocd": "Application"}[
                 manager.manager
             ]
             name, namespace = manager.name, manager.namespace
+        origin: GitOrigin | NoOrigin
         if kind == "GitSource":
             gs = await self.kube.get(API_VERSION, "GitSource", name, namespace or canary.namespace)
             if gs is None:
                 return NoOrigin(f"GitSource {namespace or canary.namespace}/{name} not found")
-            return origin_from_gitsource(target, gs)
-        if kind == "Kustomization":
+            origin = origin_from_gitsource(owner_obj, gs)
+        elif kind == "Kustomization":
             kustomization = await self.kube.get(
                 *FLUX_KUSTOMIZATION, name, namespace or "flux-system"
             )
@@ -119,11 +189,19 @@ class Revisions:
                 return NoOrigin(f"Flux Kustomization {namespace or 'flux-system'}/{name} not found")
             ref = flux_source_ref(kustomization)
             repo = await self.kube.get(*FLUX_GITREPOSITORY, ref[1], ref[0]) if ref else None
-            return origin_from_flux(kustomization, repo)
-        application = await self.kube.get(*ARGOCD_APPLICATION, name, namespace or ARGOCD_NAMESPACE)
-        if application is None:
-            return NoOrigin(f"Argo CD Application {namespace or ARGOCD_NAMESPACE}/{name} not found")
-        return origin_from_argocd(application)
+            origin = origin_from_flux(kustomization, repo)
+        else:
+            application = await self.kube.get(
+                *ARGOCD_APPLICATION, name, namespace or ARGOCD_NAMESPACE
+            )
+            if application is None:
+                return NoOrigin(
+                    f"Argo CD Application {namespace or ARGOCD_NAMESPACE}/{name} not found"
+                )
+            origin = origin_from_argocd(application)
+        if isinstance(origin, GitOrigin) and via is not None:
+            origin = replace(origin, via=via, files=())
+        return origin
 
     async def detect(self, canary: Canary, target: Mapping[str, Any]) -> Revision | None:
         try:
@@ -145,30 +223,66 @@ _CONFIG_KINDS = {"configmap": "ConfigMap", "secret": "Secret"}
 def _default_namespace(canary: Canary, origin: GitOrigin) -> str:
     """The namespace the reconciler gives to manifests that name none: the GitSource's own
     for the built-in one; for Flux and Argo CD the canary's (their target namespace)."""
-    if origin.manager == "gitsource":
-        namespace, _, _ = origin.owner.rpartition("/")
-        return namespace or canary.namespace
-    return canary.namespace
+    return origin.default_namespace or canary.namespace
+
+
+def subject_for(
+    canary: Canary, origin: GitOrigin, tracked: tuple[tuple[str, str], ...] = ()
+) -> Subject:
+    """How ``origin``'s owner makes the canary's target from the repository."""
+    namespace = _default_namespace(canary, origin)
+    if origin.via is not None and origin.via.kind == "HelmRelease":
+        return HelmReleaseSubject(
+            ObjectRef(origin.via.api_version, "HelmRelease", origin.via.namespace, origin.via.name),
+            source_path=origin.path,
+            default_namespace=namespace,
+            force_namespace=origin.target_namespace,
+        )
+    if origin.via is not None:
+        return ArgoApplicationSubject(
+            ObjectRef(origin.via.api_version, "Application", origin.via.namespace, origin.via.name),
+            source_path=origin.path,
+            default_namespace=namespace,
+            repository=origin.url,
+        )
+    if origin.chart_value_files is not None:
+        return ChartDirSubject(origin.path, origin.chart_value_files)
+    target = canary.spec.target_ref
+    return WorkloadSubject(
+        ObjectRef(target.api_version or "apps/v1", target.kind, canary.namespace, target.name),
+        source_path=origin.path,
+        default_namespace=namespace,
+        force_namespace=origin.target_namespace,
+        tracked=tracked,
+    )
 
 
 class GitReverter:
     def __init__(
-        self, kube: Kube, revisions: Revisions, reverter: Reverter, identity: CommitIdentity
+        self,
+        kube: Kube,
+        revisions: Revisions,
+        reverter: Reverter,
+        identity: CommitIdentity,
     ) -> None:
         self.kube = kube
         self.revisions = revisions
         self.reverter = reverter
         self.identity = identity
+        self.guard = ImageAutomationGuard(kube, reverter)
+
+    async def _secret(self, namespace: str, name: str) -> dict[str, str]:
+        secret = await self.kube.get("v1", "Secret", name, namespace)
+        if secret is None:
+            raise CredentialsError(f"Secret {namespace}/{name} not found")
+        return _decode(secret)
 
     async def _credentials(self, origin: GitOrigin) -> GitCredentials | None:
         if not origin.secret:
             return None
         namespace, _, name = origin.secret.partition("/")
-        secret = await self.kube.get("v1", "Secret", name, namespace)
-        if secret is None:
-            raise CredentialsError(f"Secret {origin.secret} not found")
         return credentials_from_secret(
-            _decode(secret), encoded=False, where=f"Secret {origin.secret}"
+            await self._secret(namespace, name), encoded=False, where=f"Secret {origin.secret}"
         )
 
     async def _identity(self, canary: Canary, origin: GitOrigin) -> CommitIdentity:
@@ -181,7 +295,7 @@ class GitReverter:
             return CommitIdentity(str(author["name"]), str(author["email"]))
         return self.identity
 
-    async def _tracked_configs(self, canary: Canary) -> list[ObjectRef]:
+    async def _tracked_configs(self, canary: Canary) -> tuple[tuple[str, str], ...]:
         """The ConfigMaps and Secrets the failed run tracked (``status.trackedConfigs``, keys
         ``configmap/<name>`` and ``secret/<name>``): a bad release can live in them too."""
         body = await self.kube.get(API_VERSION, "Canary", canary.name, canary.namespace)
@@ -191,12 +305,33 @@ class GitReverter:
             kind, _, name = str(key).partition("/")
             api_kind = _CONFIG_KINDS.get(kind)
             if api_kind and name:
-                refs.append(ObjectRef("v1", api_kind, canary.namespace, name))
-        return refs
+                refs.append((api_kind, name))
+        return tuple(refs)
 
-    async def revert(
-        self, canary: Canary, good_revision: str, bad_revision: str, reason: str
-    ) -> RevertAnswer:
+    async def _pull_request(
+        self, canary: Canary, origin: GitOrigin, credentials: GitCredentials | None
+    ) -> PullRequestSettings | None:
+        gitops = canary.spec.gitops
+        if gitops.mode != "pullRequest":
+            return None
+        settings = gitops.pull_request
+        forge = forge_target(origin.url, kind=settings.provider, api_url=settings.api_url)
+        if settings.secret_name:
+            where = f"Secret {canary.namespace}/{settings.secret_name}"
+            values = await self._secret(canary.namespace, settings.secret_name)
+            token = values.get("token") or values.get("bearerToken") or values.get("password")
+            if not token:
+                raise CredentialsError(f"{where}: expected a key token (or password)")
+            return PullRequestSettings(forge, token=token, username=values.get("username"))
+        creds = credentials or GitCredentials()
+        return PullRequestSettings(
+            forge,
+            token=creds.token,
+            username=creds.username if creds.password else None,
+            password=creds.password,
+        )
+
+    async def revert(self, canary: Canary, request: CoreRevertRequest) -> RevertAnswer:
         spec = canary.spec
         target = await self.kube.get(
             spec.target_ref.api_version or "apps/v1",
@@ -211,75 +346,238 @@ class GitReverter:
         origin = await self.revisions.origin(canary, target)
         if isinstance(origin, NoOrigin):
             return RevertAnswer(RevertResultKind.FAILED, message=origin.reason, retriable=True)
-        good, bad = parse_revision(good_revision), parse_revision(bad_revision)
+        good, bad = parse_revision(request.good_revision), parse_revision(request.bad_revision)
         if good is None or bad is None:
             return RevertAnswer(
                 RevertResultKind.FAILED,
-                message=f"not Git revisions: {good_revision!r}, {bad_revision!r}",
+                message=f"not Git revisions: {request.good_revision!r}, {request.bad_revision!r}",
                 retriable=False,
             )
         try:
             credentials = await self._credentials(origin)
+            pull_request = await self._pull_request(canary, origin, credentials)
         except CredentialsError as exc:
             return RevertAnswer(RevertResultKind.FAILED, message=str(exc), retriable=True)
+        except ForgeError as exc:
+            return RevertAnswer(
+                RevertResultKind.FAILED, message=exc.message, retriable=exc.kind.retriable
+            )
         repository = GitRepository(origin.url, origin.branch or "main", credentials)
-        refs = [
-            ObjectRef(
-                spec.target_ref.api_version or "apps/v1",
-                spec.target_ref.kind,
-                canary.namespace,
-                spec.target_ref.name,
-            ),
-            *await self._tracked_configs(canary),
-        ]
-        located = await self.reverter.locate_files(
-            repository,
-            origin.path,
-            refs,
-            [good.sha, bad.sha],
-            default_namespace=_default_namespace(canary, origin),
-        )
-        if isinstance(located, RevertFailed):
-            return RevertAnswer(
-                RevertResultKind.FAILED, message=located.reason, retriable=located.retriable
-            )
-        files = tuple(dict.fromkeys((*origin.files, *located.files, *spec.gitops.paths)))
-        if not files:
-            return RevertAnswer(
-                RevertResultKind.FAILED,
-                message=f"no file under {origin.path or '/'} declares the target",
-                retriable=True,
-            )
+        author = await self._identity(canary, origin)
         result = await self.reverter.revert(
             RevertRequest(
                 repository=repository,
-                files=files,
+                files=tuple(spec.gitops.paths),
                 good_revision=good.sha,
                 bad_revision=bad.sha,
                 canary=f"{canary.namespace}/{canary.name}",
-                reason=tuple(part.strip() for part in reason.split(";") if part.strip()),
+                reason=tuple(part.strip() for part in request.reason.split(";") if part.strip()),
                 target=spec.target_ref.name,
-                author=await self._identity(canary, origin),
+                author=author,
+                subject=subject_for(canary, origin, await self._tracked_configs(canary)),
+                pull_request=pull_request,
             )
         )
-        if isinstance(result, Reverted):
-            return RevertAnswer(
-                RevertResultKind.REVERTED,
-                commit=result.commit_sha,
-                message=f"undid {len(result.reverted_commits)} commit(s)",
+        answer = _answer(result)
+        fresh = (
+            isinstance(result, Reverted)
+            or (isinstance(result, Proposed) and result.created)
+            or (isinstance(result, AlreadyReverted) and bool(result.commit_sha))
+        )
+        if fresh and request.images:
+            side = (
+                revert_branch(f"{canary.namespace}/{canary.name}", bad.sha)
+                if isinstance(result, Proposed)
+                else None
             )
-        if isinstance(result, AlreadyReverted):
-            return RevertAnswer(RevertResultKind.ALREADY_REVERTED, commit=result.commit_sha or "")
-        if isinstance(result, NothingToRevert):
-            return RevertAnswer(RevertResultKind.SUPERSEDED, message=result.reason)
-        if isinstance(result, Superseded):
-            return RevertAnswer(
-                RevertResultKind.SUPERSEDED,
-                message=getattr(result, "reason", "") or "a newer change touched the same lines",
+            note = await self.guard.protect(
+                canary, repository, request.images, author=author, branch=side
             )
+            if note:
+                answer = replace(answer, message=f"{answer.message}; {note}".strip("; "))
+        return answer
+
+
+def _answer(result: Any) -> RevertAnswer:
+    if isinstance(result, Reverted):
         return RevertAnswer(
-            RevertResultKind.FAILED, message=result.reason, retriable=result.retriable
+            RevertResultKind.REVERTED,
+            commit=result.commit_sha,
+            message=f"undid {len(result.reverted_commits)} commit(s)",
+            files=result.files,
         )
+    if isinstance(result, Proposed):
+        return RevertAnswer(
+            RevertResultKind.PROPOSED,
+            commit=result.commit_sha,
+            url=result.url,
+            message=f"pull request {result.url} from branch {result.branch}",
+            files=result.files,
+        )
+    if isinstance(result, AlreadyReverted):
+        return RevertAnswer(
+            RevertResultKind.ALREADY_REVERTED, commit=result.commit_sha or "", url=result.url
+        )
+    if isinstance(result, Superseded):
+        return RevertAnswer(RevertResultKind.SUPERSEDED, message=result.reason)
+    if isinstance(result, Unresolved):
+        return RevertAnswer(
+            RevertResultKind.UNRESOLVED, message=result.reason, files=result.files, url=result.url
+        )
+    assert isinstance(result, RevertFailed)
+    return RevertAnswer(
+        RevertResultKind.FAILED,
+        message=result.reason,
+        retriable=result.retriable,
+        files=result.files,
+    )
+
+
+class ImageAutomationGuard:
+    """Keeps Flux's image automation from choosing a failed image's tag again.
+
+    The setter markers in the repository (``# {"$imagepolicy": "<ns>:<policy>"}``) name the
+    ImagePolicies that write image tags into it; each reads an ImageRepository, whose
+    ``spec.exclusionList`` takes the failed tag (``^<tag>$``): in the repository when the
+    ImageRepository's manifest lives there (a commit, or on the revert's side branch in
+    pull-request mode), else on the live object when no GitOps reconciler owns it. Where
+    neither is possible, the note says exactly what to add, and where.
+    """
+
+    def __init__(self, kube: Kube, reverter: Reverter) -> None:
+        self.kube = kube
+        self.reverter = reverter
+
+    async def _policy(self, name: str, namespace: str) -> Mapping[str, Any] | None:
+        for version in IMAGE_POLICY_VERSIONS:
+            with contextlib.suppress(KubeError):
+                found = await self.kube.get(version, "ImagePolicy", name, namespace)
+                if found is not None:
+                    return found
+        return None
+
+    async def _image_repository(self, name: str, namespace: str) -> Mapping[str, Any] | None:
+        for version in IMAGE_POLICY_VERSIONS:
+            with contextlib.suppress(KubeError):
+                found = await self.kube.get(version, "ImageRepository", name, namespace)
+                if found is not None:
+                    return found
+        return None
+
+    async def protect(
+        self,
+        canary: Canary,
+        repository: GitRepository,
+        images: tuple[str, ...],
+        *,
+        author: CommitIdentity,
+        branch: str | None = None,
+    ) -> str:
+        try:
+            marked = await self.reverter.files_containing(repository, "$imagepolicy", branch=branch)
+        except GitError as exc:
+            return f"image automation not checked: {exc.message}"
+        policies: dict[tuple[str, str], None] = {}
+        for path, text in marked.items():
+            for marker in find_setter_markers(text, path):
+                namespace = marker.policy_namespace or IMAGE_AUTOMATION_NAMESPACE
+                policies[(namespace, marker.policy_name)] = None
+        notes: list[str] = []
+        for image in images:
+            repository_name, tag, _ = split_image(image)
+            if not tag:
+                continue
+            for namespace, name in policies:
+                note = await self._exclude(
+                    canary, repository, namespace, name, repository_name, tag, author, branch
+                )
+                if note:
+                    notes.append(note)
+        return "; ".join(notes)
+
+    async def _exclude(
+        self,
+        canary: Canary,
+        repository: GitRepository,
+        namespace: str,
+        policy_name: str,
+        image_repository: str,
+        tag: str,
+        author: CommitIdentity,
+        branch: str | None,
+    ) -> str:
+        policy = await self._policy(policy_name, namespace)
+        if policy is None:
+            return ""
+        ref = ((policy.get("spec") or {}).get("imageRepositoryRef")) or {}
+        repo_name = str(ref.get("name") or "")
+        repo_namespace = str(ref.get("namespace") or namespace)
+        live = await self._image_repository(repo_name, repo_namespace)
+        if live is None or str((live.get("spec") or {}).get("image", "")) != image_repository:
+            return ""
+        pattern = tag_exclusion_pattern(tag)
+        where = f"ImageRepository {repo_namespace}/{repo_name}"
+        try:
+            files = await self.reverter.files_containing(
+                repository, "ImageRepository", branch=branch
+            )
+        except GitError as exc:
+            files = {}
+            log.warning("cannot read %s for %s: %s", repository.display, where, exc.message)
+        located = find_image_repository_manifest(files, name=repo_name, namespace=repo_namespace)
+        if located is not None:
+            path, _ = located
+            try:
+                edit = add_exclusion_to_manifest(
+                    files[path],
+                    name=repo_name,
+                    namespace=repo_namespace,
+                    pattern=pattern,
+                    file=path,
+                )
+            except ImagePolicyError as exc:
+                return f"could not exclude {tag} from image automation: {exc}"
+            if not edit.changed:
+                return f"image automation already excludes {tag} ({where}, {path})"
+            message = (
+                f"Exclude {image_repository}:{tag} from image automation\n\n"
+                f"Canary {canary.namespace}/{canary.name} failed with this tag; {where} no longer "
+                f"offers it to ImagePolicy {namespace}/{policy_name}.\n\n"
+                f"Canary: {canary.namespace}/{canary.name}\nCanary-Excludes: {image_repository}:{tag}\n"
+            )
+            try:
+                commit = await self.reverter.commit_files(
+                    repository, {path: edit.text}, message, author=author, branch=branch
+                )
+            except GitError as exc:
+                return f"could not exclude {tag} from image automation in {path}: {exc.message}"
+            shown = commit[:12] if commit else "already there"
+            return f"excluded tag {tag} from image automation in {path} ({shown})"
+        labels = _meta(live).get("labels") or {}
+        annotations = _meta(live).get("annotations") or {}
+        managed = (
+            any(
+                str(k).startswith(("kustomize.toolkit.fluxcd.io/", "argocd.argoproj.io/"))
+                for k in {**labels, **annotations}
+            )
+            or "canary.gitops.dev/source" in annotations
+        )
+        if managed:
+            return (
+                f"image automation may push {tag} again: add {pattern!r} to spec.exclusionList of "
+                f"{where} in the repository that declares it (it is applied by GitOps, but not "
+                f"from {repository.display})"
+            )
+        patch = exclusion_patch(live, pattern)
+        if patch is None:
+            return f"image automation already excludes {tag} ({where})"
+        try:
+            await self.kube.patch(
+                str(live.get("apiVersion")), "ImageRepository", repo_name, repo_namespace, patch
+            )
+        except KubeError as exc:
+            return f"could not exclude {tag} on {where}: {exc}"
+        return f"excluded tag {tag} from image automation on the live {where}"
 
 
 @dataclass
@@ -292,13 +590,27 @@ class _SourceJob:
 class GitOpsWiring:
     """Holds the workspace, the reverter and the GitSource jobs."""
 
-    def __init__(self, kube: Kube, *, cache_dir: Path, author_name: str, author_email: str) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        cache_dir: Path,
+        author_name: str,
+        author_email: str,
+        events: EventRecorder | None = None,
+    ) -> None:
         self.kube = kube
+        self.events = events
         self.workspace = Workspace(cache_dir)
+        kustomize = Kustomize()
         identity = CommitIdentity(author_name, author_email)
         self.revisions = Revisions(kube)
-        self.reverter = GitReverter(kube, self.revisions, Reverter(self.workspace), identity)
-        self.reconciler = GitSourceReconciler(self.workspace, PortKubeApply(kube))
+        self.reverter = GitReverter(
+            kube, self.revisions, Reverter(self.workspace, kustomize=kustomize), identity
+        )
+        self.reconciler = GitSourceReconciler(
+            self.workspace, PortKubeApply(kube), kustomize=kustomize
+        )
         self.jobs: dict[tuple[str, str], _SourceJob] = {}
 
     def seen(self, namespace: str, name: str, body: Mapping[str, Any], leader: Leader) -> None:
@@ -386,6 +698,21 @@ class GitOpsWiring:
         status = result.status.to_dict()
         status["observedGeneration"] = (body.get("metadata") or {}).get("generation")
         await self._patch_status(namespace, name, status)
+        ready = result.status.condition("Ready")
+        if ready is not None and ready.status != "True" and self.events is not None:
+            # One Warning Event per failure (repeats are aggregated by the recorder).
+            await self.events.emit_about(
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "GitSource",
+                    "name": name,
+                    "namespace": namespace,
+                    "uid": str((body.get("metadata") or {}).get("uid", "")),
+                },
+                "Warning",
+                ready.reason,
+                ready.message,
+            )
         return spec.interval_seconds
 
     async def _patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:

@@ -133,6 +133,7 @@ async def build_runtime(options: OperatorOptions, kube: KubeClient) -> Runtime:
         cache_dir=options.git_cache,
         author_name=options.git_author_name,
         author_email=options.git_author_email,
+        events=events,
     )
     routers: dict[str, Router] = {}
 

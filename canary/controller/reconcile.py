@@ -289,9 +289,7 @@ class CanaryController:
 
     async def _revert(self, canary: Canary, request: RevertRequest) -> RevertAnswer:
         try:
-            return await self.reverter.revert(
-                canary, request.good_revision, request.bad_revision, request.reason
-            )
+            return await self.reverter.revert(canary, request)
         except Exception as exc:  # a reverter bug must not wedge the canary
             log.exception("git revert for %s/%s crashed", canary.namespace, canary.name)
             return RevertAnswer(

@@ -127,7 +127,9 @@ class AlertKind(StrEnum):
     SKIPPED = "Skipped"
     INCONCLUSIVE = "Inconclusive"
     REVERTED = "GitReverted"
+    REVERT_PROPOSED = "GitRevertProposed"
     REVERT_FAILED = "GitRevertFailed"
+    KNOWN_BAD = "KnownBad"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,7 @@ class Alert:
     duration_seconds: float | None = None
     analysis: tuple[MetricStatus, ...] = ()
     revert_commit: str = ""
+    pull_request: str = ""  # the revert's pull request (pull-request mode)
     failure: str = ""  # the last failed check in words (a webhook's or a metric's)
     fields: tuple[tuple[str, str], ...] = ()  # Flagger's metadata fields, ordered
     mute: bool = False  # a gate hook with muteAlert

@@ -18,7 +18,7 @@ list it in docs/flagger-differences.md; those places are marked "Difference:".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from canary.core.actions import (
@@ -69,12 +69,17 @@ from canary.model.commands import requester
 from canary.model.status import (
     CanaryStatus,
     GitRevertStatus,
+    KnownBad,
     MetricStatus,
     Phase,
     RevertState,
 )
 
 INIT_REQUEUE_SECONDS = 5.0
+REVERT_BACKOFF_SECONDS = 5.0  # a retriable Git failure: 5 s, 10 s, 20 s ... up to 5 min
+REVERT_BACKOFF_MAX_SECONDS = 300.0
+PULL_REQUEST_POLL_SECONDS = 60.0  # an open revert pull request is looked at once a minute
+KNOWN_BAD_LIMIT = 10  # failed releases remembered in status.knownBad
 KUBERNETES = "kubernetes"
 FAILING_OUTCOMES = frozenset({Outcome.FAIL, Outcome.NODATA, Outcome.ERROR})
 
@@ -163,6 +168,7 @@ class _Tick:
         with_metadata: bool = False,
         mute: bool = False,
         revert_commit: str = "",
+        pull_request: str = "",
     ) -> None:
         started = parse_iso(self.status.run_start_time)
         now = self.obs.now.replace(tzinfo=None)
@@ -190,6 +196,7 @@ class _Tick:
                     duration_seconds=duration,
                     analysis=self.status.analysis,
                     revert_commit=revert_commit,
+                    pull_request=pull_request,
                     failure=self.old.message if self.old.message.startswith("Halt ") else "",
                     fields=self.metadata_fields() if with_metadata else (),
                     mute=mute,
@@ -361,9 +368,17 @@ class _Tick:
         self.catch_up_revision()
         commands = obs.commands
         # Our commands on an idle canary.
-        if commands.retry and phase is Phase.FAILED:
+        if commands.retry and (phase is Phase.FAILED or self.status.refused):
             self.consume("retry", commands.retry)
-            self.event(f"Retrying the failed revision of {self.target_id}{self.by(commands.retry)}")
+            if self.status.refused:
+                self.event(
+                    f"Analysing {self.target_id} although it is a known-bad release"
+                    f"{self.by(commands.retry)}"
+                )
+            else:
+                self.event(
+                    f"Retrying the failed revision of {self.target_id}{self.by(commands.retry)}"
+                )
             self.start_run(retry=True)
             return
         if commands.retry:
@@ -394,6 +409,7 @@ class _Tick:
                     self.done()
             elif not changed:
                 self.drop_stale_commands()
+                self.process_git_revert()  # a known-bad comeback's revert
                 self.done()
 
         # 14. primary readiness
@@ -420,6 +436,10 @@ class _Tick:
             Phase.PROMOTING,
             Phase.FINALISING,
         ):
+            known = self.known_bad_match()
+            if known is not None and phase is not Phase.WAITING:
+                self.refuse_known_bad(known)
+                self.done()
             self.confirm_rollout_and_start()
             return
 
@@ -669,6 +689,7 @@ class _Tick:
         self.reset_run(Phase.PROGRESSING, target.template_hash, dict(target.tracked_configs))
         primary = self.obs.primary
         self.set(
+            refused="",
             current_revision=revision,
             previous_images=primary.images if primary else (),
             run_start_time=iso(self.obs.now),
@@ -965,7 +986,15 @@ class _Tick:
     # ------------------------------------------------------------ endings
 
     def succeed(self) -> None:
+        target = self.obs.target
+        promoted = set(target.images) if target else set()
         self.set(
+            known_bad=tuple(
+                k
+                for k in self.status.known_bad
+                if k.template != self.status.last_applied_spec
+                and not (k.images and set(k.images) <= promoted)
+            ),
             phase=Phase.SUCCEEDED,
             canary_weight=0,
             iterations=0,
@@ -1031,7 +1060,97 @@ class _Tick:
         )
         self.effects.append(CallHooks(HookType.POST_ROLLOUT, Phase.FAILED.value))
         self.drop_run_commands()
+        self.remember_bad(reason)
         self.schedule_git_revert(reason)
+
+    # ------------------------------------------------------------ known-bad releases
+
+    def remember_bad(self, reason: str) -> None:
+        """Record the failed release (bounded, newest last) so it is not analysed again."""
+        target = self.obs.target
+        if target is None:
+            return
+        primary = self.obs.primary
+        before = set(self.status.previous_images or (primary.images if primary else ()))
+        entry = KnownBad(
+            revision=self.status.current_revision,
+            images=tuple(i for i in target.images if i not in before),
+            template=target.template_hash,
+            failed_at=iso(self.obs.now),
+            reason=reason[:300],
+        )
+        kept = [k for k in self.status.known_bad if k.template != entry.template]
+        self.set(known_bad=(*kept, entry)[-KNOWN_BAD_LIMIT:])
+
+    def known_bad_match(self) -> KnownBad | None:
+        """The known-bad release the target's current revision brings back, if any."""
+        target = self.obs.target
+        if target is None:
+            return None
+        images = set(target.images)
+        for entry in reversed(self.status.known_bad):
+            if entry.template == target.template_hash or (
+                entry.images and set(entry.images) & images
+            ):
+                return entry
+        return None
+
+    def refuse_known_bad(self, known: KnownBad) -> None:
+        """Do not analyse a release that already failed: say so, and (once per release)
+        revert its comeback in Git, as image automation may have pushed it again."""
+        target = self.obs.target
+        assert target is not None
+        revision = self.obs.revision.revision if self.obs.revision else ""
+        what = (
+            f"image {', '.join(sorted(set(known.images) & set(target.images)))}"
+            if known.images and set(known.images) & set(target.images)
+            else "this template"
+        )
+        why = (
+            f"{what} failed its analysis in revision {known.revision or 'unknown'}"
+            f" at {known.failed_at}: {known.reason}"
+        )
+        refused = f"Not analysing {self.target_id}: {why}. Run canary retry to analyse it anyway."
+        self.set(
+            refused=refused,
+            last_applied_spec=target.template_hash,
+            tracked_configs=dict(target.tracked_configs),
+            message=refused,
+        )
+        self.event(refused, warning=True)
+        good = self.status.last_good_revision
+        can_revert = (
+            self.spec.gitops.revert and revision and good and revision != good and known.reverts < 1
+        )
+        if can_revert:
+            self.set(
+                known_bad=tuple(
+                    replace(k, reverts=k.reverts + 1) if k is known else k
+                    for k in self.status.known_bad
+                ),
+                current_revision=revision,
+                git_revert=GitRevertStatus(
+                    RevertState.PENDING,
+                    good,
+                    revision,
+                    f"known-bad release: {why}",
+                    images=known.images,
+                ),
+            )
+            self.requeue_after = 0.0
+            follow = "reverting it in Git"
+        elif known.reverts >= 1:
+            follow = (
+                "it came back after it was reverted once (image automation?): exclude the tag "
+                "in the ImagePolicy's ImageRepository (docs/gitops.md) and fix Git by hand"
+            )
+        else:
+            follow = "Git is left as it is"
+        self.alert(
+            AlertKind.KNOWN_BAD,
+            Severity.WARN,
+            f"Known-bad release not analysed: {why}; {follow}.",
+        )
 
     def failed_promotion(self, message: str) -> None:
         """Flagger 1.44: the primary broke while promoting; serve the canary."""
@@ -1100,20 +1219,56 @@ class _Tick:
                 message="the failed revision is the last good one",
             )
         else:
-            revert = GitRevertStatus(RevertState.PENDING, good, bad, text)
+            known = self.status.known_bad[-1:] if self.status.known_bad else ()
+            images = known[0].images if known and known[0].revision == bad else ()
+            revert = GitRevertStatus(RevertState.PENDING, good, bad, text, images=images)
             self.requeue_after = 0.0
         self.set(git_revert=revert)
 
+    def revert_due(self, revert: GitRevertStatus) -> bool:
+        """Whether a waiting revert should be tried now: a retriable failure backs off
+        (5 s doubling to 5 min, on the controller's clock), an open pull request is
+        looked at once a minute."""
+        if revert.state is RevertState.PENDING or not revert.last_attempt_time:
+            return True
+        last = parse_iso(revert.last_attempt_time)
+        if last is None:
+            return True
+        if revert.state is RevertState.PROPOSED:
+            wait = PULL_REQUEST_POLL_SECONDS
+        else:
+            wait = min(
+                REVERT_BACKOFF_SECONDS * 2 ** max(0, revert.attempts - 1),
+                REVERT_BACKOFF_MAX_SECONDS,
+            )
+        elapsed = (self.obs.now.replace(tzinfo=None) - last).total_seconds()
+        if elapsed >= wait:
+            return True
+        remaining = wait - elapsed
+        self.requeue_after = (
+            remaining if self.requeue_after is None else min(self.requeue_after, remaining)
+        )
+        return False
+
     def process_git_revert(self) -> None:
         revert = self.status.git_revert
-        if revert is None or revert.state not in (RevertState.PENDING, RevertState.FAILED):
+        if revert is None or revert.state not in (
+            RevertState.PENDING,
+            RevertState.FAILED,
+            RevertState.PROPOSED,
+        ):
             return
         if revert.state is RevertState.FAILED and not revert.retriable:
             return
-        answer = self.ask(RevertRequest(revert.good_revision, revert.bad_revision, revert.reason))
+        if not self.revert_due(revert):
+            return
+        answer = self.ask(
+            RevertRequest(revert.good_revision, revert.bad_revision, revert.reason, revert.images)
+        )
         assert isinstance(answer, RevertAnswer)
         now = iso(self.obs.now)
         attempts = revert.attempts + 1
+        files = answer.files or revert.files
         if answer.kind is RevertResultKind.FAILED:
             self.set(
                 git_revert=_replace_revert(
@@ -1123,29 +1278,86 @@ class _Tick:
                     attempts=attempts,
                     last_attempt_time=now,
                     retriable=answer.retriable,
+                    files=files,
                 )
             )
             self.event(
                 f"Git revert of {revert.bad_revision} failed (attempt {attempts}): {answer.message}",
                 warning=True,
             )
-            if revert.state is RevertState.PENDING:
+            if revert.state is not RevertState.FAILED:
                 then = (
-                    "retrying every analysis interval"
+                    "retrying at a growing interval until it works"
                     if answer.retriable
-                    else "it will not be retried: fix Git by hand or commit a new revision"
+                    else "it will not be retried: act on Git, then canary retry or a new revision"
                 )
                 self.alert(
                     AlertKind.REVERT_FAILED,
                     Severity.ERROR,
                     f"Git revert failed: {answer.message}. Traffic stays on the primary; {then}.",
+                    pull_request=revert.pull_request,
                 )
+            return
+        if answer.kind is RevertResultKind.PROPOSED:
+            changed = revert.state is not RevertState.PROPOSED or revert.pull_request != answer.url
+            self.set(
+                git_revert=_replace_revert(
+                    revert,
+                    state=RevertState.PROPOSED,
+                    commit=answer.commit,
+                    message=answer.message,
+                    attempts=attempts if changed else revert.attempts,
+                    last_attempt_time=now,
+                    retriable=True,
+                    pull_request=answer.url,
+                    files=files,
+                )
+            )
+            if changed:
+                self.event(
+                    f"Opened pull request {answer.url} to revert {self.target_id} in Git to "
+                    f"{revert.good_revision}"
+                )
+                self.alert(
+                    AlertKind.REVERT_PROPOSED,
+                    Severity.WARN,
+                    f"Git revert proposed in pull request {answer.url}: the branch is protected; "
+                    "merge it to bring Git back to the last good revision "
+                    f"{revert.good_revision}.",
+                    revert_commit=answer.commit,
+                    pull_request=answer.url,
+                )
+            return
+        if answer.kind is RevertResultKind.UNRESOLVED:
+            self.set(
+                git_revert=_replace_revert(
+                    revert,
+                    state=RevertState.UNRESOLVED,
+                    message=answer.message,
+                    attempts=attempts,
+                    last_attempt_time=now,
+                    retriable=False,
+                    pull_request=answer.url or revert.pull_request,
+                    files=files,
+                )
+            )
+            self.event(
+                f"Git revert of {revert.bad_revision} not possible: {answer.message}", warning=True
+            )
+            self.alert(
+                AlertKind.REVERT_FAILED,
+                Severity.ERROR,
+                f"Git revert not possible: {answer.message}. Traffic stays on the primary; "
+                "Git still declares the failed version until a person acts.",
+                pull_request=answer.url or revert.pull_request,
+            )
             return
         state = {
             RevertResultKind.REVERTED: RevertState.REVERTED,
             RevertResultKind.ALREADY_REVERTED: RevertState.ALREADY_REVERTED,
             RevertResultKind.SUPERSEDED: RevertState.SUPERSEDED,
         }[answer.kind]
+        pull_request = answer.url or revert.pull_request
         self.set(
             git_revert=_replace_revert(
                 revert,
@@ -1154,35 +1366,30 @@ class _Tick:
                 message=answer.message,
                 attempts=attempts,
                 last_attempt_time=now,
+                pull_request=pull_request,
+                files=files,
             )
         )
-        if state is RevertState.REVERTED:
+        if state is RevertState.REVERTED or (
+            state is RevertState.ALREADY_REVERTED and (answer.commit or pull_request)
+        ):
+            # REVERTED, or our own commit pushed by a pass whose status write never happened
+            # (the alert that pass would have sent goes out now), or our pull request merged.
+            merged = f" (pull request {pull_request} merged)" if pull_request else ""
             self.event(
-                f"Reverted {self.target_id} in Git to {revert.good_revision}: commit {answer.commit}"
+                f"Reverted {self.target_id} in Git to {revert.good_revision}"
+                + (f": commit {answer.commit}" if answer.commit else "")
+                + merged
             )
             self.alert(
                 AlertKind.REVERTED,
                 Severity.INFO,
                 f"Git reverted to the last good revision {revert.good_revision}.",
                 revert_commit=answer.commit,
-            )
-        elif state is RevertState.ALREADY_REVERTED and answer.commit:
-            # Our own commit, pushed by a pass whose status write never happened: the
-            # alert that pass would have sent goes out now (effects follow the status).
-            self.event(
-                f"Reverted {self.target_id} in Git to {revert.good_revision}: commit {answer.commit}"
-            )
-            self.alert(
-                AlertKind.REVERTED,
-                Severity.INFO,
-                f"Git reverted to the last good revision {revert.good_revision}.",
-                revert_commit=answer.commit,
+                pull_request=pull_request,
             )
         elif state is RevertState.ALREADY_REVERTED:
-            self.event(
-                f"Git already holds the revert of {revert.bad_revision}"
-                + (f" (commit {answer.commit})" if answer.commit else "")
-            )
+            self.event(f"Git already holds the revert of {revert.bad_revision}")
         else:
             self.event(f"Git revert of {revert.bad_revision} not needed: {answer.message}")
 
@@ -1225,6 +1432,4 @@ class _Tick:
 
 
 def _replace_revert(revert: GitRevertStatus, **changes: object) -> GitRevertStatus:
-    from dataclasses import replace
-
     return replace(revert, **changes)  # type: ignore[arg-type]

@@ -133,26 +133,36 @@ class AnalysisRequest:
 
 @dataclass(frozen=True, slots=True)
 class RevertRequest:
-    """Revert the target's files in Git from ``bad_revision`` to ``good_revision``."""
+    """Revert the target's change in Git from ``bad_revision`` to ``good_revision``.
+    ``images`` are the failed release's images, kept from coming back through image
+    automation."""
 
     good_revision: str
     bad_revision: str
     reason: str
+    images: tuple[str, ...] = ()
 
 
 class RevertResultKind(StrEnum):
     REVERTED = "Reverted"
     ALREADY_REVERTED = "AlreadyReverted"
     SUPERSEDED = "Superseded"
+    PROPOSED = "Proposed"  # pull-request mode: the revert waits in an open pull request
+    UNRESOLVED = "Unresolved"  # the change cannot be isolated, or its pull request was declined
     FAILED = "Failed"
 
 
 @dataclass(frozen=True, slots=True)
 class RevertAnswer:
+    """The shell's answer to a :class:`RevertRequest`. ``url`` is the pull request (if any),
+    ``files`` the repository files the revert changes (or the ones in question)."""
+
     kind: RevertResultKind
     commit: str = ""
     message: str = ""
     retriable: bool = True
+    url: str = ""
+    files: tuple[str, ...] = ()
 
 
 Request = HookRequest | AnalysisRequest | RevertRequest

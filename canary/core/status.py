@@ -16,6 +16,7 @@ from canary.model.status import CanaryStatus, Condition, Phase, RevertState
 
 PROMOTED = "Promoted"
 GIT_REVERTED = "GitReverted"
+KNOWN_BAD = "KnownBad"
 
 
 def _iso(moment: datetime) -> str:
@@ -55,10 +56,25 @@ def _revert_condition(status: CanaryStatus) -> tuple[str, str, str] | None:
             "Pending",
             f"Reverting {revert.bad_revision} to {revert.good_revision} in Git.",
         )
+    if state is RevertState.PROPOSED:
+        return (
+            "Unknown",
+            "PullRequestOpen",
+            f"The revert of {revert.bad_revision} waits in pull request {revert.pull_request}.",
+        )
     if state is RevertState.REVERTED:
         return "True", "Reverted", f"Reverted to {revert.good_revision} in commit {revert.commit}."
     if state is RevertState.ALREADY_REVERTED:
+        if revert.pull_request:
+            return (
+                "True",
+                "PullRequestMerged",
+                f"Pull request {revert.pull_request} merged: Git holds {revert.good_revision}'s "
+                "content.",
+            )
         return "True", "AlreadyReverted", f"Git already holds {revert.good_revision}'s content."
+    if state is RevertState.UNRESOLVED:
+        return "False", "Unresolved", revert.message or "The revert needs a person."
     if state is RevertState.FAILED:
         return (
             "False",
@@ -111,7 +127,9 @@ def with_conditions(
     revert = _revert_condition(status)
     if revert is not None:
         _set(conditions, old, GIT_REVERTED, revert, stamp)
-    others = [c for c in status.conditions if c.type not in (PROMOTED, GIT_REVERTED)]
+    if status.refused:
+        _set(conditions, old, KNOWN_BAD, ("True", "KnownBadRelease", status.refused), stamp)
+    others = [c for c in status.conditions if c.type not in (PROMOTED, GIT_REVERTED, KNOWN_BAD)]
     new = status.with_(conditions=tuple(conditions + others))
     before, after = old.to_dict(), new.to_dict()
     if any(before.get(k) != after.get(k) for k in _WATCHED) or not old.last_transition_time:

@@ -294,13 +294,36 @@ class AnalysisSpec:
         return tuple(h for h in self.webhooks if h.type is kind)
 
 
+FORGE_PROVIDERS = ("github", "gitlab", "gitea", "forgejo", "bitbucket-server", "bitbucket-cloud")
+PUSH_MODE, PULL_REQUEST_MODE = "push", "pullRequest"
+REVERT_MODES = (PUSH_MODE, PULL_REQUEST_MODE)
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequestSpec:
+    """``spec.gitops.revert.pullRequest`` (ours): where to open the revert's pull request.
+
+    ``provider`` None: guessed from the repository URL. ``api_url`` None: the forge's
+    public API for that host. ``secret_name`` None: the token of the Git credentials' Secret.
+    """
+
+    provider: str | None = None
+    api_url: str | None = None
+    secret_name: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class GitOpsSpec:
-    """``spec.gitops`` (ours): revert in Git on rollback, and where the target comes from."""
+    """``spec.gitops`` (ours): revert in Git on rollback, and where the target comes from.
+
+    ``spec.gitops.revert`` is ``true``/``false`` or an object ``{enabled, mode,
+    pullRequest}``; ``mode: pullRequest`` proposes the revert instead of pushing it."""
 
     revert: bool = True
     source: ObjectRef | None = None
     paths: tuple[str, ...] = ()
+    mode: str = PUSH_MODE
+    pull_request: PullRequestSpec = field(default_factory=PullRequestSpec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -779,10 +802,43 @@ def parse_canary(
                 "spec.gitops.source.kind",
                 f'expected GitSource, Kustomization or Application, got "{source.kind}"',
             )
+        revert_raw = gitops_r.raw("revert", True)
+        enabled, mode, pull_request = True, PUSH_MODE, PullRequestSpec()
+        if isinstance(revert_raw, bool):
+            enabled = revert_raw
+        elif isinstance(revert_raw, Mapping):
+            revert_r = gitops_r.obj("revert")
+            assert revert_r is not None
+            enabled = revert_r.boolean("enabled", True)
+            mode = revert_r.string("mode", PUSH_MODE)
+            if mode not in REVERT_MODES:
+                issues.error(revert_r.at("mode"), f'expected push or pullRequest, got "{mode}"')
+            pr_r = revert_r.obj("pullRequest")
+            if pr_r is not None:
+                forge = pr_r.opt_str("provider")
+                if forge is not None and forge not in FORGE_PROVIDERS:
+                    issues.error(
+                        pr_r.at("provider"),
+                        f'expected one of {", ".join(FORGE_PROVIDERS)}, got "{forge}"',
+                    )
+                forge_api = pr_r.opt_str("apiURL")
+                if forge_api is not None and not forge_api.startswith(("https://", "http://")):
+                    issues.error(pr_r.at("apiURL"), f'expected an http(s) URL, got "{forge_api}"')
+                secret_r = pr_r.obj("secretRef")
+                forge_secret = secret_r.string("name", required=True) if secret_r else None
+                pull_request = PullRequestSpec(forge, forge_api, forge_secret or None)
+        else:
+            issues.error(
+                gitops_r.at("revert"),
+                "expected true, false or an object with enabled, mode and pullRequest, "
+                f"got {describe(revert_raw)}",
+            )
         gitops = GitOpsSpec(
-            revert=gitops_r.boolean("revert", True),
+            revert=enabled,
             source=source,
             paths=gitops_r.str_list("paths"),
+            mode=mode,
+            pull_request=pull_request,
         )
 
     spec = CanarySpec(

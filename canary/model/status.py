@@ -40,9 +40,11 @@ RUNNING_PHASES = frozenset(
 
 class RevertState(StrEnum):
     PENDING = "Pending"
+    PROPOSED = "Proposed"  # pull-request mode: waiting for the pull request to be merged
     REVERTED = "Reverted"
     ALREADY_REVERTED = "AlreadyReverted"
     SUPERSEDED = "Superseded"
+    UNRESOLVED = "Unresolved"  # a person has to act (see message); ended by retry or a new revision
     FAILED = "Failed"
     SKIPPED = "Skipped"
 
@@ -52,6 +54,7 @@ class RevertState(StrEnum):
             RevertState.REVERTED,
             RevertState.ALREADY_REVERTED,
             RevertState.SUPERSEDED,
+            RevertState.UNRESOLVED,
             RevertState.SKIPPED,
         )
 
@@ -98,9 +101,12 @@ class GitRevertStatus:
     attempts: int = 0
     last_attempt_time: str = ""
     retriable: bool = True
+    pull_request: str = ""
+    files: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()  # the failed release's images (kept from image automation)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "state": self.state.value,
             "retriable": self.retriable,
             "goodRevision": self.good_revision,
@@ -111,6 +117,13 @@ class GitRevertStatus:
             "attempts": self.attempts,
             "lastAttemptTime": self.last_attempt_time,
         }
+        if self.pull_request:
+            out["pullRequest"] = self.pull_request
+        if self.files:
+            out["files"] = list(self.files)
+        if self.images:
+            out["images"] = list(self.images)
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> GitRevertStatus | None:
@@ -128,6 +141,9 @@ class GitRevertStatus:
             attempts=_int(d.get("attempts")),
             last_attempt_time=str(d.get("lastAttemptTime", "") or ""),
             retriable=d.get("retriable") is not False,
+            pull_request=str(d.get("pullRequest", "") or ""),
+            files=tuple(str(f) for f in d.get("files") or () if isinstance(f, str)),
+            images=tuple(str(i) for i in d.get("images") or () if isinstance(i, str)),
         )
 
 
@@ -177,6 +193,49 @@ class MetricStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class KnownBad:
+    """A release that failed its analysis (``status.knownBad``, newest last).
+
+    ``images`` are the images the failed run introduced (those the primary did not run; empty
+    when only configuration changed); ``template`` the target's pod template hash. A later
+    revision of the target that brings one of these images back, or this exact template, is
+    not analysed again unless someone runs ``canary retry``. ``reverts`` counts the reverts of
+    such a comeback, so image automation pushing the tag again is reverted once, not forever.
+    """
+
+    revision: str
+    images: tuple[str, ...] = ()
+    template: str = ""
+    failed_at: str = ""
+    reason: str = ""
+    reverts: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "revision": self.revision,
+            "images": list(self.images),
+            "template": self.template,
+            "failedAt": self.failed_at,
+            "reason": self.reason,
+            "reverts": self.reverts,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> KnownBad:
+        images = d.get("images")
+        return cls(
+            revision=str(d.get("revision", "") or ""),
+            images=tuple(str(i) for i in images if isinstance(i, str))
+            if isinstance(images, list)
+            else (),
+            template=str(d.get("template", "") or ""),
+            failed_at=str(d.get("failedAt", "") or ""),
+            reason=str(d.get("reason", "") or ""),
+            reverts=_int(d.get("reverts")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class CanaryStatus:
     phase: Phase = Phase.NONE
     canary_weight: int = 0
@@ -202,6 +261,8 @@ class CanaryStatus:
     inconclusive_checks: int = 0
     handled_commands: Mapping[str, str] = field(default_factory=dict)
     message: str = ""
+    known_bad: tuple[KnownBad, ...] = ()
+    refused: str = ""  # why the target's current revision was not analysed (a known-bad release)
 
     def with_(self, **changes: Any) -> CanaryStatus:
         return replace(self, **changes)
@@ -239,6 +300,8 @@ class CanaryStatus:
             "inconclusiveChecks": self.inconclusive_checks,
             "handledCommands": dict(self.handled_commands),
             "message": self.message,
+            "knownBad": [k.to_dict() for k in self.known_bad],
+            "refused": self.refused,
         }
 
     @classmethod
@@ -293,6 +356,12 @@ class CanaryStatus:
             if isinstance(handled, Mapping)
             else {},
             message=str(d.get("message", "") or ""),
+            known_bad=tuple(
+                KnownBad.from_dict(k) for k in d.get("knownBad") or () if isinstance(k, Mapping)
+            )
+            if isinstance(d.get("knownBad"), list)
+            else (),
+            refused=str(d.get("refused", "") or ""),
         )
 
 

@@ -69,7 +69,9 @@ def test_rollback_schedules_a_revert_and_asks_for_it_on_the_next_pass() -> None:
     # the next pass asks for the revert, once
     nxt = result[ROLLBACK_TICK + 1]
     assert nxt.now == rollback.now
-    assert nxt.reverts_asked == (RevertRequest(GOOD, BAD, revert.reason),)
+    # ... with the failed release's images, to keep image automation away from them
+    assert revert.images == ("ghcr.io/stefanprodan/podinfo:v2",)
+    assert nxt.reverts_asked == (RevertRequest(GOOD, BAD, revert.reason, revert.images),)
     assert result[ROLLBACK_TICK + 2].reverts_asked == ()
 
 

@@ -430,3 +430,62 @@ def test_garbage_in_any_field_is_a_spec_error_never_a_traceback(
             assert issue.path == "" or issue.path.startswith(
                 ("spec", "apiVersion", "kind", "metadata")
             )
+
+
+# ------------------------------------------------------------------ spec.gitops.revert
+
+
+def test_gitops_revert_defaults_to_push_mode() -> None:
+    gitops = parse_spec().spec.gitops
+    assert (gitops.revert, gitops.mode) == (True, "push")
+    assert gitops.pull_request.provider is None
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_gitops_revert_still_takes_a_boolean(value: bool) -> None:
+    spec = parse_spec(lambda s: s.update(gitops={"revert": value})).spec
+    assert spec.gitops.revert is value and spec.gitops.mode == "push"
+
+
+def test_gitops_revert_object_selects_pull_request_mode_and_the_forge() -> None:
+    def change(spec: Spec) -> None:
+        spec["gitops"] = {
+            "revert": {
+                "mode": "pullRequest",
+                "pullRequest": {
+                    "provider": "gitlab",
+                    "apiURL": "https://gitlab.example.com/api/v4",
+                    "secretRef": {"name": "forge-token"},
+                },
+            }
+        }
+
+    gitops = parse_spec(change).spec.gitops
+    assert gitops.revert is True and gitops.mode == "pullRequest"
+    assert gitops.pull_request.provider == "gitlab"
+    assert gitops.pull_request.api_url == "https://gitlab.example.com/api/v4"
+    assert gitops.pull_request.secret_name == "forge-token"
+
+
+@pytest.mark.parametrize(
+    ("revert", "path", "words"),
+    [
+        ("no", "spec.gitops.revert", "expected true, false or an object"),
+        ({"mode": "merge"}, "spec.gitops.revert.mode", "expected push or pullRequest"),
+        (
+            {"mode": "pullRequest", "pullRequest": {"provider": "sourcehut"}},
+            "spec.gitops.revert.pullRequest.provider",
+            "expected one of github, gitlab",
+        ),
+        (
+            {"pullRequest": {"apiURL": "ftp://x"}},
+            "spec.gitops.revert.pullRequest.apiURL",
+            "expected an http(s) URL",
+        ),
+    ],
+)
+def test_a_wrong_gitops_revert_names_the_field(revert: object, path: str, words: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(lambda s: s.update(gitops={"revert": revert}))
+    issues = [i for i in caught.value.issues if i.path == path]
+    assert issues and words in issues[0].message

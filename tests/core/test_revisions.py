@@ -30,7 +30,6 @@ from tests.core.harness import (
     run,
     running_status,
     running_world,
-    set_world,
     single_step,
 )
 
@@ -273,7 +272,7 @@ def test_new_revision_in_failed_is_not_lost_while_the_primary_is_briefly_unready
         8,
         Script(
             metrics=fail_from(3),
-            before={6: set_world(template_hash="v3")},
+            before={6: new_revision("v3")},
             primary_ready={6: Readiness.waiting("rolling"), 7: Readiness.ok()},
         ),
     )

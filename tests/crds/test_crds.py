@@ -342,7 +342,6 @@ FLAGGER_CANARY_FIELDS = {
 OUR_CANARY_FIELDS = {
     "spec.analysis.metrics[].compare": "object",
     "spec.canaryAnalysis.metrics[].compare": "object",
-    "spec.gitops.revert": "boolean",
     "spec.gitops.source.kind": "string",
     "spec.gitops.source.apiVersion": "string",
     "spec.gitops.source.name": "string",
@@ -445,6 +444,12 @@ class TestFields:
         ]
         assert undocumented == []
 
+    def test_gitops_revert_takes_a_boolean_or_an_object_checked_by_the_controller(self) -> None:
+        revert = node_at(root_schema(crd("canary")), "spec.gitops.revert")
+        assert "type" not in revert
+        assert revert["x-kubernetes-preserve-unknown-fields"] is True
+        assert "pullRequest" in revert["description"]
+
     def test_provider_enum_is_exactly_flaggers(self) -> None:
         provider = node_at(root_schema(crd("canary")), "spec.provider")
         assert set(provider["enum"]) == {
@@ -510,7 +515,6 @@ class TestFields:
     @pytest.mark.parametrize(
         ("name", "path", "default"),
         [
-            ("canary", "spec.gitops.revert", True),
             ("gitsource", "spec.branch", "main"),
             ("gitsource", "spec.path", ""),
             ("gitsource", "spec.interval", "1m"),

@@ -66,6 +66,11 @@ WATCHED_NAMESPACE_CALLS: tuple[ApiCall, ...] = (
     ("kustomize.toolkit.fluxcd.io", "kustomizations", "get"),
     ("source.toolkit.fluxcd.io", "gitrepositories", "get"),
     ("argoproj.io", "applications", "get"),
+    ("helm.toolkit.fluxcd.io", "helmreleases", "get"),  # targets made by helm-controller
+    # keeping Flux's image automation from a failed tag
+    ("image.toolkit.fluxcd.io", "imagepolicies", "get"),
+    ("image.toolkit.fluxcd.io", "imagerepositories", "get"),
+    ("image.toolkit.fluxcd.io", "imagerepositories", "patch"),
     # workloads: target and primary
     ("apps", "deployments", "get"),
     ("apps", "deployments", "create"),

@@ -153,6 +153,9 @@ KIND_RESOURCES: dict[str, tuple[str, str]] = {
     "Kustomization": ("kustomize.toolkit.fluxcd.io", "kustomizations"),
     "GitRepository": ("source.toolkit.fluxcd.io", "gitrepositories"),
     "Application": ("argoproj.io", "applications"),
+    "HelmRelease": ("helm.toolkit.fluxcd.io", "helmreleases"),
+    "ImagePolicy": ("image.toolkit.fluxcd.io", "imagepolicies"),
+    "ImageRepository": ("image.toolkit.fluxcd.io", "imagerepositories"),
 }
 #: KubeClient (and router ObjectStore) methods → RBAC verbs.
 METHOD_VERBS: dict[str, tuple[str, ...]] = {

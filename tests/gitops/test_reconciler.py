@@ -380,6 +380,53 @@ class TestPass:
         assert second.status.inventory == first.status.inventory
         assert len(kube.calls) == applied_before  # nothing applied, nothing pruned
 
+    async def test_an_overlay_is_applied_as_kustomize_builds_it_with_its_source_files(
+        self, app: BareRepo, reconciler: GitSourceReconciler, kube: FakeKube
+    ) -> None:
+        app.commit(
+            {
+                "clusters/test/kustomization.yaml": (
+                    "namespace: test\nresources: [ns.yaml, podinfo.yaml, config.yaml]\n"
+                    "images:\n- name: ghcr.io/stefanprodan/podinfo\n  newTag: 6.1.0\n"
+                ),
+                "clusters/prod/kustomization.yaml": "resources: [../test]\nnamePrefix: prod-\n",
+            },
+            "an overlay",
+        )
+
+        result = await reconciler.reconcile(SOURCE, spec_for(app.file_url), now=NOW)
+
+        assert result.ready
+        assert result.status.kustomize_version and result.status.kustomize_version.startswith("v")
+        deploy = kube.objects[ObjectRef("apps/v1", "Deployment", "test", "podinfo")]
+        image = deploy["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert image == "ghcr.io/stefanprodan/podinfo:6.1.0"  # the release, not the base's tag
+        assert deploy["metadata"]["annotations"][ANNOTATION_SOURCE_PATH] == (
+            "clusters/test/podinfo.yaml"
+        )
+        assert result.status.to_dict()["kustomizeVersion"] == result.status.kustomize_version
+
+    async def test_a_failed_build_is_build_failed_with_kustomizes_words_and_keeps_the_last_revision(
+        self, app: BareRepo, reconciler: GitSourceReconciler, kube: FakeKube
+    ) -> None:
+        spec = spec_for(app.file_url, prune=True)
+        first = await reconciler.reconcile(SOURCE, spec, now=NOW)
+        bad = app.commit(
+            {"clusters/test/kustomization.yaml": "resources: [podinfo.yaml, missing.yaml]\n"},
+            "a broken kustomization",
+        )
+        calls_before = len(kube.calls)
+
+        second = await reconciler.reconcile(SOURCE, spec, previous=first.status, now=NOW)
+
+        ready = second.status.condition("Ready")
+        assert ready is not None and (ready.status, ready.reason) == ("False", "BuildFailed")
+        assert ready.message.startswith(f"main@sha1:{bad}: clusters/test/kustomization.yaml: ")
+        assert "missing.yaml" in ready.message
+        assert second.status.last_applied_revision == first.status.last_applied_revision
+        assert second.status.inventory == first.status.inventory
+        assert len(kube.calls) == calls_before  # nothing applied, nothing pruned
+
     async def test_rejected_apply_reports_the_servers_message_and_the_object(
         self, app: BareRepo, reconciler: GitSourceReconciler, kube: FakeKube
     ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,6 @@ from canary.adapters.gitops import (
     Git,
     GitCredentials,
     GitRepository,
-    ManifestFiles,
-    NothingToRevert,
     ObjectRef,
     RetryPolicy,
     Reverted,
@@ -24,6 +23,8 @@ from canary.adapters.gitops import (
     RevertFailed,
     RevertRequest,
     Superseded,
+    Unresolved,
+    WorkloadSubject,
     Workspace,
 )
 from tests.git_fixtures import GIT_HTTP_TOKEN, BareRepo, GitDaemon, SmartHttpServer, run_git
@@ -389,7 +390,7 @@ class TestNothingToUndo:
 
         result = await reverter.revert(request(git_daemon.url_for(app), good, bad))
 
-        assert isinstance(result, NothingToRevert)
+        assert isinstance(result, Unresolved)
         assert DEPLOY in result.reason
         assert app.head() == bad
 
@@ -466,34 +467,28 @@ class TestShallowHistory:
         assert (cache_repo / "shallow").exists()  # never cloned the whole history
 
 
-class TestLocateFiles:
+class TestSubject:
     async def test_a_manifest_moved_by_the_bad_change_is_reverted_as_a_move(
         self, app: BareRepo, reverter: Reverter
     ) -> None:
         good = app.head()
         moved = "apps/podinfo/deployment.yaml"
         bad = app.commit({DEPLOY: None, moved: deployment("6.0.1")}, "move and bump podinfo")
-        repo = GitRepository(app.file_url, "main")
-        refs = [
-            ObjectRef("apps/v1", "Deployment", "test", "podinfo"),
-            ObjectRef("v1", "ConfigMap", "test", "podinfo-config"),
-            ObjectRef("v1", "Secret", "test", "podinfo-token"),
-        ]
+        subject = WorkloadSubject(ObjectRef("apps/v1", "Deployment", "test", "podinfo"))
 
-        located = await reverter.locate_files(repo, "", refs, [good, bad])
+        result = await reverter.revert(
+            replace(request(app.file_url, good, bad, ()), subject=subject)
+        )
 
-        assert isinstance(located, ManifestFiles)
-        assert located.files == (moved, CONFIG, DEPLOY)
-        assert located.found[refs[0]] == (DEPLOY, moved)
-        assert located.missing == (refs[2],)
-        result = await reverter.revert(request(app.file_url, good, bad, located.files))
         assert isinstance(result, Reverted)
         assert app.show("main", DEPLOY) == deployment("6.0.0")
         assert app.show("main", moved) is None
         assert result.files == (moved, DEPLOY)
 
     async def test_unknown_revision_is_reported(self, app: BareRepo, reverter: Reverter) -> None:
-        repo = GitRepository(app.file_url, "main")
-        located = await reverter.locate_files(repo, "deploy", [], [app.head(), "f" * 40])
-        assert isinstance(located, RevertFailed)
-        assert f"revision {'f' * 40} is not in the history of branch main" == located.reason
+        subject = WorkloadSubject(ObjectRef("apps/v1", "Deployment", "test", "podinfo"))
+        result = await reverter.revert(
+            replace(request(app.file_url, app.head(), "f" * 40, ()), subject=subject)
+        )
+        assert isinstance(result, RevertFailed) and not result.retriable
+        assert f"bad revision {'f' * 40} is not in the history of branch main" == result.reason

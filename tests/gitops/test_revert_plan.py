@@ -8,11 +8,11 @@ from hypothesis import strategies as st
 from canary.adapters.gitops import (
     AlreadyReverted,
     GitRepository,
-    NothingToRevert,
     RevertFailed,
     RevertRequest,
     Superseded,
     UndoneCommit,
+    Unresolved,
 )
 from canary.adapters.gitops.revert import (
     FileState,
@@ -81,7 +81,7 @@ class TestDecision:
 
     def test_identical_good_and_bad_means_nothing_to_revert(self) -> None:
         plan = plan_revert(REQ, facts(FileState("a.yaml", b"v1", b"v1", b"v3")))
-        assert isinstance(plan, NothingToRevert)
+        assert isinstance(plan, Unresolved)
 
     def test_conflict_fully_resolved_by_head_is_superseded(self) -> None:
         state = FileState("a.yaml", b"g", b"b", b"fix", conflicts=1, merged_ours=b"fix")
@@ -127,7 +127,7 @@ class TestPlanProperties:
             assert all(c.content != head for c in plan.changes)
             assert plan.changes[0].content == good  # only head == bad leads here
         if good == bad:
-            assert isinstance(plan, NothingToRevert)
+            assert isinstance(plan, Unresolved)
 
     @given(good=contents, bad=contents, head=contents)
     def test_same_facts_same_answer(

@@ -136,7 +136,8 @@ class TestToken:
         )
 
         assert isinstance(result, RevertFailed)
-        assert not result.retriable  # the Secret must be fixed
+        # Retried at a backoff until the Secret is fixed; the reason says what to fix.
+        assert result.retriable and "check the Secret" in result.reason
         assert git_http.requests and {r.status for r in git_http.requests} == {401}
         assert_nowhere(WRONG_TOKEN, result, logs=all_logs, cache=tmp_path / "cache")
 

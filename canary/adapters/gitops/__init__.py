@@ -2,10 +2,12 @@
 
 This package is how canary-engine keeps Git the single source of truth. After a failed canary
 (traffic already back on the primary), :class:`Reverter` commits to the branch a change that
-restores the target's files to the last good revision, pushed without force; the reconciler
-that manages the target (the built-in :class:`GitSourceReconciler`, Flux or Argo CD) then
-converges the cluster to the good version. :mod:`.revision` tells, from the cluster objects,
-which repository, branch, path and commit a target came from.
+restores exactly what made the target differ from the last good revision (found by rendering
+both revisions with real kustomize, :mod:`.attribution`), pushed without force or proposed as
+a pull request (:mod:`.forges`); the reconciler that manages the target (the built-in
+:class:`GitSourceReconciler`, Flux or Argo CD) then converges the cluster to the good version.
+:mod:`.revision` tells, from the cluster objects, which repository, branch, path and commit a
+target came from; :mod:`.subjects` what of a rendering makes the target.
 
 Everything that talks to Git goes through the git CLI (:class:`Git`), with a timeout on every
 call and credentials kept out of argv, URLs, logs and messages. See ``docs/gitops.md``.
@@ -18,15 +20,13 @@ from canary.adapters.gitops.credentials import (
     credentials_from_secret,
 )
 from canary.adapters.gitops.git import Git, GitError, GitFailure
+from canary.adapters.gitops.kustomize import Kustomize, KustomizeError
 from canary.adapters.gitops.manifests import (
     LoadedManifests,
     Manifest,
     ManifestError,
-    ManifestFiles,
     ManifestNote,
     ObjectRef,
-    find_manifest_files,
-    load_manifests,
 )
 from canary.adapters.gitops.reconciler import (
     FIELD_MANAGER,
@@ -43,11 +43,13 @@ from canary.adapters.gitops.reconciler import (
     plan_apply,
     plan_prune,
 )
+from canary.adapters.gitops.render import render_manifests
 from canary.adapters.gitops.revert import (
     DEFAULT_IDENTITY,
     AlreadyReverted,
     CommitIdentity,
-    NothingToRevert,
+    Proposed,
+    PullRequestSettings,
     RetryPolicy,
     Reverted,
     Reverter,
@@ -56,6 +58,8 @@ from canary.adapters.gitops.revert import (
     RevertResult,
     Superseded,
     UndoneCommit,
+    Unresolved,
+    revert_branch,
 )
 from canary.adapters.gitops.revision import (
     ANNOTATION_REVISION,
@@ -72,6 +76,13 @@ from canary.adapters.gitops.revision import (
     origin_from_gitsource,
     parse_revision,
 )
+from canary.adapters.gitops.subjects import (
+    ArgoApplicationSubject,
+    ChartDirSubject,
+    HelmReleaseSubject,
+    Subject,
+    WorkloadSubject,
+)
 from canary.adapters.gitops.workspace import GitRepository, Workspace
 
 __all__ = [
@@ -81,6 +92,8 @@ __all__ = [
     "DEFAULT_IDENTITY",
     "FIELD_MANAGER",
     "AlreadyReverted",
+    "ArgoApplicationSubject",
+    "ChartDirSubject",
     "CommitIdentity",
     "Condition",
     "CredentialsError",
@@ -94,17 +107,20 @@ __all__ = [
     "GitSourceSpec",
     "GitSourceSpecError",
     "GitSourceStatus",
+    "HelmReleaseSubject",
     "KubeApply",
     "KubeApplyError",
+    "Kustomize",
+    "KustomizeError",
     "LoadedManifests",
     "ManagerRef",
     "Manifest",
     "ManifestError",
-    "ManifestFiles",
     "ManifestNote",
     "NoOrigin",
-    "NothingToRevert",
     "ObjectRef",
+    "Proposed",
+    "PullRequestSettings",
     "ReconcileResult",
     "Redactor",
     "RetryPolicy",
@@ -114,14 +130,15 @@ __all__ = [
     "Reverted",
     "Reverter",
     "SourceRef",
+    "Subject",
     "Superseded",
     "UndoneCommit",
+    "Unresolved",
+    "WorkloadSubject",
     "Workspace",
     "credentials_from_secret",
-    "find_manifest_files",
     "flux_source_ref",
     "format_revision",
-    "load_manifests",
     "manager_of",
     "origin_from_argocd",
     "origin_from_flux",
@@ -130,4 +147,6 @@ __all__ = [
     "parse_revision",
     "plan_apply",
     "plan_prune",
+    "render_manifests",
+    "revert_branch",
 ]

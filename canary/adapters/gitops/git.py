@@ -17,6 +17,8 @@ Exception tree::
       kind=TIMEOUT           the call exceeded its timeout and was killed (retriable)
       kind=AUTH              401/403, bad key, missing credentials (fix the Secret)
       kind=REJECTED          push rejected because the branch moved (fetch and rebuild)
+      kind=DECLINED          push refused by the server's rules: a protected branch, a
+                             pre-receive hook (the message carries the server's words)
       kind=NOT_FOUND         no such repository or branch
       kind=INVALID           bad input refused before any process started
       kind=FAILED            anything else
@@ -24,19 +26,17 @@ Exception tree::
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import enum
 import logging
 import os
 import re
-import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from canary.adapters.gitops.credentials import Redactor
+from canary.adapters.process import ProcessNotFound, ProcessTimeout, run_process
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -103,6 +103,7 @@ class GitFailure(enum.Enum):
     TIMEOUT = "timeout"
     AUTH = "auth"
     REJECTED = "rejected"
+    DECLINED = "declined"
     NOT_FOUND = "not-found"
     INVALID = "invalid"
     FAILED = "failed"
@@ -147,6 +148,14 @@ _CLASSIFIERS: tuple[tuple[GitFailure, re.Pattern[str]], ...] = (
         re.compile(
             r"\[rejected\]|\(fetch first\)|non-fast-forward|\[remote rejected\].*(?:non-fast-forward|"
             r"cannot lock ref|failed to update ref)|Updates were rejected",
+            re.I,
+        ),
+    ),
+    (
+        GitFailure.DECLINED,
+        re.compile(
+            r"\[remote rejected\]|hook declined|protected branch|GH006|"
+            r"not allowed to (?:push|force push)|pre-receive hook",
             re.I,
         ),
     ),
@@ -342,45 +351,26 @@ class Git:
             full_env.update(env)
         shown = redactor(_describe_call(args))
         logger.debug("git %s (cwd=%s, timeout=%ss)", shown, cwd, limit)
-        starting = asyncio.ensure_future(
-            asyncio.create_subprocess_exec(
-                *argv,
-                cwd=str(cwd) if cwd is not None else None,
-                env=full_env,
-                stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-            )
-        )
         try:
-            proc = await asyncio.shield(starting)
-        except FileNotFoundError as exc:
+            out = await run_process(argv, env=full_env, time_limit=limit, cwd=cwd, input=input)
+        except ProcessTimeout:
+            raise GitError(
+                GitFailure.TIMEOUT, f"git {shown} did not finish within {limit:g}s and was stopped"
+            ) from None
+        except ProcessNotFound as exc:
             raise GitError(
                 GitFailure.FAILED,
                 f"cannot run git: {self.binary!r} or the directory {str(cwd)!r} does not exist",
             ) from exc
-        except asyncio.CancelledError:
-            # Cancelled while the process was being started: it may still come up. Stop it.
-            with contextlib.suppress(Exception):
-                await _kill(await starting)
-            raise
-        try:
-            stdout, stderr_b = await asyncio.wait_for(proc.communicate(input), timeout=limit)
-        except TimeoutError:
-            await _kill(proc)
-            raise GitError(
-                GitFailure.TIMEOUT, f"git {shown} did not finish within {limit:g}s and was stopped"
-            ) from None
-        except BaseException:
-            await _kill(proc)
-            raise
+        stdout, stderr_b = out.stdout, out.stderr
         stderr = redactor(stderr_b.decode("utf-8", errors="replace")).strip()
-        returncode = proc.returncode if proc.returncode is not None else -1
+        returncode = out.returncode
         result = GitOutput(tuple(args), returncode, stdout, stderr)
         if returncode != 0 and check:
             kind = classify(stderr)
             detail = _last_lines(stderr) or f"exit status {returncode}"
+            if kind is GitFailure.DECLINED:
+                detail = _server_words(stderr) or detail
             raise GitError(kind, f"git {shown} failed: {detail}", returncode=returncode)
         return result
 
@@ -395,6 +385,16 @@ def _describe_call(args: Sequence[str]) -> str:
     return " ".join(words)
 
 
+def _server_words(text: str) -> str:
+    """What the server said about a refused push: its ``remote:`` lines and the refusal."""
+    lines = [
+        line.strip().removeprefix("remote:").strip()
+        for line in text.splitlines()
+        if line.strip().startswith("remote:") or "[remote rejected]" in line
+    ]
+    return "; ".join(line for line in lines if line)[:1000]
+
+
 def _last_lines(text: str, count: int = 4) -> str:
     lines = [
         line.strip()
@@ -402,13 +402,3 @@ def _last_lines(text: str, count: int = 4) -> str:
         if line.strip() and not line.lstrip().startswith("hint:")
     ]
     return "; ".join(lines[-count:])
-
-
-async def _kill(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(proc.wait(), timeout=5)

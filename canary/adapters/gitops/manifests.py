@@ -10,15 +10,17 @@ Rules:
 
 * Under a directory, ``*.yaml``, ``*.yml`` and ``*.json`` files are read recursively, in sorted
   order; names starting with a dot (``.git``, ``.github``) are skipped.
-* A directory holding ``kustomization.yaml``, ``kustomization.yml`` or ``Kustomization`` is read
-  through that file's ``resources`` list only (files and directories, recursively). Other
-  kustomize features are not applied; they are reported as notes. Remote resources are errors.
+* A directory holding ``kustomization.yaml``, ``kustomization.yml`` or ``Kustomization`` is not
+  read here: it is listed in :attr:`SourcePlan.kustomizations` and built with real kustomize
+  (:mod:`.render`, :mod:`.kustomize`), as Flux and Argo CD build it. Its subdirectories are
+  not walked.
 * Multi-document files are split; empty documents are skipped silently, mappings without
   ``apiVersion``/``kind`` are skipped with a note, anything else that is not a mapping is an error.
   ``kind: List`` documents are expanded into their items.
 * YAML timestamps stay strings (a date in an annotation must not become a ``date`` object).
 
-Nothing here writes or talks to the network; callers run it in a worker thread.
+Nothing here writes, starts a process or talks to the network; callers run it in a worker
+thread. :func:`~canary.adapters.gitops.render.render_manifests` puts the two halves together.
 """
 
 from __future__ import annotations
@@ -32,28 +34,29 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "KUSTOMIZATION_NAMES",
     "LoadedManifests",
     "Manifest",
     "ManifestError",
-    "ManifestFiles",
+    "ManifestLoader",
     "ManifestNote",
     "ObjectRef",
-    "find_manifest_files",
-    "load_manifests",
+    "SourcePlan",
+    "load_files",
+    "plan_sources",
 ]
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-_KUSTOMIZE_KEYS_USED = {"apiVersion", "kind", "metadata", "resources"}
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _ManifestLoader(_BaseLoader):  # type: ignore[valid-type,misc]
+class ManifestLoader(_BaseLoader):  # type: ignore[valid-type,misc]
     """Safe YAML without timestamp conversion."""
 
 
-_ManifestLoader.yaml_implicit_resolvers = {
+ManifestLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
 }
@@ -106,12 +109,17 @@ class ObjectRef:
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """One object from Git. ``body`` is the parsed document; treat it as read-only."""
+    """One object from Git. ``body`` is the parsed document; treat it as read-only.
+
+    ``rendered_by`` is the kustomization directory whose build produced the object (None for
+    a plain file); ``source_file`` is then the file kustomize says it came from, and
+    ``document`` is 0 (kustomize does not say which document)."""
 
     body: Mapping[str, Any]
     source_file: str
     document: int
     item: int | None = None
+    rendered_by: str | None = None
 
     @property
     def ref(self) -> ObjectRef:
@@ -119,6 +127,8 @@ class Manifest:
 
     @property
     def location(self) -> str:
+        if self.rendered_by is not None:
+            return f"{self.source_file} (kustomize build {self.rendered_by})"
         where = f"{self.source_file} document {self.document}"
         return where if self.item is None else f"{where} item {self.item}"
 
@@ -149,20 +159,33 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class LoadedManifests:
+    """Objects of a path. ``files`` are the plain files read; ``kustomizations`` the
+    directories built with kustomize."""
+
     manifests: tuple[Manifest, ...]
     notes: tuple[ManifestNote, ...]
     files: tuple[str, ...]
     errors: tuple[ManifestError, ...] = ()
+    kustomizations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
-class ManifestFiles:
-    """Which files hold the wanted objects. ``files`` is the sorted union; ``missing`` lists
-    the references no file declares."""
+class SourcePlan:
+    """What a path holds, in apply order: plain manifest files and kustomization directories
+    (repository-relative), plus notes and (when not strict) errors met while walking."""
 
-    files: tuple[str, ...]
-    found: Mapping[ObjectRef, tuple[str, ...]]
-    missing: tuple[ObjectRef, ...]
+    root: Path
+    units: tuple[tuple[str, str], ...]  # ("file", path) or ("kustomize", directory)
+    notes: tuple[ManifestNote, ...]
+    errors: tuple[ManifestError, ...]
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return tuple(p for kind, p in self.units if kind == "file")
+
+    @property
+    def kustomizations(self) -> tuple[str, ...]:
+        return tuple(p for kind, p in self.units if kind == "kustomize")
 
 
 def _describe(value: object) -> str:
@@ -183,8 +206,8 @@ class _Walker:
         self.strict = strict
         self.notes: list[ManifestNote] = []
         self.errors: list[ManifestError] = []
-        self.files: list[str] = []
-        self._seen_files: set[str] = set()
+        self.units: list[tuple[str, str]] = []
+        self._seen: set[tuple[str, str]] = set()
 
     def rel(self, path: Path) -> str:
         return path.resolve().relative_to(self.root).as_posix()
@@ -201,23 +224,15 @@ class _Walker:
             return False
         return True
 
-    def add_file(self, path: Path) -> None:
-        rel = self.rel(path)
-        if rel not in self._seen_files:
-            self._seen_files.add(rel)
-            self.files.append(rel)
+    def add(self, kind: str, path: Path) -> None:
+        unit = (kind, self.rel(path) or ".")
+        if unit not in self._seen:
+            self._seen.add(unit)
+            self.units.append(unit)
 
-    def collect(self, directory: Path, chain: tuple[str, ...]) -> None:
-        rel_dir = self.rel(directory) or "."
-        if rel_dir in chain:
-            self.fail(ManifestError(rel_dir, None, "kustomization resources form a cycle"))
-            return
-        chain = (*chain, rel_dir)
-        kustomization = next(
-            (directory / n for n in KUSTOMIZATION_NAMES if (directory / n).is_file()), None
-        )
-        if kustomization is not None:
-            self.follow_kustomization(kustomization, chain)
+    def collect(self, directory: Path) -> None:
+        if any((directory / n).is_file() for n in KUSTOMIZATION_NAMES):
+            self.add("kustomize", directory)
             return
         for entry in sorted(directory.iterdir(), key=lambda p: p.name):
             if entry.name.startswith("."):
@@ -230,69 +245,15 @@ class _Walker:
                 )
                 continue
             if entry.is_dir():
-                self.collect(entry, chain)
+                self.collect(entry)
             elif entry.is_file() and entry.suffix.lower() in MANIFEST_SUFFIXES:
-                self.add_file(entry)
+                self.add("file", entry)
 
     def rel_or_name(self, path: Path) -> str:
         try:
             return path.relative_to(self.root).as_posix()
         except ValueError:
             return path.name
-
-    def follow_kustomization(self, kfile: Path, chain: tuple[str, ...]) -> None:
-        rel = self.rel(kfile)
-        try:
-            data = yaml.load(kfile.read_text(encoding="utf-8"), Loader=_ManifestLoader)
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            self.fail(ManifestError(rel, None, f"invalid YAML: {_yaml_problem(exc)}"))
-            return
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            self.fail(ManifestError(rel, None, f"expected a mapping, got {_describe(data)}"))
-            return
-        ignored = sorted(k for k in data if k not in _KUSTOMIZE_KEYS_USED)
-        if ignored:
-            self.notes.append(
-                ManifestNote(
-                    rel,
-                    None,
-                    "only 'resources' is followed; ignored: " + ", ".join(map(str, ignored)),
-                )
-            )
-        resources = data.get("resources") or []
-        if not isinstance(resources, list):
-            self.fail(
-                ManifestError(rel, None, f"resources: expected a list, got {_describe(resources)}")
-            )
-            return
-        for index, entry in enumerate(resources):
-            if not isinstance(entry, str) or not entry.strip():
-                self.fail(
-                    ManifestError(rel, None, f"resources[{index}]: expected a path, got {entry!r}")
-                )
-                continue
-            if "://" in entry or entry.startswith(("github.com/", "git@", "gitlab.com/")):
-                self.fail(
-                    ManifestError(
-                        rel, None, f"resources[{index}]: remote resource {entry!r} is not supported"
-                    )
-                )
-                continue
-            target = kfile.parent / entry
-            if not self.inside(target):
-                self.fail(
-                    ManifestError(
-                        rel, None, f"resources[{index}]: {entry!r} is outside the repository"
-                    )
-                )
-            elif target.is_dir():
-                self.collect(target, chain)
-            elif target.is_file():
-                self.add_file(target)
-            else:
-                self.fail(ManifestError(rel, None, f"resources[{index}]: {entry!r} not found"))
 
 
 def _yaml_problem(exc: BaseException) -> str:
@@ -317,7 +278,7 @@ def _documents(path: Path, rel: str) -> Iterator[tuple[int, object]]:
             ) from None
         return
     number = 0
-    stream = yaml.load_all(text, Loader=_ManifestLoader)
+    stream = yaml.load_all(text, Loader=ManifestLoader)
     while True:
         try:
             doc = next(stream)
@@ -422,12 +383,13 @@ def _load_file(walker: _Walker, rel: str) -> list[Manifest]:
     return found
 
 
-def load_manifests(root: Path, path: str = "", *, strict: bool = True) -> LoadedManifests:
-    """Load the manifests under ``path`` (a directory or a single file) of the tree ``root``.
+def plan_sources(root: Path, path: str = "", *, strict: bool = True) -> SourcePlan:
+    """What ``path`` (a directory or a single file) of the tree ``root`` holds.
 
-    With ``strict`` (the default) the first problem raises :class:`ManifestError`; otherwise
-    problems are collected in ``errors`` and loading goes on (used to find files for a revert
-    even when an unrelated file is broken).
+    A directory with a kustomization is one kustomize unit; any other directory is walked
+    for manifest files, and its subdirectories with a kustomization become kustomize units
+    (what Flux does for a path without a kustomization). With ``strict`` (the default) the
+    first problem raises :class:`ManifestError`; otherwise problems are collected.
     """
     walker = _Walker(Path(root), strict)
     clean = path.strip().strip("/")
@@ -436,53 +398,21 @@ def load_manifests(root: Path, path: str = "", *, strict: bool = True) -> Loaded
     shown = clean or "."
     if not walker.inside(start):
         walker.fail(ManifestError(shown, None, "path is outside the repository"))
-        return LoadedManifests((), tuple(walker.notes), (), tuple(walker.errors))
-    if start.is_dir():
-        walker.collect(start, ())
+    elif start.is_dir():
+        walker.collect(start)
     elif start.is_file():
-        walker.add_file(start)
+        walker.add("file", start)
     else:
         walker.fail(ManifestError(shown, None, "path not found in the repository"))
-        return LoadedManifests((), tuple(walker.notes), (), tuple(walker.errors))
+    return SourcePlan(walker.root, tuple(walker.units), tuple(walker.notes), tuple(walker.errors))
+
+
+def load_files(
+    root: Path, files: Iterable[str], *, strict: bool = True
+) -> tuple[tuple[Manifest, ...], tuple[ManifestNote, ...], tuple[ManifestError, ...]]:
+    """Parse plain manifest files (repository-relative) of the tree ``root``."""
+    walker = _Walker(Path(root), strict)
     manifests: list[Manifest] = []
-    for rel in walker.files:
+    for rel in files:
         manifests.extend(_load_file(walker, rel))
-    return LoadedManifests(
-        tuple(manifests), tuple(walker.notes), tuple(walker.files), tuple(walker.errors)
-    )
-
-
-def find_manifest_files(
-    repo_dir: Path,
-    path: str,
-    refs: Iterable[ObjectRef],
-    *,
-    default_namespace: str | None = None,
-) -> ManifestFiles:
-    """The repository-relative files under ``path`` that declare any of ``refs`` (matched by
-    API group, kind, namespace and name).
-
-    A manifest without a namespace matches a reference in ``default_namespace`` (or in any
-    namespace when ``default_namespace`` is None, as the applier decides it). Broken files
-    are skipped, so an unrelated error does not hide the target.
-    """
-    wanted = list(dict.fromkeys(refs))
-    loaded = load_manifests(repo_dir, path, strict=False)
-    found: dict[ObjectRef, list[str]] = {ref: [] for ref in wanted}
-    for manifest in loaded.manifests:
-        got = manifest.ref
-        for ref in wanted:
-            if (got.group, got.kind, got.name) != (ref.group, ref.kind, ref.name):
-                continue
-            if got.namespace is None:
-                ok = default_namespace is None or ref.namespace in (None, default_namespace)
-            else:
-                ok = got.namespace == ref.namespace
-            if ok and manifest.source_file not in found[ref]:
-                found[ref].append(manifest.source_file)
-    files = sorted({f for paths in found.values() for f in paths})
-    return ManifestFiles(
-        files=tuple(files),
-        found={ref: tuple(paths) for ref, paths in found.items() if paths},
-        missing=tuple(ref for ref, paths in found.items() if not paths),
-    )
+    return tuple(manifests), tuple(walker.notes), tuple(walker.errors)

@@ -1,6 +1,7 @@
 """The built-in Git reconciler: one pass of a ``GitSource``, written against a small apply port.
 
-A pass fetches the branch head (shallow), loads the manifests under ``spec.path``, applies every
+A pass fetches the branch head (shallow), renders the objects under ``spec.path`` (plain
+manifests, and kustomizations built with real kustomize, :mod:`.render`), applies every
 object with server-side apply under the field manager ``canary-engine-gitsource``, marks each
 one with where it came from, prunes objects it applied before that are gone from Git (only
 with ``prune: true`` and only objects that carry our source annotation), and returns the new
@@ -31,12 +32,13 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from canary.adapters.gitops.credentials import GitCredentials, Redactor
 from canary.adapters.gitops.git import GitError, check_branch, check_relative_path, check_url
+from canary.adapters.gitops.kustomize import Kustomize, KustomizeError
 from canary.adapters.gitops.manifests import (
     Manifest,
     ManifestError,
     ObjectRef,
-    load_manifests,
 )
+from canary.adapters.gitops.render import render_manifests
 from canary.adapters.gitops.revert import CommitIdentity
 from canary.adapters.gitops.revision import (
     ANNOTATION_REVISION,
@@ -337,6 +339,7 @@ class GitSourceStatus:
     last_attempted_revision: str | None = None
     inventory: tuple[ObjectRef, ...] = ()
     conditions: tuple[Condition, ...] = ()
+    kustomize_version: str | None = None
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)
@@ -347,6 +350,7 @@ class GitSourceStatus:
             "lastAttemptedRevision": self.last_attempted_revision,
             "inventory": [ref.to_dict() for ref in self.inventory],
             "conditions": [c.to_dict() for c in self.conditions],
+            "kustomizeVersion": self.kustomize_version,
         }
 
     @classmethod
@@ -365,6 +369,9 @@ class GitSourceStatus:
                 Condition.from_dict(c)
                 for c in data.get("conditions") or []
                 if isinstance(c, Mapping)
+            ),
+            kustomize_version=(
+                str(data["kustomizeVersion"]) if data.get("kustomizeVersion") else None
             ),
         )
 
@@ -515,6 +522,7 @@ class GitSourceReconciler:
 
     workspace: Workspace
     kube: KubeApply
+    kustomize: Kustomize = field(default_factory=Kustomize)
     field_manager: str = FIELD_MANAGER
     apply_timeout: float = 30.0
     cluster_scoped: frozenset[tuple[str, str]] = field(default=CLUSTER_SCOPED)
@@ -530,12 +538,14 @@ class GitSourceReconciler:
         progress: Callable[[GitSourceStatus], Awaitable[None]] | None = None,
     ) -> ReconcileResult:
         """One pass. Never raises for Git, manifest or apply problems: they become the
-        ``Ready=False`` condition (reasons CloneFailed, ManifestInvalid, ApplyFailed,
-        PruneFailed) with a message that names the file, document or object."""
+        ``Ready=False`` condition (reasons CloneFailed, BuildFailed for a kustomize error,
+        ManifestInvalid, ApplyFailed, PruneFailed) with a message that names the file,
+        document or object. The last applied revision stays applied and recorded."""
         prev = previous or GitSourceStatus()
         stamp = now or datetime.now(UTC)
         redact = Redactor.for_credentials(credentials)
         interval = spec.interval_seconds
+        kustomize_version = prev.kustomize_version
 
         def finish(
             ready: ConditionStatus,
@@ -555,7 +565,9 @@ class GitSourceReconciler:
                 [("Ready", ready, reason, message), ("Reconciling", "False", reason, message)],
                 stamp,
             )
-            status = GitSourceStatus(applied_rev, attempted_rev, inventory, conditions)
+            status = GitSourceStatus(
+                applied_rev, attempted_rev, inventory, conditions, kustomize_version
+            )
             if ready != "True":
                 level = logging.WARNING
             elif applied_rev != prev.last_applied_revision:
@@ -598,16 +610,24 @@ class GitSourceReconciler:
                                 [("Reconciling", "True", "Progressing", f"applying {revision}")],
                                 stamp,
                             ),
+                            prev.kustomize_version,
                         )
                     )
                 tree = await copy_.snapshot(head)
                 try:
-                    loaded = await asyncio.to_thread(load_manifests, tree, spec.path)
+                    loaded = await render_manifests(tree, spec.path, kustomize=self.kustomize)
+                    if loaded.kustomizations:
+                        kustomize_version = await self.kustomize.version()
                     plan = plan_apply(
                         loaded.manifests,
                         source=source,
                         revision=revision,
                         cluster_scoped=self.cluster_scoped,
+                    )
+                except KustomizeError as exc:
+                    kustomize_version = await self.kustomize.version()
+                    return finish(
+                        "False", "BuildFailed", f"{revision}: {exc}", attempted_rev=revision
                     )
                 except ManifestError as exc:
                     return finish(

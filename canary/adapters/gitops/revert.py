@@ -1,26 +1,32 @@
 """Revert a failed canary's change in Git, so the reconciler converges to the last good version.
 
 After a failed run the traffic is already back on the primary; this module makes Git agree.
-It restores the files that hold the target's manifests (and the ConfigMaps and Secrets it
-tracks) to their content at the last good revision by reverse-applying the diff good..bad,
-restricted to those files, onto the *current* branch head with a 3-way merge. Unrelated later
-edits (elsewhere in those files, and in every other file) survive; files created after the good
-revision are deleted and deleted ones restored. The commit is pushed without force; when the
-push is rejected because the branch moved, everything is recomputed from the new head.
+It finds the part of the change between the last good and the bad revision that made the
+target what it is (:mod:`.attribution`: render both revisions as the owner renders them and
+keep every part of the bad change that leaves the target alone — an overlay's ``images:``
+line, a patch, a base manifest, a values file), and reverse-applies exactly that onto the
+*current* branch head with a 3-way merge. Unrelated changes, in the same files or elsewhere,
+survive; files created after the good revision are deleted and deleted ones restored. The
+commit is pushed without force; when the push is rejected because the branch moved,
+everything is recomputed from the new head.
 
 The work splits in three:
 
-* gather (I/O): fetch, deepen the shallow history as needed, read the files at good, bad and
-  head, run ``git merge-file`` where both sides changed, list the commits involved, and look
-  for an earlier revert commit with our trailers -> :class:`RevertFacts`;
+* gather (I/O): fetch, deepen the shallow history as needed, attribute the change, read the
+  files at head, run ``git merge-file`` where both sides changed, list the commits
+  involved, and look for an earlier revert commit with our trailers -> :class:`RevertFacts`;
 * plan (pure): :func:`plan_revert` decides Reverted / AlreadyReverted / Superseded /
-  NothingToRevert / RevertFailed and builds the commit message (:func:`revert_message`);
-* execute (I/O): write the tree with a private index, ``commit-tree``, ``push``.
+  Unresolved / RevertFailed and builds the commit message (:func:`revert_message`);
+* execute (I/O): write the tree with a private index, ``commit-tree``, then either push to
+  the branch, or (pull-request mode, :class:`PullRequestSettings`) push a side branch and
+  open a pull request through the forge's API (:mod:`.forges`).
 
 Restart safety: a revert commit carries the trailers ``Canary: <ns>/<name>`` and
 ``Canary-Bad-Revision: <sha>``; finding one after the bad revision means the job is done
 (:class:`AlreadyReverted`), so a controller killed between the push and its status update
-never makes a second commit. Files already equal to the good revision also count as done.
+never makes a second commit — including a push that died after reaching the server. Files
+already equal to the good revision also count as done. In pull-request mode the side branch
+and the pull request are found again by name.
 
 Results never contain a credential: every message passes through the repository's redactor.
 """
@@ -31,18 +37,27 @@ import asyncio
 import logging
 import random
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from canary.adapters.gitops.attribution import Attribution, Unattributable, attribute
 from canary.adapters.gitops.credentials import Redactor
+from canary.adapters.gitops.forges import (
+    ForgeClient,
+    ForgeError,
+    ForgeTarget,
+    PullRequest,
+    PullRequestSpec,
+)
 from canary.adapters.gitops.git import (
     GitError,
     GitFailure,
     check_relative_path,
     check_revision,
 )
-from canary.adapters.gitops.manifests import ManifestFiles, ObjectRef, find_manifest_files
+from canary.adapters.gitops.kustomize import Kustomize
+from canary.adapters.gitops.subjects import Subject
 from canary.adapters.gitops.workspace import GitRepository, WorkingCopy, Workspace
 
 __all__ = [
@@ -54,8 +69,9 @@ __all__ = [
     "AlreadyReverted",
     "CommitIdentity",
     "FileState",
-    "NothingToRevert",
     "PlannedRevert",
+    "Proposed",
+    "PullRequestSettings",
     "RetryPolicy",
     "RevertFacts",
     "RevertFailed",
@@ -65,7 +81,9 @@ __all__ = [
     "Reverter",
     "Superseded",
     "UndoneCommit",
+    "Unresolved",
     "plan_revert",
+    "revert_branch",
     "revert_message",
 ]
 
@@ -101,24 +119,46 @@ DEFAULT_IDENTITY = CommitIdentity()
 
 
 @dataclass(frozen=True, slots=True)
+class PullRequestSettings:
+    """Pull-request mode: where the forge is, and how to authenticate to its API."""
+
+    forge: ForgeTarget
+    token: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    branch_prefix: str = "canary-engine/revert"
+
+
+def revert_branch(canary: str, bad_revision: str, prefix: str = "canary-engine/revert") -> str:
+    """The side branch of a revert: named after the canary and the bad revision."""
+    namespace, _, name = canary.partition("/")
+    return f"{prefix}/{namespace}/{name}/{bad_revision[:12]}"
+
+
+@dataclass(frozen=True, slots=True)
 class RevertRequest:
     """What to revert, where, and why.
 
-    ``files`` are repository-relative paths (found by the caller or by
-    :func:`~canary.adapters.gitops.manifests.find_manifest_files` at the good and the bad
-    revision). ``reason`` lines say why the canary failed, e.g. ``"request-success-rate 91.2%
-    < 99% (5 failed checks, threshold 5)"``. ``target`` names the workload in the subject
-    (defaults to the canary's name).
+    ``subject`` says how the owner makes the target from the repository (rendering a path,
+    a HelmRelease, an Argo CD Application; :mod:`.subjects`): the reverter restores exactly
+    the part of the change that altered it. ``files`` are repository-relative files or
+    directories whose changes are always restored whole (``spec.gitops.paths``); with no
+    subject, only they are. ``reason`` lines say why the canary failed, e.g.
+    ``"request-success-rate 91.2% < 99% (5 failed checks, threshold 5)"``. ``target`` names
+    the workload in the commit subject (defaults to the canary's name). ``pull_request``
+    selects pull-request mode.
     """
 
     repository: GitRepository
-    files: tuple[str, ...]
-    good_revision: str
-    bad_revision: str
-    canary: str
+    files: tuple[str, ...] = ()
+    good_revision: str = ""
+    bad_revision: str = ""
+    canary: str = ""
     reason: tuple[str, ...] = ()
     target: str | None = None
     author: CommitIdentity = DEFAULT_IDENTITY
+    subject: Subject | None = None
+    pull_request: PullRequestSettings | None = None
 
     def validated(self) -> RevertRequest:
         """Normalise and check every field; raise ValueError or GitError naming the field."""
@@ -126,8 +166,8 @@ class RevertRequest:
         namespace, sep, name = self.canary.partition("/")
         if not sep or not _NAME_RE.match(namespace) or not _NAME_RE.match(name):
             raise ValueError(f"canary: expected '<namespace>/<name>', got {self.canary!r}")
-        if not self.files:
-            raise ValueError("files: expected at least one repository-relative file")
+        if not self.files and self.subject is None:
+            raise ValueError("files: expected a subject or at least one repository-relative file")
         files = tuple(
             dict.fromkeys(
                 check_relative_path(f, what=f"files[{i}]") for i, f in enumerate(self.files)
@@ -138,12 +178,11 @@ class RevertRequest:
         target = self.target or name
         if not re.match(r"^[\w.-]{1,253}$", target):
             raise ValueError(f"target: expected an object name, got {self.target!r}")
-        return RevertRequest(
-            repository=self.repository,
+        return replace(
+            self,
             files=files,
             good_revision=check_revision(self.good_revision, what="good revision"),
             bad_revision=check_revision(self.bad_revision, what="bad revision"),
-            canary=self.canary,
             reason=tuple(_one_line(r) for r in self.reason if _one_line(r)),
             target=target,
             author=self.author.validated(),
@@ -165,7 +204,7 @@ class UndoneCommit:
 
 @dataclass(frozen=True, slots=True)
 class Reverted:
-    """A revert commit was pushed."""
+    """A revert commit was pushed to the branch."""
 
     commit_sha: str
     reverted_commits: tuple[UndoneCommit, ...]
@@ -175,10 +214,25 @@ class Reverted:
 
 
 @dataclass(frozen=True, slots=True)
+class Proposed:
+    """Pull-request mode: the revert commit is on ``branch`` and the pull request at ``url``
+    is open; the branch itself is unchanged until someone merges it."""
+
+    commit_sha: str
+    url: str
+    branch: str
+    files: tuple[str, ...] = ()
+    created: bool = True
+    kind: Literal["Proposed"] = "Proposed"
+
+
+@dataclass(frozen=True, slots=True)
 class AlreadyReverted:
-    """Git already holds the revert: our commit (``commit_sha``) or equal content (None)."""
+    """Git already holds the revert: our commit (``commit_sha``) or equal content (None).
+    ``url`` is the merged pull request, in pull-request mode."""
 
     commit_sha: str | None
+    url: str = ""
     kind: Literal["AlreadyReverted"] = "AlreadyReverted"
 
 
@@ -193,25 +247,31 @@ class Superseded:
 
 
 @dataclass(frozen=True, slots=True)
-class NothingToRevert:
-    """The target's files are identical at the good and the bad revision."""
+class Unresolved:
+    """The change that made the target bad cannot be isolated in Git (``reason`` says why,
+    ``files`` where), or a person declined the revert's pull request. Nothing was
+    committed; a person has to act."""
 
     reason: str
-    kind: Literal["NothingToRevert"] = "NothingToRevert"
+    files: tuple[str, ...] = ()
+    url: str = ""
+    kind: Literal["Unresolved"] = "Unresolved"
 
 
 @dataclass(frozen=True, slots=True)
 class RevertFailed:
-    """The revert could not be made. ``retriable``: the same call may succeed later without
-    anyone changing anything (remote unreachable, timeout, branch kept moving); False means
-    a person has to act (credentials, a conflict, a wrong revision)."""
+    """The revert could not be made now. ``retriable``: trying again later may succeed
+    without anyone changing Git (remote unreachable or refusing the credentials, a push
+    whose outcome is unknown, the branch kept moving); False means a person has to act (a
+    conflict, a protected branch in push mode, a wrong revision)."""
 
     reason: str
     retriable: bool
+    files: tuple[str, ...] = ()
     kind: Literal["RevertFailed"] = "RevertFailed"
 
 
-RevertResult = Reverted | AlreadyReverted | Superseded | NothingToRevert | RevertFailed
+RevertResult = Reverted | Proposed | AlreadyReverted | Superseded | Unresolved | RevertFailed
 
 
 # -- facts and the pure plan ---------------------------------------------------------------------
@@ -255,6 +315,7 @@ class RevertFacts:
     undone: tuple[UndoneCommit, ...]
     newer: tuple[UndoneCommit, ...]
     previous_revert: str | None = None
+    notes: Mapping[str, str] = field(default_factory=dict)  # path -> what is restored
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,9 +367,11 @@ def plan_revert(request: RevertRequest, facts: RevertFacts) -> RevertResult | Pl
         if change is not None:
             changes.append(change)
     if set(by_kind) <= {"untouched"}:
-        return NothingToRevert(
-            f"{', '.join(request.files)} are identical at the good revision {facts.good[:12]} "
-            f"and the bad revision {facts.bad[:12]}; the failure did not come from these files"
+        return Unresolved(
+            f"{', '.join(s.path for s in facts.files) or 'the files'} are identical at the "
+            f"good revision {facts.good[:12]} and the bad revision {facts.bad[:12]}; the "
+            "failure did not come from these files",
+            tuple(s.path for s in facts.files),
         )
     if "conflict" in by_kind:
         return RevertFailed(
@@ -346,8 +409,9 @@ def revert_message(
         f"Revert {target} to {facts.good[:7]}: canary {request.canary} failed",
         "",
         f"Canary {request.canary} failed its analysis of revision {facts.bad[:12]}.",
-        f"canary-engine restores the files of its target to the last good revision "
-        f"{facts.good[:12]}; other files and unrelated later changes are kept.",
+        f"canary-engine restores what made {target} differ from the last good revision "
+        f"{facts.good[:12]}; other changes, in these files or elsewhere, and later changes "
+        "are kept.",
         "",
         "Failed checks:",
     ]
@@ -365,7 +429,7 @@ def revert_message(
         elif state is not None and state.head is None:
             what = "restored (deleted after the good revision)"
         else:
-            what = "restored"
+            what = facts.notes.get(change.path, "restored")
         lines.append(f"- {change.path}: {what}")
     lines += [
         "",
@@ -396,18 +460,56 @@ class RetryPolicy:
         return base * (1.0 + self.jitter * (2.0 * rnd - 1.0))
 
 
+def _retriable(kind: GitFailure) -> bool:
+    """Whether a Git failure during a revert is worth trying again without a person.
+
+    Unlike :attr:`GitFailure.retriable`, refused credentials and a repository that is "not
+    found" are retried too: forges answer 404 for a private repository when the token is
+    wrong, and Secrets get rotated and remotes come back; the status says what is wrong
+    meanwhile. Only a refusal by the server's rules (a protected branch) and invalid input
+    wait for a person."""
+    return kind not in (GitFailure.DECLINED, GitFailure.INVALID)
+
+
+_HINTS = {
+    GitFailure.AUTH: " (the remote refused the credentials: check the Secret)",
+    GitFailure.NOT_FOUND: (
+        " (the repository or branch was not found: check the URL, and that the token can read "
+        "it, as forges answer 'not found' for a private repository when the token is wrong)"
+    ),
+}
+
+
+ForgeFactory = Callable[[PullRequestSettings], ForgeClient]
+
+
+def _default_forge(settings: PullRequestSettings) -> ForgeClient:
+    return ForgeClient(
+        settings.forge,
+        token=settings.token,
+        username=settings.username,
+        password=settings.password,
+    )
+
+
 @dataclass
 class Reverter:
-    """Makes revert commits. Share one per process (it holds no state of its own beyond the
-    :class:`Workspace`'s cache and locks)."""
+    """Makes revert commits (and pull requests). Share one per process: it holds no state of
+    its own beyond the :class:`Workspace`'s cache and locks."""
 
     workspace: Workspace
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     jitter_source: Callable[[], float] = random.random
+    kustomize: Kustomize = field(default_factory=Kustomize)
+    forges: ForgeFactory = _default_forge
 
     async def revert(self, request: RevertRequest) -> RevertResult:
-        redact = Redactor.for_credentials(request.repository.credentials)
+        credentials = request.repository.credentials
+        redact = Redactor.for_credentials(credentials)
+        if request.pull_request is not None:
+            settings = request.pull_request
+            redact = redact.merge(Redactor.of(v for v in (settings.token, settings.password) if v))
         try:
             checked = request.validated()
         except (GitError, ValueError) as exc:
@@ -416,15 +518,20 @@ class Reverter:
             async with self.workspace.open(checked.repository) as copy:
                 result = await self._revert(copy, checked)
         except GitError as exc:
-            result = RevertFailed(redact(str(exc)), retriable=exc.retriable)
+            result = RevertFailed(
+                redact(str(exc) + _HINTS.get(exc.kind, "")), retriable=_retriable(exc.kind)
+            )
+        except ForgeError as exc:
+            result = RevertFailed(redact(exc.message), retriable=exc.kind.retriable)
         except OSError as exc:
             result = RevertFailed(redact(f"local error in the Git cache: {exc}"), retriable=True)
+        result = _redacted(result, redact)
         logger.info(
             "revert %s for canary %s in %s: %s",
             checked.bad_revision[:12],
             checked.canary,
             checked.repository.display,
-            redact(_summary(result)),
+            _summary(result),
         )
         return result
 
@@ -432,17 +539,30 @@ class Reverter:
         branch = request.repository.branch
         for attempt in range(1, self.retry.attempts + 1):
             facts = await self.gather(copy, request)
-            if isinstance(facts, RevertFailed):
+            if not isinstance(facts, RevertFacts):
                 return facts
             plan = plan_revert(request, facts)
+            if request.pull_request is not None:
+                return await self._propose(copy, request, facts, plan)
             if not isinstance(plan, PlannedRevert):
                 return plan
             commit = await self._commit(copy, request, facts, plan)
             try:
                 await copy.push(commit)
             except GitError as exc:
+                if exc.kind is GitFailure.DECLINED:
+                    return await self._declined(copy, request, commit, exc, plan)
                 if exc.kind is not GitFailure.REJECTED:
-                    raise
+                    # The push may have reached the server before the connection or the
+                    # process died. Retriable: the next attempt finds the commit by its
+                    # trailers (AlreadyReverted) or pushes again.
+                    return RevertFailed(
+                        f"the push of revert commit {commit[:12]} to {branch} did not confirm "
+                        f"({exc.message}){_HINTS.get(exc.kind, '')}; the next attempt checks "
+                        "whether it landed",
+                        retriable=_retriable(exc.kind),
+                        files=tuple(c.path for c in plan.changes),
+                    )
                 if attempt == self.retry.attempts:
                     break
                 delay = self.retry.delay(attempt, self.jitter_source())
@@ -468,60 +588,118 @@ class Reverter:
             retriable=True,
         )
 
-    async def locate_files(
+    async def _declined(
         self,
-        repository: GitRepository,
-        path: str,
-        refs: Sequence[ObjectRef],
-        revisions: Sequence[str],
-        *,
-        default_namespace: str | None = None,
-    ) -> ManifestFiles | RevertFailed:
-        """The files under ``path`` that declare any of ``refs`` (the target and the ConfigMaps
-        and Secrets it tracks) at any of ``revisions``. Pass the good and the bad revision: a
-        manifest that moved between them is then reverted as a move (the new file deleted, the
-        old one restored). ``default_namespace`` is the namespace given to manifests without
-        one (the GitSource's namespace; None matches any)."""
-        redact = Redactor.for_credentials(repository.credentials)
+        copy: WorkingCopy,
+        request: RevertRequest,
+        commit: str,
+        exc: GitError,
+        plan: PlannedRevert,
+    ) -> RevertResult:
+        """A protected branch (or a hook) refused the push: keep the commit on a side branch
+        so nothing is lost, and tell the user how to get it merged."""
+        branch = request.repository.branch
+        side = revert_branch(request.canary, request.bad_revision)
+        kept = f"the revert commit {commit[:12]} could not be kept anywhere"
         try:
-            clean_path = check_relative_path(path, what="path")
-            revs = [check_revision(r, what=f"revisions[{i}]") for i, r in enumerate(revisions)]
-            found: list[ManifestFiles] = []
-            async with self.workspace.open(repository) as copy:
-                head = await copy.fetch(depth=self.retry.history_depth)
-                await copy.ensure_history(head, revs, start=self.retry.history_depth)
-                for rev in revs:
-                    if await copy.try_resolve(rev) is None:
-                        return RevertFailed(
-                            f"revision {rev} is not in the history of branch {repository.branch}",
-                            retriable=False,
-                        )
-                    tree = await copy.snapshot(rev)
-                    found.append(
-                        await asyncio.to_thread(
-                            find_manifest_files,
-                            tree,
-                            clean_path,
-                            refs,
-                            default_namespace=default_namespace,
-                        )
-                    )
-        except GitError as exc:
-            return RevertFailed(redact(str(exc)), retriable=exc.retriable)
-        except OSError as exc:
-            return RevertFailed(redact(f"local error in the Git cache: {exc}"), retriable=True)
-        by_ref: dict[ObjectRef, list[str]] = {}
-        for result in found:
-            for ref, files in result.found.items():
-                by_ref.setdefault(ref, [])
-                by_ref[ref] += [f for f in files if f not in by_ref[ref]]
-        return ManifestFiles(
-            files=tuple(sorted({f for files in by_ref.values() for f in files})),
-            found={ref: tuple(files) for ref, files in by_ref.items()},
-            missing=tuple(ref for ref in dict.fromkeys(refs) if ref not in by_ref),
+            existing = await copy.remote_branch(side)
+            if existing is None:
+                await copy.push(commit, branch=side)
+                kept = f"the revert commit {commit[:12]} is kept on branch {side}"
+            else:
+                kept = f"a revert commit is kept on branch {side} ({existing[:12]})"
+        except GitError as side_exc:
+            kept += f" (pushing branch {side} failed too: {side_exc.message})"
+        return RevertFailed(
+            f"the server refused the push to {branch}: {exc.message}. {kept}; merge it, or set "
+            "spec.gitops.revert.mode: pullRequest so that canary-engine opens a pull request",
+            retriable=False,
+            files=tuple(c.path for c in plan.changes),
         )
 
-    async def gather(self, copy: WorkingCopy, request: RevertRequest) -> RevertFacts | RevertFailed:
+    async def _propose(
+        self,
+        copy: WorkingCopy,
+        request: RevertRequest,
+        facts: RevertFacts,
+        plan: RevertResult | PlannedRevert,
+    ) -> RevertResult:
+        """Pull-request mode: the branch is left alone; the revert goes to a side branch
+        and a pull request, both found again by name on every later pass."""
+        settings = request.pull_request
+        assert settings is not None
+        side = revert_branch(request.canary, request.bad_revision, settings.branch_prefix)
+        spec_of = _pull_request_spec(request, facts, side)
+        async with self.forges(settings) as forge:
+            if not isinstance(plan, PlannedRevert):
+                if isinstance(plan, AlreadyReverted):
+                    merged = await forge.find(side, request.repository.branch)
+                    url = merged.url if merged is not None else ""
+                    return replace(plan, url=url)
+                return plan
+            existing = await copy.remote_branch(side)
+            if existing is None:
+                commit = await self._commit(copy, request, facts, plan)
+                await copy.push(commit, branch=side)
+            else:
+                commit = existing
+            pull, created = await forge.ensure(spec_of)
+        return _pull_request_result(pull, commit, side, plan, created)
+
+    async def files_containing(
+        self, repository: GitRepository, needle: str, *, branch: str | None = None
+    ) -> dict[str, str]:
+        """Text files at the head of the branch (or of ``branch``) that contain ``needle``:
+        {repository-relative path: text}. Raises :class:`GitError`."""
+        async with self.workspace.open(repository) as copy:
+            head = await copy.fetch(depth=1) if branch is None else await copy.fetch_branch(branch)
+            return await copy.grep(head, needle)
+
+    async def commit_files(
+        self,
+        repository: GitRepository,
+        contents: Mapping[str, str],
+        message: str,
+        *,
+        author: CommitIdentity = DEFAULT_IDENTITY,
+        branch: str | None = None,
+    ) -> str | None:
+        """Commit ``contents`` ({path: new text}) on top of the branch head (or of the side
+        ``branch``) and push it without force, retrying on a moved branch. Files already
+        holding their new text are skipped; None when nothing changed. Raises GitError."""
+        async with self.workspace.open(repository) as copy:
+            for attempt in range(1, self.retry.attempts + 1):
+                head = (
+                    await copy.fetch(depth=1) if branch is None else await copy.fetch_branch(branch)
+                )
+                current = await copy.entries(head, contents)
+                updates: list[tuple[str, str | None, str | None]] = []
+                for path, text in contents.items():
+                    entry = current.get(path)
+                    data = text.encode("utf-8")
+                    if entry is not None and await copy.blob(entry.blob) == data:
+                        continue
+                    mode = entry.mode if entry is not None else "100644"
+                    updates.append((path, mode, await copy.hash_blob(data)))
+                if not updates:
+                    return None
+                tree = await copy.write_tree(head, updates)
+                commit = await copy.commit_tree(
+                    tree, head, message, name=author.name, email=author.email
+                )
+                try:
+                    await copy.push(commit, branch=branch)
+                except GitError as exc:
+                    if exc.kind is not GitFailure.REJECTED or attempt == self.retry.attempts:
+                        raise
+                    await self.sleep(self.retry.delay(attempt, self.jitter_source()))
+                    continue
+                return commit
+        return None
+
+    async def gather(
+        self, copy: WorkingCopy, request: RevertRequest
+    ) -> RevertFacts | RevertFailed | Unresolved:
         """Fetch and read everything the plan needs (see :class:`RevertFacts`)."""
         branch = request.repository.branch
         head = await copy.fetch(depth=self.retry.history_depth)
@@ -542,14 +720,45 @@ class Reverter:
                 retriable=False,
             )
         previous = await self._find_previous(copy, request, bad, head)
-        files = request.files
+        if previous is not None:
+            return RevertFacts(head, good, bad, (), (), (), previous_revert=previous)
+        restored: dict[str, bytes | None] = {}
+        modes: dict[str, str] = {}
+        notes: dict[str, str] = {}
+        if request.subject is not None:
+            try:
+                found: Attribution = await attribute(
+                    copy,
+                    request.subject,
+                    good,
+                    bad,
+                    kustomize=self.kustomize,
+                    forced=request.files,
+                )
+            except Unattributable as exc:
+                return Unresolved(exc.reason, exc.files)
+            restored, modes, notes = dict(found.restored), dict(found.modes), dict(found.notes)
+            logger.debug(
+                "attributed the change of %s in %d renders: %s",
+                request.subject.describe(),
+                found.probes,
+                ", ".join(sorted(restored)),
+            )
+            files = tuple(restored)
+        else:
+            files = request.files
         at_good = await copy.entries(good, files)
         at_bad = await copy.entries(bad, files)
         at_head = await copy.entries(head, files)
         states = []
         for path in files:
             g, b, h = at_good.get(path), at_bad.get(path), at_head.get(path)
-            good_c = await copy.blob(g.blob) if g else None
+            if path in restored:
+                good_c = restored[path]
+                good_mode = modes.get(path, g.mode if g else "100644")
+            else:
+                good_c = await copy.blob(g.blob) if g else None
+                good_mode = g.mode if g else "100644"
             bad_c = await copy.blob(b.blob) if b else None
             head_c = await copy.blob(h.blob) if h else None
             merged = merged_ours = None
@@ -570,15 +779,15 @@ class Reverter:
                     good=good_c,
                     bad=bad_c,
                     head=head_c,
-                    good_mode=g.mode if g else "100644",
-                    head_mode=h.mode if h else (g.mode if g else "100644"),
+                    good_mode=good_mode,
+                    head_mode=h.mode if h else good_mode,
                     merged=merged if not conflicts else None,
                     conflicts=conflicts,
                     merged_ours=merged_ours,
                 )
             )
-        undone = await copy.commits(f"{good}..{bad}", files)
-        newer = await copy.commits(f"{bad}..{head}", files)
+        undone = await copy.commits(f"{good}..{bad}", files) if files else []
+        newer = await copy.commits(f"{bad}..{head}", files) if files else []
         return RevertFacts(
             head=head,
             good=good,
@@ -586,7 +795,8 @@ class Reverter:
             files=tuple(states),
             undone=tuple(UndoneCommit(s, subj) for s, subj in undone),
             newer=tuple(UndoneCommit(s, subj) for s, subj in newer),
-            previous_revert=previous,
+            previous_revert=None,
+            notes=notes,
         )
 
     async def _find_previous(
@@ -618,11 +828,61 @@ class Reverter:
         )
 
 
+def _pull_request_spec(request: RevertRequest, facts: RevertFacts, side: str) -> PullRequestSpec:
+    target = request.target or request.canary.partition("/")[2]
+    reasons = "\n".join(f"- {r}" for r in request.reason) or "- (no details were given)"
+    undone = "\n".join(f"- {c.sha[:12]} {c.subject}" for c in facts.undone) or "- (see the diff)"
+    body = (
+        f"Canary `{request.canary}` failed its analysis of revision `{facts.bad[:12]}`. "
+        f"This pull request restores what made `{target}` differ from the last good "
+        f"revision `{facts.good[:12]}`; other changes are kept.\n\n"
+        f"**Failed checks**\n{reasons}\n\n**Undoes**\n{undone}\n\n"
+        "Opened by canary-engine because the branch is protected "
+        "(`spec.gitops.revert.mode: pullRequest`). Merging it lets the GitOps reconciler "
+        "converge to the good version."
+    )
+    return PullRequestSpec(
+        head=side,
+        base=request.repository.branch,
+        title=f"Revert {target} to {facts.good[:7]}: canary {request.canary} failed",
+        body=body,
+    )
+
+
+def _pull_request_result(
+    pull: PullRequest,
+    commit: str,
+    side: str,
+    plan: PlannedRevert,
+    created: bool,
+) -> RevertResult:
+    files = tuple(c.path for c in plan.changes)
+    if pull.state == "open":
+        return Proposed(commit, pull.url, side, files, created)
+    if pull.state == "merged":
+        return AlreadyReverted(None, pull.url)
+    return Unresolved(
+        f"the revert's pull request {pull.url} was closed without merging; Git still holds "
+        "the bad revision. Merge a fix, or run canary retry to analyse the revision again",
+        files,
+        pull.url,
+    )
+
+
+def _redacted(result: RevertResult, redact: Redactor) -> RevertResult:
+    reason = getattr(result, "reason", None)
+    if isinstance(reason, str):
+        return replace(result, reason=redact(reason))  # type: ignore[arg-type,call-arg]
+    return result
+
+
 def _summary(result: RevertResult) -> str:
     if isinstance(result, Reverted):
         return f"reverted in {result.commit_sha[:12]} (attempt {result.attempts})"
+    if isinstance(result, Proposed):
+        return f"proposed in {result.url} (branch {result.branch}, commit {result.commit_sha[:12]})"
     if isinstance(result, AlreadyReverted):
         return f"already reverted ({(result.commit_sha or 'same content')[:12]})"
-    if isinstance(result, Superseded | NothingToRevert):
+    if isinstance(result, Superseded | Unresolved):
         return f"{result.kind}: {result.reason}"
     return f"failed ({'retriable' if result.retriable else 'needs action'}): {result.reason}"

@@ -14,6 +14,13 @@ revision somewhere else:
   the Application's ``status.sync.revision`` and ``spec.source.repoURL`` / ``path`` /
   ``targetRevision``.
 
+A target can also be made from Git one step removed: Flux's helm-controller makes it from a
+``HelmRelease`` (labels ``helm.toolkit.fluxcd.io/name`` / ``/namespace``, or Helm's own
+``meta.helm.sh/release-name`` annotations), and Argo CD from an ``Application`` whose source is
+a Helm chart. Git then holds the HelmRelease or the Application, applied by one of the three
+reconcilers above: :func:`helm_release_of` finds the HelmRelease, and the caller takes the
+origin of *that* object and records it in :attr:`GitOrigin.via`.
+
 Everything here is a pure function over the objects' dicts (as read from the API): the caller
 fetches the objects, these functions read them. A missing piece is not an exception but a
 :class:`NoOrigin` with the reason, ready for a status condition.
@@ -34,8 +41,10 @@ __all__ = [
     "ManagerRef",
     "NoOrigin",
     "ParsedRevision",
+    "Via",
     "flux_source_ref",
     "format_revision",
+    "helm_release_of",
     "manager_of",
     "origin_from_argocd",
     "origin_from_flux",
@@ -51,6 +60,10 @@ FLUX_NAMESPACE_LABEL = "kustomize.toolkit.fluxcd.io/namespace"
 ARGOCD_TRACKING_ANNOTATION = "argocd.argoproj.io/tracking-id"
 ARGOCD_INSTANCE_LABEL = "argocd.argoproj.io/instance"
 APP_INSTANCE_LABEL = "app.kubernetes.io/instance"
+HELM_NAME_LABEL = "helm.toolkit.fluxcd.io/name"
+HELM_NAMESPACE_LABEL = "helm.toolkit.fluxcd.io/namespace"
+HELM_RELEASE_NAME_ANNOTATION = "meta.helm.sh/release-name"
+HELM_RELEASE_NAMESPACE_ANNOTATION = "meta.helm.sh/release-namespace"
 
 Manager = Literal["gitsource", "flux", "argocd"]
 
@@ -111,6 +124,17 @@ class ManagerRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Via:
+    """The object kept in Git that makes the target: a Flux ``HelmRelease`` or an Argo CD
+    ``Application`` with a Helm chart source."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class GitOrigin:
     """Where the target's manifests live and the commit the cluster runs.
 
@@ -127,6 +151,17 @@ class GitOrigin:
     revision: str
     secret: str | None = None
     files: tuple[str, ...] = ()
+    target_namespace: str | None = None  # Flux spec.targetNamespace: every object's namespace
+    via: Via | None = None
+    chart_value_files: tuple[str, ...] | None = None  # Argo CD: the path is a Helm chart
+
+    @property
+    def default_namespace(self) -> str | None:
+        """The namespace this owner gives objects that name none (None: unknown)."""
+        if self.manager == "gitsource":
+            namespace, _, _ = self.owner.rpartition("/")
+            return namespace or None
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +220,25 @@ def manager_of(target: Mapping[str, Any]) -> ManagerRef | None:
         return ManagerRef("argocd", None, app)
     if labels.get(ARGOCD_INSTANCE_LABEL):
         return ManagerRef("argocd", None, labels[ARGOCD_INSTANCE_LABEL])
+    return None
+
+
+def helm_release_of(target: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(namespace, name) of the Flux HelmRelease that made ``target``, from helm-controller's
+    labels, else Helm's release annotations (the release name is then taken as the
+    HelmRelease's name, helm-controller's default)."""
+    meta = _meta(target)
+    labels = _str_map(meta.get("labels"))
+    annotations = _str_map(meta.get("annotations"))
+    name = labels.get(HELM_NAME_LABEL)
+    if name:
+        return (labels.get(HELM_NAMESPACE_LABEL) or str(meta.get("namespace", "")), name)
+    release = annotations.get(HELM_RELEASE_NAME_ANNOTATION)
+    if release and labels.get("app.kubernetes.io/managed-by") == "Helm":
+        namespace = annotations.get(HELM_RELEASE_NAMESPACE_ANNOTATION) or str(
+            meta.get("namespace", "")
+        )
+        return (namespace, release)
     return None
 
 
@@ -256,6 +310,7 @@ def origin_from_flux(
         branch = parsed.branch or "master"  # Flux's default when spec.ref is empty
     secret_name = _dig(git_repository, "spec", "secretRef", "name")
     namespace = _meta(git_repository).get("namespace")
+    target_namespace = _dig(kustomization, "spec", "targetNamespace")
     return GitOrigin(
         manager="flux",
         owner=_name(kustomization),
@@ -264,6 +319,7 @@ def origin_from_flux(
         path=_clean_path(_dig(kustomization, "spec", "path")),
         revision=parsed.sha,
         secret=f"{namespace}/{secret_name}" if secret_name and namespace else None,
+        target_namespace=str(target_namespace) if target_namespace else None,
     )
 
 
@@ -316,6 +372,8 @@ def origin_from_argocd(application: Mapping[str, Any]) -> GitOrigin | NoOrigin:
     if re.fullmatch(_SHA, target):
         return NoOrigin(f"{where}: targetRevision pins commit {target}; a revert needs a branch")
     branch: str | None = None if target == "HEAD" else target.removeprefix("refs/heads/")
+    helm = _dig(source, "helm")
+    value_files = _dig(helm, "valueFiles") if isinstance(helm, Mapping) else None
     return GitOrigin(
         manager="argocd",
         owner=_name(application),
@@ -323,4 +381,7 @@ def origin_from_argocd(application: Mapping[str, Any]) -> GitOrigin | NoOrigin:
         branch=branch,
         path=_clean_path(_dig(source, "path")),
         revision=parsed.sha,
+        chart_value_files=(
+            tuple(str(v) for v in value_files or ()) if isinstance(helm, Mapping) else None
+        ),
     )

@@ -366,6 +366,74 @@ class WorkingCopy:
             result.append((sha.strip(), found))
         return result
 
+    async def fetch_branch(self, branch: str) -> str:
+        """Fetch another branch of the same remote (shallow); return its head commit."""
+        name = check_branch(branch)
+        await self.remote(
+            "fetch", "--quiet", "--no-tags", "--depth=1", self.repo.url, f"refs/heads/{name}"
+        )
+        return await self.resolve("FETCH_HEAD")
+
+    async def grep(self, rev: str, needle: str) -> dict[str, str]:
+        """Text files at ``rev`` that contain ``needle`` (a fixed string)."""
+        out = await self.git(
+            "grep", "-l", "-z", "--fixed-strings", "-I", "-e", needle, rev, check=False
+        )
+        found: dict[str, str] = {}
+        for record in out.split(b"\0"):
+            if not record:
+                continue
+            name = record.decode("utf-8", errors="surrogateescape")
+            path = name.split(":", 1)[1] if name.startswith(f"{rev}:") else name
+            entries = await self.entries(rev, [path])
+            if path in entries:
+                found[path] = (await self.blob(entries[path].blob)).decode("utf-8", "replace")
+        return found
+
+    async def changed(
+        self, old: str, new: str
+    ) -> list[tuple[str, BlobEntry | None, BlobEntry | None]]:
+        """Files that differ between two commits: (path, entry at ``old``, entry at ``new``),
+        None where the file is absent. Renames are reported as a deletion and an addition."""
+        out = await self.git("diff-tree", "-r", "-z", "--no-renames", "--no-commit-id", old, new)
+        fields = out.split(b"\0")
+        result: list[tuple[str, BlobEntry | None, BlobEntry | None]] = []
+        index = 0
+        while index + 1 < len(fields):
+            meta, name = fields[index].decode(), fields[index + 1]
+            index += 2
+            if not meta.startswith(":"):
+                continue
+            old_mode, new_mode, old_blob, new_blob, _status = meta[1:].split()
+            path = name.decode("utf-8", errors="surrogateescape")
+            before = None if set(old_blob) == {"0"} else BlobEntry(path, old_mode, old_blob)
+            after = None if set(new_blob) == {"0"} else BlobEntry(path, new_mode, new_blob)
+            if (before and before.mode == "160000") or (after and after.mode == "160000"):
+                continue  # submodules are not files of this repository
+            result.append((path, before, after))
+        return result
+
+    async def materialize(self, rev: str, dest: Path) -> None:
+        """Write the tree of ``rev`` into the empty directory ``dest`` (a private copy that
+        the caller may change; see :meth:`snapshot` for the shared read-only one)."""
+        sha = await self.resolve(rev)
+        await asyncio.to_thread(dest.mkdir, parents=True, exist_ok=True)
+        index = self.tmp_dir / f"materialize-index-{sha[:12]}-{id(dest):x}"
+        env = {"GIT_INDEX_FILE": str(index)}
+        try:
+            await self.git("read-tree", sha, env=env)
+            await self.git(
+                "--work-tree",
+                str(dest),
+                "checkout-index",
+                "-a",
+                env=env,
+                time_limit=self.network_timeout,
+            )
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                index.unlink()
+
     async def snapshot(self, rev: str) -> Path:
         """The tree of ``rev`` as a directory, written once and reused; older snapshots of
         this working copy are removed. Written with ``checkout-index`` from a private index
@@ -450,16 +518,29 @@ class WorkingCopy:
         )
         return out.decode().strip()
 
-    async def push(self, commit: str) -> None:
-        """Fast-forward the remote branch to ``commit``. Never forced: when the branch moved,
-        the server refuses and this raises ``GitError(kind=REJECTED)``."""
+    async def push(self, commit: str, *, branch: str | None = None) -> None:
+        """Fast-forward the remote branch (the repository's, or ``branch``, which is created
+        when absent) to ``commit``. Never forced: when the branch moved, the server refuses
+        and this raises ``GitError(kind=REJECTED)``; a protected branch gives DECLINED."""
+        name = check_branch(branch) if branch is not None else self.repo.branch
         await self.remote(
             "push",
             "--quiet",
             "--porcelain",
             self.repo.url,
-            f"{commit}:refs/heads/{self.repo.branch}",
+            f"{commit}:refs/heads/{name}",
         )
+
+    async def remote_branch(self, branch: str) -> str | None:
+        """The commit a remote branch points to, or None when it does not exist."""
+        out = await self.remote(
+            "ls-remote", "--heads", self.repo.url, f"refs/heads/{check_branch(branch)}"
+        )
+        for line in out.decode().splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref.strip() == f"refs/heads/{branch}":
+                return sha.strip()
+        return None
 
     async def merge_file(
         self, ours: bytes, base: bytes, theirs: bytes, *, prefer_ours: bool = False

@@ -1,0 +1,274 @@
+"""Attribute a bad change to the files (and lines) that made the target bad, by rendering.
+
+Given the last good and the bad revision, :func:`attribute` answers "what exactly must go
+back so that the target is as it was at the good revision, and nothing else": it writes the
+bad tree into a private scratch directory, renders it the way the target's owner renders
+it (plain manifests, real kustomize), projects the target out of the rendering
+(:mod:`.subjects`), and lets :func:`~canary.adapters.gitops.selection.minimize` try keeping
+each part of the bad change. Every probe rewrites only the files that differ from the
+previous probe.
+
+A change that cannot be attributed raises :class:`Unattributable` with the file and the
+reason (the target is missing at the good revision, a render fails, or the target renders
+the same at both revisions, so the change came from outside the repository).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from canary.adapters.gitops.kustomize import Kustomize
+from canary.adapters.gitops.render import render_manifests
+from canary.adapters.gitops.selection import Change, Hunk, Part, content_with, hunks_of, minimize
+from canary.adapters.gitops.subjects import Projection, Subject
+from canary.adapters.gitops.workspace import WorkingCopy
+
+__all__ = ["Attribution", "Unattributable", "attribute"]
+
+#: Beyond this many changed files, the search works on files only (no line-level parts).
+MAX_LINE_LEVEL_FILES = 50
+
+
+class Unattributable(Exception):
+    """The target's change cannot be isolated. ``files`` are the files concerned."""
+
+    def __init__(self, reason: str, files: Sequence[str] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.files = tuple(files)
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """What to put back: for each file, the content that undoes the target's part of the
+    change (None: the file must not exist), with the mode and a few words for the commit
+    message. ``probes`` counts the renders it took."""
+
+    restored: Mapping[str, bytes | None]
+    modes: Mapping[str, str]
+    notes: Mapping[str, str]
+    probes: int = 0
+
+
+class _Scratch:
+    """A private copy of the bad tree whose changed files can be set to any candidate."""
+
+    def __init__(self, root: Path, changes: Mapping[str, Change]) -> None:
+        self.root = root
+        self.changes = changes
+        self.current: dict[str, bytes | None] = {p: c.bad for p, c in changes.items()}
+
+    def read(self, path: str) -> bytes | None:
+        if path in self.current:
+            return self.current[path]
+        file = self.root / path
+        try:
+            return file.read_bytes() if file.is_file() else None
+        except OSError:
+            return None
+
+    def list(self, directory: str) -> Sequence[str]:
+        base = self.root / directory if directory else self.root
+        if not base.is_dir():
+            return ()
+        out = []
+        for path in base.rglob("*"):
+            rel = path.relative_to(self.root).as_posix()
+            if path.is_file() and not any(p.startswith(".") for p in rel.split("/")):
+                out.append(rel)
+        return sorted(out)
+
+    def set(self, wanted: Mapping[str, bytes | None]) -> None:
+        for path, content in wanted.items():
+            if self.current.get(path) == content:
+                continue
+            file = self.root / path
+            if content is None:
+                if file.is_symlink() or file.exists():
+                    file.unlink()
+            else:
+                file.parent.mkdir(parents=True, exist_ok=True)
+                if file.is_symlink():
+                    file.unlink()
+                mode = (
+                    self.changes[path].good_mode
+                    if content == self.changes[path].good
+                    else (self.changes[path].bad_mode)
+                )
+                if mode == "120000":
+                    if file.exists():
+                        file.unlink()
+                    os.symlink(content.decode("utf-8", "surrogateescape"), file)
+                else:
+                    file.write_bytes(content)
+            self.current[path] = content
+
+
+async def attribute(
+    copy: WorkingCopy,
+    subject: Subject,
+    good: str,
+    bad: str,
+    *,
+    kustomize: Kustomize,
+    forced: Sequence[str] = (),
+) -> Attribution:
+    """The smallest restore of the bad change that gives the target back its good form.
+
+    ``forced`` are repository-relative files or directories (``spec.gitops.paths``) whose
+    changes are always put back whole. Raises :class:`Unattributable`.
+    """
+    changed = await copy.changed(good, bad)
+    if not changed:
+        raise Unattributable(
+            f"the good revision {good[:12]} and the bad revision {bad[:12]} have the same "
+            "files: the change that failed was not made in Git"
+        )
+    changes: dict[str, Change] = {}
+    for path, before, after in changed:
+        changes[path] = Change(
+            path,
+            await copy.blob(before.blob) if before else None,
+            await copy.blob(after.blob) if after else None,
+            before.mode if before else "100644",
+            after.mode if after else "100644",
+        )
+    forced_paths = {
+        p for p in changes if any(p == f or p.startswith(f.rstrip("/") + "/") for f in forced)
+    }
+    scratch_dir = Path(
+        await asyncio.to_thread(tempfile.mkdtemp, prefix="attribute-", dir=copy.tmp_dir)
+    )
+    try:
+        await copy.materialize(bad, scratch_dir)
+        scratch = _Scratch(scratch_dir, changes)
+        return await _search(scratch, subject, changes, forced_paths, good, bad, kustomize)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, scratch_dir, True)
+
+
+async def _search(
+    scratch: _Scratch,
+    subject: Subject,
+    changes: Mapping[str, Change],
+    forced: set[str],
+    good: str,
+    bad: str,
+    kustomize: Kustomize,
+) -> Attribution:
+    hunks: dict[str, tuple[Hunk, ...]] = {}
+    probes = 0
+    errors_seen: list[str] = []
+
+    def candidate(parts: frozenset[Part]) -> dict[str, bytes | None]:
+        wanted: dict[str, bytes | None] = {}
+        for path, change in changes.items():
+            if Part(path) in parts or path in forced:
+                wanted[path] = change.good
+            elif path in hunks:
+                chosen = [p.hunk for p in parts if p.path == path and p.hunk is not None]
+                assert change.bad is not None
+                wanted[path] = content_with(change.bad, hunks[path], chosen)  # type: ignore[arg-type]
+            else:
+                wanted[path] = change.bad
+        return wanted
+
+    async def project(parts: frozenset[Part]) -> Projection:
+        nonlocal probes
+        probes += 1
+        await asyncio.to_thread(scratch.set, candidate(parts))
+        if not getattr(subject, "renders", True):
+            return await asyncio.to_thread(subject.project, (), scratch)
+        loaded = await render_manifests(
+            scratch.root, subject.source_path, kustomize=kustomize, strict=False
+        )
+        errors_seen[:] = [str(e) for e in loaded.errors]
+        return await asyncio.to_thread(subject.project, loaded.manifests, scratch)
+
+    everything = frozenset(Part(p) for p in changes)
+    at_good = await project(everything)
+    if not at_good.found:
+        detail = f" ({'; '.join(errors_seen)})" if errors_seen else ""
+        raise Unattributable(
+            f"{subject.describe()} is not among the objects of "
+            f"{subject.source_path or 'the repository root'} at the good revision {good[:12]}"
+            f"{detail}; cannot tell which change made it fail",
+            sorted(changes),
+        )
+    at_bad = await project(frozenset())
+    if at_bad.key == at_good.key and not forced:
+        detail = f" ({'; '.join(errors_seen)})" if errors_seen else ""
+        origins = ", ".join(at_good.origins) or "its files"
+        raise Unattributable(
+            f"{subject.describe()} renders the same at the good revision {good[:12]} and the "
+            f"bad revision {bad[:12]} (from {origins}){detail}: the change that failed did not "
+            "come from this repository (a remote base, a chart or image tag resolved outside "
+            "Git, or an edit made with kubectl)",
+            list(at_good.origins),
+        )
+
+    async def renders_good(parts: frozenset[Part]) -> bool:
+        return (await project(parts)).key == at_good.key
+
+    # Level 1: whole files.
+    files = [Part(p) for p in sorted(changes) if p not in forced]
+    needed = await minimize(files, frozenset(files), renders_good)
+    # Level 2: lines of the files that must change (both sides present, text, same mode).
+    if len(needed) <= MAX_LINE_LEVEL_FILES:
+        for part in sorted(needed):
+            change = changes[part.path]
+            if not change.is_text:
+                continue
+            assert change.good is not None and change.bad is not None
+            found = hunks_of(change.good, change.bad)
+            if len(found) < 2:
+                continue
+            hunks[part.path] = found
+            lines = [Part(part.path, i) for i in range(len(found))]
+            without_file = (needed - {part}) | frozenset(lines)
+            if not await renders_good(without_file):
+                # Cannot happen (all lines back equals the good file), but stay correct.
+                del hunks[part.path]
+                continue
+            needed = await minimize(lines, without_file, renders_good)
+    restored: dict[str, bytes | None] = {}
+    modes: dict[str, str] = {}
+    notes: dict[str, str] = {}
+    final = candidate(needed)
+    for path, change in sorted(changes.items()):
+        if path not in forced and Part(path) not in needed and path not in hunks:
+            continue
+        content = final[path]
+        if path in hunks:
+            chosen = sorted(p.hunk for p in needed if p.path == path and p.hunk is not None)
+            if not chosen:
+                continue
+            total = len(hunks[path])
+            where = ", ".join(hunks[path][i].describe() for i in chosen)  # type: ignore[index]
+            notes[path] = (
+                f"restored {where}"
+                if len(chosen) == total
+                else f"restored {where}; {total - len(chosen)} other change(s) kept "
+                f"(they do not affect {subject.describe()})"
+            )
+        elif change.good is None:
+            notes[path] = "deleted (created after the good revision)"
+        elif change.bad is None:
+            notes[path] = "restored (deleted after the good revision)"
+        else:
+            notes[path] = "restored"
+        restored[path] = content
+        modes[path] = change.good_mode if content == change.good else change.bad_mode
+    if not restored:
+        raise Unattributable(
+            f"no part of the change between {good[:12]} and {bad[:12]} affects "
+            f"{subject.describe()}",
+            sorted(changes),
+        )
+    return Attribution(restored, modes, notes, probes)
