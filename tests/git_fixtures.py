@@ -171,6 +171,43 @@ class BareRepo:
         self._unpushed = not push
         return sha
 
+    def install_hook(self, name: str, script: str) -> None:
+        """A server-side hook (``pre-receive``, ``post-receive``, ...) of the bare repository,
+        run by every push that reaches it (git daemon, smart HTTP or file://)."""
+        hook = self.path / "hooks" / name
+        hook.write_text(script, encoding="utf-8")
+        hook.chmod(0o755)
+
+    def remove_hook(self, name: str) -> None:
+        (self.path / "hooks" / name).unlink(missing_ok=True)
+
+    def protect(self, branch: str = "main", *, allow: str = TEST_AUTHOR[1]) -> None:
+        """Branch protection as forges enforce it: a pre-receive hook refuses updates of
+        ``branch`` except commits committed by ``allow`` (an admin), with GitHub's words."""
+        self.install_hook(
+            "pre-receive",
+            f"""#!/bin/sh
+while read old new ref; do
+  if [ "$ref" = "refs/heads/{branch}" ]; then
+    who=$(git log -1 --format=%ce "$new")
+    if [ "$who" != "{allow}" ]; then
+      echo "error: GH006: Protected branch update failed for refs/heads/{branch}." >&2
+      echo "error: Changes must be made through a pull request." >&2
+      exit 1
+    fi
+  fi
+done
+exit 0
+""",
+        )
+
+    def branches(self) -> dict[str, str]:
+        """Every branch of the bare repository and its commit."""
+        out = run_git(
+            "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads", cwd=self.path
+        )
+        return dict(line.split(" ", 1) for line in out.splitlines() if line.strip())
+
     def many_commits(self, count: int, path: str, *, subject: str = "history") -> str:
         """Append ``count`` commits that each rewrite ``path`` (one ``git fast-import`` run, so
         long histories are cheap) and push them; return the last sha."""

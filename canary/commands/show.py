@@ -214,6 +214,8 @@ def canary_detail(obj: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -
             "message": _str(status.get("message")),
             "analysis": [dict(m) for m in status.get("analysis") or () if isinstance(m, Mapping)],
             "gitRevert": dict(revert) if isinstance(revert, Mapping) else None,
+            "knownBad": [dict(k) for k in status.get("knownBad") or () if isinstance(k, Mapping)],
+            "refused": _str(status.get("refused")),
             "conditions": [
                 dict(c) for c in status.get("conditions") or () if isinstance(c, Mapping)
             ],
@@ -362,15 +364,19 @@ def render_detail(detail: Mapping[str, Any], now: datetime | None = None) -> Ren
     revert = detail["gitRevert"]
     if revert:
         state = _str(revert.get("state"))
-        text = Text(
-            state,
-            style="red" if state == "Failed" else ("yellow" if state == "Pending" else "green"),
+        style = (
+            "red"
+            if state in ("Failed", "Unresolved")
+            else ("yellow" if state in ("Pending", "Proposed") else "green")
         )
+        text = Text(state, style=style)
         extra = [
             f"{_str(revert.get('badRevision')) or '?'} → {_str(revert.get('goodRevision')) or '?'}"
         ]
         if revert.get("commit"):
             extra.append(f"commit {_str(revert.get('commit'))[:12]}")
+        if revert.get("pullRequest"):
+            extra.append(f"pull request {_str(revert.get('pullRequest'))}")
         if _int(revert.get("attempts")) > 1:
             extra.append(f"{_int(revert.get('attempts'))} attempts")
         text.append("  " + ", ".join(extra))
@@ -379,6 +385,21 @@ def render_detail(detail: Mapping[str, Any], now: datetime | None = None) -> Ren
                 f"\n{_str(revert.get('message')) or _str(revert.get('reason'))}", style="dim"
             )
         info.add_row("Git revert", text)
+    if detail["refused"]:
+        info.add_row("Not analysed", Text(detail["refused"], style="yellow"))
+    if detail["knownBad"]:
+        info.add_row(
+            "Known bad",
+            Text(
+                "\n".join(
+                    f"{_str(k.get('revision')) or '?'}  "
+                    f"{', '.join(_str(i) for i in k.get('images') or ()) or 'configuration'}  "
+                    f"({_str(k.get('failedAt'))})"
+                    for k in detail["knownBad"][-3:]
+                ),
+                style="dim",
+            ),
+        )
     if detail["message"]:
         info.add_row("Message", Text(detail["message"]))
     for problem in detail.get("specErrors") or ():

@@ -108,6 +108,7 @@ GENERIC_SCHEMA: dict[str, Any] = {
         },
         "revertCommit": _STRING,
         "revertCommitUrl": _STRING,
+        "pullRequest": _STRING,
         "fields": {"type": "object", "additionalProperties": _STRING},
         "timestamp": {"type": "string", "format": "date-time"},
     },
@@ -159,6 +160,8 @@ def generic_payload(message: Message) -> dict[str, Any]:
     }
     if message.commit_url:
         body["revertCommitUrl"] = message.commit_url
+    if alert.pull_request:
+        body["pullRequest"] = alert.pull_request
     return body
 
 

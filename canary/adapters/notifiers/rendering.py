@@ -72,7 +72,9 @@ _HEADLINES: Mapping[AlertKind, str] = {
     AlertKind.SKIPPED: "Promoted without analysis",
     AlertKind.INCONCLUSIVE: "Analysis inconclusive",
     AlertKind.REVERTED: "Reverted in Git",
+    AlertKind.REVERT_PROPOSED: "Revert proposed in a pull request",
     AlertKind.REVERT_FAILED: "Git revert failed",
+    AlertKind.KNOWN_BAD: "Known-bad release not analysed",
 }
 
 _PROMOTIONS = frozenset({AlertKind.PROMOTED, AlertKind.SKIPPED})
@@ -269,7 +271,14 @@ def _default_text(alert: Alert, commit_ref: str) -> str:
             what += f" to {previous}"
         if commit_ref:
             what += f" with commit {commit_ref}"
+        if alert.pull_request:
+            what += f" (pull request {alert.pull_request} merged)"
         lines.append(what + ".")
+    elif alert.kind is AlertKind.REVERT_PROPOSED:
+        lines.append(
+            f"The branch is protected: merge pull request {alert.pull_request} to bring Git back"
+            + (f" to {previous}." if previous else " to the last good revision.")
+        )
     elif alert.kind is AlertKind.REVERT_FAILED:
         if version:
             lines.append(
@@ -305,6 +314,8 @@ def _facts(alert: Alert, cluster: str, commit_ref: str) -> tuple[tuple[str, str]
         facts.append(("Duration", duration))
     if commit_ref:
         facts.append(("Revert commit", commit_ref))
+    if alert.pull_request:
+        facts.append(("Pull request", alert.pull_request))
     seen = {name.lower() for name, _ in facts}
     for name, value in alert.fields:
         if name.lower() not in seen and value:
@@ -346,6 +357,7 @@ TEMPLATE_FIELDS: Mapping[str, str] = {
     "failedAnalysis": "the lines of the metrics that did not pass",
     "revertCommit": "the Git commit that reverted the release",
     "revertCommitUrl": "a link to the revert commit, when the controller knows the repository",
+    "pullRequest": "the revert's pull request (spec.gitops.revert.mode pullRequest)",
     "fields": "Flagger's metadata fields, one 'Name: value' per line",
     "timestamp": "when the alert was rendered (RFC 3339, UTC)",
 }
@@ -449,6 +461,7 @@ def template_fields(message: Message) -> dict[str, str]:
         "failedAnalysis": "\n".join(c.text for c in message.checks if not c.passing),
         "revertCommit": alert.revert_commit,
         "revertCommitUrl": message.commit_url or "",
+        "pullRequest": alert.pull_request,
         "fields": "\n".join(f"{name}: {value}" for name, value in alert.fields),
         "timestamp": message.timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z"),
     }
