@@ -78,7 +78,6 @@ from canary.model.status import (
 INIT_REQUEUE_SECONDS = 5.0
 REVERT_BACKOFF_SECONDS = 5.0  # a retriable Git failure: 5 s, 10 s, 20 s ... up to 5 min
 REVERT_BACKOFF_MAX_SECONDS = 300.0
-PULL_REQUEST_POLL_SECONDS = 60.0  # an open revert pull request is looked at once a minute
 KNOWN_BAD_LIMIT = 10  # failed releases remembered in status.knownBad
 KUBERNETES = "kubernetes"
 FAILING_OUTCOMES = frozenset({Outcome.FAIL, Outcome.NODATA, Outcome.ERROR})
@@ -1228,14 +1227,14 @@ class _Tick:
     def revert_due(self, revert: GitRevertStatus) -> bool:
         """Whether a waiting revert should be tried now: a retriable failure backs off
         (5 s doubling to 5 min, on the controller's clock), an open pull request is
-        looked at once a minute."""
+        looked at once per analysis interval."""
         if revert.state is RevertState.PENDING or not revert.last_attempt_time:
             return True
         last = parse_iso(revert.last_attempt_time)
         if last is None:
             return True
         if revert.state is RevertState.PROPOSED:
-            wait = PULL_REQUEST_POLL_SECONDS
+            wait = float(self.spec.interval_seconds)
         else:
             wait = min(
                 REVERT_BACKOFF_SECONDS * 2 ** max(0, revert.attempts - 1),

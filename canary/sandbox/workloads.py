@@ -21,6 +21,10 @@ Failure injection through Pod-template annotations (times are divided by ``speed
 * ``sandbox.canary.gitops.dev/behaviour``: ``never-ready`` (Running, never Ready),
   ``crash-loop`` (CrashLoopBackOff with growing restart counts), ``slow`` (Ready after five
   times the delay), ``unschedulable`` (Pending, PodScheduled=False).
+
+The same behaviours follow a container image whose tag ends with ``-<behaviour>``
+(``ghcr.io/org/app:1.1.0-crash-loop``), as a broken release would: a test can then break a
+release by its image alone, the way an ``images:`` entry or image automation changes it.
 """
 
 from __future__ import annotations
@@ -50,6 +54,16 @@ BEHAVIOUR = ANNOTATION_PREFIX + "behaviour"
 BEHAVIOURS = ("normal", "never-ready", "crash-loop", "slow", "unschedulable")
 SLOW_FACTOR = 5.0
 CRASH_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+
+def _image_behaviour(spec: JsonObj) -> str:
+    """A behaviour named by a container image's tag suffix (``app:1.0-never-ready``)."""
+    for container in spec.get("containers") or ():
+        tag = str((container or {}).get("image", "")).rpartition(":")[2]
+        for behaviour in BEHAVIOURS[1:]:
+            if tag.endswith(f"-{behaviour}"):
+                return behaviour
+    return "normal"
+
 
 MANAGER = "kube-controller-manager"
 KUBELET = "kubelet"
@@ -402,7 +416,7 @@ class WorkloadSimulator:
         now = self._now()
         first_seen = self._pod_seen.setdefault(uid, now)
         annotations = meta.get("annotations") or {}
-        behaviour = str(annotations.get(BEHAVIOUR, "normal"))
+        behaviour = str(annotations.get(BEHAVIOUR, _image_behaviour(spec)))
         if behaviour not in BEHAVIOURS:
             log.warning(
                 "pod %s/%s: unknown %s %r; treating as normal", ns, name, BEHAVIOUR, behaviour

@@ -15,6 +15,7 @@ import pytest
 from canary.adapters.kube import KubeClient, connect
 from canary.sandbox import SandboxThread
 from tests.e2e.support import ROOT, OperatorProcess
+from tests.http_fixtures import recording_server  # noqa: F401  (a loopback Slack, forge, ...)
 
 
 @pytest.fixture

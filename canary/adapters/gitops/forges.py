@@ -219,12 +219,12 @@ def _parse_repo_url(repo_url: str) -> _RepoURL:
                 f"{_URL_FIELD}: cannot parse {_shown_url(text)!r} as a repository URL"
             ) from None
         scheme = parts.scheme.lower()
-        if scheme in ("git+ssh", "ssh+git"):
-            scheme = "ssh"
+        if scheme in ("git+ssh", "ssh+git", "git"):
+            scheme = "ssh"  # git:// (a forge's git daemon): the API is elsewhere, as for ssh
         if scheme not in ("http", "https", "ssh"):
             raise _invalid(
                 f"{_URL_FIELD}: scheme {scheme!r} is not supported for pull requests "
-                "(expected https, http or ssh)"
+                "(expected https, http, ssh or git)"
             )
         if parts.password is not None:
             raise _invalid(
