@@ -668,9 +668,19 @@ class GitOpsWiring:
         source = SourceRef(namespace=namespace, name=name)
         previous = GitSourceStatus.from_dict(body.get("status") or {})
 
+        involved = {
+            "apiVersion": API_VERSION,
+            "kind": "GitSource",
+            "name": name,
+            "namespace": namespace,
+            "uid": str((body.get("metadata") or {}).get("uid", "")),
+        }
+
         async def not_ready(reason: str, message: str) -> None:
             condition = _condition("False", reason, message, body.get("status"))
             await self._patch_status(namespace, name, {"conditions": [condition]})
+            if self.events is not None:
+                await self.events.emit_about(involved, "Warning", reason, message)
 
         try:
             spec = parse_gitsource_spec(body.get("spec"), f"GitSource {namespace}/{name} spec")
@@ -701,18 +711,7 @@ class GitOpsWiring:
         ready = result.status.condition("Ready")
         if ready is not None and ready.status != "True" and self.events is not None:
             # One Warning Event per failure (repeats are aggregated by the recorder).
-            await self.events.emit_about(
-                {
-                    "apiVersion": API_VERSION,
-                    "kind": "GitSource",
-                    "name": name,
-                    "namespace": namespace,
-                    "uid": str((body.get("metadata") or {}).get("uid", "")),
-                },
-                "Warning",
-                ready.reason,
-                ready.message,
-            )
+            await self.events.emit_about(involved, "Warning", ready.reason, ready.message)
         return spec.interval_seconds
 
     async def _patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:

@@ -365,6 +365,8 @@ class _Tick:
             self.done()
 
         self.catch_up_revision()
+        if self.status.refused and self.known_bad_match() is None:
+            self.set(refused="")  # Git moved on from the known-bad release
         commands = obs.commands
         # Our commands on an idle canary.
         if commands.retry and (phase is Phase.FAILED or self.status.refused):
@@ -374,6 +376,8 @@ class _Tick:
                     f"Analysing {self.target_id} although it is a known-bad release"
                     f"{self.by(commands.retry)}"
                 )
+                overridden = self.known_bad_match()
+                self.set(known_bad=tuple(k for k in self.status.known_bad if k is not overridden))
             else:
                 self.event(
                     f"Retrying the failed revision of {self.target_id}{self.by(commands.retry)}"
@@ -1095,60 +1099,36 @@ class _Tick:
         return None
 
     def refuse_known_bad(self, known: KnownBad) -> None:
-        """Do not analyse a release that already failed: say so, and (once per release)
-        revert its comeback in Git, as image automation may have pushed it again."""
+        """Do not analyse a release that already failed: say so, and leave Git to a person.
+
+        Not reverting it again is deliberate: the one who brought it back may be a person
+        who wants it analysed (``canary retry``); image automation is kept from the tag by
+        the exclusion written after the first revert (docs/gitops.md)."""
         target = self.obs.target
         assert target is not None
-        revision = self.obs.revision.revision if self.obs.revision else ""
-        what = (
-            f"image {', '.join(sorted(set(known.images) & set(target.images)))}"
-            if known.images and set(known.images) & set(target.images)
-            else "this template"
-        )
+        again = set(known.images) & set(target.images)
+        what = f"image {', '.join(sorted(again))}" if again else "this template"
         why = (
             f"{what} failed its analysis in revision {known.revision or 'unknown'}"
             f" at {known.failed_at}: {known.reason}"
         )
         refused = f"Not analysing {self.target_id}: {why}. Run canary retry to analyse it anyway."
+        revision = self.obs.revision.revision if self.obs.revision else ""
         self.set(
             refused=refused,
             last_applied_spec=target.template_hash,
             tracked_configs=dict(target.tracked_configs),
+            current_revision=revision or self.status.current_revision,
             message=refused,
         )
         self.event(refused, warning=True)
-        good = self.status.last_good_revision
-        can_revert = (
-            self.spec.gitops.revert and revision and good and revision != good and known.reverts < 1
-        )
-        if can_revert:
-            self.set(
-                known_bad=tuple(
-                    replace(k, reverts=k.reverts + 1) if k is known else k
-                    for k in self.status.known_bad
-                ),
-                current_revision=revision,
-                git_revert=GitRevertStatus(
-                    RevertState.PENDING,
-                    good,
-                    revision,
-                    f"known-bad release: {why}",
-                    images=known.images,
-                ),
-            )
-            self.requeue_after = 0.0
-            follow = "reverting it in Git"
-        elif known.reverts >= 1:
-            follow = (
-                "it came back after it was reverted once (image automation?): exclude the tag "
-                "in the ImagePolicy's ImageRepository (docs/gitops.md) and fix Git by hand"
-            )
-        else:
-            follow = "Git is left as it is"
         self.alert(
             AlertKind.KNOWN_BAD,
             Severity.WARN,
-            f"Known-bad release not analysed: {why}; {follow}.",
+            f"Known-bad release not analysed: {why}. Git declares it again"
+            + (f" in revision {revision}" if revision else "")
+            + "; traffic stays on the primary. Revert it in Git, or run canary retry to "
+            "analyse it on purpose.",
         )
 
     def failed_promotion(self, message: str) -> None:

@@ -199,8 +199,7 @@ class KnownBad:
     ``images`` are the images the failed run introduced (those the primary did not run; empty
     when only configuration changed); ``template`` the target's pod template hash. A later
     revision of the target that brings one of these images back, or this exact template, is
-    not analysed again unless someone runs ``canary retry``. ``reverts`` counts the reverts of
-    such a comeback, so image automation pushing the tag again is reverted once, not forever.
+    not analysed again until someone runs ``canary retry``, which forgets the entry.
     """
 
     revision: str
@@ -208,7 +207,6 @@ class KnownBad:
     template: str = ""
     failed_at: str = ""
     reason: str = ""
-    reverts: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -217,7 +215,6 @@ class KnownBad:
             "template": self.template,
             "failedAt": self.failed_at,
             "reason": self.reason,
-            "reverts": self.reverts,
         }
 
     @classmethod
@@ -231,7 +228,6 @@ class KnownBad:
             template=str(d.get("template", "") or ""),
             failed_at=str(d.get("failedAt", "") or ""),
             reason=str(d.get("reason", "") or ""),
-            reverts=_int(d.get("reverts")),
         )
 
 

@@ -1,9 +1,9 @@
 """Known-bad releases and the newer revert answers (ours).
 
 A release that failed is remembered (``status.knownBad``); when image automation (or a
-person) brings its image back, the core does not analyse it again, says why (an Event, the
-KnownBad condition, an alert), reverts the comeback in Git once, and leaves it to a person
-if it keeps coming back. ``canary retry`` overrides the memory on purpose. The pull-request
+person) brings its image back, the core does not analyse it again and says why (an Event,
+the KnownBad condition, an alert), leaving Git to a person. ``canary retry`` overrides the
+memory on purpose. The pull-request
 answers (Proposed, then merged), an unresolvable revert, and the backoff of a retriable
 failure are covered here too.
 """
@@ -62,20 +62,16 @@ def test_the_failed_release_is_remembered_with_its_images() -> None:
     assert known.failed_at == result[ROLLBACK_TICK].now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def test_a_known_bad_image_coming_back_is_not_analysed_and_its_comeback_is_reverted_once() -> None:
+def test_a_known_bad_image_coming_back_is_not_analysed_and_git_is_left_to_a_person() -> None:
     comeback = ROLLBACK_TICK + 4
-    third = ROLLBACK_TICK + 8
-    script = reverted_then(
-        (comeback, new_revision("v2", revision=COMEBACK)),  # automation pushes the tag again
-        (comeback + 2, set_world(template_hash="v1", revision="main@sha1:8888888")),
-        (third, new_revision("v2", revision=AGAIN)),  # ... and again
-    )
-    result = failed_run(third + 2, script)
+    script = reverted_then((comeback, new_revision("v2", revision=COMEBACK)))
+    result = failed_run(comeback + 3, script)
 
     refused = result[comeback]
     assert refused.phase is Phase.FAILED
     assert ScaleTarget(ScaleMode.UP) not in refused.actions
     assert refused.warnings[0].startswith("Not analysing podinfo.test: image " + BAD_IMAGE)
+    assert f"failed its analysis in revision {BAD}" in refused.warnings[0]
     assert "Run canary retry to analyse it anyway" in refused.warnings[0]
     known_bad = refused.status.condition("KnownBad")
     assert known_bad is not None and (known_bad.status, known_bad.reason) == (
@@ -84,25 +80,24 @@ def test_a_known_bad_image_coming_back_is_not_analysed_and_its_comeback_is_rever
     )
     (alert,) = refused.alerts
     assert (alert.kind, alert.severity) == (AlertKind.KNOWN_BAD, Severity.WARN)
-    assert "reverting it in Git" in alert.message
-    revert = refused.status.git_revert
-    assert revert is not None
-    assert (revert.state, revert.good_revision, revert.bad_revision) == (
-        RevertState.PENDING,
-        GOOD,
-        COMEBACK,
-    )
-    assert revert.images == (BAD_IMAGE,)
-    assert result[comeback + 1].reverts_asked[0].bad_revision == COMEBACK
+    assert f"Git declares it again in revision {COMEBACK}" in alert.message
+    assert refused.status.current_revision == COMEBACK
+    # No second revert behind a person's back, and no new analysis on the following ticks.
+    assert not any(t.reverts_asked for t in result.ticks[comeback - 1 :])
+    assert all(ScaleTarget(ScaleMode.UP) not in t.actions for t in result.ticks[comeback - 1 :])
+    assert all(t.alerts == () for t in result.ticks[comeback:])
 
-    # The same image a third time: refused again, but not reverted again (no Git ping-pong).
-    again = result[third]
-    assert ScaleTarget(ScaleMode.UP) not in again.actions
-    assert not any(t.reverts_asked for t in result.ticks[third - 1 :])
-    (alert,) = again.alerts
-    assert "came back after it was reverted once" in alert.message
-    assert "exclude the tag" in alert.message
-    assert all(t.phase is Phase.FAILED for t in result.ticks[ROLLBACK_TICK - 1 :])
+
+def test_the_refusal_ends_when_git_moves_on() -> None:
+    comeback = ROLLBACK_TICK + 4
+    script = reverted_then(
+        (comeback, new_revision("v2", revision=COMEBACK)),
+        (comeback + 2, new_revision("v1", revision="main@sha1:7777777")),  # a person reverts
+    )
+    result = failed_run(comeback + 3, script)
+    assert result[comeback].status.refused
+    assert result[comeback + 2].status.refused == ""
+    assert result[comeback + 2].status.condition("KnownBad") is None
 
 
 def test_canary_retry_analyses_a_known_bad_release_on_purpose() -> None:
@@ -121,6 +116,7 @@ def test_canary_retry_analyses_a_known_bad_release_on_purpose() -> None:
     )
     assert retried.status.refused == ""
     assert retried.status.condition("KnownBad") is None
+    assert retried.status.known_bad == ()  # the memory is overridden on purpose
 
 
 def test_a_promoted_release_is_forgotten() -> None:

@@ -4,6 +4,7 @@ sandbox API server (server-side apply over HTTP on loopback)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,10 +20,14 @@ from canary.adapters.gitops import (
 )
 from canary.adapters.gitops.kube import PortKubeApply
 from canary.adapters.kube import KubeClient
+from canary.controller.events import EventRecorder
+from canary.controller.gitops import GitOpsWiring
 from tests.git_fixtures import BareRepo
 from tests.gitops.conftest import configmap, deployment
 
 pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
 
 NAMESPACE = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: test\n"
 SERVICE = """\
@@ -94,3 +99,62 @@ async def test_a_kind_the_server_does_not_know_is_apply_failed_with_its_message(
     assert ready is not None and ready.reason == "ApplyFailed"
     assert "Widget/test/w (example.com/v1) from apps/widget.yaml document 1" in ready.message
     assert "example.com/v1" in ready.message.split("rejected:", 1)[1]
+
+
+async def test_a_failed_build_is_a_condition_and_a_warning_event_and_the_fix_applies(
+    app: BareRepo, tmp_path: Path, sandbox: Any, kube_api: Any
+) -> None:
+    """The operator's GitSource job: status and Events through the real Kubernetes adapter."""
+    await sandbox.apply_file(ROOT / "crds" / "gitsource.yaml")
+    kube = KubeClient(kube_api, qps=None)
+    wiring = GitOpsWiring(
+        kube,
+        cache_dir=tmp_path / "cache",
+        author_name="canary-engine",
+        author_email="canary-engine@users.noreply.local",
+        events=EventRecorder(kube),
+    )
+    await kube.create(
+        {
+            "apiVersion": "canary.gitops.dev/v1beta1",
+            "kind": "GitSource",
+            "metadata": {"name": "fleet", "namespace": "default"},
+            "spec": {"url": app.file_url, "path": "apps"},
+        }
+    )
+    broken = app.commit(
+        {"apps/kustomization.yaml": "resources: [ns.yaml, podinfo.yaml, missing.yaml]\n"},
+        "a kustomization that does not build",
+    )
+
+    await wiring.run_pass("default", "fleet")
+
+    gitsource = await kube.get("canary.gitops.dev/v1beta1", "GitSource", "fleet", "default")
+    assert gitsource is not None
+    (ready,) = [c for c in gitsource["status"]["conditions"] if c["type"] == "Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "BuildFailed")
+    assert ready["message"].startswith(f"main@sha1:{broken}: apps/kustomization.yaml: ")
+    assert "missing.yaml" in ready["message"]
+    events = [
+        e
+        for e in await kube.list("v1", "Event", "default")
+        if e["involvedObject"].get("kind") == "GitSource"
+    ]
+    assert [(e["type"], e["reason"], e["message"]) for e in events] == [
+        ("Warning", "BuildFailed", ready["message"])
+    ]
+    assert await kube.get("apps/v1", "Deployment", "podinfo", "test") is None
+
+    fixed = app.commit(
+        {"apps/kustomization.yaml": "resources: [ns.yaml, podinfo.yaml, config.yaml]\n"},
+        "fix the kustomization",
+    )
+    await wiring.run_pass("default", "fleet")
+
+    gitsource = await kube.get("canary.gitops.dev/v1beta1", "GitSource", "fleet", "default")
+    assert gitsource is not None
+    status = gitsource["status"]
+    assert status["lastAppliedRevision"] == f"main@sha1:{fixed}"
+    assert status["kustomizeVersion"].startswith("v")
+    assert await kube.get("apps/v1", "Deployment", "podinfo", "test") is not None
+    await wiring.aclose()
