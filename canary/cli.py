@@ -351,7 +351,7 @@ def sandbox(
     ] = True,
 ) -> None:
     """Start the local Kubernetes API sandbox (with our CRDs) until Ctrl-C."""
-    from canary.sandbox import run_sandbox
+    from kubesandbox import run_sandbox
 
     crds = sorted(_crd_dir().glob("*.yaml"))
     if with_routers:
@@ -395,7 +395,7 @@ def demo(
     ] = None,
 ) -> None:
     """The whole loop on this machine: v2 promoted step by step, v3 rolled back and reverted in Git."""
-    from canary.sandbox.demo import demo_command
+    from canary.demo.story import demo_command
 
     demo_command(fast=fast, keep=keep, port=port, workdir=workdir, summary=summary)
 

@@ -7,7 +7,7 @@ Any test package can use them by importing the fixtures into its conftest::
 ``prometheus_server`` is one session-wide Prometheus (scrape interval 1 s, temp
 storage, free port, lifecycle API on) whose scrape targets tests replace with
 :meth:`PrometheusServer.set_targets`; ``demo_app_factory`` starts demo-app
-processes (``canary.sandbox.demoapp``) and stops them after the test module.
+processes (``canary.demo.demoapp``) and stops them after the test module.
 Everything listens on 127.0.0.1 only.  A missing ``prometheus`` binary fails
 the test with the install hint instead of skipping it.
 """
@@ -35,7 +35,7 @@ import pytest
 INSTALL_HINT = "apt-get install -y --no-install-recommends prometheus"
 LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEMOAPP = REPO_ROOT / "canary" / "sandbox" / "demoapp.py"
+DEMOAPP = REPO_ROOT / "canary" / "demo" / "demoapp.py"
 
 
 def free_port() -> int:
@@ -122,10 +122,10 @@ def start_demo_app(
     extra_args: Sequence[str] = (),
     startup_timeout: float = 10.0,
 ) -> DemoApp:
-    """Start the demo app (``canary/sandbox/demoapp.py``) on a free loopback port; wait until it serves."""
+    """Start the demo app (``canary/demo/demoapp.py``) on a free loopback port; wait until it serves."""
     args = [
         # Run the file itself: it is self-contained, and this skips the import of the
-        # canary.sandbox package (whose __init__ may load much more than the demo app needs).
+        # kubesandbox package (whose __init__ may load much more than the demo app needs).
         sys.executable, str(DEMOAPP),
         "--host", LOOPBACK, "--port", "0",
         "--version", version, "--namespace", namespace, "--workload", workload,

@@ -4,11 +4,11 @@ Other test directories load them from their ``conftest.py``::
 
     from tests.sandbox_fixtures import *  # noqa: F401,F403
 
-* ``sandbox`` — a :class:`~canary.sandbox.Sandbox` in the test's own event loop (async
+* ``sandbox`` — a :class:`~kubesandbox.Sandbox` in the test's own event loop (async
   tests that talk to it with ``kubernetes.aio`` or httpx). Never run a kopf operator or a
   blocking subprocess in the same loop: use ``sandbox_thread`` for those.
 * ``sandbox_factory`` — ``await sandbox_factory(speed=..., history_size=...)`` for options.
-* ``sandbox_thread`` — a :class:`~canary.sandbox.SandboxThread` (own thread and loop) with
+* ``sandbox_thread`` — a :class:`~kubesandbox.SandboxThread` (own thread and loop) with
   ``.url`` and ``.kubeconfig_path``; ``sandbox_thread_factory(**options)`` for options.
 * ``kube_api`` — a ``kubernetes.aio`` ``ApiClient`` bound to ``sandbox``.
 * ``kubectl`` — runs the real kubectl against ``sandbox_thread`` (``kubectl("get", "pods")``
@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from canary.sandbox import Sandbox, SandboxThread
+from kubesandbox import Sandbox, SandboxThread
 
 __all__ = [
     "DEFAULT_SPEED",

@@ -14,7 +14,6 @@ Secret values are handed to the provider and never logged.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -31,6 +30,7 @@ from analysis import (
     metric_check_from_spec,
     provider_config_from_spec,
 )
+from canary.adapters.secrets import read_secret
 from canary.core import MetricResult, Outcome
 from canary.model import API_VERSION, Canary, MetricSpec
 from canary.ports import Kube, KubeError
@@ -154,20 +154,7 @@ class MetricAnalyzer:
         )
 
     async def _secret(self, namespace: str, name: str) -> dict[str, str] | None:
-        obj = await self.kube.get("v1", "Secret", name, namespace)
-        if obj is None:
-            return None
-        out: dict[str, str] = {}
-        for key, value in (obj.get("data") or {}).items():
-            try:
-                out[str(key)] = base64.b64decode(str(value)).decode()
-            except (ValueError, UnicodeDecodeError):
-                log.warning(
-                    "Secret %s/%s key %s is not valid base64 text; ignored", namespace, name, key
-                )
-        for key, value in (obj.get("stringData") or {}).items():
-            out[str(key)] = str(value)
-        return out
+        return await read_secret(self.kube, name, namespace)
 
 
 def _previous_verdict(previous: Mapping[str, Any] | None) -> Mapping[str, Any] | None:

@@ -24,7 +24,6 @@ Events or status text: the gitops library redacts every message it returns.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 from collections.abc import Mapping
@@ -85,6 +84,7 @@ from canary.adapters.gitops.imagepolicy import (
 )
 from canary.adapters.gitops.kube import PortKubeApply
 from canary.adapters.gitops.revision import Via, helm_release_of
+from canary.adapters.secrets import read_secret
 from canary.controller.events import EventRecorder
 from canary.core import RevertAnswer, RevertResultKind, Revision
 from canary.core.observations import RevertRequest as CoreRevertRequest
@@ -105,16 +105,6 @@ IMAGE_AUTOMATION_NAMESPACE = "flux-system"  # a setter marker without a namespac
 class Leader(Protocol):
     @property
     def is_leader(self) -> bool: ...
-
-
-def _decode(secret: Mapping[str, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in (secret.get("data") or {}).items():
-        with contextlib.suppress(ValueError, UnicodeDecodeError):
-            out[str(key)] = base64.b64decode(str(value)).decode()
-    for key, value in (secret.get("stringData") or {}).items():
-        out[str(key)] = str(value)
-    return out
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -272,10 +262,10 @@ class GitReverter:
         self.guard = ImageAutomationGuard(kube, reverter)
 
     async def _secret(self, namespace: str, name: str) -> dict[str, str]:
-        secret = await self.kube.get("v1", "Secret", name, namespace)
-        if secret is None:
+        values = await read_secret(self.kube, name, namespace)
+        if values is None:
             raise CredentialsError(f"Secret {namespace}/{name} not found")
-        return _decode(secret)
+        return values
 
     async def _credentials(self, origin: GitOrigin) -> GitCredentials | None:
         if not origin.secret:
@@ -689,7 +679,7 @@ class GitOpsWiring:
             return 60.0
         credentials = None
         if spec.secret_name and not spec.suspend:  # suspended: the reconciler only says so
-            secret = await self.kube.get("v1", "Secret", spec.secret_name, namespace)
+            secret = await read_secret(self.kube, spec.secret_name, namespace)
             if secret is None:
                 await not_ready(
                     "SecretNotFound", f"Secret {namespace}/{spec.secret_name} not found"
@@ -697,7 +687,7 @@ class GitOpsWiring:
                 return spec.interval_seconds
             try:
                 credentials = credentials_from_secret(
-                    _decode(secret), encoded=False, where=f"Secret {namespace}/{spec.secret_name}"
+                    secret, encoded=False, where=f"Secret {namespace}/{spec.secret_name}"
                 )
             except CredentialsError as exc:
                 await not_ready("InvalidSecret", str(exc))

@@ -10,10 +10,8 @@ never as an exception in a tick.
 
 from __future__ import annotations
 
-import base64
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from canary.adapters.notifiers import (
     GlobalNotifierConfig,
@@ -23,6 +21,7 @@ from canary.adapters.notifiers import (
     ProviderRef,
     ResolvedProvider,
 )
+from canary.adapters.secrets import read_secret
 from canary.core import Alert, EmitEvent, EventType
 from canary.model import API_VERSION, Canary, SpecError, SpecIssue, parse_alert_provider
 from canary.ports import Kube
@@ -59,8 +58,8 @@ class AlertProviderResolver:
             raise NotifierConfigError(list(exc.errors or exc.issues)) from None
         secret: dict[str, str] | None = None
         if provider.secret_name:
-            raw = await self.kube.get("v1", "Secret", provider.secret_name, ref.namespace)
-            if raw is None:
+            secret = await read_secret(self.kube, provider.secret_name, ref.namespace)
+            if secret is None:
                 raise NotifierConfigError(
                     [
                         SpecIssue(
@@ -69,25 +68,7 @@ class AlertProviderResolver:
                         )
                     ]
                 )
-            secret = _secret_text(raw, f"{ref.namespace}/{provider.secret_name}")
         return ResolvedProvider.from_secret(provider, secret)
-
-
-def _secret_text(raw: Mapping[str, Any], where: str) -> dict[str, str]:
-    """A Secret's values as text: ``data`` decoded, and ``stringData`` as written.
-
-    An API server folds ``stringData`` into ``data`` on write; reading both keeps
-    servers that do not (the sandbox) working the same.
-    """
-    out: dict[str, str] = {}
-    for key, value in (raw.get("data") or {}).items():
-        try:
-            out[str(key)] = base64.b64decode(str(value)).decode()
-        except (ValueError, UnicodeDecodeError):
-            log.warning("Secret %s key %s is not base64-encoded text; ignored", where, key)
-    for key, value in (raw.get("stringData") or {}).items():
-        out[str(key)] = str(value)
-    return out
 
 
 def _flags(flags: dict[str, str]) -> GlobalNotifierConfig:

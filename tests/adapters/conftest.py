@@ -47,7 +47,7 @@ async def _client(sandbox: Any, tmp_path: Path) -> KubeClient:
 @pytest.fixture
 async def api_sandbox() -> AsyncIterator[Any]:
     """The sandbox API server alone (no workload simulation)."""
-    from canary.sandbox import Sandbox
+    from kubesandbox import Sandbox
 
     sandbox = await Sandbox.start(simulate_workloads=False)
     try:
@@ -138,7 +138,7 @@ async def workloads(kube: KubeClient) -> Workloads:
 @pytest.fixture
 async def sim_sandbox() -> AsyncIterator[Any]:
     """The sandbox API server with its workload simulator (pods become ready quickly)."""
-    from canary.sandbox import Sandbox
+    from kubesandbox import Sandbox
 
     sandbox = await Sandbox.start(simulate_workloads=True, ready_delay=0.2)
     try:

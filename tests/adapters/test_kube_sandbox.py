@@ -284,7 +284,7 @@ async def stalling_server() -> Any:
 
 
 def kubeconfig_for(url: str, path: Path) -> str:
-    from canary.sandbox.kubeconfig import write_kubeconfig
+    from kubesandbox.kubeconfig import write_kubeconfig
 
     return str(write_kubeconfig(path, url))
 

@@ -18,7 +18,7 @@ import typer
 from typer.testing import CliRunner, Result
 
 from canary.adapters.kube import KubeClient, connect
-from canary.sandbox import SandboxThread
+from kubesandbox import SandboxThread
 from tests.sandbox_fixtures import *  # noqa: F403
 
 from ._app import make_app

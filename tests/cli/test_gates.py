@@ -13,7 +13,7 @@ import pytest
 
 from canary.commands.gates import make_token, plan
 from canary.model.commands import ABORT, PAUSED, PROMOTE, PROMOTE_FULL, RETRY, Commands, requester
-from canary.sandbox.apiserver.store import PATCH_MERGE, WatchEvent
+from kubesandbox.apiserver.store import PATCH_MERGE, WatchEvent
 
 from .conftest import Cluster, Invoke
 

@@ -166,7 +166,7 @@ def test_without_our_crds_the_message_says_so(cli: Invoke, sandbox_thread_factor
 
 
 def test_unreachable_api_server_exits_1(cli: Invoke, tmp_path: Path) -> None:
-    from canary.sandbox.kubeconfig import write_kubeconfig
+    from kubesandbox.kubeconfig import write_kubeconfig
 
     path = write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:9")  # discard port: refused
     result = cli("get", "--kubeconfig", str(path))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from canary.controller.operator import OperatorOptions, run_operator
-from canary.sandbox import Sandbox, SandboxThread
+from kubesandbox import Sandbox, SandboxThread
 
 from .api_calls import WATCHED_NAMESPACE_CALLS
 from .support import (

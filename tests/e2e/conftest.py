@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from canary.adapters.kube import KubeClient, connect
-from canary.sandbox import SandboxThread
+from kubesandbox import SandboxThread
 from tests.e2e.support import ROOT, OperatorProcess
 from tests.http_fixtures import recording_server  # noqa: F401  (a loopback Slack, forge, ...)
 

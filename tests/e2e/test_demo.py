@@ -32,7 +32,7 @@ def demo_argv() -> list[str]:
     names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
     if "demo" in names:
         return [sys.executable, "-m", "canary.cli", "demo"]
-    return [sys.executable, "-m", "canary.sandbox.demo"]
+    return [sys.executable, "-m", "canary.demo.story"]
 
 
 def git(repo: Path, *args: str) -> str:
@@ -177,7 +177,8 @@ def test_a_missing_prometheus_is_reported_with_the_install_command(
 ) -> None:
     import typer
 
-    from canary.sandbox import demo, prometheus
+    from canary.demo import prometheus
+    from canary.demo import story as demo
 
     def not_installed(binary: str | None = None) -> str:
         raise prometheus.PrometheusNotInstalled()

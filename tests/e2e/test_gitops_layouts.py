@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 from canary.adapters.kube import KubeClient, connect
-from canary.sandbox import SandboxThread
+from kubesandbox import SandboxThread
 from tests.e2e.support import ROOT, OperatorProcess, eventually, start_operator
 from tests.git_fixtures import BareRepo, GitDaemon, create_bare_repo, run_git
 from tests.gitops.image_automation import PlayedImageAutomation

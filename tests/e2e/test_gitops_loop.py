@@ -35,7 +35,7 @@ import pytest
 import yaml
 
 from canary.adapters.kube import KubeClient
-from canary.sandbox import SandboxThread
+from kubesandbox import SandboxThread
 from tests.e2e.support import OperatorProcess, eventually, start_operator
 from tests.git_fixtures import (
     BareRepo,
@@ -772,7 +772,7 @@ def test_no_source_under_canary_passes_a_force_flag_to_git() -> None:
                 isinstance(a, ast.Constant) and a.value == "push" for a in node.args
             ):
                 offences += [f"{rel}:{node.lineno}: push {bad!r}" for bad in _push_offences(node)]
-                if not rel.startswith("canary/sandbox/"):  # the demo's developer pushes too
+                if not rel.startswith("canary/demo/"):  # the demo's developer pushes too
                     pushes.append(rel)
             if not isinstance(node, ast.Constant) or not isinstance(node.value, str):
                 continue

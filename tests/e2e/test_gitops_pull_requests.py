@@ -27,7 +27,7 @@ import pytest
 
 from canary.adapters.gitops import revert_branch
 from canary.adapters.kube import KubeClient
-from canary.sandbox import SandboxThread
+from kubesandbox import SandboxThread
 from tests.e2e.support import OperatorProcess, eventually, start_operator
 from tests.git_fixtures import BareRepo, GitDaemon, create_bare_repo, run_git
 from tests.gitops.forge_servers import PROJECTS, ForgeServer

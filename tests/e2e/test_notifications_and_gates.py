@@ -46,7 +46,7 @@ import pytest
 import yaml
 
 from canary.adapters.kube import KubeClient, connect
-from canary.sandbox import SandboxThread
+from kubesandbox import SandboxThread
 from tests.e2e.support import CANARY, OperatorProcess, eventually
 from tests.git_fixtures import BareRepo, GitDaemon, create_bare_repo
 from tests.http_fixtures import RecordedRequest, RecordingServer, Reply

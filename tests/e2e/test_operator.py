@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from canary.adapters.kube import KubeClient
-from canary.sandbox import SandboxThread
+from kubesandbox import SandboxThread
 from tests.e2e.support import OperatorProcess, eventually, start_operator
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ Issue 4's second and third "Done when", checked the way a user would see them:
   ``gatewayapi:v1beta1``, ``linkerd``, ``smi:v1alpha1|2|3``) is run by ``canary run``
   against the sandbox. After a new revision, every weight the routing object holds is
   read back with the provider's router (`Router.get_routes`), and the traffic
-  generator (`canary.sandbox.traffic`), which resolves requests through the routing
+  generator (`canary.demo.traffic`), which resolves requests through the routing
   objects as the data plane would, sends ``N`` requests against a snapshot of the
   namespace taken while that weight held. The measured canary share must lie within
   four binomial standard deviations of the weight (``4·sqrt(p(1-p)/N)``; exactly 0 or 1
@@ -42,9 +42,7 @@ import pytest
 from canary.adapters.kube import KubeClient
 from canary.adapters.routers import make_router
 from canary.core.observations import Routes
-from canary.model import parse_canary
-from canary.sandbox import SandboxThread
-from canary.sandbox.traffic import (
+from canary.demo.traffic import (
     Entry,
     GatewayEntry,
     IngressEntry,
@@ -55,6 +53,8 @@ from canary.sandbox.traffic import (
     TrafficWindow,
     Version,
 )
+from canary.model import parse_canary
+from kubesandbox import SandboxThread
 from tests.e2e.support import OperatorProcess, eventually
 
 pytestmark = pytest.mark.slow

@@ -20,9 +20,7 @@ from canary.adapters.kube import KubeClient, connect
 from canary.adapters.routers import ServiceRouter, make_router
 from canary.adapters.routers.builders import gateway, ingress, istio, seeded_cookie_factory, smi
 from canary.core.observations import Routes
-from canary.model import Canary
-from canary.sandbox import Sandbox
-from canary.sandbox.traffic import (
+from canary.demo.traffic import (
     Entry,
     GatewayEntry,
     IngressEntry,
@@ -30,6 +28,8 @@ from canary.sandbox.traffic import (
     TrafficGenerator,
     service_pods,
 )
+from canary.model import Canary
+from kubesandbox import Sandbox
 from tests.routers.support import NS, binomial_tolerance, make_canary, target
 from tests.routers.support import ingress as make_ingress
 

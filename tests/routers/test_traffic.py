@@ -16,9 +16,7 @@ import pytest
 
 from canary.adapters.routers import ServiceRouter, make_router
 from canary.adapters.routers.builders import seeded_cookie_factory
-from canary.model import Canary
-from canary.ports import Router, Unavailable
-from canary.sandbox.traffic import (
+from canary.demo.traffic import (
     Entry,
     GatewayEntry,
     IngressEntry,
@@ -31,6 +29,8 @@ from canary.sandbox.traffic import (
     resolve,
     service_pods,
 )
+from canary.model import Canary
+from canary.ports import Router, Unavailable
 from tests.routers.fakes import FakeKube
 from tests.routers.support import NS, binomial_tolerance, make_canary, pod, target
 from tests.routers.support import ingress as make_ingress

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from canary.sandbox.apiserver import schema
+from kubesandbox.apiserver import schema
 
 from .conftest import GROUP, WIDGET_CRD, widget
 

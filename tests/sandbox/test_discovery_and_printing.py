@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from canary.sandbox.apiserver.tables import JsonPathError, jsonpath
+from kubesandbox.apiserver.tables import JsonPathError, jsonpath
 
 from .conftest import GROUP, deployment, widget
 

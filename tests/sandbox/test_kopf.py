@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kopf.testing import KopfRunner
 
-from canary.sandbox import SandboxThread
+from kubesandbox import SandboxThread
 
 from .conftest import WIDGET_CRD, wait_until, widget
 

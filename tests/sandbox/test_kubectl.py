@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from canary.sandbox import SandboxThread
+from kubesandbox import SandboxThread
 from tests.sandbox_fixtures import Kubectl
 
 from .conftest import GROUP, WIDGET_CRD, deployment, wait_until, widget

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from canary.sandbox.apiserver import ApiError
+from kubesandbox.apiserver import ApiError
 
 from .conftest import GROUP, WIDGET_CRD, widget
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from canary.sandbox.apiserver.patching import (
+from kubesandbox.apiserver.patching import (
     PatchError,
     json_patch,
     merge_patch,

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from canary.sandbox import SandboxThread, load_manifests
+from kubesandbox import SandboxThread, load_manifests
 from tests.sandbox_fixtures import KUBECTL
 
 from .conftest import WIDGET_CRD, wait_until
@@ -87,7 +87,7 @@ def test_run_sandbox_serves_until_sigterm(tmp_path: Path) -> None:
     crd.write_text(yaml.safe_dump(WIDGET_CRD))
     kubeconfig = tmp_path / "kubeconfig"
     code = (
-        "from pathlib import Path; from canary.sandbox import run_sandbox; "
+        "from pathlib import Path; from kubesandbox import run_sandbox; "
         f"run_sandbox('127.0.0.1', 0, Path({str(kubeconfig)!r}), [Path({str(crd)!r})])"
     )
     proc = subprocess.Popen(

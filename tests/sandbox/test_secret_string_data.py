@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from canary.sandbox import Sandbox
+from kubesandbox import Sandbox
 
 
 async def test_string_data_is_merged_into_data(sandbox: Sandbox) -> None:

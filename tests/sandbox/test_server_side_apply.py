@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from canary.sandbox.apiserver.managed import from_fields_v1
+from kubesandbox.apiserver.managed import from_fields_v1
 
 from .conftest import GROUP, deployment, widget
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from canary.sandbox import Sandbox
-from canary.sandbox.apiserver import WatchEvent
-from canary.sandbox.workloads import (
+from kubesandbox import Sandbox
+from kubesandbox.apiserver import WatchEvent
+from kubesandbox.workloads import (
     BEHAVIOUR,
     READY_AFTER,
     parse_duration,

@@ -17,12 +17,12 @@ it starts in well under a second and exits cleanly on SIGTERM.
 
 Example::
 
-    python -m canary.sandbox.demoapp --port 9101 --version v2 --error-rate 0.05 \\
+    python -m canary.demo.demoapp --port 9101 --version v2 --error-rate 0.05 \\
         --latency-ms 20 --namespace test --workload podinfo --self-load 50
 
 The file is self-contained (stdlib only, nothing else from ``canary``), so
-``python canary/sandbox/demoapp.py ...`` works too and skips importing the
-``canary.sandbox`` package.
+``python canary/demo/demoapp.py ...`` works too and skips importing the
+``kubesandbox`` package.
 """
 
 from __future__ import annotations
@@ -329,7 +329,7 @@ def _non_negative(text: str) -> float:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m canary.sandbox.demoapp", description=__doc__.split("\n\n")[0]
+        prog="python -m canary.demo.demoapp", description=__doc__.split("\n\n")[0]
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument(

@@ -43,7 +43,7 @@ from .apiserver import ApiError, Store, WatchEvent
 from .apiserver._util import NAME_ALPHABET, canonical, deep_copy, rfc3339
 from .apiserver.selectors import SelectorError, selector_from_object
 
-log = logging.getLogger("canary.sandbox.workloads")
+log = logging.getLogger("kubesandbox.workloads")
 
 JsonObj = dict[str, Any]
 Key = tuple[str, str, str]  # (kind, namespace, name)

@@ -30,7 +30,7 @@ from .errors import ApiError, bad_request, method_not_allowed, path_not_found
 from .registry import ResourceType
 from .store import PATCH_APPLY, PATCH_TYPES, Store, Subscription
 
-log = logging.getLogger("canary.sandbox.apiserver")
+log = logging.getLogger("kubesandbox.apiserver")
 
 KUBERNETES_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-canary-sandbox"}
 DEFAULT_WATCH_TIMEOUT = 1800.0

@@ -1,7 +1,7 @@
 """The application side of ``canary demo``: one real HTTP process per role, behaving like its image.
 
 The sandbox has no kubelet and no containers, so the demo plays them. Two demo-app
-processes (``canary/sandbox/demoapp.py``) serve every request the traffic generator
+processes (``canary/demo/demoapp.py``) serve every request the traffic generator
 routes: one plays the pods of ``podinfo-primary``, the other the pods of ``podinfo`` (the
 canary). :class:`VersionFollower` watches the image of each Deployment and reconfigures
 the process that plays it (``POST /admin/config``), so "the pods run their image": after a

@@ -4,7 +4,7 @@ The demo is for watching a release happen, so its output has two audiences: a pe
 terminal (a live panel redrawn in place, with the phase, the traffic split as a bar, each
 metric's last value against its threshold, the Git revert state and the recent Events;
 Slack messages and milestones scroll above it) and a log (CI, a pipe), where every change
-is one timestamped line. The orchestrator (``canary.sandbox.demo``) keeps a
+is one timestamped line. The orchestrator (``canary.demo.story``) keeps a
 :class:`DemoView` up to date and calls the reporter; the reporters only render.
 """
 
@@ -22,7 +22,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .demo_slack import SlackMessage
+from .slack import SlackMessage
 
 __all__ = [
     "DemoView",

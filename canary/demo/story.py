@@ -20,7 +20,7 @@ state; the end is a summary with ``git log`` and the timings (and, with ``--summ
 JSON file with the same facts, which the end-to-end test reads). Every process is stopped
 on exit, on Ctrl-C and on SIGTERM; ``--keep`` leaves everything running until Ctrl-C.
 
-Run it as ``canary demo`` or ``python -m canary.sandbox.demo``.
+Run it as ``canary demo`` or ``python -m canary.demo.story``.
 """
 
 from __future__ import annotations
@@ -46,12 +46,10 @@ from rich.console import Console
 
 from canary.adapters.kube import KubeClient, connect
 from canary.ports import KubeError
+from kubesandbox import SandboxThread
 
-from . import SandboxThread
-from .demo_apps import BEHAVIOURS, Behaviour, DemoAppProcess, ForwardingBackend, VersionFollower
-from .demo_git import Commit, DemoRepository, GitError
-from .demo_slack import SlackMessage, SlackReceiver
-from .demo_ui import DemoView, EventLine, Reporter, event_lines, make_reporter
+from .apps import BEHAVIOURS, Behaviour, DemoAppProcess, ForwardingBackend, VersionFollower
+from .git import Commit, DemoRepository, GitError
 from .prometheus import (
     Prometheus,
     PrometheusError,
@@ -59,7 +57,9 @@ from .prometheus import (
     parent_death_prefix,
     stop_process,
 )
+from .slack import SlackMessage, SlackReceiver
 from .traffic import GatewayEntry, TrafficGenerator
+from .ui import DemoView, EventLine, Reporter, event_lines, make_reporter
 
 __all__ = ["DemoError", "DemoOptions", "DemoStopped", "Pace", "demo_command", "main", "run_demo"]
 
@@ -1073,7 +1073,7 @@ def demo_command(
 
 
 def main() -> None:
-    """``python -m canary.sandbox.demo``: the same command without the ``canary`` CLI."""
+    """``python -m canary.demo.story``: the same command without the ``canary`` CLI."""
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(demo_command)
     app()
