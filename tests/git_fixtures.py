@@ -181,9 +181,16 @@ class BareRepo:
     def remove_hook(self, name: str) -> None:
         (self.path / "hooks" / name).unlink(missing_ok=True)
 
-    def protect(self, branch: str = "main", *, allow: str = TEST_AUTHOR[1]) -> None:
+    def protect(
+        self,
+        branch: str = "main",
+        *,
+        allow: str = TEST_AUTHOR[1],
+        words: str = "error: GH006: Protected branch update failed for refs/heads/{branch}.",
+    ) -> None:
         """Branch protection as forges enforce it: a pre-receive hook refuses updates of
-        ``branch`` except commits committed by ``allow`` (an admin), with GitHub's words."""
+        ``branch`` except commits committed by ``allow`` (an admin), with the forge's
+        ``words`` (GitHub's GH006 by default)."""
         self.install_hook(
             "pre-receive",
             f"""#!/bin/sh
@@ -191,7 +198,7 @@ while read old new ref; do
   if [ "$ref" = "refs/heads/{branch}" ]; then
     who=$(git log -1 --format=%ce "$new")
     if [ "$who" != "{allow}" ]; then
-      echo "error: GH006: Protected branch update failed for refs/heads/{branch}." >&2
+      echo "{words.format(branch=branch)}" >&2
       echo "error: Changes must be made through a pull request." >&2
       exit 1
     fi

@@ -26,11 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from canary.adapters.gitops import (
     AlreadyReverted,
@@ -247,6 +248,17 @@ def subject_for(
     )
 
 
+def _same_host_https(api_url: str, repository_url: str) -> bool:
+    api = urlsplit(api_url)
+    repo = urlsplit(repository_url) if "://" in repository_url else None
+    repo_host = (repo.hostname if repo else repository_url.partition("@")[2].partition(":")[0])
+    api_host = (api.hostname or "").lower()
+    same = bool(repo_host) and (
+        api_host == str(repo_host).lower() or api_host == f"api.{str(repo_host).lower()}"
+    )
+    return api.scheme == "https" and same
+
+
 class GitReverter:
     def __init__(
         self,
@@ -260,6 +272,7 @@ class GitReverter:
         self.reverter = reverter
         self.identity = identity
         self.guard = ImageAutomationGuard(kube, reverter)
+        self._guarded: set[tuple[str, str]] = set()  # (canary, bad revision), this process
 
     async def _secret(self, namespace: str, name: str) -> dict[str, str]:
         values = await read_secret(self.kube, name, namespace)
@@ -313,6 +326,15 @@ class GitReverter:
             if not token:
                 raise CredentialsError(f"{where}: expected a key token (or password)")
             return PullRequestSettings(forge, token=token, username=values.get("username"))
+        # Without a Secret of its own, the forge gets the Git credentials only where Git
+        # sends them anyway: the repository's own host, over HTTPS (an apiURL in a Canary
+        # must never carry another namespace's Git token somewhere else).
+        if not _same_host_https(forge.api_url, origin.url):
+            raise CredentialsError(
+                f"spec.gitops.revert.pullRequest.apiURL: {forge.api_url} is not the "
+                "repository's own host over https; name a Secret with the forge token in "
+                "spec.gitops.revert.pullRequest.secretRef"
+            )
         creds = credentials or GitCredentials()
         return PullRequestSettings(
             forge,
@@ -369,9 +391,10 @@ class GitReverter:
             )
         )
         answer = _answer(result)
+        key = (f"{canary.namespace}/{canary.name}", bad.sha)
         fresh = (
             isinstance(result, Reverted)
-            or (isinstance(result, Proposed) and result.created)
+            or (isinstance(result, Proposed) and key not in self._guarded)
             or (isinstance(result, AlreadyReverted) and bool(result.commit_sha))
         )
         if fresh and request.images:
@@ -383,6 +406,7 @@ class GitReverter:
             note = await self.guard.protect(
                 canary, repository, request.images, author=author, branch=side
             )
+            self._guarded.add(key)
             if note:
                 answer = replace(answer, message=f"{answer.message}; {note}".strip("; "))
         return answer
@@ -423,6 +447,44 @@ def _answer(result: Any) -> RevertAnswer:
     )
 
 
+def _policies_in(files: Mapping[str, str]) -> dict[tuple[str, str], None]:
+    """(namespace, name) of every ImagePolicy a setter marker names, in files that parse."""
+    found: dict[tuple[str, str], None] = {}
+    for path, text in files.items():
+        try:
+            markers = find_setter_markers(text, path)
+        except (ImagePolicyError, ValueError) as exc:
+            log.debug("setter markers of %s not read: %s", path, exc)
+            continue
+        for marker in markers:
+            namespace = marker.policy_namespace or IMAGE_AUTOMATION_NAMESPACE
+            found[(namespace, marker.policy_name)] = None
+    return found
+
+
+def _exclusion_edit(
+    name: str, namespace: str, pattern: str
+) -> Callable[[Mapping[str, str]], dict[str, str]]:
+    """The edit that adds ``pattern`` to the ImageRepository's manifest in the given files
+    (nothing when it is not there, ambiguous, or already excluded)."""
+
+    def edit(files: Mapping[str, str]) -> dict[str, str]:
+        try:
+            located = find_image_repository_manifest(files, name=name, namespace=namespace)
+            if located is None:
+                return {}
+            path, _ = located
+            change = add_exclusion_to_manifest(
+                files[path], name=name, namespace=namespace, pattern=pattern, file=path
+            )
+        except (ImagePolicyError, ValueError) as exc:
+            log.warning("exclusion for ImageRepository %s/%s not written: %s", namespace, name, exc)
+            return {}
+        return {path: change.text} if change.changed else {}
+
+    return edit
+
+
 class ImageAutomationGuard:
     """Keeps Flux's image automation from choosing a failed image's tag again.
 
@@ -431,7 +493,8 @@ class ImageAutomationGuard:
     ``spec.exclusionList`` takes the failed tag (``^<tag>$``): in the repository when the
     ImageRepository's manifest lives there (a commit, or on the revert's side branch in
     pull-request mode), else on the live object when no GitOps reconciler owns it. Where
-    neither is possible, the note says exactly what to add, and where.
+    neither is possible, the note says exactly what to add, and where. Never raises: a file
+    that does not parse, an ambiguous manifest or an API error become notes and log lines.
     """
 
     def __init__(self, kube: Kube, reverter: Reverter) -> None:
@@ -467,14 +530,13 @@ class ImageAutomationGuard:
             marked = await self.reverter.files_containing(repository, "$imagepolicy", branch=branch)
         except GitError as exc:
             return f"image automation not checked: {exc.message}"
-        policies: dict[tuple[str, str], None] = {}
-        for path, text in marked.items():
-            for marker in find_setter_markers(text, path):
-                namespace = marker.policy_namespace or IMAGE_AUTOMATION_NAMESPACE
-                policies[(namespace, marker.policy_name)] = None
+        policies = await asyncio.to_thread(_policies_in, marked)
         notes: list[str] = []
         for image in images:
-            repository_name, tag, _ = split_image(image)
+            try:
+                repository_name, tag, _ = split_image(image)
+            except ValueError:
+                continue
             if not tag:
                 continue
             for namespace, name in policies:
@@ -505,8 +567,12 @@ class ImageAutomationGuard:
         live = await self._image_repository(repo_name, repo_namespace)
         if live is None or str((live.get("spec") or {}).get("image", "")) != image_repository:
             return ""
-        pattern = tag_exclusion_pattern(tag)
+        try:
+            pattern = tag_exclusion_pattern(tag)
+        except ValueError as exc:
+            return f"could not exclude {tag} from image automation: {exc}"
         where = f"ImageRepository {repo_namespace}/{repo_name}"
+        edit = _exclusion_edit(repo_name, repo_namespace, pattern)
         try:
             files = await self.reverter.files_containing(
                 repository, "ImageRepository", branch=branch
@@ -514,35 +580,24 @@ class ImageAutomationGuard:
         except GitError as exc:
             files = {}
             log.warning("cannot read %s for %s: %s", repository.display, where, exc.message)
-        located = find_image_repository_manifest(files, name=repo_name, namespace=repo_namespace)
-        if located is not None:
-            path, _ = located
-            try:
-                edit = add_exclusion_to_manifest(
-                    files[path],
-                    name=repo_name,
-                    namespace=repo_namespace,
-                    pattern=pattern,
-                    file=path,
-                )
-            except ImagePolicyError as exc:
-                return f"could not exclude {tag} from image automation: {exc}"
-            if not edit.changed:
-                return f"image automation already excludes {tag} ({where}, {path})"
+        in_git = await asyncio.to_thread(_located, files, repo_name, repo_namespace)
+        if in_git is not None:
             message = (
                 f"Exclude {image_repository}:{tag} from image automation\n\n"
                 f"Canary {canary.namespace}/{canary.name} failed with this tag; {where} no longer "
                 f"offers it to ImagePolicy {namespace}/{policy_name}.\n\n"
-                f"Canary: {canary.namespace}/{canary.name}\nCanary-Excludes: {image_repository}:{tag}\n"
+                f"Canary: {canary.namespace}/{canary.name}\n"
+                f"Canary-Excludes: {image_repository}:{tag}\n"
             )
             try:
-                commit = await self.reverter.commit_files(
-                    repository, {path: edit.text}, message, author=author, branch=branch
+                commit = await self.reverter.commit_edit(
+                    repository, "ImageRepository", edit, message, author=author, branch=branch
                 )
             except GitError as exc:
-                return f"could not exclude {tag} from image automation in {path}: {exc.message}"
-            shown = commit[:12] if commit else "already there"
-            return f"excluded tag {tag} from image automation in {path} ({shown})"
+                return f"could not exclude {tag} from image automation in {in_git}: {exc.message}"
+            if commit is None:
+                return f"image automation already excludes {tag} ({where}, {in_git})"
+            return f"excluded tag {tag} from image automation in {in_git} ({commit[:12]})"
         labels = _meta(live).get("labels") or {}
         annotations = _meta(live).get("annotations") or {}
         managed = (
@@ -568,6 +623,15 @@ class ImageAutomationGuard:
         except KubeError as exc:
             return f"could not exclude {tag} on {where}: {exc}"
         return f"excluded tag {tag} from image automation on the live {where}"
+
+
+def _located(files: Mapping[str, str], name: str, namespace: str) -> str | None:
+    try:
+        found = find_image_repository_manifest(files, name=name, namespace=namespace)
+    except (ImagePolicyError, ValueError) as exc:
+        log.warning("ImageRepository %s/%s in Git not used: %s", namespace, name, exc)
+        return None
+    return found[0] if found is not None else None
 
 
 @dataclass

@@ -1092,8 +1092,10 @@ class _Tick:
             return None
         images = set(target.images)
         for entry in reversed(self.status.known_bad):
+            # Every image the failed run introduced is back (a fix that keeps one of them,
+            # a sidecar say, with a new main image is a new release).
             if entry.template == target.template_hash or (
-                entry.images and set(entry.images) & images
+                entry.images and set(entry.images) <= images
             ):
                 return entry
         return None
@@ -1106,7 +1108,7 @@ class _Tick:
         the exclusion written after the first revert (docs/gitops.md)."""
         target = self.obs.target
         assert target is not None
-        again = set(known.images) & set(target.images)
+        again = set(known.images) if set(known.images) <= set(target.images) else set()
         what = f"image {', '.join(sorted(again))}" if again else "this template"
         why = (
             f"{what} failed its analysis in revision {known.revision or 'unknown'}"
@@ -1153,6 +1155,7 @@ class _Tick:
         )
         self.effects.append(CallHooks(HookType.POST_ROLLOUT, Phase.FAILED.value))
         self.drop_run_commands()
+        self.remember_bad(f"promotion failed, primary not ready: {message}")
         self.schedule_git_revert(f"promotion failed, primary not ready: {message}")
 
     def finalize_deletion(self) -> None:
@@ -1278,7 +1281,8 @@ class _Tick:
                 )
             return
         if answer.kind is RevertResultKind.PROPOSED:
-            changed = revert.state is not RevertState.PROPOSED or revert.pull_request != answer.url
+            # A pull request seen before (a poll, or a forge outage in between) is no news.
+            changed = revert.pull_request != answer.url
             self.set(
                 git_revert=_replace_revert(
                     revert,

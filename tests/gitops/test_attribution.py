@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,8 @@ from canary.adapters.gitops import (
     Unresolved,
     WorkloadSubject,
 )
+from canary.adapters.gitops.attribution import _Scratch
+from canary.adapters.gitops.manifests import Manifest
 from tests.git_fixtures import BareRepo, run_git
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is needed")
@@ -477,3 +480,91 @@ spec:
         assert isinstance(result, Reverted)
         assert list(changed_lines(repo, result.commit_sha)) == ["charts/podinfo/values.yaml"]
         assert repo.show("main", "charts/other/values.yaml") == "tag: 2\n"
+
+
+class TestTreeShapes:
+    async def test_a_file_that_became_a_directory_in_the_same_range_does_not_stop_the_revert(
+        self, bare_repo: Callable[..., BareRepo], reverter: Reverter
+    ) -> None:
+        repo = bare_repo(
+            "shapes",
+            {
+                "apps/podinfo.yaml": deployment().replace(
+                    "name: podinfo\n", "name: podinfo\n  namespace: prod\n", 1
+                ),
+                "docs/runbook": "restart it\n",
+            },
+        )
+        good = repo.head()
+        bad = repo.commit(
+            {
+                "docs/runbook": None,
+                "docs/runbook/README.md": "restart it, then call\n",
+                "apps/podinfo.yaml": deployment(image="ghcr.io/org/podinfo:9").replace(
+                    "name: podinfo\n", "name: podinfo\n  namespace: prod\n", 1
+                ),
+            },
+            "podinfo 9; the runbook becomes a directory",
+        )
+
+        result = await reverter.revert(request(repo, good, bad, overlay_subject("apps")))
+
+        assert isinstance(result, Reverted)
+        assert list(changed_lines(repo, result.commit_sha)) == ["apps/podinfo.yaml"]
+        assert repo.show("main", "docs/runbook/README.md") == "restart it, then call\n"
+
+
+def test_the_scratch_copy_never_reads_outside_itself(tmp_path: Path) -> None:
+    outside = tmp_path / "controller-token"
+    outside.write_text("s3cret")
+    root = tmp_path / "copy"
+    (root / "charts" / "app").mkdir(parents=True)
+    (root / "charts" / "app" / "values.yaml").write_text("tag: 1\n")
+    (root / "charts" / "app" / "token.yaml").symlink_to(outside)
+    (root / "charts" / "escape").symlink_to(tmp_path)
+    scratch = _Scratch(root, {})
+
+    assert scratch.read("charts/app/values.yaml") == b"tag: 1\n"
+    assert scratch.read("charts/app/token.yaml") == str(outside).encode()  # the link, as git
+    assert scratch.read("../controller-token") is None
+    assert scratch.read(str(outside)) is None
+    assert scratch.read("charts/escape/controller-token") is None
+    assert scratch.list("charts") == ["charts/app/token.yaml", "charts/app/values.yaml"]
+    assert scratch.list("charts/escape") == ()
+    assert scratch.list("..") == ()
+
+
+def test_chart_paths_that_leave_the_repository_are_not_followed() -> None:
+    class Files:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def read(self, path: str) -> bytes | None:
+            self.asked.append(path)
+            return b"x"
+
+        def list(self, directory: str) -> list[str]:
+            self.asked.append(f"list {directory}")
+            return []
+
+    release = {
+        "apiVersion": "helm.toolkit.fluxcd.io/v2",
+        "kind": "HelmRelease",
+        "metadata": {"name": "podinfo", "namespace": "prod"},
+        "spec": {
+            "chart": {
+                "spec": {
+                    "chart": "../../..",
+                    "sourceRef": {"kind": "GitRepository", "name": "fleet"},
+                    "valuesFiles": ["../../etc/passwd", "/etc/hostname", "charts/values.yaml"],
+                }
+            }
+        },
+    }
+    files = Files()
+    subject = HelmReleaseSubject(
+        ObjectRef("helm.toolkit.fluxcd.io/v2", "HelmRelease", "prod", "podinfo")
+    )
+    projection = subject.project([Manifest(release, "prod/podinfo.yaml", 1)], files)
+    assert projection.found
+    assert files.asked == ["charts/values.yaml"]

@@ -215,6 +215,9 @@ class TestPushGuard:
             ("push", "origin", ":refs/heads/main"),
             ("push", "--delete", "origin", "main"),
             ("push", "--mirror", "origin"),
+            # as the working copy calls it: its --git-dir comes before the subcommand
+            ("--git-dir", "/cache/repo.git", "push", "--force", "origin", "main"),
+            ("--git-dir", "/cache/repo.git", "push", "origin", "+abc:refs/heads/main"),
         ],
     )
     async def test_history_rewriting_pushes_are_refused_before_starting_git(

@@ -78,6 +78,28 @@ async def forge(request: pytest.FixtureRequest) -> AsyncIterator[ForgeServer]:
 
 
 class TestProtectedBranch:
+    @pytest.mark.parametrize(
+        "words",
+        [
+            "error: GH013: Repository rule violations found for refs/heads/main.",
+            "Branch refs/heads/main can only be modified through pull requests.",
+        ],
+        ids=["github-ruleset", "bitbucket-server"],
+    )
+    async def test_any_refusal_by_a_hook_is_declined_not_an_unknown_push(
+        self, app: BareRepo, git_daemon: GitDaemon, reverter: Reverter, words: str
+    ) -> None:
+        good = app.head()
+        bad = app.commit({DEPLOY: deployment("6.0.1")}, "podinfo 6.0.1")
+        app.protect("main", words=words)
+
+        result = await reverter.revert(request(git_daemon.url_for(app), good, bad))
+
+        assert isinstance(result, RevertFailed) and not result.retriable
+        assert words.rstrip(".") in result.reason
+        assert "pre-receive hook declined" in result.reason
+        assert revert_branch("test/podinfo", bad) in app.branches()
+
     async def test_a_refused_push_names_the_servers_words_keeps_the_revert_and_is_not_retried(
         self, app: BareRepo, git_daemon: GitDaemon, reverter: Reverter
     ) -> None:

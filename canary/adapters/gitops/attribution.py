@@ -33,6 +33,12 @@ __all__ = ["Attribution", "Unattributable", "attribute"]
 
 #: Beyond this many changed files, the search works on files only (no line-level parts).
 MAX_LINE_LEVEL_FILES = 50
+#: Beyond this many changed files (or this many bytes of them), the change is not attributed:
+#: a person is asked instead of rendering a monorepo's month of changes.
+MAX_CHANGED_FILES = 2000
+MAX_CHANGED_BYTES = 64 * 1024 * 1024
+#: A chart directory listed for a projection stops here.
+MAX_LISTED_FILES = 5000
 
 
 class Unattributable(Exception):
@@ -57,57 +63,88 @@ class Attribution:
 
 
 class _Scratch:
-    """A private copy of the bad tree whose changed files can be set to any candidate."""
+    """A private copy of the bad tree whose changed files can be set to any candidate.
+
+    Reads stay inside the copy: a path that leaves it (``..``, an absolute path, a symbolic
+    link pointing out) is never followed, and a symbolic link reads as its target text, as
+    git stores it. Listing a directory stops at :data:`MAX_LISTED_FILES`."""
 
     def __init__(self, root: Path, changes: Mapping[str, Change]) -> None:
-        self.root = root
+        self.root = root.resolve()
         self.changes = changes
         self.current: dict[str, bytes | None] = {p: c.bad for p, c in changes.items()}
+
+    def _inside(self, path: str) -> Path | None:
+        if not path or path.startswith("/") or ".." in path.split("/"):
+            return None
+        candidate = self.root / path
+        parent = candidate.parent.resolve()
+        if parent != self.root and self.root not in parent.parents:
+            return None  # a directory on the way is a link out of the copy
+        return candidate
 
     def read(self, path: str) -> bytes | None:
         if path in self.current:
             return self.current[path]
-        file = self.root / path
+        file = self._inside(path)
+        if file is None:
+            return None
         try:
+            if file.is_symlink():
+                return os.readlink(file).encode("utf-8", "surrogateescape")
             return file.read_bytes() if file.is_file() else None
         except OSError:
             return None
 
     def list(self, directory: str) -> Sequence[str]:
-        base = self.root / directory if directory else self.root
-        if not base.is_dir():
+        base = self._inside(directory) if directory else self.root
+        if base is None or base.is_symlink() or not base.is_dir():
             return ()
-        out = []
-        for path in base.rglob("*"):
-            rel = path.relative_to(self.root).as_posix()
-            if path.is_file() and not any(p.startswith(".") for p in rel.split("/")):
-                out.append(rel)
+        out: list[str] = []
+        for top, dirs, names in os.walk(base, followlinks=False):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(names):
+                if name.startswith("."):
+                    continue
+                out.append((Path(top) / name).relative_to(self.root).as_posix())
+                if len(out) >= MAX_LISTED_FILES:
+                    return sorted(out)
         return sorted(out)
 
     def set(self, wanted: Mapping[str, bytes | None]) -> None:
-        for path, content in wanted.items():
-            if self.current.get(path) == content:
+        # Deletions first: a file that becomes a directory (or the other way round) between
+        # the two revisions must make room before the other side is written.
+        for path, content in sorted(wanted.items(), key=lambda item: item[1] is not None):
+            if self.current.get(path) == content and path in self.current:
                 continue
             file = self.root / path
             if content is None:
-                if file.is_symlink() or file.exists():
+                if file.is_symlink() or file.is_file():
                     file.unlink()
+                elif file.is_dir():
+                    shutil.rmtree(file)
             else:
-                file.parent.mkdir(parents=True, exist_ok=True)
-                if file.is_symlink():
-                    file.unlink()
-                mode = (
-                    self.changes[path].good_mode
-                    if content == self.changes[path].good
-                    else (self.changes[path].bad_mode)
-                )
+                self._make_room(file)
+                change = self.changes[path]
+                mode = change.good_mode if content == change.good else change.bad_mode
                 if mode == "120000":
-                    if file.exists():
-                        file.unlink()
                     os.symlink(content.decode("utf-8", "surrogateescape"), file)
                 else:
                     file.write_bytes(content)
             self.current[path] = content
+
+    def _make_room(self, file: Path) -> None:
+        """Remove whatever stands where ``file`` goes: a directory, a link, or a file where
+        one of its parent directories must be."""
+        for parent in reversed(file.relative_to(self.root).parents[:-1]):
+            at = self.root / parent
+            if at.is_symlink() or at.is_file():
+                at.unlink()
+        file.parent.mkdir(parents=True, exist_ok=True)
+        if file.is_symlink() or file.is_file():
+            file.unlink()
+        elif file.is_dir():
+            shutil.rmtree(file)
 
 
 async def attribute(
@@ -130,12 +167,25 @@ async def attribute(
             f"the good revision {good[:12]} and the bad revision {bad[:12]} have the same "
             "files: the change that failed was not made in Git"
         )
+    if len(changed) > MAX_CHANGED_FILES:
+        raise Unattributable(
+            f"{len(changed)} files changed between the good revision {good[:12]} and the bad "
+            f"revision {bad[:12]} (more than {MAX_CHANGED_FILES}): too many to attribute the "
+            "failure to; revert by hand",
+        )
+    ids = [e.blob for _, before, after in changed for e in (before, after) if e is not None]
+    contents = await copy.blobs(ids, max_bytes=MAX_CHANGED_BYTES)
+    if contents is None:
+        raise Unattributable(
+            f"the files changed between {good[:12]} and {bad[:12]} hold more than "
+            f"{MAX_CHANGED_BYTES // (1024 * 1024)} MiB: too much to attribute; revert by hand",
+        )
     changes: dict[str, Change] = {}
     for path, before, after in changed:
         changes[path] = Change(
             path,
-            await copy.blob(before.blob) if before else None,
-            await copy.blob(after.blob) if after else None,
+            contents[before.blob] if before else None,
+            contents[after.blob] if after else None,
             before.mode if before else "100644",
             after.mode if after else "100644",
         )

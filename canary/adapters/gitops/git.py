@@ -270,9 +270,12 @@ def check_url(url: str) -> str:
 
 
 def _check_push(args: Sequence[str]) -> None:
-    if not args or args[0] != "push":
+    rest = list(args)
+    while rest and rest[0] in ("--git-dir", "-C", "--work-tree"):
+        rest = rest[2:]  # the working copy's own options come first (WorkingCopy.git)
+    if not rest or rest[0] != "push":
         return
-    for arg in args[1:]:
+    for arg in rest[1:]:
         flag = arg.split("=", 1)[0]
         if (
             flag in _FORBIDDEN_PUSH_FLAGS
@@ -367,12 +370,24 @@ class Git:
         returncode = out.returncode
         result = GitOutput(tuple(args), returncode, stdout, stderr)
         if returncode != 0 and check:
-            kind = classify(stderr)
+            # A push with --porcelain writes its per-ref verdicts ("[remote rejected] ...
+            # (pre-receive hook declined)") to stdout; they classify the failure too.
+            said = stderr
+            if _subcommand(args) == "push":
+                said = f"{stderr}\n{redactor(stdout.decode('utf-8', 'replace'))}".strip()
+            kind = classify(said)
             detail = _last_lines(stderr) or f"exit status {returncode}"
             if kind is GitFailure.DECLINED:
-                detail = _server_words(stderr) or detail
+                detail = _server_words(said) or detail
             raise GitError(kind, f"git {shown} failed: {detail}", returncode=returncode)
         return result
+
+
+def _subcommand(args: Sequence[str]) -> str:
+    rest = list(args)
+    while rest and rest[0] in ("--git-dir", "-C", "--work-tree"):
+        rest = rest[2:]
+    return rest[0] if rest else ""
 
 
 def _describe_call(args: Sequence[str]) -> str:
@@ -388,7 +403,7 @@ def _describe_call(args: Sequence[str]) -> str:
 def _server_words(text: str) -> str:
     """What the server said about a refused push: its ``remote:`` lines and the refusal."""
     lines = [
-        line.strip().removeprefix("remote:").strip()
+        line.strip().removeprefix("remote:").strip().replace("\t", " ")
         for line in text.splitlines()
         if line.strip().startswith("remote:") or "[remote rejected]" in line
     ]

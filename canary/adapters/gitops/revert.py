@@ -524,7 +524,9 @@ class Reverter:
         except ForgeError as exc:
             result = RevertFailed(redact(exc.message), retriable=exc.kind.retriable)
         except OSError as exc:
-            result = RevertFailed(redact(f"local error in the Git cache: {exc}"), retriable=True)
+            # The cache's own paths are not the user's business: the error, not the path.
+            why = exc.strerror or type(exc).__name__
+            result = RevertFailed(redact(f"local error in the Git cache: {why}"), retriable=True)
         result = _redacted(result, redact)
         logger.info(
             "revert %s for canary %s in %s: %s",
@@ -537,6 +539,10 @@ class Reverter:
 
     async def _revert(self, copy: WorkingCopy, request: RevertRequest) -> RevertResult:
         branch = request.repository.branch
+        if request.pull_request is not None:
+            known = await self._known_pull_request(copy, request)
+            if known is not None:
+                return known
         for attempt in range(1, self.retry.attempts + 1):
             facts = await self.gather(copy, request)
             if not isinstance(facts, RevertFacts):
@@ -617,6 +623,31 @@ class Reverter:
             files=tuple(c.path for c in plan.changes),
         )
 
+    async def _known_pull_request(
+        self, copy: WorkingCopy, request: RevertRequest
+    ) -> RevertResult | None:
+        """Pull-request mode, on every pass after the first: the side branch and its pull
+        request already exist, so their state is the answer (no fetch of the history, no
+        attribution). None when there is no pull request yet."""
+        settings = request.pull_request
+        assert settings is not None
+        side = revert_branch(request.canary, request.bad_revision, settings.branch_prefix)
+        async with self.forges(settings) as forge:
+            pull = await forge.find(side, request.repository.branch)
+        if pull is None:
+            return None
+        commit = await copy.remote_branch(side) or ""
+        if pull.state == "open":
+            return Proposed(commit, pull.url, side, (), created=False)
+        if pull.state == "merged":
+            return AlreadyReverted(commit or None, pull.url)
+        return Unresolved(
+            f"the revert's pull request {pull.url} was closed without merging; Git still holds "
+            "the bad revision. Merge a fix, or run canary retry to analyse the revision again",
+            (),
+            pull.url,
+        )
+
     async def _propose(
         self,
         copy: WorkingCopy,
@@ -655,32 +686,35 @@ class Reverter:
             head = await copy.fetch(depth=1) if branch is None else await copy.fetch_branch(branch)
             return await copy.grep(head, needle)
 
-    async def commit_files(
+    async def commit_edit(
         self,
         repository: GitRepository,
-        contents: Mapping[str, str],
+        needle: str,
+        edit: Callable[[Mapping[str, str]], Mapping[str, str]],
         message: str,
         *,
         author: CommitIdentity = DEFAULT_IDENTITY,
         branch: str | None = None,
     ) -> str | None:
-        """Commit ``contents`` ({path: new text}) on top of the branch head (or of the side
-        ``branch``) and push it without force, retrying on a moved branch. Files already
-        holding their new text are skipped; None when nothing changed. Raises GitError."""
+        """Commit an edit on top of the branch head (or of the side ``branch``), pushed
+        without force. ``edit`` gets the YAML files that contain ``needle`` at the head and
+        returns the files to change with their new text; it is computed again on the new head
+        whenever the branch moved, so a concurrent change is never overwritten. None when
+        there is nothing to change. Raises GitError."""
         async with self.workspace.open(repository) as copy:
             for attempt in range(1, self.retry.attempts + 1):
                 head = (
                     await copy.fetch(depth=1) if branch is None else await copy.fetch_branch(branch)
                 )
-                current = await copy.entries(head, contents)
+                current = await copy.grep(head, needle)
+                wanted = await asyncio.to_thread(edit, current)
+                entries = await copy.entries(head, list(wanted))
                 updates: list[tuple[str, str | None, str | None]] = []
-                for path, text in contents.items():
-                    entry = current.get(path)
-                    data = text.encode("utf-8")
-                    if entry is not None and await copy.blob(entry.blob) == data:
+                for path, text in wanted.items():
+                    if current.get(path) == text:
                         continue
-                    mode = entry.mode if entry is not None else "100644"
-                    updates.append((path, mode, await copy.hash_blob(data)))
+                    mode = entries[path].mode if path in entries else "100644"
+                    updates.append((path, mode, await copy.hash_blob(text.encode("utf-8"))))
                 if not updates:
                     return None
                 tree = await copy.write_tree(head, updates)

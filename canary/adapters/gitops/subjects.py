@@ -142,15 +142,35 @@ def config_refs_of(workload: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
+def _find_all(
+    manifests: Iterable[Manifest],
+    ref: ObjectRef,
+    default_namespace: str | None,
+    force_namespace: str | None = None,
+) -> list[Manifest]:
+    return [m for m in manifests if _matches(m, ref, default_namespace, force_namespace)]
+
+
 def _find(
     manifests: Iterable[Manifest],
     ref: ObjectRef,
     default_namespace: str | None,
     force_namespace: str | None = None,
 ) -> Manifest | None:
-    return next(
-        (m for m in manifests if _matches(m, ref, default_namespace, force_namespace)), None
-    )
+    found = _find_all(manifests, ref, default_namespace, force_namespace)
+    return found[0] if found else None
+
+
+def _copies(
+    manifests: Iterable[Manifest],
+    ref: ObjectRef,
+    default_namespace: str | None,
+    force_namespace: str | None = None,
+) -> list[Any]:
+    """Every declaration of ``ref`` after the first one. Part of every projection: a tree
+    that declares the target twice (a manifest moved, with the old file restored) is never
+    the good tree, whichever copy comes first."""
+    return [m.body for m in _find_all(manifests, ref, default_namespace, force_namespace)[1:]]
 
 
 def _configs(
@@ -166,7 +186,11 @@ def _configs(
         found = _find(
             manifests, ObjectRef("v1", kind, namespace, name), default_namespace, force_namespace
         )
+        ref = ObjectRef("v1", kind, namespace, name)
         out[f"{kind}/{name}"] = dict(found.body) if found is not None else None
+        extra = _copies(manifests, ref, default_namespace, force_namespace)
+        if extra:
+            out[f"{kind}/{name} copies"] = extra
         if found is not None:
             origins.append(found.source_file)
     return out, origins
@@ -202,7 +226,8 @@ class WorkloadSubject:
             self.default_namespace,
             self.force_namespace,
         )
-        key = _canonical({"target": target.body, "configs": configs})
+        copies = _copies(manifests, self.target, self.default_namespace, self.force_namespace)
+        key = _canonical({"target": target.body, "copies": copies, "configs": configs})
         return Projection(
             key, True, tuple(dict.fromkeys((target.source_file, *origins))), self.describe()
         )
@@ -222,9 +247,25 @@ def _chart_files(files: FileReader, directory: str) -> dict[str, str]:
     return out
 
 
-def _repo_path(base: str, relative: str) -> str:
-    joined = posixpath.normpath(posixpath.join(base or ".", relative.strip()))
-    return "" if joined == "." else joined.lstrip("/")
+def _repo_path(base: str, relative: str) -> str | None:
+    """``relative`` (to ``base``) as a repository path; None when it leaves the repository
+    (``..`` above the root, or an absolute path): such a file is never read."""
+    text = relative.strip()
+    if text.startswith("/"):
+        return None
+    joined = posixpath.normpath(posixpath.join(base or ".", text))
+    if joined == ".":
+        return ""
+    if joined == ".." or joined.startswith("../") or joined.startswith("/"):
+        return None
+    return joined
+
+
+def _read_values(files: FileReader, chart: dict[str, str], path: str | None) -> None:
+    if path is None:
+        return
+    content = files.read(path)
+    chart[path] = content.decode("utf-8", "replace") if content else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,13 +325,14 @@ class HelmReleaseSubject:
             and isinstance(chart_spec.get("chart"), str)
         ):
             directory = _repo_path("", str(chart_spec["chart"]))
-            chart = _chart_files(files, directory)
+            chart = _chart_files(files, directory) if directory is not None else {}
             for values_file in chart_spec.get("valuesFiles") or []:
                 if isinstance(values_file, str):
-                    path = _repo_path("", values_file)
-                    content = files.read(path)
-                    chart[path] = content.decode("utf-8", "replace") if content else ""
-        key = _canonical({"release": relevant, "configs": configs, "chart": chart})
+                    _read_values(files, chart, _repo_path("", values_file))
+        copies = _copies(manifests, self.release, self.default_namespace, self.force_namespace)
+        key = _canonical(
+            {"release": relevant, "copies": copies, "configs": configs, "chart": chart}
+        )
         return Projection(
             key,
             True,
@@ -327,13 +369,14 @@ class ArgoApplicationSubject:
             path = _dig(source, "path")
             if isinstance(path, str) and _same_repo(_dig(source, "repoURL"), self.repository):
                 directory = _repo_path("", path)
+                if directory is None:
+                    continue
                 chart.update(_chart_files(files, directory))
                 for values_file in _dig(source, "helm", "valueFiles") or []:
                     if isinstance(values_file, str):
-                        values_path = _repo_path(directory, values_file)
-                        content = files.read(values_path)
-                        chart[values_path] = content.decode("utf-8", "replace") if content else ""
-        key = _canonical({"sources": sources, "chart": chart})
+                        _read_values(files, chart, _repo_path(directory, values_file))
+        copies = _copies(manifests, self.application, self.default_namespace)
+        key = _canonical({"sources": sources, "copies": copies, "chart": chart})
         return Projection(
             key, True, tuple(dict.fromkeys((found.source_file, *chart))), self.describe()
         )
@@ -362,9 +405,7 @@ class ChartDirSubject:
     def project(self, manifests: Sequence[Manifest], files: FileReader) -> Projection:
         chart = _chart_files(files, self.source_path)
         for values_file in self.value_files:
-            path = _repo_path(self.source_path, values_file)
-            content = files.read(path)
-            chart[path] = content.decode("utf-8", "replace") if content else ""
+            _read_values(files, chart, _repo_path(self.source_path, values_file))
         found = bool(chart)
         return Projection(_canonical({"chart": chart}), found, tuple(chart), self.describe())
 

@@ -374,20 +374,60 @@ class WorkingCopy:
         )
         return await self.resolve("FETCH_HEAD")
 
-    async def grep(self, rev: str, needle: str) -> dict[str, str]:
-        """Text files at ``rev`` that contain ``needle`` (a fixed string)."""
+    async def grep(
+        self,
+        rev: str,
+        needle: str,
+        *,
+        suffixes: tuple[str, ...] = (".yaml", ".yml"),
+        max_bytes: int = 16 * 1024 * 1024,
+    ) -> dict[str, str]:
+        """Text files at ``rev`` whose name ends with one of ``suffixes`` and that contain
+        ``needle`` (a fixed string); at most ``max_bytes`` of them in all."""
         out = await self.git(
             "grep", "-l", "-z", "--fixed-strings", "-I", "-e", needle, rev, check=False
         )
-        found: dict[str, str] = {}
+        names = []
         for record in out.split(b"\0"):
             if not record:
                 continue
             name = record.decode("utf-8", errors="surrogateescape")
             path = name.split(":", 1)[1] if name.startswith(f"{rev}:") else name
-            entries = await self.entries(rev, [path])
-            if path in entries:
-                found[path] = (await self.blob(entries[path].blob)).decode("utf-8", "replace")
+            if path.endswith(suffixes):
+                names.append(path)
+        entries = await self.entries(rev, names) if names else {}
+        contents = await self.blobs([e.blob for e in entries.values()], max_bytes=max_bytes)
+        if contents is None:
+            raise GitError(
+                GitFailure.FAILED,
+                f"the files containing {needle!r} hold more than {max_bytes} bytes; not read",
+            )
+        return {
+            path: contents[entry.blob].decode("utf-8", "replace")
+            for path, entry in sorted(entries.items())
+        }
+
+    async def blobs(self, ids: Sequence[str], *, max_bytes: int) -> dict[str, bytes] | None:
+        """The contents of several blobs in one ``git cat-file --batch``; None when they hold
+        more than ``max_bytes`` in all (their sizes are asked first)."""
+        unique = list(dict.fromkeys(ids))
+        if not unique:
+            return {}
+        request = ("\n".join(unique) + "\n").encode()
+        sizes = await self.git("cat-file", "--batch-check=%(objectsize)", input=request)
+        if sum(int(x) for x in sizes.split() if x.isdigit()) > max_bytes:
+            return None
+        raw = await self.git("cat-file", "--batch", input=request)
+        found: dict[str, bytes] = {}
+        at = 0
+        for wanted in unique:
+            header_end = raw.index(b"\n", at)
+            sha, kind, size = raw[at:header_end].decode().split()
+            if kind != "blob" or sha != wanted:
+                raise GitError(GitFailure.FAILED, f"git cat-file: {wanted} is a {kind}")
+            start = header_end + 1
+            found[wanted] = raw[start : start + int(size)]
+            at = start + int(size) + 1
         return found
 
     async def changed(
