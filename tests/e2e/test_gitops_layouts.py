@@ -271,6 +271,8 @@ async def play_helm_controller(kube: KubeClient, ns: str) -> None:
         for release in await kube.list("helm.toolkit.fluxcd.io/v2", "HelmRelease", ns):
             configmaps = {c["metadata"]["name"]: c for c in await kube.list("v1", "ConfigMap", ns)}
             image = _values(release, configmaps).get("image") or {}
+            if not image.get("repository") or not image.get("tag"):
+                continue  # a valuesFrom ConfigMap not applied yet: helm-controller waits too
             name = release["metadata"]["name"]
             body = rendered_deployment(
                 ns,
@@ -589,9 +591,10 @@ async def play(
             ]
 
     try:
-        await eventually(
-            lambda: image_of(kube, ns), timeout=TIMEOUT, what=f"{ns}: the target applied"
-        )
+        async def good_applied() -> bool:
+            return await image_of(kube, ns) == GOOD_IMAGE
+
+        await eventually(good_applied, timeout=TIMEOUT, what=f"{ns}: the good target applied")
         await kube.create(canary(ns))
 
         async def initialized() -> bool:

@@ -229,20 +229,26 @@ async def _search(
                 wanted[path] = change.bad
         return wanted
 
-    async def project(parts: frozenset[Part]) -> Projection:
+    scope: set[str] | None = None  # the render units that make the target, once known
+
+    async def project(parts: frozenset[Part], *, full: bool = False) -> Projection:
         nonlocal probes
         probes += 1
         await asyncio.to_thread(scratch.set, candidate(parts))
         if not getattr(subject, "renders", True):
             return await asyncio.to_thread(subject.project, (), scratch)
         loaded = await render_manifests(
-            scratch.root, subject.source_path, kustomize=kustomize, strict=False
+            scratch.root,
+            subject.source_path,
+            kustomize=kustomize,
+            strict=False,
+            only=None if full else scope,
         )
         errors_seen[:] = [str(e) for e in loaded.errors]
         return await asyncio.to_thread(subject.project, loaded.manifests, scratch)
 
     everything = frozenset(Part(p) for p in changes)
-    at_good = await project(everything)
+    at_good = await project(everything, full=True)
     if not at_good.found:
         detail = f" ({'; '.join(errors_seen)})" if errors_seen else ""
         raise Unattributable(
@@ -251,7 +257,13 @@ async def _search(
             f"{detail}; cannot tell which change made it fail",
             sorted(changes),
         )
-    at_bad = await project(frozenset())
+    at_bad = await project(frozenset(), full=True)
+    # From here on, render only the units (kustomizations, files) that make the target at
+    # the good or the bad revision: the other applications under the path cannot change it.
+    if at_good.units:
+        scope = set(at_good.units) | set(at_bad.units)
+        if (await project(everything)).key != at_good.key:
+            scope = None  # something outside the units matters after all: render it all
     if at_bad.key == at_good.key and not forced:
         detail = f" ({'; '.join(errors_seen)})" if errors_seen else ""
         origins = ", ".join(at_good.origins) or "its files"
@@ -287,6 +299,12 @@ async def _search(
                 del hunks[part.path]
                 continue
             needed = await minimize(lines, without_file, renders_good)
+    if scope is not None and (await project(needed, full=True)).key != at_good.key:
+        # The scoped search missed an interaction with another unit: search it all again.
+        scope = None
+        hunks.clear()
+        files = [Part(p) for p in sorted(changes) if p not in forced]
+        needed = await minimize(files, frozenset(files), renders_good)
     restored: dict[str, bytes | None] = {}
     modes: dict[str, str] = {}
     notes: dict[str, str] = {}

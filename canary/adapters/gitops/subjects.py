@@ -45,6 +45,7 @@ __all__ = [
     "Subject",
     "WorkloadSubject",
     "config_refs_of",
+    "unit_of",
 ]
 
 
@@ -65,7 +66,18 @@ class Projection:
     found: bool
     origins: tuple[str, ...] = ()
     describe: str = ""
+    units: tuple[str, ...] = ()  # the render units the projected objects came from
 
+
+def unit_of(manifest: Manifest) -> str:
+    """The render unit an object came from: ``kustomize:<dir>`` or ``file:<path>``."""
+    if manifest.rendered_by is not None:
+        return f"kustomize:{manifest.rendered_by}"
+    return f"file:{manifest.source_file}"
+
+
+def _units(manifests: Iterable[Manifest | None]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(unit_of(m) for m in manifests if m is not None))
 
 class Subject(Protocol):
     """One owner of a target; ``source_path`` is the path the owner renders."""
@@ -179,9 +191,10 @@ def _configs(
     namespace: str | None,
     default_namespace: str | None,
     force_namespace: str | None,
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[dict[str, Any], list[str], list[Manifest]]:
     out: dict[str, Any] = {}
     origins: list[str] = []
+    used: list[Manifest] = []
     for kind, name in names:
         found = _find(
             manifests, ObjectRef("v1", kind, namespace, name), default_namespace, force_namespace
@@ -193,7 +206,8 @@ def _configs(
             out[f"{kind}/{name} copies"] = extra
         if found is not None:
             origins.append(found.source_file)
-    return out, origins
+        used.extend(_find_all(manifests, ref, default_namespace, force_namespace))
+    return out, origins, used
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,17 +233,22 @@ class WorkloadSubject:
         if target is None:
             return Projection(_canonical({"target": None}), False, (), self.describe())
         names = list(dict.fromkeys((*config_refs_of(target.body), *self.tracked)))
-        configs, origins = _configs(
+        configs, origins, used = _configs(
             manifests,
             names,
             self.target.namespace,
             self.default_namespace,
             self.force_namespace,
         )
-        copies = _copies(manifests, self.target, self.default_namespace, self.force_namespace)
+        targets = _find_all(manifests, self.target, self.default_namespace, self.force_namespace)
+        copies = [m.body for m in targets[1:]]
         key = _canonical({"target": target.body, "copies": copies, "configs": configs})
         return Projection(
-            key, True, tuple(dict.fromkeys((target.source_file, *origins))), self.describe()
+            key,
+            True,
+            tuple(dict.fromkeys((target.source_file, *origins))),
+            self.describe(),
+            _units((*targets, *used)),
         )
 
 
@@ -305,7 +324,7 @@ class HelmReleaseSubject:
             kind, name = _dig(item, "kind"), _dig(item, "name")
             if kind in ("ConfigMap", "Secret") and isinstance(name, str):
                 names.append((str(kind), name))
-        configs, origins = _configs(
+        configs, origins, used = _configs(
             manifests,
             names,
             self.release.namespace,
@@ -329,7 +348,8 @@ class HelmReleaseSubject:
             for values_file in chart_spec.get("valuesFiles") or []:
                 if isinstance(values_file, str):
                     _read_values(files, chart, _repo_path("", values_file))
-        copies = _copies(manifests, self.release, self.default_namespace, self.force_namespace)
+        releases = _find_all(manifests, self.release, self.default_namespace, self.force_namespace)
+        copies = [m.body for m in releases[1:]]
         key = _canonical(
             {"release": relevant, "copies": copies, "configs": configs, "chart": chart}
         )
@@ -338,6 +358,7 @@ class HelmReleaseSubject:
             True,
             tuple(dict.fromkeys((found.source_file, *origins, *chart))),
             self.describe(),
+            _units((*releases, *used)),
         )
 
 
@@ -375,10 +396,15 @@ class ArgoApplicationSubject:
                 for values_file in _dig(source, "helm", "valueFiles") or []:
                     if isinstance(values_file, str):
                         _read_values(files, chart, _repo_path(directory, values_file))
-        copies = _copies(manifests, self.application, self.default_namespace)
+        applications = _find_all(manifests, self.application, self.default_namespace)
+        copies = [m.body for m in applications[1:]]
         key = _canonical({"sources": sources, "copies": copies, "chart": chart})
         return Projection(
-            key, True, tuple(dict.fromkeys((found.source_file, *chart))), self.describe()
+            key,
+            True,
+            tuple(dict.fromkeys((found.source_file, *chart))),
+            self.describe(),
+            _units(applications),
         )
 
 
