@@ -195,8 +195,33 @@ def _simulation_table(name: str, rows: Sequence[Mapping[str, Any]]) -> None:
 @app.command()
 def run(
     namespace: Annotated[
-        str | None, typer.Option("--namespace", "-n", help="Watch one namespace (default: all).")
+        list[str] | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            help="Watch this namespace; repeat for several (default: all namespaces).",
+        ),
     ] = None,
+    watch_label_selector: Annotated[
+        str | None,
+        typer.Option(
+            "--watch-label-selector",
+            help="Only Canaries whose labels match (sharding: one controller per shard label).",
+        ),
+    ] = None,
+    kube_api_qps: Annotated[
+        float,
+        typer.Option("--kube-api-qps", help="Requests per second to the API server (0: no limit)."),
+    ] = 100.0,
+    kube_api_burst: Annotated[
+        int, typer.Option("--kube-api-burst", help="Requests allowed in a burst above the QPS.")
+    ] = 250,
+    max_concurrent_passes: Annotated[
+        int,
+        typer.Option(
+            "--max-concurrent-passes", help="Passes (Canaries and GitSources) run at the same time."
+        ),
+    ] = 32,
     kubeconfig: Annotated[
         str | None,
         typer.Option(
@@ -231,6 +256,13 @@ def run(
             "--leader-election-namespace", help="Namespace of the Lease (default: the pod's)."
         ),
     ] = None,
+    leader_election_id: Annotated[
+        str,
+        typer.Option(
+            "--leader-election-id",
+            help="Name of the Lease (give each shard its own).",
+        ),
+    ] = "canary-engine-leader",
     cluster_name: Annotated[
         str, typer.Option("--cluster-name", help="Named in every notification.")
     ] = "",
@@ -296,7 +328,11 @@ def run(
     configure_logging(log_format, log_level)
     host, _, port = listen.rpartition(":")
     options = OperatorOptions(
-        namespace=namespace,
+        namespaces=tuple(namespace or ()),
+        watch_label_selector=watch_label_selector or None,
+        kube_api_qps=kube_api_qps,
+        kube_api_burst=kube_api_burst,
+        max_concurrent_passes=max(1, max_concurrent_passes),
         kubeconfig=kubeconfig,
         context=context,
         default_provider=provider,
@@ -305,6 +341,7 @@ def run(
         listen_port=int(port or 8080),
         leader_election=leader_election,
         leader_namespace=leader_namespace,
+        leader_election_id=leader_election_id,
         cluster_name=cluster_name,
         event_webhook=event_webhook,
         git_author_name=git_author_name,

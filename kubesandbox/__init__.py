@@ -82,7 +82,14 @@ class Sandbox:
         nodes: int = 2,
         ready_delay: float = 1.0,
     ) -> Sandbox:
-        """Start serving on ``host:port`` (0 = any free port) and, optionally, simulating workloads."""
+        """Start serving on ``host:port`` (0 = any free port) and, optionally, simulating workloads.
+
+        ``history_size`` is the number of watch events kept per resource type: a watch can
+        resume from, and a paged or exact list be served at, any resourceVersion no older
+        than that many changes of its type; older ones get 410 Expired (a test makes it
+        tiny to exercise a client's relist). ``bookmark_interval`` is the number of seconds
+        between the bookmarks of an idle watch with ``allowWatchBookmarks=true``.
+        """
         store = Store(history_size=history_size)
         server = ApiServer(
             store, tokens=tokens, audit_path=audit_path, bookmark_interval=bookmark_interval

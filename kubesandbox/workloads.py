@@ -791,6 +791,8 @@ class WorkloadSimulator:
                 .get(REVISION)
             )
             if revision and (dep["metadata"].get("annotations") or {}).get(REVISION) != revision:
+                # through /status, as the deployment controller writes it: a change of a
+                # Deployment's annotations through the main resource would be a new generation
                 self.store.update_with(
                     "deployments",
                     ns,
@@ -798,6 +800,7 @@ class WorkloadSimulator:
                     lambda o: (
                         o["metadata"].setdefault("annotations", {}).__setitem__(REVISION, revision)
                     ),
+                    subresource="status",
                     manager=MANAGER,
                 )
         self._deployment_status(ns, name, created_new, max_unavailable)

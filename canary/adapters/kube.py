@@ -72,6 +72,7 @@ DEFAULT_QPS = 100.0
 DEFAULT_BURST = 250
 USER_AGENT = "canary-engine"
 LIST_PAGE_SIZE = 500
+UNSERVED_TTL = 60.0  # seconds a "not served" answer of discovery is believed
 
 _PATCH_CONTENT_TYPES: Mapping[str, str] = {
     "merge": "application/merge-patch+json",
@@ -243,6 +244,7 @@ class KubeClient:
         self.timeout = timeout
         self._limiter = RateLimiter(qps, burst) if qps else None
         self._discovery: dict[str, dict[str, ResourceInfo]] = {}
+        self._unserved: dict[str, float] = {}  # api versions the server does not serve, until
         self._discovery_locks: dict[str, asyncio.Lock] = {}
         self._closed = False
 
@@ -268,12 +270,22 @@ class KubeClient:
         known = self._discovery.get(api_version)
         if known is not None and kind in known:
             return known[kind]
+        unserved = self._unserved.get(api_version)
+        if unserved is not None and time.monotonic() < unserved:
+            raise NotFound(f'the server does not serve "{api_version}"', status=404)
         lock = self._discovery_locks.setdefault(api_version, asyncio.Lock())
         async with lock:
             known = self._discovery.get(api_version)
             if known is None or kind not in known:
                 # First use, or a CRD installed since we last looked: read again.
-                known = await self._discover(api_version)
+                try:
+                    known = await self._discover(api_version)
+                except NotFound:
+                    # Not served (flagger.app, a router's CRDs not installed): do not ask
+                    # again on every pass; a CRD installed later is seen within a minute.
+                    self._unserved[api_version] = time.monotonic() + UNSERVED_TTL
+                    raise
+                self._unserved.pop(api_version, None)
                 self._discovery[api_version] = known
         if kind not in known:
             raise NotFound(
@@ -291,8 +303,9 @@ class KubeClient:
         return parse_resource_list(api_version, doc)
 
     def forget_discovery(self) -> None:
-        """Drop the discovery cache (e.g. after CRDs were removed)."""
+        """Drop the discovery cache (e.g. after CRDs were removed or installed)."""
         self._discovery.clear()
+        self._unserved.clear()
 
     # --------------------------------------------------------------------- verbs
 
@@ -315,6 +328,26 @@ class KubeClient:
         label_selector: str | None = None,
         field_selector: str | None = None,
     ) -> ObjList:
+        items, _ = await self.list_versioned(
+            api_version,
+            kind,
+            namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+        )
+        return items
+
+    async def list_versioned(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[ObjList, str]:
+        """Every object (paged by :data:`LIST_PAGE_SIZE`) and the list's resourceVersion, the
+        point a watch resumes from."""
         info = await self.resource(api_version, kind)
         query: list[tuple[str, str]] = [("limit", str(LIST_PAGE_SIZE))]
         if label_selector:
@@ -330,9 +363,11 @@ class KubeClient:
                 item.setdefault("apiVersion", api_version)
                 item.setdefault("kind", kind)
                 items.append(item)
-            token = (doc.get("metadata") or {}).get("continue") or None
+            meta = doc.get("metadata") or {}
+            version = str(meta.get("resourceVersion") or "")
+            token = meta.get("continue") or None
             if not token:
-                return items
+                return items, version
 
     async def create(self, obj: Obj) -> Obj:
         info, namespace, _ = await self._locate(obj, need_name=False)

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -113,6 +113,33 @@ def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return meta if isinstance(meta, Mapping) else {}
 
 
+def settled(obj: Mapping[str, Any], via: Via | None) -> bool:
+    """Whether the controller between Git and the target has acted on ``obj``'s current
+    spec: helm-controller's ``status.observedGeneration``, Argo CD's ``status.sync`` (synced,
+    compared with the current source). A target applied directly is always settled."""
+    if via is None:
+        return True
+    status = obj.get("status") if isinstance(obj.get("status"), Mapping) else {}
+    assert isinstance(status, Mapping)
+    if via.kind == "HelmRelease":
+        generation = _meta(obj).get("generation")
+        return generation is not None and status.get("observedGeneration") == generation
+    sync = status.get("sync") if isinstance(status.get("sync"), Mapping) else {}
+    assert isinstance(sync, Mapping)
+    spec = obj.get("spec") if isinstance(obj.get("spec"), Mapping) else {}
+    assert isinstance(spec, Mapping)
+    compared = sync.get("comparedTo") if isinstance(sync.get("comparedTo"), Mapping) else {}
+    assert isinstance(compared, Mapping)
+    same_source = compared.get("source") == spec.get("source") and compared.get(
+        "sources"
+    ) == spec.get("sources")
+    operation = (
+        status.get("operationState") if isinstance(status.get("operationState"), Mapping) else {}
+    )
+    assert isinstance(operation, Mapping)
+    return sync.get("status") == "Synced" and same_source and operation.get("phase") != "Running"
+
+
 def _is_chart_application(application: Mapping[str, Any]) -> bool:
     spec = application.get("spec") if isinstance(application.get("spec"), Mapping) else {}
     assert isinstance(spec, Mapping)
@@ -196,6 +223,25 @@ class Revisions:
 
     async def detect(self, canary: Canary, target: Mapping[str, Any]) -> Revision | None:
         try:
+            made_by = await self._via(target)
+            if not isinstance(made_by, NoOrigin) and made_by[1] is not None:
+                owner_obj, via = made_by
+                # The HelmRelease or Application may carry the new revision before its
+                # controller has made the target from it, or before our cache of the target
+                # has seen that: the revision would be credited to the old target. Unknown
+                # until both have caught up.
+                fresh_as = getattr(self.kube, "fresh_as", None)
+                version = _meta(owner_obj).get("resourceVersion")
+                if not settled(owner_obj, via) or (
+                    fresh_as is not None
+                    and not fresh_as(
+                        str(target.get("apiVersion") or "apps/v1"),
+                        str(target.get("kind") or "Deployment"),
+                        _meta(target).get("namespace"),
+                        version,
+                    )
+                ):
+                    return None
             origin = await self.origin(canary, target)
         except KubeError as exc:
             log.debug("revision of %s/%s unknown: %s", canary.namespace, canary.name, exc)
@@ -205,6 +251,7 @@ class Revisions:
         return Revision(
             format_revision(origin.branch or "HEAD", origin.revision),
             f"{origin.manager} {origin.owner}",
+            leads=origin.via is not None,
         )
 
 
@@ -251,7 +298,7 @@ def subject_for(
 def _same_host_https(api_url: str, repository_url: str) -> bool:
     api = urlsplit(api_url)
     repo = urlsplit(repository_url) if "://" in repository_url else None
-    repo_host = (repo.hostname if repo else repository_url.partition("@")[2].partition(":")[0])
+    repo_host = repo.hostname if repo else repository_url.partition("@")[2].partition(":")[0]
     api_host = (api.hostname or "").lower()
     same = bool(repo_host) and (
         api_host == str(repo_host).lower() or api_host == f"api.{str(repo_host).lower()}"
@@ -634,15 +681,8 @@ def _located(files: Mapping[str, str], name: str, namespace: str) -> str | None:
     return found[0] if found is not None else None
 
 
-@dataclass
-class _SourceJob:
-    task: asyncio.Task[None]
-    wake: asyncio.Event
-    generation: object = None
-
-
 class GitOpsWiring:
-    """Holds the workspace, the reverter and the GitSource jobs."""
+    """Holds the workspace, the reverter and the GitSource pass (the scheduler runs it)."""
 
     def __init__(
         self,
@@ -665,60 +705,21 @@ class GitOpsWiring:
         self.reconciler = GitSourceReconciler(
             self.workspace, PortKubeApply(kube), kustomize=kustomize
         )
-        self.jobs: dict[tuple[str, str], _SourceJob] = {}
-
-    def seen(self, namespace: str, name: str, body: Mapping[str, Any], leader: Leader) -> None:
-        generation = (body.get("metadata") or {}).get("generation")
-        job = self.jobs.get((namespace, name))
-        if job is not None and not job.task.done():
-            # A spec change: reconcile now. Other events (our own status writes above all)
-            # must not wake the loop, or every pass that changes the status runs twice, and a
-            # status that changes on every pass turns the loop into a busy one.
-            if generation != job.generation:
-                job.generation = generation
-                job.wake.set()
-            return
-        wake = asyncio.Event()
-        task = asyncio.create_task(
-            self._loop(namespace, name, leader, wake), name=f"gitsource:{namespace}/{name}"
-        )
-        self.jobs[(namespace, name)] = _SourceJob(task, wake, generation)
-
-    async def forget(self, namespace: str, name: str) -> None:
-        job = self.jobs.pop((namespace, name), None)
-        if job is not None:
-            job.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await job.task
-
-    async def stop(self) -> None:
-        for key in list(self.jobs):
-            await self.forget(*key)
+        self.leader: Leader | None = None  # set by the operator; None: always act
 
     async def aclose(self) -> None:
-        await self.stop()
+        """Nothing of its own to close: the scheduler owns the GitSource jobs."""
 
-    async def _loop(self, namespace: str, name: str, leader: Leader, wake: asyncio.Event) -> None:
-        while True:
-            wake.clear()
-            delay = 60.0
-            try:
-                if leader.is_leader:
-                    delay = await self.run_pass(namespace, name)
-                else:
-                    delay = 5.0
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("GitSource %s/%s pass failed", namespace, name)
-                delay = 30.0
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=delay)
+    async def job_pass(self, namespace: str, name: str) -> float | None:
+        """The scheduler's pass for one GitSource (leader only); None once it is gone."""
+        if self.leader is not None and not self.leader.is_leader:
+            return 5.0  # a standby reads nothing
+        return await self.run_pass(namespace, name)
 
-    async def run_pass(self, namespace: str, name: str) -> float:
+    async def run_pass(self, namespace: str, name: str) -> float | None:
         body = await self.kube.get(API_VERSION, "GitSource", name, namespace)
         if body is None:
-            return 60.0
+            return None
         source = SourceRef(namespace=namespace, name=name)
         previous = GitSourceStatus.from_dict(body.get("status") or {})
 

@@ -1,10 +1,14 @@
 """`canary run`: the operator process.
 
-kopf supplies the watch machinery and the event loop; this module wires the
-adapters into a `CanaryController`, registers the kopf handlers (watch events
-only: the per-canary jobs of `scheduler` do the work, so no kopf finalizer or
-progress annotation lands on user objects), elects a leader among replicas,
-serves /metrics, /healthz and /readyz, and shuts down cleanly on SIGTERM.
+One Kubernetes client for the process (``kubernetes.aio`` behind `canary.adapters.kube`),
+watch caches over it (`canary.adapters.cache`) that every adapter reads through, and one
+scheduler (`scheduler`) that runs a job per Canary and per GitSource, woken by the caches'
+events. This module wires them together, elects a leader among replicas, serves /metrics,
+/healthz and /readyz, and shuts down cleanly on SIGTERM or SIGINT.
+
+kopf is not used: the caches already watch every kind a pass reads, so kopf's own watches,
+its client and its event loop would be a second copy of the same machinery
+(docs/concepts.md records the decision).
 
 Nothing here knows about the sandbox: the same code runs against any API server
 reachable through a kubeconfig or the pod's service account.
@@ -16,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import uuid
 from collections.abc import Mapping
@@ -23,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import kopf
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from canary.adapters.analysis import MetricAnalyzer
-from canary.adapters.kube import KubeClient, connect
+from canary.adapters.cache import CachedKube
+from canary.adapters.kube import DEFAULT_BURST, DEFAULT_QPS, KubeClient, connect
 from canary.adapters.routers import ServiceRouter, make_router
 from canary.adapters.webhooks import HttpWebhookCaller
 from canary.adapters.workloads import WorkloadOptions, Workloads
@@ -38,14 +43,12 @@ from canary.controller.leader import AlwaysLeader, LeaderElector
 from canary.controller.metrics import Metrics
 from canary.controller.notify import build_notifier
 from canary.controller.reconcile import CanaryController, Settings
-from canary.controller.scheduler import Scheduler
-from canary.model import API_GROUP
+from canary.controller.scheduler import DEFAULT_MAX_CONCURRENT, JobKind, Scheduler, generation
+from canary.model import API_GROUP, API_VERSION
 from canary.ports import Router
 
 log = logging.getLogger("canary.operator")
 
-VERSION = "v1beta1"
-SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 REQUIRED_CRDS = ("canaries", "metrictemplates", "alertproviders", "gitsources")
 
 
@@ -55,7 +58,12 @@ class OperatorError(Exception):
 
 @dataclass
 class OperatorOptions:
-    namespace: str | None = None  # None: every namespace
+    namespace: str | None = None  # None: every namespace (or the list in ``namespaces``)
+    namespaces: tuple[str, ...] = ()
+    watch_label_selector: str | None = None  # sharding: only Canaries with matching labels
+    kube_api_qps: float = DEFAULT_QPS
+    kube_api_burst: int = DEFAULT_BURST
+    max_concurrent_passes: int = DEFAULT_MAX_CONCURRENT
     kubeconfig: str | None = None
     context: str | None = None
     default_provider: str = "kubernetes"
@@ -64,6 +72,7 @@ class OperatorOptions:
     listen_port: int = 8080
     leader_election: bool = False
     leader_namespace: str | None = None
+    leader_election_id: str = "canary-engine-leader"  # the Lease's name (one per shard)
     identity: str = field(default_factory=lambda: default_identity(os.environ))
     cluster_name: str = ""
     event_webhook: str | None = None
@@ -81,6 +90,14 @@ class OperatorOptions:
     time_scale: float = 1.0  # demos and tests: every interval multiplied by this
     notifier_flags: dict[str, str] = field(default_factory=dict)  # slack_url, msteams_url, ...
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+def watched_namespaces(options: OperatorOptions) -> tuple[str, ...] | None:
+    """The namespaces to watch, or None for all of them."""
+    chosen = tuple(
+        dict.fromkeys((*options.namespaces, *([options.namespace] if options.namespace else [])))
+    )
+    return chosen or None
 
 
 def default_identity(environ: Mapping[str, str]) -> str:
@@ -105,9 +122,9 @@ async def check_crds(kube: KubeClient) -> None:
 
 @dataclass
 class Runtime:
-    """Everything the handlers need, kept in kopf's memo."""
+    """Everything the running operator holds."""
 
-    kube: KubeClient
+    kube: CachedKube
     controller: CanaryController
     scheduler: Scheduler
     leader: LeaderElector | AlwaysLeader
@@ -117,7 +134,7 @@ class Runtime:
     ready: bool = False
 
 
-async def build_runtime(options: OperatorOptions, kube: KubeClient) -> Runtime:
+async def build_runtime(options: OperatorOptions, kube: CachedKube) -> Runtime:
     metrics = Metrics(provider=options.default_provider, version=_version())
     webhooks = HttpWebhookCaller(
         event_webhook_url=options.event_webhook or options.environ.get("EVENT_WEBHOOK_URL")
@@ -149,8 +166,8 @@ async def build_runtime(options: OperatorOptions, kube: KubeClient) -> Runtime:
             kube,
             namespace=options.leader_namespace
             or options.environ.get("POD_NAMESPACE")
-            or options.namespace
-            or "default",
+            or (watched_namespaces(options) or ("default",))[0],
+            name=options.leader_election_id,
             identity=options.identity,
             lease_seconds=options.lease_seconds,
             renew_seconds=options.lease_renew_seconds,
@@ -183,9 +200,14 @@ async def build_runtime(options: OperatorOptions, kube: KubeClient) -> Runtime:
             default_provider=options.default_provider, cluster_name=options.cluster_name
         ),
     )
+    gitops.leader = leader
     scheduler = Scheduler(
-        controller.run_pass,
+        {
+            "Canary": JobKind(controller.run_pass, first_delay=_canary_interval),
+            "GitSource": JobKind(gitops.job_pass, fingerprint=generation),
+        },
         time_scale=options.time_scale,
+        max_concurrent=options.max_concurrent_passes,
         on_lateness=metrics.lateness.observe,
         on_count=lambda namespace, count: metrics.total.labels(namespace).set(count),
     )
@@ -200,6 +222,12 @@ async def build_runtime(options: OperatorOptions, kube: KubeClient) -> Runtime:
     )
 
 
+def _canary_interval(body: Mapping[str, Any]) -> float:
+    from canary.controller.reconcile import body_interval
+
+    return body_interval(body)
+
+
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -209,54 +237,32 @@ def _version() -> str:
         return "dev"
 
 
-def register(registry: kopf.OperatorRegistry, runtime: Runtime, options: OperatorOptions) -> None:
-    @kopf.on.startup(registry=registry)
-    async def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.posting.enabled = False  # we post our own Events (aggregated, reason Synced)
-        settings.scanning.disabled = True
-        settings.networking.request_timeout = 60
-        settings.watching.server_timeout = 300
-        settings.watching.client_timeout = 330
-        settings.persistence.finalizer = "canary.gitops.dev/kopf"
+def watch(runtime: Runtime) -> None:
+    """Feed the scheduler from the caches: every Canary and GitSource event."""
+    scheduler = runtime.scheduler
 
-    in_cluster = options.kubeconfig is None and os.path.exists(SERVICE_ACCOUNT_TOKEN)
-
-    @kopf.on.login(registry=registry)
-    async def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        if in_cluster:
-            return kopf.login_with_service_account(**kwargs)
-        return kopf.login_with_kubeconfig(**kwargs)
-
-    @kopf.on.cleanup(registry=registry)
-    async def _cleanup(**_: Any) -> None:
-        # Stop our own tasks inside kopf's shutdown, or kopf waits for them.
-        runtime.ready = False
-        await runtime.scheduler.stop()
-        await runtime.gitops.stop()
-
-    @kopf.on.event(API_GROUP, VERSION, "canaries", registry=registry)
-    async def _canary_event(
-        *, type: str, name: str, namespace: str | None, body: kopf.Body, **_: Any
-    ) -> None:
-        if namespace is None:
+    async def canary_event(kind: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        if not namespace:
             return
-        if type == "DELETED":
-            await runtime.scheduler.forget(
-                namespace, name, str(body.get("metadata", {}).get("uid") or "")
-            )
+        if kind == "DELETED":
+            await scheduler.forget(namespace, name, str(meta.get("uid") or ""))
         else:
-            runtime.scheduler.seen(namespace, name, dict(body))
+            scheduler.seen(namespace, name, obj)
 
-    @kopf.on.event(API_GROUP, VERSION, "gitsources", registry=registry)
-    async def _gitsource_event(
-        *, type: str, name: str, namespace: str | None, body: kopf.Body, **_: Any
-    ) -> None:
-        if namespace is None:
+    async def gitsource_event(kind: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        if not namespace:
             return
-        if type == "DELETED":
-            await runtime.gitops.forget(namespace, name)
+        if kind == "DELETED":
+            await scheduler.forget(namespace, name, str(meta.get("uid") or ""), kind="GitSource")
         else:
-            runtime.gitops.seen(namespace, name, dict(body), runtime.leader)
+            scheduler.seen(namespace, name, obj, kind="GitSource")
+
+    runtime.kube.listen(API_VERSION, "Canary", canary_event)
+    runtime.kube.listen(API_VERSION, "GitSource", gitsource_event)
 
 
 async def serve_health(runtime: Runtime, host: str, port: int) -> web.AppRunner:
@@ -288,52 +294,61 @@ async def run_operator(options: OperatorOptions, *, stop: asyncio.Event | None =
     """Run until SIGINT/SIGTERM (or `stop` is set)."""
     if options.kubeconfig:
         os.environ["KUBECONFIG"] = options.kubeconfig
-    kube = await connect(options.kubeconfig, options.context)
+    client = await connect(
+        options.kubeconfig,
+        options.context,
+        qps=options.kube_api_qps or None,
+        burst=options.kube_api_burst,
+    )
+    kube = CachedKube(
+        client,
+        namespaces=watched_namespaces(options),
+        canary_selector=options.watch_label_selector,
+    )
     runtime: Runtime | None = None
     health: web.AppRunner | None = None
+    stopping = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if stop is None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, stopping.set)
     try:
-        await check_crds(kube)
+        await check_crds(client)
         runtime = await build_runtime(options, kube)
         health = await serve_health(runtime, options.listen_host, options.listen_port)
         runtime.leader.start()
-        registry = kopf.OperatorRegistry()
-        register(registry, runtime, options)
+        watch(runtime)
         runtime.ready = True
-        stop_flag: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        watcher = None
-        if stop is not None:
-
-            async def relay() -> None:
-                await stop.wait()
-                if not stop_flag.done():
-                    stop_flag.set_result(None)
-
-            watcher = asyncio.create_task(relay())
+        scope = watched_namespaces(options)
         log.info(
-            "canary-engine %s watching %s",
+            "canary-engine %s watching %s%s",
             _version(),
-            f"namespace {options.namespace}" if options.namespace else "all namespaces",
+            f"namespaces {', '.join(scope)}" if scope else "all namespaces",
+            f" (Canaries matching {options.watch_label_selector})"
+            if options.watch_label_selector
+            else "",
         )
-        await kopf.operator(
-            registry=registry,
-            standalone=True,
-            namespaces=[options.namespace] if options.namespace else [],
-            clusterwide=options.namespace is None,
-            # Only a real flag: kopf waits 5 s on SIGTERM for a waiter of an unset one.
-            stop_flag=stop_flag if stop is not None else None,
-            memo=kopf.Memo(runtime=runtime),
-        )
-        if watcher is not None:
-            watcher.cancel()
+        if await kube.wait_synced(timeout=120.0):
+            runtime.scheduler.starting = False
+        else:
+            log.warning("the caches did not finish their first listing within 120s; going on")
+            runtime.scheduler.starting = False
+        await stopping.wait()
+        log.info("stopping")
     finally:
+        if stop is None:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(signum)
         if runtime is not None:
             runtime.ready = False
             await runtime.scheduler.stop()
-            await runtime.gitops.stop()
             await runtime.leader.stop()
             for closer in runtime.closers:
                 with contextlib.suppress(Exception):
                     await closer.aclose()
+        await kube.aclose()
         if health is not None:
             await health.cleanup()
-        await kube.aclose()
+        await client.aclose()

@@ -1,13 +1,23 @@
-"""One job per Canary, each on its own analysis interval.
+"""One job per object (each Canary, each GitSource), each on its own interval, in one place.
 
-Flagger runs a goroutine per Canary driven by its own ticker; we run an asyncio
-task per Canary in kopf's event loop. A job runs a pass at once when the Canary
-is first seen, then sleeps until the time the pass asked for (the analysis
-interval, or sooner for initialization and Git reverts). A change of
-``analysis.interval`` or a new command annotation wakes it at once. A pass that
-raises is logged and retried after a backoff; it never stops the job or
-disturbs other canaries. kopf's daemons would do this too but would put a
-finalizer on every Canary; these jobs need none.
+Flagger runs a goroutine per Canary driven by its own ticker; we run an asyncio task per
+object, fed by the watch caches (``seen``/``forget``). The rules:
+
+* **Fixed rate.** A pass is due every interval, counted from when the previous one was
+  *due*, not from when it ended: a slow API or a busy CPU shows up as lateness instead of
+  silently stretching every interval. A pass that asks to come back sooner (initialization,
+  a Git revert, a retry) is due that many seconds after it ended.
+* **Spread.** Jobs created while the controller starts (the first listing of the cache) begin
+  at a random point of their first interval (at most :data:`STARTUP_SPREAD` seconds), so ten
+  thousand canaries created together do not tick together. A Canary created later runs at
+  once.
+* **Bounded.** At most ``max_concurrent`` passes run at the same time; a pass waiting for its
+  turn is late, and the lateness metric says so (start time minus due time).
+* **Woken.** A change that matters (a new interval, a command annotation on a Canary, a new
+  generation of a GitSource) makes the job due now.
+* A pass that raises is logged and retried after a backoff; it never stops the job or another.
+
+``time_scale`` multiplies every delay (demos and tests only; 1 in production).
 """
 
 from __future__ import annotations
@@ -15,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,14 +36,17 @@ from canary.model.commands import ONE_SHOT, PAUSED
 log = logging.getLogger("canary.scheduler")
 
 RunPass = Callable[[str, str], Awaitable[float | None]]
+Fingerprint = Callable[[Mapping[str, Any]], object]
 ERROR_BACKOFF = (2.0, 5.0, 10.0, 30.0, 60.0)
-# Only commands wake a job: other annotations under our prefix (the GitSource's
+STARTUP_SPREAD = 30.0
+DEFAULT_MAX_CONCURRENT = 32
+# Only commands wake a Canary's job: other annotations under our prefix (the GitSource's
 # source/revision marks, rewritten on every applied commit) must not.
 _COMMAND_KEYS = frozenset((*ONE_SHOT.values(), PAUSED))
 
 
 def fingerprint(body: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """What wakes a job at once: the interval and the command annotations."""
+    """What wakes a Canary's job at once: the interval and the command annotations."""
     spec = body.get("spec") or {}
     analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
     interval = str(analysis.get("interval") or "")
@@ -40,11 +55,26 @@ def fingerprint(body: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, str], ..
     return interval, commands
 
 
+def generation(body: Mapping[str, Any]) -> object:
+    """What wakes a GitSource's job: a new spec (our own status writes must not)."""
+    return (body.get("metadata") or {}).get("generation")
+
+
+@dataclass(frozen=True, slots=True)
+class JobKind:
+    """How the jobs of one kind run: their pass, and what of the object wakes them."""
+
+    run_pass: RunPass
+    fingerprint: Fingerprint = fingerprint
+    first_delay: Callable[[Mapping[str, Any]], float] | None = None
+
+
 @dataclass
 class _Job:
+    kind: str
     task: asyncio.Task[None] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    fingerprint: tuple[str, tuple[tuple[str, str], ...]] = ("", ())
+    fingerprint: object = None
     passes: int = 0
     uid: str = ""
 
@@ -52,94 +82,139 @@ class _Job:
 class Scheduler:
     def __init__(
         self,
-        run_pass: RunPass,
+        kinds: Mapping[str, JobKind] | RunPass,
         *,
-        default_interval: float = 60.0,
         time_scale: float = 1.0,
+        max_concurrent: int = DEFAULT_MAX_CONCURRENT,
         on_lateness: Callable[[float], None] | None = None,
         on_count: Callable[[str, int], None] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
-        self.run_pass = run_pass
-        self.default_interval = default_interval
-        self.time_scale = time_scale  # < 1 runs every interval faster (demos and tests only)
+        self.kinds: dict[str, JobKind] = (
+            dict(kinds) if isinstance(kinds, Mapping) else {"Canary": JobKind(kinds)}
+        )
+        self.time_scale = time_scale
         self.on_lateness = on_lateness  # seconds a pass started after it was due
-        self.on_count = on_count  # canaries per namespace
-        self.jobs: dict[tuple[str, str], _Job] = {}
+        self.on_count = on_count  # Canaries per namespace
+        self.jobs: dict[tuple[str, str, str], _Job] = {}
+        self.starting = True  # while the caches list what exists: spread the first passes
+        self._gate = asyncio.Semaphore(max(1, max_concurrent))
+        self._counts: Counter[str] = Counter()
+        self._rng = rng or random.Random()
 
-    def _count(self, namespace: str) -> None:
-        if self.on_count is not None:
-            self.on_count(namespace, sum(1 for ns, _ in self.jobs if ns == namespace))
+    # -- what the caches tell ------------------------------------------------------------
 
-    def seen(self, namespace: str, name: str, body: Mapping[str, Any]) -> None:
-        """A watch event for a Canary: start its job, or wake it if it must act now."""
-        key = (namespace, name)
+    def seen(
+        self, namespace: str, name: str, body: Mapping[str, Any], kind: str = "Canary"
+    ) -> None:
+        """A watch event: start the object's job, or wake it if it must act now."""
+        key = (kind, namespace, name)
+        spec = self.kinds[kind]
         job = self.jobs.get(key)
-        print_ = fingerprint(body)
+        mark = spec.fingerprint(body)
         uid = str((body.get("metadata") or {}).get("uid") or "")
         if job is not None and job.uid and uid and job.uid != uid and job.task is not None:
-            job.task.cancel()  # the Canary was deleted and created again under the same name
+            job.task.cancel()  # deleted and created again under the same name
             job = None
         if job is None or job.task is None or job.task.done():
-            job = _Job(fingerprint=print_, uid=uid)
+            fresh = key not in self.jobs
+            job = _Job(kind=kind, fingerprint=mark, uid=uid)
             self.jobs[key] = job
+            first = 0.0
+            if self.starting and spec.first_delay is not None:
+                first = self._rng.uniform(0.0, min(STARTUP_SPREAD, spec.first_delay(body)))
             job.task = asyncio.create_task(
-                self._loop(namespace, name, job), name=f"canary:{namespace}/{name}"
+                self._loop(kind, namespace, name, job, first * self.time_scale),
+                name=f"{kind.lower()}:{namespace}/{name}",
             )
-            self._count(namespace)
+            if fresh and kind == "Canary":
+                self._counts[namespace] += 1
+                self._report(namespace)
             return
-        if print_ != job.fingerprint:
-            job.fingerprint = print_
+        if mark != job.fingerprint:
+            job.fingerprint = mark
             job.wake.set()
 
-    def wake(self, namespace: str, name: str) -> None:
-        job = self.jobs.get((namespace, name))
+    def wake(self, namespace: str, name: str, kind: str = "Canary") -> None:
+        job = self.jobs.get((kind, namespace, name))
         if job is not None:
             job.wake.set()
 
-    async def forget(self, namespace: str, name: str, uid: str = "") -> None:
-        current = self.jobs.get((namespace, name))
+    async def forget(self, namespace: str, name: str, uid: str = "", kind: str = "Canary") -> None:
+        key = (kind, namespace, name)
+        current = self.jobs.get(key)
         if current is not None and uid and current.uid and current.uid != uid:
             return  # a late DELETED of an older object with the same name
-        job = self.jobs.pop((namespace, name), None)
-        self._count(namespace)
-        if job is not None and job.task is not None:
-            job.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await job.task
+        job = self.jobs.pop(key, None)
+        if job is not None:
+            self._forgotten(job, namespace)
+            if job.task is not None:
+                job.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job.task
 
     async def stop(self) -> None:
-        for namespace, name in list(self.jobs):
-            await self.forget(namespace, name)
+        for kind, namespace, name in list(self.jobs):
+            await self.forget(namespace, name, kind=kind)
 
-    async def _loop(self, namespace: str, name: str, job: _Job) -> None:
+    def count(self, kind: str = "Canary") -> int:
+        return sum(1 for k, _, _ in self.jobs if k == kind)
+
+    def _forgotten(self, job: _Job, namespace: str) -> None:
+        if job.kind == "Canary":
+            self._counts[namespace] -= 1
+            self._report(namespace)
+
+    def _report(self, namespace: str) -> None:
+        if self.on_count is not None:
+            self.on_count(namespace, self._counts[namespace])
+
+    # -- the job -------------------------------------------------------------------------
+
+    async def _loop(
+        self, kind: str, namespace: str, name: str, job: _Job, first_delay: float
+    ) -> None:
         loop = asyncio.get_running_loop()
+        run_pass = self.kinds[kind].run_pass
         failures = 0
-        due = loop.time()
+        due = loop.time() + first_delay
         while True:
+            wait = due - loop.time()
+            if wait > 0:
+                job.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(job.wake.wait(), timeout=wait)
+                if job.wake.is_set():
+                    due = loop.time()  # woken early: due now
             job.wake.clear()
-            if self.on_lateness is not None:
-                self.on_lateness(max(0.0, loop.time() - due))
-            try:
-                delay = await self.run_pass(namespace, name)
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("pass for canary %s/%s failed; retrying", namespace, name)
-                delay = ERROR_BACKOFF[min(failures, len(ERROR_BACKOFF) - 1)]
-                failures += 1
+            async with self._gate:
+                started = loop.time()
+                if self.on_lateness is not None and kind == "Canary":
+                    self.on_lateness(max(0.0, started - due))
+                try:
+                    delay = await run_pass(namespace, name)
+                    failures = 0
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("pass for %s %s/%s failed; retrying", kind, namespace, name)
+                    delay = ERROR_BACKOFF[min(failures, len(ERROR_BACKOFF) - 1)]
+                    failures += 1
             job.passes += 1
             if delay is None:
-                # The Canary is gone (or finalized): end, unless a newer job replaced us.
-                if self.jobs.get((namespace, name)) is job:
-                    del self.jobs[(namespace, name)]
-                    self._count(namespace)
+                # The object is gone (or finalized): end, unless a newer job replaced us.
+                key = (kind, namespace, name)
+                if self.jobs.get(key) is job:
+                    del self.jobs[key]
+                    self._forgotten(job, namespace)
                 return
-            delay *= self.time_scale
-            due = loop.time() + max(delay, 0.0)
+            delay = max(0.0, delay) * self.time_scale
+            ended = loop.time()
+            # Fixed rate: the next pass is due one interval after this one was *due*. When
+            # that is more than an interval behind (a stall), missed ticks are dropped rather
+            # than run back to back; the lateness of the late pass was reported already.
+            due = due + delay
+            if due < ended - delay:
+                due = ended
             if delay <= 0:
                 await asyncio.sleep(0)
-                continue
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(job.wake.wait(), timeout=delay)
-            due = min(due, loop.time())  # woken early: due now

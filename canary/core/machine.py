@@ -606,11 +606,23 @@ class _Tick:
         Flux and Argo CD write their revision after applying, so a run may start
         with the previous revision's name. While the target still has the same
         template and configs, the revision seen now names it better.
+
+        A report that leads the target (a HelmRelease's, see :class:`Revision`) only fills
+        in a revision not known yet: a newer one names the next release.
         """
         target, revision = self.obs.target, self.obs.revision
         if target is None or revision is None or not revision.revision:
             return
         status = self.status
+        if revision.leads:
+            known = (
+                status.current_revision
+                if status.phase
+                in (Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING)
+                else status.last_good_revision
+            )
+            if known:
+                return
         configs = dict(target.tracked_configs)
         if status.phase in (
             Phase.PROGRESSING,

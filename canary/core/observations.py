@@ -76,10 +76,16 @@ class Routes:
 
 @dataclass(frozen=True, slots=True)
 class Revision:
-    """Where the target's current spec came from in Git (if anyone knows)."""
+    """Where the target's current spec came from in Git (if anyone knows).
+
+    ``leads``: the report can change *before* the target does (it is read from an object
+    that a second controller turns into the target: a HelmRelease, an Argo CD Application
+    with a Helm chart), so a report that differs while the target has not changed names the
+    next release, not the current one."""
 
     revision: str  # e.g. "main@sha1:0123abc..." or a bare commit sha
     source: str = ""  # e.g. "GitSource default/apps", "Kustomization flux-system/apps"
+    leads: bool = False
 
 
 class Outcome(StrEnum):

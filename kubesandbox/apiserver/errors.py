@@ -22,7 +22,10 @@ class Cause:
     message: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"reason": self.reason, "message": self.message, "field": self.field}
+        out = {"reason": self.reason, "message": self.message}
+        if self.field:  # omitted when empty, as metav1.StatusCause serializes it
+            out["field"] = self.field
+        return out
 
     def describe(self) -> str:
         return f"{self.field}: {self.message}" if self.field else self.message
@@ -41,6 +44,8 @@ class ApiError(Exception):
         group: str | None = None,
         kind: str | None = None,
         causes: tuple[Cause, ...] = (),
+        retry_after: int | None = None,
+        list_continue: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -50,6 +55,8 @@ class ApiError(Exception):
         self.group = group
         self.kind = kind
         self.causes = causes
+        self.retry_after = retry_after  # details.retryAfterSeconds and a Retry-After header
+        self.list_continue = list_continue  # metadata.continue (an expired list's way on)
 
     def status(self) -> dict[str, Any]:
         details: dict[str, Any] = {}
@@ -61,10 +68,12 @@ class ApiError(Exception):
             details["kind"] = self.kind
         if self.causes:
             details["causes"] = [c.as_dict() for c in self.causes]
+        if self.retry_after:
+            details["retryAfterSeconds"] = self.retry_after
         body: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
-            "metadata": {},
+            "metadata": {"continue": self.list_continue} if self.list_continue else {},
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
@@ -164,8 +173,31 @@ def not_acceptable(message: str) -> ApiError:
     return ApiError(406, "NotAcceptable", message)
 
 
-def gone(message: str) -> ApiError:
-    return ApiError(410, "Expired", message)
+def gone(message: str, *, list_continue: str | None = None) -> ApiError:
+    """410 Expired: a resourceVersion (or a list's continue token) older than the history."""
+    return ApiError(410, "Expired", message, list_continue=list_continue)
+
+
+def too_large_resource_version(requested: int, current: int) -> ApiError:
+    """504 Timeout: a read asked for a resourceVersion the server has not reached (yet).
+
+    kube-apiserver's ``storage.NewTooLargeResourceVersionError``: clients recognise it by the
+    ``ResourceVersionTooLarge`` cause and retry after ``retryAfterSeconds``.
+    """
+    return ApiError(
+        504,
+        "Timeout",
+        f"Timeout: Too large resource version: {requested}, current: {current}",
+        causes=(Cause("", "ResourceVersionTooLarge", "Too large resource version"),),
+        retry_after=1,
+    )
+
+
+def invalid_list_options(causes: list[Cause]) -> ApiError:
+    """422 for a forbidden combination of list/watch parameters (``ValidateListOptions``)."""
+    error = invalid("ListOptions", "meta.k8s.io", "", causes)
+    error.name = None  # an empty name is omitted from details, as on a real server
+    return error
 
 
 def path_not_found(path: str) -> ApiError:

@@ -365,10 +365,11 @@ def _remove_path(obj: Any, path: Path) -> None:
         parents.append((cur, element))
         cur = nxt
     _delete_child(cur, path[-1])
-    # drop maps left empty by the removal (they were only there to hold the removed field)
+    # drop maps and lists left empty by the removal (they were only there to hold the removed
+    # field or item); a real server never answers with an empty one (omitempty)
     for parent, element in reversed(parents):
         child = _step(parent, element)
-        if isinstance(child, dict) and not child and element.startswith("f:"):
+        if isinstance(child, dict | list) and not child and element.startswith("f:"):
             _delete_child(parent, element)
         else:
             break

@@ -26,14 +26,32 @@ from aiohttp import web
 
 from . import openapi, protobuf, tables
 from ._util import dumps, rfc3339_micro
-from .errors import ApiError, bad_request, method_not_allowed, path_not_found
+from .errors import (
+    ApiError,
+    bad_request,
+    invalid_list_options,
+    method_not_allowed,
+    path_not_found,
+    too_large_resource_version,
+)
 from .registry import ResourceType
-from .store import PATCH_APPLY, PATCH_TYPES, Store, Subscription
+from .store import (
+    PATCH_APPLY,
+    PATCH_TYPES,
+    Store,
+    Subscription,
+    list_option_problems,
+    parse_resource_version,
+    watch_defaults,
+)
 
 log = logging.getLogger("kubesandbox.apiserver")
 
 KUBERNETES_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-canary-sandbox"}
 DEFAULT_WATCH_TIMEOUT = 1800.0
+# How long a read for a resourceVersion the store has not reached waits before its 504
+# (kube-apiserver's watch cache waits 3 s).
+FRESHNESS_TIMEOUT = 3.0
 MAX_BODY = 64 * 1024 * 1024
 _TRUE = ("true", "1", "True", "TRUE")
 
@@ -86,8 +104,16 @@ def _is_true(value: str | None) -> bool:
     return value is not None and value in _TRUE
 
 
-def _json_response(body: Any, status: int = 200, warnings: tuple[str, ...] = ()) -> web.Response:
+def _optional_bool(value: str | None) -> bool | None:
+    return None if value is None else _is_true(value)
+
+
+def _json_response(
+    body: Any, status: int = 200, warnings: tuple[str, ...] = (), retry_after: int | None = None
+) -> web.Response:
     response = web.Response(status=status, text=dumps(body), content_type="application/json")
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
     for warning in warnings:
         escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
         response.headers.add("Warning", f'299 - "{escaped}"')
@@ -109,8 +135,10 @@ class ApiServer:
         default_user: str = "admin",
         audit_path: Path | None = None,
         bookmark_interval: float = 15.0,
+        freshness_timeout: float = FRESHNESS_TIMEOUT,
     ) -> None:
         self.store = store
+        self.freshness_timeout = freshness_timeout
         self.tokens: dict[str, str] = dict(tokens or {})
         self.default_user = default_user
         self.audit: list[AuditEntry] = []
@@ -193,7 +221,7 @@ class ApiServer:
         try:
             response = await handler(request)
         except ApiError as exc:
-            response = _json_response(exc.status(), exc.code)
+            response = _json_response(exc.status(), exc.code, retry_after=exc.retry_after)
         except web.HTTPException:
             raise
         except Exception as exc:  # a bug in the sandbox: answer like a server would, log it
@@ -321,7 +349,7 @@ class ApiServer:
                 info.verb = "watch" if watching else "list"
                 if watching:
                     return await self._watch(request, rt, target.namespace, info)
-                return self._list(request, rt, target.namespace)
+                return await self._list(request, rt, target.namespace)
             if method == "POST":
                 info.verb = "create"
                 return await self._create(request, rt, target.namespace)
@@ -352,6 +380,8 @@ class ApiServer:
         ):
             raise path_not_found(f"{rt.qualified}/{target.subresource}")
         if method == "GET":
+            # get: resourceVersion unset is the latest, "0" any, N not older than N
+            await self._wait_until_fresh(parse_resource_version(q.get("resourceVersion")))
             obj = self.store.read(rt, target.namespace, target.name)
             if _wants_table(request):
                 return _json_response(
@@ -539,7 +569,27 @@ class ApiServer:
             )
         raise method_not_allowed(f"{request.method} is not supported on {rt.qualified}/scale")
 
-    def _list(
+    async def _wait_until_fresh(self, requested: int | None) -> None:
+        """Wait (up to ``freshness_timeout``) until the store has reached ``requested``;
+        then 504 "Too large resource version", as kube-apiserver's watch cache answers."""
+        if not requested or requested <= self.store.resource_version:
+            return
+        fresh = asyncio.Event()
+
+        def check(_: Any) -> None:
+            if self.store.resource_version >= requested:
+                fresh.set()
+
+        unlisten = self.store.add_listener(check)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(fresh.wait(), self.freshness_timeout)
+        finally:
+            unlisten()
+        if self.store.resource_version < requested:
+            raise too_large_resource_version(requested, self.store.resource_version)
+
+    async def _list(
         self, request: web.Request, rt: ResourceType, namespace: str | None
     ) -> web.StreamResponse:
         q = request.query
@@ -549,6 +599,17 @@ class ApiServer:
             raise bad_request(
                 f"limit: invalid value {q.get('limit')!r}: expected an integer"
             ) from None
+        problems = list_option_problems(
+            watch=False,
+            resource_version=q.get("resourceVersion"),
+            match=q.get("resourceVersionMatch"),
+            continue_token=q.get("continue"),
+            send_initial_events=_optional_bool(q.get("sendInitialEvents")),
+        )
+        if problems:
+            raise invalid_list_options(problems)
+        if not q.get("continue"):
+            await self._wait_until_fresh(parse_resource_version(q.get("resourceVersion")))
         listing = self.store.read_list(
             rt,
             namespace,
@@ -556,6 +617,8 @@ class ApiServer:
             field_selector=q.get("fieldSelector"),
             limit=limit,
             continue_token=q.get("continue"),
+            resource_version=q.get("resourceVersion"),
+            resource_version_match=q.get("resourceVersionMatch"),
         )
         if _wants_table(request):
             return _json_response(
@@ -609,11 +672,32 @@ class ApiServer:
         *,
         name: str | None = None,
     ) -> web.StreamResponse:
+        """A watch stream, as kube-apiserver 1.32 serves one from its watch cache.
+
+        Parameters are validated first (422 ``ListOptions`` invalid, 400 for selectors).
+        A stream that cannot start — its resourceVersion left the history (410 Expired),
+        or was never reached (504 Too large resource version) — is a 200 whose only line
+        is an ``ERROR`` event carrying the ``Status``.
+        """
         q = request.query
         field_selector = q.get("fieldSelector")
         if name is not None:
             field_selector = ",".join(filter(None, [field_selector, f"metadata.name={name}"]))
-        send_initial = _is_true(q.get("sendInitialEvents"))
+        resource_version = q.get("resourceVersion")
+        match, send_initial = watch_defaults(
+            resource_version,
+            q.get("resourceVersionMatch"),
+            _optional_bool(q.get("sendInitialEvents")),
+        )
+        problems = list_option_problems(
+            watch=True,
+            resource_version=resource_version,
+            match=match,
+            continue_token=q.get("continue"),
+            send_initial_events=send_initial,
+        )
+        if problems:
+            raise invalid_list_options(problems)
         try:
             timeout = float(q.get("timeoutSeconds", "") or DEFAULT_WATCH_TIMEOUT)
         except ValueError:
@@ -624,16 +708,19 @@ class ApiServer:
         response.content_type = "application/json"
         response.enable_chunked_encoding()
         try:
+            requested = parse_resource_version(resource_version)
+            if send_initial:
+                await self._wait_until_fresh(requested)
             sub = self.store.watch(
                 rt,
                 namespace,
                 label_selector=q.get("labelSelector"),
                 field_selector=field_selector,
-                resource_version=q.get("resourceVersion"),
+                resource_version=resource_version,
                 send_initial_events=send_initial,
             )
         except ApiError as exc:
-            if exc.code != 410:
+            if exc.code not in (410, 504):
                 raise
             self._record(request, info, 200)
             await response.prepare(request)
@@ -649,7 +736,6 @@ class ApiServer:
                 sub,
                 duration=timeout,
                 bookmarks=_is_true(q.get("allowWatchBookmarks")),
-                send_initial=send_initial,
                 table_mode=_wants_table(request),
                 include=q.get("includeObject", "Metadata"),
             )
@@ -661,8 +747,10 @@ class ApiServer:
             await response.write_eof()
         return response
 
-    def _bookmark(self, rt: ResourceType, annotations: dict[str, str] | None = None) -> str:
-        meta: dict[str, Any] = {"resourceVersion": str(self.store.resource_version)}
+    def _bookmark(
+        self, rt: ResourceType, rv: int, annotations: dict[str, str] | None = None
+    ) -> str:
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
         if annotations:
             meta["annotations"] = annotations
         obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
@@ -676,21 +764,41 @@ class ApiServer:
         *,
         duration: float,
         bookmarks: bool,
-        send_initial: bool,
         table_mode: bool,
         include: str,
     ) -> None:
+        """Write the subscription's events until the timeout, the stop or its end.
+
+        With ``bookmarks``: a BOOKMARK after the initial events (annotated
+        ``k8s.io/initial-events-end``), one every ``bookmark_interval`` while nothing is
+        pending, and one when the timeout ends the stream. A bookmark's resourceVersion
+        never passes an event not yet written and never goes back: it is the store's
+        current version when nothing is pending for this watcher (every change of the type
+        up to it has been sent or filtered out), else the version the stream has reached
+        (its last event or bookmark).
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + duration
         next_bookmark = loop.time() + self.bookmark_interval
-        initial_left = sub.queue.qsize() if send_initial else -1
+        initial_left = sub.initial_count if bookmarks and sub.initial_count is not None else -1
+        sent_rv = sub.start_rv
         first = True
+
+        def bookmark(annotations: dict[str, str] | None = None) -> str:
+            nonlocal sent_rv
+            if sub.queue.empty():
+                sent_rv = self.store.resource_version
+            return self._bookmark(rt, sent_rv, annotations)
+
+        initial_end = {"k8s.io/initial-events-end": "true"}
         if initial_left == 0:
-            await response.write(self._bookmark(rt, {"k8s.io/initial-events-end": "true"}).encode())
+            await response.write(bookmark(initial_end).encode())
             initial_left = -1
         while not self._stopping.is_set():
             now = loop.time()
             if now >= deadline:
+                if bookmarks:  # the client resumes from as recent a version as possible
+                    await response.write(bookmark().encode())
                 return
             wait = deadline - now
             if bookmarks:
@@ -698,19 +806,20 @@ class ApiServer:
             try:
                 item = await asyncio.wait_for(sub.queue.get(), timeout=wait)
             except TimeoutError:
-                if bookmarks and loop.time() >= next_bookmark:
-                    await response.write(self._bookmark(rt).encode())
+                if bookmarks and loop.time() >= next_bookmark and sub.queue.empty():
+                    await response.write(bookmark().encode())
                     next_bookmark = loop.time() + self.bookmark_interval
                 continue
             chunks: list[str] = []
             while item is not None:
-                kind, obj, event = item
+                kind, obj, event, rv = item
                 chunks.append(self._encode(rt, kind, obj, event, table_mode, first, include))
+                sent_rv = max(sent_rv, rv)
                 first = False
                 if initial_left > 0:
                     initial_left -= 1
                     if initial_left == 0:
-                        chunks.append(self._bookmark(rt, {"k8s.io/initial-events-end": "true"}))
+                        chunks.append(bookmark(initial_end))
                         initial_left = -1
                 if sub.queue.empty():
                     break

@@ -4,12 +4,15 @@ Everything a client can observe about persistence happens here, in one place and
 synchronously (the server runs on one asyncio loop, so each operation is atomic):
 
 * one global ``resourceVersion`` counter; every write gets the next value and produces
-  exactly one watch event, kept in a bounded history so a watch can resume from a
-  ``resourceVersion`` (older than the history: 410 Expired);
+  exactly one watch event, kept in a bounded history per resource type (``history_size``
+  events of each type, as kube-apiserver keeps one watch cache per type) so a watch can
+  resume from a ``resourceVersion`` and a list can be served at an exact one (a paged
+  list's continuation, ``resourceVersionMatch=Exact``); older than the history: 410 Expired;
 * create / replace / patch (merge, JSON, strategic, server-side apply) / delete, with
   ``generateName``, namespace defaulting and checks, optimistic concurrency (409 on a stale
-  ``resourceVersion``), ``metadata.generation`` bumped on spec changes only, the ``status``
-  subresource split, ``dryRun``, ``fieldValidation``, managedFields;
+  ``resourceVersion``), ``metadata.generation`` bumped on spec changes only (and, for
+  Deployments, on annotation changes: the apps/v1 strategy), the ``status`` subresource
+  split, ``dryRun``, ``fieldValidation``, managedFields;
 * CRDs: schema pruning, defaulting and validation of custom resources; creating or
   deleting a CRD changes what is served;
 * finalizers and ``deletionTimestamp``; ownerReference garbage collection (background,
@@ -26,8 +29,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
+import itertools
 import json
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,9 +46,11 @@ from .errors import (
     forbidden,
     gone,
     invalid,
+    invalid_list_options,
     method_not_allowed,
     not_found,
     stale,
+    too_large_resource_version,
     unprocessable,
     unsupported_media_type,
 )
@@ -67,6 +74,10 @@ ObjKey = tuple[tuple[str, str], str, str]  # (storage key, namespace, name)
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 NAMESPACE_KEY = ("", "namespaces")
 SERVICE_KEY = ("", "services")
+DEPLOYMENT_KEY = ("apps", "deployments")
+DAEMONSET_KEY = ("apps", "daemonsets")
+# apps/v1 shows a DaemonSet's spec.templateGeneration (internal) as this annotation.
+TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 CRD_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
@@ -78,6 +89,18 @@ PATCH_APPLY = "application/apply-patch+yaml"
 PATCH_TYPES = (PATCH_MERGE, PATCH_JSON, PATCH_STRATEGIC, PATCH_APPLY)
 
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+EXACT = "Exact"
+NOT_OLDER_THAN = "NotOlderThan"
+# kube-apiserver's answers (storage/etcd3/errors.go) for lists at a compacted revision.
+EXPIRED_LIST = "The resourceVersion for the provided list is too old."
+INCONSISTENT_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. You "
+    "can start a new list without the continue parameter, or use the continue token in this "
+    "response to retrieve the remainder of the results. Continuing with the provided token "
+    "results in an inconsistent list - objects that were created, modified, or deleted "
+    "between the time the first chunk was returned and now may show up in the list."
+)
 
 
 @dataclass
@@ -107,11 +130,19 @@ class DeleteResult:
     removed: bool
 
 
-QueueItem = tuple[str, JsonObj, WatchEvent | None] | None
+# (event type, object, the store event it came from or None, the resourceVersion the watcher
+# has reached once it has sent this item); None ends the stream.
+QueueItem = tuple[str, JsonObj, WatchEvent | None, int] | None
 
 
 class Subscription:
-    """A live watch: matching events are translated per the selectors and queued."""
+    """A live watch: matching events are translated per the selectors and queued.
+
+    ``start_rv`` is where the stream starts: events at or below it are never sent (a watch
+    from a resourceVersion the store has not reached yet waits for it, as on a real
+    server). ``initial_count`` is the number of synthetic ADDED events queued first
+    (``None`` when the watch does not send the initial state).
+    """
 
     def __init__(
         self,
@@ -129,6 +160,8 @@ class Subscription:
         self.fields = fields
         self.queue: asyncio.Queue[QueueItem] = asyncio.Queue()
         self.closed = False
+        self.start_rv = 0
+        self.initial_count: int | None = None
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
         meta = obj.get("metadata") or {}
@@ -139,29 +172,129 @@ class Subscription:
         return self.fields.matches(lambda f: field_value(obj, f))
 
     def offer(self, event: WatchEvent) -> None:
-        if self.closed:
+        """Queue what this watcher sees of ``event`` (kube-apiserver's cacheWatcher rules)."""
+        if self.closed or event.rv <= self.start_rv:
             return
         now = self.matches(event.obj)
         if event.type == "ADDED":
             if now:
-                self.queue.put_nowait(("ADDED", event.obj, event))
+                self.queue.put_nowait(("ADDED", event.obj, event, event.rv))
         elif event.type == "DELETED":
             if now:
-                self.queue.put_nowait(("DELETED", event.obj, event))
+                self.queue.put_nowait(("DELETED", event.obj, event, event.rv))
         else:
             before = event.old is not None and self.matches(event.old)
             if before and now:
-                self.queue.put_nowait(("MODIFIED", event.obj, event))
+                self.queue.put_nowait(("MODIFIED", event.obj, event, event.rv))
             elif now:
-                self.queue.put_nowait(("ADDED", event.obj, event))
-            elif before:
-                self.queue.put_nowait(("DELETED", event.obj, event))
+                self.queue.put_nowait(("ADDED", event.obj, event, event.rv))
+            elif before and event.old is not None:
+                # It stopped matching: a DELETED event with the object as it was when it
+                # last matched, carrying the resourceVersion of the change.
+                last = dict(event.old)
+                last["metadata"] = {**event.old["metadata"], "resourceVersion": str(event.rv)}
+                self.queue.put_nowait(("DELETED", last, None, event.rv))
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             self.queue.put_nowait(None)
         self.store._unsubscribe(self)
+
+
+def parse_resource_version(text: str | None) -> int | None:
+    """A ``resourceVersion`` parameter: ``None`` when unset, 0 for ``"0"`` (any), else the number."""
+    if text in (None, ""):
+        return None
+    value = str(text)
+    if not value.isdigit():
+        raise bad_request(f'invalid resource version "{value}"')
+    return int(value)
+
+
+def watch_defaults(
+    resource_version: str | None, match: str | None, send_initial_events: bool | None
+) -> tuple[str, bool | None]:
+    """kube-apiserver 1.32's ``SetListOptionsDefaults`` for a watch (WatchList is on): a
+    watch from ``resourceVersion`` unset or ``"0"`` that names neither ``sendInitialEvents``
+    nor ``resourceVersionMatch`` is a ``sendInitialEvents=true`` watch, ``NotOlderThan``."""
+    match = match or ""
+    if send_initial_events is None and not match and resource_version in (None, "", "0"):
+        return NOT_OLDER_THAN, True
+    return match, send_initial_events
+
+
+def list_option_problems(
+    *,
+    watch: bool,
+    resource_version: str | None,
+    match: str | None,
+    continue_token: str | None,
+    send_initial_events: bool | None,
+) -> list[Cause]:
+    """``ValidateListOptions``: forbidden combinations of list/watch parameters (422)."""
+    causes: list[Cause] = []
+    field = "resourceVersionMatch"
+
+    def forbid(path: str, detail: str) -> None:
+        causes.append(Cause(path, "FieldValueForbidden", f"Forbidden: {detail}"))
+
+    def unsupported(value: str, supported: tuple[str, ...]) -> None:
+        listed = ", ".join(f'"{v}"' for v in supported)
+        causes.append(
+            Cause(
+                field,
+                "FieldValueNotSupported",
+                f'Unsupported value: "{value}": supported values: {listed}',
+            )
+        )
+
+    if watch:
+        if send_initial_events is not None and match != NOT_OLDER_THAN:
+            forbid(field, f"sendInitialEvents requires setting {field} to {NOT_OLDER_THAN}")
+        if match:
+            if send_initial_events is None:
+                forbid(
+                    field, f"{field} is forbidden for watch unless sendInitialEvents is provided"
+                )
+            if match != NOT_OLDER_THAN:
+                unsupported(match, (NOT_OLDER_THAN,))
+            if continue_token:
+                forbid(field, f"{field} is forbidden when continue is provided")
+        return causes
+    if match:
+        if not resource_version:
+            forbid(field, f"{field} is forbidden unless resourceVersion is provided")
+        if continue_token:
+            forbid(field, f"{field} is forbidden when continue is provided")
+        if match not in (EXACT, NOT_OLDER_THAN):
+            unsupported(match, (EXACT, NOT_OLDER_THAN, ""))
+        if match == EXACT and resource_version == "0":
+            forbid(field, f'{field} "exact" is forbidden for resourceVersion "0"')
+    if send_initial_events is not None:
+        forbid("sendInitialEvents", "sendInitialEvents is forbidden for list")
+    return causes
+
+
+def encode_continue(rv: int, start: tuple[str, str]) -> str:
+    """A continue token: the list's resourceVersion (-1: continue at the latest) and the last key."""
+    text = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": list(start)})
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def decode_continue(token: str) -> tuple[int, tuple[str, str]]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
+        rv = int(data["rv"])
+        start = (str(data["start"][0]), str(data["start"][1]))
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise bad_request("invalid continue token: continue key is not valid: malformed") from None
+    if rv == 0 or rv < -1:
+        raise bad_request(
+            "invalid continue token: continue key is not valid: "
+            "incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
+        )
+    return rv, start
 
 
 def get_path(obj: Any, dotted: str) -> Any:
@@ -198,12 +331,14 @@ class Store:
 
     def __init__(self, registry: Registry | None = None, *, history_size: int = 20000) -> None:
         self.registry = registry or Registry()
-        self.history_size = max(1, history_size)
+        self.history_size = max(1, history_size)  # events kept per resource type
         self._rv = 0
         self._objects: dict[tuple[str, str], dict[str, dict[str, JsonObj]]] = {}
         self._by_uid: dict[str, ObjKey] = {}
         self._dependents: dict[str, set[ObjKey]] = {}
-        self._history: list[WatchEvent] = []
+        self._history: dict[tuple[str, str], deque[WatchEvent]] = {}
+        # per resource type: the newest resourceVersion whose event left the history
+        self._expired: dict[tuple[str, str], int] = {}
         self._subs: dict[tuple[str, str], set[Subscription]] = {}
         self._listeners: list[Callable[[WatchEvent], None]] = []
         self._ips = builtins.ClusterIPAllocator()
@@ -234,21 +369,46 @@ class Store:
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
     def _emit(self, event: WatchEvent) -> None:
-        self._history.append(event)
-        if len(self._history) > 2 * self.history_size:
-            del self._history[: len(self._history) - self.history_size]
+        events = self._history.get(event.key)
+        if events is None:
+            events = self._history[event.key] = deque()
+        events.append(event)
+        while len(events) > self.history_size:
+            self._expired[event.key] = events.popleft().rv
         for sub in list(self._subs.get(event.key, ())):
             sub.offer(event)
         for listener in list(self._listeners):
             listener(event)
 
-    @property
-    def oldest_replayable(self) -> int:
-        """The oldest resourceVersion a watch may start from (older ones get 410)."""
-        if not self._history:
-            return self._rv
-        start = max(0, len(self._history) - self.history_size)
-        return self._history[start].rv - 1
+    def oldest_resumable(self, rt: ResourceType | str) -> int:
+        """The oldest resourceVersion a watch of ``rt`` may start from, and an exact list be
+        served at: every later event of the type is still in the history (older: 410)."""
+        return self._expired.get(self.resolve(rt).key, 0)
+
+    def _events_since(self, key: tuple[str, str], since: int) -> list[WatchEvent]:
+        events = self._history.get(key)
+        if not events:
+            return []
+        index = bisect.bisect_right(events, since, key=lambda e: e.rv)
+        return list(itertools.islice(events, index, None))
+
+    def _state_at(self, key: tuple[str, str], rv: int) -> list[JsonObj]:
+        """The objects of a type as they were at ``rv`` (the history must reach back to it)."""
+        state: dict[tuple[str, str], JsonObj] = {
+            (ns, name): obj
+            for ns, by_name in self._objects.get(key, {}).items()
+            for name, obj in by_name.items()
+        }
+        for event in reversed(self._history.get(key) or ()):
+            if event.rv <= rv:
+                break
+            meta = event.obj["metadata"]
+            ident = (meta.get("namespace", ""), meta["name"])
+            if event.type == "ADDED" or event.old is None:
+                state.pop(ident, None)
+            else:  # MODIFIED or DELETED: the object as it was before
+                state[ident] = event.old
+        return list(state.values())
 
     def served(self, rt: ResourceType, obj: JsonObj) -> JsonObj:
         """An object in the form a client of ``rt``'s group/version sees (no copy if equal)."""
@@ -378,25 +538,68 @@ class Store:
         field_selector: str | None = None,
         limit: int = 0,
         continue_token: str | None = None,
+        resource_version: str | None = None,
+        resource_version_match: str | None = None,
     ) -> JsonObj:
-        """A ``<Kind>List`` in ``rt``'s served form, sorted by namespace and name."""
+        """A ``<Kind>List`` in ``rt``'s served form, sorted by namespace and name.
+
+        The ``resourceVersion`` semantics of kube-apiserver 1.32 (API concepts, "Semantics
+        for get and list"): unset is the most recent state; ``"0"`` is any state (served
+        as the watch cache does, ignoring ``limit``); another value is "not older than"
+        (the current state) unless ``resourceVersionMatch=Exact``, or ``limit`` is set
+        without a match, which serve the state at exactly that version from the history
+        (410 Expired if it is older). Pages of a ``limit`` list are one snapshot: the
+        continue token carries the first page's resourceVersion and every page is served
+        at it (410 with a token that continues at the latest state once the history no
+        longer reaches back). The list's ``metadata.resourceVersion`` is the version the
+        items show.
+        """
         rt = self.resolve(rt)
         labels = self._label_selector(label_selector)
         fields = self._field_selector(rt, field_selector)
+        match = resource_version_match or ""
+        problems = list_option_problems(
+            watch=False,
+            resource_version=resource_version,
+            match=match,
+            continue_token=continue_token,
+            send_initial_events=None,
+        )
+        if problems:
+            raise invalid_list_options(problems)
+        requested = parse_resource_version(resource_version)
+        at: int | None = None  # serve the state at this resourceVersion (None: the current one)
+        start: tuple[str, str] | None = None
+        if continue_token:
+            if requested:
+                raise bad_request("specifying resource version is not allowed when using continue")
+            token_rv, start = decode_continue(continue_token)
+            if token_rv > self._rv:
+                raise too_large_resource_version(token_rv, self._rv)
+            if token_rv > 0:
+                if token_rv < self.oldest_resumable(rt):
+                    raise gone(INCONSISTENT_CONTINUE, list_continue=encode_continue(-1, start))
+                at = token_rv
+        elif requested:
+            if requested > self._rv:
+                raise too_large_resource_version(requested, self._rv)
+            if match == EXACT or (not match and limit > 0):
+                if requested < self.oldest_resumable(rt):
+                    raise gone(EXPIRED_LIST)
+                at = requested
+        elif requested == 0:
+            limit = 0  # "any": the watch cache serves it whole, whatever the limit
+        list_rv = self._rv if at is None else at
         namespace = namespace if rt.namespaced else None
-        ns_hint = fields.value_of("metadata.namespace") if rt.namespaced else None
-        name_hint = fields.value_of("metadata.name")
         candidates: JsonList
-        if ns_hint is not None and namespace and ns_hint != namespace:
-            candidates = []
+        if at is not None and at < self._rv:
+            candidates = [
+                o
+                for o in self._state_at(rt.key, at)
+                if namespace is None or o["metadata"].get("namespace", "") == namespace
+            ]
         else:
-            if ns_hint is not None:
-                namespace = ns_hint
-            if name_hint is not None and (namespace or not rt.namespaced):
-                found = self._lookup(rt.key, namespace or "", name_hint)
-                candidates = [found] if found is not None else []
-            else:
-                candidates = list(self._iter(rt, namespace))
+            candidates = self._current_candidates(rt, namespace, fields)
         items = [
             o
             for o in candidates
@@ -404,26 +607,18 @@ class Store:
             and fields.matches(lambda f, o=o: field_value(o, f))  # type: ignore[misc]
         ]
         items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
-        list_rv = self._rv
-        meta: JsonObj = {"resourceVersion": str(list_rv)}
-        if continue_token:
-            try:
-                token = json.loads(base64.urlsafe_b64decode(continue_token.encode()).decode())
-                start = (str(token["start"][0]), str(token["start"][1]))
-            except (ValueError, KeyError, TypeError, IndexError):
-                raise bad_request("continue key is not valid: malformed continue token") from None
+        if start is not None:
             items = [
                 o
                 for o in items
                 if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > start
             ]
+        meta: JsonObj = {"resourceVersion": str(list_rv)}
         if limit and limit > 0 and len(items) > limit:
             last = items[limit - 1]["metadata"]
-            token_text = json.dumps(
-                {"rv": list_rv, "start": [last.get("namespace", ""), last["name"]]}
-            )
-            meta["continue"] = base64.urlsafe_b64encode(token_text.encode()).decode()
-            meta["remainingItemCount"] = len(items) - limit
+            meta["continue"] = encode_continue(list_rv, (last.get("namespace", ""), last["name"]))
+            if labels.empty and not fields.requirements:  # unknown with selectors
+                meta["remainingItemCount"] = len(items) - limit
             items = items[:limit]
         return {
             "kind": rt.list_kind,
@@ -431,6 +626,21 @@ class Store:
             "metadata": meta,
             "items": [self.served(rt, o) for o in items],
         }
+
+    def _current_candidates(
+        self, rt: ResourceType, namespace: str | None, fields: FieldSelector
+    ) -> JsonList:
+        """Stored objects of ``rt`` that may match: narrowed by namespace and name hints."""
+        ns_hint = fields.value_of("metadata.namespace") if rt.namespaced else None
+        name_hint = fields.value_of("metadata.name")
+        if ns_hint is not None and namespace and ns_hint != namespace:
+            return []
+        if ns_hint is not None:
+            namespace = ns_hint
+        if name_hint is not None and (namespace or not rt.namespaced):
+            found = self._lookup(rt.key, namespace or "", name_hint)
+            return [found] if found is not None else []
+        return list(self._iter(rt, namespace))
 
     # raw accessors for in-process controllers (shared references: never mutate them)
 
@@ -487,38 +697,43 @@ class Store:
         resource_version: str | None = None,
         send_initial_events: bool | None = None,
     ) -> Subscription:
-        """Subscribe; events since ``resource_version`` (or synthetic ADDED ones) are pre-queued.
+        """Subscribe; what the stream starts with is queued at once.
 
-        Raises a 410 ``ApiError`` if the resourceVersion is older than the history window.
+        With ``send_initial_events`` (the default for ``resource_version`` unset or
+        ``"0"``): synthetic ADDED events for the current state (which must be at least
+        ``resource_version``: 504 otherwise), then every later change. Without it: the
+        changes after ``resource_version`` (replayed from the history; older than the
+        history of the type: 410 Expired), or after the current state when it is unset or
+        ``"0"``. A ``resource_version`` the store has not reached yet starts there.
         """
         rt = self.resolve(rt)
         labels = self._label_selector(label_selector)
         fields = self._field_selector(rt, field_selector)
+        since = parse_resource_version(resource_version)
+        initial = send_initial_events if send_initial_events is not None else not since
         sub = Subscription(
             self, rt, namespace if rt.namespaced and namespace else None, labels, fields
         )
-        since: int | None = None
-        if resource_version not in (None, "", "0"):
-            try:
-                since = int(str(resource_version))
-            except ValueError:
-                raise bad_request(f'invalid resource version "{resource_version}"') from None
-        if send_initial_events:
-            since = None
-        if since is None:
+        if initial:
+            if since and since > self._rv:
+                raise too_large_resource_version(since, self._rv)
+            sub.start_rv = self._rv
             for obj in sorted(
                 self._iter(rt, sub.namespace),
                 key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]),
             ):
                 if sub.matches(obj):
-                    sub.queue.put_nowait(("ADDED", obj, None))
-        elif since < self._rv:
-            if since < self.oldest_replayable:
-                raise gone(f"too old resource version: {since} ({self.oldest_replayable + 1})")
-            start = max(0, len(self._history) - self.history_size)
-            index = bisect.bisect_right(self._history, since, lo=start, key=lambda e: e.rv)
-            for event in self._history[index:]:
-                if event.key == rt.key:
+                    sub.queue.put_nowait(("ADDED", obj, None, self._rv))
+            sub.initial_count = sub.queue.qsize()
+        elif not since:
+            sub.start_rv = self._rv
+        else:
+            sub.start_rv = since
+            if since < self._rv:
+                oldest = self.oldest_resumable(rt)
+                if since < oldest:
+                    raise gone(f"too old resource version: {since} ({oldest})")
+                for event in self._events_since(rt.key, since):
                     sub.offer(event)
         self._subs.setdefault(rt.key, set()).add(sub)
         return sub
@@ -732,6 +947,8 @@ class Store:
         warnings = self._normalize(rt, obj, None, field_validation)
         if rt.key == SERVICE_KEY:
             self._allocate_cluster_ip(obj)
+        if rt.key == DAEMONSET_KEY:
+            self._template_generation(obj, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = rfc3339()
         if rt.has_generation:
@@ -815,6 +1032,7 @@ class Store:
         a write to the main resource of a type with that subresource keeps the status."""
         if subresource == "status":
             new: JsonObj = deep_copy(existing)
+            new["metadata"] = Store._status_metadata(rt, existing["metadata"], written["metadata"])
             if "status" in written:
                 new["status"] = written["status"]
             else:
@@ -865,7 +1083,7 @@ class Store:
         old_meta = existing["metadata"]
         if subresource == "status":
             status_managed = new["metadata"].get("managedFields")
-            new["metadata"] = deep_copy(old_meta)
+            new["metadata"] = self._status_metadata(rt, old_meta, new["metadata"])
             if managed_fields is None and status_managed is not None:
                 new["metadata"]["managedFields"] = status_managed
         meta = new.setdefault("metadata", {})
@@ -901,7 +1119,9 @@ class Store:
         warnings = self._normalize(rt, new, existing, field_validation)
         if rt.key == SERVICE_KEY:
             self._allocate_cluster_ip(new)
-        if rt.has_generation and self._spec_changed(rt, existing, new):
+        if rt.key == DAEMONSET_KEY and subresource is None:
+            self._template_generation(new, existing)
+        if rt.has_generation and subresource is None and self._spec_changed(rt, existing, new):
             meta["generation"] = int(old_meta.get("generation") or 0) + 1
         meta["managedFields"] = (
             managed_fields
@@ -939,11 +1159,54 @@ class Store:
 
     @staticmethod
     def _spec_changed(rt: ResourceType, old: JsonObj, new: JsonObj) -> bool:
+        """Whether a write to the main resource bumps ``metadata.generation``: any change
+        outside metadata (and status, for types with a status subresource) — the rule of
+        custom resources and of the apps/v1 strategies — and, for Deployments, a change of
+        annotations too (they are copied to the ReplicaSets, so the apps/v1 Deployment
+        strategy counts them as desired state). Labels never count."""
         skip = {"metadata", "apiVersion", "kind"}
         if rt.status_subresource:
             skip.add("status")
         keys = (set(old) | set(new)) - skip
-        return any(old.get(k) != new.get(k) for k in keys)
+        if any(old.get(k) != new.get(k) for k in keys):
+            return True
+        if rt.key == DEPLOYMENT_KEY:
+            before = old["metadata"].get("annotations") or {}
+            return before != (new["metadata"].get("annotations") or {})
+        return False
+
+    @staticmethod
+    def _status_metadata(rt: ResourceType, old_meta: JsonObj, written: JsonObj) -> JsonObj:
+        """The metadata a write to ``/status`` leaves: the stored one, except that the
+        apps/v1 Deployment status strategy lets annotations through (the deployment
+        controller writes its revision annotation there, without a new generation)."""
+        meta: JsonObj = deep_copy(old_meta)
+        if rt.key == DEPLOYMENT_KEY:
+            annotations = written.get("annotations")
+            if annotations:
+                meta["annotations"] = deep_copy(annotations)
+            else:
+                meta.pop("annotations", None)
+        return meta
+
+    @staticmethod
+    def _template_generation(obj: JsonObj, old: JsonObj | None) -> None:
+        """apps/v1 DaemonSets show ``spec.templateGeneration`` as an annotation: set from the
+        request on create (at least 1), then kept by the server and raised by one whenever
+        the pod template changes."""
+        annotations = obj["metadata"].setdefault("annotations", {})
+        sent = annotations.get(TEMPLATE_GENERATION)
+        if sent is not None and not str(sent).lstrip("-").isdigit():
+            raise bad_request(
+                f'annotation {TEMPLATE_GENERATION}: invalid value "{sent}": not an integer'
+            )
+        if old is None:
+            value = max(1, int(sent or 0))
+        else:
+            value = int((old["metadata"].get("annotations") or {}).get(TEMPLATE_GENERATION) or 1)
+            if (old.get("spec") or {}).get("template") != (obj.get("spec") or {}).get("template"):
+                value += 1
+        annotations[TEMPLATE_GENERATION] = str(value)
 
     def update_with(
         self,
@@ -963,7 +1226,9 @@ class Store:
         mutate(new)
         if subresource == "status":
             keep = new.get("status")
+            written_meta = new["metadata"]
             new = deep_copy(existing)
+            new["metadata"] = self._status_metadata(storage, existing["metadata"], written_meta)
             if keep is None:
                 new.pop("status", None)
             else:
@@ -1588,6 +1853,9 @@ class Store:
         for key in {t.key for t in types}:
             self.close_watches(key)
             self._objects.pop(key, None)
+            # a CRD created again starts a new history: older versions are expired
+            self._history.pop(key, None)
+            self._expired[key] = self._rv
 
     # ------------------------------------------------------------------ manifests
 

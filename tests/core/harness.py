@@ -144,6 +144,7 @@ class World:
     primary_images: tuple[str, ...] = ()
     routes: Routes | None = None
     revision: str | None = None
+    revision_leads: bool = False  # the report comes from a HelmRelease (it leads the target)
     annotations: dict[str, str] = field(default_factory=dict)
     deleting: bool = False
     generation: int = 1
@@ -180,7 +181,9 @@ class World:
             target=target,
             primary=primary,
             routes=self.routes,
-            revision=Revision(self.revision, "GitSource test/apps") if self.revision else None,
+            revision=Revision(self.revision, "GitSource test/apps", leads=self.revision_leads)
+            if self.revision
+            else None,
             commands=Commands.from_annotations(self.annotations, status.handled_commands),
             deleting=self.deleting,
             generation=self.generation,

@@ -218,3 +218,24 @@ def test_a_retriable_failure_backs_off_on_the_controllers_clock() -> None:
     assert waits[:5] == [10, 10, 20, 40, 80]
     waiting = next(t for t in result.ticks[ROLLBACK_TICK:] if not t.reverts_asked)
     assert waiting.decision.requeue_after is not None and waiting.decision.requeue_after > 0
+
+
+# ------------------------------------------------------------ a revision that leads its target
+
+
+def test_a_leading_revision_is_not_credited_to_the_target_it_has_not_made_yet() -> None:
+    """A HelmRelease carries the next release's revision before helm-controller changed the
+    Deployment: while idle, the last good revision must stay the one the target runs."""
+    world = World(revision=GOOD, revision_leads=True)
+    script = Script(
+        before={
+            2: set_world(revision="main@sha1:5555555"),  # the HelmRelease moved on...
+            4: new_revision("v2", revision="main@sha1:5555555"),  # ...then the Deployment
+        }
+    )
+    result = run(CANARY, 5, script, world=world, start="initialized")
+    assert [t.status.last_good_revision for t in result.ticks[:3]] == [GOOD, GOOD, GOOD]
+    started = result[4]
+    assert started.phase is Phase.PROGRESSING
+    assert started.status.current_revision == "main@sha1:5555555"
+    assert started.status.last_good_revision == GOOD

@@ -8,9 +8,9 @@ patch→patch, apply→patch (+create when the object is new), delete→delete).
 Where they come from (read from the code; ``test_rbac.py`` also scans the code for
 calls with a literal kind so that a new one is noticed):
 
-* kopf (canary/controller/operator.py `register`): list + watch of canaries and
-  gitsources. Posting of kopf's own Events and cluster scanning are disabled, and only
-  ``@kopf.on.event`` handlers are used, so kopf writes nothing.
+* the watch caches (canary/adapters/cache.py, `CACHED_KINDS`): list + watch of every
+  kind a pass reads, started by the operator (canaries, gitsources) or by a pass's first
+  read of the kind (`CACHE_CALLS` below).
 * canary/controller/operator.py `check_crds`: get of our four CRDs (cluster-scoped).
 * canary/controller/reconcile.py: get the Canary, get the target, patch the finalizer
   (``metadata.finalizers``) and ``canaries/status``.
@@ -45,19 +45,43 @@ ApiCall = tuple[str, str, str]
 
 GROUP = "canary.gitops.dev"
 
+#: The watch caches: list + watch of every kind a pass reads (canary/adapters/cache.py).
+CACHE_CALLS: tuple[ApiCall, ...] = tuple(
+    (group, resource, verb)
+    for group, resource in (
+        (GROUP, "canaries"),
+        (GROUP, "gitsources"),
+        (GROUP, "metrictemplates"),
+        (GROUP, "alertproviders"),
+        ("flagger.app", "canaries"),
+        ("apps", "deployments"),
+        ("apps", "daemonsets"),
+        ("autoscaling", "horizontalpodautoscalers"),
+        ("", "services"),
+        ("", "configmaps"),
+        ("", "secrets"),
+        ("networking.k8s.io", "ingresses"),
+        ("networking.istio.io", "virtualservices"),
+        ("networking.istio.io", "destinationrules"),
+        ("gateway.networking.k8s.io", "httproutes"),
+        ("split.smi-spec.io", "trafficsplits"),
+        ("kustomize.toolkit.fluxcd.io", "kustomizations"),
+        ("source.toolkit.fluxcd.io", "gitrepositories"),
+        ("helm.toolkit.fluxcd.io", "helmreleases"),
+        ("argoproj.io", "applications"),
+    )
+    for verb in ("list", "watch")
+)
+
 #: Calls in the namespaces whose Canaries the controller reconciles.
 WATCHED_NAMESPACE_CALLS: tuple[ApiCall, ...] = (
-    # kopf watches
-    (GROUP, "canaries", "list"),
-    (GROUP, "canaries", "watch"),
-    (GROUP, "gitsources", "list"),
-    (GROUP, "gitsources", "watch"),
+    *CACHE_CALLS,
     # reconcile pass
     (GROUP, "canaries", "get"),
     (GROUP, "canaries", "patch"),  # the revertOnDeletion finalizer
     (GROUP, "canaries/status", "patch"),
     (GROUP, "canaries/finalizers", "update"),  # blockOwnerDeletion in owner references
-    ("flagger.app", "canaries", "list"),  # conflicting Flagger Canaries
+    ("flagger.app", "canaries", "get"),  # conflicting Flagger Canaries (through the cache)
     (GROUP, "metrictemplates", "get"),
     (GROUP, "alertproviders", "get"),
     # GitSource reconciler and Git revert

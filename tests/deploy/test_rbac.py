@@ -49,7 +49,7 @@ def test_cluster_wide_allows_the_call_in_every_namespace(call: ApiCall) -> None:
     rbac = authorizer("cluster-wide")
     for namespace in (WATCHED, "team-a", CONTROLLER_NAMESPACE):
         assert rbac.allows(request(call, namespace))
-    if call[2] in ("list", "watch"):  # kopf watches all namespaces at once
+    if call[2] in ("list", "watch"):  # the caches watch all namespaces at once
         assert rbac.allows(request(call, None))
 
 
@@ -109,8 +109,13 @@ def test_the_controller_cannot_escalate() -> None:
                 Request("rbac.authorization.k8s.io", resource, verb, WATCHED, "x")
             )
     assert not rbac.allows(Request("", "pods", "create", WATCHED))
-    assert not rbac.allows(Request("", "secrets", "list", WATCHED))
-    assert not rbac.allows(Request("", "secrets", "list", None))
+    assert not rbac.allows(Request("", "pods", "list", WATCHED))
+    # Secrets are listed and watched (the watch cache keeps those a target can use, as
+    # Flagger's controller does), but only in the namespaces it manages: the namespaced
+    # install cannot read another namespace's Secrets.
+    namespaced = authorizer("namespaced")
+    assert not namespaced.allows(Request("", "secrets", "list", None))
+    assert not namespaced.allows(Request("", "secrets", "get", "kube-system", "x"))
 
 
 # --------------------------------------------------------------------------- GitSource apply

@@ -24,6 +24,7 @@ that it does not push the bad tag again. docs/gitops.md has the table of these l
 from __future__ import annotations
 
 import asyncio
+import json
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -285,6 +286,17 @@ async def play_helm_controller(kube: KubeClient, ns: str) -> None:
                 {"meta.helm.sh/release-name": name, "meta.helm.sh/release-namespace": ns},
             )
             await kube.apply(body, field_manager="helm-controller", force=True)
+            # Like helm-controller: the release is reconciled once the objects are applied.
+            generation = release["metadata"].get("generation")
+            if (release.get("status") or {}).get("observedGeneration") != generation:
+                await kube.patch(
+                    "helm.toolkit.fluxcd.io/v2",
+                    "HelmRelease",
+                    name,
+                    ns,
+                    {"status": {"observedGeneration": generation}},
+                    subresource="status",
+                )
         await asyncio.sleep(0.3)  # a poll of the played controller, not a wait for a result
 
 
@@ -308,6 +320,18 @@ async def play_argocd_helm(kube: KubeClient, ns: str) -> None:
                 {"argocd.argoproj.io/tracking-id": f"{ns}_{name}:apps/Deployment:{ns}/podinfo"},
             )
             await kube.apply(body, field_manager="argocd-controller", force=True)
+            # Like Argo CD: synced, compared with the source it applied.
+            source = (app.get("spec") or {}).get("source")
+            sync = {"status": "Synced", "comparedTo": {"source": source}}
+            if ((app.get("status") or {}).get("sync") or {}) != sync:
+                await kube.patch(
+                    "argoproj.io/v1alpha1",
+                    "Application",
+                    name,
+                    ns,
+                    {"status": {"sync": sync}},
+                    subresource="status",
+                )
         await asyncio.sleep(0.3)  # a poll of the played controller, not a wait for a result
 
 
@@ -534,6 +558,7 @@ class LayoutRun:
     exclusion_commit: str = ""
     history: list[str] = field(default_factory=list)
     error: str = ""
+    details: str = ""
 
 
 def changed_lines(repo: BareRepo, sha: str) -> dict[str, list[str]]:
@@ -591,6 +616,7 @@ async def play(
             ]
 
     try:
+
         async def good_applied() -> bool:
             return await image_of(kube, ns) == GOOD_IMAGE
 
@@ -660,7 +686,20 @@ async def play(
                 await refresh()
                 record.automation_commits_after_revert.append(automation.run_once())
             assert head == repo.head() or record.exclusion_commit
-        record.phase_after = str((await status_of(kube, ns)).get("phase"))
+        final = await status_of(kube, ns)
+        record.phase_after = str(final.get("phase"))
+        if record.phase_after != "Failed":
+            events = await kube.list("v1", "Event", ns)
+            record.details = json.dumps(
+                {
+                    "status": {
+                        k: final.get(k)
+                        for k in ("message", "currentRevision", "lastGoodRevision", "gitRevert")
+                    },
+                    "events": [str(e.get("message")) for e in events][-20:],
+                },
+                indent=1,
+            )
         record.history = run_git("rev-list", "--first-parent", "main", cwd=repo.path).split()
     except Exception:
         record.error = traceback.format_exc()
@@ -727,7 +766,7 @@ def test_the_release_is_rolled_back_and_reverted_in_git_to_exactly_the_good_targ
     assert run.revert_parent in run.history  # on top of the branch, nothing rewritten
     assert run.history[-1] == run.good
     assert run.image_after == GOOD_IMAGE
-    assert run.phase_after == "Failed"  # the reverted template starts no new run
+    assert run.phase_after == "Failed", run.details  # the reverted template starts no new run
 
 
 def test_image_automation_does_not_push_the_failed_tag_again(runs: dict[str, LayoutRun]) -> None:

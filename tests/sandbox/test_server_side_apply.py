@@ -142,6 +142,16 @@ class TestRemoval:
         _, obj = await apply(api.url, DEPLOY, small_deployment(tier="web"), "gitops")
         assert obj["metadata"]["labels"] == {"app": "web", "tier": "web"}
 
+    async def test_a_list_whose_last_item_is_no_longer_applied_disappears(self, api: Any) -> None:
+        with_env = small_deployment()
+        container = with_env["spec"]["template"]["spec"]["containers"][0]
+        container["env"] = [{"name": "MODE", "value": "fast"}]
+        await apply(api.url, DEPLOY, with_env, "gitops")
+        _, obj = await apply(api.url, DEPLOY, small_deployment(), "gitops")
+        # Not "env: []": a real server never answers with an empty list (omitempty), and a
+        # pod template hash must not tell the two apart.
+        assert "env" not in obj["spec"]["template"]["spec"]["containers"][0]
+
     async def test_fields_another_manager_owns_are_kept(self, api: Any) -> None:
         await apply(api.url, DEPLOY, small_deployment(team="a"), "gitops")
         await apply(

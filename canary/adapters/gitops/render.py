@@ -58,9 +58,7 @@ async def render_manifests(
             except ManifestError as exc:
                 return exc
 
-    builds = {
-        rel: asyncio.ensure_future(build(rel)) for kind, rel in units if kind == "kustomize"
-    }
+    builds = {rel: asyncio.ensure_future(build(rel)) for kind, rel in units if kind == "kustomize"}
     files = [rel for kind, rel in units if kind == "file"]
     try:
         loaded_files = await asyncio.to_thread(load_files, plan.root, files, strict=strict)

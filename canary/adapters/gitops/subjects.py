@@ -79,6 +79,7 @@ def unit_of(manifest: Manifest) -> str:
 def _units(manifests: Iterable[Manifest | None]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(unit_of(m) for m in manifests if m is not None))
 
+
 class Subject(Protocol):
     """One owner of a target; ``source_path`` is the path the owner renders."""
 

@@ -1,0 +1,559 @@
+"""Watch caches: the controller reads the cluster from memory, as Argo Rollouts does.
+
+Every kind a reconcile pass reads is kept in an :class:`Informer` — a paged list, then a
+watch from the list's ``resourceVersion`` with bookmarks; a watch that ends is resumed from
+the last version seen, and one the server answers with 410 Gone (the version fell out of its
+history) is replaced by a fresh list, whose differences are delivered as events, so no change
+is ever missed. :class:`CachedKube` implements the ``canary.ports.Kube`` port over them:
+
+* a read (``get``, ``list``) of a cached kind is answered from memory once its informer has
+  synced (a copy, so callers may change what they get); an idle canary's pass makes no API
+  call at all;
+* a kind is cached from its first read on, if it is one of :data:`CACHED_KINDS` (the kinds a
+  pass reads: canaries and their targets, primaries, Services, autoscalers, configs, router
+  objects, the GitOps owners of a target); other kinds are read from the API;
+* writes go to the API, and the answer is put into the cache at once (when it is newer than
+  what the cache holds), so a pass reads its own writes without waiting for the watch.
+
+Objects the controller never needs are not kept (Helm's release Secrets, service-account
+tokens), and Secrets are kept only in namespaces the controller watches.
+
+Discovery failures are remembered too: a kind the server does not serve (a router's CRDs not
+installed, ``flagger.app``) is not asked for again for :data:`MISSING_KIND_TTL` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from canary.adapters.kube import KubeClient, WatchEvent, split_api_version
+from canary.ports import Conflict, KubeError, NotFound, Obj, PatchType, Unavailable
+
+__all__ = [
+    "CACHED_KINDS",
+    "CacheStats",
+    "CachedKube",
+    "Informer",
+    "label_selector_matches",
+]
+
+log = logging.getLogger("canary.adapters.cache")
+
+#: (API group, kind) of everything a reconcile pass reads: cached from the first read on.
+CACHED_KINDS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("canary.gitops.dev", "Canary"),
+        ("canary.gitops.dev", "MetricTemplate"),
+        ("canary.gitops.dev", "AlertProvider"),
+        ("canary.gitops.dev", "GitSource"),
+        ("flagger.app", "Canary"),
+        ("apps", "Deployment"),
+        ("apps", "DaemonSet"),
+        ("", "Service"),
+        ("", "ConfigMap"),
+        ("", "Secret"),
+        ("autoscaling", "HorizontalPodAutoscaler"),
+        ("networking.k8s.io", "Ingress"),
+        ("networking.istio.io", "VirtualService"),
+        ("networking.istio.io", "DestinationRule"),
+        ("gateway.networking.k8s.io", "HTTPRoute"),
+        ("split.smi-spec.io", "TrafficSplit"),
+        ("kustomize.toolkit.fluxcd.io", "Kustomization"),
+        ("source.toolkit.fluxcd.io", "GitRepository"),
+        ("helm.toolkit.fluxcd.io", "HelmRelease"),
+        ("argoproj.io", "Application"),
+    }
+)
+
+#: Secrets the controller never reads, and that would fill its memory.
+SKIPPED_SECRET_TYPES = frozenset({"helm.sh/release.v1", "kubernetes.io/service-account-token"})
+MISSING_KIND_TTL = 300.0
+WATCH_TIMEOUT_SECONDS = 300
+RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def _version_number(obj: Mapping[str, Any]) -> int | None:
+    raw = (obj.get("metadata") or {}).get("resourceVersion")
+    try:
+        return int(str(raw))
+    except (TypeError, ValueError):
+        return None
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+
+def label_selector_matches(selector: str | None, labels: Mapping[str, str]) -> bool:
+    """Equality- and set-based label selectors (``a=b,c!=d,e in (x,y),f notin (z),g,!h``)."""
+    if not selector:
+        return True
+    for term in _split_terms(selector):
+        term = term.strip()
+        if not term:
+            continue
+        if " notin " in term or " in " in term:
+            key, op, rest = term.partition(" notin " if " notin " in term else " in ")
+            values = {v.strip() for v in rest.strip().strip("()").split(",")}
+            present = key.strip() in labels and labels[key.strip()] in values
+            if (op.strip() == "in") != present:
+                return False
+        elif "!=" in term:
+            key, _, value = term.partition("!=")
+            if labels.get(key.strip()) == value.strip():
+                return False
+        elif "=" in term:
+            key, _, value = term.partition("==" if "==" in term else "=")
+            if labels.get(key.strip()) != value.strip().lstrip("="):
+                return False
+        elif term.startswith("!"):
+            if term[1:].strip() in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def _split_terms(selector: str) -> list[str]:
+    terms, depth, current = [], 0, ""
+    for char in selector:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        if char == "," and depth == 0:
+            terms.append(current)
+            current = ""
+        else:
+            current += char
+    terms.append(current)
+    return terms
+
+
+@dataclass
+class CacheStats:
+    """What the caches did: reads answered from memory, calls that reached the API."""
+
+    cache_reads: int = 0
+    api_reads: int = 0
+    api_writes: int = 0
+    relists: int = 0
+    watch_restarts: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+Listener = Callable[[str, Obj], Awaitable[None] | None]
+
+
+class Informer:
+    """A list + watch cache of one kind (in one namespace, or all, with a label selector)."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        api_version: str,
+        kind: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        keep: Callable[[Obj], bool] | None = None,
+        listeners: Iterable[Listener] = (),
+        stats: CacheStats | None = None,
+        watch_timeout: int = WATCH_TIMEOUT_SECONDS,
+    ) -> None:
+        self.kube = kube
+        self.api_version = api_version
+        self.kind = kind
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.keep = keep or (lambda _: True)
+        self.listeners = list(listeners)
+        self.stats = stats or CacheStats()
+        self.watch_timeout = watch_timeout
+        self.store: dict[tuple[str, str], Obj] = {}
+        self.synced = asyncio.Event()
+        self.resource_version = ""
+        self._task: asyncio.Task[None] | None = None
+        self.last_error: str = ""
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get(self, name: str, namespace: str | None) -> Obj | None:
+        return self.store.get((namespace or "", name))
+
+    def items(self, namespace: str | None = None, label_selector: str | None = None) -> list[Obj]:
+        return [
+            obj
+            for (ns, _), obj in sorted(self.store.items())
+            if (namespace is None or ns == namespace)
+            and label_selector_matches(
+                label_selector, (obj.get("metadata") or {}).get("labels") or {}
+            )
+        ]
+
+    def covers(self, namespace: str | None) -> bool:
+        """Whether a read in ``namespace`` can be answered from this cache."""
+        return self.namespace is None or self.namespace == namespace
+
+    # -- running -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name=f"informer:{self.kind}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def remember(self, obj: Obj) -> None:
+        """Put an object the controller just wrote into the cache (if newer)."""
+        if not self.keep(obj):
+            return
+        key = _key(obj)
+        held = self.store.get(key)
+        new, old = _version_number(obj), _version_number(held) if held else None
+        if held is None or new is None or old is None or new >= old:
+            self.store[key] = obj
+
+    def forget(self, name: str, namespace: str | None) -> None:
+        self.store.pop((namespace or "", name), None)
+
+    async def _notify(self, kind: str, obj: Obj) -> None:
+        for listener in self.listeners:
+            try:
+                result = listener(kind, obj)
+                if result is not None:
+                    await result
+            except Exception:  # a listener's bug must not stop the cache
+                log.exception("listener of %s failed on %s", self.kind, kind)
+
+    async def _relist(self) -> None:
+        items, version = await self.kube.list_versioned(
+            self.api_version, self.kind, self.namespace, label_selector=self.label_selector
+        )
+        self.stats.relists += 1
+        fresh = {_key(o): o for o in items if self.keep(o)}
+        gone = [obj for key, obj in self.store.items() if key not in fresh]
+        changed = [
+            obj
+            for key, obj in fresh.items()
+            if key not in self.store
+            or (self.store[key].get("metadata") or {}).get("resourceVersion")
+            != (obj.get("metadata") or {}).get("resourceVersion")
+        ]
+        self.store = fresh
+        self.resource_version = version
+        self.synced.set()
+        for obj in gone:
+            await self._notify("DELETED", obj)
+        for obj in changed:
+            await self._notify("MODIFIED", obj)
+
+    async def _apply(self, event: WatchEvent) -> None:
+        obj = event.object
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if version:
+            self.resource_version = str(version)
+        if event.type == "BOOKMARK":
+            return
+        key = _key(obj)
+        if event.type == "DELETED" or not self.keep(obj):
+            if self.store.pop(key, None) is not None or event.type == "DELETED":
+                await self._notify("DELETED", obj)
+            return
+        self.store[key] = obj
+        await self._notify(event.type, obj)
+
+    async def _run(self) -> None:
+        failures = 0
+        need_list = True
+        while True:
+            try:
+                if need_list:
+                    await self._relist()
+                    need_list = False
+                async for event in self.kube.watch(
+                    self.api_version,
+                    self.kind,
+                    self.namespace,
+                    label_selector=self.label_selector,
+                    resource_version=self.resource_version or None,
+                    timeout_seconds=self.watch_timeout,
+                ):
+                    await self._apply(event)
+                    failures = 0
+                self.stats.watch_restarts += 1
+                self.last_error = ""
+            except asyncio.CancelledError:
+                raise
+            except Conflict:
+                # 410 Gone: our version fell out of the server's history. List again; the
+                # differences come out as events, so nothing in between is missed.
+                self.last_error = "watch expired (410): relisting"
+                need_list = True
+            except NotFound as exc:
+                # The kind is not served (its CRD is gone, or not installed yet): keep what
+                # we know and look again much later, not at the pace of a flaky network.
+                self.last_error = str(exc)
+                need_list = True
+                log.info("watch of %s: %s; again in %.0fs", self.kind, exc, MISSING_KIND_TTL)
+                await asyncio.sleep(MISSING_KIND_TTL)
+                continue
+            except (Unavailable, KubeError) as exc:
+                self.last_error = str(exc)
+                failures += 1
+            if failures:
+                delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS)) - 1]
+                log.info("watch of %s: %s; again in %.1fs", self.kind, self.last_error, delay)
+                await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+
+
+class CachedKube:
+    """The ``Kube`` port, answering reads of :data:`CACHED_KINDS` from informers.
+
+    ``namespaces``: the namespaces the controller watches (None: all); informers are
+    cluster-wide or per namespace accordingly. ``label_selector`` narrows the Canary
+    informer (sharding). Unwatched namespaces and uncached kinds go to the API.
+    """
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        *,
+        namespaces: tuple[str, ...] | None = None,
+        canary_selector: str | None = None,
+        cached_kinds: frozenset[tuple[str, str]] = CACHED_KINDS,
+    ) -> None:
+        self.kube = kube
+        self.namespaces = namespaces
+        self.canary_selector = canary_selector
+        self.cached_kinds = cached_kinds
+        self.stats = CacheStats()
+        self.informers: dict[tuple[str, str, str | None], Informer] = {}
+        self._missing: dict[str, float] = {}
+        self._stopping: set[asyncio.Future[None]] = set()
+        self._listeners: dict[tuple[str, str], list[Listener]] = {}
+
+    # -- informers -----------------------------------------------------------------------
+
+    def listen(self, api_version: str, kind: str, listener: Listener) -> None:
+        """Call ``listener(event_type, object)`` for every change of a kind (and start
+        caching it in every watched namespace)."""
+        self._listeners.setdefault((split_api_version(api_version)[0], kind), []).append(listener)
+        for namespace in self.namespaces or (None,):
+            self._informer(api_version, kind, namespace)
+
+    def _informer(self, api_version: str, kind: str, namespace: str | None) -> Informer:
+        group = split_api_version(api_version)[0]
+        key = (group, kind, namespace)
+        informer = self.informers.get(key)
+        if informer is None:
+            informer = Informer(
+                self.kube,
+                api_version,
+                kind,
+                namespace=namespace,
+                label_selector=self.canary_selector
+                if (group, kind) == ("canary.gitops.dev", "Canary")
+                else None,
+                keep=_keep_secret if kind == "Secret" and not group else None,
+                listeners=self._listeners.get((group, kind), ()),
+                stats=self.stats,
+            )
+            self.informers[key] = informer
+            informer.start()
+        return informer
+
+    def _cached(self, api_version: str, kind: str, namespace: str | None) -> Informer | None:
+        group = split_api_version(api_version)[0]
+        if (group, kind) not in self.cached_kinds:
+            return None
+        if self.namespaces is not None and namespace not in self.namespaces:
+            return None
+        if self._is_missing(api_version):
+            return None
+        return self._informer(api_version, kind, namespace if self.namespaces else None)
+
+    def _is_missing(self, api_version: str) -> bool:
+        until = self._missing.get(api_version)
+        return until is not None and time.monotonic() < until
+
+    def fresh_as(
+        self, api_version: str, kind: str, namespace: str | None, resource_version: object
+    ) -> bool:
+        """Whether the cache of a kind has seen every change up to ``resource_version`` (of
+        another object: versions are one sequence across kinds). Two caches are fed by two
+        watches, so an object can be newer in one than a related object in the other: a
+        reader that relates them (a HelmRelease and the Deployment made from it) asks."""
+        informer = self._cached(api_version, kind, namespace)
+        wanted = _version_number({"metadata": {"resourceVersion": resource_version}})
+        if informer is None or wanted is None:
+            return True
+        seen = _version_number({"metadata": {"resourceVersion": informer.resource_version}})
+        return seen is not None and seen >= wanted
+
+    async def wait_synced(self, timeout: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(*(i.synced.wait() for i in self.informers.values()))
+        except TimeoutError:
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        for informer in list(self.informers.values()):
+            await informer.stop()
+        self.informers.clear()
+
+    # -- the Kube port: reads --------------------------------------------------------------
+
+    async def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Obj | None:
+        if self._is_missing(api_version):
+            raise NotFound(f'the server does not serve "{api_version}"', status=404)
+        informer = self._cached(api_version, kind, namespace)
+        if informer is not None and informer.synced.is_set():
+            self.stats.cache_reads += 1
+            found = informer.get(name, namespace)
+            return copy.deepcopy(found) if found is not None else None
+        self.stats.api_reads += 1
+        self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
+        try:
+            return await self.kube.get(api_version, kind, name, namespace)
+        except NotFound:
+            # The server does not serve this group-version at all: remember it for a while.
+            if await self._not_served(api_version, kind):
+                self._missing[api_version] = time.monotonic() + MISSING_KIND_TTL
+                self._drop(api_version, kind)
+            raise
+
+    async def _not_served(self, api_version: str, kind: str) -> bool:
+        try:
+            await self.kube.resource(api_version, kind)
+        except NotFound:
+            return True
+        except KubeError:
+            return False
+        return False
+
+    def _drop(self, api_version: str, kind: str) -> None:
+        group = split_api_version(api_version)[0]
+        for key in [k for k in self.informers if k[0] == group and k[1] == kind]:
+            informer = self.informers.pop(key)
+            task = asyncio.ensure_future(informer.stop())
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+
+    async def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[Obj]:
+        if self._is_missing(api_version):
+            raise NotFound(f'the server does not serve "{api_version}"', status=404)
+        if field_selector is None and namespace is not None:
+            informer = self._cached(api_version, kind, namespace)
+            if informer is not None and informer.synced.is_set():
+                self.stats.cache_reads += 1
+                return copy.deepcopy(informer.items(namespace, label_selector))
+        self.stats.api_reads += 1
+        try:
+            return await self.kube.list(
+                api_version,
+                kind,
+                namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+            )
+        except NotFound:
+            if await self._not_served(api_version, kind):
+                self._missing[api_version] = time.monotonic() + MISSING_KIND_TTL
+                self._drop(api_version, kind)
+            raise
+
+    # -- the Kube port: writes -------------------------------------------------------------
+
+    def _remember(self, obj: Obj) -> Obj:
+        api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
+        namespace = (obj.get("metadata") or {}).get("namespace")
+        informer = self._cached(api_version, kind, namespace) if api_version and kind else None
+        if informer is not None:
+            informer.remember(copy.deepcopy(obj))
+        return obj
+
+    async def create(self, obj: Obj) -> Obj:
+        self.stats.api_writes += 1
+        return self._remember(await self.kube.create(obj))
+
+    async def replace(self, obj: Obj) -> Obj:
+        self.stats.api_writes += 1
+        return self._remember(await self.kube.replace(obj))
+
+    async def patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        patch: Any,
+        *,
+        patch_type: PatchType = "merge",
+        subresource: str | None = None,
+    ) -> Obj:
+        self.stats.api_writes += 1
+        result = await self.kube.patch(
+            api_version,
+            kind,
+            name,
+            namespace,
+            patch,
+            patch_type=patch_type,
+            subresource=subresource,
+        )
+        result.setdefault("apiVersion", api_version)
+        result.setdefault("kind", kind)
+        return self._remember(result)
+
+    async def apply(self, obj: Obj, *, field_manager: str, force: bool = False) -> Obj:
+        self.stats.api_writes += 1
+        return self._remember(await self.kube.apply(obj, field_manager=field_manager, force=force))
+
+    async def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        **options: Any,
+    ) -> bool:
+        self.stats.api_writes += 1
+        gone = await self.kube.delete(api_version, kind, name, namespace, **options)
+        informer = self._cached(api_version, kind, namespace)
+        if informer is not None:
+            informer.forget(name, namespace)
+        return gone
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything else of the client (discovery, watch, aclose of the transport) as is.
+        return getattr(self.kube, name)
+
+
+def _keep_secret(obj: Obj) -> bool:
+    return str(obj.get("type") or "") not in SKIPPED_SECRET_TYPES

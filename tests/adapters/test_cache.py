@@ -1,0 +1,157 @@
+"""The watch caches against the sandbox API server: sync, events, 410 and relist, reads from
+memory, reads of one's own writes, kinds that are not served."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from canary.adapters.cache import CachedKube, Informer, label_selector_matches
+from canary.adapters.kube import KubeClient, connect
+from canary.ports import NotFound
+from tests.adapters.conftest import NAMESPACE, eventually
+
+
+def configmap(name: str, value: str = "1", labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels or {}},
+        "data": {"v": value},
+    }
+
+
+@pytest.fixture
+async def short_history() -> AsyncIterator[Any]:
+    """A sandbox that keeps only a few events per kind, so old watch versions expire."""
+    from kubesandbox import Sandbox
+
+    sandbox = await Sandbox.start(simulate_workloads=False, history_size=4)
+    try:
+        yield sandbox
+    finally:
+        await sandbox.stop()
+
+
+@pytest.fixture
+async def client(short_history: Any, tmp_path: Path) -> AsyncIterator[KubeClient]:
+    path = short_history.write_kubeconfig(tmp_path / "kubeconfig")
+    kube = await connect(str(path), request_timeout=10.0)
+    await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    try:
+        yield kube
+    finally:
+        await kube.aclose()
+
+
+async def test_a_watch_that_expired_lists_again_and_reports_every_difference(
+    client: KubeClient,
+) -> None:
+    for name in ("keep", "change", "drop"):
+        await client.create(configmap(name))
+    events: list[tuple[str, str]] = []
+    informer = Informer(
+        client,
+        "v1",
+        "ConfigMap",
+        namespace=NAMESPACE,
+        listeners=[lambda kind, obj: events.append((kind, obj["metadata"]["name"]))],
+    )
+    informer.start()
+    await asyncio.wait_for(informer.synced.wait(), 10)
+    assert sorted(n for _, n in informer.store) == ["change", "drop", "keep"]
+    await informer.stop()
+    events.clear()
+
+    # While the informer is away, more changes than the server keeps in its history.
+    await client.patch("v1", "ConfigMap", "change", NAMESPACE, {"data": {"v": "2"}})
+    await client.delete("v1", "ConfigMap", "drop", NAMESPACE)
+    for i in range(6):
+        await client.create(configmap(f"new-{i}"))
+    informer.start()  # resumes from its old resourceVersion: the server answers 410
+
+    async def caught_up() -> list[str]:
+        return sorted(n for _, n in informer.store)
+
+    names = await eventually(caught_up, lambda names: len(names) == 8, within=10)
+    assert names == ["change", "keep", *(f"new-{i}" for i in range(6))]
+    assert informer.store[(NAMESPACE, "change")]["data"] == {"v": "2"}
+    assert informer.stats.relists == 2  # the first listing, and the one after the 410
+    assert ("DELETED", "drop") in events
+    assert ("MODIFIED", "change") in events
+    assert "keep" not in {n for _, n in events}  # unchanged: no event
+    await informer.stop()
+
+
+async def test_reads_come_from_memory_and_see_their_own_writes(client: KubeClient) -> None:
+    await client.create(configmap("settings", "a", {"team": "web"}))
+    cache = CachedKube(client)
+    try:
+        first = await cache.get("v1", "ConfigMap", "settings", NAMESPACE)  # starts the cache
+        assert first is not None
+        assert await cache.wait_synced(10)
+        api_before = cache.stats.api_reads
+
+        for _ in range(5):
+            again = await cache.get("v1", "ConfigMap", "settings", NAMESPACE)
+            assert again is not None and again["data"] == {"v": "a"}
+        listed = await cache.list("v1", "ConfigMap", NAMESPACE, label_selector="team=web")
+        assert [o["metadata"]["name"] for o in listed] == ["settings"]
+        assert cache.stats.api_reads == api_before
+
+        await cache.patch("v1", "ConfigMap", "settings", NAMESPACE, {"data": {"v": "b"}})
+        mine = await cache.get("v1", "ConfigMap", "settings", NAMESPACE)
+        assert mine is not None and mine["data"] == {"v": "b"}  # without waiting for the watch
+
+        # A copy: changing what a read returned does not change the cache.
+        mine["data"]["v"] = "mutated"
+        fresh = await cache.get("v1", "ConfigMap", "settings", NAMESPACE)
+        assert fresh is not None and fresh["data"] == {"v": "b"}
+
+        # A change made by someone else arrives through the watch.
+        await client.patch("v1", "ConfigMap", "settings", NAMESPACE, {"data": {"v": "c"}})
+
+        async def seen() -> Any:
+            return await cache.get("v1", "ConfigMap", "settings", NAMESPACE)
+
+        await eventually(seen, lambda obj: obj is not None and obj["data"] == {"v": "c"})
+        assert cache.stats.api_reads == api_before
+    finally:
+        await cache.aclose()
+
+
+async def test_a_kind_the_server_does_not_serve_is_not_asked_for_again(client: KubeClient) -> None:
+    cache = CachedKube(client)
+    try:
+        for _ in range(3):
+            with pytest.raises(NotFound):
+                await cache.list("flagger.app/v1beta1", "Canary", NAMESPACE)
+        assert cache.stats.api_reads == 1
+        assert not any(key[0] == "flagger.app" for key in cache.informers)
+    finally:
+        await cache.aclose()
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "matches"),
+    [
+        (None, {}, True),
+        ("app=web", {"app": "web"}, True),
+        ("app=web", {"app": "api"}, False),
+        ("app!=web", {}, True),
+        ("tier in (a, b)", {"tier": "b"}, True),
+        ("tier notin (a,b)", {"tier": "b"}, False),
+        ("sharding.fluxcd.io/key notin (shard2)", {}, True),
+        ("sharding.fluxcd.io/key=shard2", {"sharding.fluxcd.io/key": "shard2"}, True),
+        ("app,!beta", {"app": "x"}, True),
+        ("app,!beta", {"app": "x", "beta": "1"}, False),
+    ],
+)
+def test_label_selectors_match_as_the_api_server_does(
+    selector: str | None, labels: dict[str, str], matches: bool
+) -> None:
+    assert label_selector_matches(selector, labels) is matches
