@@ -43,7 +43,9 @@ REQUEST_SUCCESS_RATE = "request-success-rate"
 REQUEST_DURATION = "request-duration"
 BUILTIN_METRICS: frozenset[str] = frozenset({REQUEST_SUCCESS_RATE, REQUEST_DURATION})
 
-_DURATION_RE = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")
+#: A PromQL range duration (``30s``, ``1m``, ``1h30m``, ``1d``, ``1w``, ``1y``): the one
+#: spelling of it in ``analysis`` (canary's Go-style durations are in canary.model.duration).
+PROMQL_DURATION_RE = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")
 
 
 class Outcome(enum.StrEnum):
@@ -618,7 +620,7 @@ def metric_check_from_spec(
     if not isinstance(name, str) or not name:
         raise SpecError(f"{path}.name", f"expected a non-empty string, got {_type_name(name)}")
     interval = entry.get("interval") or "1m"
-    if not isinstance(interval, str) or not _DURATION_RE.match(interval):
+    if not isinstance(interval, str) or not PROMQL_DURATION_RE.match(interval):
         raise SpecError(
             f"{path}.interval", f"expected a duration such as 1m or 30s, got {_type_name(interval)}"
         )

@@ -22,13 +22,12 @@ import re
 from collections.abc import Mapping
 
 from analysis._errors import TemplateError
-from analysis._model import QueryContext
+from analysis._model import PROMQL_DURATION_RE, QueryContext
 
 __all__ = ["escape_regex", "escape_string", "render_query", "validate_duration"]
 
 _NAME_VARS = ("name", "namespace", "target", "service", "ingress", "route")
 _REGEX_META = frozenset("\\.+*?()|[]{}^$")
-_DURATION_RE = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
@@ -48,7 +47,7 @@ def escape_string(value: str, quote: str = '"') -> str:
 
 
 def validate_duration(value: str, field: str = "interval") -> str:
-    if not _DURATION_RE.match(value):
+    if not PROMQL_DURATION_RE.match(value):
         raise TemplateError(f"{field}: expected a PromQL duration such as 1m or 30s, got {value!r}")
     return value
 

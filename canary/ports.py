@@ -34,13 +34,14 @@ from canary.core.observations import (
     Routes,
     TargetObservation,
 )
+from canary.errors import CanaryError
 from canary.model.canary import Canary, WebhookSpec
 
 Obj = dict[str, Any]
 PatchType = Literal["merge", "json", "strategic"]
 
 
-class KubeError(Exception):
+class KubeError(CanaryError):
     """A Kubernetes API call failed; `status` is the HTTP status when known."""
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
@@ -73,7 +74,9 @@ class Forbidden(KubeError):
 
 
 class Unavailable(KubeError):
-    pass
+    @property
+    def transient(self) -> bool:
+        return True
 
 
 class Kube(Protocol):

@@ -51,6 +51,7 @@ from canary.core import (
 )
 from canary.model import CanaryStatus, Commands, MetricSpec, parse_canary
 from canary.model.errors import SpecError, SpecIssue
+from canary.timestamps import format_time
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 READINESS_WORDS = {"ready", "not-ready", "failed"}
@@ -278,7 +279,7 @@ class TickRecord:
         routes = self.routes or Routes(100, 0, False)
         return {
             "tick": self.tick,
-            "time": self.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": format_time(self.time),
             "phase": status.phase.value,
             "primaryWeight": routes.primary,
             "canaryWeight": routes.canary,

@@ -32,3 +32,27 @@ def test_ruff_finds_nothing() -> None:
 def test_mypy_strict_passes() -> None:
     result = run(str(BIN / "mypy"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_error_of_canary_hangs_under_one_root() -> None:
+    """canary/errors.py: one root, so a boundary can catch "ours" and ask `transient`."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import canary
+    from canary.errors import CanaryError
+
+    strays = []
+    for info in pkgutil.walk_packages(canary.__path__, "canary."):
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, BaseException)
+                and obj.__module__ == info.name
+                and not name.startswith("_")
+                and not issubclass(obj, CanaryError)
+            ):
+                strays.append(f"{info.name}.{name}")
+    assert strays == []

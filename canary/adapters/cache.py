@@ -491,6 +491,8 @@ class CachedKube:
     # -- the Kube port: writes -------------------------------------------------------------
 
     def _remember(self, obj: Obj) -> Obj:
+        if obj.get("kind") == "CustomResourceDefinition":
+            self._missing.clear()  # a kind not served before may be served now
         api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
         namespace = (obj.get("metadata") or {}).get("namespace")
         informer = self._cached(api_version, kind, namespace) if api_version and kind else None

@@ -369,8 +369,15 @@ class KubeClient:
             if not token:
                 return items, version
 
+    def _installed(self, obj: Obj) -> None:
+        """A CustomResourceDefinition written through this client: what discovery said was
+        not served may be served now."""
+        if obj.get("kind") == "CustomResourceDefinition":
+            self._unserved.clear()
+
     async def create(self, obj: Obj) -> Obj:
         info, namespace, _ = await self._locate(obj, need_name=False)
+        self._installed(obj)
         return await self._request("POST", info.path(namespace), body=obj)
 
     async def replace(self, obj: Obj) -> Obj:
@@ -403,6 +410,7 @@ class KubeClient:
 
     async def apply(self, obj: Obj, *, field_manager: str, force: bool = False) -> Obj:
         info, namespace, name = await self._locate(obj)
+        self._installed(obj)
         query = [("fieldManager", field_manager)]
         if force:
             query.append(("force", "true"))

@@ -28,10 +28,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from canary.errors import CanaryError
+
 __all__ = ["ProcessError", "ProcessNotFound", "ProcessOutput", "ProcessTimeout", "run_process"]
 
 
-class ProcessError(Exception):
+class ProcessError(CanaryError):
     """A child process could not run to completion."""
 
 
@@ -39,6 +41,10 @@ class ProcessTimeout(ProcessError):
     def __init__(self, limit: float) -> None:
         super().__init__(f"did not finish within {limit:g}s and was stopped")
         self.limit = limit
+
+    @property
+    def transient(self) -> bool:
+        return True
 
 
 class ProcessNotFound(ProcessError):

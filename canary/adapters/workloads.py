@@ -53,6 +53,7 @@ from canary.adapters.primary import (
 from canary.adapters.readiness import readiness
 from canary.core.actions import ScaleMode
 from canary.core.observations import PrimaryObservation, TargetObservation
+from canary.errors import CanaryError
 from canary.model.canary import API_VERSION, FLAGGER_API_VERSION, Canary
 from canary.ports import AlreadyExists, Conflict, Kube, NotFound, Obj
 
@@ -62,7 +63,7 @@ SUPPORTED_KINDS = ("Deployment", "DaemonSet")
 DEFAULT_HPA_API_VERSION = "autoscaling/v2"
 
 
-class WorkloadError(Exception):
+class WorkloadError(CanaryError):
     """A workload action cannot be carried out as things are (missing target, no selector
     label, a missing mandatory ConfigMap/Secret, a foreign primary...). The message is
     written for a Warning Event; retrying later may succeed once the user fixes it."""

@@ -43,6 +43,7 @@ from canary.commands.cluster import (
     resolve_context,
     run_with_kube,
 )
+from canary.timestamps import format_micro, format_time
 
 __all__ = [
     "Request",
@@ -84,9 +85,9 @@ def make_token(user: str, now: datetime, avoid: Collection[str] = ()) -> str:
     """
     who = user or "unknown"
     now = now.astimezone(UTC)
-    token = f"{now:%Y-%m-%dT%H:%M:%SZ} by {who}"
+    token = f"{format_time(now)} by {who}"
     if token in avoid:
-        token = f"{now:%Y-%m-%dT%H:%M:%S.%fZ} by {who}"
+        token = f"{format_micro(now)} by {who}"
     return token
 
 

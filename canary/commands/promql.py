@@ -23,6 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from canary.errors import CanaryError
+
 __all__ = ["PromtoolError", "check_expressions", "find_promtool", "promtool_version"]
 
 _RULE = "canary_lint:expr_{}"
@@ -31,7 +33,7 @@ _PREFIXES = ("could not parse expression: ",)
 TIMEOUT_SECONDS = 60.0
 
 
-class PromtoolError(RuntimeError):
+class PromtoolError(CanaryError, RuntimeError):
     """promtool could not be run, or answered in a way we cannot map to the expressions."""
 
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from canary.core import EmitEvent, EventType
 from canary.model import Canary
 from canary.ports import Kube, KubeError
+from canary.timestamps import format_time
 
 log = logging.getLogger("canary.events")
 
@@ -31,7 +32,7 @@ Forwarder = Callable[[Canary, EmitEvent], Awaitable[None]]
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(datetime.now(UTC))
 
 
 class EventRecorder:

@@ -91,6 +91,7 @@ from canary.core import RevertAnswer, RevertResultKind, Revision
 from canary.core.observations import RevertRequest as CoreRevertRequest
 from canary.model import API_VERSION, Canary
 from canary.ports import Kube, KubeError
+from canary.timestamps import format_time
 
 log = logging.getLogger("canary.gitops")
 
@@ -786,7 +787,7 @@ class GitOpsWiring:
 def _condition(status: str, reason: str, message: str, previous: object) -> dict[str, str]:
     """A Ready condition; lastTransitionTime changes only when its status does, so writing
     the same failure again is a no-op for the API server (and for watchers)."""
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = format_time(datetime.now(UTC))
     conditions = previous.get("conditions") if isinstance(previous, Mapping) else None
     for old in conditions if isinstance(conditions, list) else ():
         if isinstance(old, Mapping) and old.get("type") == "Ready" and old.get("status") == status:

@@ -19,23 +19,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from canary.ports import Conflict, Kube, KubeError, NotFound
+from canary.timestamps import format_micro, parse_time
 
 log = logging.getLogger("canary.leader")
 
 
 def _fmt(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_micro(moment)
 
 
 def _parse(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    for pattern in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
-        try:
-            return datetime.strptime(text, pattern).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    return None
+    return parse_time(text) if text else None
 
 
 class LeaderElector:

@@ -44,6 +44,7 @@ from canary.controller.metrics import Metrics
 from canary.controller.notify import build_notifier
 from canary.controller.reconcile import CanaryController, Settings
 from canary.controller.scheduler import DEFAULT_MAX_CONCURRENT, JobKind, Scheduler, generation
+from canary.errors import CanaryError
 from canary.model import API_GROUP, API_VERSION
 from canary.ports import Router
 
@@ -52,7 +53,7 @@ log = logging.getLogger("canary.operator")
 REQUIRED_CRDS = ("canaries", "metrictemplates", "alertproviders", "gitsources")
 
 
-class OperatorError(Exception):
+class OperatorError(CanaryError):
     """A reason the operator cannot start, meant for the person running it."""
 
 

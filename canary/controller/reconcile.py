@@ -69,6 +69,7 @@ from canary.ports import (
     WebhookCaller,
     Workloads,
 )
+from canary.timestamps import format_time, parse_time
 
 log = logging.getLogger("canary.controller")
 
@@ -134,7 +135,7 @@ def _nested(old: Any, new: Any) -> Any:
 
 def _parse_time(text: str) -> datetime | None:
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        return parse_time(text)
     except ValueError:
         return None
 
@@ -471,7 +472,7 @@ class CanaryController:
         message = "; ".join(str(i) for i in exc.errors) or str(exc)
         status = CanaryStatus.from_dict(body.get("status"))
         conditions = [c.to_dict() for c in status.conditions if c.type != SPEC_VALID]
-        stamp = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = format_time(_now())
         conditions.append(
             {
                 "type": SPEC_VALID,

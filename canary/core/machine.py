@@ -74,6 +74,7 @@ from canary.model.status import (
     Phase,
     RevertState,
 )
+from canary.timestamps import format_time, parse_time
 
 INIT_REQUEUE_SECONDS = 5.0
 REVERT_BACKOFF_SECONDS = 5.0  # a retriable Git failure: 5 s, 10 s, 20 s ... up to 5 min
@@ -113,14 +114,13 @@ class _HookVerdict:
 
 
 def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(moment)
 
 
 def parse_iso(text: str) -> datetime | None:
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=None)
-    except ValueError:
-        return None
+    """A status timestamp as a naive UTC datetime (the core compares with ``now`` naive)."""
+    parsed = parse_time(text) if text else None
+    return parsed.replace(tzinfo=None) if parsed is not None else None
 
 
 def effective_analysis(canary: Canary) -> AnalysisSpec:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from canary.model.status import CanaryStatus, Condition, Phase, RevertState
+from canary.timestamps import format_time
 
 PROMOTED = "Promoted"
 GIT_REVERTED = "GitReverted"
@@ -20,7 +21,7 @@ KNOWN_BAD = "KnownBad"
 
 
 def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(moment)
 
 
 def promoted_condition(phase: Phase, kind: str) -> tuple[str, str, str]:

@@ -19,12 +19,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from canary.errors import CanaryError
+
 __all__ = ["Commit", "DemoRepository", "GitError"]
 
 DEVELOPER = ("Demo Developer", "developer@demo.local")
 
 
-class GitError(RuntimeError):
+class GitError(CanaryError, RuntimeError):
     """A git command failed; the message has the command and git's own words."""
 
 

@@ -37,6 +37,8 @@ from typing import Any
 
 import httpx
 
+from canary.errors import CanaryError
+
 __all__ = [
     "INSTALL_COMMAND",
     "Prometheus",
@@ -52,7 +54,7 @@ INSTALL_COMMAND = "sudo apt-get install -y --no-install-recommends prometheus"
 LOOPBACK = "127.0.0.1"
 
 
-class PrometheusError(RuntimeError):
+class PrometheusError(CanaryError, RuntimeError):
     """Prometheus could not be started or did not answer as expected."""
 
 

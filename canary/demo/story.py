@@ -45,6 +45,7 @@ import yaml
 from rich.console import Console
 
 from canary.adapters.kube import KubeClient, connect
+from canary.errors import CanaryError
 from canary.ports import KubeError
 from kubesandbox import SandboxThread
 
@@ -81,7 +82,7 @@ EXIT_SETUP = 2
 EXIT_INTERRUPTED = 130
 
 
-class DemoStopped(Exception):
+class DemoStopped(CanaryError):
     """A signal (SIGTERM, SIGHUP) stopped the demo; everything it started was stopped too."""
 
     def __init__(self, signum: int) -> None:
@@ -89,7 +90,7 @@ class DemoStopped(Exception):
         self.signum = signum
 
 
-class DemoError(Exception):
+class DemoError(CanaryError):
     """The demo could not continue; the message says what and where to look."""
 
     def __init__(self, message: str, *, code: int = EXIT_FAILED) -> None:

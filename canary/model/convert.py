@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from canary.errors import CanaryError
 from canary.model.schema import (
     API_VERSION,
     FLAGGER_API_VERSION,
@@ -63,7 +64,7 @@ class Change:
         return f"{where + ': ' if where else ''}{self.path}: {self.old} -> {self.new}"
 
 
-class ConversionError(ValueError):
+class ConversionError(CanaryError, ValueError):
     """The text could not be rewritten safely (the file is then left untouched by callers)."""
 
 

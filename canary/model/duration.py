@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 
+from canary.errors import CanaryError
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _WHOLE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$")
 
 
-class DurationError(ValueError):
+class DurationError(CanaryError, ValueError):
     pass
 
 

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from canary.errors import CanaryError
+
 Severity = Literal["error", "warning"]
 
 
@@ -28,7 +30,7 @@ class SpecIssue:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
-class SpecError(ValueError):
+class SpecError(CanaryError, ValueError):
     """A manifest that cannot be used; `issues` lists every error found."""
 
     def __init__(self, issues: Iterable[SpecIssue]) -> None:

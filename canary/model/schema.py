@@ -35,6 +35,8 @@ import yaml
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError
 
+from canary.errors import CanaryError
+
 __all__ = [
     "API_VERSION",
     "FLAGGER_API_VERSION",
@@ -103,7 +105,7 @@ class DocumentIssue:
         )
 
 
-class DocumentError(ValueError):
+class DocumentError(CanaryError, ValueError):
     """A file that cannot be read as Kubernetes manifests (YAML syntax, duplicate keys, ...)."""
 
     def __init__(self, file: str, document: int, message: str) -> None:

@@ -28,6 +28,7 @@ from canary.adapters.gitops.render import render_manifests
 from canary.adapters.gitops.selection import Change, Hunk, Part, content_with, hunks_of, minimize
 from canary.adapters.gitops.subjects import Projection, Subject
 from canary.adapters.gitops.workspace import WorkingCopy
+from canary.errors import CanaryError
 
 __all__ = ["Attribution", "Unattributable", "attribute"]
 
@@ -41,7 +42,7 @@ MAX_CHANGED_BYTES = 64 * 1024 * 1024
 MAX_LISTED_FILES = 5000
 
 
-class Unattributable(Exception):
+class Unattributable(CanaryError):
     """The target's change cannot be isolated. ``files`` are the files concerned."""
 
     def __init__(self, reason: str, files: Sequence[str] = ()) -> None:

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from canary.errors import CanaryError
+
 __all__ = [
     "REDACTED",
     "CredentialsError",
@@ -39,7 +41,7 @@ __all__ = [
 REDACTED = "***"
 
 
-class CredentialsError(ValueError):
+class CredentialsError(CanaryError, ValueError):
     """A Secret does not hold a usable combination of Git credential keys."""
 
 

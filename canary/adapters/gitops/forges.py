@@ -48,6 +48,7 @@ import httpx
 
 from canary.adapters.gitops.credentials import GitCredentials, Redactor
 from canary.adapters.gitops.git import GitError, check_branch
+from canary.errors import CanaryError
 
 __all__ = [
     "ForgeClient",
@@ -105,7 +106,7 @@ class ForgeFailure(enum.Enum):
         return self not in (ForgeFailure.INVALID, ForgeFailure.FAILED)
 
 
-class ForgeError(Exception):
+class ForgeError(CanaryError):
     """A forge call failed. ``str(error)`` is redacted and safe to log or show.
 
     ``retry_after`` is the delay in seconds the forge asked for (``Retry-After``,
@@ -129,6 +130,10 @@ class ForgeError(Exception):
         self.retry_after = retry_after
         self.status = status
         self.already_exists = already_exists
+
+    @property
+    def transient(self) -> bool:
+        return self.retriable
 
     @property
     def retriable(self) -> bool:

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 from canary.adapters.gitops.credentials import Redactor
 from canary.adapters.process import ProcessNotFound, ProcessTimeout, run_process
+from canary.errors import CanaryError
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -114,7 +115,7 @@ class GitFailure(enum.Enum):
         return self in (GitFailure.UNREACHABLE, GitFailure.TIMEOUT, GitFailure.REJECTED)
 
 
-class GitError(Exception):
+class GitError(CanaryError):
     """A git call failed. ``str(error)`` is redacted and safe to log or show."""
 
     def __init__(self, kind: GitFailure, message: str, *, returncode: int | None = None) -> None:
@@ -122,6 +123,10 @@ class GitError(Exception):
         self.kind = kind
         self.message = message
         self.returncode = returncode
+
+    @property
+    def transient(self) -> bool:
+        return self.retriable
 
     @property
     def retriable(self) -> bool:

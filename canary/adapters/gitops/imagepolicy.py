@@ -67,6 +67,8 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
+from canary.errors import CanaryError
+
 __all__ = [
     "DEFAULT_EXCLUSION",
     "ExclusionEdit",
@@ -126,7 +128,7 @@ class ExclusionEdit:
     document: int
 
 
-class ImagePolicyError(ValueError):
+class ImagePolicyError(CanaryError, ValueError):
     """A manifest or object cannot be read or edited as needed.
 
     The message names where (``file`` and ``document``, or ``subject`` for a live object), the

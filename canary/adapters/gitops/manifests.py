@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from canary.errors import CanaryError
+
 __all__ = [
     "KUSTOMIZATION_NAMES",
     "LoadedManifests",
@@ -146,7 +148,7 @@ class ManifestNote:
         return f"{where}: {self.message}"
 
 
-class ManifestError(ValueError):
+class ManifestError(CanaryError, ValueError):
     """A manifest cannot be used. The message names the file and the document number."""
 
     def __init__(self, file: str, document: int | None, message: str) -> None:

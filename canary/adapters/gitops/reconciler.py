@@ -47,6 +47,10 @@ from canary.adapters.gitops.revision import (
     format_revision,
 )
 from canary.adapters.gitops.workspace import GitRepository, Workspace
+from canary.errors import CanaryError
+from canary.model.duration import DurationError
+from canary.model.duration import parse_duration as model_duration
+from canary.timestamps import format_time
 
 __all__ = [
     "ANNOTATION_REVISION",
@@ -103,16 +107,13 @@ CLUSTER_SCOPED: frozenset[tuple[str, str]] = frozenset(
     }
 )
 
-_DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h))+$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
 # -- spec ------------------------------------------------------------------------------------------
 
 
-class GitSourceSpecError(ValueError):
+class GitSourceSpecError(CanaryError, ValueError):
     """A GitSource spec is invalid; ``problems`` are ``"<field path>: <what was expected>"``."""
 
     def __init__(self, problems: Sequence[str]) -> None:
@@ -134,12 +135,16 @@ class GitSourceSpec:
 
 
 def parse_duration(value: object, where: str) -> float:
-    """A Go-style duration (``30s``, ``5m``, ``1h30m``, ``500ms``) in seconds."""
-    if isinstance(value, bool) or not isinstance(value, str) or not _DURATION_RE.match(value):
+    """A Go-style duration (``30s``, ``5m``, ``1h30m``, ``500ms``) in seconds: the one parser
+    of :mod:`canary.model.duration`, with the field's path in the error."""
+    try:
+        if isinstance(value, bool) or not isinstance(value, str):
+            raise DurationError(str(value))
+        return model_duration(value)
+    except DurationError:
         raise GitSourceSpecError(
             [f"{where}: expected a duration like 30s, 5m or 1h30m, got {value!r}"]
-        )
-    return sum(float(n) * _UNIT[u] for n, u in _DURATION_PART.findall(value))
+        ) from None
 
 
 _SPEC_KEYS = {
@@ -249,7 +254,7 @@ def parse_gitsource_spec(spec: object, where: str = "spec") -> GitSourceSpec:
 # -- the Kubernetes port -------------------------------------------------------------------------
 
 
-class KubeApplyError(Exception):
+class KubeApplyError(CanaryError):
     """The API server refused a request. ``message`` is the server's own message."""
 
     def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
@@ -377,7 +382,7 @@ class GitSourceStatus:
 
 
 def _timestamp(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(now)
 
 
 def set_conditions(

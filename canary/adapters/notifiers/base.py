@@ -30,6 +30,7 @@ from canary.adapters.notifiers.rendering import (
     render_message,
 )
 from canary.core.actions import Alert
+from canary.errors import CanaryError
 from canary.model.errors import SpecIssue
 from canary.model.resources import AlertProvider
 
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 
-class NotifierConfigError(ValueError):
+class NotifierConfigError(CanaryError, ValueError):
     """An AlertProvider that cannot be used; ``issues`` name the fields.
 
     Messages never contain the address, token or proxy.

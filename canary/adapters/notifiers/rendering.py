@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from canary.core.actions import Alert, AlertKind
+from canary.errors import CanaryError
 from canary.model.canary import Severity
 from canary.model.status import MetricStatus
 
@@ -327,7 +328,7 @@ def _facts(alert: Alert, cluster: str, commit_ref: str) -> tuple[tuple[str, str]
 # ---------------------------------------------------------------------- templates
 
 
-class TemplateError(ValueError):
+class TemplateError(CanaryError, ValueError):
     """A messageTemplate that cannot be used; ``problems`` lists every problem."""
 
     def __init__(self, problems: list[str]) -> None:

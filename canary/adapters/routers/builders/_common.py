@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from canary.core.observations import Routes
+from canary.errors import CanaryError
 from canary.model.canary import API_VERSION, TOTAL_WEIGHT, Canary
 
 Obj = dict[str, Any]
@@ -40,7 +41,7 @@ _BOOKKEEPING = (
 )
 
 
-class RouterError(Exception):
+class RouterError(CanaryError):
     """A router cannot do what it was asked; `field` names the Canary field at fault."""
 
     def __init__(self, message: str, *, field: str = "") -> None:

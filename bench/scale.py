@@ -1,0 +1,426 @@
+"""How far one controller replica goes: CPU, memory, API requests and lateness per canary.
+
+Run it with::
+
+    .venv/bin/python -m bench.scale                       # the sweep in docs/performance.md
+    .venv/bin/python -m bench.scale --progressing 100     # one case
+    .venv/bin/python -m bench.scale --registered 1000 --window 120
+
+Each case starts the sandbox API server (with its workload simulator) in a process of its
+own, creates the Deployments and Canaries directly, starts ``canary run`` as a separate
+process, and measures the controller process only:
+
+* **startup**: from the controller's start until every Canary is initialized (its first
+  passes created the primary, the Services and the routes);
+* **steady** (``--window`` seconds): ``progressing`` canaries (10 s interval, an analysis that
+  never ends, so every pass steps and writes its status) or ``registered`` ones (1 m, idle):
+  the controller's CPU seconds per wall second and CPU milliseconds per pass (from
+  ``/proc``), RSS and peak RSS, the API requests per pass by verb and resource (from the
+  sandbox's audit log, by the controller's own user), and tick lateness p50/p99 (from the
+  controller's ``canary_engine_tick_lateness_seconds``);
+* **release**: with the case's canaries still registered, the time one new revision takes
+  from its commit to ``Succeeded``.
+
+The sandbox runs on the same machine and competes for the same cores: on a 2-core machine,
+CPU seconds per wall second of the controller are what to compare, not wall times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CANARY = str(Path(sys.executable).parent / "canary")
+API = "canary.gitops.dev/v1beta1"
+CONTROLLER_USER = "canary-engine"
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the sandbox, in its own process ----------------------------------------------------------
+
+
+def serve(port: int, kubeconfig: Path, audit: Path) -> None:
+    """The sandbox process: API server + simulator + CRDs, until SIGTERM."""
+    from kubesandbox import Sandbox
+
+    async def main() -> None:
+        sandbox = await Sandbox.start(
+            port=port, speed=4.0, audit_path=audit, ready_delay=1.0, history_size=200_000
+        )
+        for crd in sorted((ROOT / "crds").glob("*.yaml")):
+            await sandbox.apply_file(crd)
+        sandbox.write_kubeconfig(kubeconfig, user="admin")
+        sandbox.write_kubeconfig(
+            kubeconfig.with_name("controller.kubeconfig"), user=CONTROLLER_USER
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        print("ready", flush=True)
+        await stop.wait()
+        await sandbox.stop()
+
+    asyncio.run(main())
+
+
+# -- measuring a process ------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
+
+
+def memory_mib(pid: int) -> tuple[float, float]:
+    """(RSS, peak RSS) in MiB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+def scrape(port: int) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return str(response.read().decode())
+
+
+def passes(metrics: str) -> int:
+    return int(
+        sum(
+            float(m)
+            for m in re.findall(
+                r"^canary_engine_canary_duration_seconds_count\{.*\} (\S+)$", metrics, re.M
+            )
+        )
+    )
+
+
+def lateness_buckets(metrics: str) -> dict[float, float]:
+    found = {}
+    for bound, count in re.findall(
+        r'^canary_engine_tick_lateness_seconds_bucket\{le="([^"]+)"\} (\S+)$', metrics, re.M
+    ):
+        found[float("inf") if bound == "+Inf" else float(bound)] = float(count)
+    return found
+
+
+def quantile(before: dict[float, float], after: dict[float, float], q: float) -> str:
+    """The upper bound of the histogram bucket that holds quantile ``q`` of the window."""
+    counts = sorted((bound, after.get(bound, 0.0) - before.get(bound, 0.0)) for bound in after)
+    total = counts[-1][1] if counts else 0.0
+    if total <= 0:
+        return "-"
+    for bound, count in counts:
+        if count >= q * total:
+            return f"<= {bound:g} s" if bound != float("inf") else "> 60 s"
+    return "-"
+
+
+def audit_since(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        data = fh.read()
+    lines = data.decode("utf-8", "replace").splitlines()
+    return [json.loads(line) for line in lines if line.strip()], offset + len(data)
+
+
+# -- one case ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    mode: str  # "progressing" | "registered"
+    canaries: int
+    interval: str
+    window: float
+
+
+@dataclass
+class Row:
+    case: Case
+    startup_s: float = 0.0
+    cpu_per_wall: float = 0.0
+    cpu_ms_per_pass: float = 0.0
+    rss_mib: float = 0.0
+    peak_mib: float = 0.0
+    passes: int = 0
+    calls_per_pass: dict[str, float] = field(default_factory=dict)
+    lateness_p50: str = "-"
+    lateness_p99: str = "-"
+    release_s: float | None = None
+
+
+def manifests(i: int, interval: str, iterations: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    name = f"app-{i:05d}"
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": f"ns-{i // 100:03d}", "labels": {"app": name}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "podinfo:1.0.0"}]},
+            },
+        },
+    }
+    canary = {
+        "apiVersion": API,
+        "kind": "Canary",
+        "metadata": {"name": name, "namespace": f"ns-{i // 100:03d}"},
+        "spec": {
+            "provider": "kubernetes",
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "service": {"port": 9898},
+            "progressDeadlineSeconds": 3600,
+            "analysis": {"interval": interval, "threshold": 5, "iterations": iterations},
+        },
+    }
+    return deployment, canary
+
+
+async def gather_limited(coros: Sequence[Any], limit: int = 16) -> None:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(coro: Any) -> None:
+        async with gate:
+            await coro
+
+    await asyncio.gather(*(one(c) for c in coros))
+
+
+async def phases(kube: Any, count: int) -> Counter[str]:
+    items = await kube.list(API, "Canary")
+    return Counter(str((c.get("status") or {}).get("phase") or "") for c in items[:count])
+
+
+async def run_case(case: Case, work: Path) -> Row:
+    from canary.adapters.kube import connect
+
+    row = Row(case)
+    port = free_port()
+    kubeconfig, audit = work / "admin.kubeconfig", work / "audit.jsonl"
+    sandbox = await asyncio.to_thread(
+        subprocess.Popen,
+        [sys.executable, "-m", "bench.scale", "--serve", str(port), str(kubeconfig), str(audit)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    controller: subprocess.Popen[bytes] | None = None
+    try:
+        assert sandbox.stdout is not None
+        assert (await asyncio.to_thread(sandbox.stdout.readline)).strip() == "ready"
+        kube = await connect(str(kubeconfig), qps=None)
+        iterations = 100_000 if case.mode == "progressing" else 1
+        namespaces = sorted({f"ns-{i // 100:03d}" for i in range(case.canaries)})
+        await gather_limited(
+            [
+                kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+                for ns in namespaces
+            ]
+        )
+        objects = [manifests(i, case.interval, iterations) for i in range(case.canaries)]
+        await gather_limited([kube.create(d) for d, _ in objects])
+        await gather_limited([kube.create(c) for _, c in objects])
+        metrics_port = free_port()
+        controller = await asyncio.to_thread(
+            subprocess.Popen,
+            [
+                CANARY,
+                "run",
+                "--kubeconfig",
+                str(kubeconfig.with_name("controller.kubeconfig")),
+                "--listen",
+                f"127.0.0.1:{metrics_port}",
+                "--log-level",
+                "warning",
+                "--git-cache",
+                str(work / "git"),
+            ],
+            stdout=(work / "controller.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        started = time.monotonic()
+        while True:
+            found = await phases(kube, case.canaries)
+            if found.get("Initialized", 0) + found.get("Succeeded", 0) >= case.canaries:
+                break
+            if time.monotonic() - started > 1800:
+                raise RuntimeError(f"startup did not finish: {dict(found)}")
+            await asyncio.sleep(2)  # polling the cluster for a benchmark's phase change
+        row.startup_s = time.monotonic() - started
+        if case.mode == "progressing":
+            bumped = [
+                kube.patch(
+                    "apps/v1",
+                    "Deployment",
+                    d["metadata"]["name"],
+                    d["metadata"]["namespace"],
+                    {
+                        "spec": {
+                            "template": {
+                                "spec": {"containers": [{"name": "app", "image": "podinfo:1.1.0"}]}
+                            }
+                        }
+                    },
+                    patch_type="strategic",
+                )
+                for d, _ in objects
+            ]
+            await gather_limited(bumped)
+            while True:
+                if (await phases(kube, case.canaries)).get("Progressing", 0) >= case.canaries:
+                    break
+                await asyncio.sleep(2)  # polling the cluster for a benchmark's phase change
+        # The steady window.
+        await asyncio.sleep(min(10.0, case.window / 4))  # the last changes settle first
+        _, offset = audit_since(audit, 0)
+        before_metrics = scrape(metrics_port)
+        cpu_before, wall_before = cpu_seconds(controller.pid), time.monotonic()
+        rss_samples = []
+        end = time.monotonic() + case.window
+        while time.monotonic() < end:
+            rss_samples.append(memory_mib(controller.pid)[0])
+            await asyncio.sleep(1)
+        cpu_after, wall_after = cpu_seconds(controller.pid), time.monotonic()
+        after_metrics = scrape(metrics_port)
+        entries, _ = audit_since(audit, offset)
+        row.passes = passes(after_metrics) - passes(before_metrics)
+        row.cpu_per_wall = (cpu_after - cpu_before) / (wall_after - wall_before)
+        row.cpu_ms_per_pass = 1000 * (cpu_after - cpu_before) / max(1, row.passes)
+        row.rss_mib = max(rss_samples) if rss_samples else 0.0
+        row.peak_mib = memory_mib(controller.pid)[1]
+        calls = Counter(
+            f"{e['verb']} {e['resource']}{'/' + e['subresource'] if e['subresource'] else ''}"
+            for e in entries
+            if e["user"] == CONTROLLER_USER and e["verb"] != "watch"
+        )
+        row.calls_per_pass = {k: v / max(1, row.passes) for k, v in calls.most_common()}
+        buckets_before, buckets_after = (
+            lateness_buckets(before_metrics),
+            lateness_buckets(after_metrics),
+        )
+        row.lateness_p50 = quantile(buckets_before, buckets_after, 0.5)
+        row.lateness_p99 = quantile(buckets_before, buckets_after, 0.99)
+        if case.mode == "registered":
+            first, _ = objects[0]
+            name, ns = first["metadata"]["name"], first["metadata"]["namespace"]
+            await kube.patch(
+                "apps/v1",
+                "Deployment",
+                name,
+                ns,
+                {
+                    "spec": {
+                        "template": {
+                            "spec": {"containers": [{"name": "app", "image": "podinfo:2.0.0"}]}
+                        }
+                    }
+                },
+                patch_type="strategic",
+            )
+            release = time.monotonic()
+            while True:
+                obj = await kube.get(API, "Canary", name, ns)
+                status = (obj or {}).get("status") or {}
+                if status.get("phase") == "Succeeded":
+                    row.release_s = time.monotonic() - release
+                    break
+                if time.monotonic() - release > 600:
+                    break
+                await asyncio.sleep(1)
+        await kube.aclose()
+    finally:
+        for proc in (controller, sandbox):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    return row
+
+
+SWEEP = (
+    Case("progressing", 10, "10s", 60),
+    Case("progressing", 100, "10s", 60),
+    Case("progressing", 1000, "10s", 90),
+    Case("registered", 1000, "1m", 120),
+)
+
+
+def print_row(row: Row) -> None:
+    case = row.case
+    calls = ", ".join(f"{v:.2f} {k}" for k, v in row.calls_per_pass.items()) or "none"
+    release = f"{row.release_s:.0f} s" if row.release_s is not None else "-"
+    print(
+        f"| {case.canaries} {case.mode} at {case.interval} | {row.startup_s:.0f} s | "
+        f"{row.cpu_per_wall:.2f} | {row.cpu_ms_per_pass:.1f} | {row.rss_mib:.0f} / {row.peak_mib:.0f} MiB | "
+        f"{row.passes} | {calls} | {row.lateness_p50} / {row.lateness_p99} | {release} |",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--serve", nargs=3, metavar=("PORT", "KUBECONFIG", "AUDIT"), help=argparse.SUPPRESS
+    )
+    parser.add_argument("--progressing", type=int, help="one case: this many progressing canaries")
+    parser.add_argument("--registered", type=int, help="one case: this many idle canaries")
+    parser.add_argument("--window", type=float, default=60.0, help="seconds of steady measurement")
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve(int(args.serve[0]), Path(args.serve[1]), Path(args.serve[2]))
+        return 0
+    if args.progressing:
+        cases: Sequence[Case] = (Case("progressing", args.progressing, "10s", args.window),)
+    elif args.registered:
+        cases = (Case("registered", args.registered, "1m", args.window),)
+    else:
+        cases = SWEEP
+    print(f"machine: {os.cpu_count()} CPUs; controller and sandbox share them")
+    print(
+        "| case | startup | CPU s per s | CPU ms per pass | RSS / peak | passes | "
+        "API requests per pass | lateness p50 / p99 | new revision to Succeeded |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---|---|---:|")
+    for case in cases:
+        work = Path(tempfile.mkdtemp(prefix="canary-scale-"))
+        try:
+            print_row(asyncio.run(run_case(case, work)))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
