@@ -321,13 +321,17 @@ def run(
 ) -> None:
     """Run the operator against the cluster of the current kubeconfig (or in-cluster)."""
     import asyncio
+    import os
 
     from canary.controller.logs import configure_logging
-    from canary.controller.operator import OperatorError, OperatorOptions, run_operator
+    from canary.controller.operator import OperatorError, run_operator
+    from canary.settings import ChatSettings, Settings
 
     configure_logging(log_format, log_level)
     host, _, port = listen.rpartition(":")
-    options = OperatorOptions(
+    optional: dict[str, object] = {"git_cache": git_cache} if git_cache is not None else {}
+    options = Settings.from_environment(
+        os.environ,
         namespaces=tuple(namespace or ()),
         watch_label_selector=watch_label_selector or None,
         kube_api_qps=kube_api_qps,
@@ -349,18 +353,17 @@ def run(
         lease_seconds=lease_duration,
         lease_renew_seconds=lease_renew,
         time_scale=time_scale,
-        notifier_flags={
-            "slack_url": slack_url,
-            "slack_token": slack_token,
-            "slack_channel": slack_channel,
-            "slack_user": slack_user,
-            "slack_proxy_url": slack_proxy_url,
-            "msteams_url": msteams_url,
-            "msteams_proxy_url": msteams_proxy_url,
-        },
+        chat=ChatSettings(
+            slack_url=slack_url,
+            slack_token=slack_token,
+            slack_channel=slack_channel,
+            slack_user=slack_user,
+            slack_proxy_url=slack_proxy_url,
+            msteams_url=msteams_url,
+            msteams_proxy_url=msteams_proxy_url,
+        ),
+        **optional,
     )
-    if git_cache is not None:
-        options.git_cache = git_cache
     try:
         asyncio.run(run_operator(options))
     except OperatorError as exc:

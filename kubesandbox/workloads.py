@@ -55,6 +55,7 @@ BEHAVIOURS = ("normal", "never-ready", "crash-loop", "slow", "unschedulable")
 SLOW_FACTOR = 5.0
 CRASH_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 
+
 def _image_behaviour(spec: JsonObj) -> str:
     """A behaviour named by a container image's tag suffix (``app:1.0-never-ready``)."""
     for container in spec.get("containers") or ():

@@ -10,7 +10,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_crd_reference_is_generated_from_the_current_crds() -> None:
-    spec = importlib.util.spec_from_file_location("gen", ROOT / "docs" / "generate_crd_reference.py")
+    spec = importlib.util.spec_from_file_location(
+        "gen", ROOT / "docs" / "generate_crd_reference.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -53,7 +53,6 @@ __all__ = [
     "EVENT_KEYS",
     "HttpWebhookCaller",
     "event_payload",
-    "event_webhook_from_env",
     "hook_payload",
     "is_success",
 ]
@@ -102,12 +101,6 @@ def event_payload(
     merged["eventType"] = event.type.value
     merged["timestamp"] = str(now_ms)
     return hook_payload(canary, phase, checksum, merged)
-
-
-def event_webhook_from_env(environ: Mapping[str, str], flag: str | None = None) -> str | None:
-    """The global event webhook: ``EVENT_WEBHOOK_URL`` when set, else the flag value."""
-    value = environ.get("EVENT_WEBHOOK_URL", "").strip()
-    return value or (flag or "").strip() or None
 
 
 class HttpWebhookCaller:

@@ -29,7 +29,7 @@ from canary.ports import Kube
 if TYPE_CHECKING:
     from canary.controller.events import EventRecorder
     from canary.controller.metrics import Metrics
-    from canary.controller.operator import OperatorOptions
+    from canary.settings import Settings
 
 log = logging.getLogger("canary.notify")
 
@@ -71,29 +71,22 @@ class AlertProviderResolver:
         return ResolvedProvider.from_secret(provider, secret)
 
 
-def _flags(flags: dict[str, str]) -> GlobalNotifierConfig:
-    """`canary run --slack-*/--msteams-*` (the environment wins, as in Flagger)."""
-    return GlobalNotifierConfig(
-        slack_url=flags.get("slack_url", ""),
-        slack_token=flags.get("slack_token", ""),
-        slack_channel=flags.get("slack_channel", ""),
-        slack_user=flags.get("slack_user") or "canary-engine",
-        slack_proxy_url=flags.get("slack_proxy_url", ""),
-        msteams_url=flags.get("msteams_url", ""),
-        msteams_proxy_url=flags.get("msteams_proxy_url", ""),
-    )
-
-
 def build_notifier(
-    kube: Kube, options: OperatorOptions, events: EventRecorder, metrics: Metrics
+    kube: Kube, options: Settings, events: EventRecorder, metrics: Metrics
 ) -> NotificationDispatcher:
     async def on_failure(canary: Canary, alert: Alert, reason: str) -> None:
         await events.emit(canary, EmitEvent(EventType.WARNING, reason))
 
     return NotificationDispatcher(
         AlertProviderResolver(kube),
-        global_config=GlobalNotifierConfig.from_env(
-            options.environ, _flags(options.notifier_flags)
+        global_config=GlobalNotifierConfig(
+            slack_url=options.chat.slack_url,
+            slack_token=options.chat.slack_token,
+            slack_channel=options.chat.slack_channel,
+            slack_user=options.chat.slack_user or "canary-engine",
+            slack_proxy_url=options.chat.slack_proxy_url,
+            msteams_url=options.chat.msteams_url,
+            msteams_proxy_url=options.chat.msteams_proxy_url,
         ),
         cluster=options.cluster_name,
         on_failure=on_failure,

@@ -19,13 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import socket
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -33,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from canary.adapters.analysis import MetricAnalyzer
 from canary.adapters.cache import CachedKube
-from canary.adapters.kube import DEFAULT_BURST, DEFAULT_QPS, KubeClient, connect
+from canary.adapters.kube import KubeClient, connect
 from canary.adapters.routers import ServiceRouter, make_router
 from canary.adapters.webhooks import HttpWebhookCaller
 from canary.adapters.workloads import WorkloadOptions, Workloads
@@ -42,11 +38,12 @@ from canary.controller.gitops import GitOpsWiring
 from canary.controller.leader import AlwaysLeader, LeaderElector
 from canary.controller.metrics import Metrics
 from canary.controller.notify import build_notifier
-from canary.controller.reconcile import CanaryController, Settings
-from canary.controller.scheduler import DEFAULT_MAX_CONCURRENT, JobKind, Scheduler, generation
+from canary.controller.reconcile import CanaryController
+from canary.controller.scheduler import JobKind, Scheduler, generation
 from canary.errors import CanaryError
 from canary.model import API_GROUP, API_VERSION
 from canary.ports import Router
+from canary.settings import Settings
 
 log = logging.getLogger("canary.operator")
 
@@ -57,54 +54,12 @@ class OperatorError(CanaryError):
     """A reason the operator cannot start, meant for the person running it."""
 
 
-@dataclass
-class OperatorOptions:
-    namespace: str | None = None  # None: every namespace (or the list in ``namespaces``)
-    namespaces: tuple[str, ...] = ()
-    watch_label_selector: str | None = None  # sharding: only Canaries with matching labels
-    kube_api_qps: float = DEFAULT_QPS
-    kube_api_burst: int = DEFAULT_BURST
-    max_concurrent_passes: int = DEFAULT_MAX_CONCURRENT
-    kubeconfig: str | None = None
-    context: str | None = None
-    default_provider: str = "kubernetes"
-    metrics_server: str = "http://prometheus:9090"
-    listen_host: str = "0.0.0.0"
-    listen_port: int = 8080
-    leader_election: bool = False
-    leader_namespace: str | None = None
-    leader_election_id: str = "canary-engine-leader"  # the Lease's name (one per shard)
-    identity: str = field(default_factory=lambda: default_identity(os.environ))
-    cluster_name: str = ""
-    event_webhook: str | None = None
-    git_cache: Path = field(
-        default_factory=lambda: Path(os.environ.get("CANARY_GIT_CACHE", "/tmp/canary-engine/git"))
-    )
-    git_author_name: str = "canary-engine"
-    git_author_email: str = "canary-engine@users.noreply.local"
-    selector_labels: tuple[str, ...] = ("app", "name", "app.kubernetes.io/name")
-    include_label_prefixes: tuple[str, ...] = ("*",)
-    config_tracking: bool = True
-    ingress_annotations_prefix: str = "nginx.ingress.kubernetes.io"
-    lease_seconds: float = 15.0
-    lease_renew_seconds: float = 5.0
-    time_scale: float = 1.0  # demos and tests: every interval multiplied by this
-    notifier_flags: dict[str, str] = field(default_factory=dict)  # slack_url, msteams_url, ...
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+OperatorOptions = Settings  # the name the first versions used
 
 
-def watched_namespaces(options: OperatorOptions) -> tuple[str, ...] | None:
+def watched_namespaces(options: Settings) -> tuple[str, ...] | None:
     """The namespaces to watch, or None for all of them."""
-    chosen = tuple(
-        dict.fromkeys((*options.namespaces, *([options.namespace] if options.namespace else [])))
-    )
-    return chosen or None
-
-
-def default_identity(environ: Mapping[str, str]) -> str:
-    """Unique per process: two replicas on one host must not share a Lease identity."""
-    base = environ.get("POD_NAME") or socket.gethostname()
-    return f"{base}_{uuid.uuid4().hex[:8]}"
+    return options.watched_namespaces
 
 
 async def check_crds(kube: KubeClient) -> None:
@@ -135,11 +90,9 @@ class Runtime:
     ready: bool = False
 
 
-async def build_runtime(options: OperatorOptions, kube: CachedKube) -> Runtime:
+async def build_runtime(options: Settings, kube: CachedKube) -> Runtime:
     metrics = Metrics(provider=options.default_provider, version=_version())
-    webhooks = HttpWebhookCaller(
-        event_webhook_url=options.event_webhook or options.environ.get("EVENT_WEBHOOK_URL")
-    )
+    webhooks = HttpWebhookCaller(event_webhook_url=options.event_webhook)
 
     async def forward(canary: Any, event: Any) -> None:
         await webhooks.post_event(canary, event, "", "")
@@ -165,9 +118,7 @@ async def build_runtime(options: OperatorOptions, kube: CachedKube) -> Runtime:
     if options.leader_election:
         leader: LeaderElector | AlwaysLeader = LeaderElector(
             kube,
-            namespace=options.leader_namespace
-            or options.environ.get("POD_NAMESPACE")
-            or (watched_namespaces(options) or ("default",))[0],
+            namespace=options.leader_namespace or (options.watched_namespaces or ("default",))[0],
             name=options.leader_election_id,
             identity=options.identity,
             lease_seconds=options.lease_seconds,
@@ -197,9 +148,7 @@ async def build_runtime(options: OperatorOptions, kube: CachedKube) -> Runtime:
         events=events,
         leader=leader,
         metrics=metrics,
-        settings=Settings(
-            default_provider=options.default_provider, cluster_name=options.cluster_name
-        ),
+        settings=options,
     )
     gitops.leader = leader
     scheduler = Scheduler(
@@ -291,10 +240,8 @@ async def serve_health(runtime: Runtime, host: str, port: int) -> web.AppRunner:
     return runner
 
 
-async def run_operator(options: OperatorOptions, *, stop: asyncio.Event | None = None) -> None:
+async def run_operator(options: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM (or `stop` is set)."""
-    if options.kubeconfig:
-        os.environ["KUBECONFIG"] = options.kubeconfig
     client = await connect(
         options.kubeconfig,
         options.context,

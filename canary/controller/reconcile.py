@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -69,6 +68,7 @@ from canary.ports import (
     WebhookCaller,
     Workloads,
 )
+from canary.settings import Settings
 from canary.timestamps import format_time, parse_time
 
 log = logging.getLogger("canary.controller")
@@ -84,12 +84,6 @@ ACTION_RETRY_SECONDS = 10.0
 class Leader(Protocol):
     @property
     def is_leader(self) -> bool: ...
-
-
-@dataclass
-class Settings:
-    default_provider: str = "kubernetes"
-    cluster_name: str = ""
 
 
 def checksum(status: CanaryStatus) -> str:

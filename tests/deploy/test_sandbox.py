@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from canary.controller.operator import OperatorOptions, run_operator
+from canary.controller.operator import run_operator
+from canary.settings import Settings
 from kubesandbox import Sandbox, SandboxThread
 
 from .api_calls import WATCHED_NAMESPACE_CALLS
@@ -166,17 +167,15 @@ async def test_the_operator_stays_within_its_rbac(
         sb.apply_manifest(PODINFO)
         sb.apply_manifest(CANARY)
         kubeconfig = sb.write_kubeconfig(tmp_path / "controller.kubeconfig", user=USER)
-        # run_operator sets KUBECONFIG in the environment; monkeypatch undoes it afterwards.
-        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-        options = OperatorOptions(
-            namespace=WATCHED if overlay == "namespaced" else None,
+        options = Settings.from_environment(
+            {"POD_NAMESPACE": CONTROLLER_NAMESPACE, "POD_NAME": "canary-engine-0"},
+            namespaces=(WATCHED,) if overlay == "namespaced" else (),
             kubeconfig=str(kubeconfig),
             leader_election=True,
             listen_host="127.0.0.1",
             listen_port=0,
             identity="canary-engine-0",
             git_cache=tmp_path / "git",
-            environ={"POD_NAMESPACE": CONTROLLER_NAMESPACE, "POD_NAME": "canary-engine-0"},
         )
         stop = asyncio.Event()
         operator = asyncio.create_task(run_operator(options, stop=stop))

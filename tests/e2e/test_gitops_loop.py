@@ -144,8 +144,6 @@ def daemon(git_root: Path) -> Iterator[GitDaemon]:
         server.stop()
 
 
-
-
 # -- reading the cluster ------------------------------------------------------------------------
 
 

@@ -63,8 +63,6 @@ def canary(*, deadline: int = 60, iterations: int = 2) -> dict[str, Any]:
     }
 
 
-
-
 async def status(kube: KubeClient) -> dict[str, Any]:
     obj = await kube.get("canary.gitops.dev/v1beta1", "Canary", "podinfo", NS)
     return dict((obj or {}).get("status") or {})

@@ -65,7 +65,9 @@ def passes(op: OperatorProcess, name: str = "podinfo") -> int:
     """The operator's own count of passes for one Canary (its duration histogram)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{op.port}/metrics", timeout=5) as response:
         text = response.read().decode()
-    pattern = rf'canary_engine_canary_duration_seconds_count{{name="{name}",namespace="{NS}"}} (\S+)'
+    pattern = (
+        rf'canary_engine_canary_duration_seconds_count{{name="{name}",namespace="{NS}"}} (\S+)'
+    )
     match = re.search(pattern, text)
     return int(float(match.group(1))) if match else 0
 

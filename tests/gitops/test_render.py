@@ -248,6 +248,7 @@ class TestKustomization:
 
     async def test_the_build_leaves_nothing_behind_in_the_checkout(self, tmp_path: Path) -> None:
         write(tmp_path, OVERLAY_BASE)
+
         def listing() -> list[Path]:
             return sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
 

@@ -154,38 +154,6 @@ class TestGlobalNotifier:
     ) -> None:
         assert route(canary(), alert_of(AlertKind.STARTED), {}, config) == []
 
-    def test_environment_overrides_flags_when_not_empty(self) -> None:
-        flags = GlobalNotifierConfig(
-            slack_url="https://flag.example/a/b", slack_channel="flag-channel"
-        )
-        env = {
-            "SLACK_URL": "https://env.example/c/d",
-            "SLACK_TOKEN": "tok",
-            "SLACK_CHANNEL": "",
-            "SLACK_USER": "bot",
-            "SLACK_PROXY_URL": "http://proxy.example:3128",
-            "MSTEAMS_PROXY_URL": " ",
-        }
-        config = GlobalNotifierConfig.from_env(env, flags)
-        assert config.slack_url == "https://env.example/c/d"
-        assert config.slack_channel == "flag-channel"  # empty variables do not erase flags
-        assert config.slack_user == "bot"
-        resolved = config.provider()
-        assert resolved is not None
-        assert (resolved.address, resolved.token, resolved.proxy) == (
-            "https://env.example/c/d",
-            "tok",
-            "http://proxy.example:3128",
-        )
-
-    def test_msteams_from_environment(self) -> None:
-        config = GlobalNotifierConfig.from_env(
-            {"MSTEAMS_URL": "https://t.example/w", "MSTEAMS_PROXY_URL": "http://p:1"}
-        )
-        resolved = config.provider()
-        assert resolved is not None
-        assert (resolved.type, resolved.proxy) == ("msteams", "http://p:1")
-
     def test_repr_hides_urls_and_token(self) -> None:
         config = GlobalNotifierConfig(
             slack_url="https://hooks.slack.com/services/SEC/RET/X", slack_token="tok-secret"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from canary.adapters.webhooks import HttpWebhookCaller, event_webhook_from_env, is_success
+from canary.adapters.webhooks import HttpWebhookCaller, is_success
 from canary.core.actions import EmitEvent, EventType
 from canary.model.canary import HookType, WebhookSpec
 from tests.http_fixtures import RecordingServer, Reply
@@ -270,16 +270,6 @@ class TestEvents:
             )
         assert "event webhook events for podinfo.test failed" in caplog.text
         assert "EVENTSECRET" not in caplog.text
-
-    def test_event_webhook_url_from_environment_wins(self) -> None:
-        assert (
-            event_webhook_from_env({"EVENT_WEBHOOK_URL": "http://env/x"}, "http://flag/y")
-            == "http://env/x"
-        )
-        assert (
-            event_webhook_from_env({"EVENT_WEBHOOK_URL": " "}, "http://flag/y") == "http://flag/y"
-        )
-        assert event_webhook_from_env({}, None) is None
 
 
 class TestSecrets:

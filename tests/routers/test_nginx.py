@@ -137,7 +137,9 @@ class TestCanaryIngressObject:
     def test_matches_nginx_cannot_express_are_refused(
         self, match: list[dict[str, Any]], field: str
     ) -> None:
-        canary = make_canary("nginx", analysis={**AB, "match": match}, ingressRef=REF, validate=False)
+        canary = make_canary(
+            "nginx", analysis={**AB, "match": match}, ingressRef=REF, validate=False
+        )
         with pytest.raises(RouterError) as err:
             ingress.canary_ingress(canary, make_ingress(), None, Routes(0, 100))
         assert err.value.field == field

@@ -12,7 +12,7 @@ The façade below is the public API; the controller needs only:
 * `ResolvedProvider.from_secret(provider, secret_data)` to apply a Secret,
 * `validate_provider(resolved)` / `validate_template(text)` to report a bad
   AlertProvider at its field path,
-* `GlobalNotifierConfig.from_env(os.environ, flags)` for the global notifier,
+* `GlobalNotifierConfig(...)` for the global notifier (filled from `canary.settings`),
 * `NotificationDispatcher(resolve, ...)`, which implements `canary.ports.Notifier`,
 * `PrometheusNotificationMetrics(registry)` for the counters.
 """

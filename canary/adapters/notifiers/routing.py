@@ -20,8 +20,7 @@ same AlertProvider produce one delivery, not two.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
 
 from canary.adapters.notifiers.base import ResolvedProvider
 from canary.core.actions import Alert
@@ -61,27 +60,6 @@ class GlobalNotifierConfig:
     msteams_url: str = field(default="", repr=False)
     msteams_proxy_url: str = field(default="", repr=False)
     timeout_seconds: float = 5.0
-
-    _ENV: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("slack_url", "SLACK_URL"),
-        ("slack_token", "SLACK_TOKEN"),
-        ("slack_channel", "SLACK_CHANNEL"),
-        ("slack_user", "SLACK_USER"),
-        ("slack_proxy_url", "SLACK_PROXY_URL"),
-        ("msteams_url", "MSTEAMS_URL"),
-        ("msteams_proxy_url", "MSTEAMS_PROXY_URL"),
-    )
-
-    @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str], flags: GlobalNotifierConfig | None = None
-    ) -> GlobalNotifierConfig:
-        """Flag values overridden by non-empty environment variables (Flagger's ``fromEnv``)."""
-        base = flags or cls()
-        changes: dict[str, Any] = {
-            attr: environ[var].strip() for attr, var in cls._ENV if environ.get(var, "").strip()
-        }
-        return replace(base, **changes)
 
     @property
     def enabled(self) -> bool:
