@@ -25,6 +25,8 @@ The tree (each module keeps its own classes; they hang here)::
      ├── ManifestError, KustomizeError, ImagePolicyError,
      │   CredentialsError, GitSourceSpecError,
      │   KubeApplyError, Unattributable                  the GitOps adapters
+     ├── UndefinedTransition                              canary.core.phases: a phase change
+     │                                                    the table does not allow (a bug)
      ├── PromtoolError                                    canary lint's PromQL check
      └── OperatorError                                    canary run cannot start
 

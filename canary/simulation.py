@@ -5,9 +5,10 @@ and the canary are ready, what each metric measures, how each webhook answers,
 when a new revision is committed, which commands a person gives. The simulator
 plays the cluster: it applies the core's actions (routes, scaling, promotion)
 to a small model of the workloads, answers the core's requests from the
-scenario, and records one row per tick. The decisions are made by
-`canary.core.step` itself, so what `simulate` shows is what the controller would
-do; metric values are judged by the same threshold judge the controller uses.
+scenario, and records one row per tick. The decisions are made by the core
+itself (`canary.core.drive`, the loop the controller runs too), so what `simulate`
+shows is what the controller would do; metric values are judged by the same
+threshold judge the controller uses.
 
 The scenario format and the JSON output are documented in docs/simulate.md and
 kept stable: other tools read them.
@@ -24,6 +25,7 @@ from typing import Any
 from analysis import judge_threshold
 from canary.core import (
     AnalysisRequest,
+    Answer,
     CallHooks,
     Decision,
     EmitEvent,
@@ -37,6 +39,7 @@ from canary.core import (
     Promote,
     Readiness,
     ReconcileRouter,
+    Request,
     RevertAnswer,
     RevertRequest,
     RevertResultKind,
@@ -47,9 +50,10 @@ from canary.core import (
     SendAlert,
     SetRoutes,
     TargetObservation,
-    step,
+    drive,
+    run_now,
 )
-from canary.model import CanaryStatus, Commands, MetricSpec, parse_canary
+from canary.model import Canary, CanaryStatus, Commands, MetricSpec, parse_canary
 from canary.model.errors import SpecError, SpecIssue
 from canary.timestamps import format_time
 
@@ -57,7 +61,6 @@ DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 READINESS_WORDS = {"ready", "not-ready", "failed"}
 HOOK_WORDS = {"pass", "fail"}
 REVERT_WORDS = {"reverted", "already", "superseded", "failed"}
-MAX_REQUESTS_PER_TICK = 200
 
 
 # --------------------------------------------------------------------------- scenario
@@ -194,24 +197,44 @@ def parse_scenario(doc: Any) -> Scenario:
             SpecIssue("ticks", f"expected a number of ticks between 1 and 10000, got {ticks!r}")
         )
         ticks = 30
-    start = DEFAULT_START
-    if "start" in doc:
-        raw_start = doc["start"]
-        try:
-            start = (
-                raw_start
-                if isinstance(raw_start, datetime)
-                else datetime.fromisoformat(str(raw_start).replace("Z", "+00:00"))
-            )
-            if start.tzinfo is None:
-                start = start.replace(tzinfo=UTC)
-        except ValueError:
-            issues.append(
-                SpecIssue(
-                    "start", f"expected an ISO time like 2026-01-01T00:00:00Z, got {raw_start!r}"
-                )
-            )
+    start = _start(doc, issues)
     defaults = _moment(doc.get("defaults") or {}, "defaults", issues)
+    steps = _steps(doc, ticks, issues)
+    revision = str(doc.get("revision") or "main@sha1:1111111")
+    if issues:
+        raise SpecError(issues)
+    return Scenario(
+        name=str(doc.get("name") or "scenario"),
+        ticks=ticks,
+        start=start,
+        defaults=defaults,
+        revision=revision,
+        steps=tuple(steps),
+    )
+
+
+def _start(doc: Mapping[str, Any], issues: list[SpecIssue]) -> datetime:
+    if "start" not in doc:
+        return DEFAULT_START
+    raw_start = doc["start"]
+    try:
+        start = (
+            raw_start
+            if isinstance(raw_start, datetime)
+            else datetime.fromisoformat(str(raw_start).replace("Z", "+00:00"))
+        )
+    except ValueError:
+        issues.append(
+            SpecIssue("start", f"expected an ISO time like 2026-01-01T00:00:00Z, got {raw_start!r}")
+        )
+        return DEFAULT_START
+    return start.replace(tzinfo=UTC) if start.tzinfo is None else start
+
+
+def _steps(
+    doc: Mapping[str, Any], ticks: int, issues: list[SpecIssue]
+) -> list[tuple[int, int, Moment]]:
+    """The ``steps`` list as (from, to, moment), inclusive; a bad step is an issue."""
     steps: list[tuple[int, int, Moment]] = []
     raw_steps = doc.get("steps") or []
     if not isinstance(raw_steps, list):
@@ -236,17 +259,7 @@ def parse_scenario(doc: Any) -> Scenario:
             continue
         body = {k: v for k, v in raw.items() if k not in ("at", "from", "to", "note")}
         steps.append((first, last, _moment(body, path, issues)))
-    revision = str(doc.get("revision") or "main@sha1:1111111")
-    if issues:
-        raise SpecError(issues)
-    return Scenario(
-        name=str(doc.get("name") or "scenario"),
-        ticks=ticks,
-        start=start,
-        defaults=defaults,
-        revision=revision,
-        steps=tuple(steps),
-    )
+    return steps
 
 
 # --------------------------------------------------------------------------- world
@@ -355,7 +368,7 @@ def judge_metric(metric: MetricSpec, raw: Any) -> MetricResult:
         bounds.append(f"<= {result.max:g}")
     return MetricResult(
         metric.name,
-        Outcome(result.outcome.value),
+        result.outcome,
         result.summary,
         value=result.value,
         threshold=" and ".join(bounds),
@@ -434,38 +447,16 @@ def simulate(canary_doc: Mapping[str, Any], scenario: Scenario) -> list[TickReco
             commands=commands,
             generation=1,
         )
-        asked: list[str] = []
-        metrics: tuple[MetricResult, ...] = ()
-        decision = step(canary, status, obs)
-        for _ in range(MAX_REQUESTS_PER_TICK):
-            if decision.final:
-                break
-            for request in decision.requests:
-                if isinstance(request, HookRequest):
-                    asked.append(f"{request.type.value}/{request.hook}")
-                    ok = moment.hooks.get(request.hook, "pass") == "pass"
-                    obs = obs.with_answer(
-                        request, HookAnswer(ok, "" if ok else "gate closed (scripted)")
-                    )
-                elif isinstance(request, AnalysisRequest):
-                    analysis = canary.spec.analysis_or_default
-                    metrics = tuple(
-                        judge_metric(m, moment.metrics.get(m.name, "nodata"))
-                        for m in analysis.metrics
-                    )
-                    obs = obs.with_answer(request, metrics)
-                elif isinstance(request, RevertRequest):
-                    obs = obs.with_answer(request, _revert_answer(moment.git, request, world))
-            decision = step(canary, status, obs)
-        else:  # pragma: no cover - a core bug, not a scenario error
-            raise RuntimeError(f"tick {tick}: the core kept asking for answers")
+        answers = _ScriptedAnswers(canary, moment, world)
+        decision = run_now(drive(canary, status, obs, answers))
+        asked = answers.asked
         for effect in decision.effects:
             if isinstance(effect, CallHooks):
                 analysis = canary.spec.analysis_or_default
                 asked.extend(f"{effect.type.value}/{h.name}" for h in analysis.hooks(effect.type))
         _apply(decision, world, moment)
         status = decision.status
-        records.append(TickRecord(tick, now, decision, world.routes, tuple(asked), metrics))
+        records.append(TickRecord(tick, now, decision, world.routes, tuple(asked), answers.metrics))
         delay = (
             decision.requeue_after
             if decision.requeue_after is not None
@@ -473,6 +464,31 @@ def simulate(canary_doc: Mapping[str, Any], scenario: Scenario) -> list[TickReco
         )
         now = now + timedelta(seconds=max(delay, 1.0))
     return records
+
+
+@dataclass
+class _ScriptedAnswers:
+    """The scenario answering one tick's requests, keeping what the tick asked for the
+    record: the hooks called and the metric verdicts."""
+
+    canary: Canary
+    moment: Moment
+    world: World
+    asked: list[str] = field(default_factory=list)
+    metrics: tuple[MetricResult, ...] = ()
+
+    async def __call__(self, request: Request) -> Answer:
+        if isinstance(request, HookRequest):
+            self.asked.append(f"{request.type.value}/{request.hook}")
+            ok = self.moment.hooks.get(request.hook, "pass") == "pass"
+            return HookAnswer(ok, "" if ok else "gate closed (scripted)")
+        if isinstance(request, AnalysisRequest):
+            analysis = self.canary.spec.analysis_or_default
+            self.metrics = tuple(
+                judge_metric(m, self.moment.metrics.get(m.name, "nodata")) for m in analysis.metrics
+            )
+            return self.metrics
+        return _revert_answer(self.moment.git, request, self.world)
 
 
 def _command_key(key: str) -> str:

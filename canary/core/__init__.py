@@ -1,8 +1,12 @@
 """The pure core: the canary state machine and its data.
 
-`step(canary, status, observations) -> Decision` is the whole decision logic. It
-performs no I/O, uses no clock and imports no framework (import-linter enforces
-this), so it can be tested with tables and properties and replayed offline.
+One tick is one `Decision` from a Canary, its status and the observations: `drive` runs
+the tick, asking an answer function for the facts it needs on the way (the controller
+calls webhooks and Prometheus there; `run_now` runs it without an event loop when the
+answers are at hand), and `step` replays a tick from observations that carry the
+answers. The core performs no I/O, uses no clock and imports no framework
+(import-linter enforces this), so it can be tested with tables and properties and
+replayed offline. Its phases and their transitions are one table, `canary.core.phases`.
 """
 
 from canary.core.actions import (
@@ -27,9 +31,10 @@ from canary.core.actions import (
     SendAlert,
     SetRoutes,
 )
-from canary.core.machine import effective_analysis, step
+from canary.core.machine import AnswerFunction, drive, effective_analysis, run_now, step
 from canary.core.observations import (
     AnalysisRequest,
+    Answer,
     HookAnswer,
     HookRequest,
     MetricResult,
@@ -45,12 +50,16 @@ from canary.core.observations import (
     Routes,
     TargetObservation,
 )
+from canary.core.phases import TRANSITIONS, Trigger, UndefinedTransition, transition
 
 __all__ = [
+    "TRANSITIONS",
     "Action",
     "Alert",
     "AlertKind",
     "AnalysisRequest",
+    "Answer",
+    "AnswerFunction",
     "CallHooks",
     "Decision",
     "Effect",
@@ -82,6 +91,11 @@ __all__ = [
     "SendAlert",
     "SetRoutes",
     "TargetObservation",
+    "Trigger",
+    "UndefinedTransition",
+    "drive",
     "effective_analysis",
+    "run_now",
     "step",
+    "transition",
 ]

@@ -185,10 +185,11 @@ Effect = EmitEvent | SendAlert | CallHooks
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The outcome of one `step`.
+    """The outcome of one tick.
 
-    If ``requests`` is non-empty the decision is not final: the shell answers
-    the requests and calls `step` again; ``actions`` and ``effects`` are empty.
+    `drive` always returns a final decision. Only `step`, which answers from the
+    observations alone, returns one that is not: ``requests`` then names the
+    answer it lacks, and ``actions`` and ``effects`` are empty.
     ``requeue_after`` asks for the next pass sooner than the analysis interval
     (seconds), e.g. to follow a primary rollout or to revert Git right after a
     rollback.

@@ -8,9 +8,9 @@ target came from, and the commands on the Canary.
 
 Some facts are expensive or have side effects (calling a gate webhook, running
 the metric queries, committing a Git revert). The core asks for those with
-`Request`s in its `Decision` and the shell answers them in `answers`; `step` is
-then called again with the answers added. Each call stays a pure function, and a
-tick can be replayed from its final observations (`canary simulate`).
+`Request`s and the shell answers each with an `Answer` (`canary.core.drive` feeds
+them to the tick as it runs). ``answers`` holds answers known in advance: a tick
+can be replayed from its final observations, and `step` answers only from there.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+# The outcome of one metric check is analysis's own enum (its pure part, no numpy):
+# a verdict's outcome is a MetricResult's outcome, with no translation between them.
+from analysis.spec import Outcome as Outcome
 from canary.model.canary import HookType
 from canary.model.commands import Commands
 
@@ -86,16 +89,6 @@ class Revision:
     revision: str  # e.g. "main@sha1:0123abc..." or a bare commit sha
     source: str = ""  # e.g. "GitSource default/apps", "Kustomization flux-system/apps"
     leads: bool = False
-
-
-class Outcome(StrEnum):
-    """Outcome of one metric check (the values `analysis` verdicts use)."""
-
-    PASS = "Pass"
-    FAIL = "Fail"
-    INCONCLUSIVE = "Inconclusive"
-    NODATA = "NoData"
-    ERROR = "Error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +165,7 @@ class RevertAnswer:
 
 
 Request = HookRequest | AnalysisRequest | RevertRequest
+Answer = HookAnswer | tuple[MetricResult, ...] | RevertAnswer
 
 
 def request_key(request: Request) -> str:
@@ -193,16 +187,12 @@ class Observations:
     commands: Commands = field(default_factory=Commands)
     deleting: bool = False
     generation: int = 0
-    answers: Mapping[str, HookAnswer | tuple[MetricResult, ...] | RevertAnswer] = field(
-        default_factory=dict
-    )
+    answers: Mapping[str, Answer] = field(default_factory=dict)
 
-    def answer(self, request: Request) -> Any:
+    def answer(self, request: Request) -> Answer | None:
         return self.answers.get(request_key(request))
 
-    def with_answer(
-        self, request: Request, answer: HookAnswer | tuple[MetricResult, ...] | RevertAnswer
-    ) -> Observations:
+    def with_answer(self, request: Request, answer: Answer) -> Observations:
         merged = dict(self.answers)
         merged[request_key(request)] = answer
         return replace(self, answers=merged)

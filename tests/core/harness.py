@@ -1,4 +1,4 @@
-"""A simulated world for the pure core, and a tick loop that drives `step` in it.
+"""A simulated world for the pure core, and a tick loop that drives the core in it.
 
 The harness plays the imperative shell in miniature, with no I/O at all:
 
@@ -10,11 +10,13 @@ The harness plays the imperative shell in miniature, with no I/O at all:
 * `Script` says how the world answers, per tick: metric outcomes, hook answers
   per hook name, canary/primary readiness, Git revert outcomes, and arbitrary
   changes to the world before a tick (a new template, an annotation, ...).
-* `run` loops: observe → `step` → answer the requests → `step` again until the
-  decision is final → apply its actions → next tick at ``now + interval`` (or
+* `run` loops: observe → `drive` the tick, answering its requests from the
+  script → apply its actions → next tick at ``now + interval`` (or
   ``now + requeue_after`` when the decision asks for it). Every tick is kept as
   a `TickRecord` (phase, routes, counters, actions, Events, alerts and every
-  request asked), so tests can assert tick counts and hook call counts.
+  request asked), so tests can assert tick counts and hook call counts. Each
+  tick is then replayed with `step` from its final observations, which must
+  give the same decision (the core is deterministic).
 
 Ticks are numbered from 1. By default `run` first initializes the canary (the
 ticks until ``Initialized``, kept in `RunResult.init`), then changes the target
@@ -37,6 +39,7 @@ from canary.core import (
     Action,
     Alert,
     AnalysisRequest,
+    Answer,
     CallHooks,
     Decision,
     EnsurePrimary,
@@ -60,12 +63,13 @@ from canary.core import (
     ScaleTarget,
     SetRoutes,
     TargetObservation,
+    drive,
+    run_now,
     step,
 )
 from canary.model import Canary, CanaryStatus, Commands, HookType, Phase, parse_canary
 
 NOW0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-MAX_STEPS_PER_TICK = 64
 
 # ------------------------------------------------------------------ building canaries
 
@@ -301,7 +305,7 @@ class TickRecord:
     observations: Observations  # the final ones, answers included
     requests: tuple[Request, ...]  # every request asked, in order
     routes: Routes | None  # the routing object after the actions ran
-    steps: int  # calls of `step` this tick
+    steps: int  # times the tick was resumed: once to start, once per answer
 
     @property
     def status(self) -> CanaryStatus:
@@ -427,26 +431,32 @@ def decide(
     script: Script,
     tick: int,
 ) -> tuple[Decision, Observations, tuple[Request, ...], int]:
-    """One tick's request loop: step, answer, step again until final."""
+    """One tick, driven by `canary.core.drive` with the script's answers.
+
+    Returns the decision, the observations with every answer added (so the tick can be
+    replayed with `step`), the requests in the order asked, and how many times the tick
+    was resumed (once to start, once per answer).
+    """
     asked: list[Request] = []
-    for steps in range(1, MAX_STEPS_PER_TICK + 1):
-        decision = step(canary, status, obs)
-        if decision.final:
-            return decision, obs, tuple(asked), steps
-        assert not decision.actions and not decision.effects, "a non-final decision must not act"
-        assert decision.status == status, "a non-final decision must not change the status"
-        for request in decision.requests:
-            assert request not in asked, f"request asked twice in one tick: {request}"
-            asked.append(request)
-            answer: HookAnswer | tuple[MetricResult, ...] | RevertAnswer
-            if isinstance(request, HookRequest):
-                answer = script.hook_answer(request, tick)
-            elif isinstance(request, AnalysisRequest):
-                answer = script.metric_answer(request, tick)
-            else:
-                answer = script.revert_answer(request, tick)
-            obs = obs.with_answer(request, answer)
-    raise AssertionError(f"tick {tick}: no final decision after {MAX_STEPS_PER_TICK} steps")
+    answered = obs
+
+    async def answer(request: Request) -> Answer:
+        nonlocal answered
+        assert request not in asked, f"request asked twice in one tick: {request}"
+        asked.append(request)
+        given: Answer
+        if isinstance(request, HookRequest):
+            given = script.hook_answer(request, tick)
+        elif isinstance(request, AnalysisRequest):
+            given = script.metric_answer(request, tick)
+        else:
+            given = script.revert_answer(request, tick)
+        answered = answered.with_answer(request, given)
+        return given
+
+    decision = run_now(drive(canary, status, obs, answer))
+    assert decision.final, "drive returned a decision that still asks"
+    return decision, answered, tuple(asked), len(asked) + 1
 
 
 class Clock:
@@ -484,6 +494,13 @@ def _tick(
     if check_determinism:
         again = step(canary, status, final_obs)
         assert again == decision, f"tick {tick}: the same inputs gave another decision"
+        unanswered = step(canary, status, obs)
+        if asked:
+            assert unanswered == Decision(status=status, requests=asked[:1]), (
+                f"tick {tick}: without answers, step must ask the first question"
+            )
+        else:
+            assert unanswered == decision
     for action in decision.actions:
         world.apply(action)
     record = TickRecord(
