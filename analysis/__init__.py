@@ -4,29 +4,38 @@ This package is independent of the controller (it never imports ``canary``)
 so it can be tested, benchmarked and replayed on its own.  Its whole public
 surface is re-exported here; the ``_private`` modules behind it may change.
 
+It has two parts.  The pure part (:mod:`analysis.spec`, implemented in
+``analysis._spec``) holds the specs, their parsers, the query templates, the
+:class:`Outcome` enum and the errors: no I/O, no numpy.  ``canary.model`` parses
+every metric of a Canary with it and ``canary.core`` shares its ``Outcome``;
+the import contracts in pyproject.toml allow them nothing else of ``analysis``.
+The rest judges (``_threshold``, ``_compare`` and ``_stats`` with numpy) and
+fetches (``_providers``, ``_prometheus`` with httpx, ``_evaluate`` with asyncio).
+
 Typical use by the controller, once per metric per tick::
 
-    check = metric_check_from_spec(entry, path="spec.analysis.metrics[0]",
-                                   template_query=template_spec_query)
-    provider = make_provider(provider_config_from_spec(template_provider, secret=data))
-    verdict = await evaluate(check, ctx, provider, now=now, previous=last_status)
+    check = canary_metric.check                  # parse_metric(), run by the Canary parser
+    check = check.with_template_query(template.query)      # if it has a templateRef
+    config = provider_config(template.provider, secret=data)  # a parsed ProviderSpec
+    verdict = await evaluate(check, ctx, make_provider(config), now=now, previous=last_status)
     status_entry = verdict.to_status()       # JSON-able, includes the sequential state
     event_text = verdict.summary             # "success rate 97.2% (primary 99.6%, n=1,840), ..."
 
 See docs/analysis.md for the ``compare`` field reference and the judges.
 
-The I/O parts (``evaluate``, ``PrometheusProvider``, which pull in asyncio and
-httpx) are loaded on first use, so pure callers such as a spec parser can
-import ``analysis`` without them (and without breaking their import
-contracts).  Type checkers see them through the ``TYPE_CHECKING`` imports below.
+The numeric and I/O parts (the compare judge with numpy, ``evaluate`` with
+asyncio, ``PrometheusProvider`` with httpx) are loaded on first use, so pure
+callers can import ``analysis`` and ``analysis.spec`` without them (importing
+``analysis.spec`` runs this file too).  Type checkers see them through the
+``TYPE_CHECKING`` imports below.
 """
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
 from analysis._builtin import BuiltinQueries, builtin_queries, observer_for
-from analysis._compare import CompareResult, Window, add_histograms, add_window, decide, new_state
-from analysis._errors import (
+from analysis._providers import Bucket, MetricProvider, make_provider
+from analysis._spec.errors import (
     AnalysisError,
     HTTPStatusError,
     MultipleSeriesError,
@@ -37,43 +46,57 @@ from analysis._errors import (
     QueryError,
     QueryTimeoutError,
     SpecError,
+    SpecErrors,
     TemplateError,
     UnknownProviderError,
 )
-from analysis._model import (
+from analysis._threshold import ThresholdResult, judge_threshold
+from analysis._verdict import Comparison, SequentialState, Verdict
+from analysis.spec import (
     BUILTIN_METRICS,
-    CompareSpec,
-    CompareTest,
-    Comparison,
-    MetricCheck,
-    MetricKind,
-    OnMaxInconclusive,
-    Outcome,
-    QueryContext,
-    SequentialState,
-    Verdict,
-    metric_check_from_spec,
-    parse_compare,
-)
-from analysis._providers import (
     DEFAULT_PROMETHEUS_ADDRESS,
     DEFAULT_TIMEOUT_SECONDS,
     NOT_SUPPORTED_PROVIDER_TYPES,
     SUPPORTED_PROVIDER_TYPES,
-    Bucket,
-    MetricProvider,
+    CompareSpec,
+    CompareTest,
+    MetricCheck,
+    MetricKind,
+    OnMaxInconclusive,
+    Outcome,
     ProviderConfig,
-    make_provider,
+    ProviderSpec,
+    QueryContext,
+    escape_regex,
+    escape_string,
+    metric_check_from_spec,
+    parse_compare,
+    parse_metric,
+    parse_provider_spec,
+    provider_config,
     provider_config_from_spec,
+    render_query,
 )
-from analysis._templates import escape_regex, escape_string, render_query
-from analysis._threshold import ThresholdResult, judge_threshold
 
 if TYPE_CHECKING:
+    from analysis._compare import (
+        CompareResult,
+        Window,
+        add_histograms,
+        add_window,
+        decide,
+        new_state,
+    )
     from analysis._evaluate import MIN_WINDOW_SECONDS, evaluate, interval_seconds
     from analysis._prometheus import PrometheusProvider
 
 _LAZY = {
+    "CompareResult": "analysis._compare",
+    "Window": "analysis._compare",
+    "add_histograms": "analysis._compare",
+    "add_window": "analysis._compare",
+    "decide": "analysis._compare",
+    "new_state": "analysis._compare",
     "MIN_WINDOW_SECONDS": "analysis._evaluate",
     "evaluate": "analysis._evaluate",
     "interval_seconds": "analysis._evaluate",
@@ -82,7 +105,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    """Load the I/O parts of the façade on first use (PEP 562)."""
+    """Load the numeric and I/O parts of the façade on first use (PEP 562)."""
     if name not in _LAZY:
         raise AttributeError(f"module 'analysis' has no attribute {name!r}")
     value = getattr(importlib.import_module(_LAZY[name]), name)
@@ -116,12 +139,14 @@ __all__ = [
     "PrometheusProvider",
     "ProviderConfig",
     "ProviderNotSupportedError",
+    "ProviderSpec",
     "ProviderUnavailableError",
     "QueryContext",
     "QueryError",
     "QueryTimeoutError",
     "SequentialState",
     "SpecError",
+    "SpecErrors",
     "TemplateError",
     "ThresholdResult",
     "UnknownProviderError",
@@ -141,6 +166,9 @@ __all__ = [
     "new_state",
     "observer_for",
     "parse_compare",
+    "parse_metric",
+    "parse_provider_spec",
+    "provider_config",
     "provider_config_from_spec",
     "render_query",
 ]

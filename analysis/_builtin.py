@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analysis._errors import ProviderNotSupportedError, UnknownProviderError
-from analysis._model import REQUEST_DURATION, REQUEST_SUCCESS_RATE, QueryContext
-from analysis._templates import render_query
+from analysis._spec.errors import ProviderNotSupportedError, UnknownProviderError
+from analysis._spec.templates import QueryContext, render_query
+from analysis._spec.vocabulary import REQUEST_DURATION, REQUEST_SUCCESS_RATE
 
 __all__ = ["BuiltinQueries", "builtin_queries", "observer_for"]
 

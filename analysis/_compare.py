@@ -28,17 +28,15 @@ from datetime import datetime
 
 import numpy as np
 
-from analysis._model import (
+from analysis._providers import Bucket
+from analysis._spec.compare import CompareSpec
+from analysis._spec.vocabulary import (
     REQUEST_DURATION,
     REQUEST_SUCCESS_RATE,
-    CompareSpec,
     CompareTest,
-    Comparison,
     OnMaxInconclusive,
     Outcome,
-    SequentialState,
 )
-from analysis._providers import Bucket
 from analysis._stats import (
     RATIO_GRID,
     histogram_quantile,
@@ -46,6 +44,7 @@ from analysis._stats import (
     stratum_log_lr,
 )
 from analysis._threshold import format_value
+from analysis._verdict import Comparison, SequentialState
 
 __all__ = [
     "CompareResult",
@@ -183,6 +182,23 @@ def _p(p: float) -> str:
     return f"p={p:.2g}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Values:
+    """What the two sides measured, and how the sentence shows it.
+
+    ``canary``/``primary`` are the compared values (error rate in %, or the
+    latency quantile in ms); ``shown_*`` are what the sentence quotes, which for
+    ``request-success-rate`` is the success rate, as in Flagger's messages.
+    """
+
+    label: str
+    unit: str
+    canary: float | None
+    primary: float | None
+    shown_canary: float | None
+    shown_primary: float | None
+
+
 def decide(
     spec: CompareSpec,
     state: SequentialState,
@@ -191,114 +207,151 @@ def decide(
     buckets_to_ms: float = 1.0,
 ) -> CompareResult:
     """Decide from the accumulated evidence; also updates the inconclusive counter."""
-    n_c, n_p = state.canary_requests, state.primary_requests
     log_lambda = mixture_log_lambda(state.log_lr)
-    max_log_lambda = max(state.max_log_lambda, log_lambda)
     p_value = min(1.0, math.exp(-log_lambda))
-    lr = math.exp(min(log_lambda, 700.0))
-    enough = n_c >= spec.min_sample_size and n_p >= spec.min_sample_size
-    min_diff = spec.effective_min_difference
-
     if spec.test is CompareTest.ERROR_RATE:
-        c_val = 100.0 * state.canary_events / n_c if n_c > 0 else None
-        p_val = 100.0 * state.primary_events / n_p if n_p > 0 else None
-        unit = "%"
-        if metric == REQUEST_SUCCESS_RATE:
-            label = "success rate"
-            shown_c = None if c_val is None else 100.0 - c_val
-            shown_p = None if p_val is None else 100.0 - p_val
-        else:
-            label = f"{metric} error rate"
-            shown_c, shown_p = c_val, p_val
+        values = _error_rate_values(state, metric)
     else:
-        unit = "ms"
-        les = list(state.hist_le)
-        c_val = (
-            histogram_quantile(spec.quantile, les, list(state.canary_hist)) * buckets_to_ms
-            if les
-            else None
-        )
-        p_val = (
-            histogram_quantile(spec.quantile, les, list(state.primary_hist)) * buckets_to_ms
-            if les
-            else None
-        )
-        c_val = None if c_val is None or math.isnan(c_val) else c_val
-        p_val = None if p_val is None or math.isnan(p_val) else p_val
-        qname = f"p{spec.quantile * 100:g}"
-        label = f"request duration {qname}" if metric == REQUEST_DURATION else f"{metric} {qname}"
-        shown_c, shown_p = c_val, p_val
+        values = _latency_values(spec, state, metric, buckets_to_ms)
+    comparison = _comparison(spec, state, values, p_value=p_value, log_lambda=log_lambda)
+    head = _headline(values, state.canary_requests)
+    state = replace(state, max_log_lambda=max(state.max_log_lambda, log_lambda))
+    smaller_side = min(state.canary_requests, state.primary_requests)
+    if smaller_side < spec.min_sample_size:
+        return _too_little_data(spec, state, comparison, head, values)
+    state = replace(state, inconclusive=0)
+    return _judged(spec, state, comparison, head, values, log_lambda=log_lambda, p_value=p_value)
 
-    difference = None if c_val is None or p_val is None else c_val - p_val
-    if c_val is None or p_val is None:
-        ratio = None
-    elif p_val > 0:
-        ratio = c_val / p_val
-    else:
-        ratio = math.inf if c_val > 0 else 1.0
 
-    comparison = Comparison(
+def _error_rate_values(state: SequentialState, metric: str) -> _Values:
+    n_c, n_p = state.canary_requests, state.primary_requests
+    c_val = 100.0 * state.canary_events / n_c if n_c > 0 else None
+    p_val = 100.0 * state.primary_events / n_p if n_p > 0 else None
+    if metric == REQUEST_SUCCESS_RATE:
+        return _Values(
+            "success rate",
+            "%",
+            c_val,
+            p_val,
+            None if c_val is None else 100.0 - c_val,
+            None if p_val is None else 100.0 - p_val,
+        )
+    return _Values(f"{metric} error rate", "%", c_val, p_val, c_val, p_val)
+
+
+def _latency_values(
+    spec: CompareSpec, state: SequentialState, metric: str, buckets_to_ms: float
+) -> _Values:
+    les = list(state.hist_le)
+
+    def quantile_ms(hist: tuple[float, ...]) -> float | None:
+        if not les:
+            return None
+        value = histogram_quantile(spec.quantile, les, list(hist)) * buckets_to_ms
+        return None if math.isnan(value) else value
+
+    c_val = quantile_ms(state.canary_hist)
+    p_val = quantile_ms(state.primary_hist)
+    qname = f"p{spec.quantile * 100:g}"
+    label = f"request duration {qname}" if metric == REQUEST_DURATION else f"{metric} {qname}"
+    return _Values(label, "ms", c_val, p_val, c_val, p_val)
+
+
+def _difference_and_ratio(
+    canary: float | None, primary: float | None
+) -> tuple[float | None, float | None]:
+    if canary is None or primary is None:
+        return None, None
+    if primary > 0:
+        return canary - primary, canary / primary
+    return canary - primary, (math.inf if canary > 0 else 1.0)
+
+
+def _comparison(
+    spec: CompareSpec,
+    state: SequentialState,
+    values: _Values,
+    *,
+    p_value: float,
+    log_lambda: float,
+) -> Comparison:
+    difference, ratio = _difference_and_ratio(values.canary, values.primary)
+    return Comparison(
         test=spec.test,
-        canary_value=c_val,
-        primary_value=p_val,
+        canary_value=values.canary,
+        primary_value=values.primary,
         difference=difference,
         ratio=ratio,
         p_value=p_value,
-        likelihood_ratio=lr,
-        canary_samples=round(n_c),
-        primary_samples=round(n_p),
+        likelihood_ratio=math.exp(min(log_lambda, 700.0)),
+        canary_samples=round(state.canary_requests),
+        primary_samples=round(state.primary_requests),
         canary_events=round(state.canary_events),
         primary_events=round(state.primary_events),
     )
-    value = shown_c
-    head = f"{label} {'n/a' if shown_c is None else format_value(shown_c, unit)}"
-    head += f" (primary {'n/a' if shown_p is None else format_value(shown_p, unit)}, n={_n(n_c)})"
-    state = replace(state, max_log_lambda=max_log_lambda)
 
-    if not enough:
-        count = state.inconclusive + 1
-        state = replace(state, inconclusive=count)
-        need = (
-            f"too little data: {_n(min(n_c, n_p))} of {spec.min_sample_size:,} requests "
-            "on the smaller side"
-        )
-        if count > spec.max_inconclusive:
-            tail = f"{need}, still inconclusive after {count} checks (maxInconclusive {spec.max_inconclusive})"
-            outcome = (
-                Outcome.FAIL if spec.on_max_inconclusive is OnMaxInconclusive.FAIL else Outcome.PASS
-            )
-            return CompareResult(outcome, comparison, f"{head}, {tail}", False, state, value, unit)
-        tail = f"{need} (inconclusive {count} of {spec.max_inconclusive})"
-        return CompareResult(
-            Outcome.INCONCLUSIVE, comparison, f"{head}, {tail}", False, state, value, unit
-        )
 
-    state = replace(state, inconclusive=0)
-    significant = log_lambda >= math.log(1.0 / spec.alpha)
-    if spec.test is CompareTest.ERROR_RATE:
-        gap = "" if difference is None else f"worse by {format_value(difference)} points"
+def _headline(values: _Values, canary_requests: float) -> str:
+    """``success rate 97.2% (primary 99.6%, n=1,840)``: the start of every sentence."""
+    unit = values.unit
+    canary = "n/a" if values.shown_canary is None else format_value(values.shown_canary, unit)
+    primary = "n/a" if values.shown_primary is None else format_value(values.shown_primary, unit)
+    return f"{values.label} {canary} (primary {primary}, n={_n(canary_requests)})"
+
+
+def _too_little_data(
+    spec: CompareSpec,
+    state: SequentialState,
+    comparison: Comparison,
+    head: str,
+    values: _Values,
+) -> CompareResult:
+    """Inconclusive, and counted; ``onMaxInconclusive`` decides once the count runs out."""
+    count = state.inconclusive + 1
+    state = replace(state, inconclusive=count)
+    smaller_side = min(state.canary_requests, state.primary_requests)
+    need = (
+        f"too little data: {_n(smaller_side)} of {spec.min_sample_size:,} requests "
+        "on the smaller side"
+    )
+    if count > spec.max_inconclusive:
+        tail = f"{need}, still inconclusive after {count} checks (maxInconclusive {spec.max_inconclusive})"
+        outcome = (
+            Outcome.FAIL if spec.on_max_inconclusive is OnMaxInconclusive.FAIL else Outcome.PASS
+        )
     else:
-        gap = (
-            ""
-            if difference is None or ratio is None
-            else f"slower by {format_value((ratio - 1) * 100)}% (+{format_value(difference, unit)})"
-        )
+        tail = f"{need} (inconclusive {count} of {spec.max_inconclusive})"
+        outcome = Outcome.INCONCLUSIVE
+    summary = f"{head}, {tail}"
+    return CompareResult(
+        outcome, comparison, summary, False, state, values.shown_canary, values.unit
+    )
+
+
+def _judged(
+    spec: CompareSpec,
+    state: SequentialState,
+    comparison: Comparison,
+    head: str,
+    values: _Values,
+    *,
+    log_lambda: float,
+    p_value: float,
+) -> CompareResult:
+    """Enough data: FAIL needs evidence (likelihood ratio >= 1/alpha) and a relevant gap."""
+    significant = log_lambda >= math.log(1.0 / spec.alpha)
+    difference, ratio = comparison.difference, comparison.ratio
+    min_diff = spec.effective_min_difference
     relevant = (
         difference is not None
         and ratio is not None
         and difference >= min_diff
         and ratio >= spec.allowed_increase
     )
+    value, unit = values.shown_canary, values.unit
     if significant and relevant:
-        return CompareResult(
-            Outcome.FAIL,
-            comparison,
-            f"{head}, {gap}, {_p(p_value)}",
-            spec.fail_fast,
-            state,
-            value,
-            unit,
-        )
+        summary = f"{head}, {_gap(spec, comparison, unit)}, {_p(p_value)}"
+        return CompareResult(Outcome.FAIL, comparison, summary, spec.fail_fast, state, value, unit)
     if significant:
         tail = (
             f"statistically worse ({_p(p_value)}) but within allowedIncrease "
@@ -307,3 +360,13 @@ def decide(
     else:
         tail = f"no significant regression, {_p(p_value)}"
     return CompareResult(Outcome.PASS, comparison, f"{head}, {tail}", False, state, value, unit)
+
+
+def _gap(spec: CompareSpec, comparison: Comparison, unit: str) -> str:
+    """How much worse the canary is: points of error rate, or percent slower."""
+    difference, ratio = comparison.difference, comparison.ratio
+    if spec.test is CompareTest.ERROR_RATE:
+        return "" if difference is None else f"worse by {format_value(difference)} points"
+    if difference is None or ratio is None:
+        return ""
+    return f"slower by {format_value((ratio - 1) * 100)}% (+{format_value(difference, unit)})"

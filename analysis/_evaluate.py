@@ -18,22 +18,20 @@ from typing import Any
 
 from analysis._builtin import BuiltinQueries, builtin_queries, builtin_query
 from analysis._compare import Window, add_histograms, add_window, decide, new_state
-from analysis._errors import AnalysisError, NoDataError, QueryError, SpecError, TemplateError
-from analysis._model import (
+from analysis._providers import MetricProvider
+from analysis._spec.compare import CompareSpec
+from analysis._spec.errors import AnalysisError, NoDataError, QueryError, SpecError, TemplateError
+from analysis._spec.metric import MetricCheck
+from analysis._spec.templates import QueryContext, render_query
+from analysis._spec.vocabulary import (
     BUILTIN_METRICS,
     REQUEST_DURATION,
-    CompareSpec,
     CompareTest,
-    MetricCheck,
     MetricKind,
     Outcome,
-    QueryContext,
-    SequentialState,
-    Verdict,
 )
-from analysis._providers import MetricProvider
-from analysis._templates import render_query
 from analysis._threshold import judge_threshold, metric_label
+from analysis._verdict import SequentialState, Verdict
 
 __all__ = ["MIN_WINDOW_SECONDS", "evaluate", "interval_seconds"]
 
@@ -146,7 +144,12 @@ async def _threshold(
             if check.name == REQUEST_DURATION:
                 scale = queries.duration_to_ms
         else:
-            assert check.query is not None
+            if check.query is None:
+                raise SpecError(
+                    check.path,
+                    f"metric {check.name!r} has no query: its MetricTemplate "
+                    f"{check.template or ''} was not resolved (MetricCheck.with_template_query)",
+                )
             query = render_query(
                 check.query, ctx, interval=check.interval, variables=check.variables_map
             )

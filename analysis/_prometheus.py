@@ -2,7 +2,7 @@
 
 It exists so the controller never blocks its event loop on a metric query and
 never sees an httpx exception: every call has a timeout, every failure is
-translated into the tree of :mod:`analysis._errors`, and results are reduced to
+translated into the tree of :mod:`analysis._spec.errors`, and results are reduced to
 exactly the shape the caller asked for (one number, one series of samples, or
 one histogram).  Unlike Flagger, several series where one value is expected is
 an error naming the query and the series count, not a silent pick of the last.
@@ -20,7 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from analysis._errors import (
+from analysis._providers import Bucket
+from analysis._spec.errors import (
     HTTPStatusError,
     MultipleSeriesError,
     NoDataError,
@@ -29,7 +30,7 @@ from analysis._errors import (
     QueryError,
     QueryTimeoutError,
 )
-from analysis._providers import Bucket, ProviderConfig
+from analysis._spec.provider import ProviderConfig
 
 __all__ = ["PrometheusProvider", "safe_address"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from analysis._model import REQUEST_DURATION, REQUEST_SUCCESS_RATE, Outcome
+from analysis._spec.vocabulary import REQUEST_DURATION, REQUEST_SUCCESS_RATE, Outcome
 
 __all__ = ["ThresholdResult", "effective_bounds", "format_value", "judge_threshold", "metric_label"]
 

@@ -3,7 +3,10 @@
 For each ``analysis.metrics[]`` entry it resolves what Flagger resolves (the
 MetricTemplate and its provider Secret, the Canary's ``metricsServer`` or the
 controller's default Prometheus), asks the `analysis` package to query and judge
-it, and translates the verdict into the core's `MetricResult`. Every metric of a
+it, and translates the verdict into the core's `MetricResult`. Nothing is parsed
+twice: the metric's `MetricCheck` is the one the Canary parser made, and the
+MetricTemplate is read by `canary.model.parse_metric_template`, whose
+`ProviderSpec` goes to `analysis.provider_config` as it is. Every metric of a
 tick runs concurrently, each with its own timeout, so one slow query delays
 only its own canary. A missing template, a missing Secret or a bad query is a
 result (Error/NoData with a sentence saying what and where), never an
@@ -22,17 +25,27 @@ from typing import Any
 from analysis import (
     DEFAULT_PROMETHEUS_ADDRESS,
     AnalysisError,
+    MetricCheck,
     MetricProvider,
     ProviderConfig,
+    ProviderSpec,
     QueryContext,
+    Verdict,
     evaluate,
     make_provider,
-    metric_check_from_spec,
-    provider_config_from_spec,
+    provider_config,
 )
 from canary.adapters.secrets import read_secret
 from canary.core import MetricResult, Outcome
-from canary.model import API_VERSION, Canary, MetricSpec
+from canary.model import (
+    API_VERSION,
+    Canary,
+    MetricSpec,
+    MetricTemplate,
+    ObjectRef,
+    SpecError,
+    parse_metric_template,
+)
 from canary.ports import Kube, KubeError
 
 log = logging.getLogger("canary.analysis")
@@ -85,76 +98,97 @@ class MetricAnalyzer:
     async def _one(
         self, canary: Canary, metric: MetricSpec, now: datetime, previous: Mapping[str, Any] | None
     ) -> MetricResult:
-        template_query: str | None = None
-        provider_spec: Mapping[str, Any] | None = None
+        check: MetricCheck = metric.check
+        provider_spec = ProviderSpec()
         secret: dict[str, str] | None = None
         ref = metric.template_ref
         if ref is not None:
             namespace = ref.namespace or canary.namespace
-            template = await self.kube.get(API_VERSION, "MetricTemplate", ref.name, namespace)
-            if template is None:
-                return MetricResult(
-                    metric.name,
-                    Outcome.ERROR,
-                    f"MetricTemplate {namespace}/{ref.name} not found ({metric.path}.templateRef)",
-                )
-            spec = template.get("spec") or {}
-            template_query = str(spec.get("query") or "")
-            provider_spec = spec.get("provider") or {}
-            secret_ref = (provider_spec or {}).get("secretRef") or {}
-            if secret_ref.get("name"):
-                secret = await self._secret(namespace, str(secret_ref["name"]))
+            found = await self._template(metric, ref, namespace)
+            if isinstance(found, MetricResult):
+                return found
+            check = check.with_template_query(found.query)
+            provider_spec = found.provider
+            if provider_spec.secret_name is not None:
+                secret = await self._secret(namespace, provider_spec.secret_name)
                 if secret is None:
                     return MetricResult(
                         metric.name,
                         Outcome.ERROR,
-                        f"Secret {namespace}/{secret_ref['name']} of MetricTemplate {ref.name} not found",
+                        f"Secret {namespace}/{provider_spec.secret_name} of MetricTemplate {ref.name} not found",
                     )
-        check = metric_check_from_spec(
-            metric.raw,
-            path=metric.path,
-            template_query=template_query,
-            template_name=ref.name if ref else None,
-        )
-        config: ProviderConfig = provider_config_from_spec(
+        config: ProviderConfig = provider_config(
             provider_spec,
             path=f"MetricTemplate {ref.name} spec.provider" if ref else "spec.metricsServer",
             secret=secret,
             default_address=canary.spec.metrics_server or self.default_address,
         )
         provider: MetricProvider = make_provider(config)
-        spec = canary.spec
-        ctx = QueryContext(
-            name=canary.name,
-            namespace=canary.namespace,
-            target=spec.target_ref.name,
-            provider=spec.provider or self.default_provider,
-            service=spec.service.name,
-            ingress=spec.ingress_ref.name if spec.ingress_ref else None,
-            route=spec.route_ref.name if spec.route_ref else None,
-        )
         verdict = await evaluate(
-            check, ctx, provider, now=now, previous=_previous_verdict(previous)
+            check,
+            _query_context(canary, self.default_provider),
+            provider,
+            now=now,
+            previous=_previous_verdict(previous),
         )
-        comparison = verdict.comparison
-        bounds = []
-        if verdict.min is not None:
-            bounds.append(f">= {verdict.min:g}{verdict.unit}")
-        if verdict.max is not None:
-            bounds.append(f"<= {verdict.max:g}{verdict.unit}")
-        return MetricResult(
-            name=metric.name,
-            outcome=Outcome(verdict.outcome.value),
-            summary=verdict.summary,
-            value=verdict.value,
-            threshold=" and ".join(bounds),
-            primary_value=comparison.primary_value if comparison is not None else None,
-            details=verdict.to_status(),
-            fail_fast=verdict.conclusive,
-        )
+        return _result(metric, verdict)
+
+    async def _template(
+        self, metric: MetricSpec, ref: ObjectRef, namespace: str
+    ) -> MetricTemplate | MetricResult:
+        """The parsed MetricTemplate of ``ref``, or the Error result saying why there is none."""
+        doc = await self.kube.get(API_VERSION, "MetricTemplate", ref.name, namespace)
+        if doc is None:
+            return MetricResult(
+                metric.name,
+                Outcome.ERROR,
+                f"MetricTemplate {namespace}/{ref.name} not found ({metric.path}.templateRef)",
+            )
+        try:
+            return parse_metric_template(doc)
+        except SpecError as exc:
+            return MetricResult(
+                metric.name,
+                Outcome.ERROR,
+                f"MetricTemplate {namespace}/{ref.name} is invalid: {exc}",
+            )
 
     async def _secret(self, namespace: str, name: str) -> dict[str, str] | None:
         return await read_secret(self.kube, name, namespace)
+
+
+def _query_context(canary: Canary, default_provider: str) -> QueryContext:
+    """The Canary's names, as its query templates see them."""
+    spec = canary.spec
+    return QueryContext(
+        name=canary.name,
+        namespace=canary.namespace,
+        target=spec.target_ref.name,
+        provider=spec.provider or default_provider,
+        service=spec.service.name,
+        ingress=spec.ingress_ref.name if spec.ingress_ref else None,
+        route=spec.route_ref.name if spec.route_ref else None,
+    )
+
+
+def _result(metric: MetricSpec, verdict: Verdict) -> MetricResult:
+    """The core's view of a verdict; the whole verdict rides along for the status."""
+    comparison = verdict.comparison
+    bounds = []
+    if verdict.min is not None:
+        bounds.append(f">= {verdict.min:g}{verdict.unit}")
+    if verdict.max is not None:
+        bounds.append(f"<= {verdict.max:g}{verdict.unit}")
+    return MetricResult(
+        name=metric.name,
+        outcome=verdict.outcome,
+        summary=verdict.summary,
+        value=verdict.value,
+        threshold=" and ".join(bounds),
+        primary_value=comparison.primary_value if comparison is not None else None,
+        details=verdict.to_status(),
+        fail_fast=verdict.conclusive,
+    )
 
 
 def _previous_verdict(previous: Mapping[str, Any] | None) -> Mapping[str, Any] | None:

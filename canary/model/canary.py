@@ -9,6 +9,10 @@ changing ``apiVersion`` alone; our extensions are new fields (``gitops``,
 too: a canary strategy that would never advance, equal session cookie names,
 a provider we do not drive, a metric with nothing to run.
 
+Each ``analysis.metrics[]`` entry is parsed by `analysis`'s own parser
+(`analysis.spec.parse_metric`), so the `MetricCheck` the controller evaluates is
+the one made here, and a metric that passes `canary lint` runs by the same rules.
+
 Mesh-shaped sub-objects (Istio match, trafficPolicy, CORS, Gateway API refs) are
 kept as plain dicts: the routers render them into their objects verbatim.
 """
@@ -21,8 +25,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from analysis import SpecError as AnalysisSpecError
-from analysis import parse_compare
+from analysis.spec import BUILTIN_METRICS as BUILTIN_METRICS  # re-exported by canary.model
+from analysis.spec import CompareSpec, MetricCheck, MetricKind, parse_metric
+from analysis.spec import SpecError as AnalysisSpecError
 from canary.model.duration import DurationError, parse_duration
 from canary.model.errors import SpecIssue
 from canary.model.reader import Issues, Reader, describe
@@ -35,7 +40,6 @@ DEFAULT_INTERVAL_SECONDS = 60
 MIN_INTERVAL_SECONDS = 10
 DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
 DEFAULT_WEBHOOK_TIMEOUT_SECONDS = 10.0
-DEFAULT_METRIC_INTERVAL = "1m"
 TOTAL_WEIGHT = 100
 
 # Providers whose routing this controller implements.
@@ -67,8 +71,6 @@ FLAGGER_ONLY_PROVIDERS = frozenset(
         "traefik",
     }
 )
-
-BUILTIN_METRICS = frozenset({"request-success-rate", "request-duration"})
 
 
 class Strategy(StrEnum):
@@ -174,22 +176,58 @@ class ThresholdRange:
 
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
-    """One ``analysis.metrics[]`` entry."""
+    """One ``analysis.metrics[]`` entry: the check `analysis` runs, and its template's reference.
 
-    name: str
-    interval: str = DEFAULT_METRIC_INTERVAL
-    threshold: float | None = None  # deprecated Flagger field
-    threshold_range: ThresholdRange | None = None
-    query: str | None = None  # deprecated inline PromQL
+    ``check`` comes from `analysis`'s own parser, so it is the very object the
+    controller evaluates (with the MetricTemplate's query filled in).
+    ``template_ref`` keeps the reference's namespace, which only the controller
+    needs.  The properties read the check for the model's other users.
+    """
+
+    check: MetricCheck
     template_ref: ObjectRef | None = None
-    template_variables: Mapping[str, str] = field(default_factory=dict)
-    compare: Mapping[str, Any] | None = None  # our extension; parsed by `analysis`
-    path: str = ""  # field path, for messages
-    raw: Mapping[str, Any] = field(default_factory=dict)  # the entry as written, for `analysis`
+
+    @property
+    def name(self) -> str:
+        return self.check.name
+
+    @property
+    def interval(self) -> str:
+        return self.check.interval
+
+    @property
+    def threshold(self) -> float | None:
+        """The deprecated single bound (Flagger's ``threshold``)."""
+        return self.check.threshold
+
+    @property
+    def threshold_range(self) -> ThresholdRange | None:
+        if self.check.min is None and self.check.max is None:
+            return None
+        return ThresholdRange(min=self.check.min, max=self.check.max)
+
+    @property
+    def query(self) -> str | None:
+        """The inline PromQL (deprecated in Flagger); ``None`` when a templateRef wins."""
+        return self.check.query if self.check.kind is MetricKind.INLINE else None
+
+    @property
+    def template_variables(self) -> Mapping[str, str]:
+        return self.check.variables_map
+
+    @property
+    def compare(self) -> CompareSpec | None:
+        """Our extension: judge the canary against the primary."""
+        return self.check.compare
+
+    @property
+    def path(self) -> str:
+        """The entry's field path, for messages (``spec.analysis.metrics[1]``)."""
+        return self.check.path
 
     @property
     def is_builtin(self) -> bool:
-        return self.name in BUILTIN_METRICS and self.template_ref is None and self.query is None
+        return self.check.kind is MetricKind.BUILTIN
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,57 +482,34 @@ def _duration_field(r: Reader, key: str, default: str) -> tuple[str, float | Non
         return raw, None
 
 
-def _parse_metric(r: Reader) -> MetricSpec:
-    interval, _ = _duration_field(r, "interval", DEFAULT_METRIC_INTERVAL)
-    tr = r.obj("thresholdRange")
-    threshold_range = None
-    if tr is not None:
-        threshold_range = ThresholdRange(min=tr.number("min"), max=tr.number("max"))
-        if (
-            threshold_range.min is not None
-            and threshold_range.max is not None
-            and threshold_range.min > threshold_range.max
-        ):
-            r.issues.error(
-                tr.path,
-                f"min ({threshold_range.min:g}) is greater than max ({threshold_range.max:g}): no value can pass",
-            )
-    compare = r.free("compare")
-    metric = MetricSpec(
-        name=r.string("name", required=True),
-        interval=interval,
-        threshold=r.number("threshold"),
-        threshold_range=threshold_range,
-        query=r.opt_str("query"),
-        template_ref=_ref(r.obj("templateRef"), kind_required=False),
-        template_variables=r.str_map("templateVariables"),
-        compare=compare,
-        path=r.path,
-        raw=dict(r.data),
-    )
-    if compare is not None:
-        try:
-            builtin = metric.template_ref is None and metric.query is None
-            parse_compare(compare, r.at("compare"), metric_name=metric.name if builtin else None)
-        except AnalysisSpecError as exc:
-            r.issues.error(exc.path, exc.detail)
-    if (
-        metric.name
-        and metric.template_ref is None
-        and metric.query is None
-        and metric.name not in BUILTIN_METRICS
-    ):
-        r.issues.error(
-            r.path,
-            f'metric "{metric.name}" has nothing to run: give it a templateRef, a query, '
-            "or use a built-in name (request-success-rate, request-duration)",
+def _parse_metrics(r: Reader) -> tuple[MetricSpec, ...]:
+    """Every ``metrics[]`` entry that parses; each name used once."""
+    metrics = tuple(m for m in (_parse_metric(e) for e in r.objects("metrics")) if m is not None)
+    seen: set[str] = set()
+    for metric in metrics:
+        if metric.name in seen:
+            r.issues.error(f"{metric.path}.name", f'duplicate metric name "{metric.name}"')
+        seen.add(metric.name)
+    return metrics
+
+
+def _parse_metric(r: Reader) -> MetricSpec | None:
+    """One entry, read by `analysis`'s parser; ``None`` (and issues) when it has problems."""
+    template_ref = _ref(r.obj("templateRef"), kind_required=False)
+    try:
+        check = parse_metric(
+            r.data, path=r.path, template=template_ref.name if template_ref else None
         )
-    if metric.threshold_range is None and metric.threshold is None and compare is None:
+    except AnalysisSpecError as exc:
+        for problem in exc.problems:
+            r.issues.error(problem.path, problem.detail)
+        return None
+    if not r.has("thresholdRange") and check.threshold is None and check.compare is None:
         r.issues.warning(
             r.path,
-            f'metric "{metric.name}" has no thresholdRange, threshold or compare: it can never fail',
+            f'metric "{check.name}" has no thresholdRange, threshold or compare: it can never fail',
         )
-    return metric
+    return MetricSpec(check=check, template_ref=template_ref)
 
 
 def _parse_webhook(r: Reader) -> WebhookSpec:
@@ -609,15 +624,11 @@ def _parse_analysis(r: Reader) -> AnalysisSpec:
         match=r.obj_list("match"),
         primary_ready_threshold=r.integer("primaryReadyThreshold", 100, minimum=0, maximum=100),
         canary_ready_threshold=r.integer("canaryReadyThreshold", 100, minimum=0, maximum=100),
-        metrics=tuple(_parse_metric(m) for m in r.objects("metrics")),
+        metrics=_parse_metrics(r),
         webhooks=tuple(_parse_webhook(w) for w in r.objects("webhooks")),
         alerts=tuple(_parse_alert(a) for a in r.objects("alerts")),
         session_affinity=_parse_session_affinity(r.obj("sessionAffinity")),
     )
-    names = [m.name for m in analysis.metrics]
-    for index, name in enumerate(names):
-        if name and name in names[:index]:
-            r.issues.error(f"{r.at('metrics')}[{index}].name", f'duplicate metric name "{name}"')
     hooks = [(h.type, h.name) for h in analysis.webhooks]
     for index, key in enumerate(hooks):
         if key[1] and key in hooks[:index]:
@@ -727,33 +738,11 @@ def parse_canary(
     """
     issues = Issues()
     root = Reader(doc, "", issues)
-    api_version = root.string("apiVersion")
-    if api_version == FLAGGER_API_VERSION:
-        issues.error(
-            "apiVersion",
-            f'"{FLAGGER_API_VERSION}" is Flagger\'s; change it to "{API_VERSION}" (canary convert does this)',
-        )
-    elif api_version and api_version != API_VERSION:
-        issues.error("apiVersion", f'expected "{API_VERSION}", got "{api_version}"')
-    kind = root.string("kind")
-    if kind and kind != "Canary":
-        issues.error("kind", f'expected "Canary", got "{kind}"')
+    _check_kind(root)
     meta = root.obj("metadata") or Reader({}, "metadata", issues)
     spec_r = root.obj("spec", required=True) or Reader({}, "spec", issues)
 
-    target = _ref(spec_r.obj("targetRef", required=True))
-    if target is not None and target.kind and target.kind not in ("Deployment", "DaemonSet"):
-        issues.error(
-            "spec.targetRef.kind",
-            f'expected Deployment or DaemonSet, got "{target.kind}"'
-            + (
-                " (Service and Knative targets are not supported yet)"
-                if target.kind == "Service"
-                else ""
-            ),
-        )
-    target = target or ObjectRef(kind="Deployment", name="")
-
+    target = _parse_target(spec_r)
     service_r = spec_r.obj("service")
     if service_r is None:
         issues.error("spec.service", "required field is missing (an object with at least port)")
@@ -762,85 +751,12 @@ def parse_canary(
         if service_r
         else ServiceSpec(name=target.name, port=0)
     )
-
-    analysis_r = spec_r.obj("analysis")
-    if analysis_r is None and spec_r.has("canaryAnalysis"):
-        analysis_r = spec_r.obj("canaryAnalysis")
-        issues.warning("spec.canaryAnalysis", "deprecated: rename it to spec.analysis")
+    analysis_r = _analysis_reader(spec_r)
     analysis = _parse_analysis(analysis_r) if analysis_r else None
-
     provider = spec_r.string("provider") or default_provider
-    autoscaler_r = spec_r.obj("autoscalerRef")
-    autoscaler = None
-    if autoscaler_r is not None:
-        replicas = autoscaler_r.obj("primaryScalerReplicas")
-        autoscaler = AutoscalerRef(
-            kind=autoscaler_r.string("kind", required=True),
-            name=autoscaler_r.string("name", required=True),
-            api_version=autoscaler_r.string("apiVersion"),
-            primary_scaler_queries=autoscaler_r.str_map("primaryScalerQueries"),
-            primary_min_replicas=replicas.integer("minReplicas", minimum=0) or None
-            if replicas
-            else None,
-            primary_max_replicas=replicas.integer("maxReplicas", minimum=1) or None
-            if replicas
-            else None,
-        )
-        if autoscaler.kind and autoscaler.kind != "HorizontalPodAutoscaler":
-            issues.error(
-                "spec.autoscalerRef.kind",
-                f'expected HorizontalPodAutoscaler, got "{autoscaler.kind}" (KEDA ScaledObject is not supported yet)',
-            )
-
+    autoscaler = _parse_autoscaler(spec_r.obj("autoscalerRef"))
     gitops_r = spec_r.obj("gitops")
-    gitops = GitOpsSpec()
-    if gitops_r is not None:
-        source_r = gitops_r.obj("source")
-        source = _ref(source_r) if source_r else None
-        if source is not None and source.kind not in ("GitSource", "Kustomization", "Application"):
-            issues.error(
-                "spec.gitops.source.kind",
-                f'expected GitSource, Kustomization or Application, got "{source.kind}"',
-            )
-        revert_raw = gitops_r.raw("revert", True)
-        enabled, mode, pull_request = True, PUSH_MODE, PullRequestSpec()
-        if isinstance(revert_raw, bool):
-            enabled = revert_raw
-        elif isinstance(revert_raw, Mapping):
-            revert_r = gitops_r.obj("revert")
-            assert revert_r is not None
-            enabled = revert_r.boolean("enabled", True)
-            mode = revert_r.string("mode", PUSH_MODE)
-            if mode not in REVERT_MODES:
-                issues.error(revert_r.at("mode"), f'expected push or pullRequest, got "{mode}"')
-            pr_r = revert_r.obj("pullRequest")
-            if pr_r is not None:
-                forge = pr_r.opt_str("provider")
-                if forge is not None and forge not in FORGE_PROVIDERS:
-                    issues.error(
-                        pr_r.at("provider"),
-                        f'expected one of {", ".join(FORGE_PROVIDERS)}, got "{forge}"',
-                    )
-                forge_api = pr_r.opt_str("apiURL")
-                if forge_api is not None and not forge_api.startswith(("https://", "http://")):
-                    issues.error(pr_r.at("apiURL"), f'expected an http(s) URL, got "{forge_api}"')
-                secret_r = pr_r.obj("secretRef")
-                forge_secret = secret_r.string("name", required=True) if secret_r else None
-                pull_request = PullRequestSpec(forge, forge_api, forge_secret or None)
-        else:
-            issues.error(
-                gitops_r.at("revert"),
-                "expected true, false or an object with enabled, mode and pullRequest, "
-                f"got {describe(revert_raw)}",
-            )
-        gitops = GitOpsSpec(
-            revert=enabled,
-            source=source,
-            paths=gitops_r.str_list("paths"),
-            mode=mode,
-            pull_request=pull_request,
-        )
-
+    gitops = _parse_gitops(gitops_r) if gitops_r is not None else GitOpsSpec()
     spec = CanarySpec(
         target_ref=target,
         service=service,
@@ -867,41 +783,8 @@ def parse_canary(
         )
     if analysis is not None and analysis_r is not None:
         _check_strategy(analysis_r, analysis, provider)
-    if check_provider and analysis is not None and analysis_r is not None:
-        if provider == "kubernetes" and analysis.match:
-            issues.error(
-                f"{analysis_r.path}.match",
-                "A/B testing (match) needs a router that can match requests; the kubernetes provider cannot",
-            )
-        if analysis.match and provider.startswith("smi:"):
-            issues.error(
-                f"{analysis_r.path}.match",
-                "A/B testing (match) needs a router that can match requests; SMI TrafficSplit cannot",
-            )
-        if analysis.mirror and analysis.match:
-            issues.error(
-                f"{analysis_r.path}.mirror",
-                "mirroring and A/B testing (match) cannot be combined",
-            )
-        if analysis.mirror and provider.startswith("gatewayapi") and analysis.iterations <= 0:
-            issues.error(
-                f"{analysis_r.path}.mirror",
-                "with gatewayapi, mirroring is available for blue/green (iterations) only",
-            )
-        if provider == "nginx":
-            _check_nginx_match(analysis_r, analysis.match)
-        if analysis.mirror and not (provider == "istio" or provider.startswith("gatewayapi")):
-            issues.error(
-                f"{analysis_r.path}.mirror",
-                f'traffic mirroring is implemented by istio and gatewayapi only, not by "{provider}"',
-            )
-        if analysis.session_affinity is not None and not (
-            provider == "istio" or provider.startswith("gatewayapi")
-        ):
-            issues.error(
-                f"{analysis_r.path}.sessionAffinity",
-                f'session affinity is implemented by istio and gatewayapi only, not by "{provider}"',
-            )
+        if check_provider:
+            _check_router_features(analysis_r, analysis, provider)
 
     issues.raise_if_errors()
     return Canary(
@@ -913,3 +796,159 @@ def parse_canary(
         annotations=meta.str_map("annotations"),
         warnings=tuple(i for i in issues.items if i.severity == "warning"),
     )
+
+
+def _check_kind(root: Reader) -> None:
+    """``apiVersion`` and ``kind``: ours, and a Flagger manifest is told how to convert."""
+    api_version = root.string("apiVersion")
+    if api_version == FLAGGER_API_VERSION:
+        root.issues.error(
+            "apiVersion",
+            f'"{FLAGGER_API_VERSION}" is Flagger\'s; change it to "{API_VERSION}" (canary convert does this)',
+        )
+    elif api_version and api_version != API_VERSION:
+        root.issues.error("apiVersion", f'expected "{API_VERSION}", got "{api_version}"')
+    kind = root.string("kind")
+    if kind and kind != "Canary":
+        root.issues.error("kind", f'expected "Canary", got "{kind}"')
+
+
+def _parse_target(spec_r: Reader) -> ObjectRef:
+    """``spec.targetRef``: a Deployment or a DaemonSet (a placeholder when missing)."""
+    target = _ref(spec_r.obj("targetRef", required=True))
+    if target is not None and target.kind and target.kind not in ("Deployment", "DaemonSet"):
+        spec_r.issues.error(
+            "spec.targetRef.kind",
+            f'expected Deployment or DaemonSet, got "{target.kind}"'
+            + (
+                " (Service and Knative targets are not supported yet)"
+                if target.kind == "Service"
+                else ""
+            ),
+        )
+    return target or ObjectRef(kind="Deployment", name="")
+
+
+def _analysis_reader(spec_r: Reader) -> Reader | None:
+    """``spec.analysis``, or Flagger's deprecated ``spec.canaryAnalysis`` (with a warning)."""
+    analysis_r = spec_r.obj("analysis")
+    if analysis_r is None and spec_r.has("canaryAnalysis"):
+        analysis_r = spec_r.obj("canaryAnalysis")
+        spec_r.issues.warning("spec.canaryAnalysis", "deprecated: rename it to spec.analysis")
+    return analysis_r
+
+
+def _parse_autoscaler(r: Reader | None) -> AutoscalerRef | None:
+    if r is None:
+        return None
+    replicas = r.obj("primaryScalerReplicas")
+    autoscaler = AutoscalerRef(
+        kind=r.string("kind", required=True),
+        name=r.string("name", required=True),
+        api_version=r.string("apiVersion"),
+        primary_scaler_queries=r.str_map("primaryScalerQueries"),
+        primary_min_replicas=replicas.integer("minReplicas", minimum=0) or None
+        if replicas
+        else None,
+        primary_max_replicas=replicas.integer("maxReplicas", minimum=1) or None
+        if replicas
+        else None,
+    )
+    if autoscaler.kind and autoscaler.kind != "HorizontalPodAutoscaler":
+        r.issues.error(
+            "spec.autoscalerRef.kind",
+            f'expected HorizontalPodAutoscaler, got "{autoscaler.kind}" (KEDA ScaledObject is not supported yet)',
+        )
+    return autoscaler
+
+
+def _parse_gitops(r: Reader) -> GitOpsSpec:
+    """``spec.gitops`` (ours): where the target comes from and how a rollback reverts it."""
+    source_r = r.obj("source")
+    source = _ref(source_r) if source_r else None
+    if source is not None and source.kind not in ("GitSource", "Kustomization", "Application"):
+        r.issues.error(
+            "spec.gitops.source.kind",
+            f'expected GitSource, Kustomization or Application, got "{source.kind}"',
+        )
+    enabled, mode, pull_request = _parse_revert(r)
+    return GitOpsSpec(
+        revert=enabled,
+        source=source,
+        paths=r.str_list("paths"),
+        mode=mode,
+        pull_request=pull_request,
+    )
+
+
+def _parse_revert(gitops_r: Reader) -> tuple[bool, str, PullRequestSpec]:
+    """``spec.gitops.revert``: ``true``/``false``, or ``{enabled, mode, pullRequest}``."""
+    revert_raw = gitops_r.raw("revert", True)
+    if isinstance(revert_raw, bool):
+        return revert_raw, PUSH_MODE, PullRequestSpec()
+    if not isinstance(revert_raw, Mapping):
+        gitops_r.issues.error(
+            gitops_r.at("revert"),
+            "expected true, false or an object with enabled, mode and pullRequest, "
+            f"got {describe(revert_raw)}",
+        )
+        return True, PUSH_MODE, PullRequestSpec()
+    revert_r = gitops_r.obj("revert")
+    assert revert_r is not None
+    enabled = revert_r.boolean("enabled", True)
+    mode = revert_r.string("mode", PUSH_MODE)
+    if mode not in REVERT_MODES:
+        revert_r.issues.error(revert_r.at("mode"), f'expected push or pullRequest, got "{mode}"')
+    pr_r = revert_r.obj("pullRequest")
+    pull_request = _parse_pull_request(pr_r) if pr_r is not None else PullRequestSpec()
+    return enabled, mode, pull_request
+
+
+def _parse_pull_request(r: Reader) -> PullRequestSpec:
+    forge = r.opt_str("provider")
+    if forge is not None and forge not in FORGE_PROVIDERS:
+        r.issues.error(
+            r.at("provider"),
+            f'expected one of {", ".join(FORGE_PROVIDERS)}, got "{forge}"',
+        )
+    forge_api = r.opt_str("apiURL")
+    if forge_api is not None and not forge_api.startswith(("https://", "http://")):
+        r.issues.error(r.at("apiURL"), f'expected an http(s) URL, got "{forge_api}"')
+    secret_r = r.obj("secretRef")
+    forge_secret = secret_r.string("name", required=True) if secret_r else None
+    return PullRequestSpec(forge, forge_api, forge_secret or None)
+
+
+def _check_router_features(r: Reader, analysis: AnalysisSpec, provider: str) -> None:
+    """A/B testing, mirroring and session affinity need a router that implements them."""
+    path = r.path
+    if provider == "kubernetes" and analysis.match:
+        r.issues.error(
+            f"{path}.match",
+            "A/B testing (match) needs a router that can match requests; the kubernetes provider cannot",
+        )
+    if analysis.match and provider.startswith("smi:"):
+        r.issues.error(
+            f"{path}.match",
+            "A/B testing (match) needs a router that can match requests; SMI TrafficSplit cannot",
+        )
+    if analysis.mirror and analysis.match:
+        r.issues.error(f"{path}.mirror", "mirroring and A/B testing (match) cannot be combined")
+    if analysis.mirror and provider.startswith("gatewayapi") and analysis.iterations <= 0:
+        r.issues.error(
+            f"{path}.mirror",
+            "with gatewayapi, mirroring is available for blue/green (iterations) only",
+        )
+    if provider == "nginx":
+        _check_nginx_match(r, analysis.match)
+    istio_or_gatewayapi = provider == "istio" or provider.startswith("gatewayapi")
+    if analysis.mirror and not istio_or_gatewayapi:
+        r.issues.error(
+            f"{path}.mirror",
+            f'traffic mirroring is implemented by istio and gatewayapi only, not by "{provider}"',
+        )
+    if analysis.session_affinity is not None and not istio_or_gatewayapi:
+        r.issues.error(
+            f"{path}.sessionAffinity",
+            f'session affinity is implemented by istio and gatewayapi only, not by "{provider}"',
+        )

@@ -3,6 +3,11 @@
 These are the two companion kinds of a Canary (reference/flagger.md 1.3, 1.4).
 A provider type we do not know is an error (design principle 6: never a silent
 fallback, unlike Flagger which falls back to Prometheus or logs and moves on).
+
+A MetricTemplate's ``spec.provider`` is parsed by `analysis`'s own parser
+(`analysis.spec.parse_provider_spec`): the controller hands the resulting
+`ProviderSpec` to `analysis.provider_config` as it is, so the provider types,
+the address and header rules live in one place.
 """
 
 from __future__ import annotations
@@ -11,39 +16,35 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from analysis.spec import (
+    NOT_SUPPORTED_PROVIDER_TYPES,
+    SUPPORTED_PROVIDER_TYPES,
+    ProviderSpec,
+    parse_provider_spec,
+)
+from analysis.spec import SpecError as AnalysisSpecError
 from canary.model.canary import API_VERSION, FLAGGER_API_VERSION
 from canary.model.duration import DurationError, parse_duration
 from canary.model.reader import Issues, Reader
 
-METRIC_PROVIDER_TYPES = frozenset({"prometheus"})
-FLAGGER_METRIC_PROVIDER_TYPES = frozenset(
-    {
-        "influxdb",
-        "datadog",
-        "externalmetrics",
-        "stackdriver",
-        "cloudwatch",
-        "newrelic",
-        "graphite",
-        "dynatrace",
-        "keptn",
-        "splunk",
-    }
-)
+# analysis's lists, under the names `canary lint` knows them by.
+METRIC_PROVIDER_TYPES = SUPPORTED_PROVIDER_TYPES
+FLAGGER_METRIC_PROVIDER_TYPES = NOT_SUPPORTED_PROVIDER_TYPES
 ALERT_PROVIDER_TYPES = frozenset({"slack", "msteams", "discord", "rocket", "gchat", "generic"})
 
 
 @dataclass(frozen=True, slots=True)
 class MetricTemplate:
+    """A parsed MetricTemplate: the query, and the provider as `analysis` reads it.
+
+    ``provider.secret_name`` names the Secret with the credentials, which the
+    controller reads when a metric runs (never at parse time).
+    """
+
     name: str
     namespace: str
-    provider_type: str
     query: str
-    address: str | None = None
-    headers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    secret_name: str | None = None
-    region: str | None = None
-    insecure_skip_verify: bool = False
+    provider: ProviderSpec = field(default_factory=ProviderSpec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,48 +80,24 @@ def _header(doc: Reader, kind: str) -> tuple[Reader, Reader]:
 def parse_metric_template(doc: Mapping[str, Any]) -> MetricTemplate:
     issues = Issues()
     meta, spec = _header(Reader(doc, "", issues), "MetricTemplate")
-    provider = spec.obj("provider") or Reader({}, "spec.provider", issues)
-    ptype = provider.string("type") or "prometheus"
-    if ptype in FLAGGER_METRIC_PROVIDER_TYPES:
-        issues.error(
-            "spec.provider.type",
-            f'metric provider "{ptype}" is valid in Flagger but not supported by canary-engine yet; '
-            "supported: prometheus",
-        )
-    elif ptype not in METRIC_PROVIDER_TYPES:
-        issues.error(
-            "spec.provider.type", f'unknown metric provider "{ptype}"; supported: prometheus'
-        )
-    headers: dict[str, tuple[str, ...]] = {}
-    raw_headers = provider.raw("headers", {})
-    if isinstance(raw_headers, Mapping):
-        for key, value in raw_headers.items():
-            if isinstance(value, str):
-                headers[str(key)] = (value,)
-            elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-                headers[str(key)] = tuple(value)
-            else:
-                issues.error(
-                    f"spec.provider.headers.{key}", "expected a string or a list of strings"
-                )
-    else:
-        issues.error("spec.provider.headers", "expected an object of header names to values")
-    secret = provider.obj("secretRef")
     template = MetricTemplate(
         name=meta.string("name"),
         namespace=meta.string("namespace") or "default",
-        provider_type=ptype,
+        provider=_parse_provider(spec),
         query=spec.string("query", required=True),
-        address=provider.opt_str("address"),
-        headers=headers,
-        secret_name=secret.string("name", required=True) if secret else None,
-        region=provider.opt_str("region"),
-        insecure_skip_verify=provider.boolean("insecureSkipVerify"),
     )
-    if template.address and not template.address.startswith(("http://", "https://")):
-        issues.error("spec.provider.address", "expected an http:// or https:// URL")
     issues.raise_if_errors()
     return template
+
+
+def _parse_provider(spec: Reader) -> ProviderSpec:
+    """``spec.provider`` by `analysis`'s parser; each of its problems becomes an issue."""
+    try:
+        return parse_provider_spec(spec.raw("provider"), path=spec.at("provider"))
+    except AnalysisSpecError as exc:
+        for problem in exc.problems:
+            spec.issues.error(problem.path, problem.detail)
+        return ProviderSpec()
 
 
 def parse_alert_provider(doc: Mapping[str, Any]) -> AlertProvider:

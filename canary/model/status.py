@@ -11,10 +11,12 @@ the JSON shape of the CRD.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class Phase(StrEnum):
@@ -302,63 +304,70 @@ class CanaryStatus:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> CanaryStatus:
+        """Read a stored status; a missing or malformed field reads as its default."""
         if not d:
             return cls()
-        try:
-            phase = Phase(str(d.get("phase", "") or ""))
-        except ValueError:
-            phase = Phase.NONE
-        tracked = d.get("trackedConfigs")
-        handled = d.get("handledCommands")
         revert = d.get("gitRevert")
-        conditions = d.get("conditions")
-        analysis = d.get("analysis")
         promoted = d.get("promotedConfigs")
         return cls(
-            phase=phase,
+            phase=_phase(d.get("phase")),
             canary_weight=_int(d.get("canaryWeight")),
             failed_checks=_int(d.get("failedChecks")),
             iterations=_int(d.get("iterations")),
-            last_applied_spec=str(d.get("lastAppliedSpec", "") or ""),
-            last_promoted_spec=str(d.get("lastPromotedSpec", "") or ""),
-            tracked_configs={str(k): str(v) for k, v in tracked.items()}
-            if isinstance(tracked, Mapping)
-            else {},
-            last_transition_time=str(d.get("lastTransitionTime", "") or ""),
-            conditions=tuple(Condition.from_dict(c) for c in conditions if isinstance(c, Mapping))
-            if isinstance(conditions, list)
-            else (),
-            session_affinity_cookie=str(d.get("sessionAffinityCookie", "") or ""),
-            previous_session_affinity_cookie=str(d.get("previousSessionAffinityCookie", "") or ""),
-            primary_session_affinity_cookie=str(d.get("primarySessionAffinityCookie", "") or ""),
+            last_applied_spec=_text(d, "lastAppliedSpec"),
+            last_promoted_spec=_text(d, "lastPromotedSpec"),
+            tracked_configs=_str_map(d.get("trackedConfigs")),
+            last_transition_time=_text(d, "lastTransitionTime"),
+            conditions=_records(d.get("conditions"), Condition.from_dict),
+            session_affinity_cookie=_text(d, "sessionAffinityCookie"),
+            previous_session_affinity_cookie=_text(d, "previousSessionAffinityCookie"),
+            primary_session_affinity_cookie=_text(d, "primarySessionAffinityCookie"),
             observed_generation=_int(d.get("observedGeneration")),
-            current_revision=str(d.get("currentRevision", "") or ""),
-            last_good_revision=str(d.get("lastGoodRevision", "") or ""),
-            promoted_configs={str(k): str(v) for k, v in promoted.items()}
-            if isinstance(promoted, Mapping)
-            else None,
-            run_start_time=str(d.get("runStartTime", "") or ""),
-            previous_images=tuple(
-                str(i) for i in d.get("previousImages") or () if isinstance(i, str)
-            )
-            if isinstance(d.get("previousImages"), list)
-            else (),
+            current_revision=_text(d, "currentRevision"),
+            last_good_revision=_text(d, "lastGoodRevision"),
+            promoted_configs=_str_map(promoted) if isinstance(promoted, Mapping) else None,
+            run_start_time=_text(d, "runStartTime"),
+            previous_images=_strings(d.get("previousImages")),
             git_revert=GitRevertStatus.from_dict(revert) if isinstance(revert, Mapping) else None,
-            analysis=tuple(MetricStatus.from_dict(m) for m in analysis if isinstance(m, Mapping))
-            if isinstance(analysis, list)
-            else (),
+            analysis=_records(d.get("analysis"), MetricStatus.from_dict),
             inconclusive_checks=_int(d.get("inconclusiveChecks")),
-            handled_commands={str(k): str(v) for k, v in handled.items()}
-            if isinstance(handled, Mapping)
-            else {},
-            message=str(d.get("message", "") or ""),
-            known_bad=tuple(
-                KnownBad.from_dict(k) for k in d.get("knownBad") or () if isinstance(k, Mapping)
-            )
-            if isinstance(d.get("knownBad"), list)
-            else (),
-            refused=str(d.get("refused", "") or ""),
+            handled_commands=_str_map(d.get("handledCommands")),
+            message=_text(d, "message"),
+            known_bad=_records(d.get("knownBad"), KnownBad.from_dict),
+            refused=_text(d, "refused"),
         )
+
+
+# Lenient readers of stored fields: whatever a hand edit or an older version left there,
+# a field reads as a value of its type (its default when it cannot), never as an exception.
+
+
+def _phase(value: object) -> Phase:
+    try:
+        return Phase(str(value or ""))
+    except ValueError:
+        return Phase.NONE
+
+
+def _text(d: Mapping[str, Any], key: str) -> str:
+    """The field as text; absent, null, empty or zero read as ``""``."""
+    return str(d.get(key) or "")
+
+
+def _str_map(value: object) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    """The strings of a list (other items are dropped); ``()`` for anything but a list."""
+    return tuple(i for i in value if isinstance(i, str)) if isinstance(value, list) else ()
+
+
+def _records(value: object, parse: Callable[[Mapping[str, Any]], T]) -> tuple[T, ...]:
+    """Each object of a list, parsed (other items are dropped); ``()`` for anything but a list."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(parse(item) for item in value if isinstance(item, Mapping))
 
 
 def _int(value: object) -> int:

@@ -14,17 +14,62 @@ the literal Kubernetes names are also regex-escaped, so ``my.app`` matches only
 ``my.app``.  ``variables.*`` are never regex-escaped: users put regexes there
 on purpose.  Outside strings, values are inserted verbatim; ``interval`` must
 be a PromQL duration.
+
+:class:`QueryContext` holds the names a template can refer to; it lives here,
+with the renderer that reads it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
-from analysis._errors import TemplateError
-from analysis._model import PROMQL_DURATION_RE, QueryContext
+from analysis._spec.errors import TemplateError
+from analysis._spec.vocabulary import PROMQL_DURATION_RE
 
-__all__ = ["escape_regex", "escape_string", "render_query", "validate_duration"]
+__all__ = ["QueryContext", "escape_regex", "escape_string", "render_query", "validate_duration"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryContext:
+    """The names a query template can refer to (Flagger's template functions).
+
+    ``service``, ``ingress`` and ``route`` default to ``target`` as in Flagger.
+    ``provider`` is the canary's mesh/ingress provider (``spec.provider`` or the
+    controller default); it chooses the builtin queries.
+    """
+
+    name: str
+    namespace: str
+    target: str
+    provider: str
+    service: str | None = None
+    ingress: str | None = None
+    route: str | None = None
+
+    @property
+    def service_name(self) -> str:
+        return self.service or self.target
+
+    @property
+    def ingress_name(self) -> str:
+        return self.ingress or self.target
+
+    @property
+    def route_name(self) -> str:
+        return self.route or self.target
+
+    def for_primary(self) -> QueryContext:
+        """The same context with ``target`` and ``service`` bound to their ``-primary`` twins."""
+        return replace(
+            self,
+            target=f"{self.target}-primary",
+            service=f"{self.service_name}-primary",
+            ingress=self.ingress_name,
+            route=self.route_name,
+        )
+
 
 _NAME_VARS = ("name", "namespace", "target", "service", "ingress", "route")
 _REGEX_META = frozenset("\\.+*?()|[]{}^$")
@@ -47,6 +92,7 @@ def escape_string(value: str, quote: str = '"') -> str:
 
 
 def validate_duration(value: str, field: str = "interval") -> str:
+    """``value`` if it is a PromQL duration; a query with any other range would not parse."""
     if not PROMQL_DURATION_RE.match(value):
         raise TemplateError(f"{field}: expected a PromQL duration such as 1m or 30s, got {value!r}")
     return value
@@ -102,7 +148,12 @@ def render_query(
     interval: str = "1m",
     variables: Mapping[str, str] | None = None,
 ) -> str:
-    """Render ``template`` for ``ctx``; raise :class:`TemplateError` on any problem."""
+    """Render ``template`` for ``ctx``; raise :class:`TemplateError` on any problem.
+
+    One pass over the text that tracks whether it is inside a string literal
+    (and whether that string is a regex matcher's), so each ``{{ ... }}`` value
+    is escaped for the place it lands in.
+    """
     variables = variables or {}
     out: list[str] = []
     i = 0
@@ -111,32 +162,9 @@ def render_query(
     context = "code"  # "code", "string" or "regex"
     while i < n:
         if template.startswith("{{", i):
-            end = template.find("}}", i + 2)
-            nxt = template.find("{{", i + 2)
-            if end < 0 or (0 <= nxt < end):
-                raise TemplateError(
-                    f"unbalanced braces: '{{{{' at offset {i} has no matching '}}}}' "
-                    f"(near {template[i : i + 30]!r})"
-                )
-            expr = template[i + 2 : end]
-            trim_left = expr.startswith("-")
-            trim_right = expr.endswith("-")
-            expr = expr.strip("-").strip() if (trim_left or trim_right) else expr.strip()
-            if not expr:
-                raise TemplateError(f"empty template expression at offset {i}")
-            if trim_left:
-                while out and out[-1] in " \t\r\n":
-                    out.pop()
-            value, is_name = _lookup(expr, ctx, interval, variables)
-            if context == "regex" and is_name:
-                value = escape_regex(value)
-            if quote is not None:
-                value = escape_string(value, quote)
-            out.append(value)
-            i = end + 2
-            if trim_right:
-                while i < n and template[i] in " \t\r\n":
-                    i += 1
+            i = _substitute(
+                template, i, out, ctx, interval, variables, context=context, quote=quote
+            )
             continue
         if template.startswith("}}", i) and quote is None:
             raise TemplateError(
@@ -160,3 +188,48 @@ def render_query(
     if quote is not None:
         raise TemplateError(f"unterminated string literal (opened with {quote}) in query template")
     return "".join(out)
+
+
+def _substitute(
+    template: str,
+    start: int,
+    out: list[str],
+    ctx: QueryContext,
+    interval: str,
+    variables: Mapping[str, str],
+    *,
+    context: str,
+    quote: str | None,
+) -> int:
+    """Append the value of the ``{{ ... }}`` at ``start`` to ``out``, escaped for where it lands.
+
+    ``{{-`` trims the blanks before the expression and ``-}}`` those after it, as
+    in Go.  Returns the offset just after the expression and its trimmed blanks.
+    """
+    end = template.find("}}", start + 2)
+    nxt = template.find("{{", start + 2)
+    if end < 0 or (0 <= nxt < end):
+        raise TemplateError(
+            f"unbalanced braces: '{{{{' at offset {start} has no matching '}}}}' "
+            f"(near {template[start : start + 30]!r})"
+        )
+    expr = template[start + 2 : end]
+    trim_left = expr.startswith("-")
+    trim_right = expr.endswith("-")
+    expr = expr.strip("-").strip() if (trim_left or trim_right) else expr.strip()
+    if not expr:
+        raise TemplateError(f"empty template expression at offset {start}")
+    if trim_left:
+        while out and out[-1] in " \t\r\n":
+            out.pop()
+    value, is_name = _lookup(expr, ctx, interval, variables)
+    if context == "regex" and is_name:
+        value = escape_regex(value)
+    if quote is not None:
+        value = escape_string(value, quote)
+    out.append(value)
+    i = end + 2
+    if trim_right:
+        while i < len(template) and template[i] in " \t\r\n":
+            i += 1
+    return i

@@ -8,6 +8,7 @@ numpy exception ever leaves the package::
 
     AnalysisError                      base of everything below
     ├── SpecError                      bad input; ``path`` names the field
+    │   ├── SpecErrors                 every bad field of one spec at once (``problems``)
     │   ├── UnknownProviderError       provider type nobody knows
     │   └── ProviderNotSupportedError  a Flagger provider type we do not implement yet
     ├── TemplateError                  query template cannot be rendered
@@ -25,6 +26,8 @@ the provider configuration hides secrets from ``repr``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "AnalysisError",
     "HTTPStatusError",
@@ -36,6 +39,7 @@ __all__ = [
     "QueryError",
     "QueryTimeoutError",
     "SpecError",
+    "SpecErrors",
     "TemplateError",
     "UnknownProviderError",
 ]
@@ -52,6 +56,33 @@ class SpecError(AnalysisError, ValueError):
         self.path = path
         self.detail = message
         super().__init__(f"{path}: {message}")
+
+    @property
+    def problems(self) -> tuple[SpecError, ...]:
+        """Every problem this error reports: itself (a :class:`SpecErrors` has several)."""
+        return (self,)
+
+
+class SpecErrors(SpecError):
+    """Every problem found in one spec, for callers that report them all at once.
+
+    The Canary parser shows a user every bad field of a manifest in one round trip,
+    so the ``parse_*`` functions do not stop at the first problem: they raise this,
+    with each problem in ``problems`` in the order found.  Its own ``path`` is the
+    first problem's, so code that handles a plain :class:`SpecError` still works.
+    """
+
+    def __init__(self, problems: Sequence[SpecError]) -> None:
+        if not problems:
+            raise ValueError("SpecErrors needs at least one problem")
+        self._problems = tuple(p for problem in problems for p in problem.problems)
+        first = self._problems[0]
+        more = len(self._problems) - 1
+        super().__init__(first.path, first.detail + (f" (and {more} more)" if more else ""))
+
+    @property
+    def problems(self) -> tuple[SpecError, ...]:
+        return self._problems
 
 
 class UnknownProviderError(SpecError):

@@ -1,0 +1,268 @@
+"""Our extension field ``metrics[].compare``: its typed form and its parser.
+
+Field meanings, defaults and validation are documented in docs/analysis.md;
+every error names the field path and what was expected, e.g.
+``spec.analysis.metrics[1].compare.minSampleSize: expected a positive integer, got "abc"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from analysis._spec.fields import Problems, read_int, read_number, read_text, type_name
+from analysis._spec.vocabulary import (
+    REQUEST_DURATION,
+    REQUEST_SUCCESS_RATE,
+    CompareTest,
+    OnMaxInconclusive,
+)
+
+__all__ = ["COMPARE_FIELDS", "CompareSpec", "parse_compare", "read_compare"]
+
+
+@dataclass(frozen=True, slots=True)
+class CompareSpec:
+    """Our extension ``metrics[].compare``: judge the canary against the primary.
+
+    Field meanings, defaults and validation are documented in docs/analysis.md.
+    """
+
+    test: CompareTest
+    alpha: float = 0.01
+    allowed_increase: float = 1.1
+    min_difference: float | None = None
+    min_sample_size: int = 100
+    max_inconclusive: int = 5
+    on_max_inconclusive: OnMaxInconclusive = OnMaxInconclusive.FAIL
+    quantile: float = 0.99
+    fail_fast: bool = True
+    requests_query: str | None = None
+    errors_query: str | None = None
+    buckets_query: str | None = None
+    buckets_unit: str = "s"
+
+    @property
+    def effective_min_difference(self) -> float:
+        """``minDifference`` or its default: 0.1 points for errorRate, 0 ms for latency."""
+        if self.min_difference is not None:
+            return self.min_difference
+        return 0.1 if self.test is CompareTest.ERROR_RATE else 0.0
+
+
+COMPARE_FIELDS = frozenset(
+    {
+        "test",
+        "alpha",
+        "allowedIncrease",
+        "minDifference",
+        "minSampleSize",
+        "maxInconclusive",
+        "onMaxInconclusive",
+        "quantile",
+        "failFast",
+        "requestsQuery",
+        "errorsQuery",
+        "bucketsQuery",
+        "bucketsUnit",
+    }
+)
+
+
+def parse_compare(
+    d: Mapping[str, object], path: str, *, metric_name: str | None = None
+) -> CompareSpec:
+    """Parse and validate a ``metrics[].compare`` mapping.
+
+    ``metric_name`` lets ``test`` default from a builtin metric's name
+    (``request-success-rate`` → ``errorRate``, ``request-duration`` → ``latency``).
+    Raises :class:`~analysis.SpecErrors` listing every problem; the first names
+    the field, e.g.
+    ``spec.analysis.metrics[1].compare.minSampleSize: expected a positive integer, got "abc"``.
+    """
+    problems = Problems()
+    spec = read_compare(d, path, problems, metric_name=metric_name)
+    problems.raise_all()
+    assert spec is not None  # no problem means a spec
+    return spec
+
+
+def read_compare(
+    d: object, path: str, problems: Problems, *, metric_name: str | None
+) -> CompareSpec | None:
+    """Record every problem of a ``compare`` value in ``problems``; the spec if it has none.
+
+    The rules that tie fields together (which queries a test needs) run only
+    when every field was valid on its own: a rule about a field that failed
+    would only repeat its problem.
+    """
+    if not isinstance(d, Mapping):
+        problems.add(path, f"expected a map, got {type_name(d)}")
+        return None
+    mark = len(problems)
+    _check_known_fields(d, path, problems)
+    test = _read_test(d, path, problems, metric_name)
+    spec = _read_fields(d, path, problems, test or CompareTest.ERROR_RATE)
+    if problems.since(mark):
+        return None
+    if spec.test is CompareTest.ERROR_RATE:
+        _check_error_rate_queries(spec, path, problems, metric_name)
+    else:
+        _check_latency_queries(spec, path, problems, metric_name)
+    return None if problems.since(mark) else spec
+
+
+def _check_known_fields(d: Mapping[str, object], path: str, problems: Problems) -> None:
+    """Our own extension has no room for typos: an unknown field is an error, not a warning."""
+    for key in sorted(str(k) for k in d if k not in COMPARE_FIELDS):
+        problems.add(
+            f"{path}.{key}",
+            f"unknown field; expected one of {', '.join(sorted(COMPARE_FIELDS))}",
+        )
+
+
+def _read_test(
+    d: Mapping[str, object], path: str, problems: Problems, metric_name: str | None
+) -> CompareTest | None:
+    raw_test = d.get("test")
+    if raw_test is None:
+        if metric_name == REQUEST_SUCCESS_RATE:
+            return CompareTest.ERROR_RATE
+        if metric_name == REQUEST_DURATION:
+            return CompareTest.LATENCY
+        problems.add(
+            f"{path}.test",
+            "expected errorRate or latency (required unless the metric is "
+            "request-success-rate or request-duration)",
+        )
+        return None
+    try:
+        return CompareTest(raw_test if isinstance(raw_test, str) else "?")
+    except ValueError:
+        problems.add(f"{path}.test", f"expected errorRate or latency, got {type_name(raw_test)}")
+        return None
+
+
+def _read_fields(
+    d: Mapping[str, object], path: str, problems: Problems, test: CompareTest
+) -> CompareSpec:
+    """Every field but ``test``, each on its own and in order; a bad one reads as its default."""
+    default = CompareSpec(test=test)
+    alpha = read_number(
+        d,
+        "alpha",
+        path,
+        problems,
+        default.alpha,
+        lo=0.0,
+        hi=0.5,
+        lo_open=True,
+        hi_open=True,
+        what="a number between 0 and 0.5 (exclusive)",
+    )
+    allowed_increase = read_number(
+        d,
+        "allowedIncrease",
+        path,
+        problems,
+        default.allowed_increase,
+        lo=1.0,
+        what="a ratio >= 1.0",
+    )
+    min_difference = read_number(
+        d, "minDifference", path, problems, None, lo=0.0, what="a number >= 0"
+    )
+    min_sample_size = read_int(
+        d, "minSampleSize", path, problems, default.min_sample_size, lo=1, what="a positive integer"
+    )
+    max_inconclusive = read_int(
+        d, "maxInconclusive", path, problems, default.max_inconclusive, lo=0, what="an integer >= 0"
+    )
+    on_max_inconclusive = _read_on_max_inconclusive(d, path, problems)
+    quantile = read_number(
+        d,
+        "quantile",
+        path,
+        problems,
+        default.quantile,
+        lo=0.5,
+        hi=1.0,
+        hi_open=True,
+        what="a quantile in [0.5, 1)",
+    )
+    return CompareSpec(
+        test=test,
+        alpha=alpha,
+        allowed_increase=allowed_increase,
+        min_difference=min_difference,
+        min_sample_size=min_sample_size,
+        max_inconclusive=max_inconclusive,
+        on_max_inconclusive=on_max_inconclusive,
+        quantile=quantile,
+        fail_fast=_read_fail_fast(d, path, problems),
+        requests_query=read_text(d, "requestsQuery", path, problems),
+        errors_query=read_text(d, "errorsQuery", path, problems),
+        buckets_query=read_text(d, "bucketsQuery", path, problems),
+        buckets_unit=_read_buckets_unit(d, path, problems),
+    )
+
+
+def _read_on_max_inconclusive(
+    d: Mapping[str, object], path: str, problems: Problems
+) -> OnMaxInconclusive:
+    raw_on = d.get("onMaxInconclusive", "fail")
+    try:
+        return OnMaxInconclusive(raw_on if isinstance(raw_on, str) else "?")
+    except ValueError:
+        problems.add(f"{path}.onMaxInconclusive", f"expected fail or pass, got {type_name(raw_on)}")
+        return OnMaxInconclusive.FAIL
+
+
+def _read_fail_fast(d: Mapping[str, object], path: str, problems: Problems) -> bool:
+    fail_fast = d.get("failFast", True)
+    if not isinstance(fail_fast, bool):
+        problems.add(f"{path}.failFast", f"expected true or false, got {type_name(fail_fast)}")
+        return True
+    return fail_fast
+
+
+def _read_buckets_unit(d: Mapping[str, object], path: str, problems: Problems) -> str:
+    buckets_unit = d.get("bucketsUnit", "s")
+    if buckets_unit not in ("s", "ms"):
+        problems.add(f"{path}.bucketsUnit", f"expected s or ms, got {type_name(buckets_unit)}")
+        return "s"
+    return str(buckets_unit)
+
+
+def _check_error_rate_queries(
+    spec: CompareSpec, path: str, problems: Problems, metric_name: str | None
+) -> None:
+    """errorRate counts requests and errors: both queries, or a builtin that has them."""
+    requests_query, errors_query = spec.requests_query, spec.errors_query
+    if (requests_query is None) != (errors_query is None):
+        missing = "errorsQuery" if errors_query is None else "requestsQuery"
+        problems.add(f"{path}.{missing}", "expected both requestsQuery and errorsQuery")
+    elif requests_query is None and metric_name != REQUEST_SUCCESS_RATE:
+        problems.add(
+            f"{path}.requestsQuery",
+            "expected requestsQuery and errorsQuery (counts of requests and of errors over "
+            "{{ interval }}) for an errorRate test on a metric that is not "
+            "request-success-rate",
+        )
+    if spec.buckets_query is not None:
+        problems.add(f"{path}.bucketsQuery", "only allowed with test: latency")
+
+
+def _check_latency_queries(
+    spec: CompareSpec, path: str, problems: Problems, metric_name: str | None
+) -> None:
+    """latency reads a histogram: a bucket query, or the builtin request-duration's."""
+    if spec.buckets_query is None and metric_name != REQUEST_DURATION:
+        problems.add(
+            f"{path}.bucketsQuery",
+            "expected a histogram bucket query (sum by (le) (increase(..._bucket"
+            "[{{ interval }}]))) for a latency test on a metric that is not request-duration",
+        )
+    for key, q in (("requestsQuery", spec.requests_query), ("errorsQuery", spec.errors_query)):
+        if q is not None:
+            problems.add(f"{path}.{key}", "only allowed with test: errorRate")

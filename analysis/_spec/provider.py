@@ -1,0 +1,286 @@
+"""A MetricTemplate's ``spec.provider``: which metric server, and how to reach it.
+
+Two steps, because they happen at different times.  :func:`parse_provider_spec`
+reads the manifest into a :class:`ProviderSpec` when the MetricTemplate is
+parsed (``canary.model``), reporting every bad field.  :func:`provider_config`
+turns that spec into a :class:`ProviderConfig` when a metric runs, once the
+caller has read the template's Secret: its keys become credentials and its
+``address`` overrides the spec's, as in Flagger.
+
+This module also decides which provider types exist.  Flagger's other types
+are recognised and refused as "not supported yet", which is a different message
+from a name nobody knows (never a silent fallback to Prometheus as in Flagger).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from analysis._spec.errors import (
+    ProviderNotSupportedError,
+    SpecError,
+    SpecErrors,
+    UnknownProviderError,
+)
+from analysis._spec.fields import Problems, type_name
+
+__all__ = [
+    "DEFAULT_PROMETHEUS_ADDRESS",
+    "DEFAULT_TIMEOUT_SECONDS",
+    "NOT_SUPPORTED_PROVIDER_TYPES",
+    "SUPPORTED_PROVIDER_TYPES",
+    "ProviderConfig",
+    "ProviderSpec",
+    "check_provider_type",
+    "parse_provider_spec",
+    "provider_config",
+    "provider_config_from_spec",
+]
+
+DEFAULT_PROMETHEUS_ADDRESS = "http://prometheus:9090"
+DEFAULT_TIMEOUT_SECONDS = 5.0
+
+SUPPORTED_PROVIDER_TYPES: frozenset[str] = frozenset({"prometheus"})
+NOT_SUPPORTED_PROVIDER_TYPES: frozenset[str] = frozenset(
+    {
+        "datadog",
+        "influxdb",
+        "cloudwatch",
+        "newrelic",
+        "graphite",
+        "stackdriver",
+        "dynatrace",
+        "keptn",
+        "splunk",
+        "externalmetrics",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """A MetricTemplate's ``spec.provider``, parsed; ``None`` fields were not set.
+
+    It holds no credentials: ``secret_name`` names the Secret (``secretRef``)
+    whose keys the caller reads and hands to :func:`provider_config`.
+    ``headers`` follows Go's ``http.Header``: a name may come with several values.
+    """
+
+    type: str = "prometheus"
+    address: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    insecure_skip_verify: bool = False
+    region: str | None = None
+    secret_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """A metric provider's connection settings, credentials already resolved.
+
+    ``headers`` follows Go's ``http.Header`` (a name maps to a list of values).
+    Credentials are excluded from ``repr`` so they cannot leak through logs.
+    """
+
+    type: str = "prometheus"
+    address: str = DEFAULT_PROMETHEUS_ADDRESS
+    headers: tuple[tuple[str, str], ...] = ()
+    token: str | None = field(default=None, repr=False)
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    insecure_skip_verify: bool = False
+    ca_file: str | None = None
+    ca_data: str | None = field(default=None, repr=False)
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    region: str | None = None
+
+
+def check_provider_type(type_: str, path: str) -> str:
+    """``type_`` if we implement it; else which of the two errors it is, naming ``path``."""
+    if type_ in SUPPORTED_PROVIDER_TYPES:
+        return type_
+    if type_ in NOT_SUPPORTED_PROVIDER_TYPES:
+        raise ProviderNotSupportedError(
+            path,
+            f"provider type {type_!r} is not supported yet (supported: "
+            f"{', '.join(sorted(SUPPORTED_PROVIDER_TYPES))})",
+        )
+    known = sorted(SUPPORTED_PROVIDER_TYPES | NOT_SUPPORTED_PROVIDER_TYPES)
+    raise UnknownProviderError(
+        path, f"unknown provider type {type_!r}; expected one of {', '.join(known)}"
+    )
+
+
+def parse_provider_spec(spec: object, *, path: str = "spec.provider") -> ProviderSpec:
+    """Parse a MetricTemplate's ``spec.provider``; ``None`` is the default Prometheus.
+
+    Raises :class:`~analysis.SpecErrors` listing every problem, each naming its
+    field; an unknown or not yet supported type keeps its own error class.
+    """
+    if spec is None:
+        return ProviderSpec()
+    if not isinstance(spec, Mapping):
+        raise SpecErrors([SpecError(path, f"expected a map, got {type_name(spec)}")])
+    problems = Problems()
+    parsed = ProviderSpec(
+        type=_read_type(spec, path, problems),
+        address=_read_address(spec, path, problems),
+        headers=_read_headers(spec, path, problems),
+        insecure_skip_verify=_read_insecure(spec, path, problems),
+        region=_read_region(spec, path, problems),
+        secret_name=_read_secret_name(spec, path, problems),
+    )
+    problems.raise_all()
+    return parsed
+
+
+def provider_config(
+    spec: ProviderSpec,
+    *,
+    path: str = "spec.provider",
+    secret: Mapping[str, str] | None = None,
+    default_address: str = DEFAULT_PROMETHEUS_ADDRESS,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+) -> ProviderConfig:
+    """The connection settings of ``spec`` with the decoded data of its Secret.
+
+    ``secret`` holds ``token`` or ``username``/``password`` for Prometheus, and
+    ``address``, which overrides the spec's address as in Flagger.  Without an
+    address anywhere, ``default_address`` (the Canary's ``metricsServer`` or the
+    controller's default) is used.  Raises :class:`~analysis.SpecError`.
+    """
+    secret = secret or {}
+    address = secret.get("address") or spec.address or default_address
+    if not address.startswith(("http://", "https://")):
+        raise SpecError(f"{path}.address", f"expected an http:// or https:// URL, got {address!r}")
+    if not (isinstance(timeout_seconds, int | float) and math.isfinite(timeout_seconds)) or (
+        timeout_seconds <= 0
+    ):
+        raise SpecError("timeout_seconds", f"expected a positive number, got {timeout_seconds!r}")
+    username = secret.get("username") or None
+    password = secret.get("password") or None
+    if (username is None) != (password is None):
+        raise SpecError(
+            f"{path}.secretRef", "expected both 'username' and 'password' keys in the Secret"
+        )
+    return ProviderConfig(
+        type=spec.type,
+        address=address.rstrip("/"),
+        headers=spec.headers,
+        token=secret.get("token") or None,
+        username=username,
+        password=password,
+        insecure_skip_verify=spec.insecure_skip_verify,
+        ca_file=None,
+        ca_data=secret.get("ca.crt") or secret.get("caFile") or None,
+        timeout_seconds=float(timeout_seconds),
+        region=spec.region,
+    )
+
+
+def provider_config_from_spec(
+    spec: Mapping[str, object] | None,
+    *,
+    path: str = "spec.provider",
+    secret: Mapping[str, str] | None = None,
+    default_address: str = DEFAULT_PROMETHEUS_ADDRESS,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+) -> ProviderConfig:
+    """:func:`parse_provider_spec` then :func:`provider_config`, raising the first problem.
+
+    For callers holding a raw ``spec.provider`` mapping (tests, tools); the
+    controller uses the spec the MetricTemplate parser made.
+    """
+    try:
+        parsed = parse_provider_spec(spec, path=path)
+    except SpecErrors as exc:
+        raise exc.problems[0] from None
+    return provider_config(
+        parsed,
+        path=path,
+        secret=secret,
+        default_address=default_address,
+        timeout_seconds=timeout_seconds,
+    )
+
+
+def _read_type(spec: Mapping[str, object], path: str, problems: Problems) -> str:
+    raw_type = spec.get("type")
+    if raw_type in (None, ""):
+        return "prometheus"
+    if not isinstance(raw_type, str):
+        problems.add(f"{path}.type", f"expected a string, got {raw_type!r}")
+        return "prometheus"
+    try:
+        return check_provider_type(raw_type, f"{path}.type")
+    except SpecError as exc:
+        problems.add_error(exc)
+        return raw_type
+
+
+def _read_address(spec: Mapping[str, object], path: str, problems: Problems) -> str | None:
+    address = spec.get("address")
+    if address in (None, ""):
+        return None
+    if not isinstance(address, str):
+        problems.add(f"{path}.address", f"expected a URL string, got {address!r}")
+        return None
+    if not address.startswith(("http://", "https://")):
+        problems.add(f"{path}.address", f"expected an http:// or https:// URL, got {address!r}")
+        return None
+    return address
+
+
+def _read_headers(
+    spec: Mapping[str, object], path: str, problems: Problems
+) -> tuple[tuple[str, str], ...]:
+    raw_headers = spec.get("headers") or {}
+    if not isinstance(raw_headers, Mapping):
+        problems.add(f"{path}.headers", "expected a map of header name to list of values")
+        return ()
+    headers: list[tuple[str, str]] = []
+    for name, values in raw_headers.items():
+        if not isinstance(name, str) or not name:
+            problems.add(f"{path}.headers", f"expected header names as strings, got {name!r}")
+            continue
+        vals = [values] if isinstance(values, str) else values
+        if not isinstance(vals, list) or not all(isinstance(v, str) for v in vals):
+            problems.add(f"{path}.headers.{name}", "expected a list of strings")
+            continue
+        headers.extend((name, v) for v in vals)
+    return tuple(headers)
+
+
+def _read_insecure(spec: Mapping[str, object], path: str, problems: Problems) -> bool:
+    insecure = spec.get("insecureSkipVerify", False)
+    if not isinstance(insecure, bool):
+        problems.add(f"{path}.insecureSkipVerify", f"expected true or false, got {insecure!r}")
+        return False
+    return insecure
+
+
+def _read_region(spec: Mapping[str, object], path: str, problems: Problems) -> str | None:
+    region = spec.get("region")
+    if region is not None and not isinstance(region, str):
+        problems.add(f"{path}.region", f"expected a string, got {region!r}")
+        return None
+    return region
+
+
+def _read_secret_name(spec: Mapping[str, object], path: str, problems: Problems) -> str | None:
+    """``secretRef.name``: the Secret with the credentials (and maybe the address)."""
+    ref = spec.get("secretRef")
+    if ref is None:
+        return None
+    if not isinstance(ref, Mapping):
+        problems.add(f"{path}.secretRef", f"expected a map with a name, got {type_name(ref)}")
+        return None
+    name = ref.get("name")
+    if not isinstance(name, str) or not name:
+        problems.add(
+            f"{path}.secretRef.name", f"expected a non-empty string, got {type_name(name)}"
+        )
+        return None
+    return name

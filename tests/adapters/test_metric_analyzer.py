@@ -1,0 +1,143 @@
+"""The metric-analysis seam reads each spec once: the Canary's checks, the parsed MetricTemplate.
+
+A MetricTemplate fetched from the cluster goes through ``parse_metric_template``
+(a bad one is an Error result naming its field, not a query that fails later);
+its parsed provider, with the Secret it names, reaches the metric server; the
+Canary's own ``MetricCheck`` runs with the template's query.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from canary.adapters.analysis import MetricAnalyzer
+from canary.core import Outcome
+from canary.model import Canary, parse_canary
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+PROMETHEUS = "http://prom.test:9090"
+
+
+class Objects:
+    """Just enough of the Kube port for the analyzer: ``get`` from a dict of objects."""
+
+    def __init__(self, *objects: dict[str, Any]) -> None:
+        self.objects = {
+            (o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects
+        }
+
+    async def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        return self.objects.get((kind, namespace or "", name))
+
+
+def template(spec: dict[str, Any], *, namespace: str = "ops") -> dict[str, Any]:
+    return {
+        "apiVersion": "canary.gitops.dev/v1beta1",
+        "kind": "MetricTemplate",
+        "metadata": {"name": "error-rate", "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def secret(name: str, namespace: str, **values: str) -> dict[str, Any]:
+    data = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": data,
+    }
+
+
+def canary_with(metric: dict[str, Any]) -> Canary:
+    return parse_canary(
+        {
+            "apiVersion": "canary.gitops.dev/v1beta1",
+            "kind": "Canary",
+            "metadata": {"name": "podinfo", "namespace": "test"},
+            "spec": {
+                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+                "service": {"port": 9898},
+                "analysis": {
+                    "interval": "1m",
+                    "threshold": 2,
+                    "stepWeight": 10,
+                    "metrics": [metric],
+                },
+            },
+        }
+    )
+
+
+ERRORS = {
+    "name": "errors",
+    "templateRef": {"name": "error-rate", "namespace": "ops"},
+    "templateVariables": {"code": "5.."},
+    "thresholdRange": {"max": 1},
+}
+QUERY = 'sum(rate(http_requests_total{app="{{ target }}",code=~"{{ variables.code }}"}[{{ interval }}]))'
+
+
+@respx.mock
+async def test_a_template_metric_runs_the_templates_query_with_its_secret() -> None:
+    route = respx.get(f"{PROMETHEUS}/api/v1/query").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "status": "success",
+                "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, "0.5"]}]},
+            },
+        )
+    )
+    kube = Objects(
+        template(
+            {
+                "provider": {"address": PROMETHEUS, "secretRef": {"name": "prom-auth"}},
+                "query": QUERY,
+            }
+        ),
+        secret("prom-auth", "ops", token="tok-1"),
+    )
+    [result] = await MetricAnalyzer(kube).analyze(canary_with(ERRORS), NOW, ())  # type: ignore[arg-type]
+    assert result.outcome is Outcome.PASS, result.summary
+    request = route.calls.last.request
+    assert (
+        request.url.params["query"]
+        == 'sum(rate(http_requests_total{app="podinfo",code=~"5.."}[1m]))'
+    )
+    assert request.headers["authorization"] == "Bearer tok-1"
+
+
+async def test_an_invalid_metric_template_is_an_error_result_naming_its_field() -> None:
+    kube = Objects(template({"provider": {"address": PROMETHEUS}}))
+    [result] = await MetricAnalyzer(kube).analyze(canary_with(ERRORS), NOW, ())  # type: ignore[arg-type]
+    assert result.outcome is Outcome.ERROR
+    assert (
+        "MetricTemplate ops/error-rate is invalid" in result.summary
+        and "spec.query" in result.summary
+    )
+
+
+@pytest.mark.parametrize(
+    ("objects", "wanted"),
+    [
+        ((), "MetricTemplate ops/error-rate not found (spec.analysis.metrics[0].templateRef)"),
+        (
+            (template({"provider": {"secretRef": {"name": "gone"}}, "query": QUERY}),),
+            "Secret ops/gone of MetricTemplate error-rate not found",
+        ),
+    ],
+)
+async def test_a_missing_template_or_secret_is_an_error_result(
+    objects: tuple[dict[str, Any], ...], wanted: str
+) -> None:
+    [result] = await MetricAnalyzer(Objects(*objects)).analyze(canary_with(ERRORS), NOW, ())  # type: ignore[arg-type]
+    assert (result.outcome, result.summary) == (Outcome.ERROR, wanted)
