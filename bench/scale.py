@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -150,16 +151,64 @@ def audit_since(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
     return [json.loads(line) for line in lines if line.strip()], offset + len(data)
 
 
+def gap_lateness(
+    entries: Sequence[dict[str, Any]], interval_s: float, names: set[str]
+) -> tuple[float, float] | None:
+    """Lateness seen from the API server: for each progressing canary, the gaps between its
+    consecutive status writes minus the interval (p50, p99), independent of the controller's
+    own metric."""
+    times: dict[str, list[float]] = {}
+    for e in entries:
+        if e["resource"] == "canaries" and e["subresource"] == "status" and e["verb"] == "patch":
+            if e["name"] in names and e["user"] == CONTROLLER_USER:
+                times.setdefault(e["name"], []).append(parse_time(e["time"]))
+    late = sorted(
+        max(0.0, b - a - interval_s)
+        for series in times.values()
+        for a, b in itertools.pairwise(series)
+    )
+    if not late:
+        return None
+    return late[len(late) // 2], late[min(len(late) - 1, int(0.99 * len(late)))]
+
+
+def parse_time(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def seconds(duration: str) -> float:
+    from canary.model.duration import parse_duration
+
+    return parse_duration(duration)
+
+
 # -- one case ----------------------------------------------------------------------------------
 
 
 @dataclass
 class Case:
-    mode: str  # "progressing" | "registered"
-    canaries: int
-    interval: str
+    progressing: int  # canaries whose analysis never ends: every pass steps and writes
+    registered: int  # idle canaries (Succeeded, nothing new)
     window: float
     qps: float = 400.0  # the controller's --kube-api-qps (its default of 100 caps ~45 passes/s)
+    progressing_interval: str = "10s"
+    registered_interval: str = "1m"
+    profile: Path | None = None  # run the controller under cProfile, writing here
+
+    @property
+    def canaries(self) -> int:
+        return self.progressing + self.registered
+
+    @property
+    def title(self) -> str:
+        parts = []
+        if self.progressing:
+            parts.append(f"{self.progressing} progressing at {self.progressing_interval}")
+        if self.registered:
+            parts.append(f"{self.registered} registered at {self.registered_interval}")
+        return " + ".join(parts)
 
 
 @dataclass
@@ -174,6 +223,8 @@ class Row:
     calls_per_pass: dict[str, float] = field(default_factory=dict)
     lateness_p50: str = "-"
     lateness_p99: str = "-"
+    gap_lateness_p50: float | None = None  # from the audit log: gaps between status writes
+    gap_lateness_p99: float | None = None
     release_s: float | None = None
 
 
@@ -222,6 +273,50 @@ async def phases(kube: Any, count: int) -> Counter[str]:
     return Counter(str((c.get("status") or {}).get("phase") or "") for c in items[:count])
 
 
+async def start_controller(case: Case, work: Path, kubeconfig: Path, port: int) -> Any:
+    argv = [
+        CANARY,
+        "run",
+        "--kubeconfig",
+        str(kubeconfig.with_name("controller.kubeconfig")),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "--git-cache",
+        str(work / "git"),
+        "--kube-api-qps",
+        str(case.qps),
+        "--kube-api-burst",
+        str(int(case.qps * 2)),
+    ]
+    if case.profile is not None:
+        argv = [sys.executable, "-m", "cProfile", "-o", str(case.profile), *argv]
+    return await asyncio.to_thread(
+        subprocess.Popen,
+        argv,
+        stdout=(work / "controller.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def wait_for(kube: Any, count: int, done: Any, what: str) -> None:
+    started = time.monotonic()
+    while True:
+        found = await phases(kube, count)
+        if done(found):
+            return
+        if time.monotonic() - started > 1800:
+            raise RuntimeError(f"{what} did not finish: {dict(found)}")
+        await asyncio.sleep(2)  # polling the cluster for a benchmark's phase change
+
+
+def new_image(deployment: dict[str, Any], image: str) -> tuple[Any, ...]:
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}}
+    meta = deployment["metadata"]
+    return ("apps/v1", "Deployment", meta["name"], meta["namespace"], patch)
+
+
 async def run_case(case: Case, work: Path) -> Row:
     from canary.adapters.kube import connect
 
@@ -240,7 +335,6 @@ async def run_case(case: Case, work: Path) -> Row:
         assert sandbox.stdout is not None
         assert (await asyncio.to_thread(sandbox.stdout.readline)).strip() == "ready"
         kube = await connect(str(kubeconfig), qps=None)
-        iterations = 100_000 if case.mode == "progressing" else 1
         namespaces = sorted({f"ns-{i // 100:03d}" for i in range(case.canaries)})
         await gather_limited(
             [
@@ -248,63 +342,37 @@ async def run_case(case: Case, work: Path) -> Row:
                 for ns in namespaces
             ]
         )
-        objects = [manifests(i, case.interval, iterations) for i in range(case.canaries)]
+        moving = [manifests(i, case.progressing_interval, 100_000) for i in range(case.progressing)]
+        idle = [
+            manifests(i, case.registered_interval, 1)
+            for i in range(case.progressing, case.canaries)
+        ]
+        objects = moving + idle
         await gather_limited([kube.create(d) for d, _ in objects])
         await gather_limited([kube.create(c) for _, c in objects])
         metrics_port = free_port()
-        controller = await asyncio.to_thread(
-            subprocess.Popen,
-            [
-                CANARY,
-                "run",
-                "--kubeconfig",
-                str(kubeconfig.with_name("controller.kubeconfig")),
-                "--listen",
-                f"127.0.0.1:{metrics_port}",
-                "--log-level",
-                "warning",
-                "--git-cache",
-                str(work / "git"),
-                "--kube-api-qps",
-                str(case.qps),
-                "--kube-api-burst",
-                str(int(case.qps * 2)),
-            ],
-            stdout=(work / "controller.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
+        controller = await start_controller(case, work, kubeconfig, metrics_port)
         started = time.monotonic()
-        while True:
-            found = await phases(kube, case.canaries)
-            if found.get("Initialized", 0) + found.get("Succeeded", 0) >= case.canaries:
-                break
-            if time.monotonic() - started > 1800:
-                raise RuntimeError(f"startup did not finish: {dict(found)}")
-            await asyncio.sleep(2)  # polling the cluster for a benchmark's phase change
+        await wait_for(
+            kube,
+            case.canaries,
+            lambda found: found.get("Initialized", 0) + found.get("Succeeded", 0) >= case.canaries,
+            "startup",
+        )
         row.startup_s = time.monotonic() - started
-        if case.mode == "progressing":
-            bumped = [
-                kube.patch(
-                    "apps/v1",
-                    "Deployment",
-                    d["metadata"]["name"],
-                    d["metadata"]["namespace"],
-                    {
-                        "spec": {
-                            "template": {
-                                "spec": {"containers": [{"name": "app", "image": "podinfo:1.1.0"}]}
-                            }
-                        }
-                    },
-                    patch_type="strategic",
-                )
-                for d, _ in objects
-            ]
-            await gather_limited(bumped)
-            while True:
-                if (await phases(kube, case.canaries)).get("Progressing", 0) >= case.canaries:
-                    break
-                await asyncio.sleep(2)  # polling the cluster for a benchmark's phase change
+        if moving:
+            await gather_limited(
+                [
+                    kube.patch(*new_image(d, "podinfo:1.1.0"), patch_type="strategic")
+                    for d, _ in moving
+                ]
+            )
+            await wait_for(
+                kube,
+                case.canaries,
+                lambda found: found.get("Progressing", 0) >= case.progressing,
+                "the release of the progressing canaries",
+            )
         # The steady window.
         await asyncio.sleep(min(10.0, case.window / 4))  # the last changes settle first
         _, offset = audit_since(audit, 0)
@@ -335,50 +403,49 @@ async def run_case(case: Case, work: Path) -> Row:
         )
         row.lateness_p50 = quantile(buckets_before, buckets_after, 0.5)
         row.lateness_p99 = quantile(buckets_before, buckets_after, 0.99)
-        if case.mode == "registered":
-            first, _ = objects[0]
-            name, ns = first["metadata"]["name"], first["metadata"]["namespace"]
-            await kube.patch(
-                "apps/v1",
-                "Deployment",
-                name,
-                ns,
-                {
-                    "spec": {
-                        "template": {
-                            "spec": {"containers": [{"name": "app", "image": "podinfo:2.0.0"}]}
-                        }
-                    }
-                },
-                patch_type="strategic",
-            )
-            release = time.monotonic()
-            while True:
-                obj = await kube.get(API, "Canary", name, ns)
-                status = (obj or {}).get("status") or {}
-                if status.get("phase") == "Succeeded":
-                    row.release_s = time.monotonic() - release
-                    break
-                if time.monotonic() - release > 600:
-                    break
-                await asyncio.sleep(1)
+        gaps = gap_lateness(
+            entries, seconds(case.progressing_interval), {c["metadata"]["name"] for _, c in moving}
+        )
+        if gaps is not None:
+            row.gap_lateness_p50, row.gap_lateness_p99 = gaps
+        if idle:
+            row.release_s = await release_one(kube, idle[0][1])
         await kube.aclose()
     finally:
         for proc in (controller, sandbox):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
-                    proc.wait(timeout=30)
+                    proc.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     proc.kill()
     return row
 
 
+async def release_one(kube: Any, canary: dict[str, Any]) -> float | None:
+    """Seconds from a new image on one idle canary's target to its Succeeded."""
+    name, ns = canary["metadata"]["name"], canary["metadata"]["namespace"]
+    target = {"metadata": {"name": name, "namespace": ns}}
+    await kube.patch(*new_image(target, "podinfo:2.0.0"), patch_type="strategic")
+    release = time.monotonic()
+    left_succeeded = False
+    while time.monotonic() - release < 900:
+        obj = await kube.get(API, "Canary", name, ns)
+        phase = ((obj or {}).get("status") or {}).get("phase")
+        left_succeeded = left_succeeded or phase != "Succeeded"
+        if left_succeeded and phase == "Succeeded":
+            return time.monotonic() - release
+        await asyncio.sleep(1)  # polling the cluster for a benchmark's phase change
+    return None
+
+
 SWEEP = (
-    Case("progressing", 10, "10s", 60),
-    Case("progressing", 100, "10s", 60),
-    Case("progressing", 1000, "10s", 90),
-    Case("registered", 1000, "1m", 120),
+    Case(progressing=10, registered=0, window=60),
+    Case(progressing=100, registered=0, window=60),
+    Case(progressing=1000, registered=0, window=90),
+    Case(progressing=0, registered=1000, window=120),
+    Case(progressing=0, registered=10_000, window=180),
+    Case(progressing=1000, registered=10_000, window=120),
 )
 
 
@@ -386,10 +453,15 @@ def print_row(row: Row) -> None:
     case = row.case
     calls = ", ".join(f"{v:.2f} {k}" for k, v in row.calls_per_pass.items()) or "none"
     release = f"{row.release_s:.0f} s" if row.release_s is not None else "-"
+    gaps = (
+        f"{row.gap_lateness_p50:.2f} / {row.gap_lateness_p99:.2f} s"
+        if row.gap_lateness_p50 is not None and row.gap_lateness_p99 is not None
+        else "-"
+    )
     print(
-        f"| {case.canaries} {case.mode} at {case.interval} | {row.startup_s:.0f} s | "
+        f"| {case.title} | {row.startup_s:.0f} s | "
         f"{row.cpu_per_wall:.2f} | {row.cpu_ms_per_pass:.1f} | {row.rss_mib:.0f} / {row.peak_mib:.0f} MiB | "
-        f"{row.passes} | {calls} | {row.lateness_p50} / {row.lateness_p99} | {release} |",
+        f"{row.passes} | {calls} | {row.lateness_p50} / {row.lateness_p99} | {gaps} | {release} |",
         flush=True,
     )
 
@@ -399,28 +471,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--serve", nargs=3, metavar=("PORT", "KUBECONFIG", "AUDIT"), help=argparse.SUPPRESS
     )
-    parser.add_argument("--progressing", type=int, help="one case: this many progressing canaries")
-    parser.add_argument("--registered", type=int, help="one case: this many idle canaries")
+    parser.add_argument("--progressing", type=int, default=0, help="this many progressing canaries")
+    parser.add_argument("--registered", type=int, default=0, help="this many idle canaries")
     parser.add_argument("--window", type=float, default=60.0, help="seconds of steady measurement")
     parser.add_argument("--qps", type=float, default=400.0, help="the controller's --kube-api-qps")
+    parser.add_argument("--interval", default="1m", help="the registered canaries' interval")
+    parser.add_argument(
+        "--profile", type=Path, help="run the controller under cProfile, into this file"
+    )
     args = parser.parse_args(argv)
     if args.serve:
         serve(int(args.serve[0]), Path(args.serve[1]), Path(args.serve[2]))
         return 0
-    if args.progressing:
+    if args.progressing or args.registered:
         cases: Sequence[Case] = (
-            Case("progressing", args.progressing, "10s", args.window, args.qps),
+            Case(
+                args.progressing,
+                args.registered,
+                args.window,
+                args.qps,
+                registered_interval=args.interval,
+                profile=args.profile,
+            ),
         )
-    elif args.registered:
-        cases = (Case("registered", args.registered, "1m", args.window, args.qps),)
     else:
         cases = SWEEP
     print(f"machine: {os.cpu_count()} CPUs; controller and sandbox share them")
     print(
         "| case | startup | CPU s per s | CPU ms per pass | RSS / peak | passes | "
-        "API requests per pass | lateness p50 / p99 | new revision to Succeeded |"
+        "API requests per pass | lateness p50 / p99 (metric) | lateness p50 / p99 (audit gaps) | "
+        "new revision to Succeeded |"
     )
-    print("|---|---:|---:|---:|---:|---:|---|---|---:|")
+    print("|---|---:|---:|---:|---:|---:|---|---|---|---:|")
     for case in cases:
         work = Path(tempfile.mkdtemp(prefix="canary-scale-"))
         try:

@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from canary.adapters.kube import KubeClient, WatchEvent, split_api_version
+from canary.jsontree import json_copy
 from canary.ports import Conflict, KubeError, NotFound, Obj, PatchType, Unavailable
 
 __all__ = [
@@ -154,6 +154,71 @@ class CacheStats:
 Listener = Callable[[str, Obj], Awaitable[None] | None]
 
 
+def _slim(obj: Obj) -> Obj:
+    """What the cache keeps of an object: all of it but ``metadata.managedFields`` (often half
+    an object's size, and never read by a pass), as controller-runtime's caches do."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return obj
+
+
+class _Store:
+    """The objects of one informer by (namespace, name), indexed by namespace so that reading
+    one namespace never walks (or sorts) the others."""
+
+    def __init__(self, objects: Iterable[Obj] = ()) -> None:
+        self._by_namespace: dict[str, dict[str, Obj]] = {}
+        for obj in objects:
+            self.put(obj)
+
+    def get(self, key: tuple[str, str]) -> Obj | None:
+        return self._by_namespace.get(key[0], {}).get(key[1])
+
+    def put(self, obj: Obj) -> None:
+        namespace, name = _key(obj)
+        self._by_namespace.setdefault(namespace, {})[name] = _slim(obj)
+
+    def pop(self, key: tuple[str, str]) -> Obj | None:
+        names = self._by_namespace.get(key[0])
+        if names is None:
+            return None
+        found = names.pop(key[1], None)
+        if not names:
+            del self._by_namespace[key[0]]
+        return found
+
+    def in_namespace(self, namespace: str | None) -> list[Obj]:
+        """Sorted by (namespace, name), as a list from the API server is."""
+        spaces = sorted(self._by_namespace) if namespace is None else [namespace]
+        return [
+            names[name]
+            for ns in spaces
+            for names in (self._by_namespace.get(ns, {}),)
+            for name in sorted(names)
+        ]
+
+    def items(self) -> Iterator[tuple[tuple[str, str], Obj]]:
+        for ns, names in self._by_namespace.items():
+            for name, obj in names.items():
+                yield (ns, name), obj
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and self.get(key) is not None
+
+    def __getitem__(self, key: tuple[str, str]) -> Obj:
+        found = self.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return (key for key, _ in self.items())
+
+    def __len__(self) -> int:
+        return sum(len(names) for names in self._by_namespace.values())
+
+
 class Informer:
     """A list + watch cache of one kind (in one namespace, or all, with a label selector)."""
 
@@ -179,7 +244,7 @@ class Informer:
         self.listeners = list(listeners)
         self.stats = stats or CacheStats()
         self.watch_timeout = watch_timeout
-        self.store: dict[tuple[str, str], Obj] = {}
+        self.store = _Store()
         self.synced = asyncio.Event()
         self.resource_version = ""
         self._task: asyncio.Task[None] | None = None
@@ -193,9 +258,9 @@ class Informer:
     def items(self, namespace: str | None = None, label_selector: str | None = None) -> list[Obj]:
         return [
             obj
-            for (ns, _), obj in sorted(self.store.items())
-            if (namespace is None or ns == namespace)
-            and label_selector_matches(
+            for obj in self.store.in_namespace(namespace)
+            if label_selector is None
+            or label_selector_matches(
                 label_selector, (obj.get("metadata") or {}).get("labels") or {}
             )
         ]
@@ -225,10 +290,10 @@ class Informer:
         held = self.store.get(key)
         new, old = _version_number(obj), _version_number(held) if held else None
         if held is None or new is None or old is None or new >= old:
-            self.store[key] = obj
+            self.store.put(obj)
 
     def forget(self, name: str, namespace: str | None) -> None:
-        self.store.pop((namespace or "", name), None)
+        self.store.pop((namespace or "", name))
 
     async def _notify(self, kind: str, obj: Obj) -> None:
         for listener in self.listeners:
@@ -253,7 +318,7 @@ class Informer:
             or (self.store[key].get("metadata") or {}).get("resourceVersion")
             != (obj.get("metadata") or {}).get("resourceVersion")
         ]
-        self.store = fresh
+        self.store = _Store(fresh.values())
         self.resource_version = version
         self.synced.set()
         for obj in gone:
@@ -270,10 +335,10 @@ class Informer:
             return
         key = _key(obj)
         if event.type == "DELETED" or not self.keep(obj):
-            if self.store.pop(key, None) is not None or event.type == "DELETED":
+            if self.store.pop(key) is not None or event.type == "DELETED":
                 await self._notify("DELETED", obj)
             return
-        self.store[key] = obj
+        self.store.put(obj)
         await self._notify(event.type, obj)
 
     async def _run(self) -> None:
@@ -428,7 +493,7 @@ class CachedKube:
         if informer is not None and informer.synced.is_set():
             self.stats.cache_reads += 1
             found = informer.get(name, namespace)
-            return copy.deepcopy(found) if found is not None else None
+            return json_copy(found) if found is not None else None
         self.stats.api_reads += 1
         self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
         try:
@@ -472,7 +537,7 @@ class CachedKube:
             informer = self._cached(api_version, kind, namespace)
             if informer is not None and informer.synced.is_set():
                 self.stats.cache_reads += 1
-                return copy.deepcopy(informer.items(namespace, label_selector))
+                return [json_copy(o) for o in informer.items(namespace, label_selector)]
         self.stats.api_reads += 1
         try:
             return await self.kube.list(
@@ -497,7 +562,7 @@ class CachedKube:
         namespace = (obj.get("metadata") or {}).get("namespace")
         informer = self._cached(api_version, kind, namespace) if api_version and kind else None
         if informer is not None:
-            informer.remember(copy.deepcopy(obj))
+            informer.remember(json_copy(obj))
         return obj
 
     async def create(self, obj: Obj) -> Obj:

@@ -124,6 +124,29 @@ async def test_reads_come_from_memory_and_see_their_own_writes(client: KubeClien
         await cache.aclose()
 
 
+async def test_the_cache_keeps_no_managed_fields_and_lists_one_namespace_in_name_order(
+    client: KubeClient,
+) -> None:
+    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})
+    for name in ("b", "a", "c"):
+        await client.create(configmap(name))
+    await client.create({**configmap("elsewhere"), "metadata": {"name": "z", "namespace": "other"}})
+    from_api = await client.get("v1", "ConfigMap", "a", NAMESPACE)
+    assert from_api is not None and from_api["metadata"].get("managedFields")  # the server has them
+    cache = CachedKube(client)
+    try:
+        await cache.list("v1", "ConfigMap", NAMESPACE)
+        assert await cache.wait_synced(10)
+        listed = await cache.list("v1", "ConfigMap", NAMESPACE)
+        assert [o["metadata"]["name"] for o in listed] == ["a", "b", "c"]
+        assert all("managedFields" not in o["metadata"] for o in listed)
+        assert all(o["metadata"]["resourceVersion"] for o in listed)
+        everywhere = await cache.list("v1", "ConfigMap", "other")
+        assert [o["metadata"]["name"] for o in everywhere] == ["z"]
+    finally:
+        await cache.aclose()
+
+
 async def test_a_kind_the_server_does_not_serve_is_not_asked_for_again(client: KubeClient) -> None:
     cache = CachedKube(client)
     try:
