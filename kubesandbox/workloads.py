@@ -456,14 +456,28 @@ class WorkloadSimulator:
         desired = self._pod_status(
             pod, ready=ready, crash=behaviour == "crash-loop", restarts=restarts, ip=ip
         )
-        if desired != pod.get("status"):
+        self._set_status("pods", ns, name, desired, pod.get("status"), manager=KUBELET)
+
+    def _set_status(
+        self,
+        resource: str,
+        ns: str,
+        name: str,
+        status: JsonObj,
+        current: object,
+        *,
+        manager: str = MANAGER,
+    ) -> None:
+        """Write ``status`` through the status subresource, as its controller (or the kubelet)
+        does, and only when it changed: an unchanged write would still wake every watcher."""
+        if status != current:
             self.store.update_with(
-                "pods",
+                resource,
                 ns,
                 name,
-                lambda o: o.__setitem__("status", desired),
+                lambda o: o.__setitem__("status", status),
                 subresource="status",
-                manager=KUBELET,
+                manager=manager,
             )
 
     def _crash_schedule(self, elapsed: float) -> tuple[int, float]:
@@ -710,15 +724,7 @@ class WorkloadSimulator:
         if available:
             status["availableReplicas"] = available
         status["observedGeneration"] = rs["metadata"].get("generation", 1)
-        if status != rs.get("status"):
-            self.store.update_with(
-                "replicasets",
-                ns,
-                name,
-                lambda o: o.__setitem__("status", status),
-                subresource="status",
-                manager=MANAGER,
-            )
+        self._set_status("replicasets", ns, name, status, rs.get("status"))
 
     # ------------------------------------------------------------------ deployments
 
@@ -1119,15 +1125,7 @@ class WorkloadSimulator:
         status["conditions"] = conditions
         if old_status.get("collisionCount") is not None:
             status["collisionCount"] = old_status["collisionCount"]
-        if status != old_status:
-            self.store.update_with(
-                "deployments",
-                ns,
-                name,
-                lambda o: o.__setitem__("status", status),
-                subresource="status",
-                manager=MANAGER,
-            )
+        self._set_status("deployments", ns, name, status, old_status)
 
     # ------------------------------------------------------------------ daemonsets
 
@@ -1198,15 +1196,7 @@ class WorkloadSimulator:
             status["numberAvailable"] = available
         if desired - available > 0:
             status["numberUnavailable"] = desired - available
-        if status != ds.get("status"):
-            self.store.update_with(
-                "daemonsets",
-                ns,
-                name,
-                lambda o: o.__setitem__("status", status),
-                subresource="status",
-                manager=MANAGER,
-            )
+        self._set_status("daemonsets", ns, name, status, ds.get("status"))
 
     def _create_ds_pod(self, ds: JsonObj, template: JsonObj, digest: str, node: str) -> None:
         tmeta = template.get("metadata") or {}

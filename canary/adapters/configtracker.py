@@ -15,7 +15,6 @@ spec. `canary.adapters.workloads` does the reads and writes.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from canary.adapters.metadata import filter_metadata, owner_reference
+from canary.jsontree import json_copy
 from canary.model.canary import Canary
 
 __all__ = [
@@ -80,40 +80,35 @@ def _containers(pod_spec: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
                 yield container
 
 
+#: Where a reference sits, by the kind of place: (field, what it names, field of the name).
+_Fields = tuple[tuple[str, ConfigKind, str], ...]
+_VOLUME: _Fields = (("configMap", "configmap", "name"), ("secret", "secret", "secretName"))
+_PROJECTED: _Fields = (("configMap", "configmap", "name"), ("secret", "secret", "name"))
+_ENV: _Fields = (("configMapKeyRef", "configmap", "name"), ("secretKeyRef", "secret", "name"))
+_ENV_FROM: _Fields = (("configMapRef", "configmap", "name"), ("secretRef", "secret", "name"))
+
+
+def _refs_in(place: object, fields: _Fields) -> Iterator[tuple[ConfigKind, Any, str]]:
+    if not isinstance(place, Mapping):
+        return
+    for field, kind, name_key in fields:
+        if isinstance(place.get(field), Mapping):
+            yield kind, place[field], name_key
+
+
 def _walk_refs(pod_spec: Mapping[str, Any]) -> Iterator[tuple[ConfigKind, Any, str]]:
     """Every place a pod spec names a ConfigMap or Secret: (kind, holder dict, name key)."""
     for volume in pod_spec.get("volumes") or ():
-        if not isinstance(volume, Mapping):
-            continue
-        if isinstance(volume.get("configMap"), Mapping):
-            yield "configmap", volume["configMap"], "name"
-        if isinstance(volume.get("secret"), Mapping):
-            yield "secret", volume["secret"], "secretName"
-        projected = volume.get("projected")
+        yield from _refs_in(volume, _VOLUME)
+        projected = volume.get("projected") if isinstance(volume, Mapping) else None
         if isinstance(projected, Mapping):
             for source in projected.get("sources") or ():
-                if not isinstance(source, Mapping):
-                    continue
-                if isinstance(source.get("configMap"), Mapping):
-                    yield "configmap", source["configMap"], "name"
-                if isinstance(source.get("secret"), Mapping):
-                    yield "secret", source["secret"], "name"
+                yield from _refs_in(source, _PROJECTED)
     for container in _containers(pod_spec):
         for env in container.get("env") or ():
-            value_from = env.get("valueFrom") if isinstance(env, Mapping) else None
-            if not isinstance(value_from, Mapping):
-                continue
-            if isinstance(value_from.get("configMapKeyRef"), Mapping):
-                yield "configmap", value_from["configMapKeyRef"], "name"
-            if isinstance(value_from.get("secretKeyRef"), Mapping):
-                yield "secret", value_from["secretKeyRef"], "name"
+            yield from _refs_in(env.get("valueFrom") if isinstance(env, Mapping) else None, _ENV)
         for env_from in container.get("envFrom") or ():
-            if not isinstance(env_from, Mapping):
-                continue
-            if isinstance(env_from.get("configMapRef"), Mapping):
-                yield "configmap", env_from["configMapRef"], "name"
-            if isinstance(env_from.get("secretRef"), Mapping):
-                yield "secret", env_from["secretRef"], "name"
+            yield from _refs_in(env_from, _ENV_FROM)
 
 
 def config_refs(pod_spec: Mapping[str, Any]) -> frozenset[ConfigRef]:
@@ -221,7 +216,7 @@ def primary_config(
     }
     for field in ("data", "binaryData", "type", "immutable"):
         if source.get(field) is not None:
-            copy_[field] = copy.deepcopy(source[field])
+            copy_[field] = json_copy(source[field])
     return copy_
 
 
@@ -234,7 +229,7 @@ def rename_config_refs(
     ``rename`` maps ``(kind, name)`` (kind ``configmap``/``secret``) to the new name, or is
     a function returning the new name or None to keep the reference as it is.
     """
-    result = copy.deepcopy(dict(pod_spec))
+    result = json_copy(dict(pod_spec))
 
     def lookup(kind: str, name: str) -> str | None:
         if callable(rename):

@@ -145,21 +145,26 @@ def parse_resource_list(api_version: str, doc: Mapping[str, Any]) -> dict[str, R
     }
 
 
+def _status_document(body: bytes | str | Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The ``Status`` of a failed response; a body that is not JSON (a proxy's error page)
+    becomes the message, cut short."""
+    if isinstance(body, Mapping):
+        return body
+    if not body:
+        return {}
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, Mapping):
+        return parsed
+    raw = body.decode(errors="replace") if isinstance(body, bytes) else body
+    return {"message": raw.strip()[:500]}
+
+
 def error_from_response(status: int, body: bytes | str | Mapping[str, Any] | None) -> KubeError:
     """Translate a failed response (HTTP status + body, ideally a ``Status``) into the tree."""
-    doc: Mapping[str, Any] = {}
-    if isinstance(body, Mapping):
-        doc = body
-    elif body:
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, Mapping):
-            doc = parsed
-        else:
-            raw = body.decode(errors="replace") if isinstance(body, bytes) else body
-            doc = {"message": raw.strip()[:500]}
+    doc = _status_document(body)
     reason = str(doc.get("reason") or "")
     message = str(doc.get("message") or reason or f"HTTP {status}")
     details = doc.get("details") if isinstance(doc.get("details"), Mapping) else {}

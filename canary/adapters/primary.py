@@ -18,14 +18,15 @@ the controller's own scale-to-zero node selector removed.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Collection, Mapping
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
 from canary.adapters.configtracker import ConfigRef, primary_config_name, rename_config_refs
 from canary.adapters.metadata import filter_metadata, owner_reference
+from canary.jsontree import json_copy
 from canary.model.canary import AutoscalerRef, Canary
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "primary_hpa",
     "primary_name",
     "primary_pod_spec",
+    "primary_workload",
     "promoted_primary",
     "revision_id",
     "scale_up_replicas",
@@ -74,7 +76,7 @@ def primary_name(target_name: str) -> str:
 
 
 def _without_scale_to_zero(template: Mapping[str, Any]) -> dict[str, Any]:
-    result = copy.deepcopy(dict(template))
+    result = json_copy(dict(template))
     node_selector = (result.get("spec") or {}).get("nodeSelector")
     if isinstance(node_selector, dict):
         for key in SCALE_TO_ZERO_KEYS:
@@ -213,7 +215,7 @@ def _primary_template(
     return {
         # Other template metadata (e.g. the null creationTimestamp the API server writes) is
         # kept, so a promotion of an unchanged template compares equal and writes nothing.
-        "metadata": {**copy.deepcopy(dict(meta)), "labels": labels, "annotations": annotations},
+        "metadata": {**json_copy(dict(meta)), "labels": labels, "annotations": annotations},
         "spec": primary_pod_spec(
             template.get("spec") or {},
             label_value=label_value,
@@ -234,7 +236,11 @@ def _object_labels(
 # ----------------------------------------------------------------------------- primary workloads
 
 
-def primary_deployment(
+PrimaryKind = Literal["Deployment", "DaemonSet"]
+
+
+def primary_workload(
+    kind: PrimaryKind,
     target: Mapping[str, Any],
     canary: Canary,
     *,
@@ -244,21 +250,21 @@ def primary_deployment(
     renamed: Collection[ConfigRef] = (),
     include_label_prefixes: Collection[str] = ("*",),
 ) -> dict[str, Any]:
-    """The ``<target>-primary`` Deployment to create (owned by the Canary)."""
+    """The ``<target>-primary`` Deployment or DaemonSet to create (owned by the Canary)."""
     tmeta = target.get("metadata") or {}
     tspec = target.get("spec") or {}
-    replicas = tspec.get("replicas")
-    spec: dict[str, Any] = {
-        "replicas": replicas if isinstance(replicas, int) and replicas > 0 else 1,
-        "selector": {"matchLabels": {label: f"{label_value}-primary"}},
-        "template": _primary_template(target, label, label_value, renamed, revision),
-    }
-    for field in _DEPLOYMENT_COPIED:
+    spec: dict[str, Any] = {}
+    if kind == "Deployment":  # a DaemonSet has no replicas: it runs on every node
+        replicas = tspec.get("replicas")
+        spec["replicas"] = replicas if isinstance(replicas, int) and replicas > 0 else 1
+    spec["selector"] = {"matchLabels": {label: f"{label_value}-primary"}}
+    spec["template"] = _primary_template(target, label, label_value, renamed, revision)
+    for field in _DAEMONSET_COPIED if kind == "DaemonSet" else _DEPLOYMENT_COPIED:
         if tspec.get(field) is not None:
-            spec[field] = copy.deepcopy(tspec[field])
+            spec[field] = json_copy(tspec[field])
     return {
         "apiVersion": target.get("apiVersion", "apps/v1"),
-        "kind": "Deployment",
+        "kind": kind,
         "metadata": {
             "name": primary_name(str(tmeta.get("name"))),
             "namespace": tmeta.get("namespace") or canary.namespace,
@@ -270,38 +276,8 @@ def primary_deployment(
     }
 
 
-def primary_daemonset(
-    target: Mapping[str, Any],
-    canary: Canary,
-    *,
-    label: str,
-    label_value: str,
-    revision: str,
-    renamed: Collection[ConfigRef] = (),
-    include_label_prefixes: Collection[str] = ("*",),
-) -> dict[str, Any]:
-    """The ``<target>-primary`` DaemonSet to create (owned by the Canary)."""
-    tmeta = target.get("metadata") or {}
-    tspec = target.get("spec") or {}
-    spec: dict[str, Any] = {
-        "selector": {"matchLabels": {label: f"{label_value}-primary"}},
-        "template": _primary_template(target, label, label_value, renamed, revision),
-    }
-    for field in _DAEMONSET_COPIED:
-        if tspec.get(field) is not None:
-            spec[field] = copy.deepcopy(tspec[field])
-    return {
-        "apiVersion": target.get("apiVersion", "apps/v1"),
-        "kind": "DaemonSet",
-        "metadata": {
-            "name": primary_name(str(tmeta.get("name"))),
-            "namespace": tmeta.get("namespace") or canary.namespace,
-            "labels": _object_labels(target, label, label_value, include_label_prefixes),
-            "annotations": filter_metadata(tmeta.get("annotations") or {}, include_label_prefixes),
-            "ownerReferences": [owner_reference(canary)],
-        },
-        "spec": spec,
-    }
+primary_deployment = partial(primary_workload, "Deployment")
+primary_daemonset = partial(primary_workload, "DaemonSet")
 
 
 def promoted_primary(
@@ -324,13 +300,13 @@ def promoted_primary(
     annotations, and — for a Deployment without an autoscaler (``copy_replicas``) — the
     target's replica count when it is above zero. The selector is immutable and kept.
     """
-    result = copy.deepcopy(dict(primary))
+    result = json_copy(dict(primary))
     tspec = target.get("spec") or {}
     spec = result.setdefault("spec", {})
     copied = _DAEMONSET_COPIED if result.get("kind") == "DaemonSet" else _DEPLOYMENT_COPIED
     for field in copied:
         if tspec.get(field) is not None:
-            spec[field] = copy.deepcopy(tspec[field])
+            spec[field] = json_copy(tspec[field])
         else:
             spec.pop(field, None)
     if copy_replicas and result.get("kind") != "DaemonSet":
@@ -405,7 +381,7 @@ def primary_hpa(
         spec["minReplicas"] = source["minReplicas"]
     for field in ("metrics", "behavior"):
         if source.get(field) is not None:
-            spec[field] = copy.deepcopy(source[field])
+            spec[field] = json_copy(source[field])
     if autoscaler.primary_min_replicas is not None:
         spec["minReplicas"] = autoscaler.primary_min_replicas
     if autoscaler.primary_max_replicas is not None:

@@ -106,18 +106,7 @@ def resolve_context(options: ClusterOptions) -> Context:
         return Context(namespace or "default", _local_user(), "in-cluster")
     if path is None:
         path = str(Path.home() / ".kube" / "config")
-    try:
-        config = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise fail(
-            f"{path}: no kubeconfig (give --kubeconfig, set KUBECONFIG, or run `canary sandbox`)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise fail(f"{path}: cannot read the kubeconfig: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise fail(f"{path}: the kubeconfig is not valid YAML: {exc}") from None
-    if not isinstance(config, dict):
-        raise fail(f"{path}: the kubeconfig is not a mapping")
+    config = _read_kubeconfig(path)
     name = options.context or config.get("current-context") or ""
     if not name:
         raise fail(f"{path}: no current-context; choose one with --context")
@@ -135,6 +124,23 @@ def resolve_context(options: ClusterOptions) -> Context:
         user=str(context.get("user") or name or _local_user()),
         name=str(name),
     )
+
+
+def _read_kubeconfig(path: str) -> dict[str, Any]:
+    """The kubeconfig at ``path``, or the Exit of :func:`fail` saying what is wrong with it."""
+    try:
+        config = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise fail(
+            f"{path}: no kubeconfig (give --kubeconfig, set KUBECONFIG, or run `canary sandbox`)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"{path}: cannot read the kubeconfig: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise fail(f"{path}: the kubeconfig is not valid YAML: {exc}") from None
+    if not isinstance(config, dict):
+        raise fail(f"{path}: the kubeconfig is not a mapping")
+    return config
 
 
 async def _with_client(options: ClusterOptions, work: Callable[[Any], Awaitable[T]]) -> T:

@@ -15,7 +15,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +23,7 @@ from canary.commands._common import (
     EXIT_FAILURE,
     EXIT_USAGE,
     DataOutput,
+    InputFile,
     dump,
     err,
     escape,
@@ -32,6 +33,9 @@ from canary.commands._common import (
     warn,
     write_stdout,
 )
+
+if TYPE_CHECKING:
+    from canary.model.convert import Change
 
 __all__ = ["convert_command"]
 
@@ -59,46 +63,19 @@ def convert_command(
     the metrics' templateRef); comments, order and quoting are kept. What changed is reported
     on stderr.
     """
-    from canary.model.convert import ConversionError, convert_document, convert_text
-    from canary.model.schema import DocumentError, parse_documents
+    from canary.model.schema import parse_documents
 
-    if in_place and output is DataOutput.JSON:
-        raise fail(
-            "--in-place rewrites the YAML files as they are: it cannot be combined with -o json"
-        )
-    inputs = expand_inputs(files)
-    if in_place and any(source.path is None for source in inputs):
-        raise fail("--in-place needs files: stdin (-) cannot be rewritten")
-    if not inputs:
-        raise fail("no YAML files found in " + ", ".join(files))
-
+    inputs = _inputs(files, in_place, output)
     code = 0
     texts: list[str] = []
     objects: list[dict[str, Any]] = []
     converted_files = changed_values = 0
     for source in inputs:
-        text = source.read()
-        try:
-            new_text, changes = convert_text(text, source.label)
-        except DocumentError as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            code = max(code, EXIT_USAGE)
+        converted = _convert(source, in_place)
+        if isinstance(converted, int):
+            code = max(code, converted)
             continue
-        except ConversionError as exc:
-            if in_place:
-                err.print(
-                    f"[red]error:[/red] {escape(str(exc))}; the file is left unchanged "
-                    f"(`canary convert {escape(source.label)} > new.yaml` converts it without "
-                    "keeping comments)",
-                    highlight=False,
-                    soft_wrap=True,
-                )
-                code = max(code, EXIT_FAILURE)
-                continue
-            warn(f"{exc}; printing it re-serialised, without its comments")
-            documents = [convert_document(doc) for _, doc in parse_documents(text, source.label)]
-            new_text = "---\n".join(dump(doc, DataOutput.YAML) for doc, _ in documents)
-            changes = [change for _, doc_changes in documents for change in doc_changes]
+        new_text, changes = converted
         for change in changes:
             err.print(
                 f"{escape(source.label)}: {escape(str(change))}", highlight=False, soft_wrap=True
@@ -118,15 +95,7 @@ def convert_command(
             texts.append(new_text)
 
     if not in_place:
-        if output is DataOutput.JSON:
-            if objects:
-                single = len(objects) == 1
-                payload = (
-                    objects[0] if single else {"apiVersion": "v1", "kind": "List", "items": objects}
-                )
-                write_stdout(dump(payload, DataOutput.JSON))
-        else:
-            write_stdout(_concatenate(texts))
+        _write(output, texts, objects)
     verb = "rewrote" if in_place else "converted"
     err.print(
         f"{verb} {plural(changed_values, 'value')} in {plural(converted_files, 'file')}"
@@ -135,6 +104,62 @@ def convert_command(
     )
     if code:
         raise typer.Exit(code)
+
+
+def _inputs(files: list[str], in_place: bool, output: DataOutput) -> list[InputFile]:
+    """The files to convert, once the options are known to go together."""
+    if in_place and output is DataOutput.JSON:
+        raise fail(
+            "--in-place rewrites the YAML files as they are: it cannot be combined with -o json"
+        )
+    inputs = expand_inputs(files)
+    if in_place and any(source.path is None for source in inputs):
+        raise fail("--in-place needs files: stdin (-) cannot be rewritten")
+    if not inputs:
+        raise fail("no YAML files found in " + ", ".join(files))
+    return inputs
+
+
+def _convert(source: InputFile, in_place: bool) -> tuple[str, list[Change]] | int:
+    """The converted text of one file and what changed, or the exit code of its error.
+
+    A file whose YAML cannot be rewritten in place keeping its layout is still converted when
+    printing (re-serialised, losing its comments), but never rewritten: a file is changed
+    only the way ``convert_text`` changes it.
+    """
+    from canary.model.convert import ConversionError, convert_document, convert_text
+    from canary.model.schema import DocumentError, parse_documents
+
+    text = source.read()
+    try:
+        return convert_text(text, source.label)
+    except DocumentError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return EXIT_USAGE
+    except ConversionError as exc:
+        if in_place:
+            err.print(
+                f"[red]error:[/red] {escape(str(exc))}; the file is left unchanged "
+                f"(`canary convert {escape(source.label)} > new.yaml` converts it without "
+                "keeping comments)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            return EXIT_FAILURE
+        warn(f"{exc}; printing it re-serialised, without its comments")
+    documents = [convert_document(doc) for _, doc in parse_documents(text, source.label)]
+    new_text = "---\n".join(dump(doc, DataOutput.YAML) for doc, _ in documents)
+    return new_text, [change for _, doc_changes in documents for change in doc_changes]
+
+
+def _write(output: DataOutput, texts: list[str], objects: list[dict[str, Any]]) -> None:
+    """Print the converted files: one YAML stream, or one JSON object (a List for several)."""
+    if output is not DataOutput.JSON:
+        write_stdout(_concatenate(texts))
+    elif objects:
+        single = len(objects) == 1
+        payload = objects[0] if single else {"apiVersion": "v1", "kind": "List", "items": objects}
+        write_stdout(dump(payload, DataOutput.JSON))
 
 
 def _concatenate(texts: list[str]) -> str:

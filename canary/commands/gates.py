@@ -242,21 +242,54 @@ def _run(
 ) -> None:
     options = ClusterOptions(kubeconfig, context)
     ctx = resolve_context(options)
-    scope = namespace or ctx.namespace
-    user = by or ctx.user
-    label = f"{name}.{scope}"
+    ask = _Ask(
+        command, name, namespace or ctx.namespace, by or ctx.user, force, wait, timeout, output
+    )
+    result = run_with_kube(options, ask.send)
+    if output is not Output.TEXT:
+        write_stdout(dump(result, output))
+    if wait and result.get("handled") is False:
+        raise typer.Exit(EXIT_FAILURE)
 
-    async def work(client: Any) -> dict[str, Any]:
-        obj = await client.get(API_VERSION, CANARY_KIND, name, scope)
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """One gate command as asked on the command line, its namespace and user resolved."""
+
+    command: str
+    name: str
+    namespace: str
+    user: str
+    force: bool
+    wait: bool
+    timeout: float
+    output: Output
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}.{self.namespace}"
+
+    @property
+    def verb(self) -> str:
+        return self.command.replace("-full", " --full")
+
+    @property
+    def text(self) -> bool:
+        return self.output is Output.TEXT
+
+    async def send(self, client: Any) -> dict[str, Any]:
+        """Read the canary, write the command's annotation and, with --wait, follow it."""
+        obj = await client.get(API_VERSION, CANARY_KIND, self.name, self.namespace)
         if obj is None:
             raise fail(
-                f"canary {name!r} not found in namespace {scope!r}: nothing written", EXIT_FAILURE
+                f"canary {self.name!r} not found in namespace {self.namespace!r}: nothing written",
+                EXIT_FAILURE,
             )
-        request = plan(command, obj, user, datetime.now(UTC))
+        request = plan(self.command, obj, self.user, datetime.now(UTC))
         result: dict[str, Any] = {
-            "command": command,
-            "name": name,
-            "namespace": scope,
+            "command": self.command,
+            "name": self.name,
+            "namespace": self.namespace,
             "phase": _phase(obj),
             "annotation": request.annotation,
             "token": request.token or None,
@@ -264,54 +297,62 @@ def _run(
             "moot": request.moot or None,
             "handled": None,
         }
-        verb = command.replace("-full", " --full")
-        if request.moot:
-            if not force:
-                raise fail(
-                    f"{verb} refused: {label} {request.moot}; nothing written (--force writes it anyway)",
-                    EXIT_FAILURE,
-                )
-            warn(f"{label} {request.moot}; writing the {verb} request anyway (--force)")
+        self._refuse_if_moot(request)
         if request.patch is None:
-            if output is Output.TEXT:
-                out.print(f"{escape(label)} {escape(request.effect)}", highlight=False)
+            if self.text:
+                out.print(f"{escape(self.label)} {escape(request.effect)}", highlight=False)
             return result
-        spec = obj.get("spec")
-        if command == "resume" and isinstance(spec, Mapping) and spec.get("suspend") is True:
-            warn(f"{label} also has spec.suspend: true; it stays suspended until that is false")
-        previous = _annotations(obj).get(request.annotation)
-        if request.handled_key and previous and _handled(obj).get(request.handled_key) != previous:
-            warn(f"replacing a {verb} request the controller has not handled yet ({previous})")
-        await client.patch(API_VERSION, CANARY_KIND, name, scope, dict(request.patch))
+        self._warn_before_writing(obj, request)
+        await client.patch(API_VERSION, CANARY_KIND, self.name, self.namespace, dict(request.patch))
         result["written"] = True
-        if output is Output.TEXT:
-            out.print(
-                f"{escape(verb)} requested: {escape(label)} {escape(request.effect)}",
-                highlight=False,
+        if self.text:
+            self._print_written(request)
+        if self.wait and request.handled_key:
+            result.update(
+                await _wait(client, self.name, self.namespace, request, self.timeout, self.output)
             )
-            shown = (
-                f"{request.annotation}={request.token}"
-                if request.token
-                else (
-                    f"{request.annotation}=true"
-                    if command == "pause"
-                    else f"{request.annotation} removed"
-                )
-            )
-            out.print(f"[dim]annotation {escape(shown)}[/dim]", highlight=False)
-        if wait and request.handled_key:
-            result.update(await _wait(client, name, scope, request, timeout, output))
-        elif wait and output is Output.TEXT:
+        elif self.wait and self.text:
             out.print(
-                f"[dim]--wait has nothing to wait for: {command} is not a one-shot command[/dim]"
+                f"[dim]--wait has nothing to wait for: {self.command} is not a one-shot command[/dim]"
             )
         return result
 
-    result = run_with_kube(options, work)
-    if output is not Output.TEXT:
-        write_stdout(dump(result, output))
-    if wait and result.get("handled") is False:
-        raise typer.Exit(EXIT_FAILURE)
+    def _refuse_if_moot(self, request: Request) -> None:
+        """A command the phase makes moot is refused, unless --force (then only warned of)."""
+        if not request.moot:
+            return
+        if not self.force:
+            raise fail(
+                f"{self.verb} refused: {self.label} {request.moot}; nothing written "
+                "(--force writes it anyway)",
+                EXIT_FAILURE,
+            )
+        warn(f"{self.label} {request.moot}; writing the {self.verb} request anyway (--force)")
+
+    def _warn_before_writing(self, obj: Mapping[str, Any], request: Request) -> None:
+        """Say what the write will not do: resume a suspended canary, or keep an earlier
+        request the controller has not handled yet."""
+        spec = obj.get("spec")
+        if self.command == "resume" and isinstance(spec, Mapping) and spec.get("suspend") is True:
+            warn(
+                f"{self.label} also has spec.suspend: true; it stays suspended until that is false"
+            )
+        previous = _annotations(obj).get(request.annotation)
+        if request.handled_key and previous and _handled(obj).get(request.handled_key) != previous:
+            warn(f"replacing a {self.verb} request the controller has not handled yet ({previous})")
+
+    def _print_written(self, request: Request) -> None:
+        out.print(
+            f"{escape(self.verb)} requested: {escape(self.label)} {escape(request.effect)}",
+            highlight=False,
+        )
+        if request.token:
+            shown = f"{request.annotation}={request.token}"
+        elif self.command == "pause":
+            shown = f"{request.annotation}=true"
+        else:
+            shown = f"{request.annotation} removed"
+        out.print(f"[dim]annotation {escape(shown)}[/dim]", highlight=False)
 
 
 async def _wait(

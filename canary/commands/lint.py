@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -38,6 +38,10 @@ from canary.commands._common import (
     plural,
     write_stdout,
 )
+
+if TYPE_CHECKING:
+    from analysis import QueryContext
+    from canary.model import MetricSpec
 
 __all__ = ["Finding", "LintReport", "lint_command", "lint_inputs"]
 
@@ -408,117 +412,167 @@ def _context(canary: Any, default_provider: str) -> Any:
 
 
 def _promql(objects: Iterable[_Object], report: LintReport, default_provider: str) -> None:
-    from analysis import QueryContext, TemplateError, render_query
-    from canary.model import SpecError, parse_canary
-
     objects = list(objects)
-    templates: dict[tuple[str, str], _Template] = {}
-    for obj in objects:
-        if obj.kind == "MetricTemplate":
-            template = _template_of(obj)
-            if template is not None:
-                templates.setdefault((obj.namespace, obj.name), template)
-
+    templates = _templates(objects)
     queries: list[_Query] = []
     template_queries: dict[int, _Query] = {}
-
-    def render_placeholders(template: _Template, value: str) -> _Query | None:
-        ctx = QueryContext(
-            name=template.obj.name or "podinfo",
-            namespace=template.obj.namespace,
-            target=template.obj.name or "podinfo",
-            provider=default_provider,
-        )
-        try:
-            rendered = render_query(
-                template.query, ctx, variables=dict.fromkeys(template.variables, value)
-            )
-        except TemplateError as exc:
-            report.findings.append(
-                template.obj.finding(
-                    "error", "spec.query", f"invalid query template: {exc}", "promql"
-                )
-            )
-            return None
-        return _Query(
-            rendered,
-            template.obj,
-            "spec.query",
-            "the query",
-            template=template,
-            placeholder=bool(template.variables),
-        )
-
     for template in templates.values():
-        query = render_placeholders(template, PLACEHOLDER_VALUES[0])
+        query = _render_placeholders(template, PLACEHOLDER_VALUES[0], default_provider, report)
         if query is not None:
             queries.append(query)
             template_queries[id(template)] = query
-
     for obj in objects:
-        if obj.kind != "Canary":
-            continue
-        try:
-            canary = parse_canary(_converted(obj.doc), default_provider=default_provider)
-        except SpecError:
-            continue  # reported by the semantic rules
-        analysis = canary.spec.analysis
-        if analysis is None:
-            continue
-        ctx = _context(canary, default_provider)
-        for metric in analysis.metrics:
-            variables = dict(metric.template_variables)
-            if metric.query is not None and metric.template_ref is None:
-                try:
-                    rendered = render_query(
-                        metric.query, ctx, interval=metric.interval, variables=variables
-                    )
-                except TemplateError as exc:
-                    report.findings.append(
-                        obj.finding(
-                            "error", f"{metric.path}.query", f"invalid query: {exc}", "promql"
-                        )
-                    )
-                    continue
-                queries.append(_Query(rendered, obj, f"{metric.path}.query", "the query"))
-            elif metric.template_ref is not None:
-                ref = metric.template_ref
-                template = templates.get((ref.namespace or canary.namespace, ref.name))
-                if template is None:
-                    continue  # not among the linted files: it may live in the cluster
-                where = f"MetricTemplate {template.obj.namespace}/{template.obj.name}"
-                try:
-                    rendered = render_query(
-                        template.query, ctx, interval=metric.interval, variables=variables
-                    )
-                except TemplateError as exc:
-                    if "templateVariables" in str(exc):
-                        report.findings.append(
-                            obj.finding(
-                                "error",
-                                f"{metric.path}.templateVariables",
-                                f"{where}: {exc}",
-                                "promql",
-                            )
-                        )
-                    continue  # other template errors are reported on the template
-                queries.append(
-                    _Query(
-                        rendered,
-                        obj,
-                        f"{metric.path}.templateRef",
-                        f"the query of {where}, rendered for this canary,",
-                        template=template,
-                    )
-                )
+        if obj.kind == "Canary":
+            queries += _canary_queries(obj, templates, report, default_provider)
 
     if not queries:
         return
     if report.promtool is None:
         report.unchecked_queries = len(queries)
         return
+    if not _check(queries, template_queries, report, default_provider):
+        report.unchecked_queries = len(queries)
+        return
+    _report_invalid(queries, template_queries, report)
+
+
+def _templates(objects: Iterable[_Object]) -> dict[tuple[str, str], _Template]:
+    """The Prometheus MetricTemplates among ``objects`` by (namespace, name); the first wins."""
+    templates: dict[tuple[str, str], _Template] = {}
+    for obj in objects:
+        if obj.kind == "MetricTemplate":
+            template = _template_of(obj)
+            if template is not None:
+                templates.setdefault((obj.namespace, obj.name), template)
+    return templates
+
+
+def _render_placeholders(
+    template: _Template, value: str, default_provider: str, report: LintReport
+) -> _Query | None:
+    """A template's query on its own, every ``templateVariables`` entry set to ``value``:
+    which canary uses it (and with what) is not known, but its syntax can still be checked."""
+    from analysis import QueryContext, TemplateError, render_query
+
+    ctx = QueryContext(
+        name=template.obj.name or "podinfo",
+        namespace=template.obj.namespace,
+        target=template.obj.name or "podinfo",
+        provider=default_provider,
+    )
+    try:
+        rendered = render_query(
+            template.query, ctx, variables=dict.fromkeys(template.variables, value)
+        )
+    except TemplateError as exc:
+        report.findings.append(
+            template.obj.finding("error", "spec.query", f"invalid query template: {exc}", "promql")
+        )
+        return None
+    return _Query(
+        rendered,
+        template.obj,
+        "spec.query",
+        "the query",
+        template=template,
+        placeholder=bool(template.variables),
+    )
+
+
+def _canary_queries(
+    obj: _Object,
+    templates: Mapping[tuple[str, str], _Template],
+    report: LintReport,
+    default_provider: str,
+) -> list[_Query]:
+    """The queries of a Canary's metrics, rendered as the controller would render them."""
+    from canary.model import SpecError, parse_canary
+
+    try:
+        canary = parse_canary(_converted(obj.doc), default_provider=default_provider)
+    except SpecError:
+        return []  # reported by the semantic rules
+    analysis = canary.spec.analysis
+    if analysis is None:
+        return []
+    ctx = _context(canary, default_provider)
+    queries: list[_Query] = []
+    for metric in analysis.metrics:
+        if metric.query is not None and metric.template_ref is None:
+            query = _inline_query(obj, metric, metric.query, ctx, report)
+        elif metric.template_ref is not None:
+            ref = metric.template_ref
+            template = templates.get((ref.namespace or canary.namespace, ref.name))
+            if template is None:
+                continue  # not among the linted files: it may live in the cluster
+            query = _template_query(obj, metric, template, ctx, report)
+        else:
+            continue
+        if query is not None:
+            queries.append(query)
+    return queries
+
+
+def _inline_query(
+    obj: _Object, metric: MetricSpec, query: str, ctx: QueryContext, report: LintReport
+) -> _Query | None:
+    from analysis import TemplateError, render_query
+
+    try:
+        rendered = render_query(
+            query, ctx, interval=metric.interval, variables=dict(metric.template_variables)
+        )
+    except TemplateError as exc:
+        report.findings.append(
+            obj.finding("error", f"{metric.path}.query", f"invalid query: {exc}", "promql")
+        )
+        return None
+    return _Query(rendered, obj, f"{metric.path}.query", "the query")
+
+
+def _template_query(
+    obj: _Object, metric: MetricSpec, template: _Template, ctx: QueryContext, report: LintReport
+) -> _Query | None:
+    """A template's query rendered for one canary's metric. Only a problem with the metric's
+    ``templateVariables`` is reported here: the template's own errors are reported on it."""
+    from analysis import TemplateError, render_query
+
+    where = f"MetricTemplate {template.obj.namespace}/{template.obj.name}"
+    try:
+        rendered = render_query(
+            template.query,
+            ctx,
+            interval=metric.interval,
+            variables=dict(metric.template_variables),
+        )
+    except TemplateError as exc:
+        if "templateVariables" in str(exc):
+            report.findings.append(
+                obj.finding(
+                    "error", f"{metric.path}.templateVariables", f"{where}: {exc}", "promql"
+                )
+            )
+        return None
+    return _Query(
+        rendered,
+        obj,
+        f"{metric.path}.templateRef",
+        f"the query of {where}, rendered for this canary,",
+        template=template,
+    )
+
+
+def _check(
+    queries: Sequence[_Query],
+    template_queries: Mapping[int, _Query],
+    report: LintReport,
+    default_provider: str,
+) -> bool:
+    """Give every query to promtool and keep its verdict on the query; False (with a warning)
+    when promtool itself fails, so that nothing is reported as checked."""
     from canary.commands.promql import PromtoolError, check_expressions, promtool_version
 
+    assert report.promtool is not None
     try:
         for query, result in zip(
             queries,
@@ -531,7 +585,12 @@ def _promql(objects: Iterable[_Object], report: LintReport, default_provider: st
             (q, r)
             for q in template_queries.values()
             if q.result is not None and q.placeholder and q.template is not None
-            if (r := render_placeholders(q.template, PLACEHOLDER_VALUES[1])) is not None
+            if (
+                r := _render_placeholders(
+                    q.template, PLACEHOLDER_VALUES[1], default_provider, report
+                )
+            )
+            is not None
         ]
         results = check_expressions(report.promtool, [r.expression for _, r in pairs])
         for (query, _), result in zip(pairs, results, strict=True):
@@ -539,11 +598,18 @@ def _promql(objects: Iterable[_Object], report: LintReport, default_provider: st
                 query.result = None
     except PromtoolError as exc:
         err.print(f"[yellow]warning:[/yellow] PromQL not checked: {escape(str(exc))}")
-        report.unchecked_queries = len(queries)
-        return
+        return False
     report.queries = len(queries)
     report.promtool_version = promtool_version(report.promtool) or "unknown"
+    return True
 
+
+def _report_invalid(
+    queries: Iterable[_Query], template_queries: Mapping[int, _Query], report: LintReport
+) -> None:
+    """A finding for each query promtool refused. A canary's use of a template that is itself
+    invalid is not reported again; a query rendered with placeholders is only a warning,
+    since the real values may make it valid."""
     failed_templates = {
         id(q.template) for q in template_queries.values() if q.result is not None and q.template
     }

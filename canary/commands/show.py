@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -341,11 +341,22 @@ def _progress(detail: Mapping[str, Any]) -> RenderableType:
 
 def render_detail(detail: Mapping[str, Any], now: datetime | None = None) -> RenderableType:
     """The ``status`` view of one canary."""
-    parts: list[RenderableType] = []
     title = Text(f"{detail['name']}.{detail['namespace']}  ", style="bold")
     title.append_text(_phase_text(detail))
-    parts.append(title)
+    parts: list[RenderableType] = [title, _info(detail)]
+    if detail["analysis"]:
+        parts.append(_metrics(detail["analysis"]))
+    if detail["conditions"]:
+        parts.append(_conditions(detail["conditions"], now))
+    if detail["events"]:
+        parts.append(_events(detail["events"], now))
+    else:
+        parts.append(Text("No events.", style="dim"))
+    return Group(*parts)
 
+
+def _info(detail: Mapping[str, Any]) -> RenderableType:
+    """The header's rows: what the canary is, how far it got, and what needs attention."""
     info = Table.grid(padding=(0, 2))
     info.add_column(style="dim", no_wrap=True)
     info.add_column()
@@ -361,45 +372,12 @@ def render_detail(detail: Mapping[str, Any], now: datetime | None = None) -> Ren
     info.add_row("Checks", Text(checks, style="red" if detail["failedChecks"] else ""))
     revision = detail["currentRevision"] or "-"
     info.add_row("Revision", Text(f"{revision}  (last good: {detail['lastGoodRevision'] or '-'})"))
-    revert = detail["gitRevert"]
-    if revert:
-        state = _str(revert.get("state"))
-        style = (
-            "red"
-            if state in ("Failed", "Unresolved")
-            else ("yellow" if state in ("Pending", "Proposed") else "green")
-        )
-        text = Text(state, style=style)
-        extra = [
-            f"{_str(revert.get('badRevision')) or '?'} → {_str(revert.get('goodRevision')) or '?'}"
-        ]
-        if revert.get("commit"):
-            extra.append(f"commit {_str(revert.get('commit'))[:12]}")
-        if revert.get("pullRequest"):
-            extra.append(f"pull request {_str(revert.get('pullRequest'))}")
-        if _int(revert.get("attempts")) > 1:
-            extra.append(f"{_int(revert.get('attempts'))} attempts")
-        text.append("  " + ", ".join(extra))
-        if revert.get("message") or revert.get("reason"):
-            text.append(
-                f"\n{_str(revert.get('message')) or _str(revert.get('reason'))}", style="dim"
-            )
-        info.add_row("Git revert", text)
+    if detail["gitRevert"]:
+        info.add_row("Git revert", _revert(detail["gitRevert"]))
     if detail["refused"]:
         info.add_row("Not analysed", Text(detail["refused"], style="yellow"))
     if detail["knownBad"]:
-        info.add_row(
-            "Known bad",
-            Text(
-                "\n".join(
-                    f"{_str(k.get('revision')) or '?'}  "
-                    f"{', '.join(_str(i) for i in k.get('images') or ()) or 'configuration'}  "
-                    f"({_str(k.get('failedAt'))})"
-                    for k in detail["knownBad"][-3:]
-                ),
-                style="dim",
-            ),
-        )
+        info.add_row("Known bad", _known_bad(detail["knownBad"]))
     if detail["message"]:
         info.add_row("Message", Text(detail["message"]))
     for problem in detail.get("specErrors") or ():
@@ -410,75 +388,100 @@ def render_detail(detail: Mapping[str, Any], now: datetime | None = None) -> Ren
             "Pending",
             Text("\n".join(f"{key}: {token}" for key, token in pending.items()), style="yellow"),
         )
-    parts.append(info)
+    return info
 
-    if detail["analysis"]:
-        metrics = Table(
-            title="Metrics",
-            title_justify="left",
-            box=box.SIMPLE_HEAD,
-            pad_edge=False,
-            show_edge=False,
-        )
-        for header in ("NAME", "OUTCOME", "VALUE", "THRESHOLD", "SUMMARY"):
-            metrics.add_column(header, overflow="fold" if header == "SUMMARY" else "ellipsis")
-        for metric in detail["analysis"]:
-            outcome = _str(metric.get("outcome"))
-            value = metric.get("value")
-            metrics.add_row(
-                Text(_str(metric.get("name"))),
-                Text(outcome or "-", style=OUTCOME_STYLES.get(outcome, "")),
-                f"{value:.4g}" if isinstance(value, int | float) else "-",
-                Text(_str(metric.get("threshold")) or "-"),
-                Text(_str(metric.get("summary"))),
-            )
-        parts.append(metrics)
 
-    if detail["conditions"]:
-        conditions = Table(
-            title="Conditions",
-            title_justify="left",
-            box=box.SIMPLE_HEAD,
-            pad_edge=False,
-            show_edge=False,
-        )
-        for header in ("TYPE", "STATUS", "REASON", "AGE", "MESSAGE"):
-            conditions.add_column(header, overflow="fold" if header == "MESSAGE" else "ellipsis")
-        for condition in detail["conditions"]:
-            state = _str(condition.get("status"))
-            conditions.add_row(
-                Text(_str(condition.get("type"))),
-                Text(
-                    state, style="green" if state == "True" else ("red" if state == "False" else "")
-                ),
-                Text(_str(condition.get("reason"))),
-                age(_str(condition.get("lastTransitionTime")), now),
-                Text(_str(condition.get("message"))),
-            )
-        parts.append(conditions)
+def _revert(revert: Mapping[str, Any]) -> Text:
+    """The Git revert's state (coloured by how it went), revisions, commit or pull request."""
+    state = _str(revert.get("state"))
+    style = (
+        "red"
+        if state in ("Failed", "Unresolved")
+        else ("yellow" if state in ("Pending", "Proposed") else "green")
+    )
+    text = Text(state, style=style)
+    extra = [
+        f"{_str(revert.get('badRevision')) or '?'} → {_str(revert.get('goodRevision')) or '?'}"
+    ]
+    if revert.get("commit"):
+        extra.append(f"commit {_str(revert.get('commit'))[:12]}")
+    if revert.get("pullRequest"):
+        extra.append(f"pull request {_str(revert.get('pullRequest'))}")
+    if _int(revert.get("attempts")) > 1:
+        extra.append(f"{_int(revert.get('attempts'))} attempts")
+    text.append("  " + ", ".join(extra))
+    if revert.get("message") or revert.get("reason"):
+        text.append(f"\n{_str(revert.get('message')) or _str(revert.get('reason'))}", style="dim")
+    return text
 
-    if detail["events"]:
-        events = Table(
-            title="Events",
-            title_justify="left",
-            box=box.SIMPLE_HEAD,
-            pad_edge=False,
-            show_edge=False,
+
+def _known_bad(known_bad: Sequence[Mapping[str, Any]]) -> Text:
+    """The last three revisions known to fail, with their images (or "configuration")."""
+    return Text(
+        "\n".join(
+            f"{_str(k.get('revision')) or '?'}  "
+            f"{', '.join(_str(i) for i in k.get('images') or ()) or 'configuration'}  "
+            f"({_str(k.get('failedAt'))})"
+            for k in known_bad[-3:]
+        ),
+        style="dim",
+    )
+
+
+def _section(title: str, headers: Sequence[str]) -> Table:
+    """A titled table of the status view; its last column (the prose) folds, the others cut."""
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+    )
+    for header in headers:
+        table.add_column(header, overflow="fold" if header == headers[-1] else "ellipsis")
+    return table
+
+
+def _metrics(analysis: Iterable[Mapping[str, Any]]) -> Table:
+    metrics = _section("Metrics", ("NAME", "OUTCOME", "VALUE", "THRESHOLD", "SUMMARY"))
+    for metric in analysis:
+        outcome = _str(metric.get("outcome"))
+        value = metric.get("value")
+        metrics.add_row(
+            Text(_str(metric.get("name"))),
+            Text(outcome or "-", style=OUTCOME_STYLES.get(outcome, "")),
+            f"{value:.4g}" if isinstance(value, int | float) else "-",
+            Text(_str(metric.get("threshold")) or "-"),
+            Text(_str(metric.get("summary"))),
         )
-        for header in ("AGE", "TYPE", "REASON", "MESSAGE"):
-            events.add_column(header, overflow="fold" if header == "MESSAGE" else "ellipsis")
-        for event in detail["events"]:
-            count = f" (x{event['count']})" if event["count"] > 1 else ""
-            events.add_row(
-                age(event["lastTimestamp"], now),
-                Text(event["type"], style="yellow" if event["type"] == "Warning" else ""),
-                Text(event["reason"]),
-                Text(event["message"] + count),
-            )
-        parts.append(events)
-    else:
-        parts.append(Text("No events.", style="dim"))
-    return Group(*parts)
+    return metrics
+
+
+def _conditions(found: Iterable[Mapping[str, Any]], now: datetime | None) -> Table:
+    conditions = _section("Conditions", ("TYPE", "STATUS", "REASON", "AGE", "MESSAGE"))
+    for condition in found:
+        state = _str(condition.get("status"))
+        conditions.add_row(
+            Text(_str(condition.get("type"))),
+            Text(state, style="green" if state == "True" else ("red" if state == "False" else "")),
+            Text(_str(condition.get("reason"))),
+            age(_str(condition.get("lastTransitionTime")), now),
+            Text(_str(condition.get("message"))),
+        )
+    return conditions
+
+
+def _events(found: Iterable[Mapping[str, Any]], now: datetime | None) -> Table:
+    events = _section("Events", ("AGE", "TYPE", "REASON", "MESSAGE"))
+    for event in found:
+        count = f" (x{event['count']})" if event["count"] > 1 else ""
+        events.add_row(
+            age(event["lastTimestamp"], now),
+            Text(event["type"], style="yellow" if event["type"] == "Warning" else ""),
+            Text(event["reason"]),
+            Text(event["message"] + count),
+        )
+    return events
 
 
 # --------------------------------------------------------------------------- reading

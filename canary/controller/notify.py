@@ -79,15 +79,7 @@ def build_notifier(
 
     return NotificationDispatcher(
         AlertProviderResolver(kube),
-        global_config=GlobalNotifierConfig(
-            slack_url=options.chat.slack_url,
-            slack_token=options.chat.slack_token,
-            slack_channel=options.chat.slack_channel,
-            slack_user=options.chat.slack_user or "canary-engine",
-            slack_proxy_url=options.chat.slack_proxy_url,
-            msteams_url=options.chat.msteams_url,
-            msteams_proxy_url=options.chat.msteams_proxy_url,
-        ),
+        global_config=GlobalNotifierConfig.of(options.chat),
         cluster=options.cluster_name,
         on_failure=on_failure,
         metrics=PrometheusNotificationMetrics(

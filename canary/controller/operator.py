@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,26 +106,7 @@ async def build_runtime(options: Settings, kube: CachedKube) -> Runtime:
         author_email=options.git_author_email,
         events=events,
     )
-    routers: dict[str, Router] = {}
-
-    def router_for(provider: str) -> Router:
-        if provider not in routers:
-            routers[provider] = make_router(
-                provider, kube, ingress_annotations_prefix=options.ingress_annotations_prefix
-            )
-        return routers[provider]
-
-    if options.leader_election:
-        leader: LeaderElector | AlwaysLeader = LeaderElector(
-            kube,
-            namespace=options.leader_namespace or (options.watched_namespaces or ("default",))[0],
-            name=options.leader_election_id,
-            identity=options.identity,
-            lease_seconds=options.lease_seconds,
-            renew_seconds=options.lease_renew_seconds,
-        )
-    else:
-        leader = AlwaysLeader()
+    leader = _leader(options, kube)
     controller = CanaryController(
         kube=kube,
         workloads=Workloads(
@@ -137,7 +118,7 @@ async def build_runtime(options: Settings, kube: CachedKube) -> Runtime:
             ),
         ),
         services=ServiceRouter(kube, selector_labels=options.selector_labels),
-        routers=router_for,
+        routers=_router_factory(options, kube),
         webhooks=webhooks,
         notifier=notifier,
         analyzer=MetricAnalyzer(
@@ -151,7 +132,52 @@ async def build_runtime(options: Settings, kube: CachedKube) -> Runtime:
         settings=options,
     )
     gitops.leader = leader
-    scheduler = Scheduler(
+    return Runtime(
+        kube=kube,
+        controller=controller,
+        scheduler=_scheduler(options, controller, gitops, metrics),
+        leader=leader,
+        metrics=metrics,
+        closers=[webhooks, notifier, gitops],
+        gitops=gitops,
+    )
+
+
+def _leader(options: Settings, kube: CachedKube) -> LeaderElector | AlwaysLeader:
+    """A Lease election with --leader-election, else this replica always leads."""
+    if not options.leader_election:
+        return AlwaysLeader()
+    return LeaderElector(
+        kube,
+        namespace=options.leader_namespace or (options.watched_namespaces or ("default",))[0],
+        name=options.leader_election_id,
+        identity=options.identity,
+        lease_seconds=options.lease_seconds,
+        renew_seconds=options.lease_renew_seconds,
+    )
+
+
+def _router_factory(options: Settings, kube: CachedKube) -> Callable[[str], Router]:
+    """The router of a provider, made the first time a canary asks for it: most clusters use
+    one or two providers, and each router only reads what its provider needs."""
+    routers: dict[str, Router] = {}
+
+    def router_for(provider: str) -> Router:
+        if provider not in routers:
+            routers[provider] = make_router(
+                provider, kube, ingress_annotations_prefix=options.ingress_annotations_prefix
+            )
+        return routers[provider]
+
+    return router_for
+
+
+def _scheduler(
+    options: Settings, controller: CanaryController, gitops: GitOpsWiring, metrics: Metrics
+) -> Scheduler:
+    """One scheduler for both kinds. Canaries present at startup are spread over their
+    first interval; a GitSource is woken early only by a new spec, not by our status writes."""
+    return Scheduler(
         {
             "Canary": JobKind(controller.run_pass, first_delay=_canary_interval),
             "GitSource": JobKind(gitops.job_pass, fingerprint=generation),
@@ -160,15 +186,6 @@ async def build_runtime(options: Settings, kube: CachedKube) -> Runtime:
         max_concurrent=options.max_concurrent_passes,
         on_lateness=metrics.lateness.observe,
         on_count=lambda namespace, count: metrics.total.labels(namespace).set(count),
-    )
-    return Runtime(
-        kube=kube,
-        controller=controller,
-        scheduler=scheduler,
-        leader=leader,
-        metrics=metrics,
-        closers=[webhooks, notifier, gitops],
-        gitops=gitops,
     )
 
 

@@ -2,7 +2,7 @@
 
 This is the imperative shell around the pure core. It reads the Canary fresh
 from the API server (as Flagger does every tick), gathers the observations
-through the adapters, lets `canary.core.step` decide (answering its requests
+through the adapters, lets `canary.core.drive` decide (answering its requests
 for gate answers, metric verdicts and Git reverts), runs the actions in order,
 and writes the status once, only after every action succeeded, with the
 Canary's resourceVersion as a precondition. Effects (Events, alerts,
@@ -28,6 +28,7 @@ from canary.controller.metrics import Metrics
 from canary.core import (
     Action,
     AnalysisRequest,
+    Answer,
     CallHooks,
     Decision,
     EmitEvent,
@@ -43,6 +44,7 @@ from canary.core import (
     ReconcilePrimaryScaler,
     ReconcileRouter,
     ReconcileServices,
+    Request,
     RevertAnswer,
     RevertRequest,
     RevertResultKind,
@@ -50,6 +52,7 @@ from canary.core import (
     ScaleTarget,
     SendAlert,
     SetRoutes,
+    drive,
     step,
 )
 from canary.model import API_VERSION, Canary, CanaryStatus, Commands, Phase, SpecError, parse_canary
@@ -77,7 +80,6 @@ FINALIZER = "finalizer.canary.gitops.dev"
 STANDBY_SECONDS = 5.0
 STATUS_RETRIES = 3
 SPEC_VALID = "SpecValid"
-MAX_ROUNDS = 64  # requests answered per pass; the core asks one thing at a time
 ACTION_RETRY_SECONDS = 10.0
 
 
@@ -258,29 +260,24 @@ class CanaryController:
             generation=canary.generation,
         )
         run_id = checksum(status)
-        for _ in range(MAX_ROUNDS):
-            decision = step(canary, status, obs)
-            if decision.final:
-                return decision, target_obj, router
-            for request in decision.requests:
-                if isinstance(request, HookRequest):
-                    hook = next(
-                        h
-                        for h in spec.analysis_or_default.webhooks
-                        if h.name == request.hook and h.type is request.type
-                    )
-                    answer: Any = await self.webhooks.call(canary, hook, request.phase, run_id)
-                elif isinstance(request, AnalysisRequest):
-                    previous = [m.to_dict() for m in status.analysis]
-                    answer = await self.analyzer.analyze(canary, obs.now, previous)
-                elif isinstance(request, RevertRequest):
-                    answer = await self._revert(canary, request)
-                else:  # pragma: no cover - the request union is closed
-                    raise TypeError(f"unknown request {request!r}")
-                obs = obs.with_answer(request, answer)
-        raise RuntimeError(
-            f"canary {canary.namespace}/{canary.name}: the core asked more than {MAX_ROUNDS} questions"
-        )
+
+        async def answer(request: Request) -> Answer:
+            if isinstance(request, HookRequest):
+                hook = next(
+                    h
+                    for h in spec.analysis_or_default.webhooks
+                    if h.name == request.hook and h.type is request.type
+                )
+                return await self.webhooks.call(canary, hook, request.phase, run_id)
+            if isinstance(request, AnalysisRequest):
+                previous = [m.to_dict() for m in status.analysis]
+                return await self.analyzer.analyze(canary, obs.now, previous)
+            if isinstance(request, RevertRequest):
+                return await self._revert(canary, request)
+            raise TypeError(f"unknown request {request!r}")  # pragma: no cover - a closed union
+
+        decision = await drive(canary, status, obs, answer)
+        return decision, target_obj, router
 
     async def _revert(self, canary: Canary, request: RevertRequest) -> RevertAnswer:
         try:

@@ -46,7 +46,9 @@ __all__ = [
     "PrometheusNotInstalled",
     "ScrapeTarget",
     "find_prometheus",
+    "log_tail",
     "parent_death_prefix",
+    "spawn_logged",
     "stop_process",
 ]
 
@@ -103,6 +105,32 @@ async def stop_process(proc: asyncio.subprocess.Process, timeout: float = 10.0) 
                 proc.kill()
             await proc.wait()
     return proc.returncode if proc.returncode is not None else -1
+
+
+async def spawn_logged(
+    args: Sequence[str], log_path: Path, *, env: Mapping[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """Start ``args`` with its output and errors appended to ``log_path``, in a session of
+    its own: a Ctrl-C in the demo's terminal reaches the demo, which stops its children in
+    order, rather than every child at once."""
+    with log_path.open("ab") as log:
+        return await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+
+
+def log_tail(log_path: Path, lines: int) -> str:
+    """The last ``lines`` lines of a child's log, for an error message ("" if unreadable)."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def _free_port() -> int:
@@ -239,14 +267,7 @@ class Prometheus:
             "--storage.tsdb.retention.time=1d",
             *self.extra_args,
         ]
-        with self.log_path.open("ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                *args,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.proc = await spawn_logged(args, self.log_path)
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=1.0) as client:
             while time.monotonic() < deadline:
@@ -260,11 +281,7 @@ class Prometheus:
         return False
 
     def _log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     async def stop(self, timeout: float = 10.0) -> int | None:
         """Stop the server (SIGTERM, then SIGKILL after ``timeout`` seconds)."""

@@ -106,6 +106,23 @@ def _block_texts(blocks: Iterable[Any]) -> dict[str, Any]:
     return out
 
 
+def _add_attachment(parts: dict[str, Any], attachment: Mapping[str, Any]) -> None:
+    """Add an attachment's texts to ``parts``: its blocks, or the fields of a legacy
+    attachment (Flagger's format); the first title and context found win."""
+    inner = _block_texts(attachment.get("blocks") or ())
+    for key in ("title", "context"):
+        parts[key] = parts[key] or inner[key]
+    for key in ("text", "facts", "analysis"):
+        parts[key] += inner[key]
+    if attachment.get("title"):  # legacy attachment (Flagger's format)
+        parts["title"] = parts["title"] or _unescape(str(attachment["title"]))
+    if attachment.get("text") and not attachment.get("blocks"):
+        parts["text"].append(_unescape(str(attachment["text"])))
+    for item in attachment.get("fields") or ():
+        if isinstance(item, Mapping):
+            parts["facts"].append((str(item.get("title", "")), str(item.get("value", ""))))
+
+
 def digest(
     payload: Mapping[str, Any], *, path: str = "/", received: float | None = None
 ) -> SlackMessage:
@@ -113,21 +130,9 @@ def digest(
     color = ""
     parts = _block_texts(payload.get("blocks") or ())
     for attachment in payload.get("attachments") or ():
-        if not isinstance(attachment, Mapping):
-            continue
-        color = color or str(attachment.get("color", ""))
-        inner = _block_texts(attachment.get("blocks") or ())
-        for key in ("title", "context"):
-            parts[key] = parts[key] or inner[key]
-        for key in ("text", "facts", "analysis"):
-            parts[key] += inner[key]
-        if attachment.get("title"):  # legacy attachment (Flagger's format)
-            parts["title"] = parts["title"] or _unescape(str(attachment["title"]))
-        if attachment.get("text") and not attachment.get("blocks"):
-            parts["text"].append(_unescape(str(attachment["text"])))
-        for item in attachment.get("fields") or ():
-            if isinstance(item, Mapping):
-                parts["facts"].append((str(item.get("title", "")), str(item.get("value", ""))))
+        if isinstance(attachment, Mapping):
+            color = color or str(attachment.get("color", ""))
+            _add_attachment(parts, attachment)
     title: str = parts["title"]
     texts: list[str] = parts["text"]
     fallback = _unescape(str(payload.get("text", "")))

@@ -37,7 +37,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import typer
@@ -55,7 +55,9 @@ from .prometheus import (
     Prometheus,
     PrometheusError,
     PrometheusNotInstalled,
+    log_tail,
     parent_death_prefix,
+    spawn_logged,
     stop_process,
 )
 from .slack import SlackMessage, SlackReceiver
@@ -230,26 +232,13 @@ class Operator:
         return self.proc.pid if self.proc is not None else None
 
     def log_tail(self, lines: int = 25) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     async def start(self, timeout: float = 60.0) -> None:
         drop = ("KUBECONFIG", "EVENT_WEBHOOK_URL", "SLACK_", "MSTEAMS_")
         env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
         env["PYTHONUNBUFFERED"] = "1"
-        with self.log_path.open("ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                *parent_death_prefix(),
-                *self.args,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-                env=env,
-            )
+        self.proc = await spawn_logged([*parent_death_prefix(), *self.args], self.log_path, env=env)
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=1.0) as client:
             while time.monotonic() < deadline:
@@ -277,6 +266,15 @@ class Operator:
     async def stop(self) -> None:
         if self.proc is not None:
             await stop_process(self.proc, timeout=20.0)
+
+
+@dataclass(frozen=True, slots=True)
+class _GitHistory:
+    """What the summary tells of the demo repository."""
+
+    oneline: str = ""  # ``git log --oneline``
+    commits: tuple[dict[str, str], ...] = ()
+    trailers: Mapping[str, list[str]] = field(default_factory=dict)  # of the revert commit
 
 
 @dataclass
@@ -352,11 +350,36 @@ class Demo:
         self.examples = example_dir()
 
     async def set_up(self) -> None:
+        """Start every part of the play, in the order each needs the ones before it."""
         note = self.reporter.note
         logs = self.workdir / "logs"
 
         note("Starting the sandbox API server and workload simulator, applying the CRDs")
         self.view.stage = "setting up"
+        await self._start_sandbox()
+        note("Starting the demo application (one process for the primary, one for the canary)")
+        await self._start_apps(logs)
+        note("Starting Prometheus (scrape interval 1s)")
+        await self._start_prometheus()
+
+        self.slack = SlackReceiver(self.on_slack)
+        await self.slack.start()
+        note(f"Slack-compatible receiver listening on {self.slack.url}")
+
+        note("Creating the Git repository with podinfo v1")
+        self.repo = DemoRepository(self.workdir / "git")
+        self.commits["v1"] = await self.repo.create(
+            self.examples, "Deploy podinfo v1 with a canary"
+        )
+        self.view.git_head = self.commits["v1"].sha
+
+        await self.create_cluster_objects()
+
+        note("Starting the controller (canary run)")
+        await self._start_operator(logs)
+        self._start_background()
+
+    async def _start_sandbox(self) -> None:
         sandbox = SandboxThread(
             port=self.options.port,
             speed=self.pace.speed,
@@ -374,7 +397,7 @@ class Demo:
             ) from None
         self.kube = await connect(str(sandbox.kubeconfig_path), qps=None)
 
-        note("Starting the demo application (one process for the primary, one for the canary)")
+    async def _start_apps(self, logs: Path) -> None:
         self.apps = {
             f"{CANARY}-primary": DemoAppProcess(
                 "primary",
@@ -401,7 +424,7 @@ class Demo:
             self.pids[f"demoapp-{app.role}"] = app.pid or 0
             self.view.versions[app.role] = app.version
 
-        note("Starting Prometheus (scrape interval 1s)")
+    async def _start_prometheus(self) -> None:
         self.prometheus = Prometheus(self.workdir / "prometheus", job="demo")
         await self.prometheus.set_targets([a.scrape_target for a in self.apps.values()])
         try:
@@ -410,20 +433,9 @@ class Demo:
             raise DemoError(str(exc)) from None
         self.pids["prometheus"] = self.prometheus.pid or 0
 
-        self.slack = SlackReceiver(self.on_slack)
-        await self.slack.start()
-        note(f"Slack-compatible receiver listening on {self.slack.url}")
-
-        note("Creating the Git repository with podinfo v1")
-        self.repo = DemoRepository(self.workdir / "git")
-        self.commits["v1"] = await self.repo.create(
-            self.examples, "Deploy podinfo v1 with a canary"
-        )
-        self.view.git_head = self.commits["v1"].sha
-
-        await self.create_cluster_objects()
-
-        note("Starting the controller (canary run)")
+    async def _start_operator(self, logs: Path) -> None:
+        """``canary run`` as a process of its own, as an operator would run it."""
+        assert self.sandbox is not None and self.prometheus is not None
         listen = f"127.0.0.1:{_free_port()}"
         self.operator = Operator(
             [
@@ -432,7 +444,7 @@ class Demo:
                 "canary.cli",
                 "run",
                 "--kubeconfig",
-                str(sandbox.kubeconfig_path),
+                str(self.sandbox.kubeconfig_path),
                 "--listen",
                 listen,
                 "--metrics-server",
@@ -450,7 +462,11 @@ class Demo:
         await self.operator.start()
         self.pids["operator"] = self.operator.pid or 0
 
+    def _start_background(self) -> None:
+        """The tasks that run through the whole play: follow the versions the pods run,
+        send traffic through the gateway, and watch the canary."""
         kube = self.kube
+        assert kube is not None
         follower = VersionFollower(kube, NAMESPACE, self.apps, on_change=self.on_version_change)
         self.backend = ForwardingBackend({app.role: app for app in self.apps.values()})
         self.traffic = TrafficGenerator(
@@ -833,36 +849,92 @@ class Demo:
 
     async def summarize(self, *, ok: bool, error: str | None = None) -> dict[str, Any]:
         t = self.times
-        git_log = ""
-        trailers: Mapping[str, list[str]] = {}
-        commits: list[dict[str, str]] = []
-        if self.repo is not None and self.repo.bare.exists():
-            with contextlib.suppress(GitError):
-                git_log = await self.repo.oneline()
-                commits = [
-                    {"sha": c.sha, "subject": c.subject, "author": c.author}
-                    for c in await self.repo.log()
-                ]
-                if "revert" in self.commits:
-                    trailers = await self.repo.trailers(self.commits["revert"].sha)
+        history = await self._git_history()
         v2 = self.commits.get("v2")
         v3 = self.commits.get("v3")
         revert = self.commits.get("revert")
         promoted = t.v2_promoted is not None
         rolled_back = t.v3_rolled_back is not None
+        checks = self._checks(history.trailers)
+        timings = self._timings()
+        timing_rows = [
+            ("v2: commit -> promoted", timings["v2Promotion"]),
+            ("v3: commit -> rolled back", timings["v3Rollback"]),
+            ("v3: commit -> revert commit pushed", timings["v3Revert"]),
+            ("revert commit -> cluster back on v2", timings["v3Converged"]),
+            ("whole demo", timings["total"]),
+        ]
+        kubeconfig = self.workdir / "kubeconfig"
+        where = {
+            "kubeconfig": kubeconfig,
+            "repository": self.repo.bare if self.repo else "",
+            "logs": self.workdir / "logs",
+            "summary": self.workdir / "summary.json",
+        }
+        return {
+            "ok": ok and all(c[1] for c in checks),
+            "error": error,
+            "fast": self.options.fast,
+            "workdir": str(self.workdir),
+            "kubeconfig": str(kubeconfig),
+            "checks": checks,
+            "timingRows": timing_rows,
+            "timings": timings,
+            "gitLog": history.oneline,
+            "repository": {
+                "url": self.repo.url if self.repo else "",
+                "commits": list(history.commits),
+                "releases": {k: c.sha for k, c in self.commits.items()},
+                "revertTrailers": dict(history.trailers),
+            },
+            "v2": {"promoted": promoted, "commit": v2.sha if v2 else None},
+            "v3": {
+                "rolledBack": rolled_back,
+                "commit": v3.sha if v3 else None,
+                "revertCommit": revert.sha if revert else None,
+                "gitRevert": self.view.canary.get("gitRevert") if rolled_back else None,
+            },
+            "slack": [m.to_json() for m in self.slack_messages],
+            "phases": [list(p) for p in self.phases],
+            "processes": dict(self.pids),
+            "where": {k: str(v) for k, v in where.items()},
+        }
+
+    async def _git_history(self) -> _GitHistory:
+        """The demo repository's history, as far as it can be read: the summary is written
+        even when the play stopped before (or while) the repository was made."""
+        oneline = ""
+        commits: tuple[dict[str, str], ...] = ()
+        trailers: Mapping[str, list[str]] = {}
+        if self.repo is not None and self.repo.bare.exists():
+            with contextlib.suppress(GitError):
+                oneline = await self.repo.oneline()
+                commits = tuple(
+                    {"sha": c.sha, "subject": c.subject, "author": c.author}
+                    for c in await self.repo.log()
+                )
+                if "revert" in self.commits:
+                    trailers = await self.repo.trailers(self.commits["revert"].sha)
+        return _GitHistory(oneline, commits, trailers)
+
+    def _checks(self, trailers: Mapping[str, list[str]]) -> list[tuple[str, bool, str]]:
+        """What the demo promises, each with whether it held and a few words of evidence."""
+        t = self.times
+        v3 = self.commits.get("v3")
+        revert = self.commits.get("revert")
         names_v3 = bool(v3 and revert and trailers.get("Canary-Bad-Revision") == [v3.sha])
         kinds = [m.kind for m in self.slack_messages]
         v2_time = Milestones.span(t.v2_commit, t.v2_promoted)
         v3_time = Milestones.span(t.v3_commit, t.v3_rolled_back)
-        checks = [
+        return [
             (
                 "v2 promoted",
-                promoted,
+                t.v2_promoted is not None,
                 f"{v2_time:.0f}s after its commit" if v2_time is not None else "",
             ),
             (
                 "v3 rolled back",
-                rolled_back,
+                t.v3_rolled_back is not None,
                 f"{v3_time:.0f}s after its commit" if v3_time is not None else "",
             ),
             (
@@ -881,56 +953,16 @@ class Demo:
                 ", ".join(kinds) if kinds else "none received",
             ),
         ]
-        timings = {
+
+    def _timings(self) -> dict[str, float | None]:
+        t = self.times
+        return {
             "v2Promotion": Milestones.span(t.v2_commit, t.v2_promoted),
             "v3Rollback": Milestones.span(t.v3_commit, t.v3_rolled_back),
             "v3Revert": Milestones.span(t.v3_commit, t.reverted),
             "v3RevertAfterRollback": Milestones.span(t.v3_rolled_back, t.reverted),
             "v3Converged": Milestones.span(t.reverted, t.converged),
             "total": round(self.view.elapsed(), 2),
-        }
-        timing_rows = [
-            ("v2: commit -> promoted", timings["v2Promotion"]),
-            ("v3: commit -> rolled back", timings["v3Rollback"]),
-            ("v3: commit -> revert commit pushed", timings["v3Revert"]),
-            ("revert commit -> cluster back on v2", timings["v3Converged"]),
-            ("whole demo", timings["total"]),
-        ]
-        kubeconfig = self.workdir / "kubeconfig"
-        where = {
-            "kubeconfig": kubeconfig,
-            "repository": self.repo.bare if self.repo else "",
-            "logs": self.workdir / "logs",
-        }
-        summary_path = self.workdir / "summary.json"
-        where["summary"] = summary_path
-        return {
-            "ok": ok and all(c[1] for c in checks),
-            "error": error,
-            "fast": self.options.fast,
-            "workdir": str(self.workdir),
-            "kubeconfig": str(kubeconfig),
-            "checks": checks,
-            "timingRows": timing_rows,
-            "timings": timings,
-            "gitLog": git_log,
-            "repository": {
-                "url": self.repo.url if self.repo else "",
-                "commits": commits,
-                "releases": {k: c.sha for k, c in self.commits.items()},
-                "revertTrailers": dict(trailers),
-            },
-            "v2": {"promoted": promoted, "commit": v2.sha if v2 else None},
-            "v3": {
-                "rolledBack": rolled_back,
-                "commit": v3.sha if v3 else None,
-                "revertCommit": revert.sha if revert else None,
-                "gitRevert": self.view.canary.get("gitRevert") if rolled_back else None,
-            },
-            "slack": [m.to_json() for m in self.slack_messages],
-            "phases": [list(p) for p in self.phases],
-            "processes": dict(self.pids),
-            "where": {k: str(v) for k, v in where.items()},
         }
 
     def write_summary(self, summary: Mapping[str, Any]) -> None:
@@ -1032,27 +1064,12 @@ def _finished_ok(workdir: Path) -> bool:
 
 
 def demo_command(
-    fast: Annotated[
-        bool,
-        typer.Option(
-            "--fast", help="Play faster (analysis intervals x0.4): about 80 s instead of 2 min."
-        ),
-    ] = False,
-    keep: Annotated[
-        bool,
-        typer.Option("--keep", help="Leave everything running at the end, until Ctrl-C."),
-    ] = False,
-    port: Annotated[
-        int, typer.Option("--port", help="Port of the sandbox API server (0: any free port).")
-    ] = 0,
-    workdir: Annotated[
-        Path,
-        typer.Option("--workdir", help="Where the kubeconfig, the Git repository and the logs go."),
-    ] = Path(".demo"),
-    summary: Annotated[
-        Path | None,
-        typer.Option("--summary", metavar="PATH", help="Also write the JSON summary here."),
-    ] = None,
+    *,
+    fast: bool = False,
+    keep: bool = False,
+    port: int = 0,
+    workdir: Path = Path(".demo"),
+    summary: Path | None = None,
 ) -> None:
     """Play the whole loop locally: v2 promoted step by step, v3 rolled back and reverted in Git."""
     console = Console()
@@ -1074,9 +1091,12 @@ def demo_command(
 
 
 def main() -> None:
-    """``python -m canary.demo.story``: the same command without the ``canary`` CLI."""
+    """``python -m canary.demo.story``: the same command without the ``canary`` CLI (its
+    options are declared once, on ``canary demo``)."""
+    from canary.cli import demo
+
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command()(demo_command)
+    app.command()(demo)
     app()
 
 

@@ -371,9 +371,36 @@ def _filter_set_cookies(filters: Sequence[Mapping[str, Any]]) -> list[str]:
 def _resolve_http_routes(
     routes: Sequence[Mapping[str, Any]], request: Request, rng: random.Random
 ) -> Resolution:
+    found = _best_rule(routes, request)
+    if found is None:
+        return Resolution(None)
+    rule, route = found
+    backends = rule.get("backendRefs") or []
+    choices = [
+        (str(b.get("name", "")), float(1 if b.get("weight") is None else b["weight"]))
+        for b in backends
+        if b.get("kind", "Service") == "Service"
+    ]
+    chosen = _weighted_choice(rng, choices) if choices else None
+    cookies = _filter_set_cookies(rule.get("filters") or ())
+    for b in backends:
+        if b.get("name") == chosen:
+            cookies.extend(_filter_set_cookies(b.get("filters") or ()))
+            break
+    mirrors = [
+        str((mirror.get("backendRef") or {}).get("name", ""))
+        for mirror in _request_mirrors(rule)
+        if rng.random() * 100.0 < _mirror_percent(mirror)
+    ]
+    return Resolution(chosen, tuple(mirrors), tuple(cookies), f"HTTPRoute/{_name(route)}")
+
+
+def _best_rule(
+    routes: Sequence[Mapping[str, Any]], request: Request
+) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
+    """The (rule, route) whose match takes ``request`` with the highest precedence."""
     best: tuple[tuple[int, ...], int, int] | None = None
-    best_rule: Mapping[str, Any] | None = None
-    best_route: Mapping[str, Any] | None = None
+    found: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None
     for route_index, route in enumerate(routes):
         for rule_index, rule in enumerate((route.get("spec") or {}).get("rules") or ()):
             for match in rule.get("matches") or [{}]:
@@ -383,38 +410,29 @@ def _resolve_http_routes(
                 # Higher precedence first; ties go to the earlier route, then the earlier rule.
                 rank = (key, -route_index, -rule_index)
                 if best is None or rank > best:
-                    best, best_rule, best_route = rank, rule, route
-    if best_rule is None or best_route is None:
-        return Resolution(None)
-    via = f"HTTPRoute/{_name(best_route)}"
-    backends = best_rule.get("backendRefs") or []
-    choices = [
-        (str(b.get("name", "")), float(1 if b.get("weight") is None else b["weight"]))
-        for b in backends
-        if b.get("kind", "Service") == "Service"
+                    best, found = rank, (rule, route)
+    return found
+
+
+def _request_mirrors(rule: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [
+        f.get("requestMirror") or {}
+        for f in rule.get("filters") or ()
+        if f.get("type") == "RequestMirror"
     ]
-    chosen = _weighted_choice(rng, choices) if choices else None
-    cookies = _filter_set_cookies(best_rule.get("filters") or ())
-    for b in backends:
-        if b.get("name") == chosen:
-            cookies.extend(_filter_set_cookies(b.get("filters") or ()))
-            break
-    mirrors = []
-    for f in best_rule.get("filters") or ():
-        if f.get("type") != "RequestMirror":
-            continue
-        mirror = f.get("requestMirror") or {}
-        percent = float(mirror.get("percent", 100))
-        fraction = mirror.get("fraction")
-        if isinstance(fraction, Mapping):
-            percent = (
-                100.0
-                * float(fraction.get("numerator", 0))
-                / float(fraction.get("denominator", 100) or 100)
-            )
-        if rng.random() * 100.0 < percent:
-            mirrors.append(str((mirror.get("backendRef") or {}).get("name", "")))
-    return Resolution(chosen, tuple(mirrors), tuple(cookies), via)
+
+
+def _mirror_percent(mirror: Mapping[str, Any]) -> float:
+    """The share of requests mirrored: ``percent``, or ``fraction`` when it is given."""
+    percent = float(mirror.get("percent", 100))
+    fraction = mirror.get("fraction")
+    if isinstance(fraction, Mapping):
+        percent = (
+            100.0
+            * float(fraction.get("numerator", 0))
+            / float(fraction.get("denominator", 100) or 100)
+        )
+    return percent
 
 
 def _parent_is(
@@ -437,6 +455,16 @@ def _hostnames_match(route: Mapping[str, Any], host: str) -> bool:
 # ------------------------------------------------------------------------------ NGINX
 
 
+def _ingress_path_matches(value: str, kind: str, path: str) -> bool:
+    """Whether an Ingress path of ``pathType`` ``kind`` takes a request for ``path``: Exact,
+    or Prefix by whole segments (``/api`` takes ``/api/x``, not ``/apix``)."""
+    bare = path.split("?", 1)[0]
+    if kind == "Exact":
+        return bare == value
+    trimmed = value.rstrip("/")
+    return value == "/" or bare == trimmed or bare.startswith(trimmed + "/")
+
+
 def _ingress_backend(ingress: Mapping[str, Any], host: str, path: str) -> tuple[str, str] | None:
     """(Service name, matched path) of the Ingress rule serving host and path."""
     spec = ingress.get("spec") or {}
@@ -447,21 +475,20 @@ def _ingress_backend(ingress: Mapping[str, Any], host: str, path: str) -> tuple[
             continue
         for p in (rule.get("http") or {}).get("paths") or ():
             value = str(p.get("path") or "/")
-            kind = p.get("pathType", "Prefix")
-            bare = path.split("?", 1)[0]
-            if kind == "Exact":
-                ok = bare == value
-            else:
-                trimmed = value.rstrip("/")
-                ok = value == "/" or bare == trimmed or bare.startswith(trimmed + "/")
+            ok = _ingress_path_matches(value, p.get("pathType", "Prefix"), path)
             if ok and (best is None or len(value) > best[0]):
-                name = ((p.get("backend") or {}).get("service") or {}).get("name")
+                name = _service_of(p.get("backend"))
                 if name:
                     best = (len(value), str(name), value)
     if best is not None:
         return best[1], best[2]
-    default = ((spec.get("defaultBackend") or {}).get("service") or {}).get("name")
+    default = _service_of(spec.get("defaultBackend"))
     return (str(default), "") if default else None
+
+
+def _service_of(backend: Mapping[str, Any] | None) -> Any:
+    """The Service name of an Ingress backend (None for a resource backend)."""
+    return ((backend or {}).get("service") or {}).get("name")
 
 
 def _nginx_canary(
@@ -537,34 +564,48 @@ def resolve(
     nginx_prefix: str = DEFAULT_NGINX_PREFIX,
 ) -> Resolution:
     """Which Service serves ``request`` arriving at ``entry``, as the data plane decides."""
-    ns = snapshot.namespace
     if isinstance(entry, IngressEntry):
         return _resolve_ingress(snapshot, entry, request, rng, nginx_prefix)
     if isinstance(entry, GatewayEntry):
-        names = _gateway_names(entry.gateway, entry.gateway_namespace or ns)
-        for vs in snapshot.virtual_services:
-            hosts = (vs.get("spec") or {}).get("hosts") or []
-            if names & set(_vs_gateways(vs)) and any(
-                _host_matches(str(h), entry.host) for h in hosts
-            ):
-                return _resolve_virtual_service(vs, ns, request, rng, entry.gateway)
-        routes = [
-            r
-            for r in snapshot.http_routes
-            if _hostnames_match(r, entry.host)
-            and any(
-                _parent_is(
-                    p,
-                    kind="Gateway",
-                    name=entry.gateway,
-                    namespace=entry.gateway_namespace or ns,
-                    route_namespace=ns,
-                )
-                for p in (r.get("spec") or {}).get("parentRefs") or ()
+        return _resolve_gateway(snapshot, entry, request, rng)
+    return _resolve_service(snapshot, entry, request, rng)
+
+
+def _resolve_gateway(
+    snapshot: Snapshot, entry: GatewayEntry, request: Request, rng: random.Random
+) -> Resolution:
+    """Through a gateway: an Istio VirtualService bound to it for the host, else the
+    HTTPRoutes attached to the Gateway API Gateway."""
+    ns = snapshot.namespace
+    names = _gateway_names(entry.gateway, entry.gateway_namespace or ns)
+    for vs in snapshot.virtual_services:
+        hosts = (vs.get("spec") or {}).get("hosts") or []
+        if names & set(_vs_gateways(vs)) and any(_host_matches(str(h), entry.host) for h in hosts):
+            return _resolve_virtual_service(vs, ns, request, rng, entry.gateway)
+    routes = [
+        r
+        for r in snapshot.http_routes
+        if _hostnames_match(r, entry.host)
+        and any(
+            _parent_is(
+                p,
+                kind="Gateway",
+                name=entry.gateway,
+                namespace=entry.gateway_namespace or ns,
+                route_namespace=ns,
             )
-        ]
-        return _resolve_http_routes(routes, request, rng) if routes else Resolution(None)
-    # A client inside the mesh calling a Service.
+            for p in (r.get("spec") or {}).get("parentRefs") or ()
+        )
+    ]
+    return _resolve_http_routes(routes, request, rng) if routes else Resolution(None)
+
+
+def _resolve_service(
+    snapshot: Snapshot, entry: ServiceEntry, request: Request, rng: random.Random
+) -> Resolution:
+    """A client inside the mesh calling a Service: the mesh's routing for that Service
+    (Istio, then GAMMA HTTPRoutes, then an SMI TrafficSplit), else the Service itself."""
+    ns = snapshot.namespace
     for vs in snapshot.virtual_services:
         hosts = {_short_host(str(h), ns) for h in (vs.get("spec") or {}).get("hosts") or ()}
         if entry.name in hosts and "mesh" in _vs_gateways(vs):

@@ -156,13 +156,7 @@ def render_panel(view: DemoView, width: int = 120) -> RenderableType:
         revision.append(f"   last good {short_revision(good)}", style="dim")
     grid.add_row("Revision", revision)
 
-    primary_w, canary_w = view.route or (100, 0)
-    traffic = Text()
-    traffic.append(f"primary {view.versions.get('primary', '?')} {primary_w:>3}% ", style="blue")
-    traffic.append_text(weight_bar(primary_w, canary_w, width=max(10, min(40, width - 62))))
-    traffic.append(f" {canary_w:>3}% canary {view.versions.get('canary', '?')}", style="yellow")
-    traffic.append(f"   (max {view.max_weight}%)", style="dim")
-    grid.add_row("Weights", traffic)
+    grid.add_row("Weights", _weights(view, width))
     grid.add_row(
         "Traffic",
         Text(
@@ -175,6 +169,34 @@ def render_panel(view: DemoView, width: int = 120) -> RenderableType:
     checks.append(f"   iterations {status.get('iterations', 0)}", style="dim")
     grid.add_row("Checks", checks)
 
+    grid.add_row("Analysis", _metrics(view))
+
+    revert = status.get("gitRevert")
+    if isinstance(revert, Mapping) and revert.get("state"):
+        grid.add_row("Git revert", _revert(revert))
+    git = Text(f"head {view.git_head[:7] or '-'}")
+    if view.source_revision:
+        git.append(f"   GitSource applied {short_revision(view.source_revision)}", style="dim")
+    grid.add_row("Git", git)
+
+    grid.add_row("Events", _events(view) if view.events else Text("-", style="dim"))
+
+    title = f"canary demo · {view.stage} · {_clock(view.elapsed())}"
+    return Panel(grid, title=title, title_align="left", border_style="cyan")
+
+
+def _weights(view: DemoView, width: int) -> Text:
+    """The two versions and their weights around a bar that fits the terminal."""
+    primary_w, canary_w = view.route or (100, 0)
+    traffic = Text()
+    traffic.append(f"primary {view.versions.get('primary', '?')} {primary_w:>3}% ", style="blue")
+    traffic.append_text(weight_bar(primary_w, canary_w, width=max(10, min(40, width - 62))))
+    traffic.append(f" {canary_w:>3}% canary {view.versions.get('canary', '?')}", style="yellow")
+    traffic.append(f"   (max {view.max_weight}%)", style="dim")
+    return traffic
+
+
+def _metrics(view: DemoView) -> Table:
     metrics = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, expand=False)
     metrics.add_column("metric")
     metrics.add_column("value", justify="right")
@@ -182,27 +204,26 @@ def render_panel(view: DemoView, width: int = 120) -> RenderableType:
     metrics.add_column("outcome")
     for name, value, threshold, outcome, _ in metric_rows(view):
         metrics.add_row(name, value, threshold, Text(outcome, style=OUTCOME_STYLE.get(outcome, "")))
-    grid.add_row("Analysis", metrics)
+    return metrics
 
-    revert = status.get("gitRevert")
-    if isinstance(revert, Mapping) and revert.get("state"):
-        text = Text(str(revert["state"]), style="bold")
-        if revert.get("commit"):
-            text.append(f"  commit {str(revert['commit'])[:7]}")
-        if revert.get("badRevision"):
-            text.append(
-                f"  {short_revision(str(revert['badRevision']))} -> "
-                f"{short_revision(str(revert.get('goodRevision') or ''))}",
-                style="dim",
-            )
-        if revert.get("message"):
-            text.append(f"  {revert['message']}", style="dim")
-        grid.add_row("Git revert", text)
-    git = Text(f"head {view.git_head[:7] or '-'}")
-    if view.source_revision:
-        git.append(f"   GitSource applied {short_revision(view.source_revision)}", style="dim")
-    grid.add_row("Git", git)
 
+def _revert(revert: Mapping[str, Any]) -> Text:
+    text = Text(str(revert["state"]), style="bold")
+    if revert.get("commit"):
+        text.append(f"  commit {str(revert['commit'])[:7]}")
+    if revert.get("badRevision"):
+        text.append(
+            f"  {short_revision(str(revert['badRevision']))} -> "
+            f"{short_revision(str(revert.get('goodRevision') or ''))}",
+            style="dim",
+        )
+    if revert.get("message"):
+        text.append(f"  {revert['message']}", style="dim")
+    return text
+
+
+def _events(view: DemoView) -> Text:
+    """The last six events, warnings in red."""
     events = Text()
     for index, line in enumerate(view.events[-6:]):
         style = "red" if line.type == "Warning" else "dim"
@@ -210,10 +231,7 @@ def render_panel(view: DemoView, width: int = 120) -> RenderableType:
         events.append(
             ("\n" if index else "") + f"{_clock(line.seen)}  {line.message}{count}", style=style
         )
-    grid.add_row("Events", events if view.events else Text("-", style="dim"))
-
-    title = f"canary demo · {view.stage} · {_clock(view.elapsed())}"
-    return Panel(grid, title=title, title_align="left", border_style="cyan")
+    return events
 
 
 def render_slack(message: SlackMessage) -> RenderableType:
@@ -389,29 +407,46 @@ class PlainReporter:
             "versions": dict(view.versions),
             "source": view.source_revision,
         }
-        if now["phase"] != self._last.get("phase") and now["phase"]:
-            self._line(f"canary phase: {now['phase']}  {status.get('message') or ''}".rstrip())
-        if now["route"] != self._last.get("route") and view.route is not None:
+        for change in self._changes(now):
+            self._line(change)
+        self._new_verdicts()
+        for line in view.events[self._events :]:
+            self._line(f"event{' WARNING' if line.type == 'Warning' else ''}: {line.message}")
+        self._events = len(view.events)
+        self._last = now
+
+    def _changes(self, now: Mapping[str, Any]) -> list[str]:
+        """A line for each part of the view that changed since the last refresh."""
+        view, status, last = self.view, self.view.canary, self._last
+        lines = []
+        if now["phase"] != last.get("phase") and now["phase"]:
+            lines.append(f"canary phase: {now['phase']}  {status.get('message') or ''}".rstrip())
+        if now["route"] != last.get("route") and view.route is not None:
             primary, canary = view.route
-            self._line(
+            lines.append(
                 f"weights: primary {view.versions.get('primary', '?')} {primary}% / "
                 f"canary {view.versions.get('canary', '?')} {canary}%"
             )
-        if now["failed"] != self._last.get("failed") and now["failed"]:
-            self._line(f"failed checks: {now['failed']} of {view.threshold}")
-        if now["revert"] != self._last.get("revert") and now["revert"]:
+        if now["failed"] != last.get("failed") and now["failed"]:
+            lines.append(f"failed checks: {now['failed']} of {view.threshold}")
+        if now["revert"] != last.get("revert") and now["revert"]:
             revert = status.get("gitRevert") or {}
             commit = str(revert.get("commit") or "")[:7]
-            self._line(f"git revert: {now['revert']}{'  commit ' + commit if commit else ''}")
-        if now["versions"] != self._last.get("versions"):
-            self._line(
+            lines.append(f"git revert: {now['revert']}{'  commit ' + commit if commit else ''}")
+        if now["versions"] != last.get("versions"):
+            lines.append(
                 "pods run: primary "
                 + view.versions.get("primary", "?")
                 + ", canary "
                 + view.versions.get("canary", "?")
             )
-        if now["source"] != self._last.get("source") and now["source"]:
-            self._line(f"GitSource applied {short_revision(str(now['source']))}")
+        if now["source"] != last.get("source") and now["source"]:
+            lines.append(f"GitSource applied {short_revision(str(now['source']))}")
+        return lines
+
+    def _new_verdicts(self) -> None:
+        """Print each metric verdict once: a verdict is new when its time or value is."""
+        view, status = self.view, self.view.canary
         for name, value, threshold, outcome, summary in metric_rows(view):
             verdict_time = next(
                 (
@@ -425,10 +460,6 @@ class PlainReporter:
             if outcome != "-" and key not in self._verdicts:
                 self._verdicts.add(key)
                 self._line(f"metric {name}: {value} (threshold {threshold}) {outcome}  {summary}")
-        for line in view.events[self._events :]:
-            self._line(f"event{' WARNING' if line.type == 'Warning' else ''}: {line.message}")
-        self._events = len(view.events)
-        self._last = now
 
     def summary(self, summary: Mapping[str, Any]) -> None:
         self._line("== summary")

@@ -86,9 +86,12 @@ def _index(token: str, size: int, *, allow_end: bool, path: str) -> int:
     return index
 
 
-def _parent(doc: Any, tokens: list[str], path: str) -> tuple[Any, str]:
+def _walk(doc: Any, tokens: list[str], path: str, scalar: str) -> Any:
+    """The value at ``tokens`` below ``doc``; ``scalar`` is the error when a token would
+    descend into a scalar (its wording differs between reading a value and finding where
+    to write one)."""
     cur = doc
-    for token in tokens[:-1]:
+    for token in tokens:
         if isinstance(cur, dict):
             if token not in cur:
                 raise PatchError(f"path {path!r}: member {token!r} not found")
@@ -96,22 +99,17 @@ def _parent(doc: Any, tokens: list[str], path: str) -> tuple[Any, str]:
         elif isinstance(cur, list):
             cur = cur[_index(token, len(cur), allow_end=False, path=path)]
         else:
-            raise PatchError(f"path {path!r}: cannot descend into a scalar at {token!r}")
-    return cur, tokens[-1]
+            raise PatchError(scalar.format(path=path, token=token))
+    return cur
+
+
+def _parent(doc: Any, tokens: list[str], path: str) -> tuple[Any, str]:
+    scalar = "path {path!r}: cannot descend into a scalar at {token!r}"
+    return _walk(doc, tokens[:-1], path, scalar), tokens[-1]
 
 
 def _get(doc: Any, path: str) -> Any:
-    cur = doc
-    for token in _pointer(path):
-        if isinstance(cur, dict):
-            if token not in cur:
-                raise PatchError(f"path {path!r}: member {token!r} not found")
-            cur = cur[token]
-        elif isinstance(cur, list):
-            cur = cur[_index(token, len(cur), allow_end=False, path=path)]
-        else:
-            raise PatchError(f"path {path!r} not found")
-    return cur
+    return _walk(doc, _pointer(path), path, "path {path!r} not found")
 
 
 def _add(doc: Any, path: str, value: Any) -> Any:

@@ -364,26 +364,30 @@ def _validate_number(value: float, schema: Schema, shown: str, out: list[Cause])
             )
 
 
-def _validate_array(value: list[Any], schema: Schema, path: str, out: list[Cause]) -> None:
-    shown = _display(path)
-    min_items = schema.get("minItems")
-    if isinstance(min_items, int) and len(value) < min_items:
+def _check_size(
+    size: int, schema: Schema, keys: tuple[str, str, str], shown: str, out: list[Cause]
+) -> None:
+    """``minItems``/``maxItems`` or ``minProperties``/``maxProperties`` (``keys``: the two
+    bounds and the noun), worded as the API server words them: its upper-bound message says
+    "items" for properties too."""
+    low_key, high_key, noun = keys
+    low, high = schema.get(low_key), schema.get(high_key)
+    if isinstance(low, int) and size < low:
         out.append(
             Cause(
                 shown,
                 "FieldValueInvalid",
-                f"Invalid value: {len(value)}: {shown} in body should have at least {min_items} items",
+                f"Invalid value: {size}: {shown} in body should have at least {low} {noun}",
             )
         )
-    max_items = schema.get("maxItems")
-    if isinstance(max_items, int) and len(value) > max_items:
+    if isinstance(high, int) and size > high:
         out.append(
-            Cause(
-                shown,
-                "FieldValueTooMany",
-                f"Too many: {len(value)}: must have at most {max_items} items",
-            )
+            Cause(shown, "FieldValueTooMany", f"Too many: {size}: must have at most {high} items")
         )
+
+
+def _validate_array(value: list[Any], schema: Schema, path: str, out: list[Cause]) -> None:
+    _check_size(len(value), schema, ("minItems", "maxItems", "items"), _display(path), out)
     list_type = schema.get("x-kubernetes-list-type")
     if schema.get("uniqueItems") is True or list_type == "set":
         seen: set[str] = set()
@@ -424,24 +428,7 @@ def _validate_object(
     for key in schema.get("required") or []:
         if key not in value:
             out.append(Cause(_child(path, key), "FieldValueRequired", "Required value"))
-    min_props = schema.get("minProperties")
-    if isinstance(min_props, int) and len(value) < min_props:
-        out.append(
-            Cause(
-                shown,
-                "FieldValueInvalid",
-                f"Invalid value: {len(value)}: {shown} in body should have at least {min_props} properties",
-            )
-        )
-    max_props = schema.get("maxProperties")
-    if isinstance(max_props, int) and len(value) > max_props:
-        out.append(
-            Cause(
-                shown,
-                "FieldValueTooMany",
-                f"Too many: {len(value)}: must have at most {max_props} items",
-            )
-        )
+    _check_size(len(value), schema, ("minProperties", "maxProperties", "properties"), shown, out)
     if (
         schema.get("x-kubernetes-embedded-resource") is True
         and schema.get("x-kubernetes-preserve-unknown-fields") is not True

@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from canary.adapters.gitops.kustomize import Kustomize
@@ -199,145 +199,180 @@ async def attribute(
     try:
         await copy.materialize(bad, scratch_dir)
         scratch = _Scratch(scratch_dir, changes)
-        return await _search(scratch, subject, changes, forced_paths, good, bad, kustomize)
+        search = _Search(scratch, subject, changes, forced_paths, good, bad, kustomize)
+        return await search.run()
     finally:
         await asyncio.to_thread(shutil.rmtree, scratch_dir, True)
 
 
-async def _search(
-    scratch: _Scratch,
-    subject: Subject,
-    changes: Mapping[str, Change],
-    forced: set[str],
-    good: str,
-    bad: str,
-    kustomize: Kustomize,
-) -> Attribution:
-    hunks: dict[str, tuple[Hunk, ...]] = {}
-    probes = 0
-    errors_seen: list[str] = []
+@dataclass
+class _Search:
+    """The state of one search: how often it rendered, the render errors of the last probe
+    (for the messages), the units it renders and the files it splits into line hunks.
 
-    def candidate(parts: frozenset[Part]) -> dict[str, bytes | None]:
+    A class rather than one long function because the probes share that state, and each
+    level of the search (whole files, then lines) reads best as a step of its own."""
+
+    scratch: _Scratch
+    subject: Subject
+    changes: Mapping[str, Change]
+    forced: set[str]
+    good: str
+    bad: str
+    kustomize: Kustomize
+    hunks: dict[str, tuple[Hunk, ...]] = field(default_factory=dict)
+    probes: int = 0
+    errors_seen: list[str] = field(default_factory=list)
+    scope: set[str] | None = None  # the render units that make the target, once known
+    good_key: str | None = None  # the target's rendering at the good revision
+
+    async def run(self) -> Attribution:
+        """Whole files first, then the lines of the files that must go back; a search
+        narrowed to the target's render units is checked against a full render."""
+        at_good = await self.baselines()
+        needed = await self.needed_files()
+        if len(needed) <= MAX_LINE_LEVEL_FILES:
+            needed = await self.needed_lines(needed)
+        if self.scope is not None and (await self.project(needed, full=True)).key != at_good:
+            # The scoped search missed an interaction with another unit: search it all again.
+            self.scope = None
+            self.hunks.clear()
+            needed = await self.needed_files()
+        return self.attribution(needed)
+
+    def candidate(self, parts: frozenset[Part]) -> dict[str, bytes | None]:
+        """The tree's changed files with ``parts`` put back (and the forced files)."""
         wanted: dict[str, bytes | None] = {}
-        for path, change in changes.items():
-            if Part(path) in parts or path in forced:
+        for path, change in self.changes.items():
+            if Part(path) in parts or path in self.forced:
                 wanted[path] = change.good
-            elif path in hunks:
+            elif path in self.hunks:
                 chosen = [p.hunk for p in parts if p.path == path and p.hunk is not None]
                 assert change.bad is not None
-                wanted[path] = content_with(change.bad, hunks[path], chosen)  # type: ignore[arg-type]
+                wanted[path] = content_with(change.bad, self.hunks[path], chosen)  # type: ignore[arg-type]
             else:
                 wanted[path] = change.bad
         return wanted
 
-    scope: set[str] | None = None  # the render units that make the target, once known
-
-    async def project(parts: frozenset[Part], *, full: bool = False) -> Projection:
-        nonlocal probes
-        probes += 1
-        await asyncio.to_thread(scratch.set, candidate(parts))
-        if not getattr(subject, "renders", True):
-            return await asyncio.to_thread(subject.project, (), scratch)
+    async def project(self, parts: frozenset[Part], *, full: bool = False) -> Projection:
+        self.probes += 1
+        await asyncio.to_thread(self.scratch.set, self.candidate(parts))
+        if not getattr(self.subject, "renders", True):
+            return await asyncio.to_thread(self.subject.project, (), self.scratch)
         loaded = await render_manifests(
-            scratch.root,
-            subject.source_path,
-            kustomize=kustomize,
+            self.scratch.root,
+            self.subject.source_path,
+            kustomize=self.kustomize,
             strict=False,
-            only=None if full else scope,
+            only=None if full else self.scope,
         )
-        errors_seen[:] = [str(e) for e in loaded.errors]
-        return await asyncio.to_thread(subject.project, loaded.manifests, scratch)
+        self.errors_seen[:] = [str(e) for e in loaded.errors]
+        return await asyncio.to_thread(self.subject.project, loaded.manifests, self.scratch)
 
-    everything = frozenset(Part(p) for p in changes)
-    at_good = await project(everything, full=True)
-    if not at_good.found:
-        detail = f" ({'; '.join(errors_seen)})" if errors_seen else ""
-        raise Unattributable(
-            f"{subject.describe()} is not among the objects of "
-            f"{subject.source_path or 'the repository root'} at the good revision {good[:12]}"
-            f"{detail}; cannot tell which change made it fail",
-            sorted(changes),
-        )
-    at_bad = await project(frozenset(), full=True)
-    # From here on, render only the units (kustomizations, files) that make the target at
-    # the good or the bad revision: the other applications under the path cannot change it.
-    if at_good.units:
-        scope = set(at_good.units) | set(at_bad.units)
-        if (await project(everything)).key != at_good.key:
-            scope = None  # something outside the units matters after all: render it all
-    if at_bad.key == at_good.key and not forced:
-        detail = f" ({'; '.join(errors_seen)})" if errors_seen else ""
-        origins = ", ".join(at_good.origins) or "its files"
-        raise Unattributable(
-            f"{subject.describe()} renders the same at the good revision {good[:12]} and the "
-            f"bad revision {bad[:12]} (from {origins}){detail}: the change that failed did not "
-            "come from this repository (a remote base, a chart or image tag resolved outside "
-            "Git, or an edit made with kubectl)",
-            list(at_good.origins),
-        )
+    async def renders_good(self, parts: frozenset[Part]) -> bool:
+        return (await self.project(parts)).key == self.good_key
 
-    async def renders_good(parts: frozenset[Part]) -> bool:
-        return (await project(parts)).key == at_good.key
+    def _errors(self) -> str:
+        return f" ({'; '.join(self.errors_seen)})" if self.errors_seen else ""
 
-    # Level 1: whole files.
-    files = [Part(p) for p in sorted(changes) if p not in forced]
-    needed = await minimize(files, frozenset(files), renders_good)
-    # Level 2: lines of the files that must change (both sides present, text, same mode).
-    if len(needed) <= MAX_LINE_LEVEL_FILES:
+    async def baselines(self) -> str:
+        """Render the target at the good and the bad revision, narrow the later renders to
+        the units that make it, and return its good form's key. Raises
+        :class:`Unattributable` when the good revision lacks it or both revisions agree."""
+        subject, good = self.subject, self.good[:12]
+        everything = frozenset(Part(p) for p in self.changes)
+        at_good = await self.project(everything, full=True)
+        if not at_good.found:
+            raise Unattributable(
+                f"{subject.describe()} is not among the objects of "
+                f"{subject.source_path or 'the repository root'} at the good revision {good}"
+                f"{self._errors()}; cannot tell which change made it fail",
+                sorted(self.changes),
+            )
+        self.good_key = at_good.key
+        at_bad = await self.project(frozenset(), full=True)
+        # From here on, render only the units (kustomizations, files) that make the target at
+        # the good or the bad revision: the other applications under the path cannot change it.
+        if at_good.units:
+            self.scope = set(at_good.units) | set(at_bad.units)
+            if (await self.project(everything)).key != at_good.key:
+                self.scope = None  # something outside the units matters after all: render it all
+        if at_bad.key == at_good.key and not self.forced:
+            origins = ", ".join(at_good.origins) or "its files"
+            raise Unattributable(
+                f"{subject.describe()} renders the same at the good revision {good} and the "
+                f"bad revision {self.bad[:12]} (from {origins}){self._errors()}: the change "
+                "that failed did not come from this repository (a remote base, a chart or "
+                "image tag resolved outside Git, or an edit made with kubectl)",
+                list(at_good.origins),
+            )
+        return at_good.key
+
+    async def needed_files(self) -> frozenset[Part]:
+        """Level 1: the fewest whole files to put back."""
+        files = [Part(p) for p in sorted(self.changes) if p not in self.forced]
+        return await minimize(files, frozenset(files), self.renders_good)
+
+    async def needed_lines(self, needed: frozenset[Part]) -> frozenset[Part]:
+        """Level 2: within each needed text file, the fewest hunks to put back."""
         for part in sorted(needed):
-            change = changes[part.path]
+            change = self.changes[part.path]
             if not change.is_text:
                 continue
             assert change.good is not None and change.bad is not None
             found = hunks_of(change.good, change.bad)
             if len(found) < 2:
                 continue
-            hunks[part.path] = found
+            self.hunks[part.path] = found
             lines = [Part(part.path, i) for i in range(len(found))]
             without_file = (needed - {part}) | frozenset(lines)
-            if not await renders_good(without_file):
+            if not await self.renders_good(without_file):
                 # Cannot happen (all lines back equals the good file), but stay correct.
-                del hunks[part.path]
+                del self.hunks[part.path]
                 continue
-            needed = await minimize(lines, without_file, renders_good)
-    if scope is not None and (await project(needed, full=True)).key != at_good.key:
-        # The scoped search missed an interaction with another unit: search it all again.
-        scope = None
-        hunks.clear()
-        files = [Part(p) for p in sorted(changes) if p not in forced]
-        needed = await minimize(files, frozenset(files), renders_good)
-    restored: dict[str, bytes | None] = {}
-    modes: dict[str, str] = {}
-    notes: dict[str, str] = {}
-    final = candidate(needed)
-    for path, change in sorted(changes.items()):
-        if path not in forced and Part(path) not in needed and path not in hunks:
-            continue
-        content = final[path]
-        if path in hunks:
-            chosen = sorted(p.hunk for p in needed if p.path == path and p.hunk is not None)
-            if not chosen:
+            needed = await minimize(lines, without_file, self.renders_good)
+        return needed
+
+    def attribution(self, needed: frozenset[Part]) -> Attribution:
+        """The restore that ``needed`` stands for, with a note for each file."""
+        restored: dict[str, bytes | None] = {}
+        modes: dict[str, str] = {}
+        notes: dict[str, str] = {}
+        final = self.candidate(needed)
+        for path, change in sorted(self.changes.items()):
+            if path not in self.forced and Part(path) not in needed and path not in self.hunks:
                 continue
-            total = len(hunks[path])
-            where = ", ".join(hunks[path][i].describe() for i in chosen)  # type: ignore[index]
-            notes[path] = (
-                f"restored {where}"
-                if len(chosen) == total
-                else f"restored {where}; {total - len(chosen)} other change(s) kept "
-                f"(they do not affect {subject.describe()})"
+            note = self._note(path, change, needed)
+            if note is None:
+                continue
+            notes[path] = note
+            content = final[path]
+            restored[path] = content
+            modes[path] = change.good_mode if content == change.good else change.bad_mode
+        if not restored:
+            raise Unattributable(
+                f"no part of the change between {self.good[:12]} and {self.bad[:12]} affects "
+                f"{self.subject.describe()}",
+                sorted(self.changes),
             )
-        elif change.good is None:
-            notes[path] = "deleted (created after the good revision)"
-        elif change.bad is None:
-            notes[path] = "restored (deleted after the good revision)"
-        else:
-            notes[path] = "restored"
-        restored[path] = content
-        modes[path] = change.good_mode if content == change.good else change.bad_mode
-    if not restored:
-        raise Unattributable(
-            f"no part of the change between {good[:12]} and {bad[:12]} affects "
-            f"{subject.describe()}",
-            sorted(changes),
+        return Attribution(restored, modes, notes, self.probes)
+
+    def _note(self, path: str, change: Change, needed: frozenset[Part]) -> str | None:
+        """What putting ``path`` back does, in words; None when none of its hunks is needed."""
+        if path not in self.hunks:
+            if change.good is None:
+                return "deleted (created after the good revision)"
+            if change.bad is None:
+                return "restored (deleted after the good revision)"
+            return "restored"
+        chosen = sorted(p.hunk for p in needed if p.path == path and p.hunk is not None)
+        if not chosen:
+            return None
+        total = len(self.hunks[path])
+        where = ", ".join(self.hunks[path][i].describe() for i in chosen)
+        if len(chosen) == total:
+            return f"restored {where}"
+        return (
+            f"restored {where}; {total - len(chosen)} other change(s) kept "
+            f"(they do not affect {self.subject.describe()})"
         )
-    return Attribution(restored, modes, notes, probes)

@@ -166,76 +166,20 @@ def parse_gitsource_spec(spec: object, where: str = "spec") -> GitSourceSpec:
         raise GitSourceSpecError([f"{where}: expected a mapping, got {type(spec).__name__}"])
     problems: list[str] = []
     problems += [f"{where}.{k}: unknown field" for k in spec if k not in _SPEC_KEYS]
-
-    def text(key: str, default: str | None) -> str | None:
-        value = spec.get(key, default)
-        if value is None or isinstance(value, str):
-            return value
-        problems.append(f"{where}.{key}: expected a string, got {type(value).__name__}")
-        return default
-
-    def flag(key: str, default: bool) -> bool:
-        value = spec.get(key, default)
-        if isinstance(value, bool):
-            return value
-        problems.append(f"{where}.{key}: expected true or false, got {value!r}")
-        return False
-
-    def checked(key: str, fn: Callable[[str], str], value: str | None) -> str:
-        if value is None:
-            return ""
-        try:
-            return fn(value)
-        except GitError as exc:
-            problems.append(f"{where}.{key}: {exc.message.partition(': ')[2] or exc.message}")
-            return value
-
-    url = text("url", None)
+    fields = _SpecFields(spec, where, problems)
+    url = fields.text("url", None)
     if not url:
         problems.append(f"{where}.url: required (file://, ssh://, git:// or https:// URL)")
-    url = checked("url", check_url, url) if url else ""
-    branch = checked("branch", check_branch, text("branch", "main"))
-    path = checked("path", lambda p: check_relative_path(p, what="path"), text("path", "") or "")
-    interval = timeout = 60.0
-    for key in ("interval", "timeout"):
-        raw = spec.get(key, "1m" if key == "interval" else "60s")
-        try:
-            seconds = parse_duration(raw, f"{where}.{key}")
-        except GitSourceSpecError as exc:
-            problems.extend(exc.problems)
-            continue
-        if seconds <= 0:
-            problems.append(f"{where}.{key}: expected a positive duration, got {raw!r}")
-        elif key == "interval":
-            interval = seconds
-        else:
-            timeout = seconds
-    secret_name: str | None = None
-    secret_ref = spec.get("secretRef")
-    if secret_ref is not None:
-        if not isinstance(secret_ref, Mapping) or not isinstance(secret_ref.get("name"), str):
-            problems.append(f"{where}.secretRef.name: expected the name of a Secret")
-        elif not _DNS_NAME.match(secret_ref["name"]):
-            problems.append(
-                f"{where}.secretRef.name: expected a Kubernetes object name, got {secret_ref['name']!r}"
-            )
-        else:
-            secret_name = secret_ref["name"]
-    author: CommitIdentity | None = None
-    raw_author = spec.get("commitAuthor")
-    if raw_author is not None:
-        if not isinstance(raw_author, Mapping):
-            problems.append(f"{where}.commitAuthor: expected a mapping with name and email")
-        else:
-            name, email = raw_author.get("name"), raw_author.get("email")
-            if not isinstance(name, str) or not isinstance(email, str):
-                problems.append(f"{where}.commitAuthor: expected string fields name and email")
-            else:
-                try:
-                    author = CommitIdentity(name, email).validated(f"{where}.commitAuthor")
-                except ValueError as exc:
-                    problems.append(str(exc))
-    suspend, prune = flag("suspend", False), flag("prune", True)
+    url = fields.checked("url", check_url, url) if url else ""
+    branch = fields.checked("branch", check_branch, fields.text("branch", "main"))
+    path = fields.checked(
+        "path", lambda p: check_relative_path(p, what="path"), fields.text("path", "") or ""
+    )
+    interval = _positive_duration(spec, where, "interval", "1m", problems)
+    timeout = _positive_duration(spec, where, "timeout", "60s", problems)
+    secret_name = _secret_name(spec.get("secretRef"), f"{where}.secretRef.name", problems)
+    author = _commit_author(spec.get("commitAuthor"), f"{where}.commitAuthor", problems)
+    suspend, prune = fields.flag("suspend", False), fields.flag("prune", True)
     if problems:
         raise GitSourceSpecError(problems)
     return GitSourceSpec(
@@ -249,6 +193,88 @@ def parse_gitsource_spec(spec: object, where: str = "spec") -> GitSourceSpec:
         secret_name=secret_name,
         commit_author=author,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _SpecFields:
+    """Reads a spec's scalar fields, adding each problem (with its path) to ``problems`` and
+    going on with a default, so one pass over a spec reports all that is wrong with it."""
+
+    spec: Mapping[Any, Any]
+    where: str
+    problems: list[str]
+
+    def text(self, key: str, default: str | None) -> str | None:
+        value = self.spec.get(key, default)
+        if value is None or isinstance(value, str):
+            return value
+        self.problems.append(f"{self.where}.{key}: expected a string, got {type(value).__name__}")
+        return default
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.spec.get(key, default)
+        if isinstance(value, bool):
+            return value
+        self.problems.append(f"{self.where}.{key}: expected true or false, got {value!r}")
+        return False
+
+    def checked(self, key: str, fn: Callable[[str], str], value: str | None) -> str:
+        if value is None:
+            return ""
+        try:
+            return fn(value)
+        except GitError as exc:
+            self.problems.append(
+                f"{self.where}.{key}: {exc.message.partition(': ')[2] or exc.message}"
+            )
+            return value
+
+
+def _positive_duration(
+    spec: Mapping[Any, Any], where: str, key: str, default: str, problems: list[str]
+) -> float:
+    """``spec[key]`` in seconds. When it is not a positive duration the problem is recorded
+    and 60 stands in, so that parsing goes on to report the spec's other problems."""
+    raw = spec.get(key, default)
+    try:
+        seconds = parse_duration(raw, f"{where}.{key}")
+    except GitSourceSpecError as exc:
+        problems.extend(exc.problems)
+        return 60.0
+    if seconds <= 0:
+        problems.append(f"{where}.{key}: expected a positive duration, got {raw!r}")
+        return 60.0
+    return seconds
+
+
+def _secret_name(secret_ref: object, where: str, problems: list[str]) -> str | None:
+    if secret_ref is None:
+        return None
+    if not isinstance(secret_ref, Mapping) or not isinstance(secret_ref.get("name"), str):
+        problems.append(f"{where}: expected the name of a Secret")
+        return None
+    name: str = secret_ref["name"]
+    if not _DNS_NAME.match(name):
+        problems.append(f"{where}: expected a Kubernetes object name, got {name!r}")
+        return None
+    return name
+
+
+def _commit_author(raw: object, where: str, problems: list[str]) -> CommitIdentity | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}: expected a mapping with name and email")
+        return None
+    name, email = raw.get("name"), raw.get("email")
+    if not isinstance(name, str) or not isinstance(email, str):
+        problems.append(f"{where}: expected string fields name and email")
+        return None
+    try:
+        return CommitIdentity(name, email).validated(where)
+    except ValueError as exc:
+        problems.append(str(exc))
+        return None
 
 
 # -- the Kubernetes port -------------------------------------------------------------------------
@@ -521,6 +547,113 @@ class ReconcileResult:
     requeue_after: float = 60.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """What one pass fixes at its start, so every way out of it is written by :meth:`finish`.
+
+    Each outcome names only what it changes: the revisions and inventory left as None keep
+    the previous status's, so a failed pass never forgets what is applied.
+    """
+
+    source: SourceRef
+    prev: GitSourceStatus
+    stamp: datetime
+    redact: Redactor
+    interval: float
+
+    def suspended(self) -> ReconcileResult:
+        conditions = set_conditions(
+            self.prev.conditions,
+            [("Reconciling", "False", "Suspended", "spec.suspend is true; nothing applied")],
+            self.stamp,
+        )
+        return ReconcileResult(
+            replace(self.prev, conditions=conditions), True, requeue_after=self.interval
+        )
+
+    def progressing(self, revision: str) -> GitSourceStatus:
+        """The status shown while ``revision`` is being applied."""
+        prev = self.prev
+        return GitSourceStatus(
+            prev.last_applied_revision,
+            revision,
+            prev.inventory,
+            set_conditions(
+                prev.conditions,
+                [("Reconciling", "True", "Progressing", f"applying {revision}")],
+                self.stamp,
+            ),
+            prev.kustomize_version,
+        )
+
+    def finish(
+        self,
+        ready: ConditionStatus,
+        reason: str,
+        message: str,
+        *,
+        kustomize_version: str | None,
+        applied_rev: str | None = None,
+        attempted_rev: str | None = None,
+        inventory: tuple[ObjectRef, ...] | None = None,
+        applied: tuple[ObjectRef, ...] = (),
+        pruned: tuple[ObjectRef, ...] = (),
+        notes: tuple[str, ...] = (),
+    ) -> ReconcileResult:
+        prev = self.prev
+        applied_rev = prev.last_applied_revision if applied_rev is None else applied_rev
+        attempted_rev = prev.last_attempted_revision if attempted_rev is None else attempted_rev
+        message = self.redact(message)
+        conditions = set_conditions(
+            prev.conditions,
+            [("Ready", ready, reason, message), ("Reconciling", "False", reason, message)],
+            self.stamp,
+        )
+        status = GitSourceStatus(
+            applied_rev,
+            attempted_rev,
+            prev.inventory if inventory is None else inventory,
+            conditions,
+            kustomize_version,
+        )
+        if ready != "True":
+            level = logging.WARNING
+        elif applied_rev != prev.last_applied_revision:
+            level = logging.INFO
+        else:
+            level = logging.DEBUG  # the same revision re-applied: routine
+        logger.log(level, "GitSource %s: %s: %s", self.source, reason, message)
+        return ReconcileResult(
+            status,
+            ready == "True",
+            applied,
+            pruned,
+            tuple(self.redact(n) for n in notes),
+            self.interval,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Rendered:
+    """A revision's objects, planned and ready to apply."""
+
+    revision: str
+    plan: ApplyPlan
+    notes: tuple[str, ...]
+    kustomize_version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Pruned:
+    """What pruning did: ``kept`` are the objects it failed to delete, which stay in the
+    inventory so that a later pass tries them again."""
+
+    pruned: tuple[ObjectRef, ...] = ()
+    kept: tuple[ObjectRef, ...] = ()
+    failures: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
 @dataclass
 class GitSourceReconciler:
     """Runs GitSource passes. ``kube`` is the cluster port; ``workspace`` the Git cache."""
@@ -546,103 +679,80 @@ class GitSourceReconciler:
         ``Ready=False`` condition (reasons CloneFailed, BuildFailed for a kustomize error,
         ManifestInvalid, ApplyFailed, PruneFailed) with a message that names the file,
         document or object. The last applied revision stays applied and recorded."""
-        prev = previous or GitSourceStatus()
-        stamp = now or datetime.now(UTC)
-        redact = Redactor.for_credentials(credentials)
-        interval = spec.interval_seconds
-        kustomize_version = prev.kustomize_version
-
-        def finish(
-            ready: ConditionStatus,
-            reason: str,
-            message: str,
-            *,
-            applied_rev: str | None = prev.last_applied_revision,
-            attempted_rev: str | None = prev.last_attempted_revision,
-            inventory: tuple[ObjectRef, ...] = prev.inventory,
-            applied: tuple[ObjectRef, ...] = (),
-            pruned: tuple[ObjectRef, ...] = (),
-            notes: tuple[str, ...] = (),
-        ) -> ReconcileResult:
-            message = redact(message)
-            conditions = set_conditions(
-                prev.conditions,
-                [("Ready", ready, reason, message), ("Reconciling", "False", reason, message)],
-                stamp,
-            )
-            status = GitSourceStatus(
-                applied_rev, attempted_rev, inventory, conditions, kustomize_version
-            )
-            if ready != "True":
-                level = logging.WARNING
-            elif applied_rev != prev.last_applied_revision:
-                level = logging.INFO
-            else:
-                level = logging.DEBUG  # the same revision re-applied: routine
-            logger.log(level, "GitSource %s: %s: %s", source, reason, message)
-            return ReconcileResult(
-                status,
-                ready == "True",
-                applied,
-                pruned,
-                tuple(redact(n) for n in notes),
-                interval,
-            )
-
+        run = _Pass(
+            source,
+            previous or GitSourceStatus(),
+            now or datetime.now(UTC),
+            Redactor.for_credentials(credentials),
+            spec.interval_seconds,
+        )
         if spec.suspend:
-            conditions = set_conditions(
-                prev.conditions,
-                [("Reconciling", "False", "Suspended", "spec.suspend is true; nothing applied")],
-                stamp,
-            )
-            return ReconcileResult(
-                replace(prev, conditions=conditions), True, requeue_after=interval
-            )
-
-        repo = GitRepository(spec.url, spec.branch, credentials)
+            return run.suspended()
         try:
-            async with self.workspace.open(repo, network_timeout=spec.timeout_seconds) as copy_:
-                head = await copy_.fetch(depth=1)
-                revision = format_revision(spec.branch, head)
-                if progress is not None:
-                    await progress(
-                        GitSourceStatus(
-                            prev.last_applied_revision,
-                            revision,
-                            prev.inventory,
-                            set_conditions(
-                                prev.conditions,
-                                [("Reconciling", "True", "Progressing", f"applying {revision}")],
-                                stamp,
-                            ),
-                            prev.kustomize_version,
-                        )
-                    )
-                tree = await copy_.snapshot(head)
-                try:
-                    loaded = await render_manifests(tree, spec.path, kustomize=self.kustomize)
-                    if loaded.kustomizations:
-                        kustomize_version = await self.kustomize.version()
-                    plan = plan_apply(
-                        loaded.manifests,
-                        source=source,
-                        revision=revision,
-                        cluster_scoped=self.cluster_scoped,
-                    )
-                except KustomizeError as exc:
-                    kustomize_version = await self.kustomize.version()
-                    return finish(
-                        "False", "BuildFailed", f"{revision}: {exc}", attempted_rev=revision
-                    )
-                except ManifestError as exc:
-                    return finish(
-                        "False", "ManifestInvalid", f"{revision}: {exc}", attempted_rev=revision
-                    )
+            rendered = await self._render(run, spec, credentials, progress)
         except GitError as exc:
-            return finish("False", "CloneFailed", exc.message)
+            return run.finish(
+                "False", "CloneFailed", exc.message, kustomize_version=run.prev.kustomize_version
+            )
+        if isinstance(rendered, ReconcileResult):
+            return rendered
+        applied = await self._apply(run, rendered)
+        if isinstance(applied, ReconcileResult):
+            return applied
+        return await self._prune_and_finish(run, spec, rendered, applied)
+
+    async def _render(
+        self,
+        run: _Pass,
+        spec: GitSourceSpec,
+        credentials: GitCredentials | None,
+        progress: Callable[[GitSourceStatus], Awaitable[None]] | None,
+    ) -> _Rendered | ReconcileResult:
+        """Fetch the branch head and plan its objects; a build or manifest error ends the
+        pass here (a Git error is raised, for :meth:`reconcile` to report)."""
+        kustomize_version = run.prev.kustomize_version
+        repo = GitRepository(spec.url, spec.branch, credentials)
+        async with self.workspace.open(repo, network_timeout=spec.timeout_seconds) as copy_:
+            head = await copy_.fetch(depth=1)
+            revision = format_revision(spec.branch, head)
+            if progress is not None:
+                await progress(run.progressing(revision))
+            tree = await copy_.snapshot(head)
+            try:
+                loaded = await render_manifests(tree, spec.path, kustomize=self.kustomize)
+                if loaded.kustomizations:
+                    kustomize_version = await self.kustomize.version()
+                plan = plan_apply(
+                    loaded.manifests,
+                    source=run.source,
+                    revision=revision,
+                    cluster_scoped=self.cluster_scoped,
+                )
+            except KustomizeError as exc:
+                return run.finish(
+                    "False",
+                    "BuildFailed",
+                    f"{revision}: {exc}",
+                    kustomize_version=await self.kustomize.version(),
+                    attempted_rev=revision,
+                )
+            except ManifestError as exc:
+                return run.finish(
+                    "False",
+                    "ManifestInvalid",
+                    f"{revision}: {exc}",
+                    kustomize_version=kustomize_version,
+                    attempted_rev=revision,
+                )
         notes = tuple(str(n) for n in loaded.notes) + plan.notes
+        return _Rendered(revision, plan, notes, kustomize_version)
+
+    async def _apply(
+        self, run: _Pass, rendered: _Rendered
+    ) -> tuple[ObjectRef, ...] | ReconcileResult:
+        """Apply every planned object in order; the first refusal ends the pass."""
         applied: list[ObjectRef] = []
-        for obj in plan.objects:
+        for obj in rendered.plan.objects:
             try:
                 await asyncio.wait_for(
                     self.kube.apply(
@@ -657,64 +767,85 @@ class GitSourceReconciler:
                     else (f"no answer within {self.apply_timeout:g}s")
                 )
                 # Keep everything we may have created, so a later pass can still prune it.
-                inventory = tuple(dict.fromkeys((*prev.inventory, *applied, obj.ref)))
-                return finish(
+                inventory = tuple(dict.fromkeys((*run.prev.inventory, *applied, obj.ref)))
+                return run.finish(
                     "False",
                     "ApplyFailed",
-                    f"{revision}: apply of {obj.ref} from {obj.location} was rejected: {why}",
-                    attempted_rev=revision,
+                    f"{rendered.revision}: apply of {obj.ref} from {obj.location} was "
+                    f"rejected: {why}",
+                    kustomize_version=rendered.kustomize_version,
+                    attempted_rev=rendered.revision,
                     inventory=inventory,
                     applied=tuple(applied),
-                    notes=notes,
+                    notes=rendered.notes,
                 )
             applied.append(obj.ref)
-        inventory = plan.inventory
-        pruned: list[ObjectRef] = []
-        prune_failures: list[str] = []
-        kept: list[ObjectRef] = []
-        if spec.prune:
-            for ref in plan_prune(prev.inventory, inventory, cluster_scoped=self.cluster_scoped):
-                try:
-                    live = await asyncio.wait_for(self.kube.get(ref), timeout=self.apply_timeout)
-                    if live is None:
-                        continue
-                    owner = ((live.get("metadata") or {}).get("annotations") or {}).get(
-                        ANNOTATION_SOURCE
-                    )
-                    if owner != str(source):
-                        notes += (f"{ref}: not pruned, it is not marked as applied by {source}",)
-                        continue
-                    await asyncio.wait_for(self.kube.delete(ref), timeout=self.apply_timeout)
-                    pruned.append(ref)
-                except (KubeApplyError, TimeoutError) as exc:
-                    why = exc.message if isinstance(exc, KubeApplyError) else "timed out"
-                    prune_failures.append(f"{ref}: {why}")
-                    kept.append(ref)
-        final_inventory = tuple(dict.fromkeys((*inventory, *kept)))
-        if prune_failures:
-            return finish(
-                "False",
-                "PruneFailed",
+        return tuple(applied)
+
+    async def _prune_and_finish(
+        self, run: _Pass, spec: GitSourceSpec, rendered: _Rendered, applied: tuple[ObjectRef, ...]
+    ) -> ReconcileResult:
+        revision = rendered.revision
+        inventory = rendered.plan.inventory
+        done = (
+            await self._prune(run.source, run.prev.inventory, inventory)
+            if spec.prune
+            else _Pruned()
+        )
+        final_inventory = tuple(dict.fromkeys((*inventory, *done.kept)))
+        notes = rendered.notes + done.notes
+        if done.failures:
+            reason: str = "PruneFailed"
+            ready: ConditionStatus = "False"
+            summary = (
                 f"{revision}: applied {len(applied)} objects, but pruning failed: "
-                + "; ".join(prune_failures),
-                applied_rev=revision,
-                attempted_rev=revision,
-                inventory=final_inventory,
-                applied=tuple(applied),
-                pruned=tuple(pruned),
-                notes=notes,
+                + "; ".join(done.failures)
             )
-        summary = f"applied revision {revision}: {len(applied)} objects"
-        if pruned:
-            summary += f", pruned {len(pruned)}"
-        return finish(
-            "True",
-            "Succeeded",
+        else:
+            reason, ready = "Succeeded", "True"
+            summary = f"applied revision {revision}: {len(applied)} objects"
+            if done.pruned:
+                summary += f", pruned {len(done.pruned)}"
+        return run.finish(
+            ready,
+            reason,
             summary,
+            kustomize_version=rendered.kustomize_version,
             applied_rev=revision,
             attempted_rev=revision,
             inventory=final_inventory,
-            applied=tuple(applied),
-            pruned=tuple(pruned),
+            applied=applied,
+            pruned=done.pruned,
             notes=notes,
         )
+
+    async def _prune(
+        self,
+        source: SourceRef,
+        previous: tuple[ObjectRef, ...],
+        current: tuple[ObjectRef, ...],
+    ) -> _Pruned:
+        """Delete what Git no longer declares, but only objects marked as ours: an object
+        someone else took over since (or never ours) is left alone, with a note."""
+        pruned: list[ObjectRef] = []
+        failures: list[str] = []
+        kept: list[ObjectRef] = []
+        notes: list[str] = []
+        for ref in plan_prune(previous, current, cluster_scoped=self.cluster_scoped):
+            try:
+                live = await asyncio.wait_for(self.kube.get(ref), timeout=self.apply_timeout)
+                if live is None:
+                    continue
+                owner = ((live.get("metadata") or {}).get("annotations") or {}).get(
+                    ANNOTATION_SOURCE
+                )
+                if owner != str(source):
+                    notes.append(f"{ref}: not pruned, it is not marked as applied by {source}")
+                    continue
+                await asyncio.wait_for(self.kube.delete(ref), timeout=self.apply_timeout)
+                pruned.append(ref)
+            except (KubeApplyError, TimeoutError) as exc:
+                why = exc.message if isinstance(exc, KubeApplyError) else "timed out"
+                failures.append(f"{ref}: {why}")
+                kept.append(ref)
+        return _Pruned(tuple(pruned), tuple(kept), tuple(failures), tuple(notes))

@@ -58,7 +58,7 @@ from canary.adapters.gitops.git import (
 )
 from canary.adapters.gitops.kustomize import Kustomize
 from canary.adapters.gitops.subjects import Subject
-from canary.adapters.gitops.workspace import GitRepository, WorkingCopy, Workspace
+from canary.adapters.gitops.workspace import BlobEntry, GitRepository, WorkingCopy, Workspace
 
 __all__ = [
     "DEFAULT_IDENTITY",
@@ -735,6 +735,48 @@ class Reverter:
         self, copy: WorkingCopy, request: RevertRequest
     ) -> RevertFacts | RevertFailed | Unresolved:
         """Fetch and read everything the plan needs (see :class:`RevertFacts`)."""
+        revisions = await self._revisions(copy, request)
+        if isinstance(revisions, RevertFailed):
+            return revisions
+        head, good, bad = revisions
+        previous = await self._find_previous(copy, request, bad, head)
+        if previous is not None:
+            return RevertFacts(head, good, bad, (), (), (), previous_revert=previous)
+        if request.subject is None:
+            found = Attribution({}, {}, {})
+            files = request.files
+        else:
+            attributed = await self._attribute(copy, request, request.subject, good, bad)
+            if isinstance(attributed, Unresolved):
+                return attributed
+            found, files = attributed, tuple(attributed.restored)
+        at_good = await copy.entries(good, files)
+        at_bad = await copy.entries(bad, files)
+        at_head = await copy.entries(head, files)
+        states = [
+            await _file_state(
+                copy, path, at_good.get(path), at_bad.get(path), at_head.get(path), found
+            )
+            for path in files
+        ]
+        undone = await copy.commits(f"{good}..{bad}", files) if files else []
+        newer = await copy.commits(f"{bad}..{head}", files) if files else []
+        return RevertFacts(
+            head=head,
+            good=good,
+            bad=bad,
+            files=tuple(states),
+            undone=tuple(UndoneCommit(s, subj) for s, subj in undone),
+            newer=tuple(UndoneCommit(s, subj) for s, subj in newer),
+            previous_revert=None,
+            notes=dict(found.notes),
+        )
+
+    async def _revisions(
+        self, copy: WorkingCopy, request: RevertRequest
+    ) -> tuple[str, str, str] | RevertFailed:
+        """The branch head and the good and bad commits, fetched deep enough to hold both;
+        a bad revision that is not in the branch's history cannot be reverted there."""
         branch = request.repository.branch
         head = await copy.fetch(depth=self.retry.history_depth)
         await copy.ensure_history(
@@ -753,85 +795,24 @@ class Reverter:
                 f"{branch}",
                 retriable=False,
             )
-        previous = await self._find_previous(copy, request, bad, head)
-        if previous is not None:
-            return RevertFacts(head, good, bad, (), (), (), previous_revert=previous)
-        restored: dict[str, bytes | None] = {}
-        modes: dict[str, str] = {}
-        notes: dict[str, str] = {}
-        if request.subject is not None:
-            try:
-                found: Attribution = await attribute(
-                    copy,
-                    request.subject,
-                    good,
-                    bad,
-                    kustomize=self.kustomize,
-                    forced=request.files,
-                )
-            except Unattributable as exc:
-                return Unresolved(exc.reason, exc.files)
-            restored, modes, notes = dict(found.restored), dict(found.modes), dict(found.notes)
-            logger.debug(
-                "attributed the change of %s in %d renders: %s",
-                request.subject.describe(),
-                found.probes,
-                ", ".join(sorted(restored)),
+        return head, good, bad
+
+    async def _attribute(
+        self, copy: WorkingCopy, request: RevertRequest, subject: Subject, good: str, bad: str
+    ) -> Attribution | Unresolved:
+        try:
+            found = await attribute(
+                copy, subject, good, bad, kustomize=self.kustomize, forced=request.files
             )
-            files = tuple(restored)
-        else:
-            files = request.files
-        at_good = await copy.entries(good, files)
-        at_bad = await copy.entries(bad, files)
-        at_head = await copy.entries(head, files)
-        states = []
-        for path in files:
-            g, b, h = at_good.get(path), at_bad.get(path), at_head.get(path)
-            if path in restored:
-                good_c = restored[path]
-                good_mode = modes.get(path, g.mode if g else "100644")
-            else:
-                good_c = await copy.blob(g.blob) if g else None
-                good_mode = g.mode if g else "100644"
-            bad_c = await copy.blob(b.blob) if b else None
-            head_c = await copy.blob(h.blob) if h else None
-            merged = merged_ours = None
-            conflicts = 0
-            if needs_text_merge(good_c, bad_c, head_c):
-                assert good_c is not None and bad_c is not None and head_c is not None
-                try:
-                    merged, conflicts = await copy.merge_file(head_c, bad_c, good_c)
-                    if conflicts:
-                        merged_ours, _ = await copy.merge_file(
-                            head_c, bad_c, good_c, prefer_ours=True
-                        )
-                except GitError:
-                    merged, conflicts = None, 1  # binary or unmergeable: a person decides
-            states.append(
-                FileState(
-                    path=path,
-                    good=good_c,
-                    bad=bad_c,
-                    head=head_c,
-                    good_mode=good_mode,
-                    head_mode=h.mode if h else good_mode,
-                    merged=merged if not conflicts else None,
-                    conflicts=conflicts,
-                    merged_ours=merged_ours,
-                )
-            )
-        undone = await copy.commits(f"{good}..{bad}", files) if files else []
-        newer = await copy.commits(f"{bad}..{head}", files) if files else []
-        return RevertFacts(
-            head=head,
-            good=good,
-            bad=bad,
-            files=tuple(states),
-            undone=tuple(UndoneCommit(s, subj) for s, subj in undone),
-            newer=tuple(UndoneCommit(s, subj) for s, subj in newer),
-            previous_revert=None,
-            notes=notes,
+        except Unattributable as exc:
+            return Unresolved(exc.reason, exc.files)
+        logger.debug(
+            "attributed the change of %s in %d renders: %s",
+            subject.describe(),
+            found.probes,
+            ", ".join(sorted(found.restored)),
         )
+        return found
 
     async def _find_previous(
         self, copy: WorkingCopy, request: RevertRequest, bad: str, head: str
@@ -860,6 +841,57 @@ class Reverter:
             name=request.author.name,
             email=request.author.email,
         )
+
+
+async def _file_state(
+    copy: WorkingCopy,
+    path: str,
+    at_good: BlobEntry | None,
+    at_bad: BlobEntry | None,
+    at_head: BlobEntry | None,
+    found: Attribution,
+) -> FileState:
+    """One file at the three revisions. Its good side is what the attribution restores, when
+    it restores the file (perhaps only some of its lines), else the file at the good commit."""
+    if path in found.restored:
+        good_c = found.restored[path]
+        good_mode = found.modes.get(path, at_good.mode if at_good else "100644")
+    else:
+        good_c = await copy.blob(at_good.blob) if at_good else None
+        good_mode = at_good.mode if at_good else "100644"
+    bad_c = await copy.blob(at_bad.blob) if at_bad else None
+    head_c = await copy.blob(at_head.blob) if at_head else None
+    merged = merged_ours = None
+    conflicts = 0
+    if needs_text_merge(good_c, bad_c, head_c):
+        assert good_c is not None and bad_c is not None and head_c is not None
+        merged, conflicts, merged_ours = await _merge(copy, good_c, bad_c, head_c)
+    return FileState(
+        path=path,
+        good=good_c,
+        bad=bad_c,
+        head=head_c,
+        good_mode=good_mode,
+        head_mode=at_head.mode if at_head else good_mode,
+        merged=merged if not conflicts else None,
+        conflicts=conflicts,
+        merged_ours=merged_ours,
+    )
+
+
+async def _merge(
+    copy: WorkingCopy, good: bytes, bad: bytes, head: bytes
+) -> tuple[bytes | None, int, bytes | None]:
+    """Undo bad→good on top of head: (merged, conflicts, merged preferring head's side on
+    the conflicts). A file git cannot merge counts as one conflict: a person decides."""
+    try:
+        merged, conflicts = await copy.merge_file(head, bad, good)
+        merged_ours = None
+        if conflicts:
+            merged_ours, _ = await copy.merge_file(head, bad, good, prefer_ours=True)
+    except GitError:
+        return None, 1, None
+    return merged, conflicts, merged_ours
 
 
 def _pull_request_spec(request: RevertRequest, facts: RevertFacts, side: str) -> PullRequestSpec:

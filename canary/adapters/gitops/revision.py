@@ -332,31 +332,39 @@ def flux_source_ref(kustomization: Mapping[str, Any]) -> tuple[str, str] | None:
     return (str(namespace), str(ref["name"]))
 
 
+def _argocd_source(application: Mapping[str, Any], where: str) -> tuple[Any, Any] | NoOrigin:
+    """The Application's Git source and the revision it synced: ``spec.source``, or among
+    ``spec.sources`` the only one with a path (the others are charts or value files)."""
+    spec = application.get("spec") if isinstance(application.get("spec"), Mapping) else {}
+    source = _dig(spec, "source")
+    if isinstance(source, Mapping):
+        return source, _dig(application, "status", "sync", "revision")
+    sources = _dig(spec, "sources")
+    revisions = _dig(application, "status", "sync", "revisions")
+    if not isinstance(sources, list) or not sources:
+        return NoOrigin(f"{where}: spec.source is missing")
+    git_sources = [
+        (i, s)
+        for i, s in enumerate(sources)
+        if isinstance(s, Mapping) and s.get("path") is not None
+    ]
+    if len(git_sources) != 1:
+        return NoOrigin(
+            f"{where}: spec.sources has {len(git_sources)} Git sources with a path; "
+            "expected exactly one"
+        )
+    index, source = git_sources[0]
+    revision = revisions[index] if isinstance(revisions, list) and len(revisions) > index else None
+    return source, revision
+
+
 def origin_from_argocd(application: Mapping[str, Any]) -> GitOrigin | NoOrigin:
     """From an Argo CD Application (single source, or the one Git source with a path)."""
     where = f"Application {_name(application)}"
-    spec = application.get("spec") if isinstance(application.get("spec"), Mapping) else {}
-    source = _dig(spec, "source")
-    revision_raw = _dig(application, "status", "sync", "revision")
-    if not isinstance(source, Mapping):
-        sources = _dig(spec, "sources")
-        revisions = _dig(application, "status", "sync", "revisions")
-        if not isinstance(sources, list) or not sources:
-            return NoOrigin(f"{where}: spec.source is missing")
-        git_sources = [
-            (i, s)
-            for i, s in enumerate(sources)
-            if isinstance(s, Mapping) and s.get("path") is not None
-        ]
-        if len(git_sources) != 1:
-            return NoOrigin(
-                f"{where}: spec.sources has {len(git_sources)} Git sources with a path; "
-                "expected exactly one"
-            )
-        index, source = git_sources[0]
-        revision_raw = (
-            revisions[index] if isinstance(revisions, list) and len(revisions) > index else None
-        )
+    chosen = _argocd_source(application, where)
+    if isinstance(chosen, NoOrigin):
+        return chosen
+    source, revision_raw = chosen
     if _dig(source, "chart"):
         return NoOrigin(f"{where}: the source is a Helm chart, not a Git path")
     parsed = parse_revision(revision_raw)

@@ -24,10 +24,10 @@ from canary.adapters.notifiers.base import (
     Sender,
 )
 from canary.adapters.notifiers.delivery import (
+    DeliveryOutcome,
     FailureCallback,
     MetricsRecorder,
     NotificationDispatcher,
-    Outcome,
     PrometheusNotificationMetrics,
     ProviderResolver,
     RetryPolicy,
@@ -57,6 +57,7 @@ __all__ = [
     "GENERIC_SCHEMA",
     "SENDERS",
     "TEMPLATE_FIELDS",
+    "DeliveryOutcome",
     "FailureCallback",
     "GlobalNotifierConfig",
     "HttpClients",
@@ -64,7 +65,6 @@ __all__ = [
     "MetricsRecorder",
     "NotificationDispatcher",
     "NotifierConfigError",
-    "Outcome",
     "OutgoingRequest",
     "PrometheusNotificationMetrics",
     "ProviderRef",

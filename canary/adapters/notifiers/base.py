@@ -184,15 +184,31 @@ class WebhookSender:
     def redactor(self) -> Redactor:
         return Redactor((self.resolved.address, self.resolved.token, self.resolved.proxy))
 
+    def with_channel_and_user(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` with the AlertProvider's channel and user name, for the services that
+        take them in the message (Slack, Rocket.Chat); left out when not set, so the
+        webhook's own defaults apply."""
+        provider = self.resolved.provider
+        if provider.channel:
+            body["channel"] = provider.channel
+        if provider.username:
+            body["username"] = provider.username
+        return body
+
+
+def is_http_url(value: str) -> bool:
+    """An absolute http(s) URL with a host."""
+    try:
+        parts = urlsplit(value)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
+
 
 def check_address(address: str, issues: list[SpecIssue]) -> None:
-    """Add an issue if the address is not an absolute http(s) URL (without quoting it)."""
-    try:
-        parts = urlsplit(address)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        ok = False
-    if not ok:
+    """Add an issue if the address is not an absolute http(s) URL (without quoting it: it
+    may hold a token)."""
+    if not is_http_url(address):
         issues.append(
             SpecIssue(
                 "spec.address",
@@ -203,12 +219,7 @@ def check_address(address: str, issues: list[SpecIssue]) -> None:
 
 def check_proxy(proxy: str, issues: list[SpecIssue]) -> None:
     """Add an issue if the proxy is not an http(s) URL (without quoting it)."""
-    try:
-        parts = urlsplit(proxy)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        ok = False
-    if not ok:
+    if not is_http_url(proxy):
         issues.append(
             SpecIssue(
                 "spec.proxy",

@@ -66,10 +66,10 @@ from canary.core.actions import Alert
 from canary.model.canary import Canary
 
 __all__ = [
+    "DeliveryOutcome",
     "FailureCallback",
     "MetricsRecorder",
     "NotificationDispatcher",
-    "Outcome",
     "PrometheusNotificationMetrics",
     "ProviderResolver",
     "RetryPolicy",
@@ -94,7 +94,13 @@ MetricsRecorder = Callable[[str, str], None]
 UNROUTED = "none"  # provider_type label when no provider could be determined
 
 
-class Outcome(StrEnum):
+class DeliveryOutcome(StrEnum):
+    """How one notification delivery ended (the ``outcome`` label of its metric).
+
+    Not a metric check's outcome (that is ``analysis.Outcome``): sent, failed, or
+    dropped as a duplicate of one already sent.
+    """
+
     SENT = "sent"
     FAILED = "failed"
     DUPLICATE = "duplicate"
@@ -136,7 +142,7 @@ class PrometheusNotificationMetrics:
 
     def __call__(self, provider_type: str, outcome: str) -> None:
         self.total.labels(provider_type=provider_type, outcome=outcome).inc()
-        if outcome == Outcome.FAILED:
+        if outcome == DeliveryOutcome.FAILED:
             self.failures.labels(provider_type=provider_type).inc()
 
 
@@ -246,7 +252,7 @@ class NotificationDispatcher:
             try:
                 self._inbox.put_nowait((canary, alert, key))
             except asyncio.QueueFull:
-                self._record(UNROUTED, Outcome.FAILED)
+                self._record(UNROUTED, DeliveryOutcome.FAILED)
                 self._report(
                     canary,
                     alert,
@@ -297,7 +303,7 @@ class NotificationDispatcher:
         self._destinations.clear()
         if not drained:
             for job in undelivered:
-                self._record(job.sender.provider_type, Outcome.FAILED)
+                self._record(job.sender.provider_type, DeliveryOutcome.FAILED)
             lost = len(undelivered) + self._inbox.qsize()
             log.warning("notifier closed with %d notification(s) not delivered", lost)
         for task in list(self._callbacks):
@@ -362,7 +368,7 @@ class NotificationDispatcher:
         for target in route(canary, alert, resolved, self._global):
             if target.provider is None:
                 missing = problems.get(target.ref) if target.ref else None
-                self._record(UNROUTED, Outcome.FAILED)
+                self._record(UNROUTED, DeliveryOutcome.FAILED)
                 self._report(canary, alert, f"{target.via}: {missing or 'AlertProvider not found'}")
                 continue
             provider = target.provider
@@ -371,11 +377,11 @@ class NotificationDispatcher:
                 sender = make_sender(provider)
                 request = sender.render(alert, context)
             except NotifierConfigError as exc:
-                self._record(provider.type, Outcome.FAILED)
+                self._record(provider.type, DeliveryOutcome.FAILED)
                 self._report(canary, alert, redact(f"{provider.describe()} is invalid: {exc}"))
                 continue
             except Exception as exc:
-                self._record(provider.type, Outcome.FAILED)
+                self._record(provider.type, DeliveryOutcome.FAILED)
                 self._report(
                     canary,
                     alert,
@@ -386,7 +392,7 @@ class NotificationDispatcher:
             if dedupe is not None:
                 if dedupe in self._seen:
                     self._seen.move_to_end(dedupe)
-                    self._record(provider.type, Outcome.DUPLICATE)
+                    self._record(provider.type, DeliveryOutcome.DUPLICATE)
                     log.debug(
                         "duplicate notification %s to %s dropped",
                         alert.kind.value,
@@ -457,7 +463,7 @@ class NotificationDispatcher:
             last = await self._attempt(client, job, timeout, redact)
             destination.next_allowed = loop.time() + destination.min_interval
             if last.problem is None:
-                self._record(job.sender.provider_type, Outcome.SENT)
+                self._record(job.sender.provider_type, DeliveryOutcome.SENT)
                 log.debug(
                     "notification %s sent to %s (attempt %d)",
                     job.alert.kind.value,
@@ -534,11 +540,11 @@ class NotificationDispatcher:
     def _failed(self, job: _Job, what: str) -> None:
         if job.dedupe is not None:
             self._seen.pop(job.dedupe, None)  # a later identical alert may try again
-        self._record(job.sender.provider_type, Outcome.FAILED)
+        self._record(job.sender.provider_type, DeliveryOutcome.FAILED)
         reason = job.sender.redactor()(f"{job.sender.resolved.describe()}: {what}")
         self._report(job.canary, job.alert, reason)
 
-    def _record(self, provider_type: str, outcome: Outcome) -> None:
+    def _record(self, provider_type: str, outcome: DeliveryOutcome) -> None:
         if self._metrics is None:
             return
         try:

@@ -235,63 +235,92 @@ def check_line(metric: MetricStatus) -> CheckLine:
 
 
 def _default_text(alert: Alert, commit_ref: str) -> str:
-    lines = [alert.message] if alert.message else []
     version = _version(alert.revision, alert.images)
     previous = _version(alert.previous_revision, alert.previous_images)
     if previous == version:
         previous = ""  # the status already records the new revision as the good one
-    duration = format_duration(alert.duration_seconds)
-    failing = [m for m in alert.analysis if m.outcome in _FAILING]
+    lines = [alert.message] if alert.message else []
+    return "\n".join(lines + _story(alert, version, previous, commit_ref))
 
+
+def _story(alert: Alert, version: str, previous: str, commit_ref: str) -> list[str]:
+    """What happened, in the words that fit the kind of alert."""
+    duration = format_duration(alert.duration_seconds)
     if alert.kind in _PROMOTIONS:
+        lines = []
         if version:
             lines.append(
                 f"Now serving {version}" + (f", replacing {previous}." if previous else ".")
             )
         if duration:
             lines.append(f"The release took {duration}.")
-    elif alert.kind in _ROLLBACKS:
-        if version:
-            lines.append(f"Rolled back {version}" + (f" to {previous}." if previous else "."))
-        if alert.threshold:
-            lines.append(
-                f"Failed checks: {alert.failed_checks} of {alert.threshold} allowed"
-                + (f", at canary weight {alert.weight}%." if alert.weight else ".")
-            )
-        lines.extend(f"Failed check: {check_line(m).text}" for m in failing)
-        if not failing and alert.failure:
-            lines.append(f"Failed check: {alert.failure}")
-        if duration:
-            lines.append(f"The analysis ran for {duration}.")
-    elif alert.kind is AlertKind.INCONCLUSIVE:
+        return lines
+    if alert.kind in _ROLLBACKS:
+        return _rollback_story(alert, version, previous, duration)
+    if alert.kind is AlertKind.INCONCLUSIVE:
         unsure = [m for m in alert.analysis if m.outcome in _NOT_PASSING]
-        lines.extend(f"Not conclusive: {check_line(m).text}" for m in unsure)
-    elif alert.kind is AlertKind.REVERTED:
-        what = f"Reverted {version}" if version else "Reverted the release"
-        if previous:
-            what += f" to {previous}"
-        if commit_ref:
-            what += f" with commit {commit_ref}"
-        if alert.pull_request:
-            what += f" (pull request {alert.pull_request} merged)"
-        lines.append(what + ".")
-    elif alert.kind is AlertKind.REVERT_PROPOSED:
-        lines.append(
+        return [f"Not conclusive: {check_line(m).text}" for m in unsure]
+    if alert.kind is AlertKind.REVERTED:
+        return [_reverted(version, previous, commit_ref, alert.pull_request)]
+    if alert.kind is AlertKind.REVERT_PROPOSED:
+        return [
             f"The branch is protected: merge pull request {alert.pull_request} to bring Git back"
             + (f" to {previous}." if previous else " to the last good revision.")
+        ]
+    if alert.kind is AlertKind.REVERT_FAILED and version:
+        return [
+            f"The cluster is back on the primary, but Git still holds {version}"
+            + (f" (last good: {previous})." if previous else ".")
+        ]
+    if alert.kind is AlertKind.STARTED and version:
+        return [f"Analysing {version}" + (f" against {previous}." if previous else ".")]
+    return []
+
+
+def _rollback_story(alert: Alert, version: str, previous: str, duration: str) -> list[str]:
+    """What was rolled back, and the checks that made it fail."""
+    lines = []
+    if version:
+        lines.append(f"Rolled back {version}" + (f" to {previous}." if previous else "."))
+    if alert.threshold:
+        lines.append(
+            f"Failed checks: {alert.failed_checks} of {alert.threshold} allowed"
+            + (f", at canary weight {alert.weight}%." if alert.weight else ".")
         )
-    elif alert.kind is AlertKind.REVERT_FAILED:
-        if version:
-            lines.append(
-                f"The cluster is back on the primary, but Git still holds {version}"
-                + (f" (last good: {previous})." if previous else ".")
-            )
-    elif alert.kind is AlertKind.STARTED and version:
-        lines.append(f"Analysing {version}" + (f" against {previous}." if previous else "."))
-    return "\n".join(lines)
+    failing = [m for m in alert.analysis if m.outcome in _FAILING]
+    lines.extend(f"Failed check: {check_line(m).text}" for m in failing)
+    if not failing and alert.failure:
+        lines.append(f"Failed check: {alert.failure}")
+    if duration:
+        lines.append(f"The analysis ran for {duration}.")
+    return lines
+
+
+def _reverted(version: str, previous: str, commit_ref: str, pull_request: str) -> str:
+    what = f"Reverted {version}" if version else "Reverted the release"
+    if previous:
+        what += f" to {previous}"
+    if commit_ref:
+        what += f" with commit {commit_ref}"
+    if pull_request:
+        what += f" (pull request {pull_request} merged)"
+    return what + "."
 
 
 def _facts(alert: Alert, cluster: str, commit_ref: str) -> tuple[tuple[str, str], ...]:
+    """The alert's facts as (name, value), ours first, then the alert's own fields that
+    do not repeat one of ours."""
+    facts = [*_release_facts(alert, cluster), *_run_facts(alert, commit_ref)]
+    seen = {name.lower() for name, _ in facts}
+    for name, value in alert.fields:
+        if name.lower() not in seen and value:
+            facts.append((name, value))
+            seen.add(name.lower())
+    return tuple(facts)
+
+
+def _release_facts(alert: Alert, cluster: str) -> list[tuple[str, str]]:
+    """Where, and which release replaces which."""
     facts: list[tuple[str, str]] = []
     if cluster:
         facts.append(("Cluster", cluster))
@@ -306,6 +335,12 @@ def _facts(alert: Alert, cluster: str, commit_ref: str) -> tuple[tuple[str, str]
     if alert.previous_images and alert.previous_images != alert.images:
         label = "Previous image" if len(alert.previous_images) == 1 else "Previous images"
         facts.append((label, ", ".join(alert.previous_images)))
+    return facts
+
+
+def _run_facts(alert: Alert, commit_ref: str) -> list[tuple[str, str]]:
+    """How far the run got, and what was done in Git."""
+    facts: list[tuple[str, str]] = []
     if alert.weight:
         facts.append(("Canary weight", f"{alert.weight}%"))
     if alert.threshold and (alert.failed_checks or alert.kind in _ROLLBACKS):
@@ -317,12 +352,7 @@ def _facts(alert: Alert, cluster: str, commit_ref: str) -> tuple[tuple[str, str]
         facts.append(("Revert commit", commit_ref))
     if alert.pull_request:
         facts.append(("Pull request", alert.pull_request))
-    seen = {name.lower() for name, _ in facts}
-    for name, value in alert.fields:
-        if name.lower() not in seen and value:
-            facts.append((name, value))
-            seen.add(name.lower())
-    return tuple(facts)
+    return facts
 
 
 # ---------------------------------------------------------------------- templates

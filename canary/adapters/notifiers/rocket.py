@@ -50,9 +50,4 @@ class RocketSender(WebhookSender):
             "text": truncate(f"*{message.title}*", TEXT_LIMIT),
             "attachments": attachments,
         }
-        provider = self.resolved.provider
-        if provider.channel:
-            body["channel"] = provider.channel
-        if provider.username:
-            body["username"] = provider.username
-        return body
+        return self.with_channel_and_user(body)

@@ -20,12 +20,13 @@ same AlertProvider produce one delivery, not two.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 
 from canary.adapters.notifiers.base import ResolvedProvider
 from canary.core.actions import Alert
 from canary.model.canary import AlertRef, Canary
 from canary.model.resources import AlertProvider
+from canary.settings import ChatSettings
 
 __all__ = ["GLOBAL", "GlobalNotifierConfig", "ProviderRef", "RouteTarget", "route", "wanted_refs"]
 
@@ -44,22 +45,22 @@ class ProviderRef:
 
 
 @dataclass(frozen=True, slots=True)
-class GlobalNotifierConfig:
-    """The controller-wide notifier (Flagger's ``-slack-*`` and ``-msteams-*`` flags).
+class GlobalNotifierConfig(ChatSettings):
+    """The controller-wide notifier: `canary run`'s chat settings (Flagger's ``-slack-*``
+    and ``-msteams-*`` flags, secrets hidden from ``repr``) and a delivery timeout.
 
-    Secrets (URLs, token, proxies) are hidden from ``repr``. Unlike Flagger, a
-    Slack URL without a channel still works: the channel is left to the
+    Unlike Flagger, a Slack URL without a channel still works: the channel is left to the
     webhook's own default instead of silently disabling the notifier.
     """
 
-    slack_url: str = field(default="", repr=False)
-    slack_token: str = field(default="", repr=False)
-    slack_channel: str = ""
-    slack_user: str = "canary-engine"
-    slack_proxy_url: str = field(default="", repr=False)
-    msteams_url: str = field(default="", repr=False)
-    msteams_proxy_url: str = field(default="", repr=False)
     timeout_seconds: float = 5.0
+
+    @classmethod
+    def of(cls, chat: ChatSettings) -> GlobalNotifierConfig:
+        """From the settings; an empty Slack user name falls back to the default one."""
+        values = {f.name: getattr(chat, f.name) for f in fields(ChatSettings)}
+        values["slack_user"] = chat.slack_user or ChatSettings().slack_user
+        return cls(**values)
 
     @property
     def enabled(self) -> bool:

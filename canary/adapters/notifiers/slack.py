@@ -107,12 +107,7 @@ class SlackSender(WebhookSender):
                 {"color": message.colour, "fallback": fallback, "blocks": slack_blocks(message)},
             ],
         }
-        provider = self.resolved.provider
-        if provider.channel:
-            body["channel"] = provider.channel
-        if provider.username:
-            body["username"] = provider.username
-        return body
+        return self.with_channel_and_user(body)
 
     def failure(self, status: int, body: bytes) -> str | None:
         if not 200 <= status < 300:

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from canary.adapters.routers.builders._common import Obj, RouterError
+from canary.adapters.routers.builders._common import (
+    Obj,
+    RouterError,
+    check_weights,
+    is_owned_by,
+    restored_object,
+)
+from canary.core.observations import Routes
+from canary.model.canary import Canary
 from canary.ports import AlreadyExists, Conflict, Kube
 
 Build = Callable[[Obj | None], Obj | None]
@@ -45,3 +53,34 @@ class ObjectStore:
             f"{kind} {namespace}/{name} kept changing while it was being written "
             f"({self.attempts} attempts); will retry on the next pass"
         )
+
+    async def restore(
+        self, api_version: str, kind: str, name: str, namespace: str, canary: Canary
+    ) -> None:
+        """Put back an object that existed before the Canary took it over, as it was; one
+        the Canary created is left alone (it is owned, and collected with the Canary)."""
+        await self.converge(
+            api_version,
+            kind,
+            name,
+            namespace,
+            lambda cur: None if cur is None or is_owned_by(cur, canary) else restored_object(cur),
+        )
+
+
+class WeightedRouter:
+    """The `Router` verbs of a router whose routes live in one routing object it rebuilds:
+    ``reconcile`` rebuilds it keeping its routes, ``set_routes`` with new ones. A router
+    says how in ``_converge``."""
+
+    async def _converge(self, canary: Canary, routes: Routes | None) -> None:
+        raise NotImplementedError
+
+    async def reconcile(self, canary: Canary) -> None:
+        await self._converge(canary, None)
+
+    async def set_routes(
+        self, canary: Canary, primary: int, canary_weight: int, mirrored: bool
+    ) -> None:
+        routes = check_weights(primary, canary_weight)
+        await self._converge(canary, Routes(routes.primary, routes.canary, mirrored))

@@ -8,9 +8,8 @@ mirroring is refused because Linkerd does not implement it.
 
 from __future__ import annotations
 
-from canary.adapters.routers._store import ObjectStore
+from canary.adapters.routers._store import ObjectStore, WeightedRouter
 from canary.adapters.routers.builders import gateway
-from canary.adapters.routers.builders._common import check_weights, is_owned_by, restored_object
 from canary.adapters.routers.builders.cookies import (
     CookieFactory,
     SessionCookies,
@@ -21,7 +20,7 @@ from canary.model.canary import Canary
 from canary.ports import Kube
 
 
-class GatewayAPIRouter:
+class GatewayAPIRouter(WeightedRouter):
     def __init__(
         self,
         kube: Kube,
@@ -52,15 +51,6 @@ class GatewayAPIRouter:
             ),
         )
 
-    async def reconcile(self, canary: Canary) -> None:
-        await self._converge(canary, None)
-
-    async def set_routes(
-        self, canary: Canary, primary: int, canary_weight: int, mirrored: bool
-    ) -> None:
-        routes = check_weights(primary, canary_weight)
-        await self._converge(canary, Routes(routes.primary, routes.canary, mirrored))
-
     async def get_routes(self, canary: Canary) -> Routes | None:
         route = await self.store.get(
             self.api_version, "HTTPRoute", canary.spec.service.name, canary.namespace
@@ -75,10 +65,6 @@ class GatewayAPIRouter:
 
     async def finalize(self, canary: Canary) -> None:
         """Restore an HTTPRoute that existed before the takeover."""
-        await self.store.converge(
-            self.api_version,
-            "HTTPRoute",
-            canary.spec.service.name,
-            canary.namespace,
-            lambda cur: None if cur is None or is_owned_by(cur, canary) else restored_object(cur),
+        await self.store.restore(
+            self.api_version, "HTTPRoute", canary.spec.service.name, canary.namespace, canary
         )

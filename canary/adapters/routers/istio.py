@@ -9,9 +9,8 @@ and ``finalize`` restores it.
 
 from __future__ import annotations
 
-from canary.adapters.routers._store import ObjectStore
+from canary.adapters.routers._store import ObjectStore, WeightedRouter
 from canary.adapters.routers.builders import istio
-from canary.adapters.routers.builders._common import check_weights, is_owned_by, restored_object
 from canary.adapters.routers.builders.cookies import (
     CookieFactory,
     SessionCookies,
@@ -22,7 +21,7 @@ from canary.model.canary import Canary
 from canary.ports import Kube
 
 
-class IstioRouter:
+class IstioRouter(WeightedRouter):
     def __init__(
         self,
         kube: Kube,
@@ -39,7 +38,7 @@ class IstioRouter:
         service = canary.spec.service
         for name in (service.canary_name, service.primary_name):
             await self._destination_rule(canary, name)
-        await self._virtual_service(canary, None)
+        await self._converge(canary, None)
 
     async def _destination_rule(self, canary: Canary, name: str) -> None:
         await self.store.converge(
@@ -50,7 +49,8 @@ class IstioRouter:
             lambda cur: istio.destination_rule(canary, name, cur, version=self.version),
         )
 
-    async def _virtual_service(self, canary: Canary, routes: Routes | None) -> None:
+    async def _converge(self, canary: Canary, routes: Routes | None) -> None:
+        """Rebuild the VirtualService, where the routes live."""
         await self.store.converge(
             self.api_version,
             "VirtualService",
@@ -60,12 +60,6 @@ class IstioRouter:
                 canary, cur, routes, version=self.version, new_cookie=self.new_cookie
             ),
         )
-
-    async def set_routes(
-        self, canary: Canary, primary: int, canary_weight: int, mirrored: bool
-    ) -> None:
-        routes = check_weights(primary, canary_weight)
-        await self._virtual_service(canary, Routes(routes.primary, routes.canary, mirrored))
 
     async def get_routes(self, canary: Canary) -> Routes | None:
         vs = await self.store.get(
@@ -88,12 +82,4 @@ class IstioRouter:
             ("DestinationRule", service.primary_name),
             ("DestinationRule", service.canary_name),
         ):
-            await self.store.converge(
-                self.api_version,
-                kind,
-                name,
-                canary.namespace,
-                lambda cur: (
-                    None if cur is None or is_owned_by(cur, canary) else restored_object(cur)
-                ),
-            )
+            await self.store.restore(self.api_version, kind, name, canary.namespace, canary)

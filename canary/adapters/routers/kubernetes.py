@@ -37,35 +37,23 @@ class ServiceRouter:
 
     async def initialize(self, canary: Canary, target: Mapping[str, Any]) -> None:
         """Create or update ``<svc>-canary`` (target pods) and ``<svc>-primary`` (primary pods)."""
-        service = canary.spec.service
-        await self.store.converge(
-            "v1",
-            "Service",
-            service.canary_name,
-            canary.namespace,
-            lambda cur: services.canary_service(
-                canary, target, cur, selector_labels=self.selector_labels
-            ),
-        )
-        await self.store.converge(
-            "v1",
-            "Service",
-            service.primary_name,
-            canary.namespace,
-            lambda cur: services.primary_service(
-                canary, target, cur, selector_labels=self.selector_labels
-            ),
-        )
+        await self._converge(canary, target, "canary")
+        await self._converge(canary, target, "primary")
 
     async def reconcile_apex(self, canary: Canary, target: Mapping[str, Any]) -> None:
         """Create ``<svc>``, or take it over, so that it selects the primary pods."""
+        await self._converge(canary, target, "apex")
+
+    async def _converge(
+        self, canary: Canary, target: Mapping[str, Any], role: services.ServiceRole
+    ) -> None:
         await self.store.converge(
             "v1",
             "Service",
-            canary.spec.service.name,
+            services.service_name(canary, role),
             canary.namespace,
-            lambda cur: services.apex_service(
-                canary, target, cur, selector_labels=self.selector_labels
+            lambda cur: services.role_service(
+                role, canary, target, cur, selector_labels=self.selector_labels
             ),
         )
 

@@ -9,21 +9,18 @@ configurable prefix (``--ingress-annotations-prefix``, default
 
 from __future__ import annotations
 
-from canary.adapters.routers._store import ObjectStore
+from canary.adapters.routers._store import ObjectStore, WeightedRouter
 from canary.adapters.routers.builders import ingress
 from canary.adapters.routers.builders._common import (
     Obj,
     RouterError,
-    check_weights,
-    is_owned_by,
-    restored_object,
 )
 from canary.core.observations import Routes
 from canary.model.canary import Canary
 from canary.ports import Kube
 
 
-class NginxRouter:
+class NginxRouter(WeightedRouter):
     def __init__(
         self, kube: Kube, *, annotations_prefix: str = ingress.DEFAULT_ANNOTATIONS_PREFIX
     ) -> None:
@@ -57,15 +54,6 @@ class NginxRouter:
             lambda cur: ingress.canary_ingress(canary, original, cur, routes, prefix=self.prefix),
         )
 
-    async def reconcile(self, canary: Canary) -> None:
-        await self._converge(canary, None)
-
-    async def set_routes(
-        self, canary: Canary, primary: int, canary_weight: int, mirrored: bool
-    ) -> None:
-        routes = check_weights(primary, canary_weight)
-        await self._converge(canary, Routes(routes.primary, routes.canary, mirrored))
-
     async def get_routes(self, canary: Canary) -> Routes | None:
         obj = await self.store.get(
             ingress.ingress_api_version(canary),
@@ -82,10 +70,10 @@ class NginxRouter:
         """
         if canary.spec.ingress_ref is None:
             return
-        await self.store.converge(
+        await self.store.restore(
             ingress.ingress_api_version(canary),
             "Ingress",
             ingress.canary_ingress_name(canary),
             canary.namespace,
-            lambda cur: None if cur is None or is_owned_by(cur, canary) else restored_object(cur),
+            canary,
         )

@@ -6,15 +6,14 @@ and no mirroring, so A/B testing and mirroring are refused with a `RouterError`.
 
 from __future__ import annotations
 
-from canary.adapters.routers._store import ObjectStore
+from canary.adapters.routers._store import ObjectStore, WeightedRouter
 from canary.adapters.routers.builders import smi
-from canary.adapters.routers.builders._common import check_weights, is_owned_by, restored_object
 from canary.core.observations import Routes
 from canary.model.canary import Canary
 from canary.ports import Kube
 
 
-class SmiRouter:
+class SmiRouter(WeightedRouter):
     def __init__(self, kube: Kube, *, provider: str = "smi:v1alpha3") -> None:
         self.store = ObjectStore(kube)
         self.provider = smi.SmiProvider.parse(provider)
@@ -28,15 +27,6 @@ class SmiRouter:
             lambda cur: smi.traffic_split(canary, cur, routes, provider=self.provider),
         )
 
-    async def reconcile(self, canary: Canary) -> None:
-        await self._converge(canary, None)
-
-    async def set_routes(
-        self, canary: Canary, primary: int, canary_weight: int, mirrored: bool
-    ) -> None:
-        routes = check_weights(primary, canary_weight)
-        await self._converge(canary, Routes(routes.primary, routes.canary, mirrored))
-
     async def get_routes(self, canary: Canary) -> Routes | None:
         split = await self.store.get(
             self.provider.api_version, "TrafficSplit", canary.spec.service.name, canary.namespace
@@ -45,10 +35,10 @@ class SmiRouter:
 
     async def finalize(self, canary: Canary) -> None:
         """Restore a TrafficSplit that existed before the takeover."""
-        await self.store.converge(
+        await self.store.restore(
             self.provider.api_version,
             "TrafficSplit",
             canary.spec.service.name,
             canary.namespace,
-            lambda cur: None if cur is None or is_owned_by(cur, canary) else restored_object(cur),
+            canary,
         )

@@ -15,13 +15,14 @@ when it differs. That makes two rules easy to keep for every provider:
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from canary.adapters.metadata import owner_reference as canary_owner_reference
 from canary.core.observations import Routes
 from canary.errors import CanaryError
+from canary.jsontree import json_copy
 from canary.model.canary import API_VERSION, TOTAL_WEIGHT, Canary
 
 Obj = dict[str, Any]
@@ -89,16 +90,7 @@ def percentages(primary: int, canary_weight: int, mirrored: bool, where: str) ->
 
 def owner_reference(canary: Canary) -> Obj | None:
     """The controller owner reference to the Canary (None when its uid is unknown)."""
-    if not canary.uid:
-        return None
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Canary",
-        "name": canary.name,
-        "uid": canary.uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return canary_owner_reference(canary) if canary.uid else None
 
 
 def is_owned_by(obj: Mapping[str, Any], canary: Canary) -> bool:
@@ -178,10 +170,10 @@ def managed_object(
             "apiVersion": api_version,
             "kind": kind,
             "metadata": meta,
-            spec_key: copy.deepcopy(spec),
+            spec_key: json_copy(spec),
         }
 
-    obj = copy.deepcopy(current)
+    obj = json_copy(current)
     obj["apiVersion"] = api_version
     obj["kind"] = kind
     meta = obj.setdefault("metadata", {})
@@ -201,7 +193,7 @@ def managed_object(
         new_annotations = {**old_annotations, **wanted_annotations}
         if ORIGINAL_CONFIG_ANNOTATION not in old_annotations:
             new_annotations[ORIGINAL_CONFIG_ANNOTATION] = original_record(
-                current, copy.deepcopy(current.get(spec_key)) if record is None else record
+                current, json_copy(current.get(spec_key)) if record is None else record
             )
     if new_labels:
         meta["labels"] = new_labels
@@ -211,7 +203,7 @@ def managed_object(
         meta["annotations"] = new_annotations
     else:
         meta.pop("annotations", None)
-    obj[spec_key] = copy.deepcopy(spec)
+    obj[spec_key] = json_copy(spec)
     return obj
 
 
@@ -264,7 +256,7 @@ def restored_object(current: Obj, spec_key: str = "spec") -> Obj | None:
     spec, ours = original_spec(current, spec_key)
     if spec is None:
         return None
-    obj = copy.deepcopy(current)
+    obj = json_copy(current)
     obj[spec_key] = spec
     restore_metadata(obj, ours)
     return obj
@@ -291,4 +283,4 @@ def restore_metadata(obj: Obj, ours: Mapping[str, Any] | None) -> None:
 
 def drop_none(d: Mapping[str, Any]) -> Obj:
     """A copy of ``d`` without keys whose value is None or an empty container."""
-    return {k: copy.deepcopy(v) for k, v in d.items() if v is not None and v != [] and v != {}}
+    return {k: json_copy(v) for k, v in d.items() if v is not None and v != [] and v != {}}

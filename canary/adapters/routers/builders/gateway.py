@@ -22,7 +22,7 @@ reconciling keeps the state read back from the current object.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from canary.adapters.routers.builders._common import (
@@ -307,89 +307,92 @@ def parent_refs(canary: Canary, *, mesh: bool) -> list[Obj]:
 
 
 def _rules(canary: Canary, state: MeshState, *, mesh: bool) -> list[Obj]:
-    service = canary.spec.service
-    analysis = canary.spec.analysis_or_default
-    primary, canary_svc = service.primary_name, service.canary_name
-    routes = state.routes
     matches = _service_matches(canary)
     filters = rule_filters(canary)
-    if routes.mirrored and mesh:
+    if state.routes.mirrored and mesh:
         raise RouterError("Linkerd does not mirror traffic", field="spec.analysis.mirror")
+    if canary.spec.analysis_or_default.match:
+        return _ab_rules(canary, state.routes, matches, filters)
+    weighted = _weighted_rule(canary, state, matches, filters)
+    return [*_sticky_rules(canary, state, filters), weighted]
 
-    if analysis.match:
-        if routes.mirrored:
-            raise RouterError(
-                "mirroring cannot be combined with A/B testing (analysis.match)",
-                field="spec.analysis.mirror",
-            )
-        ab = translate_matches(analysis.match, "spec.analysis.match")
-        return [
-            _rule(
-                canary,
-                merge_matches(ab, matches),
-                filters,
-                [
-                    _backend(canary, primary, routes.primary),
-                    _backend(canary, canary_svc, routes.canary),
-                ],
-            ),
-            _rule(canary, matches, filters, [_backend(canary, primary, 100)]),
-        ]
 
-    cookies = state.cookies
-    weighted_filters = [*filters, _mirror_filter(canary)] if routes.mirrored else filters
-    weighted = _rule(
+def _ab_rules(canary: Canary, routes: Routes, matches: list[Obj], filters: list[Obj]) -> list[Obj]:
+    """A/B testing: the requests that match ``analysis.match`` follow the weights, the
+    others stay on the primary."""
+    service = canary.spec.service
+    if routes.mirrored:
+        raise RouterError(
+            "mirroring cannot be combined with A/B testing (analysis.match)",
+            field="spec.analysis.mirror",
+        )
+    ab = translate_matches(canary.spec.analysis_or_default.match, "spec.analysis.match")
+    return [
+        _rule(
+            canary,
+            merge_matches(ab, matches),
+            filters,
+            [
+                _backend(canary, service.primary_name, routes.primary),
+                _backend(canary, service.canary_name, routes.canary),
+            ],
+        ),
+        _rule(canary, matches, filters, [_backend(canary, service.primary_name, 100)]),
+    ]
+
+
+def _weighted_rule(canary: Canary, state: MeshState, matches: list[Obj], filters: list[Obj]) -> Obj:
+    """The rule that splits traffic by weight; each backend hands out its session cookie."""
+    service = canary.spec.service
+    routes, cookies = state.routes, state.cookies
+    return _rule(
         canary,
         matches,
-        weighted_filters,
+        [*filters, _mirror_filter(canary)] if routes.mirrored else filters,
         [
             _backend(
                 canary,
-                primary,
+                service.primary_name,
                 routes.primary,
                 primary_set_cookie(canary, cookies.primary) if cookies.primary else "",
             ),
             _backend(
                 canary,
-                canary_svc,
+                service.canary_name,
                 routes.canary,
                 canary_set_cookie(canary, cookies.canary) if cookies.canary else "",
             ),
         ],
     )
+
+
+def _sticky_rules(canary: Canary, state: MeshState, filters: list[Obj]) -> list[Obj]:
+    """The rules in front of the weighted one that keep a session where it started: the
+    canary cookie's owners on the canary (or, once the canary cookie is gone, the weights
+    with the old cookie expired), the primary cookie's owners on the primary."""
+    service = canary.spec.service
+    routes, cookies = state.routes, state.cookies
     svc_matches = translate_matches(service.match, "spec.service.match")
+
+    def sticky(cookie: str, with_filters: list[Obj], primary: int, canary_weight: int) -> Obj:
+        return _rule(
+            canary,
+            merge_matches([_cookie_match(cookie)], svc_matches),
+            with_filters,
+            [
+                _backend(canary, service.primary_name, primary),
+                _backend(canary, service.canary_name, canary_weight),
+            ],
+        )
+
     rules: list[Obj] = []
     if cookies.canary:
-        rules.append(
-            _rule(
-                canary,
-                merge_matches([_cookie_match(cookies.canary)], svc_matches),
-                filters,
-                [_backend(canary, primary, 0), _backend(canary, canary_svc, 100)],
-            )
-        )
+        rules.append(sticky(cookies.canary, filters, 0, 100))
     elif cookies.previous:
-        rules.append(
-            _rule(
-                canary,
-                merge_matches([_cookie_match(cookies.previous)], svc_matches),
-                _add_set_cookie(filters, expire_set_cookie(cookies.previous)),
-                [
-                    _backend(canary, primary, routes.primary),
-                    _backend(canary, canary_svc, routes.canary),
-                ],
-            )
-        )
+        expiring = _add_set_cookie(filters, expire_set_cookie(cookies.previous))
+        rules.append(sticky(cookies.previous, expiring, routes.primary, routes.canary))
     if cookies.primary:
-        rules.append(
-            _rule(
-                canary,
-                merge_matches([_cookie_match(cookies.primary)], svc_matches),
-                filters,
-                [_backend(canary, primary, 100), _backend(canary, canary_svc, 0)],
-            )
-        )
-    rules.append(weighted)
+        rules.append(sticky(cookies.primary, filters, 100, 0))
     return rules
 
 
@@ -411,7 +414,7 @@ def http_route(
     new_cookie: CookieFactory = random_cookie_value,
 ) -> Obj:
     """HTTPRoute ``<svc>``; with ``routes`` None (reconcile) the current routing state is kept."""
-    old = _kept_state(canary, current)
+    old = MeshState.kept(read_state, canary, current)
     if routes is None:
         state = old
     else:
@@ -469,19 +472,7 @@ def read_state(canary: Canary, obj: Mapping[str, Any] | None) -> MeshState | Non
     if not obj:
         return None
     service = canary.spec.service
-    primary, canary_svc = service.primary_name, service.canary_name
-    weighted: Mapping[str, Any] | None = None
-    previous = ""
-    cookie_names = _cookie_names(canary)
-    for rule in (obj.get("spec") or {}).get("rules") or ():
-        names = {b.get("name") for b in rule.get("backendRefs") or ()}
-        if _is_sticky(rule, cookie_names):
-            value = _filter_set_cookie(rule.get("filters") or ())
-            if value and is_expiry(value):
-                previous = cookie_of_set_cookie(value)
-            continue
-        if weighted is None and primary in names and canary_svc in names:
-            weighted = rule
+    weighted, previous = _weighted_and_expired(canary, (obj.get("spec") or {}).get("rules") or ())
     if weighted is None:
         return None
     p = c = 0
@@ -490,32 +481,44 @@ def read_state(canary: Canary, obj: Mapping[str, Any] | None) -> MeshState | Non
         weight = backend.get("weight")
         weight = 1 if weight is None else int(weight)  # the Gateway API default weight is 1
         cookie = cookie_of_set_cookie(_filter_set_cookie(backend.get("filters") or ()))
-        if backend.get("name") == primary:
+        if backend.get("name") == service.primary_name:
             p, primary_cookie = weight, cookie
-        elif backend.get("name") == canary_svc:
+        elif backend.get("name") == service.canary_name:
             c, canary_cookie = weight, cookie
     mirrored = any(
         f.get("type") == "RequestMirror"
-        and ((f.get("requestMirror") or {}).get("backendRef") or {}).get("name") == canary_svc
+        and ((f.get("requestMirror") or {}).get("backendRef") or {}).get("name")
+        == service.canary_name
         for f in weighted.get("filters") or ()
     )
     cookies = SessionCookies(canary_cookie, "" if canary_cookie else previous, primary_cookie)
     return MeshState(percentages(p, c, mirrored, f'HTTPRoute "{service.name}"'), cookies)
 
 
-def _kept_state(canary: Canary, current: Obj | None) -> MeshState:
-    """The state to keep when reconciling: the current one, or the initial one if unreadable."""
-    try:
-        return read_state(canary, current) or MeshState()
-    except RouterError:  # routes nowhere (0/0): start over from primary 100 / canary 0
-        return MeshState()
+def _weighted_and_expired(
+    canary: Canary, rules: Iterable[Mapping[str, Any]]
+) -> tuple[Mapping[str, Any] | None, str]:
+    """The first rule that routes to both services, and the session cookie a sticky rule
+    expires (the canary cookie of the run before), if one does."""
+    service = canary.spec.service
+    cookie_names = _cookie_names(canary)
+    weighted: Mapping[str, Any] | None = None
+    previous = ""
+    for rule in rules:
+        names = {b.get("name") for b in rule.get("backendRefs") or ()}
+        if _is_sticky(rule, cookie_names):
+            value = _filter_set_cookie(rule.get("filters") or ())
+            if value and is_expiry(value):
+                previous = cookie_of_set_cookie(value)
+            continue
+        if weighted is None and service.primary_name in names and service.canary_name in names:
+            weighted = rule
+    return weighted, previous
 
 
 def read_routes(canary: Canary, obj: Mapping[str, Any] | None) -> Routes | None:
-    state = read_state(canary, obj)
-    return state.routes if state is not None else None
+    return MeshState.routes_of(read_state(canary, obj))
 
 
 def read_cookies(canary: Canary, obj: Mapping[str, Any] | None) -> SessionCookies:
-    state = read_state(canary, obj)
-    return state.cookies if state is not None else SessionCookies()
+    return MeshState.cookies_of(read_state(canary, obj))

@@ -18,7 +18,6 @@ Weights are read back from those annotations (`read_ingress_routes`).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +31,7 @@ from canary.adapters.routers.builders._common import (
     managed_object,
 )
 from canary.core.observations import Routes
+from canary.jsontree import json_copy
 from canary.model.canary import TOTAL_WEIGHT, Canary
 
 DEFAULT_ANNOTATIONS_PREFIX = "nginx.ingress.kubernetes.io"
@@ -155,7 +155,7 @@ def canary_ingress(
 ) -> Obj:
     """``<ingress>-canary`` for ``original``; with ``routes`` None, the current routing is kept."""
     service = canary.spec.service
-    spec = copy.deepcopy(original.get("spec") or {})
+    spec = json_copy(original.get("spec") or {})
     if not _retarget(spec, service.name, service.canary_name):
         ingress = (original.get("metadata") or {}).get("name", "")
         raise RouterError(

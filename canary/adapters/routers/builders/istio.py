@@ -26,8 +26,7 @@ weights, mirroring or cookies in the middle of a run.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +55,7 @@ from canary.adapters.routers.builders.cookies import (
     random_cookie_value,
 )
 from canary.core.observations import Routes
+from canary.jsontree import json_copy
 from canary.model.canary import Canary
 
 ISTIO_GROUP = "networking.istio.io"
@@ -79,6 +79,27 @@ class MeshState:
 
     routes: Routes = INITIAL_ROUTES
     cookies: SessionCookies = field(default_factory=SessionCookies)
+
+    @staticmethod
+    def kept(read_state: StateReader, canary: Canary, current: Obj | None) -> MeshState:
+        """The state to keep when reconciling: the current one, or the initial one if
+        unreadable. ``read_state`` reads the provider's object (VirtualService, HTTPRoute)."""
+        try:
+            return read_state(canary, current) or MeshState()
+        except RouterError:  # routes nowhere (0/0): start over from primary 100 / canary 0
+            return MeshState()
+
+    @staticmethod
+    def routes_of(state: MeshState | None) -> Routes | None:
+        return state.routes if state is not None else None
+
+    @staticmethod
+    def cookies_of(state: MeshState | None) -> SessionCookies:
+        return state.cookies if state is not None else SessionCookies()
+
+
+#: How a provider's builder reads the state back from its routing object.
+StateReader = Callable[[Canary, Mapping[str, Any] | None], MeshState | None]
 
 
 def is_tcp(canary: Canary) -> bool:
@@ -152,15 +173,15 @@ def merge_matches(
 ) -> list[Obj]:
     """Every ``first`` match combined with every ``common`` one (headers and sourceLabels of ``first`` win)."""
     if not common:
-        return [copy.deepcopy(dict(m)) for m in first]
+        return [json_copy(dict(m)) for m in first]
     merged = []
     for a in first:
         for c in common:
-            m = copy.deepcopy(dict(c))
+            m = json_copy(dict(c))
             if a.get("headers"):
-                m["headers"] = copy.deepcopy(a["headers"])
+                m["headers"] = json_copy(a["headers"])
             if a.get("sourceLabels"):
-                m["sourceLabels"] = copy.deepcopy(a["sourceLabels"])
+                m["sourceLabels"] = json_copy(a["sourceLabels"])
             merged.append(m)
     return merged
 
@@ -172,7 +193,7 @@ def _http_route(
     if name:
         out["name"] = name
     if match:
-        out["match"] = [copy.deepcopy(dict(m)) for m in match]
+        out["match"] = [json_copy(dict(m)) for m in match]
     out.update(_route_settings(canary))
     out["route"] = route
     return out
@@ -320,7 +341,7 @@ def virtual_service(
     With ``routes`` None (reconcile) the routing state of ``current`` is kept; else
     the object routes ``routes`` and the session cookies move on accordingly.
     """
-    old = _kept_state(canary, current)
+    old = MeshState.kept(read_state, canary, current)
     if routes is None:
         state = old
     else:
@@ -371,18 +392,37 @@ def read_state(canary: Canary, obj: Mapping[str, Any] | None) -> MeshState | Non
     """The routing state of a VirtualService; None if it routes to neither service."""
     if not obj:
         return None
-    service = canary.spec.service
     spec = obj.get("spec") or {}
-    primary, canary_svc = service.primary_name, service.canary_name
     if is_tcp(canary):
-        for tcp in spec.get("tcp") or ():
-            p, c, seen = _weights(tcp.get("route") or (), primary, canary_svc)
-            if seen:
-                return MeshState(percentages(p, c, False, f'VirtualService "{service.name}"'))
+        return _tcp_state(canary, spec)
+    service = canary.spec.service
+    weighted, sticky = _weighted_and_sticky(spec.get("http") or (), service.canary_name)
+    if weighted is None:
         return None
+    p, c, _ = _weights(weighted.get("route") or (), service.primary_name, service.canary_name)
+    mirror = weighted.get("mirror") or {}
+    mirrored = mirror.get("host") == service.canary_name
+    return MeshState(Routes(p, c, mirrored), _cookies(canary, weighted, sticky))
+
+
+def _tcp_state(canary: Canary, spec: Mapping[str, Any]) -> MeshState | None:
+    """The weights of the first TCP route to either service (TCP has no cookies)."""
+    service = canary.spec.service
+    for tcp in spec.get("tcp") or ():
+        p, c, seen = _weights(tcp.get("route") or (), service.primary_name, service.canary_name)
+        if seen:
+            return MeshState(percentages(p, c, False, f'VirtualService "{service.name}"'))
+    return None
+
+
+def _weighted_and_sticky(
+    routes: Iterable[Mapping[str, Any]], canary_svc: str
+) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+    """The first HTTP route that sends to the canary, and the canary's sticky route (the
+    primary's sticky route is neither: it only ever routes to the primary)."""
     weighted: Mapping[str, Any] | None = None
     sticky: Mapping[str, Any] | None = None
-    for http in spec.get("http") or ():
+    for http in routes:
         name = http.get("name")
         if name == STICKY_ROUTE_NAME:
             sticky = http
@@ -392,42 +432,34 @@ def read_state(canary: Canary, obj: Mapping[str, Any] | None) -> MeshState | Non
         hosts = {(d.get("destination") or {}).get("host") for d in http.get("route") or ()}
         if weighted is None and canary_svc in hosts:
             weighted = http
-    if weighted is None:
-        return None
-    p, c, _ = _weights(weighted.get("route") or (), primary, canary_svc)
-    mirror = weighted.get("mirror") or {}
-    mirrored = mirror.get("host") == canary_svc
+    return weighted, sticky
+
+
+def _cookies(
+    canary: Canary, weighted: Mapping[str, Any], sticky: Mapping[str, Any] | None
+) -> SessionCookies:
+    """The session cookies the weighted route hands out, and the one the sticky route
+    expires (kept only until the canary hands out a new one)."""
+    service = canary.spec.service
     canary_cookie = primary_cookie = previous = ""
     for dest in weighted.get("route") or ():
         host = (dest.get("destination") or {}).get("host")
         value = _set_cookie(dest)
-        if value and host == canary_svc:
+        if value and host == service.canary_name:
             canary_cookie = cookie_of_set_cookie(value)
-        elif value and host == primary:
+        elif value and host == service.primary_name:
             primary_cookie = cookie_of_set_cookie(value)
     if sticky is not None and not canary_cookie:
         value = _set_cookie(sticky)
         if value and is_expiry(value):
             previous = cookie_of_set_cookie(value)
-    return MeshState(
-        Routes(p, c, mirrored), SessionCookies(canary_cookie, previous, primary_cookie)
-    )
-
-
-def _kept_state(canary: Canary, current: Obj | None) -> MeshState:
-    """The state to keep when reconciling: the current one, or the initial one if unreadable."""
-    try:
-        return read_state(canary, current) or MeshState()
-    except RouterError:  # routes nowhere (0/0): start over from primary 100 / canary 0
-        return MeshState()
+    return SessionCookies(canary_cookie, previous, primary_cookie)
 
 
 def read_routes(canary: Canary, obj: Mapping[str, Any] | None) -> Routes | None:
     """The weights a VirtualService routes (None if it routes to neither service)."""
-    state = read_state(canary, obj)
-    return state.routes if state is not None else None
+    return MeshState.routes_of(read_state(canary, obj))
 
 
 def read_cookies(canary: Canary, obj: Mapping[str, Any] | None) -> SessionCookies:
-    state = read_state(canary, obj)
-    return state.cookies if state is not None else SessionCookies()
+    return MeshState.cookies_of(read_state(canary, obj))

@@ -16,9 +16,9 @@ them back on ``revertOnDeletion``.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
 from canary.adapters.routers.builders._common import (
     KUBECTL_LAST_APPLIED_ANNOTATION,
@@ -31,6 +31,7 @@ from canary.adapters.routers.builders._common import (
     parse_json,
     restore_metadata,
 )
+from canary.jsontree import json_copy
 from canary.model.canary import Canary, ServiceMetadata
 
 DEFAULT_SELECTOR_LABELS: tuple[str, ...] = ("app", "name", "app.kubernetes.io/name")
@@ -149,7 +150,7 @@ def _service(
             labels=labels,
             annotations=metadata.annotations,
         )
-    spec = copy.deepcopy(current.get("spec") or {})
+    spec = json_copy(current.get("spec") or {})
     old_ports = spec.get("ports") or []
     new_ports = _with_node_ports(ports, old_ports)
     if _sorted_ports(new_ports) != _sorted_ports(old_ports) or spec.get("selector") != selector:
@@ -184,67 +185,52 @@ def _service(
     )
 
 
-def primary_service(
+ServiceRole = Literal["primary", "canary", "apex"]
+
+
+def service_name(canary: Canary, role: ServiceRole) -> str:
+    service = canary.spec.service
+    return {
+        "primary": service.primary_name,
+        "canary": service.canary_name,
+        "apex": service.name,
+    }[role]
+
+
+def role_service(
+    role: ServiceRole,
     canary: Canary,
     target: Mapping[str, Any],
     current: Obj | None,
     *,
     selector_labels: Sequence[str] = DEFAULT_SELECTOR_LABELS,
 ) -> Obj:
-    """``<svc>-primary``: selects the primary pods."""
+    """The Service of ``role``: ``<svc>-primary`` selects the primary pods, ``<svc>-canary``
+    the target's (canary) pods, and ``<svc>``, what clients call, the primary pods."""
     label, value = selector_label(target, selector_labels)
     service = canary.spec.service
+    selected, metadata = {
+        "primary": (f"{value}-primary", service.primary),
+        "canary": (value, service.canary),
+        "apex": (f"{value}-primary", service.apex),
+    }[role]
     return _service(
         canary,
         current,
-        name=service.primary_name,
-        selector={label: f"{value}-primary"},
+        name=service_name(canary, role),
+        selector={label: selected},
         label=label,
-        metadata=service.primary,
+        metadata=metadata,
         ports=service_ports(canary, target),
     )
 
 
-def canary_service(
-    canary: Canary,
-    target: Mapping[str, Any],
-    current: Obj | None,
-    *,
-    selector_labels: Sequence[str] = DEFAULT_SELECTOR_LABELS,
-) -> Obj:
-    """``<svc>-canary``: selects the target's (canary) pods."""
-    label, value = selector_label(target, selector_labels)
-    service = canary.spec.service
-    return _service(
-        canary,
-        current,
-        name=service.canary_name,
-        selector={label: value},
-        label=label,
-        metadata=service.canary,
-        ports=service_ports(canary, target),
-    )
-
-
-def apex_service(
-    canary: Canary,
-    target: Mapping[str, Any],
-    current: Obj | None,
-    *,
-    selector_labels: Sequence[str] = DEFAULT_SELECTOR_LABELS,
-) -> Obj:
-    """``<svc>``: what clients call; selects the primary pods."""
-    label, value = selector_label(target, selector_labels)
-    service = canary.spec.service
-    return _service(
-        canary,
-        current,
-        name=service.name,
-        selector={label: f"{value}-primary"},
-        label=label,
-        metadata=service.apex,
-        ports=service_ports(canary, target),
-    )
+#: ``<svc>-primary``: selects the primary pods.
+primary_service = partial(role_service, "primary")
+#: ``<svc>-canary``: selects the target's (canary) pods.
+canary_service = partial(role_service, "canary")
+#: ``<svc>``: what clients call; selects the primary pods.
+apex_service = partial(role_service, "apex")
 
 
 def restored_apex_service(
@@ -262,7 +248,7 @@ def restored_apex_service(
     """
     if is_owned_by(current, canary):
         return None
-    obj = copy.deepcopy(current)
+    obj = json_copy(current)
     spec = obj.setdefault("spec", {})
     last_applied = parse_json(annotations_of(current).get(KUBECTL_LAST_APPLIED_ANNOTATION))
     recorded, ours = original_spec(current)
