@@ -34,9 +34,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from analysis._builtin import BuiltinQueries, builtin_queries, observer_for
-from analysis._providers import Bucket, MetricProvider, make_provider
+from analysis._providers import MetricProvider, make_provider
 from analysis._spec.errors import (
     AnalysisError,
+    AnalysisSpecError,
+    AnalysisSpecErrors,
     HTTPStatusError,
     MultipleSeriesError,
     NoDataError,
@@ -45,17 +47,17 @@ from analysis._spec.errors import (
     ProviderUnavailableError,
     QueryError,
     QueryTimeoutError,
-    SpecError,
-    SpecErrors,
     TemplateError,
     UnknownProviderError,
 )
+from analysis._spec.vocabulary import Bucket
 from analysis._threshold import ThresholdResult, judge_threshold
 from analysis._verdict import Comparison, SequentialState, Verdict
 from analysis.spec import (
     BUILTIN_METRICS,
     DEFAULT_PROMETHEUS_ADDRESS,
     DEFAULT_TIMEOUT_SECONDS,
+    FLAGGER_ONLY_PROVIDERS,
     NOT_SUPPORTED_PROVIDER_TYPES,
     SUPPORTED_PROVIDER_TYPES,
     CompareSpec,
@@ -117,10 +119,13 @@ __all__ = [
     "BUILTIN_METRICS",
     "DEFAULT_PROMETHEUS_ADDRESS",
     "DEFAULT_TIMEOUT_SECONDS",
+    "FLAGGER_ONLY_PROVIDERS",
     "MIN_WINDOW_SECONDS",
     "NOT_SUPPORTED_PROVIDER_TYPES",
     "SUPPORTED_PROVIDER_TYPES",
     "AnalysisError",
+    "AnalysisSpecError",
+    "AnalysisSpecErrors",
     "Bucket",
     "BuiltinQueries",
     "CompareResult",
@@ -145,8 +150,6 @@ __all__ = [
     "QueryError",
     "QueryTimeoutError",
     "SequentialState",
-    "SpecError",
-    "SpecErrors",
     "TemplateError",
     "ThresholdResult",
     "UnknownProviderError",

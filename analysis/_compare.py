@@ -28,11 +28,11 @@ from datetime import datetime
 
 import numpy as np
 
-from analysis._providers import Bucket
 from analysis._spec.compare import CompareSpec
 from analysis._spec.vocabulary import (
     REQUEST_DURATION,
     REQUEST_SUCCESS_RATE,
+    Bucket,
     CompareTest,
     OnMaxInconclusive,
     Outcome,

@@ -20,7 +20,13 @@ from analysis._builtin import BuiltinQueries, builtin_queries, builtin_query
 from analysis._compare import Window, add_histograms, add_window, decide, new_state
 from analysis._providers import MetricProvider
 from analysis._spec.compare import CompareSpec
-from analysis._spec.errors import AnalysisError, NoDataError, QueryError, SpecError, TemplateError
+from analysis._spec.errors import (
+    AnalysisError,
+    AnalysisSpecError,
+    NoDataError,
+    QueryError,
+    TemplateError,
+)
 from analysis._spec.metric import MetricCheck
 from analysis._spec.templates import QueryContext, render_query
 from analysis._spec.vocabulary import (
@@ -62,12 +68,16 @@ def interval_seconds(interval: str) -> float:
             continue
         unit = "ms" if interval.startswith("ms", i) else c
         if not num or unit not in _UNITS:
-            raise SpecError("interval", f"expected a duration such as 1m or 30s, got {interval!r}")
+            raise AnalysisSpecError(
+                "interval", f"expected a duration such as 1m or 30s, got {interval!r}"
+            )
         total += int(num) * _UNITS[unit]
         num = ""
         i += len(unit)
     if num:
-        raise SpecError("interval", f"expected a duration such as 1m or 30s, got {interval!r}")
+        raise AnalysisSpecError(
+            "interval", f"expected a duration such as 1m or 30s, got {interval!r}"
+        )
     return total
 
 
@@ -80,7 +90,7 @@ def _restore(previous: Verdict | Mapping[str, Any] | None) -> Verdict | None:
         return previous
     try:
         return Verdict.from_status(previous)
-    except SpecError:
+    except AnalysisSpecError:
         return None
 
 
@@ -145,7 +155,7 @@ async def _threshold(
                 scale = queries.duration_to_ms
         else:
             if check.query is None:
-                raise SpecError(
+                raise AnalysisSpecError(
                     check.path,
                     f"metric {check.name!r} has no query: its MetricTemplate "
                     f"{check.template or ''} was not resolved (MetricCheck.with_template_query)",
@@ -311,5 +321,5 @@ async def evaluate(
             return verdict
     try:
         return await _compare(check, spec, ctx, provider, now=now, prev=prev)
-    except (SpecError, TemplateError) as exc:
+    except (AnalysisSpecError, TemplateError) as exc:
         return _failure(check, ctx, exc, now=now, query=None, judge="compare", state=carried)

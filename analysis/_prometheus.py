@@ -20,7 +20,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from analysis._providers import Bucket
 from analysis._spec.errors import (
     HTTPStatusError,
     MultipleSeriesError,
@@ -31,6 +30,7 @@ from analysis._spec.errors import (
     QueryTimeoutError,
 )
 from analysis._spec.provider import ProviderConfig
+from analysis._spec.vocabulary import Bucket
 
 __all__ = ["PrometheusProvider", "safe_address"]
 
@@ -175,25 +175,14 @@ class PrometheusProvider:
     # -- MetricProvider ------------------------------------------------------
 
     async def run_query(self, query: str, *, at: datetime | None = None) -> float:
-        params = {"query": query}
-        if at is not None:
-            params["time"] = f"{at.timestamp():.3f}"
-        data = await self._get("/api/v1/query", params, query)
+        data = await self._get("/api/v1/query", _instant(query, at), query)
         result_type = data.get("resultType")
         result = data.get("result")
         if result_type == "scalar":
             value = _parse_float(result[1] if isinstance(result, list) else None, query)
         elif result_type == "vector" and isinstance(result, list):
-            if not result:
-                raise NoDataError(f"no values found for query {_short(query)!r}", query=query)
-            if len(result) > 1:
-                raise MultipleSeriesError(
-                    f"query {_short(query)!r} returned {len(result)} series where one value "
-                    "was expected (aggregate it, e.g. with sum())",
-                    query=query,
-                    series=len(result),
-                )
-            value = _parse_float(result[0].get("value", [None, None])[1], query)
+            series = _one_series(result, query, "query", "one value")
+            value = _parse_float(series.get("value", [None, None])[1], query)
         else:
             raise QueryError(
                 f"query {_short(query)!r} returned a {result_type} where an instant vector "
@@ -220,46 +209,64 @@ class PrometheusProvider:
             "step": f"{step_seconds:g}",
         }
         data = await self._get("/api/v1/query_range", params, query)
-        result = data.get("result")
-        if data.get("resultType") != "matrix" or not isinstance(result, list):
-            raise QueryError(
-                f"range query {_short(query)!r} returned {data.get('resultType')}, "
-                "expected a matrix",
-                query=query,
-            )
-        if not result:
-            raise NoDataError(f"no values found for query {_short(query)!r}", query=query)
-        if len(result) > 1:
-            raise MultipleSeriesError(
-                f"range query {_short(query)!r} returned {len(result)} series where one was "
-                "expected (aggregate it, e.g. with sum())",
-                query=query,
-                series=len(result),
-            )
-        values = [_parse_float(pair[1], query) for pair in result[0].get("values", [])]
+        result = _result(data, query, "matrix", "range query", "a matrix")
+        series = _one_series(result, query, "range query", "one")
+        values = [_parse_float(pair[1], query) for pair in series.get("values", [])]
         samples = tuple(v for v in values if not math.isnan(v))
         if not samples:
             raise NoDataError(f"query {_short(query)!r} returned only NaN", query=query)
         return samples
 
     async def query_buckets(self, query: str, *, at: datetime | None = None) -> tuple[Bucket, ...]:
-        params = {"query": query}
-        if at is not None:
-            params["time"] = f"{at.timestamp():.3f}"
-        data = await self._get("/api/v1/query", params, query)
-        result = data.get("result")
-        if data.get("resultType") != "vector" or not isinstance(result, list):
-            raise QueryError(
-                f"bucket query {_short(query)!r} returned {data.get('resultType')}, "
-                "expected an instant vector grouped by (le)",
-                query=query,
-            )
-        return _buckets_from_vector(result, query)
+        data = await self._get("/api/v1/query", _instant(query, at), query)
+        expected = "an instant vector grouped by (le)"
+        return _buckets_from_vector(_result(data, query, "vector", "bucket query", expected), query)
+
+
+def _instant(query: str, at: datetime | None) -> dict[str, str]:
+    """The parameters of an instant query, at ``at`` (None: the server's now)."""
+    params = {"query": query}
+    if at is not None:
+        params["time"] = f"{at.timestamp():.3f}"
+    return params
+
+
+def _result(
+    data: Mapping[str, Any], query: str, result_type: str, kind: str, expected: str
+) -> list[Any]:
+    """The ``result`` of an answer that must be a ``result_type``; anything else is a
+    :class:`QueryError` (``kind`` and ``expected`` word its message)."""
+    result = data.get("result")
+    if data.get("resultType") != result_type or not isinstance(result, list):
+        raise QueryError(
+            f"{kind} {_short(query)!r} returned {data.get('resultType')}, expected {expected}",
+            query=query,
+        )
+    return result
+
+
+def _no_data(query: str) -> NoDataError:
+    return NoDataError(f"no values found for query {_short(query)!r}", query=query)
+
+
+def _one_series(result: Sequence[Any], query: str, kind: str, expected: str) -> Any:
+    """The only series of ``result``; none is :class:`NoDataError`, several are
+    :class:`MultipleSeriesError` (``kind`` and ``expected`` word its message)."""
+    if not result:
+        raise _no_data(query)
+    if len(result) > 1:
+        raise MultipleSeriesError(
+            f"{kind} {_short(query)!r} returned {len(result)} series where {expected} was "
+            "expected (aggregate it, e.g. with sum())",
+            query=query,
+            series=len(result),
+        )
+    return result[0]
 
 
 def _buckets_from_vector(result: Sequence[Any], query: str) -> tuple[Bucket, ...]:
     if not result:
-        raise NoDataError(f"no values found for query {_short(query)!r}", query=query)
+        raise _no_data(query)
     seen: dict[float, float] = {}
     for series in result:
         labels = series.get("metric", {})

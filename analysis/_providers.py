@@ -15,11 +15,9 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from analysis._spec.provider import ProviderConfig, check_provider_type
+from analysis._spec.vocabulary import Bucket
 
-__all__ = ["Bucket", "MetricProvider", "make_provider"]
-
-Bucket = tuple[float, float]
-"""One cumulative histogram bucket: (upper bound ``le`` in the metric's unit, count)."""
+__all__ = ["MetricProvider", "make_provider"]
 
 
 @runtime_checkable

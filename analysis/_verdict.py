@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from analysis._spec.errors import SpecError
+from analysis._spec.errors import AnalysisSpecError
 from analysis._spec.vocabulary import CompareTest, Outcome
 
 __all__ = ["Comparison", "SequentialState", "Verdict"]
@@ -82,7 +82,9 @@ class SequentialState:
                 primary_hist=tuple(float(x) for x in hist.get("primary", ())),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise SpecError("status.state", f"cannot restore sequential state: {exc}") from None
+            raise AnalysisSpecError(
+                "status.state", f"cannot restore sequential state: {exc}"
+            ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +195,7 @@ class Verdict:
 
     @classmethod
     def from_status(cls, d: Mapping[str, Any]) -> Verdict:
-        """Rebuild a verdict stored by :meth:`to_status`; a bad dict is a ``SpecError``."""
+        """Rebuild a verdict stored by :meth:`to_status`; a bad dict is a ``AnalysisSpecError``."""
         try:
             comparison = d.get("comparison")
             state = d.get("state")
@@ -213,10 +215,10 @@ class Verdict:
                 error=d.get("error"),
                 state=SequentialState.from_status(state) if state else None,
             )
-        except SpecError:
+        except AnalysisSpecError:
             raise
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise SpecError("status", f"cannot restore a verdict: {exc}") from None
+            raise AnalysisSpecError("status", f"cannot restore a verdict: {exc}") from None
 
 
 # -- helpers ------------------------------------------------------------------

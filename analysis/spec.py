@@ -8,16 +8,16 @@ pyproject.toml allow the model and the core this module and no other part of
 the judges, the providers and ``evaluate``.
 
 The ``parse_*`` functions report every problem of a spec at once
-(:class:`SpecErrors`), which is what the Canary parser shows a user; the older
+(:class:`AnalysisSpecErrors`), which is what the Canary parser shows a user; the older
 ``*_from_spec`` functions raise the first problem only.
 """
 
 from analysis._spec.compare import CompareSpec, parse_compare
 from analysis._spec.errors import (
     AnalysisError,
+    AnalysisSpecError,
+    AnalysisSpecErrors,
     ProviderNotSupportedError,
-    SpecError,
-    SpecErrors,
     TemplateError,
     UnknownProviderError,
 )
@@ -36,6 +36,7 @@ from analysis._spec.provider import (
 from analysis._spec.templates import QueryContext, escape_regex, escape_string, render_query
 from analysis._spec.vocabulary import (
     BUILTIN_METRICS,
+    FLAGGER_ONLY_PROVIDERS,
     CompareTest,
     MetricKind,
     OnMaxInconclusive,
@@ -46,9 +47,12 @@ __all__ = [
     "BUILTIN_METRICS",
     "DEFAULT_PROMETHEUS_ADDRESS",
     "DEFAULT_TIMEOUT_SECONDS",
+    "FLAGGER_ONLY_PROVIDERS",
     "NOT_SUPPORTED_PROVIDER_TYPES",
     "SUPPORTED_PROVIDER_TYPES",
     "AnalysisError",
+    "AnalysisSpecError",
+    "AnalysisSpecErrors",
     "CompareSpec",
     "CompareTest",
     "MetricCheck",
@@ -59,8 +63,6 @@ __all__ = [
     "ProviderNotSupportedError",
     "ProviderSpec",
     "QueryContext",
-    "SpecError",
-    "SpecErrors",
     "TemplateError",
     "UnknownProviderError",
     "escape_regex",

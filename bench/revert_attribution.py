@@ -29,11 +29,11 @@ from pathlib import Path
 
 from canary.adapters.gitops import (
     GitRepository,
+    GitRevertRequest,
     Kustomize,
-    ObjectRef,
+    ManifestRef,
     Reverted,
     Reverter,
-    RevertRequest,
     WorkloadSubject,
     Workspace,
 )
@@ -124,13 +124,13 @@ async def run_case(apps: int, changed: int) -> dict[str, object]:
         kustomize = CountingKustomize()
         reverter = Reverter(Workspace(root / "cache"), kustomize=kustomize)
         subject = WorkloadSubject(
-            ObjectRef("apps/v1", "Deployment", "prod", "app0"),
+            ManifestRef("apps/v1", "Deployment", "prod", "app0"),
             source_path="apps",
             default_namespace="prod",
         )
         started = time.perf_counter()
         result = await reverter.revert(
-            RevertRequest(
+            GitRevertRequest(
                 repository=GitRepository(bare.as_uri()),
                 good_revision=good,
                 bad_revision=bad,

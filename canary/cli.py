@@ -19,9 +19,9 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
+from canary.commands._common import fail, out
 from canary.model.errors import SpecError
 
 app = typer.Typer(
@@ -38,24 +38,9 @@ def _root() -> None:
     """canary-engine: progressive delivery for Kubernetes, with rollback in Git."""
 
 
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
-
-
 class Format(StrEnum):
     TABLE = "table"
     JSON = "json"
-
-
-class Output(StrEnum):
-    TEXT = "text"
-    JSON = "json"
-    YAML = "yaml"
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 def read_yaml(path: Path) -> list[Any]:

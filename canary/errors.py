@@ -16,12 +16,14 @@ The tree (each module keeps its own classes; they hang here)::
      │    │   Invalid, Forbidden
      │    └── Unavailable                                 transient: timeouts, 429, 5xx
      ├── WorkloadError, RouterError                       an adapter cannot do what was asked
-     ├── NotifierConfigError, TemplateError               a notifier's configuration
+     ├── NotifierConfigError,                             a notifier's configuration
+     │   NotificationTemplateError
      ├── ProcessError                                     a child process (git, kubectl)
      │    └── ProcessTimeout                              transient
-     ├── GitError                                         transient for UNREACHABLE, TIMEOUT,
-     │                                                    REJECTED (canary.adapters.gitops.git)
-     ├── ForgeError                                       transient for rate limits and outages
+     ├── ClassifiedError                                  transient as its kind says:
+     │    ├── GitError                                    UNREACHABLE, TIMEOUT, REJECTED
+     │    │                                               (canary.adapters.gitops.git)
+     │    └── ForgeError                                  rate limits and outages
      ├── ManifestError, KustomizeError, ImagePolicyError,
      │   CredentialsError, GitSourceSpecError,
      │   KubeApplyError, Unattributable                  the GitOps adapters
@@ -34,12 +36,18 @@ The tree (each module keeps its own classes; they hang here)::
 (``analysis.AnalysisError`` and below) are translated into metric verdicts at the boundary,
 in ``canary.adapters.analysis``.
 
-This module imports nothing, so the pure layers (model, core) can use it.
+An adapter whose failures come in kinds (``GitFailure``, ``ForgeFailure``: enums whose members
+say whether they are ``retriable``) raises a :class:`ClassifiedError`, which answers
+``transient`` from its kind.
+
+This module imports nothing of canary-engine, so the pure layers (model, core) can use it.
 """
 
 from __future__ import annotations
 
-__all__ = ["CanaryError"]
+from typing import Generic, Protocol, TypeVar
+
+__all__ = ["CanaryError", "ClassifiedError", "FailureKind"]
 
 
 class CanaryError(Exception):
@@ -49,3 +57,30 @@ class CanaryError(Exception):
     def transient(self) -> bool:
         """True when trying again later, with nothing changed, may succeed."""
         return False
+
+
+class FailureKind(Protocol):
+    """One kind of an adapter's failures (a member of its failure enum)."""
+
+    @property
+    def retriable(self) -> bool: ...
+
+
+K = TypeVar("K", bound=FailureKind)
+
+
+class ClassifiedError(CanaryError, Generic[K]):
+    """A failure of kind ``kind``; ``message`` (also ``str(error)``) is safe to log or show."""
+
+    def __init__(self, kind: K, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    @property
+    def transient(self) -> bool:
+        return self.retriable
+
+    @property
+    def retriable(self) -> bool:
+        return self.kind.retriable

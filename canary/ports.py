@@ -85,7 +85,19 @@ class Kube(Protocol):
     async def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> Obj | None:
-        """The object, or None when it does not exist."""
+        """The object, or None when it does not exist: the caller's own copy."""
+        ...
+
+    async def read(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Mapping[str, Any] | None:
+        """The object for reading only, or None when it does not exist.
+
+        It may be the watch cache's own copy, shared with every other reader, so it must
+        never be changed: an idle pass reads a handful of objects and copying each was
+        the largest part of its CPU. Use `get` for an object to change and write back.
+        (The fakes in `canary.testing` hand out objects that raise on any change.)
+        """
         ...
 
     async def list(
@@ -166,21 +178,21 @@ class Workloads(Protocol):
 class Services(Protocol):
     """The ``<svc>``, ``<svc>-primary`` and ``<svc>-canary`` Services."""
 
-    async def initialize(self, canary: Canary, target: Obj) -> None:
+    async def initialize(self, canary: Canary, target: Mapping[str, Any]) -> None:
         """Create or update ``<svc>-primary`` and ``<svc>-canary``."""
         ...
 
-    async def reconcile_apex(self, canary: Canary, target: Obj) -> None:
+    async def reconcile_apex(self, canary: Canary, target: Mapping[str, Any]) -> None:
         """Point the apex ``<svc>`` at the primary pods (taking it over if it exists)."""
         ...
 
-    async def finalize(self, canary: Canary, target: Obj | None) -> None:
+    async def finalize(self, canary: Canary, target: Mapping[str, Any] | None) -> None:
         """Give the apex Service back to the target (``revertOnDeletion``)."""
         ...
 
 
 class RevisionSource(Protocol):
-    async def detect(self, canary: Canary, target: Obj) -> Revision | None:
+    async def detect(self, canary: Canary, target: Mapping[str, Any]) -> Revision | None:
         """The Git revision the target's current spec came from, if any reconciler says."""
         ...
 
@@ -242,3 +254,11 @@ class EventSink(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+class Leader(Protocol):
+    """Whether this replica holds the Lease (``canary.controller.leader``) and may act now:
+    the reconcile pass and the Git work ask it before they write."""
+
+    @property
+    def is_leader(self) -> bool: ...

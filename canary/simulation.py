@@ -52,6 +52,7 @@ from canary.core import (
     TargetObservation,
     drive,
     run_now,
+    threshold_text,
 )
 from canary.model import Canary, CanaryStatus, Commands, MetricSpec, parse_canary
 from canary.model.errors import SpecError, SpecIssue
@@ -361,17 +362,12 @@ def judge_metric(metric: MetricSpec, raw: Any) -> MetricResult:
         max=rng.max if rng else None,
         threshold=metric.threshold,
     )
-    bounds = []
-    if result.min is not None:
-        bounds.append(f">= {result.min:g}")
-    if result.max is not None:
-        bounds.append(f"<= {result.max:g}")
     return MetricResult(
         metric.name,
         result.outcome,
         result.summary,
         value=result.value,
-        threshold=" and ".join(bounds),
+        threshold=threshold_text(result.min, result.max),
     )
 
 

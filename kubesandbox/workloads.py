@@ -39,7 +39,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from .apiserver import ApiError, Store, WatchEvent
+from .apiserver import ApiError, Store, StoreEvent
 from .apiserver._util import NAME_ALPHABET, canonical, deep_copy, rfc3339
 from .apiserver.selectors import SelectorError, selector_from_object
 
@@ -292,7 +292,7 @@ class WorkloadSimulator:
 
         self._timers[key] = loop.call_at(when, fire)
 
-    def _on_event(self, event: WatchEvent) -> None:
+    def _on_event(self, event: StoreEvent) -> None:
         group, plural = event.key
         meta = event.obj["metadata"]
         ns, name = meta.get("namespace", ""), meta["name"]
@@ -409,8 +409,8 @@ class WorkloadSimulator:
     # ------------------------------------------------------------------ pods (scheduler + kubelet)
 
     def _pod(self, ns: str, name: str) -> None:
-        pod = self.store.peek("pods", ns, name)
-        if pod is None or pod["metadata"].get("deletionTimestamp"):
+        pod = self._live("pods", ns, name)
+        if pod is None:
             return
         meta, spec = pod["metadata"], pod.get("spec") or {}
         uid = meta["uid"]
@@ -657,13 +657,22 @@ class WorkloadSimulator:
             and (_controller_ref(o) or {}).get("uid") == owner["metadata"]["uid"]
         ]
 
+    def _live_pods(self, owner: JsonObj) -> list[JsonObj]:
+        """The pods ``owner`` controls that are not being deleted."""
+        return [p for p in self._owned(owner, "Pod") if not p["metadata"].get("deletionTimestamp")]
+
+    def _live(self, plural: str, ns: str, name: str) -> JsonObj | None:
+        """The object, unless it is gone or being deleted (there is nothing to drive then)."""
+        obj = self.store.peek(plural, ns, name)
+        return None if obj is None or obj["metadata"].get("deletionTimestamp") else obj
+
     def _replicaset(self, ns: str, name: str) -> None:
-        rs = self.store.peek("replicasets", ns, name)
-        if rs is None or rs["metadata"].get("deletionTimestamp"):
+        rs = self._live("replicasets", ns, name)
+        if rs is None:
             return
         spec = rs.get("spec") or {}
         desired = int(spec.get("replicas", 1))
-        pods = [p for p in self._owned(rs, "Pod") if not p["metadata"].get("deletionTimestamp")]
+        pods = self._live_pods(rs)
         if len(pods) < desired:
             template = spec.get("template") or {}
             tmeta = template.get("metadata") or {}
@@ -700,7 +709,7 @@ class WorkloadSimulator:
             for pod in (unready + ready)[: len(pods) - desired]:
                 with contextlib.suppress(ApiError):
                     self.store.delete("pods", ns, pod["metadata"]["name"])
-        pods = [p for p in self._owned(rs, "Pod") if not p["metadata"].get("deletionTimestamp")]
+        pods = self._live_pods(rs)
         min_ready = float(spec.get("minReadySeconds", 0) or 0)
         available = 0
         for pod in pods:
@@ -729,8 +738,8 @@ class WorkloadSimulator:
     # ------------------------------------------------------------------ deployments
 
     def _deployment(self, ns: str, name: str) -> None:
-        dep = self.store.peek("deployments", ns, name)
-        if dep is None or dep["metadata"].get("deletionTimestamp"):
+        dep = self._live("deployments", ns, name)
+        if dep is None:
             return
         spec = dep.get("spec") or {}
         desired = int(spec.get("replicas", 1))
@@ -1130,15 +1139,15 @@ class WorkloadSimulator:
     # ------------------------------------------------------------------ daemonsets
 
     def _daemonset(self, ns: str, name: str) -> None:
-        ds = self.store.peek("daemonsets", ns, name)
-        if ds is None or ds["metadata"].get("deletionTimestamp"):
+        ds = self._live("daemonsets", ns, name)
+        if ds is None:
             return
         spec = ds.get("spec") or {}
         template = spec.get("template") or {}
         digest = template_hash(template)
         nodes = self._schedulable_nodes((template.get("spec") or {}).get("nodeSelector"))
         node_names = [n["metadata"]["name"] for n in nodes]
-        pods = [p for p in self._owned(ds, "Pod") if not p["metadata"].get("deletionTimestamp")]
+        pods = self._live_pods(ds)
         by_node: dict[str, list[JsonObj]] = {}
         for pod in pods:
             by_node.setdefault(str((pod.get("spec") or {}).get("nodeName")), []).append(pod)
@@ -1169,7 +1178,7 @@ class WorkloadSimulator:
                         unavailable += 1
                     with contextlib.suppress(ApiError):
                         self.store.delete("pods", ns, pod["metadata"]["name"])
-        pods = [p for p in self._owned(ds, "Pod") if not p["metadata"].get("deletionTimestamp")]
+        pods = self._live_pods(ds)
         scheduled = {str((p.get("spec") or {}).get("nodeName")) for p in pods}
         min_ready = float(spec.get("minReadySeconds", 0) or 0)
         ready = sum(1 for p in pods if self._pod_ready(p))

@@ -1,13 +1,16 @@
-"""json_copy: an equal tree that shares nothing mutable with the original."""
+"""json_copy: an equal tree that shares nothing mutable with the original; frozen: an equal
+tree that refuses every change (what the fakes lend a reader, as the watch cache does)."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from canary.jsontree import json_copy
+from canary.jsontree import FrozenError, frozen, json_copy
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 trees = st.recursive(
@@ -40,3 +43,47 @@ def test_changing_a_copy_leaves_the_original_alone() -> None:
     copied["metadata"]["labels"]["app"] = "b"
     copied["spec"]["ports"][0]["port"] = 81
     assert original == {"metadata": {"labels": {"app": "a"}}, "spec": {"ports": [{"port": 80}]}}
+
+
+@given(trees)
+def test_a_frozen_tree_equals_the_plain_one_and_copies_back_to_plain(tree: Any) -> None:
+    lent = frozen(tree)
+    assert lent == tree and tree == lent
+    for plain in (json_copy(lent), copy.deepcopy(lent)):
+        assert plain == tree
+        assert all(type(node) in (dict, list) for node in _nodes(plain))
+
+
+def _nodes(tree: Any) -> list[Any]:
+    if isinstance(tree, dict):
+        return [tree, *(n for v in tree.values() for n in _nodes(v))]
+    if isinstance(tree, list):
+        return [tree, *(n for v in tree for n in _nodes(v))]
+    return []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda o: o.__setitem__("kind", "x"),
+        lambda o: o.pop("spec"),
+        lambda o: o.setdefault("status", {}),
+        lambda o: o.update(kind="x"),
+        lambda o: o["metadata"]["labels"].__setitem__("app", "b"),
+        lambda o: o["metadata"].__delitem__("labels"),
+        lambda o: o["spec"]["ports"].append({"port": 81}),
+        lambda o: o["spec"]["ports"][0].__setitem__("port", 81),
+        lambda o: o["spec"]["ports"].sort(),
+        lambda o: o["spec"]["ports"].__iadd__([1]),
+    ],
+)
+def test_every_change_to_a_frozen_tree_is_refused(change: Any) -> None:
+    original = {
+        "kind": "Service",
+        "metadata": {"labels": {"app": "a"}},
+        "spec": {"ports": [{"port": 80}]},
+    }
+    lent = frozen(original)
+    with pytest.raises(FrozenError):
+        change(lent)
+    assert lent == original

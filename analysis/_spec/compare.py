@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from analysis._spec.fields import Problems, read_int, read_number, read_text, type_name
+from analysis._spec.fields import Problems, read_bool, read_int, read_number, read_text, type_name
 from analysis._spec.vocabulary import (
     REQUEST_DURATION,
     REQUEST_SUCCESS_RATE,
@@ -76,7 +76,7 @@ def parse_compare(
 
     ``metric_name`` lets ``test`` default from a builtin metric's name
     (``request-success-rate`` → ``errorRate``, ``request-duration`` → ``latency``).
-    Raises :class:`~analysis.SpecErrors` listing every problem; the first names
+    Raises :class:`~analysis.AnalysisSpecErrors` listing every problem; the first names
     the field, e.g.
     ``spec.analysis.metrics[1].compare.minSampleSize: expected a positive integer, got "abc"``.
     """
@@ -199,7 +199,7 @@ def _read_fields(
         max_inconclusive=max_inconclusive,
         on_max_inconclusive=on_max_inconclusive,
         quantile=quantile,
-        fail_fast=_read_fail_fast(d, path, problems),
+        fail_fast=read_bool(d, "failFast", path, problems, True),
         requests_query=read_text(d, "requestsQuery", path, problems),
         errors_query=read_text(d, "errorsQuery", path, problems),
         buckets_query=read_text(d, "bucketsQuery", path, problems),
@@ -216,14 +216,6 @@ def _read_on_max_inconclusive(
     except ValueError:
         problems.add(f"{path}.onMaxInconclusive", f"expected fail or pass, got {type_name(raw_on)}")
         return OnMaxInconclusive.FAIL
-
-
-def _read_fail_fast(d: Mapping[str, object], path: str, problems: Problems) -> bool:
-    fail_fast = d.get("failFast", True)
-    if not isinstance(fail_fast, bool):
-        problems.add(f"{path}.failFast", f"expected true or false, got {type_name(fail_fast)}")
-        return True
-    return fail_fast
 
 
 def _read_buckets_unit(d: Mapping[str, object], path: str, problems: Problems) -> str:

@@ -7,8 +7,8 @@ it happens (template renderer, HTTP client) into one of these, so no httpx or
 numpy exception ever leaves the package::
 
     AnalysisError                      base of everything below
-    ├── SpecError                      bad input; ``path`` names the field
-    │   ├── SpecErrors                 every bad field of one spec at once (``problems``)
+    ├── AnalysisSpecError              bad input; ``path`` names the field
+    │   ├── AnalysisSpecErrors         every bad field of one spec at once (``problems``)
     │   ├── UnknownProviderError       provider type nobody knows
     │   └── ProviderNotSupportedError  a Flagger provider type we do not implement yet
     ├── TemplateError                  query template cannot be rendered
@@ -20,6 +20,9 @@ numpy exception ever leaves the package::
         ├── HTTPStatusError            HTTP 4xx/5xx without a Prometheus error body
         └── PrometheusAPIError         Prometheus said ``status: error`` (errorType, error)
 
+The spec errors are named for the package (canary's own manifests have a
+``canary.model.SpecError``, which the Canary parser builds from these).
+
 Messages never contain credentials: the HTTP layer never formats headers, and
 the provider configuration hides secrets from ``repr``.
 """
@@ -30,6 +33,8 @@ from collections.abc import Sequence
 
 __all__ = [
     "AnalysisError",
+    "AnalysisSpecError",
+    "AnalysisSpecErrors",
     "HTTPStatusError",
     "MultipleSeriesError",
     "NoDataError",
@@ -38,8 +43,6 @@ __all__ = [
     "ProviderUnavailableError",
     "QueryError",
     "QueryTimeoutError",
-    "SpecError",
-    "SpecErrors",
     "TemplateError",
     "UnknownProviderError",
 ]
@@ -49,7 +52,7 @@ class AnalysisError(Exception):
     """Base class of every error raised by the analysis package."""
 
 
-class SpecError(AnalysisError, ValueError):
+class AnalysisSpecError(AnalysisError, ValueError):
     """Bad input: ``path`` is the field (e.g. ``spec.analysis.metrics[1].compare.alpha``)."""
 
     def __init__(self, path: str, message: str) -> None:
@@ -58,38 +61,38 @@ class SpecError(AnalysisError, ValueError):
         super().__init__(f"{path}: {message}")
 
     @property
-    def problems(self) -> tuple[SpecError, ...]:
-        """Every problem this error reports: itself (a :class:`SpecErrors` has several)."""
+    def problems(self) -> tuple[AnalysisSpecError, ...]:
+        """Every problem this error reports: itself (a :class:`AnalysisSpecErrors` has several)."""
         return (self,)
 
 
-class SpecErrors(SpecError):
+class AnalysisSpecErrors(AnalysisSpecError):
     """Every problem found in one spec, for callers that report them all at once.
 
     The Canary parser shows a user every bad field of a manifest in one round trip,
     so the ``parse_*`` functions do not stop at the first problem: they raise this,
     with each problem in ``problems`` in the order found.  Its own ``path`` is the
-    first problem's, so code that handles a plain :class:`SpecError` still works.
+    first problem's, so code that handles a plain :class:`AnalysisSpecError` still works.
     """
 
-    def __init__(self, problems: Sequence[SpecError]) -> None:
+    def __init__(self, problems: Sequence[AnalysisSpecError]) -> None:
         if not problems:
-            raise ValueError("SpecErrors needs at least one problem")
+            raise ValueError("AnalysisSpecErrors needs at least one problem")
         self._problems = tuple(p for problem in problems for p in problem.problems)
         first = self._problems[0]
         more = len(self._problems) - 1
         super().__init__(first.path, first.detail + (f" (and {more} more)" if more else ""))
 
     @property
-    def problems(self) -> tuple[SpecError, ...]:
+    def problems(self) -> tuple[AnalysisSpecError, ...]:
         return self._problems
 
 
-class UnknownProviderError(SpecError):
+class UnknownProviderError(AnalysisSpecError):
     """The provider type is not a name any metric provider uses."""
 
 
-class ProviderNotSupportedError(SpecError):
+class ProviderNotSupportedError(AnalysisSpecError):
     """The provider type is one of Flagger's, but canary-engine does not implement it yet."""
 
 

@@ -11,26 +11,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import overload
+from typing import TypeVar
 
-from analysis._spec.errors import SpecError, SpecErrors
+from analysis._spec.errors import AnalysisSpecError, AnalysisSpecErrors
 
-__all__ = ["Problems", "read_int", "read_number", "read_text", "type_name"]
+__all__ = ["Problems", "read_bool", "read_int", "read_number", "read_text", "type_name"]
 
 
 class Problems:
     """The problems found in one spec, in the order found."""
 
     def __init__(self) -> None:
-        self.found: list[SpecError] = []
+        self.found: list[AnalysisSpecError] = []
 
     def __len__(self) -> int:
         return len(self.found)
 
     def add(self, path: str, message: str) -> None:
-        self.found.append(SpecError(path, message))
+        self.found.append(AnalysisSpecError(path, message))
 
-    def add_error(self, error: SpecError) -> None:
+    def add_error(self, error: AnalysisSpecError) -> None:
         """Record an error raised by a check (it may be a subclass the caller tells apart)."""
         self.found.extend(error.problems)
 
@@ -39,9 +39,13 @@ class Problems:
         return len(self.found) > count
 
     def raise_all(self) -> None:
-        """Raise :class:`SpecErrors` listing every problem, if there is any."""
+        """Raise :class:`AnalysisSpecErrors` listing every problem, if there is any."""
         if self.found:
-            raise SpecErrors(self.found)
+            raise AnalysisSpecErrors(self.found)
+
+
+_Default = TypeVar("_Default", float, None)
+"""What :func:`read_number` gives for an absent or bad value: a number, or None."""
 
 
 def type_name(v: object) -> str:
@@ -49,51 +53,19 @@ def type_name(v: object) -> str:
     return f'"{v}"' if isinstance(v, str) else repr(v)
 
 
-@overload
 def read_number(
     d: Mapping[str, object],
     key: str,
     path: str,
     problems: Problems,
-    default: float,
+    default: _Default,
     *,
     lo: float | None = None,
     hi: float | None = None,
     lo_open: bool = False,
     hi_open: bool = False,
     what: str = "a number",
-) -> float: ...
-
-
-@overload
-def read_number(
-    d: Mapping[str, object],
-    key: str,
-    path: str,
-    problems: Problems,
-    default: None,
-    *,
-    lo: float | None = None,
-    hi: float | None = None,
-    lo_open: bool = False,
-    hi_open: bool = False,
-    what: str = "a number",
-) -> float | None: ...
-
-
-def read_number(
-    d: Mapping[str, object],
-    key: str,
-    path: str,
-    problems: Problems,
-    default: float | None,
-    *,
-    lo: float | None = None,
-    hi: float | None = None,
-    lo_open: bool = False,
-    hi_open: bool = False,
-    what: str = "a number",
-) -> float | None:
+) -> float | _Default:
     """A finite number within ``[lo, hi]`` (ends excluded when ``*_open``), or ``default``."""
     if key not in d or d[key] is None:
         return default
@@ -126,6 +98,17 @@ def read_int(
     v = d[key]
     if isinstance(v, bool) or not isinstance(v, int) or v < lo:
         problems.add(f"{path}.{key}", f"expected {what}, got {type_name(v)}")
+        return default
+    return v
+
+
+def read_bool(
+    d: Mapping[str, object], key: str, path: str, problems: Problems, default: bool
+) -> bool:
+    """``true`` or ``false``, or ``default`` when absent or bad."""
+    v = d.get(key, default)
+    if not isinstance(v, bool):
+        problems.add(f"{path}.{key}", f"expected true or false, got {type_name(v)}")
         return default
     return v
 

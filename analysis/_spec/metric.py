@@ -55,7 +55,7 @@ class MetricCheck:
 def parse_metric(entry: object, *, path: str, template: str | None = None) -> MetricCheck:
     """Parse one ``spec.analysis.metrics[]`` mapping into a :class:`MetricCheck`.
 
-    Raises :class:`~analysis.SpecErrors` listing every problem, each naming its
+    Raises :class:`~analysis.AnalysisSpecErrors` listing every problem, each naming its
     field (``spec.analysis.metrics[1].interval``).  ``template`` is the name in the entry's ``templateRef`` (the caller reads the
     reference, whose namespace is its business): such a metric runs the
     template's query even if its name is a builtin one, as the controller

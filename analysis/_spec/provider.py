@@ -19,12 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from analysis._spec.errors import (
+    AnalysisSpecError,
+    AnalysisSpecErrors,
     ProviderNotSupportedError,
-    SpecError,
-    SpecErrors,
     UnknownProviderError,
 )
-from analysis._spec.fields import Problems, type_name
+from analysis._spec.fields import Problems, read_bool, type_name
 
 __all__ = [
     "DEFAULT_PROMETHEUS_ADDRESS",
@@ -116,19 +116,21 @@ def check_provider_type(type_: str, path: str) -> str:
 def parse_provider_spec(spec: object, *, path: str = "spec.provider") -> ProviderSpec:
     """Parse a MetricTemplate's ``spec.provider``; ``None`` is the default Prometheus.
 
-    Raises :class:`~analysis.SpecErrors` listing every problem, each naming its
+    Raises :class:`~analysis.AnalysisSpecErrors` listing every problem, each naming its
     field; an unknown or not yet supported type keeps its own error class.
     """
     if spec is None:
         return ProviderSpec()
     if not isinstance(spec, Mapping):
-        raise SpecErrors([SpecError(path, f"expected a map, got {type_name(spec)}")])
+        raise AnalysisSpecErrors(
+            [AnalysisSpecError(path, f"expected a map, got {type_name(spec)}")]
+        )
     problems = Problems()
     parsed = ProviderSpec(
         type=_read_type(spec, path, problems),
         address=_read_address(spec, path, problems),
         headers=_read_headers(spec, path, problems),
-        insecure_skip_verify=_read_insecure(spec, path, problems),
+        insecure_skip_verify=read_bool(spec, "insecureSkipVerify", path, problems, False),
         region=_read_region(spec, path, problems),
         secret_name=_read_secret_name(spec, path, problems),
     )
@@ -149,20 +151,24 @@ def provider_config(
     ``secret`` holds ``token`` or ``username``/``password`` for Prometheus, and
     ``address``, which overrides the spec's address as in Flagger.  Without an
     address anywhere, ``default_address`` (the Canary's ``metricsServer`` or the
-    controller's default) is used.  Raises :class:`~analysis.SpecError`.
+    controller's default) is used.  Raises :class:`~analysis.AnalysisSpecError`.
     """
     secret = secret or {}
     address = secret.get("address") or spec.address or default_address
     if not address.startswith(("http://", "https://")):
-        raise SpecError(f"{path}.address", f"expected an http:// or https:// URL, got {address!r}")
+        raise AnalysisSpecError(
+            f"{path}.address", f"expected an http:// or https:// URL, got {address!r}"
+        )
     if not (isinstance(timeout_seconds, int | float) and math.isfinite(timeout_seconds)) or (
         timeout_seconds <= 0
     ):
-        raise SpecError("timeout_seconds", f"expected a positive number, got {timeout_seconds!r}")
+        raise AnalysisSpecError(
+            "timeout_seconds", f"expected a positive number, got {timeout_seconds!r}"
+        )
     username = secret.get("username") or None
     password = secret.get("password") or None
     if (username is None) != (password is None):
-        raise SpecError(
+        raise AnalysisSpecError(
             f"{path}.secretRef", "expected both 'username' and 'password' keys in the Secret"
         )
     return ProviderConfig(
@@ -195,7 +201,7 @@ def provider_config_from_spec(
     """
     try:
         parsed = parse_provider_spec(spec, path=path)
-    except SpecErrors as exc:
+    except AnalysisSpecErrors as exc:
         raise exc.problems[0] from None
     return provider_config(
         parsed,
@@ -215,7 +221,7 @@ def _read_type(spec: Mapping[str, object], path: str, problems: Problems) -> str
         return "prometheus"
     try:
         return check_provider_type(raw_type, f"{path}.type")
-    except SpecError as exc:
+    except AnalysisSpecError as exc:
         problems.add_error(exc)
         return raw_type
 
@@ -251,14 +257,6 @@ def _read_headers(
             continue
         headers.extend((name, v) for v in vals)
     return tuple(headers)
-
-
-def _read_insecure(spec: Mapping[str, object], path: str, problems: Problems) -> bool:
-    insecure = spec.get("insecureSkipVerify", False)
-    if not isinstance(insecure, bool):
-        problems.add(f"{path}.insecureSkipVerify", f"expected true or false, got {insecure!r}")
-        return False
-    return insecure
 
 
 def _read_region(spec: Mapping[str, object], path: str, problems: Problems) -> str | None:

@@ -29,14 +29,13 @@ from analysis import (
     MetricProvider,
     ProviderConfig,
     ProviderSpec,
-    QueryContext,
     Verdict,
     evaluate,
     make_provider,
     provider_config,
 )
 from canary.adapters.secrets import read_secret
-from canary.core import MetricResult, Outcome
+from canary.core import MetricResult, Outcome, threshold_text
 from canary.model import (
     API_VERSION,
     Canary,
@@ -126,7 +125,7 @@ class MetricAnalyzer:
         provider: MetricProvider = make_provider(config)
         verdict = await evaluate(
             check,
-            _query_context(canary, self.default_provider),
+            canary.query_context(self.default_provider),
             provider,
             now=now,
             previous=_previous_verdict(previous),
@@ -157,34 +156,15 @@ class MetricAnalyzer:
         return await read_secret(self.kube, name, namespace)
 
 
-def _query_context(canary: Canary, default_provider: str) -> QueryContext:
-    """The Canary's names, as its query templates see them."""
-    spec = canary.spec
-    return QueryContext(
-        name=canary.name,
-        namespace=canary.namespace,
-        target=spec.target_ref.name,
-        provider=spec.provider or default_provider,
-        service=spec.service.name,
-        ingress=spec.ingress_ref.name if spec.ingress_ref else None,
-        route=spec.route_ref.name if spec.route_ref else None,
-    )
-
-
 def _result(metric: MetricSpec, verdict: Verdict) -> MetricResult:
     """The core's view of a verdict; the whole verdict rides along for the status."""
     comparison = verdict.comparison
-    bounds = []
-    if verdict.min is not None:
-        bounds.append(f">= {verdict.min:g}{verdict.unit}")
-    if verdict.max is not None:
-        bounds.append(f"<= {verdict.max:g}{verdict.unit}")
     return MetricResult(
         name=metric.name,
         outcome=verdict.outcome,
         summary=verdict.summary,
         value=verdict.value,
-        threshold=" and ".join(bounds),
+        threshold=threshold_text(verdict.min, verdict.max, verdict.unit),
         primary_value=comparison.primary_value if comparison is not None else None,
         details=verdict.to_status(),
         fail_fast=verdict.conclusive,

@@ -505,6 +505,19 @@ class CachedKube:
                 self._drop(api_version, kind)
             raise
 
+    async def read(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Mapping[str, Any] | None:
+        """The cached object itself, not a copy (see `Kube.read`): the informer replaces an
+        object on every watch event and never changes one in place, so a reader sees one
+        consistent version."""
+        if not self._is_missing(api_version):
+            informer = self._cached(api_version, kind, namespace)
+            if informer is not None and informer.synced.is_set():
+                self.stats.cache_reads += 1
+                return informer.get(name, namespace)
+        return await self.get(api_version, kind, name, namespace)
+
     async def _not_served(self, api_version: str, kind: str) -> bool:
         try:
             await self.kube.resource(api_version, kind)

@@ -324,6 +324,12 @@ class KubeClient:
         except NotFound:
             return None
 
+    async def read(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Mapping[str, Any] | None:
+        """`get`: an object fresh from the server is nobody else's."""
+        return await self.get(api_version, kind, name, namespace)
+
     async def list(
         self,
         api_version: str,
@@ -354,11 +360,7 @@ class KubeClient:
         """Every object (paged by :data:`LIST_PAGE_SIZE`) and the list's resourceVersion, the
         point a watch resumes from."""
         info = await self.resource(api_version, kind)
-        query: list[tuple[str, str]] = [("limit", str(LIST_PAGE_SIZE))]
-        if label_selector:
-            query.append(("labelSelector", label_selector))
-        if field_selector:
-            query.append(("fieldSelector", field_selector))
+        query = [("limit", str(LIST_PAGE_SIZE)), *_selectors(label_selector, field_selector)]
         items: ObjList = []
         token: str | None = None
         while True:
@@ -467,11 +469,8 @@ class KubeClient:
             ("watch", "true"),
             ("timeoutSeconds", str(timeout_seconds)),
             ("allowWatchBookmarks", "true"),
+            *_selectors(label_selector, field_selector),
         ]
-        if label_selector:
-            query.append(("labelSelector", label_selector))
-        if field_selector:
-            query.append(("fieldSelector", field_selector))
         if resource_version:
             query.append(("resourceVersion", resource_version))
         # The server closes the stream after timeoutSeconds; allow a margin before we give up,
@@ -591,6 +590,16 @@ class KubeClient:
 def _require_namespace(info: ResourceInfo, namespace: str | None) -> None:
     if info.namespaced and not namespace:
         raise ValueError(f"{info.kind} is namespaced: a namespace is required")
+
+
+def _selectors(label_selector: str | None, field_selector: str | None) -> list[tuple[str, str]]:
+    """The query parameters of a list or a watch that narrow it down."""
+    query = []
+    if label_selector:
+        query.append(("labelSelector", label_selector))
+    if field_selector:
+        query.append(("fieldSelector", field_selector))
+    return query
 
 
 def _watch_event(line: bytes, api_version: str, kind: str) -> WatchEvent | None:

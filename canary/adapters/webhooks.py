@@ -40,11 +40,12 @@ import httpx
 
 from canary.adapters.notifiers.httpio import (
     HttpClients,
-    Redactor,
     backoff_delay,
+    http_redactor,
     parse_retry_after,
     sanitize_body,
 )
+from canary.adapters.redaction import Redactor
 from canary.core.actions import EmitEvent
 from canary.core.observations import HookAnswer
 from canary.model.canary import DEFAULT_WEBHOOK_TIMEOUT_SECONDS, Canary, HookType, WebhookSpec
@@ -163,7 +164,7 @@ class HttpWebhookCaller:
     # ---------------------------------------------------------------------- HTTP
 
     async def _post(self, hook: WebhookSpec, payload: Mapping[str, Any]) -> HookAnswer:
-        redact = Redactor((hook.url,))
+        redact = http_redactor((hook.url,))
         limit = (
             hook.timeout_seconds if hook.timeout_seconds > 0 else DEFAULT_WEBHOOK_TIMEOUT_SECONDS
         )

@@ -56,8 +56,9 @@ from canary.core.observations import PrimaryObservation, TargetObservation
 from canary.errors import CanaryError
 from canary.model.canary import API_VERSION, FLAGGER_API_VERSION, Canary
 from canary.ports import AlreadyExists, Conflict, Kube, NotFound, Obj
+from canary.settings import Settings
 
-__all__ = ["WorkloadError", "WorkloadOptions", "WorkloadSnapshot", "Workloads"]
+__all__ = ["KubeWorkloads", "WorkloadError", "WorkloadOptions", "WorkloadSnapshot"]
 
 SUPPORTED_KINDS = ("Deployment", "DaemonSet")
 DEFAULT_HPA_API_VERSION = "autoscaling/v2"
@@ -79,10 +80,19 @@ class WorkloadOptions:
     config_tracking: bool = True
     conflict_retries: int = 5
 
+    @classmethod
+    def of(cls, settings: Settings) -> WorkloadOptions:
+        """The options `canary run`'s settings give (the operator and the test kit alike)."""
+        return cls(
+            selector_labels=settings.selector_labels,
+            include_label_prefixes=settings.include_label_prefixes,
+            config_tracking=settings.config_tracking,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class WorkloadSnapshot:
-    """What `Workloads.observe_details` saw: the observations and the problems that do
+    """What `KubeWorkloads.observe_details` saw: the observations and the problems that do
     not fit in them (a mandatory ConfigMap/Secret that does not exist)."""
 
     target: TargetObservation | None
@@ -96,12 +106,16 @@ class _Config:
     obj: Obj
 
 
-class Workloads:
+class KubeWorkloads:
     """Deployment and DaemonSet targets, through the `Kube` port."""
 
     def __init__(self, kube: Kube, options: WorkloadOptions | None = None) -> None:
         self.kube = kube
         self.options = options or WorkloadOptions()
+        #: The target's template hash by (namespace, name), kept with the resourceVersion it
+        #: was computed from: an idle pass observes an unchanged target, and hashing its
+        #: canonical JSON again was a fifth of observing it.
+        self._hashes: dict[tuple[str, str], tuple[str, str]] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -135,6 +149,21 @@ class Workloads:
             canary.namespace,
         )
 
+    async def _read(self, canary: Canary, name: str) -> Mapping[str, Any] | None:
+        return await self.kube.read(
+            self._api_version(canary), self._kind(canary), name, canary.namespace
+        )
+
+    def _template_hash(self, canary: Canary, target: Mapping[str, Any]) -> str:
+        version = (target.get("metadata") or {}).get("resourceVersion") or ""
+        key = (canary.namespace, canary.spec.target_ref.name)
+        held = self._hashes.get(key)
+        if held is not None and version and held[0] == version:
+            return held[1]
+        digest = template_hash((target.get("spec") or {}).get("template") or {})
+        self._hashes[key] = (version, digest)
+        return digest
+
     async def _require_target(self, canary: Canary) -> Obj:
         target = await self._get_target(canary)
         if target is None:
@@ -147,7 +176,9 @@ class Workloads:
             raise WorkloadError(selector_error(target, self.options.selector_labels))
         return found
 
-    async def _target_configs(self, canary: Canary, target: Obj) -> tuple[list[_Config], list[str]]:
+    async def _target_configs(
+        self, canary: Canary, target: Mapping[str, Any]
+    ) -> tuple[list[_Config], list[str]]:
         """The tracked configs of the target (fetched) and the errors for missing ones."""
         if not self.options.config_tracking:
             return [], []
@@ -208,7 +239,11 @@ class Workloads:
         now = now or datetime.now(UTC)
         analysis = canary.spec.analysis_or_default
         deadline = canary.spec.progress_deadline_seconds
-        target, primary = await asyncio.gather(self._get_target(canary), self._get_primary(canary))
+        # Read, not owned (`Kube.read`): observing only looks, and an idle pass observes.
+        target, primary = await asyncio.gather(
+            self._read(canary, canary.spec.target_ref.name),
+            self._read(canary, primary_name(canary.spec.target_ref.name)),
+        )
 
         primary_obs = None
         if primary is not None:
@@ -222,9 +257,8 @@ class Workloads:
             return WorkloadSnapshot(None, primary_obs)
 
         configs, errors = await self._target_configs(canary, target)
-        template = (target.get("spec") or {}).get("template") or {}
         target_obs = TargetObservation(
-            template_hash=template_hash(template),
+            template_hash=self._template_hash(canary, target),
             readiness=readiness(target, analysis.canary_ready_threshold, deadline, now, since),
             tracked_configs=self._checksums(configs),
             images=images(target),

@@ -1,9 +1,9 @@
 """Small pieces every operator command shares: consoles, errors, output formats, input files.
 
-They mirror the conventions of ``canary/cli.py`` (human output first, ``-o json|yaml`` for
-scripts, exit code 2 for bad usage or unreadable input, errors naming the file) without importing
-it: ``canary.cli`` imports this package to register the commands, so importing it back at module
-level would be a cycle.
+They are the conventions of the whole ``canary`` command (human output first, ``-o json|yaml``
+for scripts, exit code 2 for bad usage or unreadable input, errors naming the file):
+``canary/cli.py`` prints through the same consoles and :func:`fail`, importing them from here;
+nothing here imports ``canary.cli`` (it registers these commands, so that would be a cycle).
 """
 
 from __future__ import annotations

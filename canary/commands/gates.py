@@ -46,7 +46,7 @@ from canary.commands.cluster import (
 from canary.timestamps import format_micro, format_time
 
 __all__ = [
-    "Request",
+    "GateRequest",
     "abort_command",
     "make_token",
     "pause_command",
@@ -65,7 +65,7 @@ SUCCEEDED, FAILED = "Succeeded", "Failed"
 
 
 @dataclass(frozen=True, slots=True)
-class Request:
+class GateRequest:
     """What a command would do to one Canary, decided from its current state."""
 
     command: str  # promote, promote-full, abort, retry, pause, resume
@@ -118,7 +118,7 @@ def _described(phase: str) -> str:
     return phase or "not started (the controller has not initialised it yet)"
 
 
-def plan(command: str, obj: Mapping[str, Any], user: str, now: datetime) -> Request:
+def plan(command: str, obj: Mapping[str, Any], user: str, now: datetime) -> GateRequest:
     """Decide what ``command`` does to the Canary ``obj`` (pure: tested without a cluster)."""
     from canary.model import commands as protocol
 
@@ -126,8 +126,10 @@ def plan(command: str, obj: Mapping[str, Any], user: str, now: datetime) -> Requ
     annotations = _annotations(obj)
     if command == "pause":
         if _paused(annotations):
-            return Request(command, protocol.PAUSED, None, None, "is already paused: nothing to do")
-        return Request(
+            return GateRequest(
+                command, protocol.PAUSED, None, None, "is already paused: nothing to do"
+            )
+        return GateRequest(
             command,
             protocol.PAUSED,
             None,
@@ -137,8 +139,8 @@ def plan(command: str, obj: Mapping[str, Any], user: str, now: datetime) -> Requ
         )
     if command == "resume":
         if protocol.PAUSED not in annotations:
-            return Request(command, protocol.PAUSED, None, None, "is not paused: nothing to do")
-        return Request(
+            return GateRequest(command, protocol.PAUSED, None, None, "is not paused: nothing to do")
+        return GateRequest(
             command,
             protocol.PAUSED,
             None,
@@ -182,7 +184,7 @@ def plan(command: str, obj: Mapping[str, Any], user: str, now: datetime) -> Requ
             moot = f"is {_described(phase)}: only a Failed canary can be retried"
     if _terminating(obj):
         moot = "is being deleted"
-    return Request(
+    return GateRequest(
         command,
         annotation,
         key,
@@ -317,7 +319,7 @@ class _Ask:
             )
         return result
 
-    def _refuse_if_moot(self, request: Request) -> None:
+    def _refuse_if_moot(self, request: GateRequest) -> None:
         """A command the phase makes moot is refused, unless --force (then only warned of)."""
         if not request.moot:
             return
@@ -329,7 +331,7 @@ class _Ask:
             )
         warn(f"{self.label} {request.moot}; writing the {self.verb} request anyway (--force)")
 
-    def _warn_before_writing(self, obj: Mapping[str, Any], request: Request) -> None:
+    def _warn_before_writing(self, obj: Mapping[str, Any], request: GateRequest) -> None:
         """Say what the write will not do: resume a suspended canary, or keep an earlier
         request the controller has not handled yet."""
         spec = obj.get("spec")
@@ -341,7 +343,7 @@ class _Ask:
         if request.handled_key and previous and _handled(obj).get(request.handled_key) != previous:
             warn(f"replacing a {self.verb} request the controller has not handled yet ({previous})")
 
-    def _print_written(self, request: Request) -> None:
+    def _print_written(self, request: GateRequest) -> None:
         out.print(
             f"{escape(self.verb)} requested: {escape(self.label)} {escape(request.effect)}",
             highlight=False,
@@ -356,7 +358,7 @@ class _Ask:
 
 
 async def _wait(
-    client: Any, name: str, namespace: str, request: Request, seconds: float, output: Output
+    client: Any, name: str, namespace: str, request: GateRequest, seconds: float, output: Output
 ) -> dict[str, Any]:
     from canary.commands.show import watch_loop
 

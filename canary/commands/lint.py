@@ -396,21 +396,6 @@ def _template_of(obj: _Object) -> _Template | None:
     return _Template(obj, query, tuple(dict.fromkeys(_VARIABLE.findall(query))))
 
 
-def _context(canary: Any, default_provider: str) -> Any:
-    from analysis import QueryContext
-
-    spec = canary.spec
-    return QueryContext(
-        name=canary.name,
-        namespace=canary.namespace,
-        target=spec.target_ref.name,
-        provider=spec.provider or default_provider,
-        service=spec.service.name,
-        ingress=spec.ingress_ref.name if spec.ingress_ref else None,
-        route=spec.route_ref.name if spec.route_ref else None,
-    )
-
-
 def _promql(objects: Iterable[_Object], report: LintReport, default_provider: str) -> None:
     objects = list(objects)
     templates = _templates(objects)
@@ -495,7 +480,7 @@ def _canary_queries(
     analysis = canary.spec.analysis
     if analysis is None:
         return []
-    ctx = _context(canary, default_provider)
+    ctx = canary.query_context(default_provider)
     queries: list[_Query] = []
     for metric in analysis.metrics:
         if metric.query is not None and metric.template_ref is None:

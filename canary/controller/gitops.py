@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 from canary.adapters.gitops import (
@@ -43,19 +43,19 @@ from canary.adapters.gitops import (
     GitError,
     GitOrigin,
     GitRepository,
+    GitRevertRequest,
     GitSourceReconciler,
     GitSourceSpecError,
     GitSourceStatus,
     HelmReleaseSubject,
     Kustomize,
+    ManifestRef,
     NoOrigin,
-    ObjectRef,
     Proposed,
     PullRequestSettings,
     Reverted,
     Reverter,
     RevertFailed,
-    RevertRequest,
     SourceRef,
     Subject,
     Superseded,
@@ -87,10 +87,9 @@ from canary.adapters.gitops.kube import PortKubeApply
 from canary.adapters.gitops.revision import Via, helm_release_of
 from canary.adapters.secrets import read_secret
 from canary.controller.events import EventRecorder
-from canary.core import RevertAnswer, RevertResultKind, Revision
-from canary.core.observations import RevertRequest as CoreRevertRequest
+from canary.core import RevertAnswer, RevertRequest, RevertResultKind, Revision
 from canary.model import API_VERSION, Canary
-from canary.ports import Kube, KubeError
+from canary.ports import Kube, KubeError, Leader
 from canary.timestamps import format_time
 
 log = logging.getLogger("canary.gitops")
@@ -102,11 +101,6 @@ ARGOCD_APPLICATION = ("argoproj.io/v1alpha1", "Application")
 ARGOCD_NAMESPACE = "argocd"
 IMAGE_POLICY_VERSIONS = ("image.toolkit.fluxcd.io/v1beta2", "image.toolkit.fluxcd.io/v1")
 IMAGE_AUTOMATION_NAMESPACE = "flux-system"  # a setter marker without a namespace: Flux's default
-
-
-class Leader(Protocol):
-    @property
-    def is_leader(self) -> bool: ...
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -270,16 +264,18 @@ def subject_for(
 ) -> Subject:
     """How ``origin``'s owner makes the canary's target from the repository."""
     namespace = _default_namespace(canary, origin)
-    if origin.via is not None and origin.via.kind == "HelmRelease":
-        return HelmReleaseSubject(
-            ObjectRef(origin.via.api_version, "HelmRelease", origin.via.namespace, origin.via.name),
-            source_path=origin.path,
-            default_namespace=namespace,
-            force_namespace=origin.target_namespace,
-        )
-    if origin.via is not None:
+    via = origin.via  # a HelmRelease or an Application (Revisions._via makes no other)
+    if via is not None:
+        ref = ManifestRef(via.api_version, via.kind, via.namespace, via.name)
+        if via.kind == "HelmRelease":
+            return HelmReleaseSubject(
+                ref,
+                source_path=origin.path,
+                default_namespace=namespace,
+                force_namespace=origin.target_namespace,
+            )
         return ArgoApplicationSubject(
-            ObjectRef(origin.via.api_version, "Application", origin.via.namespace, origin.via.name),
+            ref,
             source_path=origin.path,
             default_namespace=namespace,
             repository=origin.url,
@@ -288,7 +284,7 @@ def subject_for(
         return ChartDirSubject(origin.path, origin.chart_value_files)
     target = canary.spec.target_ref
     return WorkloadSubject(
-        ObjectRef(target.api_version or "apps/v1", target.kind, canary.namespace, target.name),
+        ManifestRef(target.api_version or "apps/v1", target.kind, canary.namespace, target.name),
         source_path=origin.path,
         default_namespace=namespace,
         force_namespace=origin.target_namespace,
@@ -307,7 +303,11 @@ def _same_host_https(api_url: str, repository_url: str) -> bool:
     return api.scheme == "https" and same
 
 
-class GitReverter:
+class GitOpsReverter:
+    """The operator's `canary.ports.GitReverter`: finds where the target came from, the
+    credentials and the commit identity in the cluster, and lets the gitops library's
+    `Reverter` restore the part of the change that altered the target."""
+
     def __init__(
         self,
         kube: Kube,
@@ -391,7 +391,7 @@ class GitReverter:
             password=creds.password,
         )
 
-    async def revert(self, canary: Canary, request: CoreRevertRequest) -> RevertAnswer:
+    async def revert(self, canary: Canary, request: RevertRequest) -> RevertAnswer:
         spec = canary.spec
         target = await self.kube.get(
             spec.target_ref.api_version or "apps/v1",
@@ -425,7 +425,7 @@ class GitReverter:
         repository = GitRepository(origin.url, origin.branch or "main", credentials)
         author = await self._identity(canary, origin)
         result = await self.reverter.revert(
-            RevertRequest(
+            GitRevertRequest(
                 repository=repository,
                 files=tuple(spec.gitops.paths),
                 good_revision=good.sha,
@@ -549,18 +549,12 @@ class ImageAutomationGuard:
         self.kube = kube
         self.reverter = reverter
 
-    async def _policy(self, name: str, namespace: str) -> Mapping[str, Any] | None:
+    async def _image_object(self, kind: str, name: str, namespace: str) -> Mapping[str, Any] | None:
+        """An ImagePolicy or ImageRepository of Flux's image automation, in the first API
+        version the cluster serves it in (None when none has it)."""
         for version in IMAGE_POLICY_VERSIONS:
             with contextlib.suppress(KubeError):
-                found = await self.kube.get(version, "ImagePolicy", name, namespace)
-                if found is not None:
-                    return found
-        return None
-
-    async def _image_repository(self, name: str, namespace: str) -> Mapping[str, Any] | None:
-        for version in IMAGE_POLICY_VERSIONS:
-            with contextlib.suppress(KubeError):
-                found = await self.kube.get(version, "ImageRepository", name, namespace)
+                found = await self.kube.get(version, kind, name, namespace)
                 if found is not None:
                     return found
         return None
@@ -606,13 +600,13 @@ class ImageAutomationGuard:
         author: CommitIdentity,
         branch: str | None,
     ) -> str:
-        policy = await self._policy(policy_name, namespace)
+        policy = await self._image_object("ImagePolicy", policy_name, namespace)
         if policy is None:
             return ""
         ref = ((policy.get("spec") or {}).get("imageRepositoryRef")) or {}
         repo_name = str(ref.get("name") or "")
         repo_namespace = str(ref.get("namespace") or namespace)
-        live = await self._image_repository(repo_name, repo_namespace)
+        live = await self._image_object("ImageRepository", repo_name, repo_namespace)
         if live is None or str((live.get("spec") or {}).get("image", "")) != image_repository:
             return ""
         try:
@@ -700,7 +694,7 @@ class GitOpsWiring:
         kustomize = Kustomize()
         identity = CommitIdentity(author_name, author_email)
         self.revisions = Revisions(kube)
-        self.reverter = GitReverter(
+        self.reverter = GitOpsReverter(
             kube, self.revisions, Reverter(self.workspace, kustomize=kustomize), identity
         )
         self.reconciler = GitSourceReconciler(

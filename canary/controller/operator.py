@@ -32,7 +32,7 @@ from canary.adapters.cache import CachedKube
 from canary.adapters.kube import KubeClient, connect
 from canary.adapters.routers import ServiceRouter, make_router
 from canary.adapters.webhooks import HttpWebhookCaller
-from canary.adapters.workloads import WorkloadOptions, Workloads
+from canary.adapters.workloads import KubeWorkloads, WorkloadOptions
 from canary.controller.events import EventRecorder
 from canary.controller.gitops import GitOpsWiring
 from canary.controller.leader import AlwaysLeader, LeaderElector
@@ -109,14 +109,7 @@ async def build_runtime(options: Settings, kube: CachedKube) -> Runtime:
     leader = _leader(options, kube)
     controller = CanaryController(
         kube=kube,
-        workloads=Workloads(
-            kube,
-            WorkloadOptions(
-                selector_labels=options.selector_labels,
-                include_label_prefixes=options.include_label_prefixes,
-                config_tracking=options.config_tracking,
-            ),
-        ),
+        workloads=KubeWorkloads(kube, WorkloadOptions.of(options)),
         services=ServiceRouter(kube, selector_labels=options.selector_labels),
         routers=_router_factory(options, kube),
         webhooks=webhooks,

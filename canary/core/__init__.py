@@ -49,6 +49,7 @@ from canary.core.observations import (
     Revision,
     Routes,
     TargetObservation,
+    threshold_text,
 )
 from canary.core.phases import TRANSITIONS, Trigger, UndefinedTransition, transition
 
@@ -97,5 +98,6 @@ __all__ = [
     "effective_analysis",
     "run_now",
     "step",
+    "threshold_text",
     "transition",
 ]

@@ -2,66 +2,72 @@
 
 Alerts are built in one place so that every alert of every kind carries the same facts
 (the revisions, the images, how long the run took, the verdicts, the last failed check):
-a notifier can then render any of them without asking the tick for more.
+a notifier can then render any of them without asking the tick for more. They are built
+from what the tick holds (the Canary, its analysis, the observations, the statuses before
+and now), passed in: `canary.core.tick.Tick.alert` calls here, and this module does not
+know the tick.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from canary.core.actions import Alert, AlertKind
+from canary.core.observations import Observations
 from canary.core.times import parse_iso
-from canary.model.canary import Severity, Strategy
-
-if TYPE_CHECKING:
-    from canary.core.tick import Tick
+from canary.model.canary import AnalysisSpec, Canary, Severity, Strategy
+from canary.model.status import CanaryStatus
 
 
 def build_alert(
-    t: Tick,
+    canary: Canary,
+    analysis: AnalysisSpec,
+    obs: Observations,
+    *,
+    old: CanaryStatus,
+    status: CanaryStatus,
+    target: str,
     kind: AlertKind,
     severity: Severity,
     message: str,
-    *,
     with_metadata: bool,
     mute: bool,
     revert_commit: str,
     pull_request: str,
 ) -> Alert:
-    """An alert about the tick as it stands now (the status changed so far included)."""
-    started = parse_iso(t.status.run_start_time)
-    now = t.obs.now.replace(tzinfo=None)
+    """An alert about a tick as it stands now: ``old`` is the status the tick read, ``status``
+    the one changed so far, ``target`` the ``Kind/name.namespace`` of the canary's target."""
+    started = parse_iso(status.run_start_time)
+    now = obs.now.replace(tzinfo=None)
     duration = (now - started).total_seconds() if started else None
-    target = t.obs.target
-    primary = t.obs.primary
+    primary = obs.primary
     return Alert(
         kind=kind,
         severity=severity,
         message=message,
         with_metadata=with_metadata,
-        canary_name=t.canary.name,
-        namespace=t.canary.namespace,
-        target=f"{t.kind}/{t.target_id}",
-        revision=t.status.current_revision,
-        previous_revision=t.old.last_good_revision,  # a promotion moves the status's
-        images=target.images if target else (),
-        previous_images=t.status.previous_images or (primary.images if primary else ()),
-        weight=t.status.canary_weight,
-        failed_checks=t.status.failed_checks,
-        threshold=t.analysis.threshold,
+        canary_name=canary.name,
+        namespace=canary.namespace,
+        target=target,
+        revision=status.current_revision,
+        previous_revision=old.last_good_revision,  # a promotion moves the status's
+        images=obs.target.images if obs.target else (),
+        previous_images=status.previous_images or (primary.images if primary else ()),
+        weight=status.canary_weight,
+        failed_checks=status.failed_checks,
+        threshold=analysis.threshold,
         duration_seconds=duration,
-        analysis=t.status.analysis,
+        analysis=status.analysis,
         revert_commit=revert_commit,
         pull_request=pull_request,
-        failure=t.old.message if t.old.message.startswith("Halt ") else "",
-        fields=metadata_fields(t) if with_metadata else (),
+        failure=old.message if old.message.startswith("Halt ") else "",
+        fields=metadata_fields(canary, analysis, target) if with_metadata else (),
         mute=mute,
     )
 
 
-def metadata_fields(t: Tick) -> tuple[tuple[str, str], ...]:
+def metadata_fields(
+    canary: Canary, analysis: AnalysisSpec, target: str
+) -> tuple[tuple[str, str], ...]:
     """Flagger's metadata fields (Target, threshold, deadline, routing), in its order."""
-    analysis = t.analysis
     strategy = analysis.strategy
     if strategy is Strategy.AB_TESTING:
         routing = "A/B Testing"
@@ -73,8 +79,8 @@ def metadata_fields(t: Tick) -> tuple[tuple[str, str], ...]:
     else:
         routing = f"Weight step: {analysis.step_weight} max: {analysis.max_weight}"
     return (
-        ("Target", f"{t.kind}/{t.target_id}"),
+        ("Target", target),
         ("Failed checks threshold", str(analysis.threshold)),
-        ("Progress deadline", f"{t.spec.progress_deadline_seconds}s"),
+        ("Progress deadline", f"{canary.spec.progress_deadline_seconds}s"),
         ("Traffic routing", routing),
     )

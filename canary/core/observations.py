@@ -105,6 +105,16 @@ class MetricResult:
     fail_fast: bool = False  # conclusive statistical failure: roll back now
 
 
+def threshold_text(low: float | None, high: float | None, unit: str = "") -> str:
+    """A metric's bounds as `MetricResult.threshold` states them (``>= 99% and <= 500ms``)."""
+    bounds = []
+    if low is not None:
+        bounds.append(f">= {low:g}{unit}")
+    if high is not None:
+        bounds.append(f"<= {high:g}{unit}")
+    return " and ".join(bounds)
+
+
 # ------------------------------------------------------------------ requests & answers
 
 

@@ -27,15 +27,10 @@ from canary.model.status import Phase
 
 def confirm_promotion(t: Tick) -> Flow[bool]:
     """The confirm-promotion gate (or ``canary promote``); True when it is open."""
-    commands = t.obs.commands
-    if commands.promote:
-        t.consume("promote", commands.promote)
-        t.event(f"Confirm-promotion gate opened{t.by(commands.promote)}")
-        return True
-    verdict = yield from t.run_hooks(HookType.CONFIRM_PROMOTION, Phase.PROGRESSING)
+    verdict = yield from t.open_gate(
+        HookType.CONFIRM_PROMOTION, "Confirm-promotion", Phase.PROGRESSING
+    )
     if verdict.ok:
-        for hook in t.analysis.hooks(HookType.CONFIRM_PROMOTION):
-            t.event(f"Confirm-promotion check {hook.name} passed")
         return True
     if t.status.phase is not Phase.WAITING_PROMOTION:  # tell people once per wait
         t.event(

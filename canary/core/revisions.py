@@ -132,30 +132,22 @@ def confirm_rollout_and_start(t: Tick) -> Flow[None]:
         t.set(current_revision=t.obs.revision.revision if t.obs.revision else "")
         rollback(t, Trigger.ABORTED, f"aborted{t.by(commands.abort)}", alert_kind=AlertKind.ABORTED)
         return
-    if commands.promote:
-        t.consume("promote", commands.promote)
-        t.event(f"Confirm-rollout gate opened{t.by(commands.promote)}")
-    else:
-        verdict = yield from t.run_hooks(HookType.CONFIRM_ROLLOUT)
-        if not verdict.ok:
-            if phase is not Phase.WAITING:  # tell people once per wait
-                t.event(
-                    f"Halt {t.id} advancement waiting for approval {verdict.hook}", warning=True
-                )
-                t.alert(
-                    AlertKind.WAITING_APPROVAL,
-                    Severity.WARN,
-                    "Canary is waiting for approval.",
-                    mute=t.hook_muted(HookType.CONFIRM_ROLLOUT, verdict.hook),
-                )
-            t.move(
-                Trigger.GATE_CLOSED,
-                message=f"Waiting for approval: confirm-rollout hook {verdict.hook} "
-                "(or canary promote).",
+    verdict = yield from t.open_gate(HookType.CONFIRM_ROLLOUT, "Confirm-rollout")
+    if not verdict.ok:
+        if phase is not Phase.WAITING:  # tell people once per wait
+            t.event(f"Halt {t.id} advancement waiting for approval {verdict.hook}", warning=True)
+            t.alert(
+                AlertKind.WAITING_APPROVAL,
+                Severity.WARN,
+                "Canary is waiting for approval.",
+                mute=t.hook_muted(HookType.CONFIRM_ROLLOUT, verdict.hook),
             )
-            return
-        for hook in t.analysis.hooks(HookType.CONFIRM_ROLLOUT):
-            t.event(f"Confirm-rollout check {hook.name} passed")
+        t.move(
+            Trigger.GATE_CLOSED,
+            message=f"Waiting for approval: confirm-rollout hook {verdict.hook} "
+            "(or canary promote).",
+        )
+        return
     start_run(t, retry=False)
 
 

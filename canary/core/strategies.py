@@ -83,17 +83,12 @@ def _step_traffic(t: Tick, routes: Routes, step_weight: int) -> None:
 
 def confirm_traffic_increase(t: Tick) -> Flow[bool]:
     """The confirm-traffic-increase gate (or ``canary promote``); True when it is open."""
-    commands = t.obs.commands
     if not t.analysis.hooks(HookType.CONFIRM_TRAFFIC_INCREASE):
         return True
-    if commands.promote:
-        t.consume("promote", commands.promote)
-        t.event(f"Confirm-traffic-increase gate opened{t.by(commands.promote)}")
-        return True
-    verdict = yield from t.run_hooks(HookType.CONFIRM_TRAFFIC_INCREASE, Phase.PROGRESSING)
+    verdict = yield from t.open_gate(
+        HookType.CONFIRM_TRAFFIC_INCREASE, "Confirm-traffic-increase", Phase.PROGRESSING
+    )
     if verdict.ok:
-        for hook in t.analysis.hooks(HookType.CONFIRM_TRAFFIC_INCREASE):
-            t.event(f"Confirm-traffic-increase check {hook.name} passed")
         return True
     message = (
         f"Waiting for traffic increase approval: confirm-traffic-increase hook {verdict.hook}."

@@ -122,10 +122,15 @@ class Tick:
         pull_request: str = "",
     ) -> None:
         alert = build_alert(
-            self,
-            kind,
-            severity,
-            message,
+            self.canary,
+            self.analysis,
+            self.obs,
+            old=self.old,
+            status=self.status,
+            target=f"{self.kind}/{self.target_id}",
+            kind=kind,
+            severity=severity,
+            message=message,
             with_metadata=with_metadata,
             mute=mute,
             revert_commit=revert_commit,
@@ -164,6 +169,23 @@ class Tick:
             if not answer.ok:
                 return HookVerdict(False, hook.name, answer.message)
         return HookVerdict(True)
+
+    def open_gate(
+        self, kind: HookType, title: str, phase: Phase | None = None
+    ) -> Flow[HookVerdict]:
+        """A confirm gate of ``kind``: open when ``canary promote`` asked (its token is
+        consumed) or when every hook of the gate says yes, with an Event naming ``title``
+        either way; else the verdict of the first hook that said no."""
+        promote = self.obs.commands.promote
+        if promote:
+            self.consume("promote", promote)
+            self.event(f"{title} gate opened{self.by(promote)}")
+            return HookVerdict(True)
+        verdict = yield from self.run_hooks(kind, phase)
+        if verdict.ok:
+            for hook in self.analysis.hooks(kind):
+                self.event(f"{title} check {hook.name} passed")
+        return verdict
 
     def hook_muted(self, kind: HookType, name: str) -> bool:
         return any(h.mute_alert for h in self.analysis.hooks(kind) if h.name == name)

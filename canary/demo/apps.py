@@ -31,7 +31,7 @@ import httpx
 from canary.ports import Kube, KubeError
 
 from .prometheus import ScrapeTarget, parent_death_prefix, stop_process
-from .traffic import Request, Version
+from .traffic import TrafficRequest, Version
 
 __all__ = [
     "BEHAVIOURS",
@@ -229,7 +229,7 @@ class ForwardingBackend:
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )
 
-    async def __call__(self, version: Version, pod: str, request: Request) -> int | None:
+    async def __call__(self, version: Version, pod: str, request: TrafficRequest) -> int | None:
         process = self.processes[version]
         headers = {"Host": request.host, "X-Pod": pod}
         response = await self.client.get(f"{process.url}{request.path}", headers=headers)

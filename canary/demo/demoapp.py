@@ -98,7 +98,7 @@ class _Histogram:
         return out
 
 
-class Metrics:
+class AppMetrics:
     """Counters and histograms in the shapes the builtin queries read; thread-safe."""
 
     def __init__(self, namespace: str, workload: str, ingress: str, version: str) -> None:
@@ -184,7 +184,7 @@ class DemoApp:
         )
         self.version = args.version
         self.canary_ingress = args.ingress_canary
-        self.metrics = Metrics(
+        self.metrics = AppMetrics(
             args.namespace, args.workload, args.ingress or args.workload, args.version
         )
         self._rng = random.Random(args.seed)

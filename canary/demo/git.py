@@ -21,12 +21,12 @@ from pathlib import Path
 
 from canary.errors import CanaryError
 
-__all__ = ["Commit", "DemoRepository", "GitError"]
+__all__ = ["Commit", "DemoGitError", "DemoRepository"]
 
 DEVELOPER = ("Demo Developer", "developer@demo.local")
 
 
-class GitError(CanaryError, RuntimeError):
+class DemoGitError(CanaryError, RuntimeError):
     """A git command failed; the message has the command and git's own words."""
 
 
@@ -73,7 +73,7 @@ class DemoRepository:
         return env
 
     async def git(self, *args: str, cwd: Path | None = None, timeout: float = 30.0) -> str:
-        """Run ``git args`` (in the working clone by default); its stdout, or :class:`GitError`."""
+        """Run ``git args`` (in the working clone by default); its stdout, or :class:`DemoGitError`."""
         proc = await asyncio.create_subprocess_exec(
             "git",
             *args,
@@ -88,9 +88,9 @@ class DemoRepository:
         except TimeoutError:
             proc.kill()
             await proc.wait()
-            raise GitError(f"git {' '.join(args)}: timed out after {timeout:g}s") from None
+            raise DemoGitError(f"git {' '.join(args)}: timed out after {timeout:g}s") from None
         if proc.returncode != 0:
-            raise GitError(
+            raise DemoGitError(
                 f"git {' '.join(args)} failed ({proc.returncode}): {err.decode(errors='replace').strip()}"
             )
         return out.decode(errors="replace")
@@ -127,7 +127,7 @@ class DemoRepository:
         file = self.work / path
         text = file.read_text()
         if old not in text:
-            raise GitError(f"{path} does not contain {old!r}")
+            raise DemoGitError(f"{path} does not contain {old!r}")
         file.write_text(text.replace(old, new))
 
     async def head(self, ref: str = "HEAD") -> Commit:

@@ -20,7 +20,9 @@ state; the end is a summary with ``git log`` and the timings (and, with ``--summ
 JSON file with the same facts, which the end-to-end test reads). Every process is stopped
 on exit, on Ctrl-C and on SIGTERM; ``--keep`` leaves everything running until Ctrl-C.
 
-Run it as ``canary demo`` or ``python -m canary.demo.story``.
+Run it as ``canary demo`` (``python -m canary.cli demo`` without the installed script): the
+command's options are declared once, on the CLI, which calls :func:`demo_command`; this
+module never imports the CLI back.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from canary.ports import KubeError
 from kubesandbox import SandboxThread
 
 from .apps import BEHAVIOURS, Behaviour, DemoAppProcess, ForwardingBackend, VersionFollower
-from .git import Commit, DemoRepository, GitError
+from .git import Commit, DemoGitError, DemoRepository
 from .prometheus import (
     Prometheus,
     PrometheusError,
@@ -64,7 +66,7 @@ from .slack import SlackMessage, SlackReceiver
 from .traffic import GatewayEntry, TrafficGenerator
 from .ui import DemoView, EventLine, Reporter, event_lines, make_reporter
 
-__all__ = ["DemoError", "DemoOptions", "DemoStopped", "Pace", "demo_command", "main", "run_demo"]
+__all__ = ["DemoError", "DemoOptions", "DemoStopped", "Pace", "demo_command", "run_demo"]
 
 T = TypeVar("T")
 
@@ -321,7 +323,7 @@ class Demo:
                 await self.initialize()
                 await self.release_v2()
                 await self.release_v3()
-            except GitError as exc:
+            except DemoGitError as exc:
                 raise DemoError(f"a git command of the demo failed: {exc}") from None
             except KubeError as exc:
                 raise DemoError(f"the sandbox API refused a request of the demo: {exc}") from None
@@ -907,7 +909,7 @@ class Demo:
         commits: tuple[dict[str, str], ...] = ()
         trailers: Mapping[str, list[str]] = {}
         if self.repo is not None and self.repo.bare.exists():
-            with contextlib.suppress(GitError):
+            with contextlib.suppress(DemoGitError):
                 oneline = await self.repo.oneline()
                 commits = tuple(
                     {"sha": c.sha, "subject": c.subject, "author": c.author}
@@ -1088,17 +1090,3 @@ def demo_command(
         raise typer.Exit(code) from None
     if not result.get("ok"):
         raise typer.Exit(EXIT_FAILED)
-
-
-def main() -> None:
-    """``python -m canary.demo.story``: the same command without the ``canary`` CLI (its
-    options are declared once, on ``canary demo``)."""
-    from canary.cli import demo
-
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command()(demo)
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -38,9 +38,9 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Protocol
 
+from canary.adapters.routers.builders.smi import parse_quantity
 from canary.ports import NotFound
 
 Obj = dict[str, Any]
@@ -67,7 +67,7 @@ class ObjectLister(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Request:
+class TrafficRequest:
     """One simulated HTTP request (a mirrored copy has ``shadow`` set)."""
 
     id: int
@@ -206,18 +206,14 @@ def _weighted_choice(rng: random.Random, items: Sequence[tuple[str, float]]) -> 
 
 
 def _quantity(value: Any) -> float:
+    """A TrafficSplit weight as the mesh reads it; what cannot be read weighs nothing."""
     if isinstance(value, bool):
         return 0.0
     if isinstance(value, int | float):
         return float(value)
-    text = str(value).strip()
-    suffixes = {"m": Decimal("0.001"), "k": Decimal(1000), "": Decimal(1)}
-    match = re.fullmatch(r"([0-9.]+)(m|k)?", text)
-    if not match:
-        return 0.0
     try:
-        return float(Decimal(match.group(1)) * suffixes[match.group(2) or ""])
-    except InvalidOperation:
+        return float(parse_quantity(str(value)))
+    except ValueError:
         return 0.0
 
 
@@ -236,7 +232,7 @@ def _istio_string(rule: Mapping[str, Any], value: str | None) -> bool:
     return True
 
 
-def _istio_match(match: Mapping[str, Any], request: Request, gateway: str | None) -> bool:
+def _istio_match(match: Mapping[str, Any], request: TrafficRequest, gateway: str | None) -> bool:
     if "uri" in match and not _istio_string(match["uri"], request.path.split("?", 1)[0]):
         return False
     if "method" in match and not _istio_string(match["method"], request.method):
@@ -270,7 +266,11 @@ def _istio_set_cookies(headers: Mapping[str, Any] | None) -> list[str]:
 
 
 def _resolve_virtual_service(
-    vs: Mapping[str, Any], namespace: str, request: Request, rng: random.Random, gateway: str | None
+    vs: Mapping[str, Any],
+    namespace: str,
+    request: TrafficRequest,
+    rng: random.Random,
+    gateway: str | None,
 ) -> Resolution:
     via = f"VirtualService/{_name(vs)}"
     for route in (vs.get("spec") or {}).get("http") or ():
@@ -338,7 +338,7 @@ def _gateway_value(rule: Mapping[str, Any], value: str | None) -> bool:
     return value == str(rule.get("value", ""))
 
 
-def _gateway_match_key(match: Mapping[str, Any], request: Request) -> tuple[int, ...] | None:
+def _gateway_match_key(match: Mapping[str, Any], request: TrafficRequest) -> tuple[int, ...] | None:
     path = _path_key(match, request.path)
     if path is None:
         return None
@@ -369,7 +369,7 @@ def _filter_set_cookies(filters: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _resolve_http_routes(
-    routes: Sequence[Mapping[str, Any]], request: Request, rng: random.Random
+    routes: Sequence[Mapping[str, Any]], request: TrafficRequest, rng: random.Random
 ) -> Resolution:
     found = _best_rule(routes, request)
     if found is None:
@@ -396,7 +396,7 @@ def _resolve_http_routes(
 
 
 def _best_rule(
-    routes: Sequence[Mapping[str, Any]], request: Request
+    routes: Sequence[Mapping[str, Any]], request: TrafficRequest
 ) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
     """The (rule, route) whose match takes ``request`` with the highest precedence."""
     best: tuple[tuple[int, ...], int, int] | None = None
@@ -492,7 +492,7 @@ def _service_of(backend: Mapping[str, Any] | None) -> Any:
 
 
 def _nginx_canary(
-    ingress: Mapping[str, Any], request: Request, rng: random.Random, prefix: str
+    ingress: Mapping[str, Any], request: TrafficRequest, rng: random.Random, prefix: str
 ) -> bool | None:
     """True/False when the canary Ingress decides; None when it does not take the request."""
     ann = _annotations(ingress)
@@ -531,7 +531,11 @@ def _nginx_canary(
 
 
 def _resolve_ingress(
-    snapshot: Snapshot, entry: IngressEntry, request: Request, rng: random.Random, prefix: str
+    snapshot: Snapshot,
+    entry: IngressEntry,
+    request: TrafficRequest,
+    rng: random.Random,
+    prefix: str,
 ) -> Resolution:
     main = next((i for i in snapshot.ingresses if _name(i) == entry.ingress), None)
     if main is None:
@@ -558,7 +562,7 @@ def _resolve_ingress(
 def resolve(
     snapshot: Snapshot,
     entry: Entry,
-    request: Request,
+    request: TrafficRequest,
     rng: random.Random,
     *,
     nginx_prefix: str = DEFAULT_NGINX_PREFIX,
@@ -572,7 +576,7 @@ def resolve(
 
 
 def _resolve_gateway(
-    snapshot: Snapshot, entry: GatewayEntry, request: Request, rng: random.Random
+    snapshot: Snapshot, entry: GatewayEntry, request: TrafficRequest, rng: random.Random
 ) -> Resolution:
     """Through a gateway: an Istio VirtualService bound to it for the host, else the
     HTTPRoutes attached to the Gateway API Gateway."""
@@ -601,7 +605,7 @@ def _resolve_gateway(
 
 
 def _resolve_service(
-    snapshot: Snapshot, entry: ServiceEntry, request: Request, rng: random.Random
+    snapshot: Snapshot, entry: ServiceEntry, request: TrafficRequest, rng: random.Random
 ) -> Resolution:
     """A client inside the mesh calling a Service: the mesh's routing for that Service
     (Istio, then GAMMA HTTPRoutes, then an SMI TrafficSplit), else the Service itself."""
@@ -695,7 +699,9 @@ class Backend(Protocol):
     Raising counts as a failed request. The response of a mirrored copy is ignored.
     """
 
-    def __call__(self, version: Version, pod: str, request: Request) -> Awaitable[int | None]: ...
+    def __call__(
+        self, version: Version, pod: str, request: TrafficRequest
+    ) -> Awaitable[int | None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -753,7 +759,7 @@ def _loop_time() -> float:
         return time.monotonic()
 
 
-async def counting_backend(version: Version, pod: str, request: Request) -> int | None:
+async def counting_backend(version: Version, pod: str, request: TrafficRequest) -> int | None:
     """A backend that serves every request instantly with 200."""
     return None
 
@@ -865,7 +871,7 @@ class TrafficGenerator:
 
     # --------------------------------------------------------------- requests
 
-    def _new_request(self) -> Request:
+    def _new_request(self) -> TrafficRequest:
         weights = [p.weight for p in self.profiles]
         profile = self.rng.choices(self.profiles, weights=weights)[0]
         client = self.rng.randrange(self.clients)
@@ -874,7 +880,7 @@ class TrafficGenerator:
         if cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
         host = self._host()
-        return Request(next(self._ids), client, host, profile.path, profile.method, headers)
+        return TrafficRequest(next(self._ids), client, host, profile.path, profile.method, headers)
 
     def _host(self) -> str:
         entry = self.entry
@@ -915,7 +921,7 @@ class TrafficGenerator:
                 counts.pods[pod] += 1
 
     async def _serve(
-        self, service: str, request: Request
+        self, service: str, request: TrafficRequest
     ) -> tuple[str, Version | None, str | None]:
         assert self.snapshot is not None
         pods = service_pods(self.snapshot, service, synthetic=self.synthetic_pods)
@@ -942,7 +948,7 @@ class TrafficGenerator:
         )
         mirrors = []
         for service in resolution.mirrors:
-            shadow = Request(
+            shadow = TrafficRequest(
                 request.id,
                 request.client,
                 f"{request.host}-shadow",

@@ -26,8 +26,15 @@ from enum import StrEnum
 from typing import Any
 
 from analysis.spec import BUILTIN_METRICS as BUILTIN_METRICS  # re-exported by canary.model
-from analysis.spec import CompareSpec, MetricCheck, MetricKind, parse_metric
-from analysis.spec import SpecError as AnalysisSpecError
+from analysis.spec import (
+    FLAGGER_ONLY_PROVIDERS,
+    AnalysisSpecError,
+    CompareSpec,
+    MetricCheck,
+    MetricKind,
+    QueryContext,
+    parse_metric,
+)
 from canary.model.duration import DurationError, parse_duration
 from canary.model.errors import SpecIssue
 from canary.model.reader import Issues, Reader, describe
@@ -42,34 +49,18 @@ DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
 DEFAULT_WEBHOOK_TIMEOUT_SECONDS = 10.0
 TOTAL_WEIGHT = 100
 
-# Providers whose routing this controller implements.
-SUPPORTED_PROVIDERS = frozenset(
-    {
-        "kubernetes",
-        "nginx",
-        "istio",
-        "gatewayapi:v1",
-        "gatewayapi:v1beta1",
-        "linkerd",
-        "smi:v1alpha1",
-        "smi:v1alpha2",
-        "smi:v1alpha3",
-    }
-)
-# Providers Flagger knows that we accept in manifests but do not drive yet.
-FLAGGER_ONLY_PROVIDERS = frozenset(
-    {
-        "apisix",
-        "appmesh",
-        "appmesh:v1beta2",
-        "contour",
-        "gloo",
-        "knative",
-        "kuma",
-        "osm",
-        "skipper",
-        "traefik",
-    }
+# Providers whose routing this controller implements (canary.adapters.routers has a router
+# for each, and lists them in this order).
+SUPPORTED_PROVIDERS: tuple[str, ...] = (
+    "kubernetes",
+    "nginx",
+    "istio",
+    "gatewayapi:v1",
+    "gatewayapi:v1beta1",
+    "linkerd",
+    "smi:v1alpha1",
+    "smi:v1alpha2",
+    "smi:v1alpha3",
 )
 
 
@@ -407,6 +398,20 @@ class Canary:
     annotations: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[SpecIssue, ...] = ()
 
+    def query_context(self, default_provider: str) -> QueryContext:
+        """The Canary's names as its metric query templates see them (``{{ target }}``, ...);
+        the controller renders with it, and ``canary lint`` checks the templates with it."""
+        spec = self.spec
+        return QueryContext(
+            name=self.name,
+            namespace=self.namespace,
+            target=spec.target_ref.name,
+            provider=spec.provider or default_provider,
+            service=spec.service.name,
+            ingress=spec.ingress_ref.name if spec.ingress_ref else None,
+            route=spec.route_ref.name if spec.route_ref else None,
+        )
+
 
 # --------------------------------------------------------------------------- parsing
 
@@ -513,16 +518,7 @@ def _parse_metric(r: Reader) -> MetricSpec | None:
 
 
 def _parse_webhook(r: Reader) -> WebhookSpec:
-    raw_type = r.string("type")
-    hook_type = HookType.ROLLOUT
-    if raw_type:
-        try:
-            hook_type = HookType(raw_type)
-        except ValueError:
-            allowed = ", ".join(t.value for t in HookType)
-            r.issues.error(
-                r.at("type"), f'unknown webhook type "{raw_type}", expected one of: {allowed}'
-            )
+    hook_type = r.choice("type", HookType, HookType.ROLLOUT, what="webhook type")
     timeout = DEFAULT_WEBHOOK_TIMEOUT_SECONDS
     raw_timeout = r.string("timeout")
     if len(raw_timeout) >= 2:  # Flagger: shorter strings mean the default
@@ -547,15 +543,9 @@ def _parse_webhook(r: Reader) -> WebhookSpec:
 
 
 def _parse_alert(r: Reader) -> AlertRef:
-    raw = r.string("severity")
-    severity = Severity.INFO
-    if raw:
-        try:
-            severity = Severity(raw)
-        except ValueError:
-            r.issues.error(
-                r.at("severity"), f'unknown severity "{raw}", expected info, warn or error'
-            )
+    severity = r.choice(
+        "severity", Severity, Severity.INFO, what="severity", expected="info, warn or error"
+    )
     provider = r.obj("providerRef", required=True)
     return AlertRef(
         name=r.string("name", required=True),

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
+from enum import Enum
 from typing import Any, TypeVar
 
 from canary.model.errors import SpecError, SpecIssue
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Enum)
 
 _MISSING: Any = object()
 
@@ -106,6 +108,19 @@ class Reader:
     def opt_str(self, key: str) -> str | None:
         value = self.string(key, "")
         return value or None
+
+    def choice(self, key: str, kind: type[E], default: E, *, what: str, expected: str = "") -> E:
+        """A member of ``kind`` by value, or ``default`` when absent or empty; an unknown
+        value is an error naming ``what`` and what is ``expected`` (default: every value)."""
+        raw = self.string(key)
+        if not raw:
+            return default
+        try:
+            return kind(raw)
+        except ValueError:
+            allowed = expected or "one of: " + ", ".join(str(m.value) for m in kind)
+            self.issues.error(self.at(key), f'unknown {what} "{raw}", expected {allowed}')
+            return default
 
     def boolean(self, key: str, default: bool = False) -> bool:
         return self._typed(key, default, lambda v: isinstance(v, bool), "a boolean", False)

@@ -19,10 +19,10 @@ from typing import Any
 from analysis.spec import (
     NOT_SUPPORTED_PROVIDER_TYPES,
     SUPPORTED_PROVIDER_TYPES,
+    AnalysisSpecError,
     ProviderSpec,
     parse_provider_spec,
 )
-from analysis.spec import SpecError as AnalysisSpecError
 from canary.model.canary import API_VERSION, FLAGGER_API_VERSION
 from canary.model.duration import DurationError, parse_duration
 from canary.model.reader import Issues, Reader

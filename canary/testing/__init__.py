@@ -21,7 +21,7 @@ The fakes, what they emulate, and what they do not:
     Not emulated: admission and validation, apply's field ownership, garbage
     collection, watches, and every controller (no pods, no Deployment status).
 `FakeWorkloads` (`canary.ports.Workloads`)
-    The real `canary.adapters.workloads.Workloads` over the same kube, so the primary,
+    The real `canary.adapters.workloads.KubeWorkloads` over the same kube, so the primary,
     its promotion and the target's scaling are the operator's own objects. Readiness
     is what the test says (`FakeWorkloads.set_readiness`; ready by default), since no
     Deployment controller runs.

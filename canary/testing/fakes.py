@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from canary.adapters.routers import DEFAULT_SELECTOR_LABELS, RouterError, ServiceRouter
-from canary.adapters.workloads import WorkloadOptions, Workloads
+from canary.adapters.workloads import KubeWorkloads, WorkloadOptions
 from canary.controller.events import EventRecorder
 from canary.core import (
     Alert,
@@ -36,21 +36,21 @@ from canary.core import (
 from canary.errors import CanaryError
 from canary.model import Canary, HookType, WebhookSpec
 from canary.model.canary import TOTAL_WEIGHT
-from canary.ports import Kube, Obj
+from canary.ports import Kube
 
 if TYPE_CHECKING:
-    from canary.controller.reconcile import Leader
     from canary.ports import (
         Analyzer,
         EventSink,
         GitReverter,
+        Leader,
         Notifier,
         RevisionSource,
         Router,
         Services,
         WebhookCaller,
+        Workloads,
     )
-    from canary.ports import Workloads as WorkloadsPort
 
 __all__ = [
     "Call",
@@ -156,7 +156,7 @@ class FakeWorkloads(Recorder):
 
     Object work (creating ``<target>-primary``, promotion, scaling, the ``-primary``
     ConfigMaps and HPAs, conflicting canaries) is delegated to the real
-    `canary.adapters.workloads.Workloads` over the same `Kube`, so the objects a test
+    `canary.adapters.workloads.KubeWorkloads` over the same `Kube`, so the objects a test
     finds in `FakeKube` are the ones the operator would write. What a fake cluster
     cannot supply is readiness (no kubelet, no Deployment controller): a workload is
     ready unless the test says otherwise with `set_readiness`, by object name.
@@ -164,7 +164,7 @@ class FakeWorkloads(Recorder):
 
     def __init__(self, kube: Kube, options: WorkloadOptions | None = None) -> None:
         super().__init__()
-        self.real = Workloads(kube, options)
+        self.real = KubeWorkloads(kube, options)
         self.readiness: dict[tuple[str, str], Readiness] = {}
 
     def set_readiness(self, namespace: str, name: str, readiness: Readiness) -> None:
@@ -232,15 +232,15 @@ class FakeServices(Recorder):
         super().__init__()
         self.real = ServiceRouter(kube, selector_labels=selector_labels or DEFAULT_SELECTOR_LABELS)
 
-    async def initialize(self, canary: Canary, target: Obj) -> None:
+    async def initialize(self, canary: Canary, target: Mapping[str, Any]) -> None:
         self._record("initialize", _key(canary))
         await self.real.initialize(canary, target)
 
-    async def reconcile_apex(self, canary: Canary, target: Obj) -> None:
+    async def reconcile_apex(self, canary: Canary, target: Mapping[str, Any]) -> None:
         self._record("reconcile_apex", _key(canary))
         await self.real.reconcile_apex(canary, target)
 
-    async def finalize(self, canary: Canary, target: Obj | None) -> None:
+    async def finalize(self, canary: Canary, target: Mapping[str, Any] | None) -> None:
         self._record("finalize", _key(canary))
         await self.real.finalize(canary, target)
 
@@ -418,7 +418,7 @@ class FakeRevisions(Recorder):
         super().__init__()
         self.revisions: dict[str, Revision] = {}
 
-    async def detect(self, canary: Canary, target: Obj) -> Revision | None:
+    async def detect(self, canary: Canary, target: Mapping[str, Any]) -> Revision | None:
         self._record("detect", _key(canary))
         return self.revisions.get(_key(canary))
 
@@ -497,7 +497,7 @@ if TYPE_CHECKING:  # each fake satisfies its port (checked by mypy)
     from canary.testing.kube import FakeKube
 
     _kube = FakeKube()
-    _workloads: WorkloadsPort = FakeWorkloads(_kube)
+    _workloads: Workloads = FakeWorkloads(_kube)
     _services: Services = FakeServices(_kube)
     _router: Router = FakeRouter()
     _webhooks: WebhookCaller = FakeWebhooks()

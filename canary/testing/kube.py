@@ -10,6 +10,8 @@ What it emulates (the API server behaviour the controller relies on):
 
 * objects stored by ``(apiVersion, kind, namespace, name)``; every read and write
   hands out a deep copy, so a caller that mutates a returned dict changes nothing;
+  ``read`` hands out a frozen copy, which raises on any change, as the watch cache's
+  shared objects must never be changed;
 * ``metadata.resourceVersion`` from one global counter, bumped on every write, and
   honoured as a precondition: ``replace`` and ``apply`` with a stale one, and a
   ``patch`` whose body carries a stale ``metadata.resourceVersion`` (the controller's
@@ -48,6 +50,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from canary.jsontree import frozen
 from canary.ports import (
     AlreadyExists,
     Conflict,
@@ -295,6 +298,13 @@ class FakeKube:
     ) -> Obj | None:
         self._enter(KubeCall("get", api_version, kind, namespace or "", name))
         return self.peek(api_version, kind, name, namespace)
+
+    async def read(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Mapping[str, Any] | None:
+        """`get`, recorded as a get, but frozen: a reader that changes what the watch cache
+        lends it (`Kube.read`) raises `canary.jsontree.FrozenError` here."""
+        return frozen(await self.get(api_version, kind, name, namespace))
 
     async def list(
         self,

@@ -76,14 +76,7 @@ def controller(
     settings = settings or Settings(identity="canary-testing")
     fakes = Fakes(
         kube=kube,
-        workloads=FakeWorkloads(
-            kube,
-            WorkloadOptions(
-                selector_labels=settings.selector_labels,
-                include_label_prefixes=settings.include_label_prefixes,
-                config_tracking=settings.config_tracking,
-            ),
-        ),
+        workloads=FakeWorkloads(kube, WorkloadOptions.of(settings)),
         services=FakeServices(kube, selector_labels=settings.selector_labels),
         routers=FakeRouters(),
         webhooks=FakeWebhooks(),

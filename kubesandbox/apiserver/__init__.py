@@ -8,7 +8,7 @@ docs/sandbox.md lists every known difference from a real kube-apiserver.
 from .errors import ApiError, Cause
 from .registry import Registry, ResourceType
 from .server import ApiServer, AuditEntry
-from .store import DeleteResult, Store, Subscription, WatchEvent, WriteResult
+from .store import DeleteResult, Store, StoreEvent, Subscription, WriteResult
 
 __all__ = [
     "ApiError",
@@ -19,7 +19,7 @@ __all__ = [
     "Registry",
     "ResourceType",
     "Store",
+    "StoreEvent",
     "Subscription",
-    "WatchEvent",
     "WriteResult",
 ]

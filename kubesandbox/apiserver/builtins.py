@@ -180,15 +180,23 @@ def _default_deployment(obj: JsonObj) -> None:
     spec.setdefault("replicas", 1)
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault("progressDeadlineSeconds", 600)
-    strategy = spec.setdefault("strategy", {})
+    _default_rolling_update(spec, "strategy", max_unavailable="25%", max_surge="25%")
+    _default_template(obj)
+
+
+def _default_rolling_update(
+    spec: JsonObj, key: str, *, max_unavailable: int | str, max_surge: int | str
+) -> None:
+    """``spec[key]`` (a Deployment's strategy, a DaemonSet's updateStrategy) defaults to a
+    rolling update with these bounds."""
+    strategy = spec.setdefault(key, {})
     if isinstance(strategy, dict):
         strategy.setdefault("type", "RollingUpdate")
         if strategy["type"] == "RollingUpdate":
             ru = strategy.setdefault("rollingUpdate", {})
             if isinstance(ru, dict):
-                ru.setdefault("maxUnavailable", "25%")
-                ru.setdefault("maxSurge", "25%")
-    _default_template(obj)
+                ru.setdefault("maxUnavailable", max_unavailable)
+                ru.setdefault("maxSurge", max_surge)
 
 
 def _default_replicaset(obj: JsonObj) -> None:
@@ -202,14 +210,7 @@ def _default_daemonset(obj: JsonObj) -> None:
     spec = obj.setdefault("spec", {})
     if isinstance(spec, dict):
         spec.setdefault("revisionHistoryLimit", 10)
-        strategy = spec.setdefault("updateStrategy", {})
-        if isinstance(strategy, dict):
-            strategy.setdefault("type", "RollingUpdate")
-            if strategy["type"] == "RollingUpdate":
-                ru = strategy.setdefault("rollingUpdate", {})
-                if isinstance(ru, dict):
-                    ru.setdefault("maxUnavailable", 1)
-                    ru.setdefault("maxSurge", 0)
+        _default_rolling_update(spec, "updateStrategy", max_unavailable=1, max_surge=0)
     _default_template(obj)
 
 

@@ -88,37 +88,24 @@ def _qualified(resource: str, group: str) -> str:
     return f"{resource}.{group}" if group else resource
 
 
+def _about(code: int, reason: str, resource: str, group: str, name: str, what: str) -> ApiError:
+    """An error about one object, its details naming it (as the API server's do)."""
+    return ApiError(code, reason, what, name=name, group=group, kind=resource)
+
+
 def not_found(resource: str, group: str, name: str) -> ApiError:
-    return ApiError(
-        404,
-        "NotFound",
-        f'{_qualified(resource, group)} "{name}" not found',
-        name=name,
-        group=group,
-        kind=resource,
-    )
+    what = f'{_qualified(resource, group)} "{name}" not found'
+    return _about(404, "NotFound", resource, group, name, what)
 
 
 def already_exists(resource: str, group: str, name: str) -> ApiError:
-    return ApiError(
-        409,
-        "AlreadyExists",
-        f'{_qualified(resource, group)} "{name}" already exists',
-        name=name,
-        group=group,
-        kind=resource,
-    )
+    what = f'{_qualified(resource, group)} "{name}" already exists'
+    return _about(409, "AlreadyExists", resource, group, name, what)
 
 
 def conflict(resource: str, group: str, name: str, detail: str) -> ApiError:
-    return ApiError(
-        409,
-        "Conflict",
-        f'Operation cannot be fulfilled on {_qualified(resource, group)} "{name}": {detail}',
-        name=name,
-        group=group,
-        kind=resource,
-    )
+    what = f'Operation cannot be fulfilled on {_qualified(resource, group)} "{name}": {detail}'
+    return _about(409, "Conflict", resource, group, name, what)
 
 
 def stale(resource: str, group: str, name: str) -> ApiError:

@@ -26,25 +26,10 @@ from ._util import deep_copy, rfc3339
 from .errors import ApiError, Cause
 from .patching import json_equal, list_merge_key
 from .registry import ResourceType
+from .schema import SYSTEM_METADATA
 
 Path = tuple[str, ...]
 _PRESENT = "\x00present"
-
-SYSTEM_METADATA = frozenset(
-    {
-        "name",
-        "namespace",
-        "uid",
-        "resourceVersion",
-        "generation",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "selfLink",
-        "managedFields",
-        "generateName",
-    }
-)
 
 
 # --- shapes ----------------------------------------------------------------------------------

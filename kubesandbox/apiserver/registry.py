@@ -209,6 +209,25 @@ _POD_FIELDS = frozenset(
 )
 
 
+def _apps_workload(kind: str, short_name: str, *, scalable: bool = True) -> ResourceType:
+    """An ``apps/v1`` workload: namespaced, in ``kubectl get all``, with a status subresource,
+    a generation and (all but a DaemonSet) a scale subresource."""
+    singular = kind.lower()
+    return ResourceType(
+        "apps",
+        "v1",
+        f"{singular}s",
+        singular,
+        kind,
+        True,
+        (short_name,),
+        ("all",),
+        status_subresource=True,
+        scale=ScaleSpec() if scalable else None,
+        has_generation=True,
+    )
+
+
 def _builtin_types() -> list[ResourceType]:
     rt = ResourceType
     return [
@@ -262,57 +281,10 @@ def _builtin_types() -> list[ResourceType]:
         rt("", "v1", "secrets", "secret", "Secret", True, extra_fields=frozenset({"type"})),
         rt("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ("sa",)),
         rt("", "v1", "events", "event", "Event", True, ("ev",), extra_fields=_EVENT_FIELDS),
-        rt(
-            "apps",
-            "v1",
-            "deployments",
-            "deployment",
-            "Deployment",
-            True,
-            ("deploy",),
-            ("all",),
-            status_subresource=True,
-            scale=ScaleSpec(),
-            has_generation=True,
-        ),
-        rt(
-            "apps",
-            "v1",
-            "replicasets",
-            "replicaset",
-            "ReplicaSet",
-            True,
-            ("rs",),
-            ("all",),
-            status_subresource=True,
-            scale=ScaleSpec(),
-            has_generation=True,
-        ),
-        rt(
-            "apps",
-            "v1",
-            "daemonsets",
-            "daemonset",
-            "DaemonSet",
-            True,
-            ("ds",),
-            ("all",),
-            status_subresource=True,
-            has_generation=True,
-        ),
-        rt(
-            "apps",
-            "v1",
-            "statefulsets",
-            "statefulset",
-            "StatefulSet",
-            True,
-            ("sts",),
-            ("all",),
-            status_subresource=True,
-            scale=ScaleSpec(),
-            has_generation=True,
-        ),
+        _apps_workload("Deployment", "deploy"),
+        _apps_workload("ReplicaSet", "rs"),
+        _apps_workload("DaemonSet", "ds", scalable=False),
+        _apps_workload("StatefulSet", "sts"),
         rt(
             "autoscaling",
             "v2",

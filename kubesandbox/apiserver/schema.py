@@ -28,25 +28,24 @@ from .errors import Cause
 
 _ROOT_KEEP = ("apiVersion", "kind", "metadata")
 
-OBJECT_META_FIELDS = frozenset(
+#: The metadata fields the server sets and keeps (managed fields never track them).
+SYSTEM_METADATA = frozenset(
     {
         "name",
-        "generateName",
         "namespace",
-        "selfLink",
         "uid",
         "resourceVersion",
         "generation",
         "creationTimestamp",
         "deletionTimestamp",
         "deletionGracePeriodSeconds",
-        "labels",
-        "annotations",
-        "ownerReferences",
-        "finalizers",
+        "selfLink",
         "managedFields",
+        "generateName",
     }
 )
+#: Every field of ObjectMeta: the server's and the ones a client writes.
+OBJECT_META_FIELDS = SYSTEM_METADATA | {"labels", "annotations", "ownerReferences", "finalizers"}
 
 Schema = Mapping[str, Any]
 

@@ -104,7 +104,7 @@ INCONSISTENT_CONTINUE = (
 
 
 @dataclass
-class WatchEvent:
+class StoreEvent:
     """One change, as recorded in the history and fanned out to watchers."""
 
     type: str
@@ -132,7 +132,7 @@ class DeleteResult:
 
 # (event type, object, the store event it came from or None, the resourceVersion the watcher
 # has reached once it has sent this item); None ends the stream.
-QueueItem = tuple[str, JsonObj, WatchEvent | None, int] | None
+QueueItem = tuple[str, JsonObj, StoreEvent | None, int] | None
 
 
 class Subscription:
@@ -171,7 +171,7 @@ class Subscription:
             return False
         return self.fields.matches(lambda f: field_value(obj, f))
 
-    def offer(self, event: WatchEvent) -> None:
+    def offer(self, event: StoreEvent) -> None:
         """Queue what this watcher sees of ``event`` (kube-apiserver's cacheWatcher rules)."""
         if self.closed or event.rv <= self.start_rv:
             return
@@ -336,11 +336,11 @@ class Store:
         self._objects: dict[tuple[str, str], dict[str, dict[str, JsonObj]]] = {}
         self._by_uid: dict[str, ObjKey] = {}
         self._dependents: dict[str, set[ObjKey]] = {}
-        self._history: dict[tuple[str, str], deque[WatchEvent]] = {}
+        self._history: dict[tuple[str, str], deque[StoreEvent]] = {}
         # per resource type: the newest resourceVersion whose event left the history
         self._expired: dict[tuple[str, str], int] = {}
         self._subs: dict[tuple[str, str], set[Subscription]] = {}
-        self._listeners: list[Callable[[WatchEvent], None]] = []
+        self._listeners: list[Callable[[StoreEvent], None]] = []
         self._ips = builtins.ClusterIPAllocator()
         for name in INITIAL_NAMESPACES:
             self.create("namespaces", None, {"metadata": {"name": name}}, manager="kube-apiserver")
@@ -363,12 +363,12 @@ class Store:
             raise ApiError(404, "NotFound", f'the server doesn\'t have a resource type "{rt}"')
         return found
 
-    def add_listener(self, callback: Callable[[WatchEvent], None]) -> Callable[[], None]:
+    def add_listener(self, callback: Callable[[StoreEvent], None]) -> Callable[[], None]:
         """Call ``callback`` synchronously for every event (in-process watchers); returns an unsubscribe."""
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
-    def _emit(self, event: WatchEvent) -> None:
+    def _emit(self, event: StoreEvent) -> None:
         events = self._history.get(event.key)
         if events is None:
             events = self._history[event.key] = deque()
@@ -385,7 +385,7 @@ class Store:
         served at: every later event of the type is still in the history (older: 410)."""
         return self._expired.get(self.resolve(rt).key, 0)
 
-    def _events_since(self, key: tuple[str, str], since: int) -> list[WatchEvent]:
+    def _events_since(self, key: tuple[str, str], since: int) -> list[StoreEvent]:
         events = self._history.get(key)
         if not events:
             return []
@@ -964,7 +964,7 @@ class Store:
             return WriteResult(self.served(rt, obj), tuple(warnings), True)
         meta["resourceVersion"] = str(self._next_rv())
         self._put(rt.key, obj, None)
-        self._emit(WatchEvent("ADDED", rt.key, obj, None, self._rv))
+        self._emit(StoreEvent("ADDED", rt.key, obj, None, self._rv))
         self._after_write(rt.key, None, obj)
         return WriteResult(self.served(rt, obj), tuple(warnings), True)
 
@@ -1139,7 +1139,7 @@ class Store:
             return WriteResult(self.served(rt, final), tuple(warnings))
         meta["resourceVersion"] = str(self._next_rv())
         self._put(rt.key, new, existing)
-        self._emit(WatchEvent("MODIFIED", rt.key, new, existing, self._rv))
+        self._emit(StoreEvent("MODIFIED", rt.key, new, existing, self._rv))
         self._after_write(rt.key, existing, new)
         return WriteResult(self.served(rt, new), tuple(warnings))
 
@@ -1609,7 +1609,7 @@ class Store:
                 )
             nmeta["resourceVersion"] = str(self._next_rv())
             self._put(key, new, existing)
-            self._emit(WatchEvent("MODIFIED", key, new, existing, self._rv))
+            self._emit(StoreEvent("MODIFIED", key, new, existing, self._rv))
             if foreground:
                 for dep in self.dependents_of(uid):
                     dep_key = self._by_uid.get(dep["metadata"]["uid"])
@@ -1634,7 +1634,7 @@ class Store:
         final["metadata"]["resourceVersion"] = str(self._next_rv())
         stored = self._lookup(key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
         self._drop(key, stored if stored is not None else obj)
-        self._emit(WatchEvent("DELETED", key, final, obj, self._rv))
+        self._emit(StoreEvent("DELETED", key, final, obj, self._rv))
         meta = final["metadata"]
         if key == SERVICE_KEY:
             ip = (final.get("spec") or {}).get("clusterIP")
@@ -1749,7 +1749,7 @@ class Store:
             new["spec"]["finalizers"] = []
             new["metadata"]["resourceVersion"] = str(self._next_rv())
             self._put(NAMESPACE_KEY, new, ns_obj)
-            self._emit(WatchEvent("MODIFIED", NAMESPACE_KEY, new, ns_obj, self._rv))
+            self._emit(StoreEvent("MODIFIED", NAMESPACE_KEY, new, ns_obj, self._rv))
             ns_obj = new
         if not ns_obj["metadata"].get("finalizers"):
             self._remove(NAMESPACE_KEY, ns_obj)

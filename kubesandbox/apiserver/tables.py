@@ -161,33 +161,37 @@ def _selector_text(selector: Any) -> str:
     return ",".join(parts) or "<none>"
 
 
+def _wide_cells(o: JsonObj) -> list[Cell]:
+    """The ``-o wide`` cells of a workload with a pod template (see :data:`_WIDE`)."""
+    containers = _containers(o)
+    return [
+        ",".join(str(c.get("name")) for c in containers),
+        ",".join(str(c.get("image")) for c in containers),
+        _selector_text(_spec(o).get("selector")),
+    ]
+
+
 def _deployment(o: JsonObj) -> list[Cell]:
     s, st = _spec(o), _status(o)
-    containers = _containers(o)
     return [
         _meta(o).get("name"),
         f"{st.get('readyReplicas', 0)}/{s.get('replicas', 1)}",
         st.get("updatedReplicas", 0),
         st.get("availableReplicas", 0),
         age(_meta(o).get("creationTimestamp")),
-        ",".join(str(c.get("name")) for c in containers),
-        ",".join(str(c.get("image")) for c in containers),
-        _selector_text(s.get("selector")),
+        *_wide_cells(o),
     ]
 
 
 def _replicaset(o: JsonObj) -> list[Cell]:
     s, st = _spec(o), _status(o)
-    containers = _containers(o)
     return [
         _meta(o).get("name"),
         s.get("replicas", 1),
         st.get("replicas", 0),
         st.get("readyReplicas", 0),
         age(_meta(o).get("creationTimestamp")),
-        ",".join(str(c.get("name")) for c in containers),
-        ",".join(str(c.get("image")) for c in containers),
-        _selector_text(s.get("selector")),
+        *_wide_cells(o),
     ]
 
 
@@ -382,6 +386,9 @@ _AGE = _col(
     description="CreationTimestamp is a timestamp representing the server time when this object was created.",
 )
 
+# The ``-o wide`` columns of a workload with a pod template, filled by _wide_cells.
+_WIDE = [_col("Containers", priority=1), _col("Images", priority=1), _col("Selector", priority=1)]
+
 _BUILTIN: dict[str, tuple[list[JsonObj], RowFn]] = {
     "Deployment": (
         [
@@ -390,9 +397,7 @@ _BUILTIN: dict[str, tuple[list[JsonObj], RowFn]] = {
             _col("Up-to-date", "integer"),
             _col("Available", "integer"),
             _AGE,
-            _col("Containers", priority=1),
-            _col("Images", priority=1),
-            _col("Selector", priority=1),
+            *_WIDE,
         ],
         _deployment,
     ),
@@ -403,9 +408,7 @@ _BUILTIN: dict[str, tuple[list[JsonObj], RowFn]] = {
             _col("Current", "integer"),
             _col("Ready", "integer"),
             _AGE,
-            _col("Containers", priority=1),
-            _col("Images", priority=1),
-            _col("Selector", priority=1),
+            *_WIDE,
         ],
         _replicaset,
     ),

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import pytest
 
 from canary.adapters.kube import KubeClient, connect
-from canary.adapters.workloads import Workloads
+from canary.adapters.workloads import KubeWorkloads
 from canary.model.canary import API_VERSION, Canary, parse_canary
 
 T = TypeVar("T")
@@ -130,9 +130,9 @@ async def make_canary(
 
 
 @pytest.fixture
-async def workloads(kube: KubeClient) -> Workloads:
+async def workloads(kube: KubeClient) -> KubeWorkloads:
     await install_canary_crd(kube)
-    return Workloads(kube)
+    return KubeWorkloads(kube)
 
 
 @pytest.fixture

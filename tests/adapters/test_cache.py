@@ -112,6 +112,12 @@ async def test_reads_come_from_memory_and_see_their_own_writes(client: KubeClien
         fresh = await cache.get("v1", "ConfigMap", "settings", NAMESPACE)
         assert fresh is not None and fresh["data"] == {"v": "b"}
 
+        # `read` lends the cached object itself: no copy, no API call, the same object
+        # until a watch event or a write replaces it.
+        lent = await cache.read("v1", "ConfigMap", "settings", NAMESPACE)
+        assert lent is await cache.read("v1", "ConfigMap", "settings", NAMESPACE)
+        assert lent is not None and lent["data"] == {"v": "b"}
+
         # A change made by someone else arrives through the watch.
         await client.patch("v1", "ConfigMap", "settings", NAMESPACE, {"data": {"v": "c"}})
 
@@ -120,6 +126,7 @@ async def test_reads_come_from_memory_and_see_their_own_writes(client: KubeClien
 
         await eventually(seen, lambda obj: obj is not None and obj["data"] == {"v": "c"})
         assert cache.stats.api_reads == api_before
+        assert lent["data"] == {"v": "b"}  # the lent version was replaced, never changed
     finally:
         await cache.aclose()
 

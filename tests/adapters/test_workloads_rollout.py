@@ -1,4 +1,4 @@
-"""`Workloads` with the sandbox's workload simulator: readiness as pods come and go.
+"""`KubeWorkloads` with the sandbox's workload simulator: readiness as pods come and go.
 
 The simulator plays the Deployment, ReplicaSet and DaemonSet controllers and the
 kubelet, so readiness here comes from real status updates (observedGeneration,
@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from canary.adapters.kube import KubeClient
-from canary.adapters.workloads import Workloads
+from canary.adapters.workloads import KubeWorkloads
 from canary.core.actions import ScaleMode
 from canary.core.observations import PrimaryObservation, TargetObservation
 from canary.model.canary import Canary
@@ -25,7 +25,7 @@ BEHAVIOUR = "sandbox.canary.gitops.dev/behaviour"
 Observed = tuple[TargetObservation | None, PrimaryObservation | None]
 
 
-def observer(workloads: Workloads, canary: Canary, **kwargs: Any) -> Any:
+def observer(workloads: KubeWorkloads, canary: Canary, **kwargs: Any) -> Any:
     async def probe() -> Observed:
         return await workloads.observe(canary, **kwargs)
 
@@ -49,7 +49,7 @@ async def create_target(
 
 class TestPrimaryReadiness:
     async def test_primary_becomes_ready_as_its_pods_do(self, sim_kube: KubeClient) -> None:
-        workloads = Workloads(sim_kube)
+        workloads = KubeWorkloads(sim_kube)
         await create_target(sim_kube, annotations={READY_AFTER: "2s"})
         canary = await make_canary(sim_kube)
         await workloads.ensure_primary(canary)
@@ -69,7 +69,7 @@ class TestPrimaryReadiness:
 
 class TestScaling:
     async def test_zero_and_back_up_to_the_primarys_size(self, sim_kube: KubeClient) -> None:
-        workloads = Workloads(sim_kube)
+        workloads = KubeWorkloads(sim_kube)
         await create_target(sim_kube, replicas=3)
         canary = await make_canary(sim_kube)
         await workloads.ensure_primary(canary)
@@ -95,7 +95,7 @@ class TestScaling:
 
 class TestPromotion:
     async def test_the_primary_rolls_to_the_new_template(self, sim_kube: KubeClient) -> None:
-        workloads = Workloads(sim_kube)
+        workloads = KubeWorkloads(sim_kube)
         await create_target(sim_kube)
         canary = await make_canary(sim_kube)
         await workloads.ensure_primary(canary)
@@ -131,7 +131,7 @@ class TestPromotion:
 
 class TestNeverReady:
     async def test_canary_deadline_makes_it_final(self, sim_kube: KubeClient) -> None:
-        workloads = Workloads(sim_kube)
+        workloads = KubeWorkloads(sim_kube)
         await create_target(sim_kube, replicas=1, annotations={BEHAVIOUR: "never-ready"})
         canary = await make_canary(sim_kube, progressDeadlineSeconds=5)
 
@@ -149,7 +149,7 @@ class TestNeverReady:
         assert not observed.readiness.ready and not observed.readiness.retriable
 
     async def test_the_deployments_own_deadline_is_final(self, sim_kube: KubeClient) -> None:
-        workloads = Workloads(sim_kube)
+        workloads = KubeWorkloads(sim_kube)
         template = pod_template(labels={"app": "podinfo"}, annotations={BEHAVIOUR: "never-ready"})
         await sim_kube.create(
             deployment(replicas=1, template=template, extra_spec={"progressDeadlineSeconds": 1})
@@ -168,7 +168,7 @@ class TestDaemonSet:
     async def test_primary_daemonset_runs_on_every_node_and_target_empties(
         self, sim_kube: KubeClient
     ) -> None:
-        workloads = Workloads(sim_kube)
+        workloads = KubeWorkloads(sim_kube)
         await sim_kube.create(daemonset("agent", template=pod_template(labels={"app": "agent"})))
         canary = await make_canary(sim_kube, "agent", target="agent", kind="DaemonSet")
         await workloads.ensure_primary(canary)

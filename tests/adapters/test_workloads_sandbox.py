@@ -1,4 +1,4 @@
-"""`Workloads` actions and observations against the sandbox API server (no simulator).
+"""`KubeWorkloads` actions and observations against the sandbox API server (no simulator).
 
 These tests check what each action leaves in the cluster — objects, owners, labels,
 references — and that repeating an action changes nothing. Readiness as pods come up
@@ -14,7 +14,7 @@ import pytest
 from canary.adapters.configtracker import config_refs
 from canary.adapters.kube import KubeClient
 from canary.adapters.primary import REVISION_ANNOTATION, SCALE_TO_ZERO_KEY, template_hash
-from canary.adapters.workloads import WorkloadError, Workloads
+from canary.adapters.workloads import KubeWorkloads, WorkloadError
 from canary.core.actions import ScaleMode
 from canary.ports import Conflict, Obj
 from tests.adapters.builders import daemonset, deployment, pod_template
@@ -110,7 +110,7 @@ def version(obj: Obj) -> str:
 
 class TestEnsurePrimary:
     async def test_creates_the_clone_and_primary_configs_owned_by_the_canary(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         target = await seed_target(kube)
         canary = await make_canary(kube)
@@ -141,7 +141,7 @@ class TestEnsurePrimary:
         assert version(await get(kube, "Deployment", "podinfo")) == version(target)
 
     async def test_repeating_it_writes_nothing(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         await seed_target(kube)
         canary = await make_canary(kube)
@@ -151,7 +151,7 @@ class TestEnsurePrimary:
         assert version(await get(kube, "Deployment", "podinfo-primary")) == before
 
     async def test_missing_mandatory_config_is_an_error_naming_it(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         await seed_target(kube)
         await kube.delete("v1", "Secret", "podinfo-tls", NAMESPACE)
@@ -161,7 +161,7 @@ class TestEnsurePrimary:
         assert await kube.get("apps/v1", "Deployment", "podinfo-primary", NAMESPACE) is None
 
     async def test_target_without_selector_label_is_refused(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         await kube.create(
             deployment(selector={"tier": "web"}, template=pod_template(labels={"tier": "web"}))
@@ -170,13 +170,13 @@ class TestEnsurePrimary:
         with pytest.raises(WorkloadError, match="must contain one of"):
             await workloads.ensure_primary(canary)
 
-    async def test_missing_target(self, kube: KubeClient, workloads: Workloads) -> None:
+    async def test_missing_target(self, kube: KubeClient, workloads: KubeWorkloads) -> None:
         canary = await make_canary(kube)
         with pytest.raises(WorkloadError, match=r"Deployment podinfo\.test not found"):
             await workloads.ensure_primary(canary)
 
     async def test_a_primary_owned_by_another_canary_is_not_taken_over(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         await seed_target(kube)
         first = await make_canary(kube, "first")
@@ -189,12 +189,14 @@ class TestEnsurePrimary:
 
 
 class TestObserve:
-    async def test_missing_target_and_primary(self, kube: KubeClient, workloads: Workloads) -> None:
+    async def test_missing_target_and_primary(
+        self, kube: KubeClient, workloads: KubeWorkloads
+    ) -> None:
         canary = await make_canary(kube)
         assert await workloads.observe(canary) == (None, None)
 
     async def test_reports_revision_images_and_tracked_configs(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         target = await seed_target(kube)
         canary = await make_canary(kube)
@@ -207,7 +209,7 @@ class TestObserve:
         assert observed.selector_error == ""
 
     async def test_config_change_changes_only_its_checksum(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         await seed_target(kube)
         canary = await make_canary(kube)
@@ -229,7 +231,7 @@ class TestObserve:
         )
 
     async def test_missing_config_is_reported_not_raised(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         await seed_target(kube)
         await kube.delete("v1", "ConfigMap", "podinfo-config", NAMESPACE)
@@ -248,7 +250,7 @@ class TestObserve:
         await install_canary_crd(kube)
         await seed_target(kube)
         canary = await make_canary(kube)
-        untracked = Workloads(kube, WorkloadOptions(config_tracking=False))
+        untracked = KubeWorkloads(kube, WorkloadOptions(config_tracking=False))
         observed, _ = await untracked.observe(canary)
         assert observed is not None and observed.tracked_configs == {}
         await untracked.ensure_primary(canary)
@@ -257,7 +259,9 @@ class TestObserve:
             r.key for r in config_refs(primary["spec"]["template"]["spec"])
         }
 
-    async def test_selector_error_is_observed(self, kube: KubeClient, workloads: Workloads) -> None:
+    async def test_selector_error_is_observed(
+        self, kube: KubeClient, workloads: KubeWorkloads
+    ) -> None:
         await kube.create(
             deployment(selector={"tier": "web"}, template=pod_template(labels={"tier": "web"}))
         )
@@ -268,7 +272,7 @@ class TestObserve:
 
 class TestScale:
     async def test_zero_then_up_to_the_primarys_replicas(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         await seed_target(kube, replicas=3)
         canary = await make_canary(kube)
@@ -286,7 +290,7 @@ class TestScale:
         assert (await get(kube, "Deployment", "podinfo"))["spec"]["replicas"] == 4
 
     async def test_up_with_an_autoscaler_uses_its_minimum(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         await seed_target(kube, replicas=0)
         await kube.create(hpa())
@@ -302,7 +306,7 @@ class TestScale:
         assert (await get(kube, "Deployment", "podinfo"))["spec"]["replicas"] == 2
 
     async def test_up_leaves_a_running_target_alone(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         target = await seed_target(kube, replicas=2)
         canary = await make_canary(kube)
@@ -310,7 +314,7 @@ class TestScale:
         assert version(await get(kube, "Deployment", "podinfo")) == version(target)
 
     async def test_daemonset_zero_and_up_through_a_node_selector(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         await kube.create(daemonset("agent", template=pod_template(labels={"app": "agent"})))
         canary = await make_canary(kube, "agent", target="agent", kind="DaemonSet")
@@ -334,7 +338,7 @@ class TestScale:
         assert not restored["spec"]["template"]["spec"].get("nodeSelector")
 
     async def test_zero_on_a_missing_target_is_already_true(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         canary = await make_canary(kube)
         await workloads.scale_target(canary, ScaleMode.ZERO)
@@ -344,7 +348,7 @@ class TestScale:
 
 class TestPromote:
     async def test_copies_template_and_configs_and_is_idempotent(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         await seed_target(kube)
         canary = await make_canary(kube)
@@ -383,7 +387,7 @@ class TestPromote:
         assert version(await get(kube, "Deployment", "podinfo-primary")) == version(promoted)
 
     async def test_config_only_change_rolls_the_primary(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         await seed_target(kube)
         canary = await make_canary(kube)
@@ -396,7 +400,7 @@ class TestPromote:
         assert (await get(kube, "Secret", "podinfo-tls-primary"))["data"]["tls.key"] == "bmV3"
 
     async def test_replicas_are_not_copied_with_an_autoscaler(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         await seed_target(kube, replicas=2)
         await kube.create(hpa())
@@ -414,14 +418,14 @@ class TestPromote:
         assert (await get(kube, "Deployment", "podinfo-primary"))["spec"]["replicas"] == 2
 
     async def test_a_concurrent_change_is_retried_on_a_fresh_read(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         await seed_target(kube)
         canary = await make_canary(kube)
         await workloads.ensure_primary(canary)
         await kube.patch("apps/v1", "Deployment", "podinfo", NAMESPACE, {"spec": {"replicas": 6}})
         racing = RacingKube(kube)
-        await Workloads(racing).promote(canary)
+        await KubeWorkloads(racing).promote(canary)
         promoted = await get(kube, "Deployment", "podinfo-primary")
         assert racing.conflicts == 1
         assert promoted["spec"]["replicas"] == 6
@@ -429,7 +433,7 @@ class TestPromote:
         assert "raced" not in promoted["metadata"]["annotations"]
 
     async def test_promoting_without_a_primary_creates_it(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         await seed_target(kube)
         canary = await make_canary(kube)
@@ -491,7 +495,7 @@ def hpa(max_replicas: int = 4) -> Obj:
 
 class TestPrimaryScaler:
     async def test_created_at_init_and_updated_only_afterwards(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         await seed_target(kube)
         await kube.create(hpa())
@@ -530,7 +534,7 @@ class TestPrimaryScaler:
         )
 
     async def test_missing_target_autoscaler_is_an_error(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         canary = await make_canary(
             kube,
@@ -544,7 +548,7 @@ class TestPrimaryScaler:
             await workloads.reconcile_primary_scaler(canary, init=True)
 
     async def test_without_autoscaler_nothing_happens(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         canary = await make_canary(kube)
         await workloads.reconcile_primary_scaler(canary, init=True)
@@ -554,7 +558,7 @@ class TestPrimaryScaler:
 
 class TestFinalize:
     async def test_target_gets_the_primarys_replicas_back(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         await seed_target(kube, replicas=3)
         canary = await make_canary(kube)
@@ -564,7 +568,7 @@ class TestFinalize:
         assert (await get(kube, "Deployment", "podinfo"))["spec"]["replicas"] == 3
 
     async def test_without_primary_the_target_is_scaled_up(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         await seed_target(kube, replicas=0)
         canary = await make_canary(kube)
@@ -574,7 +578,7 @@ class TestFinalize:
 
 class TestConflictingCanaries:
     async def test_lists_other_canaries_with_the_same_target(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         mine = await make_canary(kube, "mine")
         await make_canary(kube, "also-podinfo")
@@ -585,7 +589,7 @@ class TestConflictingCanaries:
         assert await workloads.find_conflicting_canaries(alone) == []
 
     async def test_flagger_canaries_are_reported_when_flaggers_api_exists(
-        self, kube: KubeClient, workloads: Workloads
+        self, kube: KubeClient, workloads: KubeWorkloads
     ) -> None:
         mine = await make_canary(kube, "mine")
         await kube.create(minimal_crd("flagger.app", "Canary", "canaries"))

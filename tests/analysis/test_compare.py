@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis import (
+    AnalysisSpecError,
     Bucket,
     CompareSpec,
     CompareTest,
@@ -22,7 +23,6 @@ from analysis import (
     Outcome,
     QueryContext,
     SequentialState,
-    SpecError,
     Verdict,
     Window,
     add_histograms,
@@ -70,7 +70,7 @@ class TestParseCompare:
         assert parse_compare({}, "c", metric_name="request-duration").test is CompareTest.LATENCY
 
     def test_error_message_names_path_and_expectation(self) -> None:
-        with pytest.raises(SpecError) as info:
+        with pytest.raises(AnalysisSpecError) as info:
             parse_compare(
                 {"minSampleSize": "abc"}, "spec.analysis.metrics[1].compare", metric_name=SR
             )
@@ -98,21 +98,21 @@ class TestParseCompare:
         ],
     )
     def test_invalid_values_name_the_field(self, field: str, value: object) -> None:
-        with pytest.raises(SpecError) as info:
+        with pytest.raises(AnalysisSpecError) as info:
             parse_compare({field: value}, "m.compare", metric_name=SR)
         assert info.value.path == f"m.compare.{field}"
 
     def test_custom_metrics_need_a_test_and_queries(self) -> None:
-        with pytest.raises(SpecError) as info:
+        with pytest.raises(AnalysisSpecError) as info:
             parse_compare({}, "m.compare")
         assert info.value.path == "m.compare.test"
-        with pytest.raises(SpecError) as info:
+        with pytest.raises(AnalysisSpecError) as info:
             parse_compare({"test": "errorRate"}, "m.compare")
         assert info.value.path == "m.compare.requestsQuery"
-        with pytest.raises(SpecError) as info:
+        with pytest.raises(AnalysisSpecError) as info:
             parse_compare({"test": "errorRate", "requestsQuery": "a"}, "m.compare")
         assert info.value.path == "m.compare.errorsQuery"
-        with pytest.raises(SpecError) as info:
+        with pytest.raises(AnalysisSpecError) as info:
             parse_compare({"test": "latency"}, "m.compare")
         assert info.value.path == "m.compare.bucketsQuery"
         spec = parse_compare(
@@ -401,7 +401,7 @@ class TestState:
         )
 
     def test_corrupt_state_is_a_spec_error(self) -> None:
-        with pytest.raises(SpecError, match=r"status\.state"):
+        with pytest.raises(AnalysisSpecError, match=r"status\.state"):
             SequentialState.from_status({"windowEnd": "x"})
 
 

@@ -11,6 +11,7 @@ import pytest
 import respx
 
 from analysis import (
+    AnalysisSpecError,
     HTTPStatusError,
     MultipleSeriesError,
     NoDataError,
@@ -21,7 +22,6 @@ from analysis import (
     ProviderUnavailableError,
     QueryError,
     QueryTimeoutError,
-    SpecError,
     UnknownProviderError,
     make_provider,
     provider_config_from_spec,
@@ -339,12 +339,12 @@ class TestConfig:
         ],
     )
     def test_bad_fields_are_named(self, spec: dict[str, object], path: str) -> None:
-        with pytest.raises(SpecError) as info:
+        with pytest.raises(AnalysisSpecError) as info:
             provider_config_from_spec(spec)
         assert info.value.path == path
 
     def test_half_basic_auth_is_rejected(self) -> None:
-        with pytest.raises(SpecError, match="username"):
+        with pytest.raises(AnalysisSpecError, match="username"):
             provider_config_from_spec({}, secret={"username": "u"})
 
     def test_make_provider_returns_a_prometheus_provider(self) -> None:

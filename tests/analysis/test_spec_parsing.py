@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 
 from analysis import (
+    AnalysisSpecError,
+    AnalysisSpecErrors,
     MetricCheck,
     MetricKind,
     Outcome,
     ProviderNotSupportedError,
     ProviderSpec,
     QueryContext,
-    SpecError,
-    SpecErrors,
     evaluate,
     metric_check_from_spec,
     parse_compare,
@@ -43,13 +43,13 @@ BAD_ENTRY: dict[str, Any] = {
 }
 
 
-def problem_paths(exc: SpecError) -> list[str]:
+def problem_paths(exc: AnalysisSpecError) -> list[str]:
     return [p.path for p in exc.problems]
 
 
 class TestMetricSpecs:
     def test_every_bad_field_of_a_metric_is_reported_in_field_order(self) -> None:
-        with pytest.raises(SpecErrors) as info:
+        with pytest.raises(AnalysisSpecErrors) as info:
             parse_metric(BAD_ENTRY, path="m")
         assert problem_paths(info.value) == [
             "m.interval",
@@ -60,9 +60,9 @@ class TestMetricSpecs:
         assert info.value.path == "m.interval" and "(and 3 more)" in str(info.value)
 
     def test_the_raw_mapping_builder_still_raises_only_the_first_problem(self) -> None:
-        with pytest.raises(SpecError) as info:
+        with pytest.raises(AnalysisSpecError) as info:
             metric_check_from_spec(BAD_ENTRY, path="m")
-        assert type(info.value) is SpecError and info.value.path == "m.interval"
+        assert type(info.value) is AnalysisSpecError and info.value.path == "m.interval"
 
     def test_compare_problems_come_with_the_metrics_own(self) -> None:
         entry = {
@@ -70,7 +70,7 @@ class TestMetricSpecs:
             "interval": "1 min",
             "compare": {"alpha": 2, "minSampleSize": 0},
         }
-        with pytest.raises(SpecErrors) as info:
+        with pytest.raises(AnalysisSpecErrors) as info:
             parse_metric(entry, path="m")
         assert problem_paths(info.value) == [
             "m.interval",
@@ -79,12 +79,12 @@ class TestMetricSpecs:
         ]
 
     def test_a_rule_between_compare_fields_waits_until_each_field_is_valid(self) -> None:
-        with pytest.raises(SpecErrors) as info:
+        with pytest.raises(AnalysisSpecErrors) as info:
             parse_compare({"test": "errorRate", "requestsQuery": 5, "errorsQuery": "x"}, "c")
         assert problem_paths(info.value) == ["c.requestsQuery"]
 
     def test_a_bad_query_is_not_also_reported_as_nothing_to_run(self) -> None:
-        with pytest.raises(SpecErrors) as info:
+        with pytest.raises(AnalysisSpecErrors) as info:
             parse_metric({"name": "errors", "query": "  "}, path="m")
         assert problem_paths(info.value) == ["m.query"]
 
@@ -110,7 +110,7 @@ class TestMetricSpecs:
 
 class TestProviderSpecs:
     def test_every_bad_field_of_a_provider_is_reported_and_keeps_its_error_class(self) -> None:
-        with pytest.raises(SpecErrors) as info:
+        with pytest.raises(AnalysisSpecErrors) as info:
             parse_provider_spec({"type": "datadog", "headers": {"X": [1]}, "secretRef": {}})
         assert problem_paths(info.value) == [
             "spec.provider.type",

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis import (
+    AnalysisSpecError,
     Bucket,
     MetricCheck,
     MetricKind,
@@ -19,7 +20,6 @@ from analysis import (
     PrometheusAPIError,
     QueryContext,
     QueryTimeoutError,
-    SpecError,
     Verdict,
     evaluate,
     judge_threshold,
@@ -240,7 +240,7 @@ class TestEvaluateThreshold:
 
 class TestMetricSpecParsing:
     def test_metric_without_query_or_builtin_name_is_rejected(self) -> None:
-        with pytest.raises(SpecError, match="no usable query") as info:
+        with pytest.raises(AnalysisSpecError, match="no usable query") as info:
             metric_check_from_spec({"name": "latency"}, path="spec.analysis.metrics[2]")
         assert info.value.path == "spec.analysis.metrics[2]"
 
@@ -258,7 +258,7 @@ class TestMetricSpecParsing:
         ],
     )
     def test_errors_name_the_field(self, entry: dict[str, object], path: str) -> None:
-        with pytest.raises(SpecError) as info:
+        with pytest.raises(AnalysisSpecError) as info:
             metric_check_from_spec(entry, path="m")
         assert info.value.path == path
 

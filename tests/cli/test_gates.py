@@ -13,7 +13,7 @@ import pytest
 
 from canary.commands.gates import make_token, plan
 from canary.model.commands import ABORT, PAUSED, PROMOTE, PROMOTE_FULL, RETRY, Commands, requester
-from kubesandbox.apiserver.store import PATCH_MERGE, WatchEvent
+from kubesandbox.apiserver.store import PATCH_MERGE, StoreEvent
 
 from .conftest import Cluster, Invoke
 
@@ -196,7 +196,7 @@ def controller(cluster: Cluster) -> Iterator[Callable[[str, str], None]]:
         def setup() -> Callable[[], None]:
             loop = asyncio.get_running_loop()
 
-            def on_change(event: WatchEvent) -> None:
+            def on_change(event: StoreEvent) -> None:
                 obj: dict[str, Any] = event.obj
                 if obj.get("kind") != "Canary" or event.type == "DELETED":
                     return

@@ -46,10 +46,10 @@ from canary.demo.traffic import (
     Entry,
     GatewayEntry,
     IngressEntry,
-    Request,
     ServiceEntry,
     Snapshot,
     TrafficGenerator,
+    TrafficRequest,
     TrafficWindow,
     Version,
 )
@@ -284,7 +284,7 @@ class Served:
 
     by: Counter[tuple[Version, str]] = field(default_factory=Counter)
 
-    async def __call__(self, version: Version, pod: str, request: Request) -> int | None:
+    async def __call__(self, version: Version, pod: str, request: TrafficRequest) -> int | None:
         self.by[(version, pod)] += 1
         return None
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from canary.adapters.gitops import RetryPolicy, Reverter, Workspace
+from canary.adapters.gitops import PushRetryPolicy, Reverter, Workspace
 from tests.git_fixtures import bare_repo, git_daemon, git_http, git_server_root  # noqa: F401
 from tests.sandbox_fixtures import kube_api, sandbox, sandbox_factory  # noqa: F401
 
@@ -60,7 +60,9 @@ def workspace(tmp_path: Path) -> Workspace:
 
 @pytest.fixture
 def reverter(workspace: Workspace) -> Reverter:
-    return Reverter(workspace, retry=RetryPolicy(attempts=4, initial_delay=0.01, max_delay=0.05))
+    return Reverter(
+        workspace, retry=PushRetryPolicy(attempts=4, initial_delay=0.01, max_delay=0.05)
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

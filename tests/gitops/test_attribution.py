@@ -20,11 +20,11 @@ from canary.adapters.gitops import (
     ArgoApplicationSubject,
     ChartDirSubject,
     GitRepository,
+    GitRevertRequest,
     HelmReleaseSubject,
-    ObjectRef,
+    ManifestRef,
     Reverted,
     Reverter,
-    RevertRequest,
     Subject,
     Unresolved,
     WorkloadSubject,
@@ -35,7 +35,7 @@ from tests.git_fixtures import BareRepo, run_git
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is needed")
 
-PODINFO = ObjectRef("apps/v1", "Deployment", "prod", "podinfo")
+PODINFO = ManifestRef("apps/v1", "Deployment", "prod", "podinfo")
 
 
 def deployment(name: str = "podinfo", image: str = "ghcr.io/org/podinfo:1.0.0") -> str:
@@ -79,8 +79,8 @@ BASE = {
 }
 
 
-def request(repo: BareRepo, good: str, bad: str, subject: Subject) -> RevertRequest:
-    return RevertRequest(
+def request(repo: BareRepo, good: str, bad: str, subject: Subject) -> GitRevertRequest:
+    return GitRevertRequest(
         repository=GitRepository(repo.file_url, "main"),
         good_revision=good,
         bad_revision=bad,
@@ -385,7 +385,7 @@ class TestHelm:
     @staticmethod
     def subject() -> HelmReleaseSubject:
         return HelmReleaseSubject(
-            ObjectRef("helm.toolkit.fluxcd.io/v2", "HelmRelease", "prod", "podinfo"),
+            ManifestRef("helm.toolkit.fluxcd.io/v2", "HelmRelease", "prod", "podinfo"),
             source_path="prod",
         )
 
@@ -446,7 +446,7 @@ spec:
             {"argocd/podinfo.yaml": app.format(tag="6.6.0", prune="true")}, "6.6.0, prune"
         )
         subject = ArgoApplicationSubject(
-            ObjectRef("argoproj.io/v1alpha1", "Application", "argocd", "podinfo"),
+            ManifestRef("argoproj.io/v1alpha1", "Application", "argocd", "podinfo"),
             source_path="argocd",
         )
 
@@ -563,7 +563,7 @@ def test_chart_paths_that_leave_the_repository_are_not_followed() -> None:
     }
     files = Files()
     subject = HelmReleaseSubject(
-        ObjectRef("helm.toolkit.fluxcd.io/v2", "HelmRelease", "prod", "podinfo")
+        ManifestRef("helm.toolkit.fluxcd.io/v2", "HelmRelease", "prod", "podinfo")
     )
     projection = subject.project([Manifest(release, "prod/podinfo.yaml", 1)], files)
     assert projection.found

@@ -13,8 +13,8 @@ import pytest
 from canary.adapters.gitops import (
     CredentialsError,
     GitCredentials,
-    Redactor,
     credentials_from_secret,
+    redactor_for,
 )
 from canary.adapters.gitops.credentials import git_auth_environment
 
@@ -91,7 +91,7 @@ class TestFromSecret:
 class TestRedactor:
     def test_every_form_of_every_secret_is_removed(self) -> None:
         creds = GitCredentials(username="bot", password="p@ss/w0rd+x")
-        redact = Redactor.for_credentials(creds)
+        redact = redactor_for(creds)
         header_value = base64.b64encode(b"bot:p@ss/w0rd+x").decode()
         text = (
             f"user bot, raw p@ss/w0rd+x, b64 {b64('p@ss/w0rd+x')}, url p%40ss%2Fw0rd%2Bx, "
@@ -103,12 +103,12 @@ class TestRedactor:
         assert "bot" in out  # the user name is not a secret
 
     def test_private_key_lines_are_removed_even_alone(self) -> None:
-        redact = Redactor.for_credentials(GitCredentials(identity=KEY))
+        redact = redactor_for(GitCredentials(identity=KEY))
         line = KEY.splitlines()[2]
         assert redact(f"debug1: {line}") == "debug1: ***"
 
     def test_longer_secret_is_removed_whole_when_it_contains_a_shorter_one(self) -> None:
-        redact = Redactor.of(["abcd", "xxabcdyy"])
+        redact = redactor_for(None, "abcd", "xxabcdyy")
         assert redact("xxabcdyy abcd") == "*** ***"
 
 

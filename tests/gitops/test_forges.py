@@ -17,8 +17,8 @@ from canary.adapters.gitops.forges import (
     ForgeError,
     ForgeFailure,
     ForgeTarget,
+    NewPullRequest,
     PullRequest,
-    PullRequestSpec,
     forge_target,
 )
 from tests.gitops.forge_servers import KINDS, MESSAGES, ForgeServer, Kind
@@ -31,7 +31,7 @@ SECRETS = (TOKEN, READONLY, PASSWORD)
 
 HEAD = "canary/revert-podinfo-6f1c2e9"
 BASE = "main"
-SPEC = PullRequestSpec(
+SPEC = NewPullRequest(
     head=HEAD,
     base=BASE,
     title="Revert podinfo to 4d2a9b1",
@@ -99,7 +99,7 @@ def test_the_module_exports_exactly_its_public_surface() -> None:
             "ForgeKind",
             "ForgeTarget",
             "PullRequest",
-            "PullRequestSpec",
+            "NewPullRequest",
             "PullRequestState",
             "forge_target",
         ]
@@ -388,7 +388,7 @@ async def test_a_request_the_forge_rejects_is_invalid_with_its_message(
     forge: ForgeServer, client: ForgeClient
 ) -> None:
     with pytest.raises(ForgeError) as caught:
-        await client.create(PullRequestSpec(head=HEAD, base=BASE, title="", body=""))
+        await client.create(NewPullRequest(head=HEAD, base=BASE, title="", body=""))
 
     error = caught.value
     assert error.kind is ForgeFailure.INVALID
@@ -419,7 +419,7 @@ async def test_bad_branches_are_invalid_before_any_request(
     target = ForgeTarget("github", scripted.url("/api/v3"), "acme/podinfo")
     async with ForgeClient(target, token=TOKEN) as forge_client:
         with pytest.raises(ForgeError) as caught:
-            await forge_client.ensure(PullRequestSpec(head=head, base=base, title="t", body=""))
+            await forge_client.ensure(NewPullRequest(head=head, base=base, title="t", body=""))
     assert caught.value.kind is ForgeFailure.INVALID
     assert scripted.requests == []
 

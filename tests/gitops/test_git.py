@@ -16,10 +16,10 @@ from canary.adapters.gitops import (
     GitError,
     GitFailure,
     GitRepository,
-    RetryPolicy,
+    GitRevertRequest,
+    PushRetryPolicy,
     Reverter,
     RevertFailed,
-    RevertRequest,
     Workspace,
 )
 from canary.adapters.gitops.git import check_branch, check_relative_path, check_url, classify
@@ -89,10 +89,11 @@ class TestTimeouts:
     ) -> None:
         with silent_server() as port:
             reverter = Reverter(
-                Workspace(tmp_path / "cache", network_timeout=0.5), retry=RetryPolicy(attempts=1)
+                Workspace(tmp_path / "cache", network_timeout=0.5),
+                retry=PushRetryPolicy(attempts=1),
             )
             result = await reverter.revert(
-                RevertRequest(
+                GitRevertRequest(
                     GitRepository(f"git://127.0.0.1:{port}/app.git"),
                     ("a.yaml",),
                     "a" * 40,

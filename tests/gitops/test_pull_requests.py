@@ -18,14 +18,14 @@ import pytest
 from canary.adapters.gitops import (
     AlreadyReverted,
     GitRepository,
-    ObjectRef,
+    GitRevertRequest,
+    ManifestRef,
     Proposed,
     PullRequestSettings,
-    RetryPolicy,
+    PushRetryPolicy,
     Reverted,
     Reverter,
     RevertFailed,
-    RevertRequest,
     Unresolved,
     WorkloadSubject,
     Workspace,
@@ -39,7 +39,9 @@ from tests.gitops.forge_servers import PROJECTS, ForgeServer
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is needed")
 
 DEPLOY = "apps/podinfo.yaml"
-SUBJECT = WorkloadSubject(ObjectRef("apps/v1", "Deployment", "test", "podinfo"), source_path="apps")
+SUBJECT = WorkloadSubject(
+    ManifestRef("apps/v1", "Deployment", "test", "podinfo"), source_path="apps"
+)
 
 
 @pytest.fixture
@@ -49,8 +51,8 @@ def app(bare_repo: Callable[..., BareRepo]) -> BareRepo:
 
 def request(
     url: str, good: str, bad: str, pull: PullRequestSettings | None = None
-) -> RevertRequest:
-    return RevertRequest(
+) -> GitRevertRequest:
+    return GitRevertRequest(
         repository=GitRepository(url, "main"),
         good_revision=good,
         bad_revision=bad,
@@ -214,7 +216,7 @@ class TestPushOutcomeUnknown:
         cache = tmp_path / "cache"
         slow = Reverter(
             Workspace(cache, network_timeout=3, local_timeout=20),
-            retry=RetryPolicy(attempts=2, initial_delay=0.01),
+            retry=PushRetryPolicy(attempts=2, initial_delay=0.01),
         )
 
         first = await slow.revert(request(app.file_url, good, bad))

@@ -28,7 +28,7 @@ from canary.adapters.gitops import (
     KubeApplyError,
     Manifest,
     ManifestError,
-    ObjectRef,
+    ManifestRef,
     SourceRef,
     Workspace,
     parse_gitsource_spec,
@@ -46,15 +46,15 @@ class FakeKube:
     """Server-side apply in memory: objects keyed by identity, with the last applier."""
 
     def __init__(self) -> None:
-        self.objects: dict[ObjectRef, dict[str, Any]] = {}
-        self.managers: dict[ObjectRef, tuple[str, bool]] = {}
-        self.calls: list[tuple[str, ObjectRef]] = []
+        self.objects: dict[ManifestRef, dict[str, Any]] = {}
+        self.managers: dict[ManifestRef, tuple[str, bool]] = {}
+        self.calls: list[tuple[str, ManifestRef]] = []
         self.reject: dict[str, str] = {}  # object name -> server message
 
     async def apply(
         self, body: Mapping[str, Any], *, field_manager: str, force_conflicts: bool
     ) -> Mapping[str, Any]:
-        ref = ObjectRef.of(body)
+        ref = ManifestRef.of(body)
         self.calls.append(("apply", ref))
         if ref.name in self.reject:
             raise KubeApplyError(self.reject[ref.name], status=422, reason="Invalid")
@@ -62,18 +62,18 @@ class FakeKube:
         self.managers[ref] = (field_manager, force_conflicts)
         return self.objects[ref]
 
-    async def get(self, ref: ObjectRef) -> Mapping[str, Any] | None:
+    async def get(self, ref: ManifestRef) -> Mapping[str, Any] | None:
         self.calls.append(("get", ref))
         return self.objects.get(ref)
 
-    async def delete(self, ref: ObjectRef) -> bool:
+    async def delete(self, ref: ManifestRef) -> bool:
         self.calls.append(("delete", ref))
         return self.objects.pop(ref, None) is not None
 
     async def list(
         self, api_version: str, kind: str, namespace: str | None = None
     ) -> Sequence[Mapping[str, Any]]:
-        probe = ObjectRef(api_version, kind, None, "")
+        probe = ManifestRef(api_version, kind, None, "")
         return [
             o
             for r, o in self.objects.items()
@@ -249,17 +249,17 @@ class TestPlanApply:
 
 class TestPlanPrune:
     def test_gone_objects_namespaced_first_namespaces_and_crds_last(self) -> None:
-        ns = ObjectRef("v1", "Namespace", None, "old")
-        crd = ObjectRef(
+        ns = ManifestRef("v1", "Namespace", None, "old")
+        crd = ManifestRef(
             "apiextensions.k8s.io/v1", "CustomResourceDefinition", None, "w.example.com"
         )
-        svc = ObjectRef("v1", "Service", "old", "s")
-        kept = ObjectRef("v1", "ConfigMap", "test", "c")
+        svc = ManifestRef("v1", "Service", "old", "s")
+        kept = ManifestRef("v1", "ConfigMap", "test", "c")
         assert plan_prune([ns, crd, svc, kept], [kept]) == (svc, ns, crd)
 
     def test_version_change_is_not_a_removal(self) -> None:
-        old = ObjectRef("autoscaling/v1", "HorizontalPodAutoscaler", "t", "h")
-        new = ObjectRef("autoscaling/v2", "HorizontalPodAutoscaler", "t", "h")
+        old = ManifestRef("autoscaling/v1", "HorizontalPodAutoscaler", "t", "h")
+        new = ManifestRef("autoscaling/v2", "HorizontalPodAutoscaler", "t", "h")
         assert plan_prune([old], [new]) == ()
 
 
@@ -311,7 +311,7 @@ class TestPass:
             "Deployment",
             "Service",
         ]
-        deploy = kube.objects[ObjectRef("apps/v1", "Deployment", "test", "podinfo")]
+        deploy = kube.objects[ManifestRef("apps/v1", "Deployment", "test", "podinfo")]
         assert deploy["metadata"]["annotations"] == {
             ANNOTATION_SOURCE: "flux-system/apps",
             ANNOTATION_REVISION: revision,
@@ -334,13 +334,13 @@ class TestPass:
             {"clusters/test/config.yaml": None, "clusters/test/podinfo.yaml": deployment()},
             "drop config and service",
         )
-        service = ObjectRef("v1", "Service", "test", "podinfo")
+        service = ManifestRef("v1", "Service", "test", "podinfo")
         kube.objects[service]["metadata"]["annotations"][ANNOTATION_SOURCE] = "other/source"
 
         second = await reconciler.reconcile(SOURCE, spec, previous=first.status, now=NOW)
 
         assert second.ready
-        assert second.pruned == (ObjectRef("v1", "ConfigMap", "test", "podinfo-config"),)
+        assert second.pruned == (ManifestRef("v1", "ConfigMap", "test", "podinfo-config"),)
         assert service in kube.objects  # adopted by someone else: left alone
         assert any("not marked as applied by flux-system/apps" in n for n in second.notes)
         assert [r.kind for r in second.status.inventory] == ["Namespace", "Deployment"]
@@ -355,7 +355,7 @@ class TestPass:
         second = await reconciler.reconcile(SOURCE, spec, previous=first.status, now=NOW)
 
         assert second.ready and second.pruned == ()
-        assert ObjectRef("v1", "ConfigMap", "test", "podinfo-config") in kube.objects
+        assert ManifestRef("v1", "ConfigMap", "test", "podinfo-config") in kube.objects
         assert not any(call[0] == "delete" for call in kube.calls)
 
     async def test_invalid_manifest_names_file_and_document_and_keeps_the_last_revision(
@@ -398,7 +398,7 @@ class TestPass:
 
         assert result.ready
         assert result.status.kustomize_version and result.status.kustomize_version.startswith("v")
-        deploy = kube.objects[ObjectRef("apps/v1", "Deployment", "test", "podinfo")]
+        deploy = kube.objects[ManifestRef("apps/v1", "Deployment", "test", "podinfo")]
         image = deploy["spec"]["template"]["spec"]["containers"][0]["image"]
         assert image == "ghcr.io/stefanprodan/podinfo:6.1.0"  # the release, not the base's tag
         assert deploy["metadata"]["annotations"][ANNOTATION_SOURCE_PATH] == (
@@ -440,9 +440,9 @@ class TestPass:
         assert "from clusters/test/config.yaml document 1" in ready.message
         assert 'ConfigMap "podinfo-config" is invalid: data: Too long' in ready.message
         assert result.status.last_applied_revision is None
-        assert result.applied == (ObjectRef("v1", "Namespace", None, "test"),)
+        assert result.applied == (ManifestRef("v1", "Namespace", None, "test"),)
         # what may exist in the cluster stays in the inventory, to be pruned later
-        assert ObjectRef("v1", "ConfigMap", "test", "podinfo-config") in result.status.inventory
+        assert ManifestRef("v1", "ConfigMap", "test", "podinfo-config") in result.status.inventory
 
     async def test_unreachable_repository_is_clone_failed(
         self, reconciler: GitSourceReconciler, tmp_path: Path

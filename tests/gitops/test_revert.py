@@ -16,12 +16,12 @@ from canary.adapters.gitops import (
     Git,
     GitCredentials,
     GitRepository,
-    ObjectRef,
-    RetryPolicy,
+    GitRevertRequest,
+    ManifestRef,
+    PushRetryPolicy,
     Reverted,
     Reverter,
     RevertFailed,
-    RevertRequest,
     Superseded,
     Unresolved,
     WorkloadSubject,
@@ -46,8 +46,8 @@ def request(
     *,
     credentials: GitCredentials | None = None,
     author: CommitIdentity = CommitIdentity(),
-) -> RevertRequest:
-    return RevertRequest(
+) -> GitRevertRequest:
+    return GitRevertRequest(
         repository=GitRepository(url, "main", credentials),
         files=files,
         good_revision=good,
@@ -215,7 +215,7 @@ class TestPushRace:
 
         git = RacingGit(other_client_pushes)
         reverter = Reverter(
-            Workspace(tmp_path / "cache", git=git), retry=RetryPolicy(initial_delay=0.01)
+            Workspace(tmp_path / "cache", git=git), retry=PushRetryPolicy(initial_delay=0.01)
         )
 
         result = await reverter.revert(request(git_daemon.url_for(app), good, bad))
@@ -237,7 +237,7 @@ class TestPushRace:
         bad = app.commit({DEPLOY: deployment("6.0.1")}, "bump podinfo")
         git = RacingGit(lambda: app.commit({DEPLOY: deployment("6.0.0")}, "manual revert"))
         reverter = Reverter(
-            Workspace(tmp_path / "cache", git=git), retry=RetryPolicy(initial_delay=0.01)
+            Workspace(tmp_path / "cache", git=git), retry=PushRetryPolicy(initial_delay=0.01)
         )
 
         result = await reverter.revert(request(git_daemon.url_for(app), good, bad))
@@ -261,7 +261,7 @@ class TestPushRace:
 
         reverter = Reverter(
             Workspace(tmp_path / "cache", git=git),
-            retry=RetryPolicy(attempts=3, initial_delay=0.1, multiplier=2.0, jitter=0.0),
+            retry=PushRetryPolicy(attempts=3, initial_delay=0.1, multiplier=2.0, jitter=0.0),
             sleep=record_sleep,
         )
 
@@ -438,7 +438,7 @@ class TestFailures:
         }
         values[field] = value
 
-        result = await reverter.revert(RevertRequest(**values))
+        result = await reverter.revert(GitRevertRequest(**values))
 
         assert isinstance(result, RevertFailed)
         assert not result.retriable
@@ -454,7 +454,8 @@ class TestShallowHistory:
         bad = app.commit({DEPLOY: deployment("6.0.1")}, "bump podinfo")
         app.many_commits(12, "README.md", subject="edit")
         reverter = Reverter(
-            Workspace(tmp_path / "cache"), retry=RetryPolicy(history_depth=2, initial_delay=0.01)
+            Workspace(tmp_path / "cache"),
+            retry=PushRetryPolicy(history_depth=2, initial_delay=0.01),
         )
 
         result = await reverter.revert(request(git_daemon.url_for(app), good, bad))
@@ -475,7 +476,7 @@ class TestSubject:
     ) -> None:
         good = app.head()
         bad = app.commit({DEPLOY: None, moved: deployment("6.0.1")}, "move and bump podinfo")
-        subject = WorkloadSubject(ObjectRef("apps/v1", "Deployment", "test", "podinfo"))
+        subject = WorkloadSubject(ManifestRef("apps/v1", "Deployment", "test", "podinfo"))
 
         result = await reverter.revert(
             replace(request(app.file_url, good, bad, ()), subject=subject)
@@ -487,7 +488,7 @@ class TestSubject:
         assert set(result.files) == {moved, DEPLOY}
 
     async def test_unknown_revision_is_reported(self, app: BareRepo, reverter: Reverter) -> None:
-        subject = WorkloadSubject(ObjectRef("apps/v1", "Deployment", "test", "podinfo"))
+        subject = WorkloadSubject(ManifestRef("apps/v1", "Deployment", "test", "podinfo"))
         result = await reverter.revert(
             replace(request(app.file_url, app.head(), "f" * 40, ()), subject=subject)
         )

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from canary.adapters.gitops import (
     AlreadyReverted,
     GitRepository,
+    GitRevertRequest,
     RevertFailed,
-    RevertRequest,
     Superseded,
     UndoneCommit,
     Unresolved,
@@ -25,7 +25,7 @@ from canary.adapters.gitops.revert import (
 GOOD = "1" * 40
 BAD = "2" * 40
 HEAD = "3" * 40
-REQ = RevertRequest(
+REQ = GitRevertRequest(
     repository=GitRepository("file:///srv/app.git"),
     files=("a.yaml", "b.yaml"),
     good_revision=GOOD,
@@ -159,7 +159,7 @@ class TestMessage:
         ]
 
     def test_reason_lines_are_flattened_and_listed(self) -> None:
-        req = RevertRequest(
+        req = GitRevertRequest(
             repository=REQ.repository,
             files=("a.yaml",),
             good_revision=GOOD,
@@ -173,7 +173,7 @@ class TestMessage:
         assert message.startswith(f"Revert podinfo to {GOOD[:7]}: canary test/podinfo failed\n\n")
 
 
-def plan_changes(req: RevertRequest, f: RevertFacts) -> tuple:  # type: ignore[type-arg]
+def plan_changes(req: GitRevertRequest, f: RevertFacts) -> tuple:  # type: ignore[type-arg]
     plan = plan_revert(req, f)
     assert isinstance(plan, PlannedRevert)
     return plan.changes

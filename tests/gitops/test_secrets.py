@@ -19,11 +19,11 @@ from canary.adapters.gitops import (
     Git,
     GitCredentials,
     GitRepository,
+    GitRevertRequest,
     GitSourceReconciler,
     Reverted,
     Reverter,
     RevertFailed,
-    RevertRequest,
     SourceRef,
     Workspace,
     parse_gitsource_spec,
@@ -87,8 +87,8 @@ def app(bare_repo: Callable[..., BareRepo]) -> BareRepo:
     return bare_repo("app", {DEPLOY: deployment("6.0.0")})
 
 
-def revert_request(url: str, creds: GitCredentials, good: str, bad: str) -> RevertRequest:
-    return RevertRequest(GitRepository(url, "main", creds), (DEPLOY,), good, bad, "test/podinfo")
+def revert_request(url: str, creds: GitCredentials, good: str, bad: str) -> GitRevertRequest:
+    return GitRevertRequest(GitRepository(url, "main", creds), (DEPLOY,), good, bad, "test/podinfo")
 
 
 class TestToken:

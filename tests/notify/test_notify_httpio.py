@@ -11,8 +11,8 @@ import pytest
 import canary.adapters.notifiers as notifiers
 from canary.adapters.notifiers.httpio import (
     HttpClients,
-    Redactor,
     backoff_delay,
+    http_redactor,
     parse_retry_after,
     protect_http_logs,
     redact_url,
@@ -82,7 +82,7 @@ class TestRedaction:
         )
 
     def test_redactor_hides_secrets_and_their_fragments(self) -> None:
-        redact = Redactor(
+        redact = http_redactor(
             ["https://hooks.slack.com/services/T0/B0/SECRET", "xoxb-123456", None, ""]
         )
         text = redact(
@@ -92,7 +92,7 @@ class TestRedaction:
         assert text.count("***") == 3
 
     def test_short_fragments_are_not_treated_as_secrets(self) -> None:
-        assert Redactor(["https://a.example/x"])("x marks the spot") == "x marks the spot"
+        assert http_redactor(["https://a.example/x"])("x marks the spot") == "x marks the spot"
 
     def test_httpx_request_logs_lose_their_path(self, caplog: pytest.LogCaptureFixture) -> None:
         protect_http_logs()

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from canary.adapters.notifiers import (
     SENDERS,
     TEMPLATE_FIELDS,
+    NotificationTemplateError,
     NotifierConfigError,
     RenderContext,
-    TemplateError,
     compile_template,
     make_sender,
     render_message,
@@ -213,7 +213,7 @@ class TestTemplates:
     def test_invalid_templates_are_explained(self, text: str, problem: str) -> None:
         problems = validate_template(text)
         assert any(problem in p for p in problems), problems
-        with pytest.raises(TemplateError):
+        with pytest.raises(NotificationTemplateError):
             compile_template(text)
 
     def test_all_problems_are_reported_at_once(self) -> None:
@@ -238,7 +238,7 @@ class TestTemplateProperties:
     def test_validation_and_compilation_agree(self, text: str) -> None:
         problems = validate_template(text)
         if problems:
-            with pytest.raises(TemplateError):
+            with pytest.raises(NotificationTemplateError):
                 compile_template(text)
         else:
             compile_template(text)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from canary.jsontree import frozen
 from canary.ports import AlreadyExists, Conflict, NotFound, Obj, PatchType
 
 Key = tuple[str, str, str, str]
@@ -62,6 +63,12 @@ class FakeKube:
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> Obj | None:
         return self.peek(api_version, kind, name, namespace or "")
+
+    async def read(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Mapping[str, Any] | None:
+        """Frozen, as the watch cache's shared objects must never be changed."""
+        return frozen(self.peek(api_version, kind, name, namespace or ""))
 
     async def list(
         self,

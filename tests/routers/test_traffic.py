@@ -20,11 +20,11 @@ from canary.demo.traffic import (
     Entry,
     GatewayEntry,
     IngressEntry,
-    Request,
     RequestProfile,
     ServiceEntry,
     Snapshot,
     TrafficGenerator,
+    TrafficRequest,
     Version,
     resolve,
     service_pods,
@@ -45,10 +45,10 @@ CANARY_PODS = {"podinfo-c"}
 class Recorder:
     """A backend that remembers who served what."""
 
-    served: list[tuple[Version, str, Request]] = field(default_factory=list)
+    served: list[tuple[Version, str, TrafficRequest]] = field(default_factory=list)
     status: int | None = None
 
-    async def __call__(self, version: Version, pod: str, request: Request) -> int | None:
+    async def __call__(self, version: Version, pod: str, request: TrafficRequest) -> int | None:
         self.served.append((version, pod, request))
         return self.status
 
@@ -369,7 +369,7 @@ class TestResolvePrecedence:
         rng = random.Random(0)
         entry = GatewayEntry(NS, "gw")
         picks = {
-            path: resolve(snap, entry, Request(1, 0, "h", path), rng).service
+            path: resolve(snap, entry, TrafficRequest(1, 0, "h", path), rng).service
             for path in ("/", "/apix", "/api/x", "/api/login")
         }
         assert picks == {"/": "root", "/apix": "root", "/api/x": "api", "/api/login": "login"}

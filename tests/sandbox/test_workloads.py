@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from kubesandbox import Sandbox
-from kubesandbox.apiserver import WatchEvent
+from kubesandbox.apiserver import StoreEvent
 from kubesandbox.workloads import (
     BEHAVIOUR,
     READY_AFTER,
@@ -115,7 +115,7 @@ class TestDeployment:
         old = {p["metadata"]["name"] for p in pods(sim)}
         peak = {"pods": 0}
 
-        def watch_pods(event: WatchEvent) -> None:
+        def watch_pods(event: StoreEvent) -> None:
             if event.key == ("", "pods"):
                 live = [
                     p
@@ -160,7 +160,7 @@ class TestDeployment:
         await eventually(lambda: rolled_out(sim, "web", 2))
         overlap = {"seen": False}
 
-        def check(event: WatchEvent) -> None:
+        def check(event: StoreEvent) -> None:
             if event.key == ("", "pods"):
                 images = {
                     p["spec"]["containers"][0]["image"]

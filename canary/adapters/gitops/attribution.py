@@ -25,7 +25,14 @@ from pathlib import Path
 
 from canary.adapters.gitops.kustomize import Kustomize
 from canary.adapters.gitops.render import render_manifests
-from canary.adapters.gitops.selection import Change, Hunk, Part, content_with, hunks_of, minimize
+from canary.adapters.gitops.selection import (
+    ChangedFile,
+    Hunk,
+    Part,
+    content_with,
+    hunks_of,
+    minimize,
+)
 from canary.adapters.gitops.subjects import Projection, Subject
 from canary.adapters.gitops.workspace import WorkingCopy
 from canary.errors import CanaryError
@@ -70,7 +77,7 @@ class _Scratch:
     link pointing out) is never followed, and a symbolic link reads as its target text, as
     git stores it. Listing a directory stops at :data:`MAX_LISTED_FILES`."""
 
-    def __init__(self, root: Path, changes: Mapping[str, Change]) -> None:
+    def __init__(self, root: Path, changes: Mapping[str, ChangedFile]) -> None:
         self.root = root.resolve()
         self.changes = changes
         self.current: dict[str, bytes | None] = {p: c.bad for p, c in changes.items()}
@@ -181,9 +188,9 @@ async def attribute(
             f"the files changed between {good[:12]} and {bad[:12]} hold more than "
             f"{MAX_CHANGED_BYTES // (1024 * 1024)} MiB: too much to attribute; revert by hand",
         )
-    changes: dict[str, Change] = {}
+    changes: dict[str, ChangedFile] = {}
     for path, before, after in changed:
-        changes[path] = Change(
+        changes[path] = ChangedFile(
             path,
             contents[before.blob] if before else None,
             contents[after.blob] if after else None,
@@ -215,7 +222,7 @@ class _Search:
 
     scratch: _Scratch
     subject: Subject
-    changes: Mapping[str, Change]
+    changes: Mapping[str, ChangedFile]
     forced: set[str]
     good: str
     bad: str
@@ -357,7 +364,7 @@ class _Search:
             )
         return Attribution(restored, modes, notes, self.probes)
 
-    def _note(self, path: str, change: Change, needed: frozenset[Part]) -> str | None:
+    def _note(self, path: str, change: ChangedFile, needed: frozenset[Part]) -> str | None:
         """What putting ``path`` back does, in words; None when none of its hunks is needed."""
         if path not in self.hunks:
             if change.good is None:

@@ -10,8 +10,9 @@ into an environment for the git CLI without ever putting a secret into a URL or 
 * an SSH private key is written to a private temporary file (mode 0600 in a 0700 directory) that
   is removed when the git call ends, and ``GIT_SSH_COMMAND`` points ``ssh -i`` at it.
 
-:class:`Redactor` removes every credential value (and its base64, URL-quoted and header forms)
-from any text before that text is logged, raised or returned.
+:func:`redactor_for` builds the :class:`~canary.adapters.redaction.Redactor` that removes every
+credential value (and its base64, URL-quoted and header forms) from any text before that text
+is logged, raised or returned.
 """
 
 from __future__ import annotations
@@ -22,23 +23,21 @@ import contextlib
 import os
 import shlex
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from canary.adapters.redaction import Redactor
 from canary.errors import CanaryError
 
 __all__ = [
-    "REDACTED",
     "CredentialsError",
     "GitCredentials",
-    "Redactor",
     "credentials_from_secret",
     "git_auth_environment",
+    "redactor_for",
 ]
-
-REDACTED = "***"
 
 
 class CredentialsError(CanaryError, ValueError):
@@ -95,7 +94,7 @@ class GitCredentials:
         return "Basic " + base64.b64encode(pair).decode("ascii")
 
     def redactor(self) -> Redactor:
-        return Redactor.for_credentials(self)
+        return redactor_for(self)
 
 
 def _decode_secret_value(key: str, value: str | bytes, *, encoded: bool, where: str) -> str:
@@ -171,6 +170,10 @@ def credentials_from_secret(
 
 
 def _variants(secret: str) -> Iterator[str]:
+    """A secret as given, base64-encoded (both alphabets, padded or not), URL-quoted and,
+    for a private key, each substantial line of it; nothing for a blank value."""
+    if not secret.strip():
+        return
     yield secret
     raw = secret.encode()
     for enc in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
@@ -186,42 +189,16 @@ def _variants(secret: str) -> Iterator[str]:
                 yield line
 
 
-@dataclass(frozen=True, slots=True)
-class Redactor:
-    """Replaces every known secret (and its encoded forms) with ``***`` in a text."""
-
-    secrets: tuple[str, ...] = field(default=())
-
-    @classmethod
-    def for_credentials(cls, creds: GitCredentials | None, *extra: str) -> Redactor:
-        values: list[str] = list(extra)
-        if creds is not None:
-            values.extend(creds.secret_values())
-            header = creds.http_authorization()
-            if header:
-                values.append(header.split(" ", 1)[1])
-        return cls.of(values)
-
-    @classmethod
-    def of(cls, values: Iterable[str]) -> Redactor:
-        seen: set[str] = set()
-        for value in values:
-            if value and value.strip():
-                seen.update(v for v in _variants(value) if v)
-        # Longest first, so a value that contains another one is removed whole.
-        return cls(tuple(sorted(seen, key=lambda s: (-len(s), s))))
-
-    def merge(self, other: Redactor) -> Redactor:
-        return Redactor.of((*self.secrets, *other.secrets))
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
-
-    def __repr__(self) -> str:
-        return f"Redactor({len(self.secrets)} values)"
+def redactor_for(creds: GitCredentials | None, *extra: str) -> Redactor:
+    """A :class:`~canary.adapters.redaction.Redactor` of every value of ``creds`` and of
+    ``extra``, in every form git or a forge's API may echo it (see :func:`_variants`)."""
+    values: list[str] = list(extra)
+    if creds is not None:
+        values.extend(creds.secret_values())
+        header = creds.http_authorization()
+        if header:
+            values.append(header.split(" ", 1)[1])
+    return Redactor.of(values, forms=_variants)
 
 
 def _http_scope(url: str) -> str:

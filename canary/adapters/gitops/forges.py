@@ -12,7 +12,7 @@ Bitbucket Cloud:
   instead of a second one, also when another creator wins a race.
 
 Credentials never reach a message, a log line or a repr: every text that leaves passes through
-the :class:`~canary.adapters.gitops.credentials.Redactor` of the client's credentials.
+the :class:`~canary.adapters.redaction.Redactor` of the client's credentials.
 
 Exception tree::
 
@@ -46,9 +46,9 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from canary.adapters.gitops.credentials import GitCredentials, Redactor
+from canary.adapters.gitops.credentials import GitCredentials, redactor_for
 from canary.adapters.gitops.git import GitError, check_branch
-from canary.errors import CanaryError
+from canary.errors import ClassifiedError
 
 __all__ = [
     "ForgeClient",
@@ -56,8 +56,8 @@ __all__ = [
     "ForgeFailure",
     "ForgeKind",
     "ForgeTarget",
+    "NewPullRequest",
     "PullRequest",
-    "PullRequestSpec",
     "PullRequestState",
     "forge_target",
 ]
@@ -106,7 +106,7 @@ class ForgeFailure(enum.Enum):
         return self not in (ForgeFailure.INVALID, ForgeFailure.FAILED)
 
 
-class ForgeError(CanaryError):
+class ForgeError(ClassifiedError[ForgeFailure]):
     """A forge call failed. ``str(error)`` is redacted and safe to log or show.
 
     ``retry_after`` is the delay in seconds the forge asked for (``Retry-After``,
@@ -124,20 +124,10 @@ class ForgeError(CanaryError):
         status: int | None = None,
         already_exists: bool = False,
     ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
+        super().__init__(kind, message)
         self.retry_after = retry_after
         self.status = status
         self.already_exists = already_exists
-
-    @property
-    def transient(self) -> bool:
-        return self.retriable
-
-    @property
-    def retriable(self) -> bool:
-        return self.kind.retriable
 
     def __repr__(self) -> str:
         return f"ForgeError({self.kind.name}, {self.message!r})"
@@ -160,7 +150,9 @@ class ForgeTarget:
 
 
 @dataclass(frozen=True, slots=True)
-class PullRequestSpec:
+class NewPullRequest:
+    """A pull request to open: ``head`` into ``base`` of the same repository."""
+
     head: str  # source branch, in the same repository
     base: str  # target branch
     title: str
@@ -473,7 +465,7 @@ class _Vendor(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
-    def create_body(self, spec: PullRequestSpec) -> dict[str, Any]:
+    def create_body(self, spec: NewPullRequest) -> dict[str, Any]:
         raise NotImplementedError
 
     @abc.abstractmethod
@@ -518,7 +510,7 @@ class _GitHub(_Vendor):
     def pulls_path(self) -> str:
         return f"/repos/{_seg(self.owner)}/{_seg(self.repo)}/pulls"
 
-    def create_body(self, spec: PullRequestSpec) -> dict[str, Any]:
+    def create_body(self, spec: NewPullRequest) -> dict[str, Any]:
         return {"title": spec.title, "head": spec.head, "base": spec.base, "body": spec.body}
 
     def first_page(self, head: str, base: str) -> _Page:
@@ -570,7 +562,7 @@ class _GitLab(_Vendor):
     def pulls_path(self) -> str:
         return f"/projects/{_seg(self.target.project)}/merge_requests"
 
-    def create_body(self, spec: PullRequestSpec) -> dict[str, Any]:
+    def create_body(self, spec: NewPullRequest) -> dict[str, Any]:
         return {
             "source_branch": spec.head,
             "target_branch": spec.base,
@@ -628,7 +620,7 @@ class _Gitea(_Vendor):
     def pulls_path(self) -> str:
         return f"/repos/{_seg(self.owner)}/{_seg(self.repo)}/pulls"
 
-    def create_body(self, spec: PullRequestSpec) -> dict[str, Any]:
+    def create_body(self, spec: NewPullRequest) -> dict[str, Any]:
         return {"head": spec.head, "base": spec.base, "title": spec.title, "body": spec.body}
 
     def first_page(self, head: str, base: str) -> _Page:
@@ -689,7 +681,7 @@ class _BitbucketServer(_Vendor):
     def _repository(self) -> dict[str, Any]:
         return {"slug": self.repo, "project": {"key": self.owner}}
 
-    def create_body(self, spec: PullRequestSpec) -> dict[str, Any]:
+    def create_body(self, spec: NewPullRequest) -> dict[str, Any]:
         return {
             "title": spec.title,
             "description": spec.body,
@@ -761,7 +753,7 @@ class _BitbucketCloud(_Vendor):
     def pulls_path(self) -> str:
         return f"/repositories/{_seg(self.owner)}/{_seg(self.repo)}/pullrequests"
 
-    def create_body(self, spec: PullRequestSpec) -> dict[str, Any]:
+    def create_body(self, spec: NewPullRequest) -> dict[str, Any]:
         return {
             "title": spec.title,
             "description": spec.body,
@@ -991,7 +983,7 @@ class ForgeClient:
         creds = GitCredentials(
             token=token or None, username=username or None, password=password or None
         )
-        self._redact = Redactor.for_credentials(creds)
+        self._redact = redactor_for(creds)
         self._vendor = _VENDORS[target.kind](self.target)
         self._vendor.check_project()
         self._name = _NAMES[target.kind]
@@ -1064,7 +1056,7 @@ class ForgeClient:
                 )
         return best
 
-    async def create(self, spec: PullRequestSpec) -> PullRequest:
+    async def create(self, spec: NewPullRequest) -> PullRequest:
         """Open a pull request. A refusal because one is already open for the same branches is
         a :class:`ForgeError` with ``already_exists=True``."""
         self._check_branches(spec.head, spec.base)
@@ -1076,7 +1068,7 @@ class ForgeClient:
         except _Malformed as missing:
             raise self._unexpected("POST", path, missing) from None
 
-    async def ensure(self, spec: PullRequestSpec) -> tuple[PullRequest, bool]:
+    async def ensure(self, spec: NewPullRequest) -> tuple[PullRequest, bool]:
         """The pull request for ``spec``'s branches and whether this call created it.
 
         An existing one is returned as it is, whatever its state: open, merged, or closed by a

@@ -5,7 +5,7 @@ Every git call of the GitOps adapters goes through :class:`Git.run`: ``asyncio``
 killed when it expires or when the caller is cancelled), a fixed environment (no terminal
 prompts, no user or system git config, C locale so messages can be classified), and every text
 that leaves (stdout, stderr, error messages, debug logs) passed through the caller's
-:class:`~canary.adapters.gitops.credentials.Redactor`.
+:class:`~canary.adapters.redaction.Redactor`.
 
 Push safety is enforced here as well as by review: :class:`Git` refuses to run a ``push`` that
 could rewrite published history (a force flag, a ``+`` refspec, a deletion or a mirror push).
@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from canary.adapters.gitops.credentials import Redactor
 from canary.adapters.process import ProcessNotFound, ProcessTimeout, run_process
-from canary.errors import CanaryError
+from canary.adapters.redaction import Redactor
+from canary.errors import ClassifiedError
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -115,22 +115,12 @@ class GitFailure(enum.Enum):
         return self in (GitFailure.UNREACHABLE, GitFailure.TIMEOUT, GitFailure.REJECTED)
 
 
-class GitError(CanaryError):
+class GitError(ClassifiedError[GitFailure]):
     """A git call failed. ``str(error)`` is redacted and safe to log or show."""
 
     def __init__(self, kind: GitFailure, message: str, *, returncode: int | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
+        super().__init__(kind, message)
         self.returncode = returncode
-
-    @property
-    def transient(self) -> bool:
-        return self.retriable
-
-    @property
-    def retriable(self) -> bool:
-        return self.kind.retriable
 
 
 @dataclass(frozen=True, slots=True)

@@ -442,8 +442,9 @@ def _line_break(text: str, index: int) -> int:
     return len(text)
 
 
-def _marked_scalars(root: Node) -> Iterator[ScalarNode]:
-    """Value scalars (not keys), each once, in document order."""
+def _value_nodes(root: Node) -> Iterator[Node]:
+    """``root`` and the nodes below it that are values (not keys), each once (an alias is
+    not followed twice), in document order."""
     seen: set[int] = set()
     stack: list[Node] = [root]
     while stack:
@@ -451,12 +452,16 @@ def _marked_scalars(root: Node) -> Iterator[ScalarNode]:
         if id(node) in seen:
             continue
         seen.add(id(node))
-        if isinstance(node, ScalarNode):
-            yield node
-        elif isinstance(node, MappingNode):
+        yield node
+        if isinstance(node, MappingNode):
             stack.extend(value for _, value in reversed(node.value))
         elif isinstance(node, SequenceNode):
             stack.extend(reversed(node.value))
+
+
+def _marked_scalars(root: Node) -> Iterator[ScalarNode]:
+    """Value scalars (not keys), each once, in document order."""
+    return (node for node in _value_nodes(root) if isinstance(node, ScalarNode))
 
 
 def find_setter_markers(text: str, file: str) -> tuple[SetterMarker, ...]:
@@ -576,25 +581,17 @@ def _insertion_point(text: str, node: Node, place: _Place, field: str) -> int:
 def _sequence_offset(root: Node) -> int:
     """How far this document indents a block list under its key (``key:`` / ``- item``): the
     first example found, else 2."""
-    stack: list[Node] = [root]
-    seen: set[int] = set()
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
+    for node in _value_nodes(root):
+        if not isinstance(node, MappingNode):
             continue
-        seen.add(id(node))
-        if isinstance(node, MappingNode):
-            for key, value in node.value:
-                if (
-                    isinstance(value, SequenceNode)
-                    and value.value
-                    and not value.flow_style
-                    and value.start_mark.line > key.start_mark.line
-                ):
-                    return max(0, int(value.start_mark.column - key.start_mark.column))
-            stack.extend(value for _, value in reversed(node.value))
-        elif isinstance(node, SequenceNode):
-            stack.extend(reversed(node.value))
+        for key, value in node.value:
+            if (
+                isinstance(value, SequenceNode)
+                and value.value
+                and not value.flow_style
+                and value.start_mark.line > key.start_mark.line
+            ):
+                return max(0, int(value.start_mark.column - key.start_mark.column))
     return 2
 
 

@@ -1,7 +1,7 @@
 """Bridge from the controller's generic Kubernetes port to the reconciler's small apply port.
 
 The GitSource reconciler is written against :class:`~canary.adapters.gitops.reconciler.KubeApply`
-(apply, get, delete, list by :class:`ObjectRef`). The operator already has a Kubernetes adapter
+(apply, get, delete, list by :class:`ManifestRef`). The operator already has a Kubernetes adapter
 implementing :class:`canary.ports.Kube`; :class:`PortKubeApply` adapts one to the other and
 turns the port's :class:`~canary.ports.KubeError` family into :class:`KubeApplyError` carrying
 the API server's message, which the reconciler puts into the ``ApplyFailed`` condition.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from canary.adapters.gitops.manifests import ObjectRef
+from canary.adapters.gitops.manifests import ManifestRef
 from canary.adapters.gitops.reconciler import KubeApplyError
 from canary.ports import Invalid, Kube, KubeError
 
@@ -46,13 +46,13 @@ class PortKubeApply:
         except KubeError as exc:
             raise _error(exc) from None
 
-    async def get(self, ref: ObjectRef) -> Mapping[str, Any] | None:
+    async def get(self, ref: ManifestRef) -> Mapping[str, Any] | None:
         try:
             return await self.kube.get(ref.api_version, ref.kind, ref.name, ref.namespace)
         except KubeError as exc:
             raise _error(exc) from None
 
-    async def delete(self, ref: ObjectRef) -> bool:
+    async def delete(self, ref: ManifestRef) -> bool:
         try:
             return await self.kube.delete(ref.api_version, ref.kind, ref.name, ref.namespace)
         except KubeError as exc:

@@ -42,7 +42,7 @@ __all__ = [
     "ManifestError",
     "ManifestLoader",
     "ManifestNote",
-    "ObjectRef",
+    "ManifestRef",
     "SourcePlan",
     "load_files",
     "plan_sources",
@@ -65,9 +65,11 @@ ManifestLoader.yaml_implicit_resolvers = {
 
 
 @dataclass(frozen=True, slots=True)
-class ObjectRef:
-    """An object's identity. Equality ignores the API version but not the group, so
-    ``apps/v1`` and ``apps/v1beta2`` name the same Deployment."""
+class ManifestRef:
+    """An object's identity, in Git and in the cluster (a GitSource's inventory, a revert's
+    subject). Equality ignores the API version but not the group, so ``apps/v1`` and
+    ``apps/v1beta2`` name the same Deployment (unlike ``canary.model.ObjectRef``, a Canary's
+    reference fields as written)."""
 
     api_version: str = field(compare=False)
     kind: str
@@ -90,7 +92,7 @@ class ObjectRef:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ObjectRef:
+    def from_dict(cls, data: Mapping[str, Any]) -> ManifestRef:
         return cls(
             str(data.get("apiVersion", "")),
             str(data.get("kind", "")),
@@ -99,7 +101,7 @@ class ObjectRef:
         )
 
     @classmethod
-    def of(cls, obj: Mapping[str, Any]) -> ObjectRef:
+    def of(cls, obj: Mapping[str, Any]) -> ManifestRef:
         meta = obj.get("metadata") or {}
         return cls(
             str(obj.get("apiVersion", "")),
@@ -124,8 +126,8 @@ class Manifest:
     rendered_by: str | None = None
 
     @property
-    def ref(self) -> ObjectRef:
-        return ObjectRef.of(self.body)
+    def ref(self) -> ManifestRef:
+        return ManifestRef.of(self.body)
 
     @property
     def location(self) -> str:

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from canary.adapters.gitops.credentials import GitCredentials, Redactor
+from canary.adapters.gitops.credentials import GitCredentials, redactor_for
 from canary.adapters.gitops.git import GitError, check_branch, check_relative_path, check_url
 from canary.adapters.gitops.kustomize import Kustomize, KustomizeError
 from canary.adapters.gitops.manifests import (
     Manifest,
     ManifestError,
-    ObjectRef,
+    ManifestRef,
 )
 from canary.adapters.gitops.render import render_manifests
 from canary.adapters.gitops.revert import CommitIdentity
@@ -47,6 +47,7 @@ from canary.adapters.gitops.revision import (
     format_revision,
 )
 from canary.adapters.gitops.workspace import GitRepository, Workspace
+from canary.adapters.redaction import Redactor
 from canary.errors import CanaryError
 from canary.model.duration import DurationError
 from canary.model.duration import parse_duration as model_duration
@@ -58,7 +59,7 @@ __all__ = [
     "ANNOTATION_SOURCE_PATH",
     "FIELD_MANAGER",
     "ApplyPlan",
-    "Condition",
+    "GitSourceCondition",
     "GitSourceReconciler",
     "GitSourceSpec",
     "GitSourceSpecError",
@@ -303,11 +304,11 @@ class KubeApply(Protocol):
         ``fieldManager``; ``force=true`` when ``force_conflicts``). Returns the live object."""
         ...
 
-    async def get(self, ref: ObjectRef) -> Mapping[str, Any] | None:
+    async def get(self, ref: ManifestRef) -> Mapping[str, Any] | None:
         """The live object, or None when it does not exist."""
         ...
 
-    async def delete(self, ref: ObjectRef) -> bool:
+    async def delete(self, ref: ManifestRef) -> bool:
         """Delete (background propagation); False when it was already gone."""
         ...
 
@@ -334,7 +335,10 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 
 
 @dataclass(frozen=True, slots=True)
-class Condition:
+class GitSourceCondition:
+    """A condition of a GitSource's status: a metav1.Condition, without the
+    ``lastUpdateTime`` that a Canary's conditions carry (``canary.model.Condition``)."""
+
     type: str
     status: ConditionStatus
     reason: str
@@ -351,7 +355,7 @@ class Condition:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Condition:
+    def from_dict(cls, data: Mapping[str, Any]) -> GitSourceCondition:
         status = str(data.get("status", "Unknown"))
         return cls(
             type=str(data.get("type", "")),
@@ -368,11 +372,11 @@ class GitSourceStatus:
 
     last_applied_revision: str | None = None
     last_attempted_revision: str | None = None
-    inventory: tuple[ObjectRef, ...] = ()
-    conditions: tuple[Condition, ...] = ()
+    inventory: tuple[ManifestRef, ...] = ()
+    conditions: tuple[GitSourceCondition, ...] = ()
     kustomize_version: str | None = None
 
-    def condition(self, type_: str) -> Condition | None:
+    def condition(self, type_: str) -> GitSourceCondition | None:
         return next((c for c in self.conditions if c.type == type_), None)
 
     def to_dict(self) -> dict[str, Any]:
@@ -394,10 +398,12 @@ class GitSourceStatus:
             last_applied_revision=data.get("lastAppliedRevision"),
             last_attempted_revision=data.get("lastAttemptedRevision"),
             inventory=tuple(
-                ObjectRef.from_dict(e) for e in entries if isinstance(e, Mapping) and e.get("name")
+                ManifestRef.from_dict(e)
+                for e in entries
+                if isinstance(e, Mapping) and e.get("name")
             ),
             conditions=tuple(
-                Condition.from_dict(c)
+                GitSourceCondition.from_dict(c)
                 for c in data.get("conditions") or []
                 if isinstance(c, Mapping)
             ),
@@ -412,17 +418,17 @@ def _timestamp(now: datetime) -> str:
 
 
 def set_conditions(
-    previous: Iterable[Condition],
+    previous: Iterable[GitSourceCondition],
     updates: Iterable[tuple[str, ConditionStatus, str, str]],
     now: datetime,
-) -> tuple[Condition, ...]:
+) -> tuple[GitSourceCondition, ...]:
     """Merge ``(type, status, reason, message)`` updates into conditions, keeping the
     transition time of a condition whose status did not change."""
     result = {c.type: c for c in previous}
     for type_, status, reason, message in updates:
         old = result.get(type_)
         since = old.last_transition_time if old and old.status == status else _timestamp(now)
-        result[type_] = Condition(type_, status, reason, message, since)
+        result[type_] = GitSourceCondition(type_, status, reason, message, since)
     order = ["Ready", "Reconciling"]
     return tuple(
         sorted(
@@ -436,7 +442,7 @@ def set_conditions(
 
 @dataclass(frozen=True, slots=True)
 class PlannedObject:
-    ref: ObjectRef
+    ref: ManifestRef
     body: Mapping[str, Any]
     location: str
 
@@ -447,11 +453,11 @@ class ApplyPlan:
     notes: tuple[str, ...] = ()
 
     @property
-    def inventory(self) -> tuple[ObjectRef, ...]:
+    def inventory(self) -> tuple[ManifestRef, ...]:
         return tuple(o.ref for o in self.objects)
 
 
-def _rank(ref: ObjectRef, cluster_scoped: frozenset[tuple[str, str]]) -> int:
+def _rank(ref: ManifestRef, cluster_scoped: frozenset[tuple[str, str]]) -> int:
     if (ref.group, ref.kind) == ("apiextensions.k8s.io", "CustomResourceDefinition"):
         return 0
     if (ref.group, ref.kind) == ("", "Namespace"):
@@ -486,13 +492,13 @@ def plan_apply(
     the rest (manifest order within each group). Namespaced objects without a namespace get
     the GitSource's namespace. Raises ManifestError for an object declared twice."""
     scoped = cluster_scoped | crd_scopes(manifests)
-    seen: dict[ObjectRef, str] = {}
+    seen: dict[ManifestRef, str] = {}
     planned: list[tuple[int, int, PlannedObject]] = []
     notes: list[str] = []
     for index, manifest in enumerate(manifests):
         body = copy.deepcopy(dict(manifest.body))
         meta = body.setdefault("metadata", {})
-        ref = ObjectRef.of(body)
+        ref = ManifestRef.of(body)
         if (ref.group, ref.kind) in scoped:
             if "namespace" in meta:
                 notes.append(
@@ -501,7 +507,7 @@ def plan_apply(
                 del meta["namespace"]
         elif not meta.get("namespace"):
             meta["namespace"] = source.namespace
-        ref = ObjectRef.of(body)
+        ref = ManifestRef.of(body)
         if ref in seen:
             raise ManifestError(
                 manifest.source_file,
@@ -522,11 +528,11 @@ def plan_apply(
 
 
 def plan_prune(
-    previous: Iterable[ObjectRef],
-    current: Iterable[ObjectRef],
+    previous: Iterable[ManifestRef],
+    current: Iterable[ManifestRef],
     *,
     cluster_scoped: frozenset[tuple[str, str]] = CLUSTER_SCOPED,
-) -> tuple[ObjectRef, ...]:
+) -> tuple[ManifestRef, ...]:
     """Objects in the previous inventory that are no longer declared, in delete order
     (namespaced objects first, Namespaces and CRDs last)."""
     keep = set(current)
@@ -541,8 +547,8 @@ def plan_prune(
 class ReconcileResult:
     status: GitSourceStatus
     ready: bool
-    applied: tuple[ObjectRef, ...] = ()
-    pruned: tuple[ObjectRef, ...] = ()
+    applied: tuple[ManifestRef, ...] = ()
+    pruned: tuple[ManifestRef, ...] = ()
     notes: tuple[str, ...] = ()
     requeue_after: float = 60.0
 
@@ -595,9 +601,9 @@ class _Pass:
         kustomize_version: str | None,
         applied_rev: str | None = None,
         attempted_rev: str | None = None,
-        inventory: tuple[ObjectRef, ...] | None = None,
-        applied: tuple[ObjectRef, ...] = (),
-        pruned: tuple[ObjectRef, ...] = (),
+        inventory: tuple[ManifestRef, ...] | None = None,
+        applied: tuple[ManifestRef, ...] = (),
+        pruned: tuple[ManifestRef, ...] = (),
         notes: tuple[str, ...] = (),
     ) -> ReconcileResult:
         prev = self.prev
@@ -648,8 +654,8 @@ class _Pruned:
     """What pruning did: ``kept`` are the objects it failed to delete, which stay in the
     inventory so that a later pass tries them again."""
 
-    pruned: tuple[ObjectRef, ...] = ()
-    kept: tuple[ObjectRef, ...] = ()
+    pruned: tuple[ManifestRef, ...] = ()
+    kept: tuple[ManifestRef, ...] = ()
     failures: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
 
@@ -683,7 +689,7 @@ class GitSourceReconciler:
             source,
             previous or GitSourceStatus(),
             now or datetime.now(UTC),
-            Redactor.for_credentials(credentials),
+            redactor_for(credentials),
             spec.interval_seconds,
         )
         if spec.suspend:
@@ -749,9 +755,9 @@ class GitSourceReconciler:
 
     async def _apply(
         self, run: _Pass, rendered: _Rendered
-    ) -> tuple[ObjectRef, ...] | ReconcileResult:
+    ) -> tuple[ManifestRef, ...] | ReconcileResult:
         """Apply every planned object in order; the first refusal ends the pass."""
-        applied: list[ObjectRef] = []
+        applied: list[ManifestRef] = []
         for obj in rendered.plan.objects:
             try:
                 await asyncio.wait_for(
@@ -783,7 +789,7 @@ class GitSourceReconciler:
         return tuple(applied)
 
     async def _prune_and_finish(
-        self, run: _Pass, spec: GitSourceSpec, rendered: _Rendered, applied: tuple[ObjectRef, ...]
+        self, run: _Pass, spec: GitSourceSpec, rendered: _Rendered, applied: tuple[ManifestRef, ...]
     ) -> ReconcileResult:
         revision = rendered.revision
         inventory = rendered.plan.inventory
@@ -822,14 +828,14 @@ class GitSourceReconciler:
     async def _prune(
         self,
         source: SourceRef,
-        previous: tuple[ObjectRef, ...],
-        current: tuple[ObjectRef, ...],
+        previous: tuple[ManifestRef, ...],
+        current: tuple[ManifestRef, ...],
     ) -> _Pruned:
         """Delete what Git no longer declares, but only objects marked as ours: an object
         someone else took over since (or never ours) is left alone, with a note."""
-        pruned: list[ObjectRef] = []
+        pruned: list[ManifestRef] = []
         failures: list[str] = []
-        kept: list[ObjectRef] = []
+        kept: list[ManifestRef] = []
         notes: list[str] = []
         for ref in plan_prune(previous, current, cluster_scoped=self.cluster_scoped):
             try:

@@ -42,13 +42,13 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from canary.adapters.gitops.attribution import Attribution, Unattributable, attribute
-from canary.adapters.gitops.credentials import Redactor
+from canary.adapters.gitops.credentials import redactor_for
 from canary.adapters.gitops.forges import (
     ForgeClient,
     ForgeError,
     ForgeTarget,
+    NewPullRequest,
     PullRequest,
-    PullRequestSpec,
 )
 from canary.adapters.gitops.git import (
     GitError,
@@ -59,6 +59,7 @@ from canary.adapters.gitops.git import (
 from canary.adapters.gitops.kustomize import Kustomize
 from canary.adapters.gitops.subjects import Subject
 from canary.adapters.gitops.workspace import BlobEntry, GitRepository, WorkingCopy, Workspace
+from canary.adapters.redaction import Redactor
 
 __all__ = [
     "DEFAULT_IDENTITY",
@@ -69,13 +70,13 @@ __all__ = [
     "AlreadyReverted",
     "CommitIdentity",
     "FileState",
+    "GitRevertRequest",
     "PlannedRevert",
     "Proposed",
     "PullRequestSettings",
-    "RetryPolicy",
+    "PushRetryPolicy",
     "RevertFacts",
     "RevertFailed",
-    "RevertRequest",
     "RevertResult",
     "Reverted",
     "Reverter",
@@ -136,7 +137,7 @@ def revert_branch(canary: str, bad_revision: str, prefix: str = "canary-engine/r
 
 
 @dataclass(frozen=True, slots=True)
-class RevertRequest:
+class GitRevertRequest:
     """What to revert, where, and why.
 
     ``subject`` says how the owner makes the target from the repository (rendering a path,
@@ -160,7 +161,7 @@ class RevertRequest:
     subject: Subject | None = None
     pull_request: PullRequestSettings | None = None
 
-    def validated(self) -> RevertRequest:
+    def validated(self) -> GitRevertRequest:
         """Normalise and check every field; raise ValueError or GitError naming the field."""
         self.repository.validated()
         namespace, sep, name = self.canary.partition("/")
@@ -355,7 +356,7 @@ def _verdict(state: FileState) -> tuple[FileVerdict, FileChange | None]:
     return "conflict", None
 
 
-def plan_revert(request: RevertRequest, facts: RevertFacts) -> RevertResult | PlannedRevert:
+def plan_revert(request: GitRevertRequest, facts: RevertFacts) -> RevertResult | PlannedRevert:
     """Decide what to do. Pure: same facts, same answer."""
     if facts.previous_revert is not None:
         return AlreadyReverted(facts.previous_revert)
@@ -401,7 +402,7 @@ def plan_revert(request: RevertRequest, facts: RevertFacts) -> RevertResult | Pl
 
 
 def revert_message(
-    request: RevertRequest, facts: RevertFacts, changes: Sequence[FileChange]
+    request: GitRevertRequest, facts: RevertFacts, changes: Sequence[FileChange]
 ) -> str:
     """The commit message: subject, why, what it undoes, and machine-readable trailers."""
     target = request.target or request.canary.partition("/")[2]
@@ -445,7 +446,7 @@ def revert_message(
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class PushRetryPolicy:
     """Push retries when the branch moved, and how much history to fetch at first."""
 
     attempts: int = 5
@@ -498,18 +499,20 @@ class Reverter:
     its own beyond the :class:`Workspace`'s cache and locks."""
 
     workspace: Workspace
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: PushRetryPolicy = field(default_factory=PushRetryPolicy)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     jitter_source: Callable[[], float] = random.random
     kustomize: Kustomize = field(default_factory=Kustomize)
     forges: ForgeFactory = _default_forge
 
-    async def revert(self, request: RevertRequest) -> RevertResult:
+    async def revert(self, request: GitRevertRequest) -> RevertResult:
         credentials = request.repository.credentials
-        redact = Redactor.for_credentials(credentials)
+        redact = redactor_for(credentials)
         if request.pull_request is not None:
             settings = request.pull_request
-            redact = redact.merge(Redactor.of(v for v in (settings.token, settings.password) if v))
+            redact = redact.merge(
+                redactor_for(None, *(v for v in (settings.token, settings.password) if v))
+            )
         try:
             checked = request.validated()
         except (GitError, ValueError) as exc:
@@ -537,7 +540,7 @@ class Reverter:
         )
         return result
 
-    async def _revert(self, copy: WorkingCopy, request: RevertRequest) -> RevertResult:
+    async def _revert(self, copy: WorkingCopy, request: GitRevertRequest) -> RevertResult:
         branch = request.repository.branch
         if request.pull_request is not None:
             known = await self._known_pull_request(copy, request)
@@ -597,7 +600,7 @@ class Reverter:
     async def _declined(
         self,
         copy: WorkingCopy,
-        request: RevertRequest,
+        request: GitRevertRequest,
         commit: str,
         exc: GitError,
         plan: PlannedRevert,
@@ -624,7 +627,7 @@ class Reverter:
         )
 
     async def _known_pull_request(
-        self, copy: WorkingCopy, request: RevertRequest
+        self, copy: WorkingCopy, request: GitRevertRequest
     ) -> RevertResult | None:
         """Pull-request mode, on every pass after the first: the side branch and its pull
         request already exist, so their state is the answer (no fetch of the history, no
@@ -651,7 +654,7 @@ class Reverter:
     async def _propose(
         self,
         copy: WorkingCopy,
-        request: RevertRequest,
+        request: GitRevertRequest,
         facts: RevertFacts,
         plan: RevertResult | PlannedRevert,
     ) -> RevertResult:
@@ -732,7 +735,7 @@ class Reverter:
         return None
 
     async def gather(
-        self, copy: WorkingCopy, request: RevertRequest
+        self, copy: WorkingCopy, request: GitRevertRequest
     ) -> RevertFacts | RevertFailed | Unresolved:
         """Fetch and read everything the plan needs (see :class:`RevertFacts`)."""
         revisions = await self._revisions(copy, request)
@@ -773,7 +776,7 @@ class Reverter:
         )
 
     async def _revisions(
-        self, copy: WorkingCopy, request: RevertRequest
+        self, copy: WorkingCopy, request: GitRevertRequest
     ) -> tuple[str, str, str] | RevertFailed:
         """The branch head and the good and bad commits, fetched deep enough to hold both;
         a bad revision that is not in the branch's history cannot be reverted there."""
@@ -798,7 +801,7 @@ class Reverter:
         return head, good, bad
 
     async def _attribute(
-        self, copy: WorkingCopy, request: RevertRequest, subject: Subject, good: str, bad: str
+        self, copy: WorkingCopy, request: GitRevertRequest, subject: Subject, good: str, bad: str
     ) -> Attribution | Unresolved:
         try:
             found = await attribute(
@@ -815,7 +818,7 @@ class Reverter:
         return found
 
     async def _find_previous(
-        self, copy: WorkingCopy, request: RevertRequest, bad: str, head: str
+        self, copy: WorkingCopy, request: GitRevertRequest, bad: str, head: str
     ) -> str | None:
         for sha, trailers in await copy.trailers(f"{bad}..{head}"):
             canaries = trailers.get(TRAILER_CANARY.lower(), [])
@@ -825,7 +828,7 @@ class Reverter:
         return None
 
     async def _commit(
-        self, copy: WorkingCopy, request: RevertRequest, facts: RevertFacts, plan: PlannedRevert
+        self, copy: WorkingCopy, request: GitRevertRequest, facts: RevertFacts, plan: PlannedRevert
     ) -> str:
         updates: list[tuple[str, str | None, str | None]] = []
         for change in plan.changes:
@@ -894,7 +897,7 @@ async def _merge(
     return merged, conflicts, merged_ours
 
 
-def _pull_request_spec(request: RevertRequest, facts: RevertFacts, side: str) -> PullRequestSpec:
+def _pull_request_spec(request: GitRevertRequest, facts: RevertFacts, side: str) -> NewPullRequest:
     target = request.target or request.canary.partition("/")[2]
     reasons = "\n".join(f"- {r}" for r in request.reason) or "- (no details were given)"
     undone = "\n".join(f"- {c.sha[:12]} {c.subject}" for c in facts.undone) or "- (see the diff)"
@@ -907,7 +910,7 @@ def _pull_request_spec(request: RevertRequest, facts: RevertFacts, side: str) ->
         "(`spec.gitops.revert.mode: pullRequest`). Merging it lets the GitOps reconciler "
         "converge to the good version."
     )
-    return PullRequestSpec(
+    return NewPullRequest(
         head=side,
         base=request.repository.branch,
         title=f"Revert {target} to {facts.good[:7]}: canary {request.canary} failed",

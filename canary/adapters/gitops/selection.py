@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
-    "Change",
+    "ChangedFile",
     "Hunk",
     "Part",
     "content_with",
@@ -41,7 +41,7 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
+class ChangedFile:
     """One file that differs between the good and the bad revision (None: absent)."""
 
     path: str

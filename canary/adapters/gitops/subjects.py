@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from canary.adapters.gitops.manifests import Manifest, ObjectRef
+from canary.adapters.gitops.manifests import Manifest, ManifestRef
 
 __all__ = [
     "ArgoApplicationSubject",
@@ -97,7 +97,7 @@ def _canonical(value: object) -> str:
 
 def _matches(
     manifest: Manifest,
-    ref: ObjectRef,
+    ref: ManifestRef,
     default_namespace: str | None,
     force_namespace: str | None = None,
 ) -> bool:
@@ -157,7 +157,7 @@ def config_refs_of(workload: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 
 def _find_all(
     manifests: Iterable[Manifest],
-    ref: ObjectRef,
+    ref: ManifestRef,
     default_namespace: str | None,
     force_namespace: str | None = None,
 ) -> list[Manifest]:
@@ -166,7 +166,7 @@ def _find_all(
 
 def _find(
     manifests: Iterable[Manifest],
-    ref: ObjectRef,
+    ref: ManifestRef,
     default_namespace: str | None,
     force_namespace: str | None = None,
 ) -> Manifest | None:
@@ -176,7 +176,7 @@ def _find(
 
 def _copies(
     manifests: Iterable[Manifest],
-    ref: ObjectRef,
+    ref: ManifestRef,
     default_namespace: str | None,
     force_namespace: str | None = None,
 ) -> list[Any]:
@@ -198,9 +198,9 @@ def _configs(
     used: list[Manifest] = []
     for kind, name in names:
         found = _find(
-            manifests, ObjectRef("v1", kind, namespace, name), default_namespace, force_namespace
+            manifests, ManifestRef("v1", kind, namespace, name), default_namespace, force_namespace
         )
-        ref = ObjectRef("v1", kind, namespace, name)
+        ref = ManifestRef("v1", kind, namespace, name)
         out[f"{kind}/{name}"] = dict(found.body) if found is not None else None
         extra = _copies(manifests, ref, default_namespace, force_namespace)
         if extra:
@@ -220,7 +220,7 @@ class WorkloadSubject:
     object's namespace (Flux ``spec.targetNamespace``). ``tracked`` are extra ConfigMaps and
     Secrets (``(kind, name)``) the canary tracked."""
 
-    target: ObjectRef
+    target: ManifestRef
     source_path: str = ""
     default_namespace: str | None = None
     force_namespace: str | None = None
@@ -293,7 +293,7 @@ class HelmReleaseSubject:
     """A Flux ``HelmRelease`` (helm.toolkit.fluxcd.io) in the rendering of ``source_path``
     makes the target."""
 
-    release: ObjectRef
+    release: ManifestRef
     source_path: str = ""
     default_namespace: str | None = None
     force_namespace: str | None = None
@@ -369,7 +369,7 @@ class ArgoApplicationSubject:
     a Helm chart; ``repository`` is this repository's URL (a chart with a ``path`` in it is
     read from the tree)."""
 
-    application: ObjectRef
+    application: ManifestRef
     source_path: str = ""
     default_namespace: str | None = None
     repository: str = ""

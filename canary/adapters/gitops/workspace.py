@@ -24,8 +24,8 @@ from pathlib import Path
 
 from canary.adapters.gitops.credentials import (
     GitCredentials,
-    Redactor,
     git_auth_environment,
+    redactor_for,
 )
 from canary.adapters.gitops.git import (
     Git,
@@ -106,7 +106,7 @@ class Workspace:
         """The branch the remote's ``HEAD`` points to (for Argo CD ``targetRevision: HEAD``)."""
         check_url(url)
         state = self.cache_dir / "_remote-state"
-        redact = Redactor.for_credentials(credentials)
+        redact = redactor_for(credentials)
         with git_auth_environment(url, credentials, state_dir=state) as env:
             out = await self.git.run(
                 "ls-remote",
@@ -155,7 +155,7 @@ class WorkingCopy:
         self.state_dir = path / "state"
         self.snapshots_dir = path / "snapshots"
         self.tmp_dir = path / "tmp"
-        self.redact = Redactor.for_credentials(repo.credentials)
+        self.redact = redactor_for(repo.credentials)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -458,7 +458,13 @@ class WorkingCopy:
         the caller may change; see :meth:`snapshot` for the shared read-only one)."""
         sha = await self.resolve(rev)
         await asyncio.to_thread(dest.mkdir, parents=True, exist_ok=True)
-        index = self.tmp_dir / f"materialize-index-{sha[:12]}-{id(dest):x}"
+        await self._check_out(sha, dest, f"materialize-index-{sha[:12]}-{id(dest):x}")
+
+    async def _check_out(self, sha: str, dest: Path, index_name: str) -> None:
+        """Write the tree ``sha`` into ``dest`` through a private index file (``index_name``
+        in the temporary directory, removed afterwards): the working copy's own index is
+        never touched."""
+        index = self.tmp_dir / index_name
         env = {"GIT_INDEX_FILE": str(index)}
         try:
             await self.git("read-tree", sha, env=env)
@@ -466,7 +472,7 @@ class WorkingCopy:
                 "--work-tree",
                 str(dest),
                 "checkout-index",
-                "-a",
+                "-a",  # every file of the private index
                 env=env,
                 time_limit=self.network_timeout,
             )
@@ -485,21 +491,7 @@ class WorkingCopy:
         partial = self.snapshots_dir / f".{sha}.partial"
         await asyncio.to_thread(shutil.rmtree, partial, True)
         partial.mkdir(parents=True)
-        index = self.tmp_dir / f"snapshot-index-{sha[:16]}"
-        env = {"GIT_INDEX_FILE": str(index)}
-        try:
-            await self.git("read-tree", sha, env=env)
-            await self.git(
-                "--work-tree",
-                str(partial),
-                "checkout-index",
-                "-a",  # every file of the private index
-                env=env,
-                time_limit=self.network_timeout,
-            )
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                index.unlink()
+        await self._check_out(sha, partial, f"snapshot-index-{sha[:16]}")
         await asyncio.to_thread(_publish, partial, self.snapshots_dir, sha)
         return target
 

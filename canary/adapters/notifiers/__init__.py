@@ -35,12 +35,12 @@ from canary.adapters.notifiers.delivery import (
 )
 from canary.adapters.notifiers.factory import SENDERS, make_sender, validate_provider
 from canary.adapters.notifiers.generic import GENERIC_SCHEMA
-from canary.adapters.notifiers.httpio import HttpClients, Redactor, redact_url
+from canary.adapters.notifiers.httpio import HttpClients, http_redactor, redact_url
 from canary.adapters.notifiers.rendering import (
     TEMPLATE_FIELDS,
     Message,
+    NotificationTemplateError,
     RenderContext,
-    TemplateError,
     compile_template,
     render_message,
     validate_template,
@@ -64,19 +64,19 @@ __all__ = [
     "Message",
     "MetricsRecorder",
     "NotificationDispatcher",
+    "NotificationTemplateError",
     "NotifierConfigError",
     "OutgoingRequest",
     "PrometheusNotificationMetrics",
     "ProviderRef",
     "ProviderResolver",
-    "Redactor",
     "RenderContext",
     "ResolvedProvider",
     "RetryPolicy",
     "RouteTarget",
     "Sender",
-    "TemplateError",
     "compile_template",
+    "http_redactor",
     "idempotency_key",
     "make_sender",
     "redact_url",

@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
-from canary.adapters.notifiers.httpio import Redactor
+from canary.adapters.notifiers.httpio import http_redactor
 from canary.adapters.notifiers.rendering import (
     Message,
     MessageTemplate,
     RenderContext,
     render_message,
 )
+from canary.adapters.redaction import Redactor
 from canary.core.actions import Alert
 from canary.errors import CanaryError
 from canary.model.errors import SpecIssue
@@ -182,7 +183,7 @@ class WebhookSender:
         return f"HTTP {status}"
 
     def redactor(self) -> Redactor:
-        return Redactor((self.resolved.address, self.resolved.token, self.resolved.proxy))
+        return http_redactor((self.resolved.address, self.resolved.token, self.resolved.proxy))
 
     def with_channel_and_user(self, body: dict[str, Any]) -> dict[str, Any]:
         """``body`` with the AlertProvider's channel and user name, for the services that

@@ -55,13 +55,14 @@ from canary.adapters.notifiers.base import (
 from canary.adapters.notifiers.factory import make_sender
 from canary.adapters.notifiers.httpio import (
     HttpClients,
-    Redactor,
     backoff_delay,
+    http_redactor,
     parse_retry_after,
     sanitize_body,
 )
 from canary.adapters.notifiers.rendering import CommitLinker, RenderContext, now_utc
 from canary.adapters.notifiers.routing import GlobalNotifierConfig, ProviderRef, route, wanted_refs
+from canary.adapters.redaction import Redactor
 from canary.core.actions import Alert
 from canary.model.canary import Canary
 
@@ -372,7 +373,7 @@ class NotificationDispatcher:
                 self._report(canary, alert, f"{target.via}: {missing or 'AlertProvider not found'}")
                 continue
             provider = target.provider
-            redact = Redactor((provider.address, provider.token, provider.proxy))
+            redact = http_redactor((provider.address, provider.token, provider.proxy))
             try:
                 sender = make_sender(provider)
                 request = sender.render(alert, context)

@@ -23,7 +23,11 @@ from canary.adapters.notifiers.discord import DiscordSender
 from canary.adapters.notifiers.gchat import GoogleChatSender
 from canary.adapters.notifiers.generic import GenericSender
 from canary.adapters.notifiers.msteams import MSTeamsSender
-from canary.adapters.notifiers.rendering import MessageTemplate, TemplateError, compile_template
+from canary.adapters.notifiers.rendering import (
+    MessageTemplate,
+    NotificationTemplateError,
+    compile_template,
+)
 from canary.adapters.notifiers.rocket import RocketSender
 from canary.adapters.notifiers.slack import SlackSender
 from canary.model.errors import SpecIssue
@@ -62,7 +66,7 @@ def _check(
     if resolved.provider.message_template is not None:
         try:
             template = compile_template(resolved.provider.message_template)
-        except TemplateError as exc:
+        except NotificationTemplateError as exc:
             issues.extend(SpecIssue("spec.messageTemplate", problem) for problem in exc.problems)
     return cls, template, issues
 

@@ -7,7 +7,7 @@ holds the pieces they share so the rules live in one place:
 
 * `HttpClients` — one `httpx.AsyncClient` per (proxy, TLS verification) pair,
   created lazily through an injectable factory and closed together;
-* `Redactor`, `redact_url`, `scrub_urls` and `protect_http_logs` — secrets and
+* `http_redactor`, `redact_url`, `scrub_urls` and `protect_http_logs` — secrets and
   URL paths never reach logs, exception messages, Events or the status;
 * `parse_retry_after`, `backoff_delay` and `sanitize_body` — the retry and
   error-text helpers both callers need.
@@ -28,13 +28,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from canary.adapters.redaction import REDACTED, Redactor
+
 __all__ = [
     "USER_AGENT",
     "ClientFactory",
     "HttpClients",
-    "Redactor",
     "backoff_delay",
     "default_client_factory",
+    "http_redactor",
     "parse_retry_after",
     "protect_http_logs",
     "redact_url",
@@ -43,7 +45,6 @@ __all__ = [
 ]
 
 USER_AGENT = "canary-engine"
-REDACTED = "***"
 
 ClientFactory = Callable[[str | None, bool], httpx.AsyncClient]
 """Build a client for ``(proxy, verify)``; the pool calls it once per pair."""
@@ -113,29 +114,19 @@ def scrub_urls(text: str) -> str:
     return _URL.sub(lambda m: redact_url(m.group(0)), text)
 
 
-class Redactor:
+def http_redactor(secrets: Iterable[str | None] = ()) -> Redactor:
     """Removes known secrets (and any URL path) from text before it leaves.
 
     Give it the webhook address, the token and the proxy URL; it also hides
     the pieces a library might print separately (a URL's path, query or
     password) so a partial leak is caught too.
     """
+    return Redactor.of(secrets, forms=_url_forms, min_length=_MIN_SECRET, scrub=scrub_urls)
 
-    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
-        found: set[str] = set()
-        for secret in secrets:
-            if not secret:
-                continue
-            found.add(secret)
-            found.update(_url_fragments(secret))
-        self._secrets = tuple(
-            sorted((s for s in found if len(s) >= _MIN_SECRET), key=len, reverse=True)
-        )
 
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return scrub_urls(text)
+def _url_forms(value: str) -> Iterable[str]:
+    yield value
+    yield from _url_fragments(value)
 
 
 def _url_fragments(value: str) -> Iterable[str]:

@@ -38,8 +38,8 @@ __all__ = [
     "CommitLinker",
     "Message",
     "MessageTemplate",
+    "NotificationTemplateError",
     "RenderContext",
-    "TemplateError",
     "check_line",
     "compile_template",
     "format_duration",
@@ -358,7 +358,7 @@ def _run_facts(alert: Alert, commit_ref: str) -> list[tuple[str, str]]:
 # ---------------------------------------------------------------------- templates
 
 
-class TemplateError(CanaryError, ValueError):
+class NotificationTemplateError(CanaryError, ValueError):
     """A messageTemplate that cannot be used; ``problems`` lists every problem."""
 
     def __init__(self, problems: list[str]) -> None:
@@ -460,10 +460,10 @@ def validate_template(text: str) -> list[str]:
 
 
 def compile_template(text: str) -> MessageTemplate:
-    """Compile a messageTemplate; raise `TemplateError` listing every problem."""
+    """Compile a messageTemplate; raise `NotificationTemplateError` listing every problem."""
     parts, problems = _parse(text)
     if problems:
-        raise TemplateError(problems)
+        raise NotificationTemplateError(problems)
     return MessageTemplate(source=text, parts=parts)
 
 

@@ -34,19 +34,10 @@ from canary.adapters.routers.istio import IstioRouter
 from canary.adapters.routers.kubernetes import KubernetesRouter, ServiceRouter
 from canary.adapters.routers.nginx import NginxRouter
 from canary.adapters.routers.smi import SmiRouter
+from canary.model.canary import SUPPORTED_PROVIDERS
 from canary.ports import Kube, Router
 
-PROVIDERS = (
-    "kubernetes",
-    "nginx",
-    "istio",
-    "gatewayapi:v1",
-    "gatewayapi:v1beta1",
-    "linkerd",
-    "smi:v1alpha1",
-    "smi:v1alpha2",
-    "smi:v1alpha3",
-)
+PROVIDERS = SUPPORTED_PROVIDERS  # a router for every provider a Canary may name
 DEFAULT_LINKERD_VERSION = "v1beta1"
 
 

@@ -10,7 +10,8 @@ rebuilds, so a write never clobbers a change it did not see. Timeouts belong to 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 from canary.adapters.routers.builders._common import (
     Obj,
@@ -31,15 +32,20 @@ class ObjectStore:
         self.kube = kube
         self.attempts = attempts
 
-    async def get(self, api_version: str, kind: str, name: str, namespace: str) -> Obj | None:
-        return await self.kube.get(api_version, kind, name, namespace)
+    async def get(
+        self, api_version: str, kind: str, name: str, namespace: str
+    ) -> Mapping[str, Any] | None:
+        """For reading only (`Kube.read`): routers read routes and never change what they read."""
+        return await self.kube.read(api_version, kind, name, namespace)
 
     async def converge(
         self, api_version: str, kind: str, name: str, namespace: str, build: Build
     ) -> Obj | None:
         """Write ``build(current)`` unless it is None or equal to ``current``; return the result."""
         for _ in range(self.attempts):
-            current = await self.kube.get(api_version, kind, name, namespace)
+            # Lent, not owned (`Kube.read`): builders copy whatever they keep of it, and the
+            # router tests hand them frozen objects, so one that changes its input fails.
+            current = cast("Obj | None", await self.kube.read(api_version, kind, name, namespace))
             desired = build(current)
             if desired is None or desired == current:
                 return current

@@ -8,6 +8,9 @@ mirroring is refused because Linkerd does not implement it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from canary.adapters.routers._store import ObjectStore, WeightedRouter
 from canary.adapters.routers.builders import gateway
 from canary.adapters.routers.builders.cookies import (
@@ -51,17 +54,17 @@ class GatewayAPIRouter(WeightedRouter):
             ),
         )
 
-    async def get_routes(self, canary: Canary) -> Routes | None:
-        route = await self.store.get(
+    async def _route(self, canary: Canary) -> Mapping[str, Any] | None:
+        """The HTTPRoute as it stands (None before the first pass made it)."""
+        return await self.store.get(
             self.api_version, "HTTPRoute", canary.spec.service.name, canary.namespace
         )
-        return gateway.read_routes(canary, route)
+
+    async def get_routes(self, canary: Canary) -> Routes | None:
+        return gateway.read_routes(canary, await self._route(canary))
 
     async def get_session_cookies(self, canary: Canary) -> SessionCookies:
-        route = await self.store.get(
-            self.api_version, "HTTPRoute", canary.spec.service.name, canary.namespace
-        )
-        return gateway.read_cookies(canary, route)
+        return gateway.read_cookies(canary, await self._route(canary))
 
     async def finalize(self, canary: Canary) -> None:
         """Restore an HTTPRoute that existed before the takeover."""

@@ -9,6 +9,9 @@ and ``finalize`` restores it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from canary.adapters.routers._store import ObjectStore, WeightedRouter
 from canary.adapters.routers.builders import istio
 from canary.adapters.routers.builders.cookies import (
@@ -61,18 +64,18 @@ class IstioRouter(WeightedRouter):
             ),
         )
 
-    async def get_routes(self, canary: Canary) -> Routes | None:
-        vs = await self.store.get(
+    async def _virtual_service(self, canary: Canary) -> Mapping[str, Any] | None:
+        """The VirtualService as it stands (None before the first pass made it)."""
+        return await self.store.get(
             self.api_version, "VirtualService", canary.spec.service.name, canary.namespace
         )
-        return istio.read_routes(canary, vs)
+
+    async def get_routes(self, canary: Canary) -> Routes | None:
+        return istio.read_routes(canary, await self._virtual_service(canary))
 
     async def get_session_cookies(self, canary: Canary) -> SessionCookies:
         """The session-affinity cookies the VirtualService hands out now (for the status)."""
-        vs = await self.store.get(
-            self.api_version, "VirtualService", canary.spec.service.name, canary.namespace
-        )
-        return istio.read_cookies(canary, vs)
+        return istio.read_cookies(canary, await self._virtual_service(canary))
 
     async def finalize(self, canary: Canary) -> None:
         """Restore a VirtualService or DestinationRules that existed before the takeover."""

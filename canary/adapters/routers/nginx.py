@@ -9,10 +9,12 @@ configurable prefix (``--ingress-annotations-prefix``, default
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from canary.adapters.routers._store import ObjectStore, WeightedRouter
 from canary.adapters.routers.builders import ingress
 from canary.adapters.routers.builders._common import (
-    Obj,
     RouterError,
 )
 from canary.core.observations import Routes
@@ -27,7 +29,7 @@ class NginxRouter(WeightedRouter):
         self.store = ObjectStore(kube)
         self.prefix = annotations_prefix.rstrip("/")
 
-    async def _original(self, canary: Canary) -> Obj:
+    async def _original(self, canary: Canary) -> Mapping[str, Any]:
         ref = canary.spec.ingress_ref
         if ref is None or not ref.name:
             raise RouterError(

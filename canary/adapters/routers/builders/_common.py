@@ -126,6 +126,24 @@ def _without_none(meta: Obj) -> Obj:
 # -------------------------------------------------------------------------- building
 
 
+def apex_object(
+    canary: Canary, current: Obj | None, *, api_version: str, kind: str, spec: Obj
+) -> Obj:
+    """The routing object named after the apex service (a VirtualService, an HTTPRoute),
+    with the apex's labels and annotations (``spec.service.apex``)."""
+    apex = canary.spec.service.apex
+    return managed_object(
+        canary,
+        current,
+        api_version=api_version,
+        kind=kind,
+        name=canary.spec.service.name,
+        spec=spec,
+        labels=apex.labels,
+        annotations=apex.annotations,
+    )
+
+
 def managed_object(
     canary: Canary,
     current: Obj | None,

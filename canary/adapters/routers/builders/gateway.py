@@ -28,8 +28,8 @@ from typing import Any
 from canary.adapters.routers.builders._common import (
     Obj,
     RouterError,
+    apex_object,
     drop_none,
-    managed_object,
     percentages,
 )
 from canary.adapters.routers.builders.cookies import (
@@ -42,7 +42,6 @@ from canary.adapters.routers.builders.cookies import (
     cookie_regex,
     expire_set_cookie,
     is_expiry,
-    next_cookies,
     primary_set_cookie,
     random_cookie_value,
 )
@@ -414,23 +413,15 @@ def http_route(
     new_cookie: CookieFactory = random_cookie_value,
 ) -> Obj:
     """HTTPRoute ``<svc>``; with ``routes`` None (reconcile) the current routing state is kept."""
-    old = MeshState.kept(read_state, canary, current)
-    if routes is None:
-        state = old
-    else:
-        analysis = canary.spec.analysis_or_default
-        affinity = analysis.session_affinity if not analysis.match else None
-        state = MeshState(routes, next_cookies(affinity, old.cookies, routes.canary, new_cookie))
-    apex = canary.spec.service.apex
-    return managed_object(
+    analysis = canary.spec.analysis_or_default
+    affinity = analysis.session_affinity if not analysis.match else None
+    state = MeshState.wanted(read_state, canary, current, routes, affinity, new_cookie)
+    return apex_object(
         canary,
         current,
         api_version=gateway_api_version(version),
         kind="HTTPRoute",
-        name=canary.spec.service.name,
         spec=http_route_spec(canary, state, mesh=mesh),
-        labels=apex.labels,
-        annotations=apex.annotations,
     )
 
 

@@ -147,7 +147,7 @@ def _retarget(spec: Obj, apex: str, canary_svc: str) -> bool:
 
 def canary_ingress(
     canary: Canary,
-    original: Obj,
+    original: Mapping[str, Any],
     current: Obj | None,
     routes: Routes | None = None,
     *,

@@ -34,6 +34,7 @@ from canary.adapters.routers.builders._common import (
     INITIAL_ROUTES,
     Obj,
     RouterError,
+    apex_object,
     drop_none,
     managed_object,
     percentages,
@@ -56,7 +57,7 @@ from canary.adapters.routers.builders.cookies import (
 )
 from canary.core.observations import Routes
 from canary.jsontree import json_copy
-from canary.model.canary import Canary
+from canary.model.canary import Canary, SessionAffinity
 
 ISTIO_GROUP = "networking.istio.io"
 DEFAULT_ISTIO_VERSION = (
@@ -88,6 +89,22 @@ class MeshState:
             return read_state(canary, current) or MeshState()
         except RouterError:  # routes nowhere (0/0): start over from primary 100 / canary 0
             return MeshState()
+
+    @staticmethod
+    def wanted(
+        read_state: StateReader,
+        canary: Canary,
+        current: Obj | None,
+        routes: Routes | None,
+        affinity: SessionAffinity | None,
+        new_cookie: CookieFactory,
+    ) -> MeshState:
+        """The state to write: with ``routes`` None (reconcile) the current one (:meth:`kept`),
+        else ``routes`` with the session cookies moved on (``affinity`` None: none are used)."""
+        old = MeshState.kept(read_state, canary, current)
+        if routes is None:
+            return old
+        return MeshState(routes, next_cookies(affinity, old.cookies, routes.canary, new_cookie))
 
     @staticmethod
     def routes_of(state: MeshState | None) -> Routes | None:
@@ -341,27 +358,15 @@ def virtual_service(
     With ``routes`` None (reconcile) the routing state of ``current`` is kept; else
     the object routes ``routes`` and the session cookies move on accordingly.
     """
-    old = MeshState.kept(read_state, canary, current)
-    if routes is None:
-        state = old
-    else:
-        affinity = canary.spec.analysis_or_default.session_affinity
-        use_affinity = (
-            affinity if not canary.spec.analysis_or_default.match and not is_tcp(canary) else None
-        )
-        state = MeshState(
-            routes, next_cookies(use_affinity, old.cookies, routes.canary, new_cookie)
-        )
-    apex = canary.spec.service.apex
-    return managed_object(
+    analysis = canary.spec.analysis_or_default
+    affinity = analysis.session_affinity if not analysis.match and not is_tcp(canary) else None
+    state = MeshState.wanted(read_state, canary, current, routes, affinity, new_cookie)
+    return apex_object(
         canary,
         current,
         api_version=istio_api_version(version),
         kind="VirtualService",
-        name=canary.spec.service.name,
         spec=virtual_service_spec(canary, state),
-        labels=apex.labels,
-        annotations=apex.annotations,
     )
 
 

@@ -138,41 +138,19 @@ def _service(
         spec: Obj = {"type": "ClusterIP", "selector": selector, "ports": ports}
         if service.headless:
             spec["clusterIP"] = "None"
-        if service.traffic_distribution:
-            spec["trafficDistribution"] = service.traffic_distribution
-        return managed_object(
-            canary,
-            None,
-            api_version="v1",
-            kind="Service",
-            name=name,
-            spec=spec,
-            labels=labels,
-            annotations=metadata.annotations,
-        )
-    spec = json_copy(current.get("spec") or {})
-    old_ports = spec.get("ports") or []
-    new_ports = _with_node_ports(ports, old_ports)
-    if _sorted_ports(new_ports) != _sorted_ports(old_ports) or spec.get("selector") != selector:
-        spec["ports"] = new_ports
-        spec["selector"] = selector
+    else:
+        spec = json_copy(current.get("spec") or {})
+        old_ports = spec.get("ports") or []
+        new_ports = _with_node_ports(ports, old_ports)
+        if _sorted_ports(new_ports) != _sorted_ports(old_ports) or spec.get("selector") != selector:
+            spec["ports"] = new_ports
+            spec["selector"] = selector
     if service.traffic_distribution:
         spec["trafficDistribution"] = service.traffic_distribution
-    if is_owned_by(current, canary):
-        return managed_object(
-            canary,
-            current,
-            api_version="v1",
-            kind="Service",
-            name=name,
-            spec=spec,
-            labels=labels,
-            annotations=metadata.annotations,
-            keep_labels=service.unmanaged_labels,
-            keep_annotations=service.unmanaged_annotations,
-        )
-    # Taken over: the selector and ports are ours, the metadata stays the user's.
-    old = current.get("spec") or {}
+    # A Service someone else made is taken over: its selector and ports become ours, its
+    # metadata stays the user's (and its original selector and ports are recorded).
+    taken_over = current is not None and not is_owned_by(current, canary)
+    old = (current or {}).get("spec") or {}
     return managed_object(
         canary,
         current,
@@ -180,8 +158,12 @@ def _service(
         kind="Service",
         name=name,
         spec=spec,
-        mark_for_flux=False,
-        record={"selector": old.get("selector"), "ports": old.get("ports")},
+        labels=None if taken_over else labels,
+        annotations=None if taken_over else metadata.annotations,
+        mark_for_flux=not taken_over,
+        record={"selector": old.get("selector"), "ports": old.get("ports")} if taken_over else None,
+        keep_labels=service.unmanaged_labels,
+        keep_annotations=service.unmanaged_annotations,
     )
 
 

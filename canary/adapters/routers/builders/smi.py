@@ -118,6 +118,18 @@ _SUFFIX = {
 }
 
 
+def parse_quantity(text: str) -> Decimal:
+    """A Kubernetes quantity (``"100"``, ``"500m"``, ``"1Ki"``) as an exact number; a
+    ValueError when ``text`` is none. The demo's simulated mesh reads weights with it too."""
+    match = _QUANTITY.match(text.strip())
+    if not match:
+        raise ValueError(f"not a quantity: {text!r}")
+    try:
+        return Decimal(match.group(1)) * _SUFFIX[match.group(2)]
+    except InvalidOperation:
+        raise ValueError(f"not a quantity: {text!r}") from None
+
+
 def quantity(value: Any) -> int:
     """A TrafficSplit weight (an int, or a Kubernetes quantity such as ``"100"`` or ``"500m"``), rounded."""
     if isinstance(value, bool):
@@ -126,12 +138,9 @@ def quantity(value: Any) -> int:
         return value
     if isinstance(value, float):
         return round(value)
-    match = _QUANTITY.match(str(value).strip())
-    if not match:
-        raise ValueError(f"not a quantity: {value!r}")
     try:
-        number = Decimal(match.group(1)) * _SUFFIX[match.group(2)]
-    except InvalidOperation:
+        number = parse_quantity(str(value))
+    except ValueError:
         raise ValueError(f"not a quantity: {value!r}") from None
     return int(number.to_integral_value())
 
