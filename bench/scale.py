@@ -302,9 +302,21 @@ async def start_controller(case: Case, work: Path, kubeconfig: Path, port: int) 
     )
 
 
-async def wait_for(kube: Any, count: int, done: Any, what: str) -> None:
+def check_alive(controller: Any, work: Path) -> None:
+    """Stop the case at once, saying how, when the controller process has ended."""
+    code = controller.poll()
+    if code is not None:
+        how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        raise RuntimeError(f"the controller ended ({how}); its log: {work / 'controller.log'}")
+
+
+async def wait_for(
+    kube: Any, count: int, done: Any, what: str, controller: Any = None, work: Path = Path()
+) -> None:
     started = time.monotonic()
     while True:
+        if controller is not None:
+            check_alive(controller, work)
         found = await phases(kube, count)
         if done(found):
             return
@@ -355,13 +367,22 @@ async def run_case(case: Case, work: Path) -> Row:
         metrics_port = free_port()
         controller = await start_controller(case, work, kubeconfig, metrics_port)
         started = time.monotonic()
-        await wait_for(kube, case.canaries, lambda found: found.get("", 0) == 0, "first ticks")
+        await wait_for(
+            kube,
+            case.canaries,
+            lambda found: found.get("", 0) == 0,
+            "first ticks",
+            controller,
+            work,
+        )
         row.first_tick_s = time.monotonic() - started
         await wait_for(
             kube,
             case.canaries,
             lambda found: found.get("Initialized", 0) + found.get("Succeeded", 0) >= case.canaries,
             "startup",
+            controller,
+            work,
         )
         row.startup_s = time.monotonic() - started
         if moving:
@@ -376,6 +397,8 @@ async def run_case(case: Case, work: Path) -> Row:
                 case.canaries,
                 lambda found: found.get("Progressing", 0) >= case.progressing,
                 "the release of the progressing canaries",
+                controller,
+                work,
             )
         # The steady window.
         await asyncio.sleep(min(10.0, case.window / 4))  # the last changes settle first
@@ -385,6 +408,7 @@ async def run_case(case: Case, work: Path) -> Row:
         rss_samples = []
         end = time.monotonic() + case.window
         while time.monotonic() < end:
+            check_alive(controller, work)
             rss_samples.append(memory_mib(controller.pid)[0])
             await asyncio.sleep(1)
         cpu_after, wall_after = cpu_seconds(controller.pid), time.monotonic()

@@ -32,22 +32,15 @@ def confirm_promotion(t: Tick) -> Flow[bool]:
     )
     if verdict.ok:
         return True
-    if t.status.phase is not Phase.WAITING_PROMOTION:  # tell people once per wait
-        t.event(
-            f"Halt {t.id} advancement waiting for promotion approval {verdict.hook}",
-            warning=True,
-        )
-        t.alert(
-            AlertKind.WAITING_PROMOTION,
-            Severity.WARN,
-            "Canary promotion is waiting for approval.",
-            mute=t.hook_muted(HookType.CONFIRM_PROMOTION, verdict.hook),
-        )
     # Difference: Flagger zeroes canaryWeight and rewinds iterations here; we keep both.
-    t.move(
-        Trigger.PROMOTION_WITHHELD,
-        message=f"Waiting for promotion approval: confirm-promotion hook {verdict.hook} "
-        "(or canary promote).",
+    t.hold_at_gate(
+        verdict,
+        gate=HookType.CONFIRM_PROMOTION,
+        waiting=Phase.WAITING_PROMOTION,
+        trigger=Trigger.PROMOTION_WITHHELD,
+        approval="promotion approval",
+        subject="Canary promotion",
+        alert=AlertKind.WAITING_PROMOTION,
     )
     return False
 

@@ -121,7 +121,6 @@ def start_pending_revision(t: Tick) -> Flow[None]:
 
 
 def confirm_rollout_and_start(t: Tick) -> Flow[None]:
-    phase = t.status.phase
     commands = t.obs.commands
     if commands.abort:
         t.consume("abort", commands.abort)
@@ -134,18 +133,14 @@ def confirm_rollout_and_start(t: Tick) -> Flow[None]:
         return
     verdict = yield from t.open_gate(HookType.CONFIRM_ROLLOUT, "Confirm-rollout")
     if not verdict.ok:
-        if phase is not Phase.WAITING:  # tell people once per wait
-            t.event(f"Halt {t.id} advancement waiting for approval {verdict.hook}", warning=True)
-            t.alert(
-                AlertKind.WAITING_APPROVAL,
-                Severity.WARN,
-                "Canary is waiting for approval.",
-                mute=t.hook_muted(HookType.CONFIRM_ROLLOUT, verdict.hook),
-            )
-        t.move(
-            Trigger.GATE_CLOSED,
-            message=f"Waiting for approval: confirm-rollout hook {verdict.hook} "
-            "(or canary promote).",
+        t.hold_at_gate(
+            verdict,
+            gate=HookType.CONFIRM_ROLLOUT,
+            waiting=Phase.WAITING,
+            trigger=Trigger.GATE_CLOSED,
+            approval="approval",
+            subject="Canary",
+            alert=AlertKind.WAITING_APPROVAL,
         )
         return
     start_run(t, retry=False)

@@ -187,6 +187,35 @@ class Tick:
                 self.event(f"{title} check {hook.name} passed")
         return verdict
 
+    def hold_at_gate(
+        self,
+        verdict: HookVerdict,
+        *,
+        gate: HookType,
+        waiting: Phase,
+        trigger: Trigger,
+        approval: str,
+        subject: str,
+        alert: AlertKind,
+    ) -> None:
+        """Stay at a closed confirm gate (moving to ``waiting``); people hear of it once,
+        when the wait begins, not on every tick of it."""
+        if self.status.phase is not waiting:
+            self.event(
+                f"Halt {self.id} advancement waiting for {approval} {verdict.hook}", warning=True
+            )
+            self.alert(
+                alert,
+                Severity.WARN,
+                f"{subject} is waiting for approval.",
+                mute=self.hook_muted(gate, verdict.hook),
+            )
+        self.move(
+            trigger,
+            message=f"Waiting for {approval}: {gate.value} hook {verdict.hook} "
+            "(or canary promote).",
+        )
+
     def hook_muted(self, kind: HookType, name: str) -> bool:
         return any(h.mute_alert for h in self.analysis.hooks(kind) if h.name == name)
 
