@@ -690,7 +690,9 @@ async def test_a_server_that_never_answers_times_out_within_the_clients_timeout(
     assert caught.value.kind is ForgeFailure.TIMEOUT
     assert caught.value.retriable is True
     assert "no answer within 0.5s" in caught.value.message
-    assert 0.4 <= elapsed < 3.0
+    # The client's timeout ended the call (the server holds it forever); the upper bound only
+    # tells "ended by the timeout" from "hung", with room for a loaded machine.
+    assert 0.4 <= elapsed < 30.0
     assert len(forge.requests) == 1
 
 
