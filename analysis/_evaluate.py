@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +36,7 @@ from analysis._spec.vocabulary import (
     CompareTest,
     MetricKind,
     Outcome,
+    promql_seconds,
 )
 from analysis._threshold import judge_threshold, metric_label
 from analysis._verdict import SequentialState, Verdict
@@ -44,41 +46,13 @@ __all__ = ["MIN_WINDOW_SECONDS", "evaluate", "interval_seconds"]
 MIN_WINDOW_SECONDS = 10.0
 """A compare check called again sooner than this after its last window returns the last verdict."""
 
-_UNITS = {
-    "ms": 0.001,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-    "d": 86400.0,
-    "w": 604800.0,
-    "y": 31536000.0,
-}
-
 
 def interval_seconds(interval: str) -> float:
     """Seconds in a PromQL duration such as ``1m30s``."""
-    total = 0.0
-    num = ""
-    i = 0
-    while i < len(interval):
-        c = interval[i]
-        if c.isdigit():
-            num += c
-            i += 1
-            continue
-        unit = "ms" if interval.startswith("ms", i) else c
-        if not num or unit not in _UNITS:
-            raise AnalysisSpecError(
-                "interval", f"expected a duration such as 1m or 30s, got {interval!r}"
-            )
-        total += int(num) * _UNITS[unit]
-        num = ""
-        i += len(unit)
-    if num:
-        raise AnalysisSpecError(
-            "interval", f"expected a duration such as 1m or 30s, got {interval!r}"
-        )
-    return total
+    try:
+        return promql_seconds(interval)
+    except ValueError as exc:
+        raise AnalysisSpecError("interval", str(exc)) from None
 
 
 def _has_bounds(check: MetricCheck) -> bool:
@@ -241,19 +215,22 @@ async def _compare(
     *,
     now: datetime,
     prev: Verdict | None,
+    last_step: bool,
+    has_threshold: bool,
 ) -> Verdict:
     prev_state = prev.state if prev is not None else None
-    if prev_state is not None and len(prev_state.log_lr) != len(new_state(now).log_lr):
+    fresh = new_state(now, spec.test)
+    if prev_state is not None and len(prev_state.log_lr) != len(fresh.log_lr):
         prev_state = None
+    period = interval_seconds(check.interval)
     if prev_state is not None:
-        start = prev_state.window_end
-        elapsed = (now - start).total_seconds()
+        elapsed = (now - prev_state.window_end).total_seconds()
         if elapsed < MIN_WINDOW_SECONDS and prev is not None:
             return prev
         state = prev_state
     else:
-        elapsed = interval_seconds(check.interval)
-        state = new_state(now - timedelta(seconds=elapsed))
+        elapsed = period
+        state = new_state(now - timedelta(seconds=elapsed), spec.test)
     window = f"{max(1, round(elapsed))}s"
     query: str | None = None
     try:
@@ -267,18 +244,27 @@ async def _compare(
                 _count(provider, p_main, now, zero_if_empty=False),
                 _count(provider, p_err, now, zero_if_empty=True),
             )
-            state = add_window(state, Window(n_c, x_c, n_p, x_p), spec, window_end=now)
+            state = add_window(
+                state, Window(n_c, x_c, n_p, x_p), spec, window_end=now, interval_seconds=period
+            )
         else:
             b_c, b_p = await asyncio.gather(
                 provider.query_buckets(c_main, at=now), provider.query_buckets(p_main, at=now)
             )
-            state = add_histograms(state, b_c, b_p, spec, window_end=now)
+            state = add_histograms(state, b_c, b_p, spec, window_end=now, interval_seconds=period)
     except AnalysisError as exc:
         return _failure(check, ctx, exc, now=now, query=query, judge="compare", state=prev_state)
-    metric = check.name if check.kind is MetricKind.BUILTIN else f"{check.name}"
+    metric = check.name
     if check.kind is not MetricKind.BUILTIN and metric in BUILTIN_METRICS:
         metric = f"{metric} (template)"
-    result = decide(spec, state, metric=metric, buckets_to_ms=to_ms)
+    result = decide(
+        spec,
+        state,
+        metric=metric,
+        buckets_to_ms=to_ms,
+        last_step=last_step,
+        has_threshold=has_threshold,
+    )
     return Verdict(
         metric=check.name,
         outcome=result.outcome,
@@ -290,8 +276,26 @@ async def _compare(
         query=query,
         comparison=result.comparison,
         conclusive=result.conclusive,
+        warming_up=result.warming_up,
+        may_advance=result.may_advance,
+        stalled=result.stalled,
+        primary_value=result.primary_value,
         state=result.state,
     )
+
+
+def _in_warmup(check: MetricCheck, spec: CompareSpec, prev: Verdict | None, now: datetime) -> bool:
+    """Whether the window that ends ``now`` lies inside the run's warm-up."""
+    try:
+        period = interval_seconds(check.interval)
+    except AnalysisSpecError:
+        return False
+    state = prev.state if prev is not None else None
+    started = state.started if state is not None else None
+    if started is None:
+        started = now - timedelta(seconds=period)
+    warmup = spec.warmup_for(period)
+    return warmup > 0 and (now - started).total_seconds() <= warmup
 
 
 async def evaluate(
@@ -301,6 +305,7 @@ async def evaluate(
     *,
     now: datetime,
     previous: Verdict | Mapping[str, Any] | None = None,
+    last_step: bool = True,
 ) -> Verdict:
     """Judge one metric at one tick.
 
@@ -310,16 +315,39 @@ async def evaluate(
     threshold check.  With ``compare`` and bounds, the threshold check runs
     first and a non-passing threshold verdict wins (the comparison's evidence
     is carried over untouched); otherwise the comparison decides.
+    ``last_step`` says whether a PASS now would promote the canary (the last
+    weight step or iteration); only there does the compare judge hold for more
+    evidence.  During ``compare.warmup`` a failing threshold check is reported
+    but not acted on, like the comparison itself.
     Never raises for metric problems: they come back as NoData/Error verdicts.
     """
     prev = _restore(previous)
     spec = check.compare
     carried = prev.state if prev is not None else None
-    if spec is None or _has_bounds(check):
+    bounded = _has_bounds(check)
+    if spec is None or bounded:
         verdict = await _threshold(check, ctx, provider, now=now, state=carried)
-        if spec is None or verdict.outcome is not Outcome.PASS:
+        if spec is None:
             return verdict
+        if verdict.outcome is not Outcome.PASS and not _in_warmup(check, spec, prev, now):
+            return verdict
+        threshold_note = "" if verdict.outcome is Outcome.PASS else verdict.summary
+    else:
+        threshold_note = ""
     try:
-        return await _compare(check, spec, ctx, provider, now=now, prev=prev)
+        judged = await _compare(
+            check,
+            spec,
+            ctx,
+            provider,
+            now=now,
+            prev=prev,
+            last_step=last_step,
+            has_threshold=bounded,
+        )
     except (AnalysisSpecError, TemplateError) as exc:
         return _failure(check, ctx, exc, now=now, query=None, judge="compare", state=carried)
+    if threshold_note and judged.warming_up:
+        summary = f"{judged.summary}; {threshold_note} (not acted on during the warm-up)"
+        return replace(judged, summary=summary)
+    return judged

@@ -38,10 +38,12 @@ import numpy.typing as npt
 __all__ = [
     "RATIO_GRID",
     "RATIO_WEIGHTS",
+    "dispersion",
     "histogram_quantile",
     "logsumexp",
     "mann_whitney",
     "mixture_log_lambda",
+    "needed_canary_requests",
     "normal_cdf",
     "normal_quantile",
     "stratum_log_lr",
@@ -150,12 +152,109 @@ def stratum_log_lr(
     return out
 
 
-def mixture_log_lambda(log_lr: Sequence[float] | FloatArray) -> float:
-    """Log of the mixture likelihood ratio for the accumulated per-alternative log LRs."""
+def mixture_log_lambda(
+    log_lr: Sequence[float] | FloatArray, dispersion: float | Sequence[float] = 1.0
+) -> float:
+    """Log of the mixture likelihood ratio for the accumulated per-alternative log LRs.
+
+    ``log_lr`` is one block of :data:`RATIO_GRID` per tested boundary, all
+    alternatives weighted equally: a mixture of martingales with fixed weights
+    is a martingale, so several boundaries cost no union bound.  Each log LR is
+    divided by its block's ``dispersion`` first (the quasi-likelihood correction
+    for counts that vary more than independent requests would); one number
+    applies to every block.
+    """
     arr = np.asarray(log_lr, dtype=np.float64)
-    if arr.size != RATIO_WEIGHTS.size:
-        raise ValueError(f"expected {RATIO_WEIGHTS.size} log likelihood ratios, got {arr.size}")
-    return logsumexp(arr + np.log(RATIO_WEIGHTS))
+    if arr.size == 0 or arr.size % RATIO_GRID.size:
+        raise ValueError(
+            f"expected a multiple of {RATIO_GRID.size} log likelihood ratios, got {arr.size}"
+        )
+    blocks = arr.size // RATIO_GRID.size
+    phi = np.broadcast_to(np.maximum(np.asarray(dispersion, dtype=np.float64), 1.0), (blocks,))
+    return logsumexp(arr / np.repeat(phi, RATIO_GRID.size) - math.log(arr.size))
+
+
+DISPERSION_PRIOR_DF = 4.0
+"""Pseudo-windows of perfectly binomial counts the dispersion estimate starts from.
+
+With two or three windows a Pearson statistic is mostly noise; the prior keeps
+the estimate near 1 until the windows say otherwise, and one wild window moves it
+by at most a few units instead of a hundredfold.
+"""
+
+
+def dispersion(windows: Sequence[tuple[float, float, float, float]]) -> float:
+    """How many times more the canary's share of events varies than the binomial allows.
+
+    ``windows`` are ``(canary requests, canary events, primary requests, primary
+    events)``.  Under the model each window's canary share of its ``k`` events is
+    Binomial(k, pi) with ``pi = theta n_c / (theta n_c + n_p)``; ``theta`` is
+    the Mantel-Haenszel estimate over all windows (so a steady regression is not
+    mistaken for noise), and the Pearson statistic over the windows, divided by its degrees
+    of freedom and shrunk towards 1 by :data:`DISPERSION_PRIOR_DF`, estimates the
+    overdispersion phi (>= 1).  Retries that fail together, a pod that fails for
+    a minute, errors that come in bursts: all make phi > 1, and dividing the log
+    likelihood ratios by phi is the classical quasi-likelihood correction.
+    """
+    rows = [w for w in windows if w[0] > 0 and w[2] > 0 and w[1] + w[3] > 0]
+    if len(rows) < 2:
+        return 1.0
+    arr = np.asarray(rows, dtype=np.float64)
+    n_c, x_c, n_p, x_p = arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]
+    # The common ratio by Mantel-Haenszel: a pooled ratio would mix up windows
+    # with different weights and base rates (a shared incident at 20% weight).
+    total = n_c + n_p
+    top, bottom = float(np.sum(x_c * n_p / total)), float(np.sum(x_p * n_c / total))
+    if top <= 0 or bottom <= 0:
+        return 1.0  # all events on one side: no spread of the share to measure
+    theta = top / bottom
+    k = x_c + x_p
+    pi = theta * n_c / (theta * n_c + n_p)
+    var = k * pi * (1 - pi)
+    ok = var > 0
+    pearson = float(np.sum((x_c[ok] - k[ok] * pi[ok]) ** 2 / var[ok]))
+    df = float(np.count_nonzero(ok)) - 1.0
+    return max(1.0, (pearson + DISPERSION_PRIOR_DF) / (max(df, 0.0) + DISPERSION_PRIOR_DF))
+
+
+def needed_canary_requests(
+    *,
+    base_rate: float,
+    effect_rate: float,
+    traffic_ratio: float,
+    theta0: float,
+    log_boundary: float,
+    dispersion: float = 1.0,
+    z: float = 2.0,
+) -> float | None:
+    """Canary requests after which the test detects ``effect_rate`` with high probability.
+
+    The primary has event rate ``base_rate`` and ``traffic_ratio`` primary
+    requests per canary request; a canary at ``effect_rate`` then adds, per
+    canary request, an expected ``mu`` to the log likelihood ratio of each
+    alternative, with variance ``v`` (Poisson approximation).  The test rejects
+    once the log LR of the best alternative passes ``log_boundary``; this
+    returns the smallest ``n`` with ``n mu - z sqrt(n v) >= log_boundary * phi``,
+    i.e. the boundary is passed with probability about ``Phi(z)`` (98% for
+    ``z = 2``).  ``None`` when no alternative gains evidence (no events at all).
+    """
+    if base_rate <= 0 or effect_rate <= base_rate * theta0 or traffic_ratio <= 0:
+        return None
+    theta1 = effect_rate / base_rate
+    rho = traffic_ratio
+    theta = theta0 * RATIO_GRID
+    pi0 = theta0 / (theta0 + rho)
+    pi = theta / (theta + rho)
+    up, down = np.log(pi / pi0), np.log1p(-pi) - math.log1p(-pi0)
+    mu = base_rate * (theta1 * up + rho * down)
+    v = base_rate * (theta1 * up**2 + rho * down**2)
+    best = int(np.argmax(mu))
+    if mu[best] <= 0:
+        return None
+    m, var = float(mu[best]), float(v[best])
+    bound = log_boundary * max(dispersion, 1.0)
+    root = (z * math.sqrt(var) + math.sqrt(z * z * var + 4 * m * bound)) / (2 * m)
+    return root * root
 
 
 def histogram_quantile(q: float, les: Sequence[float], counts: Sequence[float]) -> float:

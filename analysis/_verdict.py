@@ -26,10 +26,18 @@ __all__ = ["Comparison", "SequentialState", "Verdict"]
 class SequentialState:
     """Running evidence of a sequential test, stored in the Canary status between ticks.
 
-    ``log_lr`` holds, per alternative of the mixture grid, the log likelihood
-    ratio summed over all windows so far.  Totals are for reporting and for the
-    minimum-sample guard.  ``window_end`` is where the next window starts, so
-    windows never overlap and none is skipped, however irregular the ticks.
+    ``log_lr`` holds, per alternative of the mixture (one block of the ratio
+    grid per tested boundary), the log likelihood ratio summed over all windows
+    so far, each window's share capped (see :mod:`analysis._compare`).  Totals are
+    for reporting and for the minimum-sample guard; ``recent`` keeps the counts
+    of the last windows that had events (canary and primary requests, then
+    canary and primary events per tested boundary), from which the dispersion
+    of the counts is measured.  ``started`` is where the run's first window began, and ``warm``
+    the counts seen during the warm-up, which are reported but never judged.
+    ``bounds`` are the latency test's bucket boundaries, fixed at the first
+    judged window.
+    ``window_end`` is where the next window starts, so windows never overlap and
+    none is skipped, however irregular the ticks.
     """
 
     window_end: datetime
@@ -44,6 +52,11 @@ class SequentialState:
     hist_le: tuple[float, ...] = ()
     canary_hist: tuple[float, ...] = ()
     primary_hist: tuple[float, ...] = ()
+    started: datetime | None = None
+    recent: tuple[tuple[float, ...], ...] = ()
+    warm: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    warm_windows: int = 0
+    bounds: tuple[float, ...] = ()
 
     def to_status(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -55,6 +68,15 @@ class SequentialState:
             "windows": self.windows,
             "inconclusive": self.inconclusive,
         }
+        if self.started is not None:
+            d["started"] = _iso(self.started)
+        if self.recent:
+            d["recent"] = [[_num(x) for x in w] for w in self.recent]
+        if self.warm_windows:
+            d["warm"] = [_num(x) for x in self.warm]
+            d["warmWindows"] = self.warm_windows
+        if self.bounds:
+            d["bounds"] = [_num(x) for x in self.bounds]
         if self.hist_le:
             d["hist"] = {
                 "le": [("+Inf" if math.isinf(x) else _num(x)) for x in self.hist_le],
@@ -80,6 +102,11 @@ class SequentialState:
                 hist_le=tuple(float(x) for x in hist.get("le", ())),
                 canary_hist=tuple(float(x) for x in hist.get("canary", ())),
                 primary_hist=tuple(float(x) for x in hist.get("primary", ())),
+                started=_parse_iso(str(d["started"])) if d.get("started") else None,
+                recent=tuple(tuple(float(x) for x in w) for w in d.get("recent", ())),
+                warm=_four(d.get("warm", (0, 0, 0, 0))),
+                warm_windows=int(d.get("warmWindows", 0)),
+                bounds=tuple(float(x) for x in d.get("bounds", ())),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise AnalysisSpecError(
@@ -103,6 +130,10 @@ class Comparison:
     interval: tuple[float, float] | None = None
     canary_events: int = 0
     primary_events: int = 0
+    needed_samples: int | None = None
+    """Canary requests expected to be needed to detect ``compare.detectIncrease`` (None: unknown)."""
+    dispersion: float = 1.0
+    """How much more the counts vary than independent requests would (1: not at all)."""
 
     def to_status(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -117,6 +148,8 @@ class Comparison:
             "primarySamples": self.primary_samples,
             "canaryEvents": self.canary_events,
             "primaryEvents": self.primary_events,
+            "neededSamples": self.needed_samples,
+            "dispersion": None if self.dispersion == 1.0 else _num(self.dispersion),
         }
         if self.interval is not None:
             d["interval"] = [_num(self.interval[0]), _num(self.interval[1])]
@@ -138,6 +171,8 @@ class Comparison:
             interval=(float(interval[0]), float(interval[1])) if interval else None,
             canary_events=int(d.get("canaryEvents", 0)),
             primary_events=int(d.get("primaryEvents", 0)),
+            needed_samples=_opt_int(d.get("neededSamples")),
+            dispersion=float(d.get("dispersion", 1.0)),
         )
 
 
@@ -147,7 +182,15 @@ class Verdict:
 
     ``summary`` is the sentence for Events and notifications.  ``conclusive``
     marks a statistical FAIL that should roll back at once (``compare.failFast``)
-    instead of counting as one failed check.  ``state`` is the sequential test's
+    instead of counting as one failed check.  An INCONCLUSIVE verdict holds the
+    step, with three refinements: ``warming_up`` (the canary is inside
+    ``compare.warmup``: evidence is observed, not acted on), ``may_advance``
+    (``compare.onInconclusive: advance``: the weight may step up to collect data,
+    but the canary is not promoted on it) and ``stalled`` (the inconclusive
+    budget is spent and there is no threshold to fall back on: the canary holds
+    until more data arrives or a person decides).  ``primary_value`` is the
+    primary's measurement in the unit ``value`` shows the canary's (a success
+    rate for ``request-success-rate``; the comparison holds error rates).  ``state`` is the sequential test's
     evidence, to be handed back through ``previous`` on the next tick.
     """
 
@@ -164,6 +207,10 @@ class Verdict:
     comparison: Comparison | None = None
     conclusive: bool = False
     error: str | None = None
+    warming_up: bool = False
+    may_advance: bool = False
+    stalled: bool = False
+    primary_value: float | None = None
     state: SequentialState | None = field(default=None, compare=False)
 
     @property
@@ -180,12 +227,16 @@ class Verdict:
             "evaluatedAt": _iso(self.evaluated_at),
             "judge": self.judge,
             "value": _num(self.value),
+            "primaryValue": _num(self.primary_value),
             "unit": self.unit or None,
             "min": _num(self.min),
             "max": _num(self.max),
             "query": self.query,
             "conclusive": self.conclusive or None,
             "error": self.error,
+            "warmingUp": self.warming_up or None,
+            "mayAdvance": self.may_advance or None,
+            "stalled": self.stalled or None,
         }
         if self.comparison is not None:
             d["comparison"] = self.comparison.to_status()
@@ -206,6 +257,7 @@ class Verdict:
                 evaluated_at=_parse_iso(str(d["evaluatedAt"])),
                 judge=str(d.get("judge", "threshold")),
                 value=_opt_float(d.get("value")),
+                primary_value=_opt_float(d.get("primaryValue")),
                 unit=str(d.get("unit", "")),
                 min=_opt_float(d.get("min")),
                 max=_opt_float(d.get("max")),
@@ -213,6 +265,9 @@ class Verdict:
                 comparison=Comparison.from_status(comparison) if comparison else None,
                 conclusive=bool(d.get("conclusive", False)),
                 error=d.get("error"),
+                warming_up=bool(d.get("warmingUp", False)),
+                may_advance=bool(d.get("mayAdvance", False)),
+                stalled=bool(d.get("stalled", False)),
                 state=SequentialState.from_status(state) if state else None,
             )
         except AnalysisSpecError:
@@ -246,6 +301,15 @@ def _num(x: float | None) -> float | int | str | None:
     if float(x).is_integer() and abs(x) < 2**53:
         return int(x)
     return float(x)
+
+
+def _four(w: Any) -> tuple[float, float, float, float]:
+    a, b, c, d = (float(x) for x in w)
+    return a, b, c, d
+
+
+def _opt_int(x: object) -> int | None:
+    return None if x is None else int(x)  # type: ignore[call-overload]
 
 
 def _opt_float(x: object) -> float | None:

@@ -2,205 +2,243 @@
 
 Run it with::
 
-    .venv/bin/python -m bench.decision_quality            # full corpus (~1-2 min on 2 cores)
-    .venv/bin/python -m bench.decision_quality --quick    # a smaller corpus, for a smoke run
+    .venv/bin/python -m bench.decision_quality               # full corpus (~1-2 min, 2 workers)
+    .venv/bin/python -m bench.decision_quality --quick       # a small corpus (under a minute)
+    .venv/bin/python -m bench.decision_quality --class cold-start --markdown
+    .venv/bin/python -m bench.decision_quality -o json > results.json
 
-It prints the corpus parameters, then per policy side by side: false rollbacks
-(good releases rolled back) per traffic class, missed regressions (bad releases
-promoted) per effect and traffic class, and median times to decision; then
-each target of the statistical judge with MET or MISSED.  Seeded and
-deterministic: the same command prints the same numbers.
+Nine classes of release (bench/worlds.py), each a world with rows (a traffic
+level, a bucket layout, a schedule) of good releases and the relevant bad ones.
+Per class it prints, for the threshold judge and the compare judge side by
+side: false rollbacks (good releases rolled back), missed regressions (bad
+releases promoted), held (undecided when the run ends), and median minutes to
+roll back and to promote; then the evidence a perfect test could collect about
+each regression within the schedule (bench/evidence.py); then the issue's
+targets for the compare judge, class by class: MET, MISSED, or "not detectable".
+The full corpus is 400 good releases per row and 150 bad ones per (row,
+effect): 23,800 releases; ``--quick`` takes 30 and 12 (1,842 releases).
+Progress goes to stderr.  Seeded and deterministic: the same command prints the
+same numbers, whatever the number of workers.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import statistics
+import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
-import numpy as np
-
+from bench.evidence import DETECTABLE_NATS, expected_evidence
+from bench.report import (
+    Cell,
+    Target,
+    class_targets,
+    median_evidence,
+    render_class,
+    render_targets,
+)
 from bench.simulator import (
-    EFFECTS,
     GOOD,
     MAX_DURATION_MS,
-    MAX_WEIGHT,
+    MAX_MINUTES,
     MIN_SUCCESS_RATE,
-    STEP_WEIGHT,
     THRESHOLD,
-    TRAFFIC_CLASSES,
+    Outcomes,
     Release,
-    Result,
-    run_statistical,
-    run_threshold,
+    run_pair,
 )
+from bench.worlds import CLASSES, Key, WorldClass, build_corpus, class_names
+
+QUICK = (30, 12)
+FULL = (400, 150)
 
 
-def build_corpus(seed: int, n_good: int, n_bad: int) -> list[Release]:
-    rng = np.random.default_rng(seed)
-    releases: list[Release] = []
-    for effect in (GOOD, *EFFECTS):
-        count = n_good if effect is GOOD else n_bad
-        for rps in TRAFFIC_CLASSES:
-            for _ in range(count):
-                base = (
-                    effect.fixed_base_error
-                    if effect.fixed_base_error is not None
-                    else float(math.exp(rng.uniform(math.log(0.001), math.log(0.02))))
+def _run_all(releases: Sequence[Release], workers: int, progress: bool) -> list[Outcomes]:
+    results: list[Outcomes] = []
+    started = time.monotonic()
+    step = max(1, len(releases) // 20)
+
+    def collect(it: Iterable[Outcomes]) -> None:
+        for i, pair in enumerate(it, start=1):
+            results.append(pair)
+            if progress and (i % step == 0 or i == len(releases)):
+                elapsed = time.monotonic() - started
+                print(
+                    f"  {i:,}/{len(releases):,} releases ({100 * i / len(releases):.0f}%), "
+                    f"{elapsed:.0f}s",
+                    file=sys.stderr,
+                    flush=True,
                 )
-                releases.append(
-                    Release(
-                        seed=int(rng.integers(0, 2**63 - 1)),
-                        canary_rps=rps,
-                        base_error=base,
-                        median_ms=float(rng.uniform(20.0, 100.0)),
-                        sigma=float(rng.uniform(0.3, 0.5)),
-                        effect=effect,
-                    )
-                )
-    return releases
+
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            collect(pool.map(run_pair, releases, chunksize=16))
+    else:
+        collect(run_pair(r) for r in releases)
+    return results
 
 
-def _run(release: Release) -> tuple[Result, Result]:
-    return run_threshold(release), run_statistical(release)
+def _cells(
+    classes: Sequence[WorldClass],
+    corpus: Sequence[tuple[Key, Release]],
+    results: Sequence[Outcomes],
+) -> dict[str, list[Cell]]:
+    """Tally the results per (class, row, effect), in the classes' own order."""
+    cells: dict[Key, Cell] = {}
+    out: dict[str, list[Cell]] = {}
+    for klass in classes:
+        out[klass.name] = []
+        for row in klass.rows:
+            for effect in (GOOD, *row.effects):
+                cell = Cell(row.label, effect)
+                cells[(klass.name, row.label, effect.name)] = cell
+                out[klass.name].append(cell)
+    evidence: dict[Key, list[Any]] = {}
+    for (key, release), outcomes in zip(corpus, results, strict=True):
+        cells[key].add(outcomes)
+        if release.effect != GOOD:
+            evidence.setdefault(key, []).append(expected_evidence(release))
+    for key, evs in evidence.items():
+        cells[key].evidence = median_evidence(evs)
+    return out
 
 
-def _pct(k: int, n: int) -> str:
-    return f"{100.0 * k / n:5.1f}%" if n else "   n/a"
+def _header(args: argparse.Namespace, n: int, elapsed: float, markdown: bool) -> list[str]:
+    pad = "- " if markdown else "  "
+    return [
+        "Decision-quality benchmark: Flagger's threshold policy vs the compare judge "
+        "(same releases)",
+        "",
+        f"{pad}seed {args.seed}; {n:,} releases: {args.good} good releases per row, "
+        f"{args.bad} bad per cell; {elapsed:.0f}s on {args.workers} worker(s).",
+        f"{pad}Threshold policy (Flagger): interval 1m, threshold {THRESHOLD}, success rate >= "
+        f"{MIN_SUCCESS_RATE:g}%, p99 <= {MAX_DURATION_MS:g} ms on the last minute; no canary "
+        "request is NoData, a failed check.",
+        f"{pad}Compare policy: compare on both builtin metrics at their defaults, no threshold "
+        "bounds, the controller's handling of FAIL, conclusive FAIL and INCONCLUSIVE.",
+        f"{pad}Both run the same schedule on the same minute-by-minute world; a run undecided "
+        f"after {MAX_MINUTES} minutes is held. Times are minutes from the first minute of "
+        "canary traffic.",
+        f"{pad}FR = false rollbacks (good releases rolled back), missed = bad releases "
+        "promoted, held = neither when the run ends (stalled: the judge paused the canary).",
+        f"{pad}thr by accident = bad releases the threshold policy rolled back although it rolls "
+        "back their good twin too (the same release and world without the regression): right "
+        "by accident; the compare judge's missed regressions are held against the threshold "
+        "policy's missed plus these.",
+        f"{pad}Unless a class says otherwise: base error rate log-uniform 0.1-2%, latency "
+        "log-normal (median 20-100 ms, shape 0.3-0.5) on the demo app's buckets, drift 5%/min "
+        "(errors) and 2.5%/min (latency), 5% chance per minute of x3 traffic and of a shared x4 "
+        "error incident; schedule stepWeight 10, maxWeight 50.",
+        f"{pad}Per class: one table of decisions, then the evidence a perfect test could collect "
+        "about each regression; the targets of the compare judge come last.",
+        "",
+    ]
 
 
-def _median(xs: Sequence[int]) -> float:
-    return float(statistics.median(xs)) if xs else math.nan
+def _json(
+    args: argparse.Namespace,
+    classes: Sequence[WorldClass],
+    cells: dict[str, list[Cell]],
+    targets: dict[str, list[Target]],
+    elapsed: float,
+) -> dict[str, Any]:
+    def cell_json(c: Cell) -> dict[str, Any]:
+        e = c.evidence
+        return {
+            "world": c.row,
+            "effect": c.effect.name,
+            "release": c.effect.label,
+            "threshold": c.threshold.to_json() | {"rightByAccident": c.accidental},
+            "compare": c.compare.to_json(),
+            "evidence": None
+            if e is None
+            else {
+                "minutes": e.minutes,
+                "canaryRequests": round(e.canary_requests, 1),
+                "eventsIfGood": round(e.null_events, 2),
+                "extraEvents": round(e.extra_events, 2),
+                "events": e.events,
+                "nats": round(e.nats, 2),
+                "detectable": e.detectable,
+            },
+        }
+
+    return {
+        "seed": args.seed,
+        "goodPerRow": args.good,
+        "badPerCell": args.bad,
+        "maxMinutes": MAX_MINUTES,
+        "detectableNats": DETECTABLE_NATS,
+        "elapsedSeconds": round(elapsed, 1),
+        "classes": [
+            {
+                "name": k.name,
+                "title": k.title,
+                "model": k.model,
+                "cells": [cell_json(c) for c in cells[k.name]],
+                "targets": [
+                    {"target": t.label, "status": t.status, "detail": t.detail}
+                    for t in targets[k.name]
+                ],
+            }
+            for k in classes
+        ],
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.decision_quality", description=__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--seed", type=int, default=20240501)
+    parser.add_argument("--good", type=int, help=f"good releases per row ({FULL[0]})")
+    parser.add_argument("--bad", type=int, help=f"bad releases per row and effect ({FULL[1]})")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK[0]} good / {QUICK[1]} bad per cell"
+    )
+    parser.add_argument(
+        "--class",
+        dest="classes",
+        action="append",
+        choices=class_names(),
+        metavar="NAME",
+        help=f"run this class only (repeatable): {', '.join(class_names())}",
+    )
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    return parser
+
+
+def report(argv: Sequence[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """Run the benchmark; the printed report and its JSON form."""
+    args = _parser().parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    args.good = sizes[0] if args.good is None else args.good
+    args.bad = sizes[1] if args.bad is None else args.bad
+    names = set(args.classes) if args.classes else None
+    classes = [k for k in CLASSES if names is None or k.name in names]
+    started = time.monotonic()
+    corpus = build_corpus(args.seed, args.good, args.bad, names)
+    results = _run_all([r for _, r in corpus], args.workers, progress=len(corpus) > 2000)
+    elapsed = time.monotonic() - started
+    cells = _cells(classes, corpus, results)
+    targets = {k.name: class_targets(cells[k.name]) for k in classes}
+    md = args.markdown
+    lines = _header(args, len(corpus), elapsed, md)
+    for klass in classes:
+        lines += render_class(klass, cells[klass.name], md)
+    lines += render_targets(classes, targets, md)
+    data = _json(args, classes, cells, targets, elapsed)
+    text = json.dumps(data, indent=2) if args.output == "json" else "\n".join(lines)
+    return text, data
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.decision_quality", description=__doc__)
-    parser.add_argument("--seed", type=int, default=20240501)
-    parser.add_argument("--good", type=int, default=250, help="good releases per traffic class")
-    parser.add_argument(
-        "--bad", type=int, default=80, help="bad releases per effect and traffic class"
-    )
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="40 good / 15 bad per class")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.good, args.bad = 40, 15
-
-    started = time.monotonic()
-    corpus = build_corpus(args.seed, args.good, args.bad)
-    if args.workers > 1:
-        with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            results = list(pool.map(_run, corpus, chunksize=64))
-    else:
-        results = [_run(r) for r in corpus]
-    elapsed = time.monotonic() - started
-
-    print(
-        "Decision-quality benchmark: Flagger threshold policy vs statistical judge (same releases)"
-    )
-    print(f"  seed {args.seed}; {len(corpus)} releases; {elapsed:.1f}s")
-    print(
-        "  corpus: base error rate log-uniform 0.1-2%; canary traffic at the first step "
-        f"{', '.join(f'{r:g}' for r in TRAFFIC_CLASSES)} requests/s (total = 10x);"
-    )
-    print(
-        "          latency log-normal, median 20-100 ms, shape 0.3-0.5; drift: shared log-normal "
-        "random walk (sd 5%/min errors, 2.5%/min latency);"
-    )
-    print(
-        "          bursts: each minute 5% chance of x3 traffic and 5% chance of a shared x4 error "
-        "incident; Poisson arrivals, binomial errors."
-    )
-    print(
-        f"  schedule: interval 1m, threshold {THRESHOLD}, stepWeight {STEP_WEIGHT}, maxWeight "
-        f"{MAX_WEIGHT}; threshold policy: success rate >= {MIN_SUCCESS_RATE:g}%, p99 <= "
-        f"{MAX_DURATION_MS:g} ms; statistical: compare on both metrics, defaults "
-        "(alpha 0.01, allowedIncrease 1.1, minSampleSize 100, maxInconclusive 5)."
-    )
-    print()
-
-    by_key: dict[tuple[str, float], list[tuple[Result, Result]]] = {}
-    for release, pair in zip(corpus, results, strict=True):
-        by_key.setdefault((release.effect.name, release.canary_rps), []).append(pair)
-
-    print("False rollbacks (good releases rolled back)")
-    print(f"  {'canary req/s':>12}  {'n':>5}  {'threshold':>9}  {'statistical':>11}")
-    all_good: list[tuple[Result, Result]] = []
-    for rps in TRAFFIC_CLASSES:
-        pairs = by_key[(GOOD.name, rps)]
-        all_good += pairs
-        t = sum(p[0].rolled_back for p in pairs)
-        s = sum(p[1].rolled_back for p in pairs)
-        print(f"  {rps:>12g}  {len(pairs):>5}  {_pct(t, len(pairs)):>9}  {_pct(s, len(pairs)):>11}")
-    t_all = sum(p[0].rolled_back for p in all_good)
-    s_all = sum(p[1].rolled_back for p in all_good)
-    print(
-        f"  {'all':>12}  {len(all_good):>5}  {_pct(t_all, len(all_good)):>9}  {_pct(s_all, len(all_good)):>11}"
-    )
-    print()
-
-    print("Missed regressions (bad releases promoted)")
-    print(f"  {'effect':<32} {'canary req/s':>12}  {'n':>4}  {'threshold':>9}  {'statistical':>11}")
-    missed: dict[tuple[str, float], tuple[float, float]] = {}
-    for effect in EFFECTS:
-        for rps in TRAFFIC_CLASSES:
-            pairs = by_key[(effect.name, rps)]
-            t = sum(not p[0].rolled_back for p in pairs)
-            s = sum(not p[1].rolled_back for p in pairs)
-            missed[(effect.name, rps)] = (t / len(pairs), s / len(pairs))
-            print(
-                f"  {effect.label:<32} {rps:>12g}  {len(pairs):>4}  {_pct(t, len(pairs)):>9}  "
-                f"{_pct(s, len(pairs)):>11}"
-            )
-    print()
-
-    bad_pairs = [p for (name, _), ps in by_key.items() if name != GOOD.name for p in ps]
-    t_rb = [p[0].minutes for p in bad_pairs if p[0].rolled_back]
-    s_rb = [p[1].minutes for p in bad_pairs if p[1].rolled_back]
-    t_pr = [p[0].minutes for p in all_good if not p[0].rolled_back]
-    s_pr = [p[1].minutes for p in all_good if not p[1].rolled_back]
-    print("Median time to decision (minutes)")
-    print(f"  {'':<40} {'threshold':>9}  {'statistical':>11}")
-    print(f"  {'roll back a bad release':<40} {_median(t_rb):>9.1f}  {_median(s_rb):>11.1f}")
-    print(f"  {'promote a good release':<40} {_median(t_pr):>9.1f}  {_median(s_pr):>11.1f}")
-    for effect in EFFECTS:
-        pairs = [p for rps in TRAFFIC_CLASSES for p in by_key[(effect.name, rps)]]
-        t_e = [p[0].minutes for p in pairs if p[0].rolled_back]
-        s_e = [p[1].minutes for p in pairs if p[1].rolled_back]
-        label = f"roll back: {effect.label}"
-        print(f"  {label:<40} {_median(t_e):>9.1f}  {_median(s_e):>11.1f}")
-    print()
-
-    def worst(effect_name: str, min_rps: float) -> float:
-        return max(missed[(effect_name, r)][1] for r in TRAFFIC_CLASSES if r >= min_rps)
-
-    checks = [
-        ("false rollbacks over all good releases <= 1%", s_all / len(all_good), 0.01),
-        ("missed, errors 1% -> 5% at >= 1 req/s <= 5% (worst class)", worst("err-1-5", 1), 0.05),
-        ("missed, errors 1% -> 2% at >= 10 req/s <= 5% (worst class)", worst("err-1-2", 10), 0.05),
-        (
-            "missed, p99 +50% (shift) at >= 5 req/s <= 5% (worst class)",
-            worst("p99-50-shift", 5),
-            0.05,
-        ),
-        (
-            "missed, p99 +50% (tail only) at >= 5 req/s <= 5% (worst class)",
-            worst("p99-50-tail", 5),
-            0.05,
-        ),
-    ]
-    print("Targets of the statistical judge")
-    for label, value, limit in checks:
-        print(f"  {'MET   ' if value <= limit else 'MISSED'} {label}: {100 * value:.1f}%")
-    ratio = _median(s_rb) / _median(t_rb)
-    print(
-        f"  {'MET   ' if ratio <= 0.5 else 'MISSED'} median time to roll back <= half the threshold "
-        f"policy's: {_median(s_rb):.1f} vs {_median(t_rb):.1f} min (ratio {ratio:.2f})"
-    )
+    text, _ = report(argv)
+    print(text)
     return 0
 
 

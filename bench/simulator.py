@@ -2,39 +2,95 @@
 
 Why it exists: to measure, on the *same* simulated releases, how often Flagger's
 usual fixed-threshold policy and our statistical judge roll back good releases,
-promote bad ones, and how fast they roll back, without any cluster.
+promote bad ones, hold undecided, and how fast they decide, without any cluster.
 
-Model of one release (one minute = one analysis interval):
+Model of one release (one minute = one analysis interval; minute 1 is the first
+minute of canary traffic, the one the first analysis tick judges):
 
-* total traffic ``10 * canary_rps`` requests/s, split by the current canary
-  weight; request counts per minute are Poisson, with shared traffic bursts
-  (x3 for a minute, probability ``burst_prob``);
-* errors are binomial per request; the base error rate drifts (a log-normal
-  random walk shared by both versions) and shared incidents multiply it
-  (x4 for a minute, probability ``burst_prob``);
-* latencies are log-normal (median, shape), binned into the demo app's
-  histogram buckets; the median drifts like the error rate;
-* a good release behaves exactly like the primary; a bad one has a higher
-  error rate or latency (see :data:`EFFECTS`).
+* **Traffic.** Total traffic ``World.total_rps`` requests/s, times a shared
+  traffic burst (x3 for a minute, probability ``burst_prob``), times the diurnal
+  factor (``diurnal`` "falling": the rate falls by a factor ``F`` (3-5, per
+  release) along a cosine in log space over the schedule's nominal length ``T``
+  minutes, then rises back, period ``2T``; "rising": the same curve shifted by
+  half a period, from ``1/F`` up to 1), times, for ``bursty`` worlds, a
+  per-minute Gamma(``k``, 1/``k``) factor (``k`` log-uniform 0.5-2: the count of
+  a minute is negative binomial, coefficient of variation 0.7-1.4 on top of
+  Poisson).  The minute's total is Poisson at that rate and is split between
+  the versions binomially at the current canary weight (the mesh routes every
+  request by weight, so bursts hit both versions at once).
+* **Errors.** Binomial per request.  The base error rate drifts (a log-normal
+  random walk shared by both versions, sd ``drift_sd`` per minute) and shared
+  incidents multiply it (x4 for a minute, probability ``burst_prob``).  A bad
+  release multiplies the canary's rate by ``Effect.error_ratio``.
+* **Retries** (``retries`` worlds): every failing request is retried 2 or 3
+  times (equally likely) on the same version and every retry fails too, so
+  errors come in clusters of 3-4.  Original requests fail at the base rate
+  divided by :data:`RETRY_CLUSTER` (3.5) so that the observed error rate stays
+  near the base rate.
+* **One bad pod** (``bad_pod_prob`` > 0): each minute, independently on each
+  side with that probability, one of the side's ``pods`` pods (2-6 per release,
+  the same on both sides, as Flagger scales the canary like the primary) fails
+  20-50% of its requests (its share of the side's requests is binomial, 1/pods).
+* **Latency.** Log-normal (median, shape), binned into the world's histogram
+  layout (the demo app's buckets, Istio's, Linkerd's or NGINX ingress'); the
+  median drifts like the error rate (sd ``drift_sd / 2``).  A bad release
+  multiplies the canary's median by ``Effect.median_ratio`` (a shift of every
+  latency) or stretches its tail only by ``Effect.tail_ratio``: the fastest 90%
+  of requests are untouched, slower ones take longer the further out they are
+  (in normal quantiles ``z``: ``log L = mu + sigma z + log(tail_ratio) (z - z90) /
+  (z99 - z90)`` above ``z90``), so the p99 grows by exactly that ratio.
+* **Cold start** (``cold_start`` worlds): the canary's error rate is multiplied
+  by ``M_err`` (5-10) and its latency by ``M_lat`` (2-3) at the moment its
+  traffic starts; both decay linearly to 1 over ``D`` minutes (1-2); each minute
+  takes the average over its span.  Only the first minutes: later weight steps
+  bring no new cold pods.
+* A good release behaves exactly like the primary, cold start aside.
+* **Schedules.** ``Schedule.steps`` are the canary weights of the steps; the
+  canary is promoted when the last step passes: stepWeight 10 to maxWeight 50
+  (10, 20, 30, 40, 50: promoted at minute 5 at best), Flagger's stepWeights
+  [1, 5, 25, 50] (minute 4), or A/B testing, ``iterations: 10`` with 10% of the
+  traffic matched by header (ten steps at 10%: minute 10).
 
-The threshold policy is Flagger's: interval 1m, threshold 5, stepWeight 10,
-maxWeight 50, ``request-success-rate >= 99`` and ``request-duration <= 500``
-(p99 in ms over the last minute).  The statistical policy runs the same step
-schedule with ``compare`` on both metrics (defaults), calling the analysis
-package's pure judge functions directly (exactly what ``evaluate`` calls after
-fetching).
+Everything that does not depend on the canary weight (drift, bursts, incidents,
+the diurnal curve, gamma factors, bad-pod minutes) is drawn once per release
+from its seed; each minute's counts come from a generator seeded by (release,
+minute), so the two policies see the same world and, at the same weight, the
+very same minute.
+
+The threshold policy is Flagger's: interval 1m, threshold 5 failed checks,
+``request-success-rate >= 99`` and ``request-duration <= 500`` (p99 in ms over
+the last minute, ``histogram_quantile`` on the world's buckets); no canary
+request in a minute is NoData, a failed check.  The statistical policy runs the
+same schedule with ``compare`` on both metrics (defaults, no threshold bounds),
+calling the analysis package's pure judge functions directly (what ``evaluate``
+calls after fetching), and acts as the controller does: a conclusive FAIL rolls
+back at once, another FAIL is one failed check, an inconclusive verdict
+(``warming_up`` and ``stalled`` included) holds the weight unless every
+inconclusive verdict says ``may_advance``, in which case the weight steps up but
+the canary is never promoted on such a tick.  ``decide`` is told, as the
+controller tells it, whether a PASS would promote (``last_step``), that the
+interval is 60 s, and that the metric has no threshold to fall back on.  Both
+policies roll back at the tick after the 5th failed check; a run undecided after
+:data:`MAX_MINUTES` minutes is "held".  For a bad release the threshold policy
+also runs on its *good twin* (the same release and world without the
+regression), to tell its rollbacks that carry evidence from those that are
+right by accident.
 """
 
 from __future__ import annotations
 
+import enum
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 import numpy as np
 import numpy.typing as npt
 
 from analysis import (
+    CompareResult,
     CompareSpec,
     Outcome,
     SequentialState,
@@ -49,98 +105,216 @@ from analysis import (
 from analysis._stats import histogram_quantile
 
 __all__ = [
+    "AB_TESTING",
+    "DEFAULT_SCHEDULE",
     "EFFECTS",
-    "TRAFFIC_CLASSES",
+    "GOOD",
+    "ISTIO",
+    "LINKERD",
+    "MAX_MINUTES",
+    "NGINX",
+    "STEP_WEIGHTS",
+    "Decision",
     "Effect",
+    "Layout",
     "Minute",
+    "Outcomes",
     "Release",
+    "ReleaseWorld",
     "Result",
+    "Schedule",
+    "World",
+    "bucket_probs",
+    "diurnal_factor",
+    "run_pair",
     "run_statistical",
     "run_threshold",
-    "simulate_minute",
 ]
 
-BUCKETS_S: tuple[float, ...] = (
-    0.001,
-    0.0025,
-    0.005,
-    0.0075,
-    0.01,
-    0.0125,
-    0.015,
-    0.0175,
-    0.02,
-    0.025,
-    0.03,
-    0.035,
-    0.04,
-    0.05,
-    0.06,
-    0.075,
-    0.1,
-    0.125,
-    0.15,
-    0.2,
-    0.25,
-    0.3,
-    0.4,
-    0.5,
-    0.75,
-    1.0,
-    1.5,
-    2.0,
-    2.5,
-    5.0,
-    10.0,
-    math.inf,
-)  # fmt: skip  (the demo app's buckets)
-_LOG_BOUNDS = np.log(np.array(BUCKETS_S[:-1]))
-TRAFFIC_CLASSES: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-
-INTERVAL_MIN = 1
+INTERVAL_S = 60.0
 THRESHOLD = 5
-STEP_WEIGHT = 10
-MAX_WEIGHT = 50
 MIN_SUCCESS_RATE = 99.0
 MAX_DURATION_MS = 500.0
 MAX_MINUTES = 60
+RETRY_CLUSTER = 3.5  # a failing original request plus its 2-3 failing retries, on average
+_SQRT2 = math.sqrt(2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """A histogram bucket layout: finite upper bounds in the metric's unit."""
+
+    name: str
+    les: tuple[float, ...]
+    to_ms: float  # 1000.0 for seconds, 1.0 for milliseconds
+
+    @property
+    def cumulative_les(self) -> tuple[float, ...]:
+        return (*self.les, math.inf)
+
+
+DEMO = Layout(
+    "demo app",
+    (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.0175, 0.02, 0.025, 0.03, 0.035,
+     0.04, 0.05, 0.06, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5,
+     2.0, 2.5, 5.0, 10.0),
+    1000.0,
+)  # fmt: skip
+# Envoy's default histogram buckets, which istio_request_duration_milliseconds uses.
+ISTIO = Layout(
+    "Istio",
+    (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000,
+     600000, 1800000, 3600000),
+    1.0,
+)  # fmt: skip
+LINKERD = Layout(
+    "Linkerd",
+    (1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 4000,
+     5000, 10000, 20000, 30000, 40000, 50000),
+    1.0,
+)  # fmt: skip
+NGINX = Layout("NGINX ingress", (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), 1000.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """Canary weight (%) of each step; the canary is promoted when the last step passes.
+
+    A/B testing (``iterations``) is that many steps at the same weight (the share
+    of the traffic the header match sends to the canary).  An inconclusive tick
+    that may advance steps the weight up to the last step but never promotes;
+    with iterations it never reaches the last iteration either (the controller's
+    ``_last_iteration_held``).
+    """
+
+    name: str
+    steps: tuple[int, ...]
+    iterations: bool = False
+
+
+DEFAULT_SCHEDULE = Schedule("stepWeight 10, maxWeight 50", (10, 20, 30, 40, 50))
+STEP_WEIGHTS = Schedule("stepWeights [1, 5, 25, 50]", (1, 5, 25, 50))
+AB_TESTING = Schedule("A/B, iterations 10, 10% of traffic", (10,) * 10, iterations=True)
 
 
 @dataclass(frozen=True, slots=True)
 class Effect:
-    """How a bad release differs from the primary (``name`` "good" means: not at all)."""
+    """How a bad release differs from the primary (``name`` "good" means: not at all).
+
+    ``target`` marks the effects the issue's targets are stated for (2x the
+    error rate, +25% p99).
+    """
 
     name: str
     label: str
     error_ratio: float = 1.0
     fixed_base_error: float | None = None
     median_ratio: float = 1.0
-    sigma_extra: float = 0.0
+    tail_ratio: float = 1.0
+    target: bool = False
+
+    @property
+    def is_error(self) -> bool:
+        return self.error_ratio != 1.0
 
 
-GOOD = Effect("good", "good release (identical to the primary)")
-EFFECTS: tuple[Effect, ...] = (
-    Effect("err-1-5", "errors 1% -> 5%", error_ratio=5.0, fixed_base_error=0.01),
-    Effect("err-1-2", "errors 1% -> 2%", error_ratio=2.0, fixed_base_error=0.01),
-    Effect("err-x3", "errors x3 (base 0.1-2%)", error_ratio=3.0),
-    Effect("p99-50-shift", "p99 +50% (all latencies x1.5)", median_ratio=1.5),
-    Effect("p99-50-tail", "p99 +50% (tail only)", sigma_extra=math.log(1.5) / 2.3263478740408408),
+Z99 = 2.3263478740408408  # the standard normal's 99th percentile
+Z90 = 1.2815515655446004
+GOOD = Effect("good", "good release")
+ERR_1_5 = Effect("err-1-5", "errors 1% -> 5%", error_ratio=5.0, fixed_base_error=0.01)
+ERR_1_2 = Effect("err-1-2", "errors 1% -> 2%", error_ratio=2.0, fixed_base_error=0.01, target=True)
+ERR_X3 = Effect("err-x3", "errors x3 (base 0.1-2%)", error_ratio=3.0)
+P99_50_SHIFT = Effect("p99-50-shift", "p99 +50% (all latencies x1.5)", median_ratio=1.5)
+P99_25_SHIFT = Effect(
+    "p99-25-shift", "p99 +25% (all latencies x1.25)", median_ratio=1.25, target=True
 )
+P99_50_TAIL = Effect("p99-50-tail", "p99 +50% (tail only)", tail_ratio=1.5)
+P99_25_TAIL = Effect("p99-25-tail", "p99 +25% (tail only)", tail_ratio=1.25, target=True)
+EFFECTS: tuple[Effect, ...] = (ERR_1_5, ERR_1_2, ERR_X3, P99_50_SHIFT, P99_50_TAIL)
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    """How one row of the benchmark behaves, whatever the release (see the module docstring)."""
+
+    total_rps: float
+    schedule: Schedule = DEFAULT_SCHEDULE
+    layout: Layout = DEMO
+    diurnal: str = "flat"  # "flat", "falling" or "rising"
+    bursty: bool = False
+    retries: bool = False
+    bad_pod_prob: float = 0.0
+    cold_start: bool = False
+    p99_ms: tuple[float, float] | None = None  # primary p99 range; None: median 20-100 ms
+    burst_prob: float = 0.05
+    drift_sd: float = 0.05
 
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """One simulated release: the primary's behaviour, traffic and the canary's effect."""
+    """One simulated release: its world, the primary's behaviour and the canary's effect."""
 
     seed: int
-    canary_rps: float
+    world: World
+    effect: Effect
     base_error: float
     median_ms: float
     sigma: float
-    effect: Effect
-    drift_sd: float = 0.05
-    burst_prob: float = 0.05
+    diurnal_factor: float = 1.0
+    gamma_shape: float = math.inf
+    pods: int = 1
+    cold_minutes: float = 0.0
+    cold_error: float = 1.0
+    cold_latency: float = 1.0
+
+
+def draw_release(rng: np.random.Generator, world: World, effect: Effect) -> Release:
+    """The per-release parameters of a world (the ranges are in the module docstring)."""
+    base = effect.fixed_base_error
+    if base is None:
+        base = float(math.exp(rng.uniform(math.log(0.001), math.log(0.02))))
+    sigma = float(rng.uniform(0.3, 0.5))
+    median = float(rng.uniform(20.0, 100.0))
+    if world.p99_ms is not None:
+        sigma = float(rng.uniform(0.3, 0.6))
+        lo, hi = world.p99_ms
+        median = float(math.exp(rng.uniform(math.log(lo), math.log(hi)))) / math.exp(Z99 * sigma)
+    return Release(
+        seed=int(rng.integers(0, 2**63 - 1)),
+        world=world,
+        effect=effect,
+        base_error=base,
+        median_ms=median,
+        sigma=sigma,
+        diurnal_factor=float(rng.uniform(3.0, 5.0)) if world.diurnal != "flat" else 1.0,
+        gamma_shape=float(math.exp(rng.uniform(math.log(0.5), math.log(2.0))))
+        if world.bursty
+        else math.inf,
+        pods=int(rng.integers(2, 7)),
+        cold_minutes=float(rng.uniform(1.0, 2.0)) if world.cold_start else 0.0,
+        cold_error=float(rng.uniform(5.0, 10.0)) if world.cold_start else 1.0,
+        cold_latency=float(rng.uniform(2.0, 3.0)) if world.cold_start else 1.0,
+    )
+
+
+def diurnal_factor(world: World, factor: float, minute: float) -> float:
+    """The diurnal traffic multiplier at ``minute`` (1 for flat worlds)."""
+    if world.diurnal == "flat":
+        return 1.0
+    phase = math.pi * minute / len(world.schedule.steps)
+    shape = (1 - math.cos(phase)) / 2 if world.diurnal == "falling" else (1 + math.cos(phase)) / 2
+    return float(factor**-shape)
+
+
+def _cold(release: Release, minute: int, peak: float) -> float:
+    """Average over minute ``minute`` of a multiplier decaying linearly from ``peak`` to 1."""
+    d = release.cold_minutes
+    if d <= 0 or minute - 1 >= d:
+        return 1.0
+    a, b = (minute - 1) / d, min(minute / d, 1.0)  # the minute's span, in units of d
+    area = (b - a) - (b * b - a * a) / 2  # integral of (1 - s) over [a, b]
+    return 1.0 + (peak - 1.0) * area * d  # averaged over the whole minute (length 1/d)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,158 +325,321 @@ class Minute:
     canary_errors: int
     primary_requests: int
     primary_errors: int
-    canary_hist: npt.NDArray[np.int64]  # per-bucket (not cumulative) counts
+    canary_hist: npt.NDArray[np.int64]  # per-bucket (not cumulative) counts, +Inf last
     primary_hist: npt.NDArray[np.int64]
 
 
-@dataclass
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class _Conditions:
+    """The weight-independent part of a release's world, indexed by minute (0 unused)."""
+
+    rate: FloatArray  # total requests per minute, expected
+    err: FloatArray  # error-rate multiplier (drift x incident), shared
+    lat: FloatArray  # latency multiplier (drift), shared
+    bad_canary: FloatArray  # failure rate of the canary's bad pod this minute (0: none)
+    bad_primary: FloatArray
+
+
+def _conditions(release: Release) -> _Conditions:
+    w = release.world
+    rng = np.random.default_rng([release.seed, 1])
+    n = MAX_MINUTES + 1
+    err_steps = rng.normal(0.0, w.drift_sd, n)
+    lat_steps = rng.normal(0.0, w.drift_sd / 2, n)
+    err_steps[:2] = lat_steps[:2] = 0.0  # minute 1 starts at the release's own values
+    burst = np.where(rng.random(n) < w.burst_prob, 3.0, 1.0)
+    incident = np.where(rng.random(n) < w.burst_prob, 4.0, 1.0)
+    shape = release.gamma_shape
+    gamma = rng.gamma(shape, 1.0 / shape, n) if math.isfinite(shape) else np.ones(n)
+    bad = rng.random((2, n)) < w.bad_pod_prob
+    bad_rate = np.where(bad, rng.uniform(0.2, 0.5, (2, n)), 0.0)
+    minutes = np.arange(n) - 0.5  # the middle of each minute
+    diurnal = np.array([diurnal_factor(w, release.diurnal_factor, float(t)) for t in minutes])
+    return _Conditions(
+        rate=60.0 * w.total_rps * burst * gamma * diurnal,
+        err=np.exp(np.cumsum(err_steps)) * incident,
+        lat=np.exp(np.cumsum(lat_steps)),
+        bad_canary=bad_rate[0],
+        bad_primary=bad_rate[1],
+    )
+
+
+@cache
+def _log_bounds_ms(layout: Layout) -> FloatArray:
+    return np.log(np.array(layout.les, dtype=np.float64) * layout.to_ms)
+
+
+def bucket_probs(
+    layout: Layout, median_ms: float, sigma: float, tail_ratio: float = 1.0
+) -> FloatArray:
+    """Probability of each bucket (+Inf last) for a log-normal latency.
+
+    ``tail_ratio`` stretches the tail only: a request at the normal quantile
+    ``z`` above ``Z90`` takes ``tail_ratio ** ((z - Z90) / (Z99 - Z90))`` times
+    longer, so the fastest 90% are untouched and the p99 is ``tail_ratio`` times
+    the primary's (the p99.9 about ``tail_ratio ** 1.7``).
+    """
+    y = _log_bounds_ms(layout) - math.log(median_ms)
+    z = y / sigma
+    if tail_ratio != 1.0:
+        k = math.log(tail_ratio) / (Z99 - Z90)
+        z = np.where(z > Z90, (y + k * Z90) / (sigma + k), z)
+    cdf = np.array([0.5 * math.erfc(-x / _SQRT2) for x in z])
+    probs = np.clip(np.diff(np.concatenate(([0.0], cdf, [1.0]))), 0.0, None)
+    out: FloatArray = probs / probs.sum()
+    return out
+
+
+class ReleaseWorld:
+    """One release's world: what any minute at any weight produces (deterministic)."""
+
+    def __init__(self, release: Release) -> None:
+        self.release = release
+        self.cond = _conditions(release)
+
+    def minute(self, t: int, weight: float) -> Minute:
+        r, c = self.release, self.cond
+        rng = np.random.default_rng([r.seed, 2, t])
+        total = int(rng.poisson(c.rate[t]))
+        n_c = int(rng.binomial(total, weight))
+        n_p = total - n_c
+        p_p = min(1.0, r.base_error * float(c.err[t]))
+        p_c = min(1.0, p_p * r.effect.error_ratio * _cold(r, t, r.cold_error))
+        n_c, x_c = self._errors(rng, n_c, p_c, float(c.bad_canary[t]))
+        n_p, x_p = self._errors(rng, n_p, p_p, float(c.bad_primary[t]))
+        m_p = r.median_ms * float(c.lat[t])
+        m_c = m_p * r.effect.median_ratio * _cold(r, t, r.cold_latency)
+        layout = r.world.layout
+        return Minute(
+            canary_requests=n_c,
+            canary_errors=x_c,
+            primary_requests=n_p,
+            primary_errors=x_p,
+            canary_hist=_hist(rng, n_c, layout, m_c, r.sigma, r.effect.tail_ratio),
+            primary_hist=_hist(rng, n_p, layout, m_p, r.sigma),
+        )
+
+    def _errors(
+        self, rng: np.random.Generator, n: int, p: float, bad_rate: float
+    ) -> tuple[int, int]:
+        """(requests, errors) of one side: base errors, a bad pod, retries."""
+        w = self.release.world
+        if w.retries:
+            p /= RETRY_CLUSTER
+        x = 0
+        if bad_rate > 0:
+            on_bad = int(rng.binomial(n, 1.0 / self.release.pods))
+            x += int(rng.binomial(on_bad, bad_rate + (1 - bad_rate) * p))
+            n_good = n - on_bad
+        else:
+            n_good = n
+        x += int(rng.binomial(n_good, p))
+        if w.retries and x > 0:
+            retried = 2 * x + int(rng.binomial(x, 0.5))
+            return n + retried, x + retried
+        return n, x
+
+
+def _hist(
+    rng: np.random.Generator,
+    n: int,
+    layout: Layout,
+    median_ms: float,
+    sigma: float,
+    tail_ratio: float = 1.0,
+) -> npt.NDArray[np.int64]:
+    if n == 0:
+        return np.zeros(len(layout.les) + 1, dtype=np.int64)
+    probs = bucket_probs(layout, median_ms, sigma, tail_ratio)
+    out: npt.NDArray[np.int64] = rng.multinomial(n, probs)
+    return out
+
+
+class Decision(enum.StrEnum):
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled back"
+    HELD = "held"
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
-    rolled_back: bool
+    decision: Decision
     minutes: int
     reason: str = ""
 
+    @property
+    def rolled_back(self) -> bool:
+        return self.decision is Decision.ROLLED_BACK
 
-@dataclass
-class _World:
-    """Per-release random state: drift walks advance once per minute."""
-
-    release: Release
-    rng: np.random.Generator
-    err_drift: float = 1.0
-    lat_drift: float = 1.0
-    minute: int = 0
-    history: list[Minute] = field(default_factory=list)
-
-    def step(self, weight: float) -> Minute:
-        r, rng = self.release, self.rng
-        if self.minute > 0:
-            self.err_drift *= math.exp(rng.normal(0.0, r.drift_sd))
-            self.lat_drift *= math.exp(rng.normal(0.0, r.drift_sd / 2))
-        self.minute += 1
-        traffic_burst = 3.0 if rng.random() < r.burst_prob else 1.0
-        incident = 4.0 if rng.random() < r.burst_prob else 1.0
-        total = 10.0 * r.canary_rps * 60.0 * traffic_burst
-        n_c = int(rng.poisson(weight * total))
-        n_p = int(rng.poisson((1 - weight) * total))
-        p_p = min(1.0, r.base_error * self.err_drift * incident)
-        p_c = min(1.0, p_p * r.effect.error_ratio)
-        m_p = r.median_ms * self.lat_drift
-        m_c = m_p * r.effect.median_ratio
-        s_p, s_c = r.sigma, r.sigma + r.effect.sigma_extra
-        minute = Minute(
-            canary_requests=n_c,
-            canary_errors=int(rng.binomial(n_c, p_c)),
-            primary_requests=n_p,
-            primary_errors=int(rng.binomial(n_p, p_p)),
-            canary_hist=_latency_hist(rng, n_c, m_c, s_c),
-            primary_hist=_latency_hist(rng, n_p, m_p, s_p),
-        )
-        return minute
+    @property
+    def promoted(self) -> bool:
+        return self.decision is Decision.PROMOTED
 
 
-def _bucket_probs(median_ms: float, sigma: float) -> npt.NDArray[np.float64]:
-    z = (_LOG_BOUNDS - math.log(median_ms / 1000.0)) / sigma
-    cdf = np.array([0.5 * math.erfc(-x / math.sqrt(2.0)) for x in z])
-    probs = np.diff(np.concatenate(([0.0], cdf, [1.0])))
-    probs = np.clip(probs, 0.0, None)
-    out: npt.NDArray[np.float64] = probs / probs.sum()
-    return out
+class Tick(enum.Enum):
+    """What one analysis tick does to the run."""
+
+    PASS = "pass"  # advance, or promote at the last step
+    FAILED = "failed"  # one failed check
+    ROLL_BACK = "roll back"  # a conclusive regression: roll back now
+    HOLD = "hold"  # inconclusive: stay at this weight
+    STALLED = "stalled"  # inconclusive, paused for data or a person: stay
+    ADVANCE = "advance"  # inconclusive, but may advance: step up, never promote
 
 
-def _latency_hist(
-    rng: np.random.Generator, n: int, median_ms: float, sigma: float
-) -> npt.NDArray[np.int64]:
-    if n == 0:
-        return np.zeros(len(BUCKETS_S), dtype=np.int64)
-    out: npt.NDArray[np.int64] = rng.multinomial(n, _bucket_probs(median_ms, sigma))
-    return out
+Judge = Callable[[Minute, int, bool], tuple[Tick, str]]
+"""A policy's verdict on one minute: (the minute, its number, whether a PASS promotes)."""
 
 
-def simulate_minute(world: _World, weight: float) -> Minute:
-    return world.step(weight)
-
-
-def _cumulative(hist: npt.NDArray[np.int64]) -> list[tuple[float, float]]:
-    return list(zip(BUCKETS_S, np.cumsum(hist).astype(float).tolist(), strict=True))
-
-
-def _flagger_checks(m: Minute) -> str | None:
-    """Flagger's builtin checks on one minute; the first failure's sentence, or None."""
-    if m.canary_requests == 0:
-        return "no values found (no canary traffic)"
-    sr = 100.0 * (1 - m.canary_errors / m.canary_requests)
-    r = judge_threshold("request-success-rate", sr, min=MIN_SUCCESS_RATE)
-    if r.outcome is Outcome.FAIL:
-        return r.summary
-    cum = np.cumsum(m.canary_hist).astype(float).tolist()
-    p99 = histogram_quantile(0.99, list(BUCKETS_S), cum) * 1000.0
-    r = judge_threshold("request-duration", p99, max=MAX_DURATION_MS)
-    if r.outcome is Outcome.FAIL:
-        return r.summary
-    return None
-
-
-def run_threshold(release: Release) -> Result:
-    """Flagger's policy: cumulative failed checks, rollback at the tick after the 5th."""
-    world = _World(release, np.random.default_rng([release.seed, 1]))
-    weight, failed = STEP_WEIGHT, 0
+def _drive(world: ReleaseWorld, judge: Judge) -> Result:
+    """Run one schedule: the controller's tick loop around ``judge``."""
+    schedule = world.release.world.schedule
+    steps = schedule.steps
+    last = len(steps) - 1
+    step, failed, tick = 0, 0, Tick.PASS
     for minute in range(1, MAX_MINUTES + 1):
-        m = world.step(weight / 100)
+        m = world.minute(minute, steps[step] / 100)
         if failed >= THRESHOLD:
-            return Result(True, minute, "failed checks threshold reached")
-        if _flagger_checks(m) is not None:
+            return Result(Decision.ROLLED_BACK, minute, "failed checks threshold reached")
+        tick, reason = judge(m, minute, step == last)
+        if tick is Tick.ROLL_BACK:
+            return Result(Decision.ROLLED_BACK, minute, reason)
+        if tick is Tick.FAILED:
             failed += 1
-            continue
-        if weight >= MAX_WEIGHT:
-            return Result(False, minute)
-        weight += STEP_WEIGHT
-    return Result(True, MAX_MINUTES, "timeout")
+        elif tick is Tick.ADVANCE and step + 1 < last + (not schedule.iterations):
+            step += 1  # never onto the last iteration of A/B testing, never promoting
+        elif tick is Tick.PASS:
+            if step == last:
+                return Result(Decision.PROMOTED, minute)
+            step += 1
+    return Result(Decision.HELD, MAX_MINUTES, "stalled" if tick is Tick.STALLED else "undecided")
+
+
+def _cumulative(hist: npt.NDArray[np.int64], layout: Layout) -> list[tuple[float, float]]:
+    return list(zip(layout.cumulative_les, np.cumsum(hist).astype(float).tolist(), strict=True))
+
+
+def _flagger_judge(layout: Layout) -> Judge:
+    """Flagger's builtin checks on the last minute; NoData (no canary request) fails."""
+    les = list(layout.cumulative_les)
+
+    def judge(m: Minute, _minute: int, _last_step: bool) -> tuple[Tick, str]:
+        if m.canary_requests == 0:
+            return Tick.FAILED, "no values found (no canary traffic)"
+        sr = 100.0 * (1 - m.canary_errors / m.canary_requests)
+        r = judge_threshold("request-success-rate", sr, min=MIN_SUCCESS_RATE)
+        if r.outcome is Outcome.FAIL:
+            return Tick.FAILED, r.summary
+        cum = np.cumsum(m.canary_hist).astype(float).tolist()
+        p99 = histogram_quantile(0.99, les, cum) * layout.to_ms
+        r = judge_threshold("request-duration", p99, max=MAX_DURATION_MS)
+        if r.outcome is Outcome.FAIL:
+            return Tick.FAILED, r.summary
+        return Tick.PASS, ""
+
+    return judge
+
+
+def run_threshold(release: Release, world: ReleaseWorld | None = None) -> Result:
+    """Flagger's policy: cumulative failed checks, rollback at the tick after the 5th."""
+    world = world or ReleaseWorld(release)
+    return _drive(world, _flagger_judge(release.world.layout))
 
 
 ERROR_SPEC: CompareSpec = parse_compare({}, "bench.compare", metric_name="request-success-rate")
 LATENCY_SPEC: CompareSpec = parse_compare({}, "bench.compare", metric_name="request-duration")
 
 
-def run_statistical(
-    release: Release, error_spec: CompareSpec = ERROR_SPEC, latency_spec: CompareSpec = LATENCY_SPEC
-) -> Result:
-    """Same schedule; a conclusive FAIL rolls back at once, INCONCLUSIVE holds the step."""
-    world = _World(release, np.random.default_rng([release.seed, 1]))
-    weight, failed = STEP_WEIGHT, 0
-    err_state: SequentialState = new_state(T0)
-    lat_state: SequentialState = new_state(T0)
-    for minute in range(1, MAX_MINUTES + 1):
-        m = world.step(weight / 100)
-        if failed >= THRESHOLD:
-            return Result(True, minute, "failed checks threshold reached")
+class _CompareJudge:
+    """``compare`` on both builtin metrics, states carried tick to tick as the controller does."""
+
+    def __init__(self, layout: Layout, error_spec: CompareSpec, latency_spec: CompareSpec) -> None:
+        self.layout, self.error_spec, self.latency_spec = layout, error_spec, latency_spec
+        # The first window starts when the canary's traffic does (T0), as in evaluate().
+        self.err_state: SequentialState = new_state(T0, error_spec.test)
+        self.lat_state: SequentialState = new_state(T0, latency_spec.test)
+
+    def __call__(self, m: Minute, minute: int, last_step: bool) -> tuple[Tick, str]:
         now = T0 + timedelta(minutes=minute)
+        window = Window(m.canary_requests, m.canary_errors, m.primary_requests, m.primary_errors)
         err_state = add_window(
-            err_state,
-            Window(m.canary_requests, m.canary_errors, m.primary_requests, m.primary_errors),
-            error_spec,
-            window_end=now,
+            self.err_state, window, self.error_spec, window_end=now, interval_seconds=INTERVAL_S
         )
         lat_state = add_histograms(
-            lat_state,
-            _cumulative(m.canary_hist),
-            _cumulative(m.primary_hist),
-            latency_spec,
+            self.lat_state,
+            _cumulative(m.canary_hist, self.layout),
+            _cumulative(m.primary_hist, self.layout),
+            self.latency_spec,
             window_end=now,
+            interval_seconds=INTERVAL_S,
         )
-        err = decide(error_spec, err_state, metric="request-success-rate")
-        lat = decide(latency_spec, lat_state, metric="request-duration", buckets_to_ms=1000.0)
-        err_state, lat_state = err.state, lat.state
-        verdicts = (err, lat)
-        if any(v.outcome is Outcome.FAIL and v.conclusive for v in verdicts):
-            return Result(
-                True, minute, next(v.summary for v in verdicts if v.outcome is Outcome.FAIL)
-            )
-        if any(v.outcome is Outcome.FAIL for v in verdicts):
-            failed += 1
-            continue
-        if any(v.outcome is Outcome.INCONCLUSIVE for v in verdicts):
-            continue
-        if weight >= MAX_WEIGHT:
-            return Result(False, minute)
-        weight += STEP_WEIGHT
-    return Result(True, MAX_MINUTES, "timeout")
+        err = decide(self.error_spec, err_state, metric="request-success-rate", last_step=last_step)
+        lat = decide(
+            self.latency_spec,
+            lat_state,
+            metric="request-duration",
+            buckets_to_ms=self.layout.to_ms,
+            last_step=last_step,
+        )
+        self.err_state, self.lat_state = err.state, lat.state
+        return _controller_tick((err, lat))
+
+
+def _controller_tick(verdicts: Sequence[CompareResult]) -> tuple[Tick, str]:
+    """What canary/core/checks.py (``_judge``, ``_hold``) does with the tick's verdicts.
+
+    ``warming_up``, ``stalled`` and ``may_advance`` are read as plain attributes.
+    """
+    failing = [v for v in verdicts if v.outcome is Outcome.FAIL]
+    if any(v.conclusive for v in failing):
+        return Tick.ROLL_BACK, next(v.summary for v in failing if v.conclusive)
+    if failing:
+        return Tick.FAILED, failing[0].summary
+    waiting = [v for v in verdicts if v.outcome is Outcome.INCONCLUSIVE]
+    if not waiting:
+        return Tick.PASS, ""
+    inconclusive = [v for v in waiting if not v.warming_up]
+    if not inconclusive:
+        return Tick.HOLD, waiting[0].summary  # warming up: observed, not judged
+    if any(v.stalled for v in inconclusive):
+        return Tick.STALLED, next(v.summary for v in inconclusive if v.stalled)
+    if len(inconclusive) == len(waiting) and all(v.may_advance for v in inconclusive):
+        return Tick.ADVANCE, inconclusive[0].summary
+    return Tick.HOLD, inconclusive[0].summary
+
+
+def run_statistical(
+    release: Release,
+    world: ReleaseWorld | None = None,
+    error_spec: CompareSpec = ERROR_SPEC,
+    latency_spec: CompareSpec = LATENCY_SPEC,
+) -> Result:
+    """Same schedule, the controller's handling of ``compare`` verdicts."""
+    world = world or ReleaseWorld(release)
+    return _drive(world, _CompareJudge(release.world.layout, error_spec, latency_spec))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcomes:
+    """Both policies on one release; for a bad release, the threshold policy on its good twin.
+
+    The twin is the same release in the same world without the regression: when
+    the threshold policy rolls both back, its rollback of the bad one is right
+    by accident (it carries no evidence about the regression).
+    """
+
+    threshold: Result
+    compare: Result
+    threshold_twin: Result | None = None
+
+
+def run_pair(release: Release) -> Outcomes:
+    """Both policies on the same world (and the threshold policy on a bad release's twin)."""
+    world = ReleaseWorld(release)
+    twin = None
+    if release.effect != GOOD:
+        twin = run_threshold(replace(release, effect=GOOD))
+    return Outcomes(run_threshold(release, world), run_statistical(release, world), twin)

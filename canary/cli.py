@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from canary.commands._common import fail, out
@@ -128,6 +129,18 @@ def simulate(
         )
 
 
+def _metric_line(metric: Mapping[str, Any]) -> str:
+    """A metric that did not pass, in the table: its name (once), advisory or not, and why."""
+    name, summary = metric["name"], metric["summary"]
+    label = f"{name} (advisory)" if metric.get("advisory") else name
+    text = (
+        summary
+        if summary.startswith(name) and not metric.get("advisory")
+        else f"{label}: {summary}"
+    )
+    return f"[dim]{escape(text)}[/dim]"
+
+
 def _simulation_table(name: str, rows: Sequence[Mapping[str, Any]]) -> None:
     table = Table(
         title=f"canary simulate: {name}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
@@ -147,11 +160,7 @@ def _simulation_table(name: str, rows: Sequence[Mapping[str, Any]]) -> None:
     }
     for row in rows:
         lines = [e["message"] for e in row["events"]]
-        lines += [
-            f"[dim]{m['name']}: {m['summary']}[/dim]"
-            for m in row["metrics"]
-            if m["outcome"] != "Pass"
-        ]
+        lines += [_metric_line(m) for m in row["metrics"] if m["outcome"] != "Pass"]
         lines += [
             f"[{'red' if a['severity'] == 'error' else 'cyan'}]alert ({a['severity']}): {a['message']}[/]"
             for a in row["alerts"]

@@ -235,9 +235,16 @@ class Notifier(Protocol):
 
 class Analyzer(Protocol):
     async def analyze(
-        self, canary: Canary, now: datetime, previous: Sequence[Mapping[str, Any]]
+        self,
+        canary: Canary,
+        now: datetime,
+        previous: Sequence[Mapping[str, Any]],
+        *,
+        last_step: bool = True,
     ) -> tuple[MetricResult, ...]:
-        """Run and judge every metric; failures come back as results, not exceptions."""
+        """Run and judge every metric; failures come back as results, not exceptions.
+
+        ``last_step``: a passing tick would promote (see ``AnalysisRequest``)."""
         ...
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,7 +54,14 @@ from canary.core import (
     run_now,
     threshold_text,
 )
-from canary.model import Canary, CanaryStatus, Commands, MetricSpec, parse_canary
+from canary.model import (
+    Canary,
+    CanaryStatus,
+    Commands,
+    MetricSpec,
+    MetricStatus,
+    parse_canary,
+)
 from canary.model.errors import SpecError, SpecIssue
 from canary.timestamps import format_time
 
@@ -62,6 +69,8 @@ DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 READINESS_WORDS = {"ready", "not-ready", "failed"}
 HOOK_WORDS = {"pass", "fail"}
 REVERT_WORDS = {"reverted", "already", "superseded", "failed"}
+METRIC_WORDS = ("nodata", "error", "inconclusive", "warmup")
+INCONCLUSIVE_KEY = "scriptedInconclusive"  # the count kept in a scripted verdict's details
 
 
 # --------------------------------------------------------------------------- scenario
@@ -150,12 +159,12 @@ def _moment(raw: Any, path: str, issues: list[SpecIssue]) -> Moment:
     metrics = dict(mapping("metrics"))
     for name, value in metrics.items():
         ok = value is None or (isinstance(value, int | float) and not isinstance(value, bool))
-        ok = ok or (isinstance(value, str) and value in ("nodata", "error", "inconclusive"))
+        ok = ok or (isinstance(value, str) and value in METRIC_WORDS)
         if not ok:
             issues.append(
                 SpecIssue(
                     f"{path}.metrics.{name}",
-                    f"expected a number, null, nodata, error or inconclusive, got {value!r}",
+                    f"expected a number, null, nodata, error, inconclusive or warmup, got {value!r}",
                 )
             )
     release = raw.get("release")
@@ -317,9 +326,16 @@ class TickRecord:
             ],
             "hooksCalled": list(self.requests),
             "metrics": [
-                {"name": m.name, "outcome": m.outcome.value, "summary": m.summary}
+                {
+                    "name": m.name,
+                    "outcome": m.outcome.value,
+                    "summary": m.summary,
+                    **m.flags.to_dict(),
+                }
                 for m in self.metrics
             ],
+            "inconclusiveChecks": status.inconclusive_checks,
+            "stalled": status.stalled,
             "gitRevert": status.git_revert.to_dict() if status.git_revert else None,
             "revision": status.current_revision,
             "lastGoodRevision": status.last_good_revision,
@@ -340,34 +356,103 @@ def describe_action(action: object) -> str:
 # --------------------------------------------------------------------------- judging
 
 
-def judge_metric(metric: MetricSpec, raw: Any) -> MetricResult:
-    """Judge a scripted value exactly as the controller judges a queried one."""
+def judge_metric(
+    metric: MetricSpec, raw: Any, previous: MetricStatus | None = None
+) -> MetricResult:
+    """Judge a scripted value exactly as the controller judges a queried one.
+
+    ``previous`` is the metric's last verdict of the run (``status.analysis``), where a
+    compare metric keeps its count of inconclusive checks in a row, as the judge keeps it
+    in its stored state: ``compare.maxInconclusive`` and ``onMaxInconclusive`` then apply
+    to scripted ``inconclusive`` values as the judge applies them. A ``dryRun`` metric's
+    result is advisory.
+    """
+    result = _judge_scripted(metric, raw, previous)
+    return replace(result, advisory=metric.dry_run)
+
+
+def _judge_scripted(metric: MetricSpec, raw: Any, previous: MetricStatus | None) -> MetricResult:
+    name = metric.name
     if raw is None or raw == "nodata" or (isinstance(raw, float) and math.isnan(raw)):
-        return MetricResult(
-            metric.name, Outcome.NODATA, f"no values found for metric {metric.name}"
-        )
+        return MetricResult(name, Outcome.NODATA, f"no values found for metric {name}")
     if raw == "error":
+        return MetricResult(name, Outcome.ERROR, f"metric {name} query failed (scripted)")
+    if raw == "warmup":
         return MetricResult(
-            metric.name, Outcome.ERROR, f"metric {metric.name} query failed (scripted)"
+            name,
+            Outcome.INCONCLUSIVE,
+            f"{name}: warming up, observed but not judged yet (scripted)",
+            details=previous.details if previous is not None else {},
+            warming_up=True,
         )
     if raw == "inconclusive":
-        return MetricResult(
-            metric.name, Outcome.INCONCLUSIVE, f"{metric.name}: not enough data yet (scripted)"
-        )
+        return _inconclusive(metric, _inconclusive_count(previous) + 1)
     rng = metric.threshold_range
     result = judge_threshold(
-        metric.name,
+        name,
         float(raw),
         min=rng.min if rng else None,
         max=rng.max if rng else None,
         threshold=metric.threshold,
     )
     return MetricResult(
-        metric.name,
+        name,
         result.outcome,
         result.summary,
         value=result.value,
         threshold=threshold_text(result.min, result.max),
+    )
+
+
+def _inconclusive_count(previous: MetricStatus | None) -> int:
+    """The inconclusive checks in a row before this one (kept in the verdict's details)."""
+    count = previous.details.get(INCONCLUSIVE_KEY) if previous is not None else None
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0
+
+
+def _inconclusive(metric: MetricSpec, count: int) -> MetricResult:
+    """A scripted inconclusive check, the ``count``-th in a row, as the compare judge
+    decides it: within ``maxInconclusive`` it holds (or may advance with
+    ``onInconclusive: advance``); past it, ``onMaxInconclusive`` decides."""
+    name, spec = metric.name, metric.compare
+    details = {INCONCLUSIVE_KEY: count}
+    if spec is None:  # only the compare judge is ever inconclusive, and it keeps no budget here
+        return MetricResult(
+            name, Outcome.INCONCLUSIVE, f"{name}: not enough data yet (scripted)", details=details
+        )
+    budget = spec.max_inconclusive
+    if count <= budget:
+        return MetricResult(
+            name,
+            Outcome.INCONCLUSIVE,
+            f"{name}: not enough data yet (inconclusive {count} of {budget}, scripted)",
+            details=details,
+            may_advance=spec.on_inconclusive == "advance",
+        )
+    spent = f"{name}: still inconclusive after {count} checks (maxInconclusive {budget}, scripted)"
+    fallback = spec.on_max_inconclusive
+    rng = metric.threshold_range
+    bounds = threshold_text(rng.min, rng.max) if rng else ""
+    if fallback == "pass":
+        return MetricResult(name, Outcome.PASS, f"{spent}, onMaxInconclusive pass", details=details)
+    if fallback == "fail":
+        return MetricResult(name, Outcome.FAIL, f"{spent}, onMaxInconclusive fail", details=details)
+    if fallback == "threshold" and bounds:
+        # The threshold check ran first and passed (a failing one would have been the
+        # verdict), so the metric's thresholdRange decides: passed.
+        return MetricResult(
+            name,
+            Outcome.PASS,
+            f"{spent}, thresholdRange decides: within {bounds}",
+            threshold=bounds,
+            details=details,
+        )
+    return MetricResult(
+        name,
+        Outcome.INCONCLUSIVE,
+        f"{spent}, holding until more data arrives (onMaxInconclusive {fallback.value})",
+        details=details,
+        stalled=True,
     )
 
 
@@ -443,7 +528,7 @@ def simulate(canary_doc: Mapping[str, Any], scenario: Scenario) -> list[TickReco
             commands=commands,
             generation=1,
         )
-        answers = _ScriptedAnswers(canary, moment, world)
+        answers = _ScriptedAnswers(canary, moment, world, {m.name: m for m in status.analysis})
         decision = run_now(drive(canary, status, obs, answers))
         asked = answers.asked
         for effect in decision.effects:
@@ -470,6 +555,7 @@ class _ScriptedAnswers:
     canary: Canary
     moment: Moment
     world: World
+    previous: Mapping[str, MetricStatus] = field(default_factory=dict)  # status.analysis
     asked: list[str] = field(default_factory=list)
     metrics: tuple[MetricResult, ...] = ()
 
@@ -481,7 +567,10 @@ class _ScriptedAnswers:
         if isinstance(request, AnalysisRequest):
             analysis = self.canary.spec.analysis_or_default
             self.metrics = tuple(
-                judge_metric(m, self.moment.metrics.get(m.name, "nodata")) for m in analysis.metrics
+                judge_metric(
+                    m, self.moment.metrics.get(m.name, "nodata"), self.previous.get(m.name)
+                )
+                for m in analysis.metrics
             )
             return self.metrics
         return _revert_answer(self.moment.git, request, self.world)

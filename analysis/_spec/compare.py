@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from analysis._spec.fields import Problems, read_bool, read_int, read_number, read_text, type_name
 from analysis._spec.vocabulary import (
     REQUEST_DURATION,
     REQUEST_SUCCESS_RATE,
     CompareTest,
+    OnInconclusive,
     OnMaxInconclusive,
+    promql_seconds,
 )
 
 __all__ = ["COMPARE_FIELDS", "CompareSpec", "parse_compare", "read_compare"]
@@ -34,13 +37,20 @@ class CompareSpec:
     min_difference: float | None = None
     min_sample_size: int = 100
     max_inconclusive: int = 5
-    on_max_inconclusive: OnMaxInconclusive = OnMaxInconclusive.FAIL
+    on_max_inconclusive: OnMaxInconclusive = OnMaxInconclusive.THRESHOLD
+    on_inconclusive: OnInconclusive = OnInconclusive.HOLD
+    detect_increase: float = 2.0
+    warmup_seconds: float | None = None
     quantile: float = 0.99
     fail_fast: bool = True
     requests_query: str | None = None
     errors_query: str | None = None
     buckets_query: str | None = None
     buckets_unit: str = "s"
+
+    def warmup_for(self, interval_seconds: float) -> float:
+        """``warmup`` in seconds; by default one analysis interval (docs/analysis.md says why)."""
+        return interval_seconds if self.warmup_seconds is None else self.warmup_seconds
 
     @property
     def effective_min_difference(self) -> float:
@@ -59,6 +69,9 @@ COMPARE_FIELDS = frozenset(
         "minSampleSize",
         "maxInconclusive",
         "onMaxInconclusive",
+        "onInconclusive",
+        "detectIncrease",
+        "warmup",
         "quantile",
         "failFast",
         "requestsQuery",
@@ -178,7 +191,22 @@ def _read_fields(
     max_inconclusive = read_int(
         d, "maxInconclusive", path, problems, default.max_inconclusive, lo=0, what="an integer >= 0"
     )
-    on_max_inconclusive = _read_on_max_inconclusive(d, path, problems)
+    on_max_inconclusive = _read_choice(
+        d, "onMaxInconclusive", path, problems, OnMaxInconclusive, default.on_max_inconclusive
+    )
+    on_inconclusive = _read_choice(
+        d, "onInconclusive", path, problems, OnInconclusive, default.on_inconclusive
+    )
+    detect_increase = read_number(
+        d,
+        "detectIncrease",
+        path,
+        problems,
+        default.detect_increase,
+        lo=1.0,
+        lo_open=True,
+        what="a ratio > 1.0",
+    )
     quantile = read_number(
         d,
         "quantile",
@@ -198,6 +226,9 @@ def _read_fields(
         min_sample_size=min_sample_size,
         max_inconclusive=max_inconclusive,
         on_max_inconclusive=on_max_inconclusive,
+        on_inconclusive=on_inconclusive,
+        detect_increase=detect_increase,
+        warmup_seconds=_read_warmup(d, path, problems),
         quantile=quantile,
         fail_fast=read_bool(d, "failFast", path, problems, True),
         requests_query=read_text(d, "requestsQuery", path, problems),
@@ -207,15 +238,42 @@ def _read_fields(
     )
 
 
-def _read_on_max_inconclusive(
-    d: Mapping[str, object], path: str, problems: Problems
-) -> OnMaxInconclusive:
-    raw_on = d.get("onMaxInconclusive", "fail")
+_Choice = TypeVar("_Choice", OnMaxInconclusive, OnInconclusive)
+
+
+def _read_choice(
+    d: Mapping[str, object],
+    key: str,
+    path: str,
+    problems: Problems,
+    choices: type[_Choice],
+    default: _Choice,
+) -> _Choice:
+    raw = d.get(key)
+    if raw is None:
+        return default
     try:
-        return OnMaxInconclusive(raw_on if isinstance(raw_on, str) else "?")
+        return choices(raw if isinstance(raw, str) else "?")
     except ValueError:
-        problems.add(f"{path}.onMaxInconclusive", f"expected fail or pass, got {type_name(raw_on)}")
-        return OnMaxInconclusive.FAIL
+        expected = ", ".join(c.value for c in choices)
+        problems.add(f"{path}.{key}", f"expected one of {expected}, got {type_name(raw)}")
+        return default
+
+
+def _read_warmup(d: Mapping[str, object], path: str, problems: Problems) -> float | None:
+    """``warmup``: a duration (``0s`` turns it off); absent means one analysis interval."""
+    raw = d.get("warmup")
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        try:
+            return promql_seconds(raw)
+        except ValueError:
+            pass
+    problems.add(
+        f"{path}.warmup", f"expected a duration such as 1m, 30s or 0s, got {type_name(raw)}"
+    )
+    return None
 
 
 def _read_buckets_unit(d: Mapping[str, object], path: str, problems: Problems) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from analysis._spec.compare import CompareSpec, read_compare
-from analysis._spec.fields import Problems, read_number, type_name
+from analysis._spec.fields import Problems, read_bool, read_number, type_name
 from analysis._spec.vocabulary import BUILTIN_METRICS, PROMQL_DURATION_RE, MetricKind
 
 __all__ = ["DEFAULT_METRIC_INTERVAL", "MetricCheck", "metric_check_from_spec", "parse_metric"]
@@ -28,7 +28,9 @@ class MetricCheck:
     ``query`` is the inline ``metrics[].query``, or the referenced MetricTemplate's
     ``spec.query`` once resolved (``None`` until then, and for builtin metrics).
     ``template`` is the MetricTemplate's name.  ``min``/``max`` come from
-    ``thresholdRange``; ``threshold`` is the deprecated single bound.
+    ``thresholdRange``; ``threshold`` is the deprecated single bound.  ``dry_run``
+    (``dryRun: true``, as in Argo Rollouts) makes the metric advisory: it runs and is
+    reported, but its verdict never fails, holds or rolls back the canary.
     """
 
     name: str
@@ -42,6 +44,7 @@ class MetricCheck:
     variables: tuple[tuple[str, str], ...] = ()
     compare: CompareSpec | None = None
     path: str = "spec.analysis.metrics[0]"
+    dry_run: bool = False
 
     @property
     def variables_map(self) -> dict[str, str]:
@@ -108,6 +111,7 @@ def _read_metric(
     variables = _read_variables(entry, path, problems)
     inline = _read_inline_query(entry, path, problems)
     kind = _kind(name, inline, entry, path, problems, from_template=from_template)
+    dry_run = read_bool(entry, "dryRun", path, problems, False)
     compare = None
     if entry.get("compare") is not None:
         builtin_name = name if kind is MetricKind.BUILTIN else None
@@ -127,6 +131,7 @@ def _read_metric(
         variables=variables,
         compare=compare,
         path=path,
+        dry_run=dry_run,
     )
 
 

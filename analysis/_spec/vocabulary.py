@@ -23,8 +23,10 @@ __all__ = [
     "Bucket",
     "CompareTest",
     "MetricKind",
+    "OnInconclusive",
     "OnMaxInconclusive",
     "Outcome",
+    "promql_seconds",
 ]
 
 REQUEST_SUCCESS_RATE = "request-success-rate"
@@ -52,6 +54,25 @@ FLAGGER_ONLY_PROVIDERS: frozenset[str] = frozenset(
 #: spelling of it in ``analysis`` (canary's Go-style durations are in canary.model.duration).
 PROMQL_DURATION_RE = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")
 
+_DURATION_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
+_UNIT_SECONDS = {
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+    "y": 31536000.0,
+}
+
+
+def promql_seconds(duration: str) -> float:
+    """Seconds in a PromQL duration such as ``1m30s``; ``ValueError`` for anything else."""
+    if not PROMQL_DURATION_RE.match(duration):
+        raise ValueError(f"expected a duration such as 1m or 30s, got {duration!r}")
+    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART_RE.findall(duration))
+
+
 Bucket = tuple[float, float]
 """One cumulative histogram bucket: (upper bound ``le`` in the metric's unit, count)."""
 
@@ -78,10 +99,29 @@ class CompareTest(enum.StrEnum):
 
 
 class OnMaxInconclusive(enum.StrEnum):
-    """What a check becomes once it has been inconclusive ``maxInconclusive`` times in a row."""
+    """What a check becomes once it has been inconclusive ``maxInconclusive`` times in a row.
 
-    FAIL = "fail"
+    ``threshold`` (the default) lets the metric's ``thresholdRange`` decide when it has
+    one, and otherwise holds like ``hold``: the canary stays where it is, keeps
+    collecting, and says that it needs traffic or a person.  ``pass`` and ``fail`` are
+    explicit choices a user makes knowing the check then rests on no evidence.
+    """
+
+    THRESHOLD = "threshold"
+    HOLD = "hold"
     PASS = "pass"
+    FAIL = "fail"
+
+
+class OnInconclusive(enum.StrEnum):
+    """What an inconclusive check does to the step: ``hold`` it, or let it ``advance``.
+
+    ``advance`` is an opt-in for low traffic: a bigger weight brings the canary the
+    requests it lacks.  The canary is never promoted on an inconclusive check.
+    """
+
+    HOLD = "hold"
+    ADVANCE = "advance"
 
 
 class MetricKind(enum.StrEnum):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -67,21 +68,38 @@ class MetricAnalyzer:
         self.timeout_seconds = timeout_seconds
 
     async def analyze(
-        self, canary: Canary, now: datetime, previous: Sequence[Mapping[str, Any]]
+        self,
+        canary: Canary,
+        now: datetime,
+        previous: Sequence[Mapping[str, Any]],
+        *,
+        last_step: bool = True,
     ) -> tuple[MetricResult, ...]:
         before = {str(p.get("name")): p for p in previous}
         metrics = canary.spec.analysis_or_default.metrics
         results = await asyncio.gather(
-            *(self._guarded(canary, metric, now, before.get(metric.name)) for metric in metrics)
+            *(
+                self._guarded(canary, metric, now, before.get(metric.name), last_step)
+                for metric in metrics
+            )
         )
-        return tuple(results)
+        # A dryRun metric is advisory whatever became of it (an error included).
+        return tuple(
+            replace(result, advisory=metric.dry_run)
+            for metric, result in zip(metrics, results, strict=True)
+        )
 
     async def _guarded(
-        self, canary: Canary, metric: MetricSpec, now: datetime, previous: Mapping[str, Any] | None
+        self,
+        canary: Canary,
+        metric: MetricSpec,
+        now: datetime,
+        previous: Mapping[str, Any] | None,
+        last_step: bool,
     ) -> MetricResult:
         try:
             return await asyncio.wait_for(
-                self._one(canary, metric, now, previous), self.timeout_seconds
+                self._one(canary, metric, now, previous, last_step), self.timeout_seconds
             )
         except TimeoutError:
             return MetricResult(
@@ -95,7 +113,12 @@ class MetricAnalyzer:
             return MetricResult(metric.name, Outcome.ERROR, f"metric {metric.name}: {exc}")
 
     async def _one(
-        self, canary: Canary, metric: MetricSpec, now: datetime, previous: Mapping[str, Any] | None
+        self,
+        canary: Canary,
+        metric: MetricSpec,
+        now: datetime,
+        previous: Mapping[str, Any] | None,
+        last_step: bool,
     ) -> MetricResult:
         check: MetricCheck = metric.check
         provider_spec = ProviderSpec()
@@ -129,6 +152,7 @@ class MetricAnalyzer:
             provider,
             now=now,
             previous=_previous_verdict(previous),
+            last_step=last_step,
         )
         return _result(metric, verdict)
 
@@ -165,9 +189,16 @@ def _result(metric: MetricSpec, verdict: Verdict) -> MetricResult:
         summary=verdict.summary,
         value=verdict.value,
         threshold=threshold_text(verdict.min, verdict.max, verdict.unit),
-        primary_value=comparison.primary_value if comparison is not None else None,
+        primary_value=verdict.primary_value,
         details=verdict.to_status(),
-        fail_fast=verdict.conclusive,
+        fail_fast=verdict.conclusive and not metric.dry_run,
+        warming_up=verdict.warming_up,
+        may_advance=verdict.may_advance,
+        stalled=verdict.stalled,
+        advisory=metric.dry_run,
+        samples=comparison.canary_samples if comparison is not None else None,
+        primary_samples=comparison.primary_samples if comparison is not None else None,
+        needed_samples=comparison.needed_samples if comparison is not None else None,
     )
 
 

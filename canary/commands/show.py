@@ -5,7 +5,8 @@ during a release — how far the traffic shift is, which metric failed and why, 
 revision was reverted in Git, and what the controller said lately. ``get`` is the one-line-per-
 canary overview (with our revision columns); ``status NAME`` is the whole story of one canary
 (phase, a progress bar towards maxWeight or the iterations, the last verdict of every metric,
-the Git revert, the conditions, the pending commands and the recent Events). ``-w`` keeps
+the verdicts of the run over time (canary.commands.history; ``--history`` adds the earlier
+runs), the Git revert, the conditions, the pending commands and the recent Events). ``-w`` keeps
 either on screen and re-renders when something changes (polling once a second: simple, and it
 survives API server restarts); with ``-o json|yaml`` it prints one document per change.
 
@@ -40,6 +41,7 @@ from canary.commands.cluster import (
     resolve_context,
     run_with_kube,
 )
+from canary.commands.history import history_view, requests_text
 
 __all__ = [
     "age",
@@ -213,6 +215,10 @@ def canary_detail(obj: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -
             "inconclusiveChecks": _int(status.get("inconclusiveChecks")),
             "message": _str(status.get("message")),
             "analysis": [dict(m) for m in status.get("analysis") or () if isinstance(m, Mapping)],
+            "analysisHistory": [
+                dict(r) for r in status.get("analysisHistory") or () if isinstance(r, Mapping)
+            ],
+            "stalled": _str(status.get("stalled")),
             "gitRevert": dict(revert) if isinstance(revert, Mapping) else None,
             "knownBad": [dict(k) for k in status.get("knownBad") or () if isinstance(k, Mapping)],
             "refused": _str(status.get("refused")),
@@ -339,13 +345,20 @@ def _progress(detail: Mapping[str, Any]) -> RenderableType:
     return grid
 
 
-def render_detail(detail: Mapping[str, Any], now: datetime | None = None) -> RenderableType:
-    """The ``status`` view of one canary."""
+def render_detail(
+    detail: Mapping[str, Any], now: datetime | None = None, *, all_runs: bool = False
+) -> RenderableType:
+    """The ``status`` view of one canary (``all_runs``: the earlier runs' verdicts too)."""
     title = Text(f"{detail['name']}.{detail['namespace']}  ", style="bold")
     title.append_text(_phase_text(detail))
     parts: list[RenderableType] = [title, _info(detail)]
     if detail["analysis"]:
         parts.append(_metrics(detail["analysis"]))
+    history = history_view(
+        detail.get("analysisHistory") or (), detail["analysis"], all_runs=all_runs
+    )
+    if history is not None:
+        parts.append(history)
     if detail["conditions"]:
         parts.append(_conditions(detail["conditions"], now))
     if detail["events"]:
@@ -378,7 +391,10 @@ def _info(detail: Mapping[str, Any]) -> RenderableType:
         info.add_row("Not analysed", Text(detail["refused"], style="yellow"))
     if detail["knownBad"]:
         info.add_row("Known bad", _known_bad(detail["knownBad"]))
-    if detail["message"]:
+    stalled = detail.get("stalled")
+    if stalled:
+        info.add_row("Stalled", Text(stalled, style="bold yellow"))
+    if detail["message"] and detail["message"] != f"Analysis stalled: {stalled}":
         info.add_row("Message", Text(detail["message"]))
     for problem in detail.get("specErrors") or ():
         info.add_row("Spec error", Text(problem, style="red"))
@@ -442,18 +458,28 @@ def _section(title: str, headers: Sequence[str]) -> Table:
     return table
 
 
-def _metrics(analysis: Iterable[Mapping[str, Any]]) -> Table:
-    metrics = _section("Metrics", ("NAME", "OUTCOME", "VALUE", "THRESHOLD", "SUMMARY"))
+def _metrics(analysis: Sequence[Mapping[str, Any]]) -> Table:
+    """The last verdict of each metric; REQUESTS (canary / primary, and the canary requests
+    needed to detect the configured effect) when a metric is compared with the primary."""
+    compared = any(requests_text(m) != "-" for m in analysis)
+    headers = ("NAME", "OUTCOME", "VALUE", "THRESHOLD") + (("REQUESTS",) if compared else ())
+    metrics = _section("Metrics", (*headers, "SUMMARY"))
     for metric in analysis:
         outcome = _str(metric.get("outcome"))
         value = metric.get("value")
-        metrics.add_row(
-            Text(_str(metric.get("name"))),
-            Text(outcome or "-", style=OUTCOME_STYLES.get(outcome, "")),
+        name = Text(_str(metric.get("name")))
+        if metric.get("advisory") is True:
+            name.append(" (advisory)", style="dim")
+        style = "dim" if metric.get("advisory") is True else OUTCOME_STYLES.get(outcome, "")
+        cells: list[RenderableType] = [
+            name,
+            Text(outcome or "-", style=style),
             f"{value:.4g}" if isinstance(value, int | float) else "-",
             Text(_str(metric.get("threshold")) or "-"),
-            Text(_str(metric.get("summary"))),
-        )
+        ]
+        if compared:
+            cells.append(Text(requests_text(metric)))
+        metrics.add_row(*cells, Text(_str(metric.get("summary"))))
     return metrics
 
 
@@ -627,10 +653,16 @@ def status_command(
     events: Annotated[
         int, typer.Option("--events", min=0, help="How many recent Events to show (0: none).")
     ] = DEFAULT_EVENTS,
+    history: Annotated[
+        bool,
+        typer.Option(
+            "--history", help="Also the verdicts of the earlier runs (the current run's always)."
+        ),
+    ] = False,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
 ) -> None:
-    """One canary in detail: progress, metric verdicts, Git revert, conditions, recent Events."""
+    """One canary in detail: progress, metric verdicts over time, Git revert, conditions, Events."""
     options = ClusterOptions(kubeconfig, context)
     scope = namespace or resolve_context(options).namespace
 
@@ -640,7 +672,7 @@ def status_command(
             raise fail(f"canary {name!r} not found in namespace {scope!r}", EXIT_FAILURE)
         if not watch:
             if output is Output.TEXT:
-                out.print(render_detail(detail))
+                out.print(render_detail(detail, all_runs=history))
             else:
                 write_stdout(dump(detail, output))
             return
@@ -662,7 +694,7 @@ def status_command(
             return
 
         def view(found: dict[str, Any] | None) -> RenderableType:
-            return render_detail(found) if found else gone()
+            return render_detail(found, all_runs=history) if found else gone()
 
         if not out.is_terminal:  # a pipe or a log: append each change
             await watch_loop(fetch, lambda found: _append(view(found)))

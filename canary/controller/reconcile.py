@@ -299,7 +299,9 @@ class CanaryController:
                 return await self.webhooks.call(canary, hook, request.phase, run_id)
             if isinstance(request, AnalysisRequest):
                 previous = [m.to_dict() for m in status.analysis]
-                return await self.analyzer.analyze(canary, obs.now, previous)
+                return await self.analyzer.analyze(
+                    canary, obs.now, previous, last_step=request.last_step
+                )
             if isinstance(request, RevertRequest):
                 return await self._revert(canary, request)
             raise TypeError(f"unknown request {request!r}")  # pragma: no cover - a closed union

@@ -126,6 +126,8 @@ class AlertKind(StrEnum):
     PROMOTED = "Promoted"
     SKIPPED = "Skipped"
     INCONCLUSIVE = "Inconclusive"
+    # inconclusive with its budget spent and nothing to fall back on: needs traffic or a person
+    ANALYSIS_STALLED = "AnalysisStalled"
     REVERTED = "GitReverted"
     REVERT_PROPOSED = "GitRevertProposed"
     REVERT_FAILED = "GitRevertFailed"

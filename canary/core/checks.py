@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from canary.core.actions import AlertKind
 from canary.core.endings import rollback
+from canary.core.history import record_tick
 from canary.core.observations import HookRequest, MetricResult, Outcome, Routes
 from canary.core.phases import Trigger
 from canary.core.tick import Flow, Tick
@@ -93,6 +94,7 @@ def run_analysis(t: Tick) -> Flow[bool]:
 
 
 def _record_verdicts(t: Tick, results: tuple[MetricResult, ...]) -> None:
+    """The verdicts into ``status.analysis`` (the last tick's) and the run's history."""
     now = iso(t.obs.now)
     t.set(
         analysis=tuple(
@@ -105,16 +107,28 @@ def _record_verdicts(t: Tick, results: tuple[MetricResult, ...]) -> None:
                 primary_value=r.primary_value,
                 time=now,
                 details=r.details,
+                flags=r.flags,
             )
             for r in results
-        )
+        ),
+        analysis_history=record_tick(
+            t.status.analysis_history,
+            results,
+            revision=t.status.current_revision,
+            run_started=t.status.run_start_time,
+            now=now,
+            weight=t.routes().canary,
+        ),
     )
 
 
 def _judge(t: Tick, results: tuple[MetricResult, ...]) -> bool:
     """A conclusive regression rolls back, a failure is one failed check, an inconclusive
-    verdict waits for more data; True when the tick ends there."""
-    failing = [r for r in results if r.outcome in FAILING_OUTCOMES]
+    verdict waits for more data (or, where the metric allows it, lets the weight step up
+    without promoting); advisory metrics are only reported. True when the tick ends there."""
+    _report_advisory(t, [r for r in results if r.advisory])
+    binding = [r for r in results if not r.advisory]
+    failing = [r for r in binding if r.outcome in FAILING_OUTCOMES]
     conclusive = [r for r in failing if r.fail_fast]
     if conclusive:
         for result in conclusive:
@@ -130,26 +144,94 @@ def _judge(t: Tick, results: tuple[MetricResult, ...]) -> bool:
     if failing:
         for result in failing[1:]:
             t.event(f"Halt {t.id} advancement {result.summary}", warning=True)
-        t.set(inconclusive_checks=0)
+        t.set(inconclusive_checks=0, stalled="")
         fail_check(t, f"Halt {t.id} advancement {failing[0].summary}")
         return True
-    waiting = [r for r in results if r.outcome is Outcome.INCONCLUSIVE]
-    if waiting:
-        _wait_for_data(t, waiting)
+    waiting = [r for r in binding if r.outcome is Outcome.INCONCLUSIVE]
+    if not waiting:
+        t.set(inconclusive_checks=0, stalled="")
+        return False
+    return _hold(t, waiting)
+
+
+def _hold(t: Tick, waiting: list[MetricResult]) -> bool:
+    """Inconclusive verdicts: warm-up holds silently, a stall holds and says so, the rest
+    waits for data; True when the tick holds (False: the weight may step up, and
+    `Tick.hold_promotion` keeps the strategy from promoting)."""
+    inconclusive = [r for r in waiting if not r.warming_up]
+    if not inconclusive:
+        _warming_up(t, waiting)
         return True
-    t.set(inconclusive_checks=0)
-    return False
-
-
-def _wait_for_data(t: Tick, waiting: list[MetricResult]) -> None:
+    stalled = [r for r in inconclusive if r.stalled]
     first_of_streak = t.status.inconclusive_checks == 0
     t.set(inconclusive_checks=t.status.inconclusive_checks + 1)
-    summary = "; ".join(r.summary for r in waiting)
-    t.event(f"Halt {t.id} advancement waiting for more data: {summary}")
-    t.set(message=f"Analysis inconclusive, waiting for more data: {summary}")
+    summary = "; ".join(r.summary for r in inconclusive)
+    if stalled:
+        _stall(t, stalled)
+        return True
+    t.set(stalled="")
     if first_of_streak:  # one alert per streak of inconclusive ticks
         t.alert(
             AlertKind.INCONCLUSIVE,
             Severity.WARN,
             f"Canary analysis is inconclusive: {summary}",
+        )
+    if len(inconclusive) == len(waiting) and all(r.may_advance for r in inconclusive):
+        t.event(f"Analysis of {t.id} inconclusive, the weight may step up (not promote): {summary}")
+        t.set(message=f"Analysis inconclusive, stepping up to collect data: {summary}")
+        t.hold_promotion = summary
+        return False
+    t.event(f"Halt {t.id} advancement waiting for more data: {summary}")
+    t.set(message=f"Analysis inconclusive, waiting for more data: {summary}")
+    return True
+
+
+def _warming_up(t: Tick, warming: list[MetricResult]) -> None:
+    """The canary is warming up: verdicts are observed, not acted on; one Event per run."""
+    names = ", ".join(r.name for r in warming)
+    t.set(stalled="", message=f"Warming up: {names} observed, not judged yet.")
+    runs = t.old.analysis_history
+    run = runs[-1] if runs and runs[-1].open else None
+    if run is None or not any(v.flags.warming_up for tick in run.ticks for v in tick.verdicts):
+        t.event(f"Analysis of {t.id} warming up: {names} observed, not judged yet")
+
+
+def _stall(t: Tick, stalled: list[MetricResult]) -> None:
+    """The inconclusive budget is spent with nothing to fall back on: hold, say what is
+    needed (the AnalysisStalled condition and the message), and alert once per stall."""
+    checks = t.status.inconclusive_checks
+    needs = "; ".join(_stall_need(r, checks) for r in stalled)
+    text = (
+        f"{needs}; waiting for more traffic, or `canary promote --full` to promote "
+        "or `canary abort` to roll back"
+    )
+    t.event(f"Halt {t.id} advancement analysis stalled: {needs}", warning=True)
+    t.set(stalled=text, message=f"Analysis stalled: {text}")
+    if not t.old.stalled:  # one alert per stall
+        t.alert(AlertKind.ANALYSIS_STALLED, Severity.WARN, f"Canary analysis is stalled: {text}")
+
+
+def _stall_need(result: MetricResult, checks: int) -> str:
+    """What a stalled metric lacks, in its judge's words (the judge knows what is missing:
+    ``too little data: 40 of 100 requests on the smaller side ...``), with the counts."""
+    named = result.summary.startswith(result.name)
+    summary = result.summary if named else f"{result.name}: {result.summary}"
+    if result.samples is None:
+        return summary
+    primary = "" if result.primary_samples is None else f" / {result.primary_samples:,} primary"
+    return f"{summary} ({result.samples:,} canary{primary} requests after {checks} checks)"
+
+
+def _report_advisory(t: Tick, advisory: list[MetricResult]) -> None:
+    """Advisory (``dryRun``) metrics are reported, never acted on: an Event when one stops
+    passing or changes its outcome, none while it stays the same."""
+    before = {m.name: m.outcome for m in t.old.analysis}
+    for result in advisory:
+        if result.outcome is Outcome.PASS or result.warming_up:
+            continue
+        if before.get(result.name) == result.outcome.value:
+            continue
+        t.event(
+            f"Advisory metric {result.name} (dryRun, not acted on) of {t.id}: "
+            f"{result.outcome.value}: {result.summary}"
         )

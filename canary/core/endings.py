@@ -17,6 +17,7 @@ from canary.core.actions import (
     ScaleTarget,
     SetRoutes,
 )
+from canary.core.history import FAILED, SUCCEEDED, end_run
 from canary.core.known_bad import remember_bad
 from canary.core.phases import Trigger
 from canary.core.revert import schedule_git_revert
@@ -47,6 +48,7 @@ def succeed(t: Tick, trigger: Trigger) -> None:
         last_good_revision=status.current_revision or status.last_good_revision,
         message=f"Promoted {t.target_id}{at_revision}.",
     )
+    end_run(t, SUCCEEDED)
     t.effects.append(CallHooks(HookType.POST_ROLLOUT, Phase.SUCCEEDED.value))
     t.drop_run_commands()
 
@@ -71,6 +73,7 @@ def rollback(
         tracked_configs=dict(target.tracked_configs) if target else t.status.tracked_configs,
         message=f"Rolled back {t.target_id}: {reason}.",
     )
+    end_run(t, FAILED, reason)
     t.effects.append(CallHooks(HookType.POST_ROLLOUT, Phase.FAILED.value))
     t.drop_run_commands()
     remember_bad(t, reason)
@@ -118,6 +121,7 @@ def failed_promotion(t: Tick, message: str) -> None:
         last_applied_spec=target.template_hash if target else t.status.last_applied_spec,
         message=f"Promotion failed ({message}); all traffic is on {t.target_id}.",
     )
+    end_run(t, FAILED, f"promotion failed, primary not ready: {message}")
     t.effects.append(CallHooks(HookType.POST_ROLLOUT, Phase.FAILED.value))
     t.drop_run_commands()
     remember_bad(t, f"promotion failed, primary not ready: {message}")

@@ -26,6 +26,7 @@ from typing import Any
 from analysis.spec import Outcome as Outcome
 from canary.model.canary import HookType
 from canary.model.commands import Commands
+from canary.model.status import VerdictFlags
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,17 @@ class Revision:
 
 @dataclass(frozen=True, slots=True)
 class MetricResult:
-    """The judged result of one metric at one tick."""
+    """The judged result of one metric at one tick.
+
+    An INCONCLUSIVE result holds the step, refined by the judge's flags:
+    ``warming_up`` (inside the warm-up: held silently), ``may_advance`` (the weight may
+    step up to collect data, but the canary is never promoted on it) and ``stalled``
+    (the inconclusive budget is spent with nothing to fall back on: the canary holds,
+    says so in a condition and alerts once). ``advisory`` (the metric's ``dryRun``):
+    reported, but never fails, holds or rolls back the canary. ``samples`` and
+    ``primary_samples`` are the requests each side has so far, ``needed_samples``
+    the canary requests the judge expects to need (compare metrics; None otherwise).
+    """
 
     name: str
     outcome: Outcome
@@ -103,6 +114,22 @@ class MetricResult:
     primary_value: float | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
     fail_fast: bool = False  # conclusive statistical failure: roll back now
+    warming_up: bool = False
+    may_advance: bool = False
+    stalled: bool = False
+    advisory: bool = False
+    samples: int | None = None
+    primary_samples: int | None = None
+    needed_samples: int | None = None
+
+    @property
+    def flags(self) -> VerdictFlags:
+        return VerdictFlags(
+            advisory=self.advisory,
+            warming_up=self.warming_up,
+            may_advance=self.may_advance,
+            stalled=self.stalled,
+        )
 
 
 def threshold_text(low: float | None, high: float | None, unit: str = "") -> str:
@@ -135,9 +162,15 @@ class HookAnswer:
 
 @dataclass(frozen=True, slots=True)
 class AnalysisRequest:
-    """Run and judge every metric of ``spec.analysis.metrics``."""
+    """Run and judge every metric of ``spec.analysis.metrics``.
+
+    ``last_step`` is true when a passing tick would take the run's last step
+    (promote, finish the iterations): only there does a statistical judge hold
+    for the evidence its configured effect needs.
+    """
 
     metrics: tuple[str, ...]
+    last_step: bool = True
 
 
 @dataclass(frozen=True, slots=True)

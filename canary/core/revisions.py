@@ -17,6 +17,7 @@ from canary.core.actions import (
     SetRoutes,
 )
 from canary.core.endings import rollback
+from canary.core.history import RESTARTED, end_run
 from canary.core.known_bad import known_bad_match, refuse_known_bad
 from canary.core.phases import ANALYSING, IN_RUN, Trigger
 from canary.core.revert import replace_revert
@@ -162,6 +163,7 @@ def start_run(t: Tick, *, retry: bool) -> None:
     if t.spec.autoscaler_ref is not None:
         t.act(PauseTargetScaler(False))
     t.act(ScaleTarget(ScaleMode.UP))
+    end_run(t, RESTARTED, "a new run started")
     _reset_run(t, Trigger.RETRIED if retry else Trigger.RUN_STARTED)
     primary = t.obs.primary
     t.set(
@@ -193,9 +195,15 @@ def restart_on_new_revision(t: Tick, changed: bool) -> bool:
         return False
     t.event(f"New revision detected! Restarting analysis for {t.target_id}")
     t.act(SetRoutes(TOTAL_WEIGHT, 0, False))
+    new_revision = t.obs.revision.revision if t.obs.revision else t.status.current_revision
+    end_run(t, RESTARTED, f"new revision {new_revision}".rstrip())
     _reset_run(t, Trigger.REVISION_CHANGED)
     t.set(
-        current_revision=t.obs.revision.revision if t.obs.revision else t.status.current_revision,
+        current_revision=new_revision,
+        # The new revision's evidence starts from nothing: the last verdicts (and the
+        # compare judge's running state inside them) were the old revision's.
+        analysis=(),
+        inconclusive_checks=0,
         message=f"New revision of {t.target_id}; analysis restarted.",
     )
     return True

@@ -2,10 +2,11 @@
 
 Conditions are never decided separately: they are a function of the phase (the
 ``Promoted`` condition exactly as Flagger writes it, reference/flagger.md 1.2, so
-``kubectl wait --for=condition=Promoted`` works) and of the Git revert state
-(our ``GitReverted`` condition). A condition keeps its lastTransitionTime while
-its status does not change; ``status.lastTransitionTime`` moves whenever any
-field people watch changes.
+``kubectl wait --for=condition=Promoted`` works), of the Git revert state (our
+``GitReverted`` condition), of a known-bad release (``KnownBad``) and of a stalled
+analysis (``AnalysisStalled``, present while ``status.stalled`` says what the analysis
+needs). A condition keeps its lastTransitionTime while its status does not change;
+``status.lastTransitionTime`` moves whenever any field people watch changes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from canary.timestamps import format_time
 PROMOTED = "Promoted"
 GIT_REVERTED = "GitReverted"
 KNOWN_BAD = "KnownBad"
+ANALYSIS_STALLED = "AnalysisStalled"
+MANAGED = (PROMOTED, GIT_REVERTED, KNOWN_BAD, ANALYSIS_STALLED)
 
 
 def _iso(moment: datetime) -> str:
@@ -115,6 +118,7 @@ _WATCHED = (
     "lastPromotedSpec",
     "gitRevert",
     "message",
+    "stalled",
 )
 
 
@@ -130,7 +134,10 @@ def with_conditions(
         _set(conditions, old, GIT_REVERTED, revert, stamp)
     if status.refused:
         _set(conditions, old, KNOWN_BAD, ("True", "KnownBadRelease", status.refused), stamp)
-    others = [c for c in status.conditions if c.type not in (PROMOTED, GIT_REVERTED, KNOWN_BAD)]
+    if status.stalled:
+        stalled = ("True", "InconclusiveBudgetSpent", status.stalled)
+        _set(conditions, old, ANALYSIS_STALLED, stalled, stamp)
+    others = [c for c in status.conditions if c.type not in MANAGED]
     new = status.with_(conditions=tuple(conditions + others))
     before, after = old.to_dict(), new.to_dict()
     if any(before.get(k) != after.get(k) for k in _WATCHED) or not old.last_transition_time:

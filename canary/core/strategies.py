@@ -41,6 +41,9 @@ def run_canary(t: Tick, routes: Routes) -> Flow[None]:
         t.event(f"Advance {t.id} canary weight {weight}")
         return
     step_weight = t.analysis.next_step_weight(weight)
+    if t.hold_promotion and weight >= t.analysis.max_weight:
+        hold_before_promotion(t, f"at canary weight {weight}%")
+        return
     # confirm-traffic-increase gates every tick with a next step, the promoting one
     # included (Flagger 2.2 step 27), except while mirroring.
     if step_weight > 0 and not routes.mirrored and t.status.phase is Phase.PROGRESSING:
@@ -109,8 +112,26 @@ def confirm_traffic_increase(t: Tick) -> Flow[bool]:
     return False
 
 
+def hold_before_promotion(t: Tick, where: str) -> None:
+    """An inconclusive tick that may step up never promotes (nor finishes the iterations):
+    at the last step it holds and waits for a conclusive verdict."""
+    summary = t.hold_promotion
+    t.event(f"Halt {t.id} advancement {where}: an inconclusive analysis does not promote")
+    t.set(message=f"Analysis inconclusive {where}, waiting for more data to promote: {summary}")
+
+
+def _last_iteration_held(t: Tick, n: int) -> bool:
+    """True (and held) when an inconclusive tick would finish the run's iterations."""
+    if t.hold_promotion and t.status.iterations + 1 >= n:
+        hold_before_promotion(t, f"at iteration {t.status.iterations}/{n}")
+        return True
+    return False
+
+
 def run_ab(t: Tick) -> Flow[None]:
     n = t.analysis.iterations
+    if _last_iteration_held(t, n):
+        return
     if n > t.status.iterations:
         t.act(SetRoutes(0, TOTAL_WEIGHT, False))
         iterations = t.status.iterations + 1
@@ -128,6 +149,8 @@ def run_ab(t: Tick) -> Flow[None]:
 def run_blue_green(t: Tick, routes: Routes) -> Flow[None]:
     n = t.analysis.iterations
     kubernetes = t.provider == KUBERNETES
+    if _last_iteration_held(t, n):
+        return
     if n > t.status.iterations:
         if not kubernetes and t.analysis.mirror and not routes.mirrored:
             t.act(SetRoutes(TOTAL_WEIGHT, 0, True))

@@ -43,7 +43,14 @@ from canary.core.observations import (
 )
 from canary.core.phases import Trigger, transition
 from canary.core.status import with_conditions
-from canary.model.canary import TOTAL_WEIGHT, AnalysisSpec, Canary, HookType, Severity
+from canary.model.canary import (
+    TOTAL_WEIGHT,
+    AnalysisSpec,
+    Canary,
+    HookType,
+    Severity,
+    Strategy,
+)
 from canary.model.commands import requester
 from canary.model.status import CanaryStatus, Phase
 
@@ -87,6 +94,9 @@ class Tick:
         self.effects: list[Effect] = []
         self.requeue_after: float | None = None
         self.frozen = False  # a suspended tick writes nothing (checklist 37)
+        # Set by the analysis when inconclusive verdicts let the weight step up: the
+        # strategy may add traffic, but never promotes on this tick (what is inconclusive).
+        self.hold_promotion = ""
         self.handled: dict[str, str] = dict(status.handled_commands)
         self.target_name = canary.spec.target_ref.name
         self.kind = canary.spec.target_ref.kind or "Deployment"
@@ -94,6 +104,18 @@ class Tick:
         self.target_id = f"{self.target_name}.{canary.namespace}"
         self.primary_id = f"{self.target_name}-primary.{canary.namespace}"
         self.provider = canary.spec.provider or KUBERNETES
+
+    @property
+    def at_last_step(self) -> bool:
+        """Whether a passing analysis now would take the run's last step.
+
+        A canary at ``maxWeight`` would promote; A/B testing and blue/green would
+        finish their iterations.  (The strategies in canary/core/strategies.py take
+        the step; this only tells the analysis that it is the last one.)
+        """
+        if self.analysis.strategy is Strategy.CANARY:
+            return self.status.canary_weight >= self.analysis.max_weight
+        return self.status.iterations >= self.analysis.iterations
 
     # ------------------------------------------------------------ status, actions, effects
 
@@ -152,7 +174,9 @@ class Tick:
         return answer
 
     def ask_metrics(self) -> Flow[tuple[MetricResult, ...]]:
-        answer = yield AnalysisRequest(tuple(m.name for m in self.analysis.metrics))
+        answer = yield AnalysisRequest(
+            tuple(m.name for m in self.analysis.metrics), last_step=self.at_last_step
+        )
         assert isinstance(answer, tuple), f"the analysis answered with {answer!r}"
         return answer
 

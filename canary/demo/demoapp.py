@@ -47,6 +47,20 @@ SECONDS_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 MS_BUCKETS: tuple[float, ...] = tuple(round(b * 1000, 3) for b in SECONDS_BUCKETS)
 
+# The layouts the real proxies ship with (``--mesh-buckets default``): coarse, so a
+# p99 often lies far from any boundary, which is what the latency judge must handle.
+ISTIO_MS_BUCKETS: tuple[float, ...] = (
+    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000,
+    600000, 1800000, 3600000,
+)  # fmt: skip
+LINKERD_MS_BUCKETS: tuple[float, ...] = (
+    1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 4000,
+    5000, 10000, 20000, 30000, 40000, 50000,
+)  # fmt: skip
+NGINX_SECONDS_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+)  # fmt: skip
+
 
 @dataclass
 class Config:
@@ -101,7 +115,15 @@ class _Histogram:
 class AppMetrics:
     """Counters and histograms in the shapes the builtin queries read; thread-safe."""
 
-    def __init__(self, namespace: str, workload: str, ingress: str, version: str) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        workload: str,
+        ingress: str,
+        version: str,
+        *,
+        real_buckets: bool = False,
+    ) -> None:
         self.namespace = namespace
         self.workload = workload
         self.ingress = ingress
@@ -109,9 +131,10 @@ class AppMetrics:
         self._lock = threading.Lock()
         self._http: dict[str, _Histogram] = {}
         self._istio_total: dict[str, int] = {}
-        self._istio_hist = _Histogram(MS_BUCKETS)
+        self._istio_hist = _Histogram(ISTIO_MS_BUCKETS if real_buckets else MS_BUCKETS)
         self._linkerd_total: dict[str, int] = {}
-        self._linkerd_hist = _Histogram(MS_BUCKETS)
+        self._linkerd_hist = _Histogram(LINKERD_MS_BUCKETS if real_buckets else MS_BUCKETS)
+        self._nginx_buckets = NGINX_SECONDS_BUCKETS if real_buckets else SECONDS_BUCKETS
         self._nginx_total: dict[tuple[str, str], int] = {}
         self._nginx_hist: dict[str, _Histogram] = {}
         self.requests = 0
@@ -130,7 +153,7 @@ class AppMetrics:
             self._linkerd_hist.observe(ms)
             key = (canary, code)
             self._nginx_total[key] = self._nginx_total.get(key, 0) + 1
-            self._nginx_hist.setdefault(canary, _Histogram(SECONDS_BUCKETS)).observe(seconds)
+            self._nginx_hist.setdefault(canary, _Histogram(self._nginx_buckets)).observe(seconds)
 
     def exposition(self) -> str:
         ns, wl = self.namespace, self.workload
@@ -185,7 +208,11 @@ class DemoApp:
         self.version = args.version
         self.canary_ingress = args.ingress_canary
         self.metrics = AppMetrics(
-            args.namespace, args.workload, args.ingress or args.workload, args.version
+            args.namespace,
+            args.workload,
+            args.ingress or args.workload,
+            args.version,
+            real_buckets=getattr(args, "mesh_buckets", "fine") == "default",
         )
         self._rng = random.Random(args.seed)
         self._lock = threading.Lock()
@@ -355,6 +382,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--self-load", type=_non_negative, default=0.0, help="synthetic requests per second"
     )
     p.add_argument("--seed", type=int, default=None, help="random seed")
+    p.add_argument(
+        "--mesh-buckets",
+        choices=("fine", "default"),
+        default="fine",
+        help="histogram buckets of the Istio, Linkerd and NGINX metrics: fine (the "
+        "HTTP observer's, default) or default (each proxy's own, coarse, layout)",
+    )
     return p.parse_args(argv)
 
 

@@ -37,13 +37,17 @@ from canary.model.resources import (
     parse_metric_template,
 )
 from canary.model.status import (
+    AnalysisRun,
     CanaryStatus,
     Condition,
     GitRevertStatus,
+    HistoryTick,
+    HistoryVerdict,
     KnownBad,
     MetricStatus,
     Phase,
     RevertState,
+    VerdictFlags,
 )
 
 __all__ = [
@@ -54,6 +58,7 @@ __all__ = [
     "SUPPORTED_PROVIDERS",
     "AlertProvider",
     "AlertRef",
+    "AnalysisRun",
     "AnalysisSpec",
     "AutoscalerRef",
     "Canary",
@@ -63,6 +68,8 @@ __all__ = [
     "Condition",
     "GitOpsSpec",
     "GitRevertStatus",
+    "HistoryTick",
+    "HistoryVerdict",
     "HookType",
     "KnownBad",
     "MetricSpec",
@@ -78,6 +85,7 @@ __all__ = [
     "SpecIssue",
     "Strategy",
     "ThresholdRange",
+    "VerdictFlags",
     "WebhookSpec",
     "parse_alert_provider",
     "parse_canary",

@@ -212,6 +212,11 @@ class MetricSpec:
         return self.check.compare
 
     @property
+    def dry_run(self) -> bool:
+        """``dryRun: true``: advisory, reported but never failing, holding or rolling back."""
+        return self.check.dry_run
+
+    @property
     def path(self) -> str:
         """The entry's field path, for messages (``spec.analysis.metrics[1]``)."""
         return self.check.path

@@ -150,6 +150,41 @@ class GitRevertStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class VerdictFlags:
+    """How the core treats a verdict beyond its outcome (each written only when true).
+
+    ``advisory``: the metric has ``dryRun: true``: reported, never acted on.
+    ``warming_up``: the canary is inside the judge's warm-up: observed, not acted on.
+    ``may_advance``: inconclusive, but the weight may step up to collect data
+    (``compare.onInconclusive: advance``); never promoted on.
+    ``stalled``: inconclusive with the budget spent and nothing to fall back on.
+    """
+
+    advisory: bool = False
+    warming_up: bool = False
+    may_advance: bool = False
+    stalled: bool = False
+
+    def to_dict(self) -> dict[str, bool]:
+        flags = {
+            "advisory": self.advisory,
+            "warmingUp": self.warming_up,
+            "mayAdvance": self.may_advance,
+            "stalled": self.stalled,
+        }
+        return {key: True for key, on in flags.items() if on}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> VerdictFlags:
+        return cls(
+            advisory=d.get("advisory") is True,
+            warming_up=d.get("warmingUp") is True,
+            may_advance=d.get("mayAdvance") is True,
+            stalled=d.get("stalled") is True,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class MetricStatus:
     """The last verdict of one metric, as shown in status, Events and messages."""
 
@@ -161,6 +196,11 @@ class MetricStatus:
     primary_value: float | None = None
     time: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)
+    flags: VerdictFlags = field(default_factory=VerdictFlags)
+
+    @property
+    def advisory(self) -> bool:
+        return self.flags.advisory
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -175,6 +215,7 @@ class MetricStatus:
             out["threshold"] = self.threshold
         if self.primary_value is not None:
             out["primaryValue"] = self.primary_value
+        out.update(self.flags.to_dict())
         if self.details:
             out["details"] = dict(self.details)
         return out
@@ -191,6 +232,106 @@ class MetricStatus:
             primary_value=_float(d.get("primaryValue")),
             time=str(d.get("time", "") or ""),
             details=dict(details) if isinstance(details, Mapping) else {},
+            flags=VerdictFlags.from_dict(d),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryVerdict:
+    """One metric's verdict at one tick of ``status.analysisHistory`` (kept small: the
+    numbers behind it stay in ``status.analysis`` for the last tick only)."""
+
+    name: str
+    outcome: str
+    value: float | None = None
+    primary_value: float | None = None
+    samples: int | None = None  # the canary's requests so far (compare metrics)
+    flags: VerdictFlags = field(default_factory=VerdictFlags)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "outcome": self.outcome}
+        if self.value is not None:
+            out["value"] = self.value
+        if self.primary_value is not None:
+            out["primaryValue"] = self.primary_value
+        if self.samples is not None:
+            out["samples"] = self.samples
+        out.update(self.flags.to_dict())
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> HistoryVerdict:
+        samples = d.get("samples")
+        return cls(
+            name=_text(d, "name"),
+            outcome=_text(d, "outcome"),
+            value=_float(d.get("value")),
+            primary_value=_float(d.get("primaryValue")),
+            samples=_int(samples) if samples is not None else None,
+            flags=VerdictFlags.from_dict(d),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryTick:
+    """The verdicts of one analysis tick, at the canary weight they were made at."""
+
+    time: str
+    weight: int
+    verdicts: tuple[HistoryVerdict, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time": self.time,
+            "weight": self.weight,
+            "verdicts": [v.to_dict() for v in self.verdicts],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> HistoryTick:
+        return cls(
+            time=_text(d, "time"),
+            weight=_int(d.get("weight")),
+            verdicts=_records(d.get("verdicts"), HistoryVerdict.from_dict),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisRun:
+    """One run's analysis in ``status.analysisHistory``: its revision, when it started and
+    ended, how it ended, and its last ticks (newest last)."""
+
+    revision: str
+    started: str
+    ended: str = ""  # "" while the run is under way
+    result: str = ""  # Succeeded | Failed | Restarted ("" while under way)
+    reason: str = ""  # why it failed or restarted
+    ticks: tuple[HistoryTick, ...] = ()
+
+    @property
+    def open(self) -> bool:
+        return not self.ended
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"revision": self.revision, "started": self.started}
+        if self.ended:
+            out["ended"] = self.ended
+        if self.result:
+            out["result"] = self.result
+        if self.reason:
+            out["reason"] = self.reason
+        out["ticks"] = [t.to_dict() for t in self.ticks]
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AnalysisRun:
+        return cls(
+            revision=_text(d, "revision"),
+            started=_text(d, "started"),
+            ended=_text(d, "ended"),
+            result=_text(d, "result"),
+            reason=_text(d, "reason"),
+            ticks=_records(d.get("ticks"), HistoryTick.from_dict),
         )
 
 
@@ -256,7 +397,9 @@ class CanaryStatus:
     run_start_time: str = ""
     git_revert: GitRevertStatus | None = None
     analysis: tuple[MetricStatus, ...] = ()
+    analysis_history: tuple[AnalysisRun, ...] = ()  # newest last, bounded (canary.core.history)
     inconclusive_checks: int = 0
+    stalled: str = ""  # why the analysis is stalled (the AnalysisStalled condition); "" if not
     handled_commands: Mapping[str, str] = field(default_factory=dict)
     message: str = ""
     known_bad: tuple[KnownBad, ...] = ()
@@ -295,7 +438,9 @@ class CanaryStatus:
             "previousImages": list(self.previous_images),
             "gitRevert": self.git_revert.to_dict() if self.git_revert else None,
             "analysis": [m.to_dict() for m in self.analysis],
+            "analysisHistory": [r.to_dict() for r in self.analysis_history],
             "inconclusiveChecks": self.inconclusive_checks,
+            "stalled": self.stalled,
             "handledCommands": dict(self.handled_commands),
             "message": self.message,
             "knownBad": [k.to_dict() for k in self.known_bad],
@@ -330,7 +475,9 @@ class CanaryStatus:
             previous_images=_strings(d.get("previousImages")),
             git_revert=GitRevertStatus.from_dict(revert) if isinstance(revert, Mapping) else None,
             analysis=_records(d.get("analysis"), MetricStatus.from_dict),
+            analysis_history=_records(d.get("analysisHistory"), AnalysisRun.from_dict),
             inconclusive_checks=_int(d.get("inconclusiveChecks")),
+            stalled=_text(d, "stalled"),
             handled_commands=_str_map(d.get("handledCommands")),
             message=_text(d, "message"),
             known_bad=_records(d.get("knownBad"), KnownBad.from_dict),

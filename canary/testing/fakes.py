@@ -370,7 +370,12 @@ class FakeAnalyzer(Recorder):
         self.outcomes: dict[str, Outcome | MetricResult] = {}
 
     async def analyze(
-        self, canary: Canary, now: datetime, previous: Sequence[Mapping[str, Any]]
+        self,
+        canary: Canary,
+        now: datetime,
+        previous: Sequence[Mapping[str, Any]],
+        *,
+        last_step: bool = True,
     ) -> tuple[MetricResult, ...]:
         self._record("analyze", _key(canary), now, tuple(previous))
         results = []
@@ -387,6 +392,7 @@ class FakeAnalyzer(Recorder):
                     summary=f"{metric.name} {planned.value.lower()} (value {value})",
                     value=None if planned in (Outcome.NODATA, Outcome.ERROR) else value,
                     threshold=">= 99",
+                    advisory=metric.dry_run,  # as the real analyzer marks a dryRun metric
                 )
             )
         return tuple(results)

@@ -141,3 +141,52 @@ async def test_a_missing_template_or_secret_is_an_error_result(
 ) -> None:
     [result] = await MetricAnalyzer(Objects(*objects)).analyze(canary_with(ERRORS), NOW, ())  # type: ignore[arg-type]
     assert (result.outcome, result.summary) == (Outcome.ERROR, wanted)
+
+
+async def test_a_dry_run_metric_is_advisory_whatever_became_of_it() -> None:
+    advisory = {**ERRORS, "dryRun": True}
+    [result] = await MetricAnalyzer(Objects()).analyze(canary_with(advisory), NOW, ())  # type: ignore[arg-type]
+    assert result.outcome is Outcome.ERROR and result.advisory
+
+
+def test_a_verdicts_hold_flags_and_request_counts_reach_the_core() -> None:
+    from analysis import CompareTest, Comparison, Verdict
+    from canary.adapters.analysis import _result
+
+    metric = canary_with(
+        {"name": "request-success-rate", "compare": {"maxInconclusive": 2}, "dryRun": True}
+    ).spec.analysis_or_default.metrics[0]
+    comparison = Comparison(
+        test=CompareTest.ERROR_RATE,
+        canary_value=0.0,
+        primary_value=0.1,
+        difference=None,
+        ratio=None,
+        p_value=1.0,
+        likelihood_ratio=1.0,
+        canary_samples=40,
+        primary_samples=380,
+        needed_samples=1200,
+    )
+    verdict = Verdict(
+        metric="request-success-rate",
+        outcome=Outcome.INCONCLUSIVE,
+        summary="too little data",
+        evaluated_at=NOW,
+        judge="compare",
+        comparison=comparison,
+        conclusive=True,
+        warming_up=True,
+        may_advance=True,
+        stalled=True,
+    )
+    result = _result(metric, verdict)
+    assert (result.warming_up, result.may_advance, result.stalled, result.advisory) == (
+        True,
+        True,
+        True,
+        True,
+    )
+    assert (result.samples, result.primary_samples, result.needed_samples) == (40, 380, 1200)
+    assert not result.fail_fast  # an advisory metric never rolls back at once
+    assert result.details["comparison"]["neededSamples"] == 1200

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from analysis import (
     AnalysisSpecError,
     Bucket,
+    CompareResult,
     CompareSpec,
     CompareTest,
     MetricCheck,
@@ -42,9 +43,10 @@ from analysis._stats import (
 )
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+T1 = T0 + timedelta(minutes=1)
 SR = "request-success-rate"
-ERR = parse_compare({}, "c", metric_name=SR)
-LAT = parse_compare({"minSampleSize": 50}, "c", metric_name="request-duration")
+ERR = parse_compare({"warmup": "0s"}, "c", metric_name=SR)
+LAT = parse_compare({"minSampleSize": 50, "warmup": "0s"}, "c", metric_name="request-duration")
 SEVERITY = {Outcome.PASS: 0, Outcome.INCONCLUSIVE: 1, Outcome.FAIL: 2}
 
 
@@ -52,7 +54,7 @@ def judge(windows: list[Window], spec: CompareSpec = ERR) -> tuple[Outcome, floa
     state = new_state(T0)
     for i, w in enumerate(windows):
         state = add_window(state, w, spec, window_end=T0 + timedelta(minutes=i + 1))
-    r = decide(spec, state, metric=SR)
+    r = decide(spec, state, metric=SR, last_step=False)
     return r.outcome, r.comparison.likelihood_ratio, r.state
 
 
@@ -218,36 +220,67 @@ class TestErrorRateProperties:
 
     @settings(deadline=None)
     @given(windows(), st.integers(0, 6), st.integers(1, 500))
-    def test_more_canary_errors_are_never_judged_better(
+    def test_more_canary_errors_never_lower_the_evidence_for_a_regression(
         self, ws: list[tuple[int, int, int, int]], index: int, extra: int
     ) -> None:
+        # Per alternative and before the dispersion correction, the evidence is
+        # monotone in the canary's errors (the dispersion may then discount it).
         i = index % len(ws)
         n_c, x_c, n_p, x_p = ws[i]
         worse = list(ws)
         worse[i] = (n_c, min(n_c, x_c + extra), n_p, x_p)
-        o1, lr1, _ = judge([Window(*w) for w in ws])
-        o2, lr2, _ = judge([Window(*w) for w in worse])
-        assert SEVERITY[o2] >= SEVERITY[o1]
-        assert lr2 >= lr1 * (1 - 1e-9)
+        _, _, s1 = judge([Window(*w) for w in ws])
+        _, _, s2 = judge([Window(*w) for w in worse])
+        assert all(b >= a - 1e-9 for a, b in zip(s1.log_lr, s2.log_lr, strict=True))
 
     def test_a_clear_regression_fails_with_the_numbers(self) -> None:
-        state = add_window(new_state(T0), Window(1840, 51, 16000, 64), ERR, window_end=T0)
+        state = new_state(T0)
+        for k in (1, 2):
+            state = add_window(
+                state, Window(920, 26, 8000, 32), ERR, window_end=T0 + timedelta(minutes=k)
+            )
         r = decide(ERR, state, metric=SR)
         assert r.outcome is Outcome.FAIL and r.conclusive
         c = r.comparison
         assert (c.canary_samples, c.primary_samples, c.canary_events, c.primary_events) == (
             1840,
             16000,
-            51,
+            52,
             64,
         )
-        assert c.canary_value == pytest.approx(100 * 51 / 1840)
-        assert c.difference == pytest.approx(100 * 51 / 1840 - 100 * 64 / 16000)
-        assert c.p_value <= 0.001 and c.likelihood_ratio >= 1000
+        assert c.canary_value == pytest.approx(100 * 52 / 1840)
+        assert c.difference == pytest.approx(100 * 52 / 1840 - 100 * 64 / 16000)
+        assert c.p_value <= 0.01 and c.likelihood_ratio >= 100
         assert (
             r.summary
-            == "success rate 97.23% (primary 99.6%, n=1,840), worse by 2.37 points, p<0.001"
+            == "success rate 97.17% (primary 99.6%, n=1,840), worse by 2.43 points, p=0.0011"
         )
+
+    def test_one_interval_alone_cannot_fail_however_bad(self) -> None:
+        # A pod that fails for a minute is not a regression: each interval's
+        # evidence is capped below the rejection level, the next one decides.
+        state = add_window(
+            new_state(T0), Window(1000, 400, 9000, 90), ERR, window_end=T0 + timedelta(minutes=1)
+        )
+        first = decide(ERR, state, metric=SR, last_step=False)
+        assert first.outcome is Outcome.PASS
+        assert "no significant regression" in first.summary
+        state = add_window(
+            first.state, Window(1000, 400, 9000, 90), ERR, window_end=T0 + timedelta(minutes=2)
+        )
+        assert decide(ERR, state, metric=SR).outcome is Outcome.FAIL
+
+    def test_the_cap_scales_with_the_window_length(self) -> None:
+        # Ten 6-second windows of a 1m interval may add no more than one minute's worth.
+        state = new_state(T0)
+        for k in range(1, 11):
+            state = add_window(
+                state, Window(100, 40, 900, 9), ERR, window_end=T0 + timedelta(seconds=6 * k)
+            )
+        one_minute = add_window(
+            new_state(T0), Window(1000, 400, 9000, 90), ERR, window_end=T0 + timedelta(minutes=1)
+        )
+        assert max(state.log_lr) == pytest.approx(max(one_minute.log_lr), rel=1e-6)
 
     def test_false_alarms_stay_below_alpha_under_repeated_looks(self) -> None:
         rng = np.random.default_rng(7)
@@ -272,23 +305,49 @@ class TestPracticalGuards:
         assert outcome is Outcome.PASS
 
     def test_allowed_increase_tolerates_small_ratios(self) -> None:
-        spec = parse_compare({"allowedIncrease": 3.0, "minDifference": 0}, "c", metric_name=SR)
+        spec = parse_compare(
+            {"allowedIncrease": 3.0, "minDifference": 0, "warmup": "0s"}, "c", metric_name=SR
+        )
         outcome, _, _ = judge([Window(20000, 400, 200000, 2000)], spec)  # 2% vs 1%: ratio 2 < 3
         assert outcome is Outcome.PASS
 
 
+def scarce(spec: CompareSpec, ticks: int, **kw: bool) -> list[CompareResult]:
+    state, results = new_state(T0), []
+    for k in range(1, ticks + 1):
+        state = add_window(state, Window(10, 0, 10, 0), spec, window_end=T0 + timedelta(minutes=k))
+        r = decide(spec, state, metric=SR, **kw)
+        state = r.state
+        results.append(r)
+    return results
+
+
 class TestInconclusive:
-    def test_too_little_data_waits_then_fails_at_the_limit(self) -> None:
-        spec = parse_compare({"maxInconclusive": 2}, "c", metric_name=SR)
-        state = new_state(T0)
-        results = []
-        for k in range(4):
-            state = add_window(
-                state, Window(10, 0, 10, 0), spec, window_end=T0 + timedelta(minutes=k)
-            )
-            r = decide(spec, state, metric=SR)
-            state = r.state
-            results.append(r)
+    def test_scarce_data_holds_then_stalls_without_a_threshold(self) -> None:
+        spec = parse_compare({"maxInconclusive": 2, "warmup": "0s"}, "c", metric_name=SR)
+        results = scarce(spec, 4)
+        assert [r.outcome for r in results] == [Outcome.INCONCLUSIVE] * 4
+        assert [r.stalled for r in results] == [False, False, True, True]
+        assert "still inconclusive after 3 checks (maxInconclusive 2)" in results[2].summary
+        assert "a person promotes or aborts" in results[2].summary
+
+    def test_scarce_data_falls_back_to_a_passing_threshold(self) -> None:
+        spec = parse_compare({"maxInconclusive": 1, "warmup": "0s"}, "c", metric_name=SR)
+        results = scarce(spec, 3, has_threshold=True)
+        assert [r.outcome for r in results] == [
+            Outcome.INCONCLUSIVE,
+            Outcome.PASS,
+            Outcome.PASS,
+        ]
+        assert "the thresholdRange decides, and it passed" in results[1].summary
+
+    def test_fail_is_an_explicit_choice_and_never_conclusive(self) -> None:
+        spec = parse_compare(
+            {"maxInconclusive": 2, "onMaxInconclusive": "fail", "warmup": "0s"},
+            "c",
+            metric_name=SR,
+        )
+        results = scarce(spec, 4)
         assert [r.outcome for r in results] == [
             Outcome.INCONCLUSIVE,
             Outcome.INCONCLUSIVE,
@@ -296,22 +355,113 @@ class TestInconclusive:
             Outcome.FAIL,
         ]
         assert not results[2].conclusive  # a failed check, not an immediate rollback
-        assert "still inconclusive after 3 checks (maxInconclusive 2)" in results[2].summary
 
     def test_on_max_inconclusive_pass(self) -> None:
         spec = parse_compare(
-            {"maxInconclusive": 0, "onMaxInconclusive": "pass"}, "c", metric_name=SR
+            {"maxInconclusive": 0, "onMaxInconclusive": "pass", "warmup": "0s"},
+            "c",
+            metric_name=SR,
         )
-        state = add_window(new_state(T0), Window(10, 0, 10, 0), spec, window_end=T0)
-        r = decide(spec, state, metric=SR)
+        r = scarce(spec, 1)[0]
         assert r.outcome is Outcome.PASS and not r.conclusive
 
+    def test_advance_lets_the_step_move_but_never_promotes(self) -> None:
+        spec = parse_compare(
+            {"maxInconclusive": 1, "onInconclusive": "advance", "warmup": "0s"},
+            "c",
+            metric_name=SR,
+        )
+        early = scarce(spec, 3, last_step=False)
+        assert all(r.outcome is Outcome.INCONCLUSIVE and r.may_advance for r in early)
+        assert all(r.state.inconclusive == 0 for r in early)  # stepping up is not a hold
+        last = scarce(spec, 3, last_step=True)
+        assert [r.may_advance for r in last] == [False, False, False]
+        assert [r.stalled for r in last] == [False, True, True]
+
     def test_enough_data_resets_the_counter(self) -> None:
-        state = add_window(new_state(T0), Window(10, 0, 10, 0), ERR, window_end=T0)
+        state = add_window(
+            new_state(T0), Window(10, 0, 10, 0), ERR, window_end=T0 + timedelta(minutes=1)
+        )
         state = decide(ERR, state, metric=SR).state
         assert state.inconclusive == 1
-        state = add_window(state, Window(500, 1, 500, 1), ERR, window_end=T0 + timedelta(minutes=1))
-        assert decide(ERR, state, metric=SR).state.inconclusive == 0
+        state = add_window(state, Window(500, 1, 500, 1), ERR, window_end=T0 + timedelta(minutes=2))
+        assert decide(ERR, state, metric=SR, last_step=False).state.inconclusive == 0
+
+    def test_a_regression_fails_before_the_minimum_sample(self) -> None:
+        # The evidence is valid at any sample size: waiting for 100 requests
+        # would only expose more users to a canary that fails half its requests.
+        state = new_state(T0)
+        for k in (1, 2, 3):
+            state = add_window(
+                state, Window(30, 15, 300, 3), ERR, window_end=T0 + timedelta(minutes=k)
+            )
+        r = decide(ERR, state, metric=SR)
+        assert r.comparison.canary_samples < ERR.min_sample_size
+        assert r.outcome is Outcome.FAIL
+
+
+class TestWarmup:
+    def test_warm_up_windows_are_reported_not_judged(self) -> None:
+        spec = parse_compare({}, "c", metric_name=SR)  # warm-up: one interval by default
+        state = add_window(
+            new_state(T0), Window(600, 300, 6000, 60), spec, window_end=T0 + timedelta(minutes=1)
+        )
+        r = decide(spec, state, metric=SR)
+        assert r.outcome is Outcome.INCONCLUSIVE and r.warming_up
+        assert r.state.inconclusive == 0  # warming up spends no inconclusive budget
+        assert set(r.state.log_lr) == {0.0}
+        assert (
+            "warming up (60s observed, not judged): errors 50% of 600 canary requests" in r.summary
+        )
+        state = add_window(
+            r.state, Window(600, 6, 6000, 60), spec, window_end=T0 + timedelta(minutes=2)
+        )
+        after = decide(spec, state, metric=SR, last_step=False)
+        assert after.outcome is Outcome.PASS and not after.warming_up
+        assert after.comparison.canary_events == 6  # the warm-up's 300 errors are not judged
+
+    def test_warmup_zero_judges_from_the_first_window(self) -> None:
+        spec = parse_compare({"warmup": "0s"}, "c", metric_name=SR)
+        state = add_window(
+            new_state(T0), Window(600, 6, 6000, 60), spec, window_end=T0 + timedelta(minutes=1)
+        )
+        assert not decide(spec, state, metric=SR).warming_up
+
+
+class TestPower:
+    def test_the_last_step_holds_for_the_evidence_the_effect_needs(self) -> None:
+        state = add_window(
+            new_state(T0), Window(5000, 50, 5000, 50), ERR, window_end=T0 + timedelta(minutes=1)
+        )
+        held = decide(ERR, state, metric=SR, last_step=True)
+        assert held.outcome is Outcome.INCONCLUSIVE and not held.stalled
+        needed = held.comparison.needed_samples
+        assert needed is not None and 5000 < needed <= 5000 * (ERR.max_inconclusive + 1)
+        assert f"holding for the {needed:,} canary requests needed to detect x2" in held.summary
+        assert decide(ERR, state, metric=SR, last_step=False).outcome is Outcome.PASS
+
+    def test_out_of_reach_evidence_passes_and_says_so(self) -> None:
+        state = add_window(
+            new_state(T0), Window(200, 1, 2000, 10), ERR, window_end=T0 + timedelta(minutes=1)
+        )
+        r = decide(ERR, state, metric=SR, last_step=True)
+        assert r.outcome is Outcome.PASS
+        assert "canary requests to detect; 200 so far" in r.summary
+
+    def test_needed_samples_shrink_as_the_effect_to_detect_grows(self) -> None:
+        def needed(detect: float) -> int:
+            spec = parse_compare({"detectIncrease": detect, "warmup": "0s"}, "c", metric_name=SR)
+            state = add_window(
+                new_state(T0),
+                Window(2000, 20, 2000, 20),
+                spec,
+                window_end=T0 + timedelta(minutes=1),
+            )
+            n = decide(spec, state, metric=SR).comparison.needed_samples
+            assert n is not None
+            return n
+
+        assert needed(1.5) > needed(2.0) > needed(5.0)
 
 
 def hist(
@@ -329,7 +479,11 @@ class TestLatencyProperties:
     @given(st.lists(st.integers(0, 400), min_size=6, max_size=6), st.integers(1, 10))
     def test_identical_distributions_never_fail(self, per_bucket: list[int], m: int) -> None:
         state = add_histograms(
-            new_state(T0), hist(per_bucket), hist([c * m for c in per_bucket]), LAT, window_end=T0
+            new_state(T0, CompareTest.LATENCY),
+            hist(per_bucket),
+            hist([c * m for c in per_bucket]),
+            LAT,
+            window_end=T0,
         )
         assert decide(LAT, state, metric="request-duration").outcome is not Outcome.FAIL
 
@@ -349,12 +503,16 @@ class TestLatencyProperties:
         slower[src + 1] += k  # k requests move one bucket slower
         base = decide(
             LAT,
-            add_histograms(new_state(T0), hist(per_bucket), primary, LAT, window_end=T0),
+            add_histograms(
+                new_state(T0, CompareTest.LATENCY), hist(per_bucket), primary, LAT, window_end=T1
+            ),
             metric="d",
         )
         worse = decide(
             LAT,
-            add_histograms(new_state(T0), hist(slower), primary, LAT, window_end=T0),
+            add_histograms(
+                new_state(T0, CompareTest.LATENCY), hist(slower), primary, LAT, window_end=T1
+            ),
             metric="d",
         )
         assert SEVERITY[worse.outcome] >= SEVERITY[base.outcome]
@@ -362,7 +520,10 @@ class TestLatencyProperties:
     def test_a_slow_canary_fails_with_quantiles_in_ms(self) -> None:
         primary = hist([2000, 6000, 1800, 180, 20, 0])
         canary = hist([50, 300, 400, 200, 50, 0])
-        state = add_histograms(new_state(T0), canary, primary, LAT, window_end=T0)
+        state = add_histograms(
+            new_state(T0, CompareTest.LATENCY), canary, primary, LAT, window_end=T1
+        )
+        state = add_histograms(state, canary, primary, LAT, window_end=T1 + timedelta(minutes=1))
         r = decide(LAT, state, metric="request-duration", buckets_to_ms=1000)
         assert r.outcome is Outcome.FAIL
         assert r.comparison.canary_value is not None and r.comparison.primary_value is not None
@@ -373,11 +534,11 @@ class TestLatencyProperties:
 class TestState:
     def test_status_round_trip_through_json(self) -> None:
         state = add_histograms(
-            new_state(T0),
+            new_state(T0, CompareTest.LATENCY),
             hist([5, 10, 5, 1, 0, 0]),
             hist([50, 100, 50, 9, 1, 0]),
             LAT,
-            window_end=T0,
+            window_end=T1,
         )
         r = decide(LAT, state, metric="request-duration")
         v = Verdict(
@@ -455,19 +616,29 @@ def rates(
 
 class TestEvaluateCompare:
     async def test_windows_chain_without_gaps_or_overlap(self) -> None:
-        check = metric_check_from_spec({"name": SR, "interval": "1m", "compare": {}}, path="m")
+        check = metric_check_from_spec(
+            {"name": SR, "interval": "1m", "compare": {"warmup": "0s"}}, path="m"
+        )
         provider = CountsProvider(rates(0.01, 0.01))
         v1 = await evaluate(check, CTX, provider, now=T0)
         assert all("[60s]" in q for q, _ in provider.queries)
         assert all(at == T0 for _, at in provider.queries)
         provider.queries.clear()
         v2 = await evaluate(
-            check, CTX, provider, now=T0 + timedelta(seconds=75), previous=v1.to_status()
+            check,
+            CTX,
+            provider,
+            now=T0 + timedelta(seconds=75),
+            previous=v1.to_status(),
+            last_step=False,
         )
         assert all("[75s]" in q for q, _ in provider.queries)
         assert v2.state is not None and v2.state.windows == 2
         assert v2.comparison is not None and v2.comparison.canary_samples == 2000
         assert v2.outcome is Outcome.PASS
+        # values in the unit the metric shows: success rates, where the comparison has error rates
+        assert (v2.value, v2.primary_value) == (pytest.approx(99.0), pytest.approx(99.0))
+        assert v2.comparison.primary_value == pytest.approx(1.0)
 
     async def test_re_evaluating_right_away_returns_the_previous_verdict(self) -> None:
         check = metric_check_from_spec({"name": SR, "compare": {}}, path="m")
@@ -479,19 +650,29 @@ class TestEvaluateCompare:
         )
         assert v2 == v1 and len(provider.queries) == calls
 
-    async def test_regression_fails_conclusively(self) -> None:
+    async def test_regression_fails_conclusively_after_the_warm_up(self) -> None:
         check = metric_check_from_spec({"name": SR, "compare": {}}, path="m")
-        v = await evaluate(check, CTX, CountsProvider(rates(0.05, 0.005)), now=T0)
-        assert v.outcome is Outcome.FAIL and v.conclusive and v.judge == "compare"
+        provider = CountsProvider(rates(0.05, 0.005))
+        v = None
+        for k in range(3):
+            v = await evaluate(
+                check,
+                CTX,
+                provider,
+                now=T0 + timedelta(minutes=k),
+                previous=None if v is None else v.to_status(),
+            )
+            assert (v.outcome is Outcome.FAIL) == (k == 2), v.summary
+        assert v is not None and v.conclusive and v.judge == "compare"
         assert v.summary.startswith(
-            "success rate 95% (primary 99.5%, n=1,000), worse by 4.5 points, p<0.001"
+            "success rate 95% (primary 99.5%, n=2,000), worse by 4.5 points, p<0.001"
         )
 
     async def test_no_error_series_counts_as_zero_errors(self) -> None:
         def answer(query: str, primary: bool, errors: bool) -> float | Exception:
             return NoDataError("no values") if errors else 500.0
 
-        check = metric_check_from_spec({"name": SR, "compare": {}}, path="m")
+        check = metric_check_from_spec({"name": SR, "compare": {"warmup": "0s"}}, path="m")
         v = await evaluate(check, CTX, CountsProvider(answer), now=T0)
         assert v.outcome is Outcome.PASS and v.comparison is not None
         assert (v.comparison.canary_events, v.comparison.primary_events) == (0, 0)
@@ -517,22 +698,36 @@ class TestEvaluateCompare:
         def answer(query: str, primary: bool, errors: bool) -> float:
             return 90.0 if "rate(" in query and "increase" not in query else 1000.0
 
-        v = await evaluate(check, CTX, CountsProvider(answer), now=T0)
+        warm = await evaluate(check, CTX, CountsProvider(answer), now=T0)
+        assert warm.outcome is Outcome.INCONCLUSIVE and warm.warming_up
+        assert warm.summary.endswith("success rate 90% < 99% (not acted on during the warm-up)")
+        v = await evaluate(
+            check,
+            CTX,
+            CountsProvider(answer),
+            now=T0 + timedelta(minutes=1),
+            previous=warm.to_status(),
+        )
         assert (v.outcome, v.judge, v.summary) == (
             Outcome.FAIL,
             "threshold",
             "success rate 90% < 99%",
         )
         assert not v.conclusive
+        assert v.state == warm.state  # the comparison's evidence is carried over untouched
 
     async def test_latency_from_builtin_buckets(self) -> None:
         check = metric_check_from_spec(
-            {"name": "request-duration", "compare": {"minSampleSize": 50}}, path="m"
+            {"name": "request-duration", "compare": {"minSampleSize": 50, "warmup": "0s"}},
+            path="m",
         )
         primary = hist([2000, 6000, 1800, 180, 20, 0])
         canary = hist([50, 300, 400, 200, 50, 0])
         provider = CountsProvider(rates(0, 0), buckets=lambda p: primary if p else canary)
         v = await evaluate(check, CTX, provider, now=T0)
+        v = await evaluate(
+            check, CTX, provider, now=T0 + timedelta(minutes=1), previous=v.to_status()
+        )
         assert v.outcome is Outcome.FAIL and v.unit == "ms"
         assert all("http_request_duration_seconds_bucket" in q for q, _ in provider.queries)
 
@@ -545,12 +740,13 @@ class TestEvaluateCompare:
                     "test": "errorRate",
                     "requestsQuery": 'sum(increase(req{app="{{ target }}"}[{{ interval }}]))',
                     "errorsQuery": 'sum(increase(req{app="{{ target }}",code=~"5.*"}[{{ interval }}]))',
+                    "warmup": "0s",
                 },
                 "m.compare",
             ),
         )
         provider = CountsProvider(rates(0.01, 0.01))
-        v = await evaluate(check, CTX, provider, now=T0)
+        v = await evaluate(check, CTX, provider, now=T0, last_step=False)
         assert v.outcome is Outcome.PASS
         assert sorted(q for q, _ in provider.queries) == [
             'sum(increase(req{app="podinfo",code=~"5.*"}[60s]))',

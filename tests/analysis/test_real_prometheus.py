@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -23,6 +23,7 @@ from analysis import (
     ProviderConfig,
     ProviderUnavailableError,
     QueryContext,
+    Verdict,
     evaluate,
     metric_check_from_spec,
 )
@@ -69,7 +70,7 @@ def lab(prometheus_server: PrometheusServer, demo_app_factory: Callable[..., Dem
     )  # fmt: skip
     apps = [canary, primary, twin, twin_primary]
     prometheus_server.set_targets(apps)
-    prometheus_server.wait_for_samples(apps, window=WINDOW, samples=9)
+    prometheus_server.wait_for_samples(apps, window="22s", samples=20)  # two judged windows
     return Lab(prometheus_server, canary, primary, twin, twin_primary)
 
 
@@ -191,37 +192,46 @@ class TestFailures:
         )
 
 
+async def judge_two_windows(lab: Lab, name: str, target: str, mesh: str = "kubernetes") -> Verdict:
+    """Two chained 10 s windows, as the controller chains them (each interval is capped)."""
+    check = metric_check_from_spec(
+        {"name": name, "interval": WINDOW, "compare": {"warmup": "0s"}}, path="m"
+    )
+    provider = lab.provider()
+    now = datetime.now(UTC) - timedelta(seconds=1)
+    first = await evaluate(check, ctx(mesh, target), provider, now=now - timedelta(seconds=10))
+    return await evaluate(
+        check, ctx(mesh, target), provider, now=now, previous=first.to_status(), last_step=False
+    )
+
+
 class TestStatisticalJudge:
     async def test_canary_with_more_errors_fails_against_its_primary(self, lab: Lab) -> None:
-        check = metric_check_from_spec(
-            {"name": "request-success-rate", "interval": WINDOW, "compare": {}}, path="m"
-        )
-        v = await evaluate(check, ctx("kubernetes"), lab.provider(), now=datetime.now(UTC))
+        v = await judge_two_windows(lab, "request-success-rate", "podinfo")
         assert v.outcome is Outcome.FAIL and v.conclusive, v.summary
         c = v.comparison
         assert c is not None
         assert c.canary_value == pytest.approx(100 * CANARY_ERR, abs=2.5)
         assert c.primary_value == pytest.approx(100 * PRIMARY_ERR, abs=1.0)
-        assert c.canary_samples == pytest.approx(RPS * 10, rel=0.25)
+        assert c.canary_samples == pytest.approx(RPS * 20, rel=0.25)
         assert c.p_value <= 0.01
 
     async def test_equal_versions_pass(self, lab: Lab) -> None:
-        check = metric_check_from_spec(
-            {"name": "request-success-rate", "interval": WINDOW, "compare": {}}, path="m"
-        )
-        v = await evaluate(
-            check, ctx("kubernetes", target="twin"), lab.provider(), now=datetime.now(UTC)
-        )
+        v = await judge_two_windows(lab, "request-success-rate", "twin")
         assert v.outcome is Outcome.PASS, v.summary
 
     async def test_slower_canary_fails_on_latency_and_equal_twin_passes(self, lab: Lab) -> None:
-        check = metric_check_from_spec(
-            {"name": "request-duration", "interval": WINDOW, "compare": {}}, path="m"
-        )
-        provider = lab.provider()
-        slow = await evaluate(check, ctx("kubernetes"), provider, now=datetime.now(UTC))
+        slow = await judge_two_windows(lab, "request-duration", "podinfo")
         assert slow.outcome is Outcome.FAIL, slow.summary
         assert slow.comparison is not None and slow.comparison.ratio is not None
         assert slow.comparison.ratio == pytest.approx(CANARY_MS / PRIMARY_MS, rel=0.3)
-        same = await evaluate(check, ctx("istio", target="twin"), provider, now=datetime.now(UTC))
+        same = await judge_two_windows(lab, "request-duration", "twin", mesh="istio")
         assert same.outcome is Outcome.PASS, same.summary
+
+    async def test_the_first_window_is_a_warm_up_by_default(self, lab: Lab) -> None:
+        check = metric_check_from_spec(
+            {"name": "request-success-rate", "interval": WINDOW, "compare": {}}, path="m"
+        )
+        v = await evaluate(check, ctx("kubernetes"), lab.provider(), now=datetime.now(UTC))
+        assert v.outcome is Outcome.INCONCLUSIVE and v.warming_up, v.summary
+        assert "warming up (10s observed, not judged)" in v.summary

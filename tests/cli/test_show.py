@@ -233,6 +233,79 @@ def test_status_json(cli: Invoke, cluster: Cluster) -> None:
     assert [e["message"] for e in detail["events"]] == ["Advance podinfo.test canary weight 30"]
 
 
+def _verdict(outcome: str, **extra: Any) -> dict[str, Any]:
+    return {"name": "request-success-rate", "outcome": outcome, **extra}
+
+
+HISTORY: list[dict[str, Any]] = [
+    {
+        "revision": GOOD,
+        "started": "2024-05-01T10:00:00Z",
+        "ended": "2024-05-01T10:05:00Z",
+        "result": "Failed",
+        "reason": "failed checks threshold reached 2",
+        "ticks": [
+            {"time": "2024-05-01T10:01:00Z", "weight": 10, "verdicts": [_verdict("Fail")]},
+            {"time": "2024-05-01T10:02:00Z", "weight": 10, "verdicts": [_verdict("NoData")]},
+        ],
+    },
+    {
+        "revision": UNDER_TEST,
+        "started": "2024-05-01T11:00:00Z",
+        "ticks": [
+            {"time": "2024-05-01T11:01:00Z", "weight": 10, "verdicts": [
+                _verdict("Inconclusive", warmingUp=True),
+                {"name": "latency", "outcome": "Fail", "advisory": True},
+            ]},
+            {"time": "2024-05-01T11:02:00Z", "weight": 10, "verdicts": [
+                _verdict("Inconclusive", samples=40),
+                {"name": "latency", "outcome": "Pass", "advisory": True},
+            ]},
+            {"time": "2024-05-01T11:03:00Z", "weight": 20, "verdicts": [
+                _verdict("Inconclusive", samples=90, stalled=True),
+            ]},
+            {"time": "2024-05-01T11:04:00Z", "weight": 30, "verdicts": [
+                _verdict("Pass", value=99.6, primaryValue=99.8, samples=1840),
+            ]},
+        ],
+    },
+]  # fmt: skip
+
+
+def test_status_shows_the_verdicts_over_time_and_the_earlier_runs(
+    cli: Invoke, cluster: Cluster
+) -> None:
+    compared = {
+        **PROGRESSING["analysis"][0],
+        "details": {
+            "comparison": {"canarySamples": 1840, "primarySamples": 16000, "neededSamples": 3200}
+        },
+    }
+    advisory = {**PROGRESSING["analysis"][1], "advisory": True}
+    status = {**PROGRESSING, "analysis": [compared, advisory], "analysisHistory": HISTORY}
+    cluster.canary("podinfo", status=status)
+    text = cli(*kube(cluster, "status", "podinfo", "-n", "test", "--events", "0")).stdout
+    assert "REQUESTS" in text and "1,840 / 16,000 (need ~3,200)" in text
+    assert "latency (advisory)" in text
+    assert f"Analysis of {UNDER_TEST}" in text
+    history = {line.split()[0]: line.split() for line in text.splitlines() if "…" in line}
+    # warm-up, inconclusive, stalled, pass; then the last verdict and the requests behind it
+    assert history["request-success-rate"][:5] == [
+        "request-success-rate", "~…‖✓", "Pass", "99.6", "99.8"
+    ]  # fmt: skip
+    assert "○✓·" in text  # advisory: not passing, passing, not measured
+    assert "weights (%): 10 10 20 30" in text
+    assert "failed checks threshold reached 2" not in text  # the earlier run: --history
+    assert "1 earlier run(s)" in text
+
+    everything = cli(*kube(cluster, "status", "podinfo", "-n", "test", "--history")).stdout
+    assert "Earlier run" in everything and "failed checks threshold reached 2" in everything
+    assert "✗✗" in everything
+
+    detail = json.loads(cli(*kube(cluster, "status", "podinfo", "-n", "test", "-o", "json")).stdout)
+    assert detail["analysisHistory"] == HISTORY
+
+
 def test_status_of_a_blue_green_canary_counts_iterations(cli: Invoke, cluster: Cluster) -> None:
     spec = {
         "targetRef": {"kind": "Deployment", "name": "podinfo"},

@@ -256,6 +256,9 @@ class Script:
         default_factory=lambda: RevertAnswer(RevertResultKind.REVERTED, commit="c0ffee1")
     )
     before: Mapping[int, Callable[[World], None]] = field(default_factory=dict)
+    # Whole metric results per tick (flags, samples, ...), where an Outcome is not enough;
+    # None (or a tick it returns None for) falls back to ``metrics``.
+    results: Callable[[int, tuple[str, ...]], tuple[MetricResult, ...] | None] | None = None
 
     def hook_answer(self, request: HookRequest, tick: int) -> HookAnswer:
         default = request.type is not HookType.ROLLBACK
@@ -263,6 +266,9 @@ class Script:
         return HookAnswer(ok, "" if ok else f"{request.hook} said no (403)")
 
     def metric_answer(self, request: AnalysisRequest, tick: int) -> tuple[MetricResult, ...]:
+        given = self.results(tick, request.metrics) if self.results is not None else None
+        if given is not None:
+            return given
         plan = _at(self.metrics, tick, Outcome.PASS)
         outcomes: Sequence[Outcome] = (
             [plan] * len(request.metrics) if isinstance(plan, Outcome) else list(plan)

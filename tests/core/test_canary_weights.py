@@ -148,7 +148,7 @@ def test_item16_later_ticks_run_rollout_hooks_then_metrics() -> None:
     assert record.requests == (
         HookRequest("load", HookType.ROLLOUT, "Progressing"),
         HookRequest("smoke", HookType.ROLLOUT, "Progressing"),
-        AnalysisRequest(("request-success-rate",)),
+        AnalysisRequest(("request-success-rate",), last_step=False),
     )
     assert record.set_routes == (SetRoutes(80, 20, False),)
 

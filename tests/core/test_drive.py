@@ -68,7 +68,7 @@ def test_drive_asks_each_question_in_order_and_decides() -> None:
     assert asked == [
         HookRequest("load", HookType.ROLLOUT, "Progressing"),
         HookRequest("smoke", HookType.ROLLOUT, "Progressing"),
-        AnalysisRequest(("request-success-rate",)),
+        AnalysisRequest(("request-success-rate",), last_step=False),
     ]
     assert decision.final and decision.status.canary_weight == 20
 
@@ -87,7 +87,7 @@ def test_drive_takes_answers_already_in_the_observations_without_asking() -> Non
         return _answer(request)
 
     run_now(drive(canary, status, obs, answer))
-    assert asked == [AnalysisRequest(("request-success-rate",))]
+    assert asked == [AnalysisRequest(("request-success-rate",), last_step=False)]
 
 
 def test_step_asks_for_the_first_missing_answer_and_changes_nothing() -> None:
@@ -105,7 +105,7 @@ def test_step_with_every_answer_gives_drives_decision() -> None:
     for request in (
         HookRequest("load", HookType.ROLLOUT, "Progressing"),
         HookRequest("smoke", HookType.ROLLOUT, "Progressing"),
-        AnalysisRequest(("request-success-rate",)),
+        AnalysisRequest(("request-success-rate",), last_step=False),
     ):
         answered = answered.with_answer(request, _answer(request))
 

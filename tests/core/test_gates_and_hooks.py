@@ -384,7 +384,7 @@ def test_a_gate_answer_is_asked_once_per_tick() -> None:
     for record in result.ticks:
         assert len(set(record.requests)) == len(record.requests)
         assert record.steps == len(record.requests) + 1
-    assert AnalysisRequest(("request-success-rate",)) in result[3].requests
+    assert AnalysisRequest(("request-success-rate",), last_step=False) in result[3].requests
 
 
 def test_item38_confirm_promotion_sends_progressing_while_waiting() -> None:

@@ -489,3 +489,21 @@ def test_a_wrong_gitops_revert_names_the_field(revert: object, path: str, words:
         parse_spec(lambda s: s.update(gitops={"revert": revert}))
     issues = [i for i in caught.value.issues if i.path == path]
     assert issues and words in issues[0].message
+
+
+def test_a_dry_run_metric_is_advisory_and_others_are_not() -> None:
+    metrics = [
+        {"name": "request-success-rate", "thresholdRange": {"min": 99}},
+        {"name": "request-duration", "thresholdRange": {"max": 500}, "dryRun": True},
+    ]
+    parsed = parse_spec(stepWeight=10, metrics=metrics).spec.analysis.metrics
+    assert [m.dry_run for m in parsed] == [False, True]
+
+
+def test_a_dry_run_that_is_not_a_boolean_is_refused_at_its_field() -> None:
+    metrics = [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "dryRun": "yes"}]
+    with pytest.raises(SpecError) as caught:
+        parse_spec(stepWeight=10, metrics=metrics)
+    (issue,) = caught.value.errors
+    assert issue.path == "spec.analysis.metrics[0].dryRun"
+    assert issue.message == 'expected true or false, got "yes"'

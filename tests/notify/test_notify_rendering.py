@@ -21,10 +21,11 @@ from canary.adapters.notifiers import (
     validate_provider,
     validate_template,
 )
+from canary.adapters.notifiers.generic import generic_payload
 from canary.adapters.notifiers.rendering import format_duration, format_number
 from canary.core.actions import AlertKind
 from canary.model.canary import Severity
-from canary.model.status import MetricStatus
+from canary.model.status import MetricStatus, VerdictFlags
 from tests.notify.samples import (
     FAILING_RATE,
     LATENCY,
@@ -129,6 +130,29 @@ class TestRollbackMessage:
         m = render_message(alert, CONTEXT)
         assert "Not conclusive: error-rate inconclusive: too few requests (12 < 100)" in m.text
         assert "request-success-rate" not in m.text
+
+    def test_a_stall_says_what_did_not_decide_and_leaves_advisory_metrics_out(self) -> None:
+        unsure = MetricStatus(name="error-rate", outcome="Inconclusive", summary="40 of 1,200")
+        advisory = MetricStatus(
+            name="latency", outcome="Inconclusive", summary="n/a", flags=VerdictFlags(advisory=True)
+        )
+        alert = replace(
+            alert_of(AlertKind.ANALYSIS_STALLED, Severity.WARN), analysis=(unsure, advisory)
+        )
+        m = render_message(alert, CONTEXT)
+        assert m.title == "Analysis stalled: podinfo.test"
+        assert "Not conclusive: error-rate inconclusive: 40 of 1,200" in m.text
+        assert "Not conclusive: latency" not in m.text
+
+    def test_an_advisory_failure_is_marked_and_never_named_as_a_failed_check(self) -> None:
+        advisory = replace(LATENCY, outcome="Fail", flags=VerdictFlags(advisory=True))
+        alert = replace(threshold_reached(), analysis=(FAILING_RATE, advisory))
+        m = render_message(alert, CONTEXT)
+        assert "Failed check: request-success-rate" in m.text
+        assert f"Failed check: {advisory.name}" not in m.text
+        assert f"{advisory.name} FAILED (advisory, dryRun: not acted on)" in m.analysis_text
+        payload = generic_payload(m)
+        assert [a.get("advisory") for a in payload["analysis"]] == [None, True]
 
 
 class TestEveryKindRendersEverywhere:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from canary.cli import app
@@ -96,6 +97,120 @@ class TestShippedExamples:
         assert len(warn) == 1
 
 
+def rows_of(result_stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in result_stdout.splitlines() if line.strip()]
+
+
+def alerts_of(rows: list[dict[str, Any]], kind: str) -> list[int]:
+    return [r["tick"] for r in rows for a in r["alerts"] if a["kind"] == kind]
+
+
+def metric_of(row: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(m for m in row["metrics"] if m["name"] == name)
+
+
+class TestHoldsWarmUpAndAdvisoryMetrics:
+    """The issue-14 scenarios: warm-up, a low-traffic hold and its fallbacks, dryRun."""
+
+    def test_a_warming_up_canary_holds_silently_then_is_promoted(self) -> None:
+        rows = simulate_json("podinfo-compare.yaml", "warm-up.yaml", "--expect", "Succeeded")
+        assert [(r["tick"], r["canaryWeight"]) for r in rows[3:7]] == [
+            (4, 10),
+            (5, 10),
+            (6, 10),
+            (7, 20),
+        ]
+        assert metric_of(rows[4], "request-success-rate")["warmingUp"] is True
+        assert all(r["failedChecks"] == 0 and r["inconclusiveChecks"] == 0 for r in rows)
+        assert alerts_of(rows, "Inconclusive") == [] and alerts_of(rows, "AnalysisStalled") == []
+        warm = [e for r in rows for e in r["events"] if "warming up" in e["message"]]
+        assert len(warm) == 1
+        assert first_tick(rows, "Promoting") == 11  # two ticks later than a warm release
+
+    def test_a_low_traffic_hold_falls_back_to_the_threshold_range(self) -> None:
+        rows = simulate_json(
+            "podinfo-compare.yaml", "low-traffic-threshold.yaml", "--expect", "Succeeded"
+        )
+        held = [r["canaryWeight"] for r in rows[4:7]]
+        assert held == [10, 10, 10]  # three inconclusive checks hold (maxInconclusive 3)
+        fourth = metric_of(rows[7], "request-success-rate")
+        assert fourth["outcome"] == "Pass" and "thresholdRange decides" in fourth["summary"]
+        assert rows[7]["canaryWeight"] == 20
+        assert all(r["failedChecks"] == 0 for r in rows)
+        assert alerts_of(rows, "Inconclusive") == [5]  # one alert for the streak
+
+    def test_a_low_traffic_canary_steps_up_stalls_once_and_resumes(self) -> None:
+        rows = simulate_json(
+            "podinfo-low-traffic.yaml", "low-traffic-hold.yaml", "--expect", "Succeeded"
+        )
+        weights = [r["canaryWeight"] for r in rows[3:13]]
+        assert weights == [10, 25, 50, 50, 50, 50, 50, 50, 50, 50]
+        assert all(r["phase"] == "Progressing" for r in rows[3:13])  # never promoted on them
+        stalled = [r["tick"] for r in rows if r["stalled"]]
+        assert stalled == list(range(9, 14))
+        assert "canary promote --full" in rows[8]["stalled"]
+        assert metric_of(rows[8], "request-success-rate")["stalled"] is True
+        assert alerts_of(rows, "AnalysisStalled") == [9]
+        assert all(r["failedChecks"] == 0 for r in rows)
+        assert first_tick(rows, "Promoting") == 14
+
+    def test_an_advisory_metric_is_reported_and_never_acted_on(self) -> None:
+        rows = simulate_json(
+            "podinfo-compare.yaml", "advisory-metric.yaml", "--expect", "Succeeded"
+        )
+        assert first_tick(rows, "Promoting") == 9  # the ticks of a good release
+        assert all(r["failedChecks"] == 0 for r in rows)
+        duration = metric_of(rows[4], "request-duration")
+        assert (duration["outcome"], duration["advisory"]) == ("Fail", True)
+        assert metric_of(rows[6], "request-duration")["outcome"] == "Error"
+        advisory_events = [
+            r["tick"] for r in rows for e in r["events"] if "Advisory metric" in e["message"]
+        ]
+        assert advisory_events == [5, 7, 8]  # when its outcome changes, not every tick
+
+    @pytest.mark.parametrize(
+        ("on_max", "bounds", "outcome", "stalled", "failed"),
+        [
+            ("pass", False, "Pass", False, 0),
+            ("fail", False, "Fail", False, 1),
+            ("hold", True, "Inconclusive", True, 0),
+            ("threshold", True, "Pass", False, 0),
+            ("threshold", False, "Inconclusive", True, 0),
+        ],
+    )
+    def test_max_inconclusive_is_honoured_for_scripted_inconclusive_values(
+        self, tmp_path: Path, on_max: str, bounds: bool, outcome: str, stalled: bool, failed: int
+    ) -> None:
+        metric = {
+            "name": "request-success-rate",
+            "interval": "1m",
+            "compare": {"maxInconclusive": 2, "onMaxInconclusive": on_max},
+        }
+        if bounds:
+            metric["thresholdRange"] = {"min": 99}
+        canary = yaml.safe_load((EXAMPLES / "podinfo.yaml").read_text())
+        canary["spec"]["analysis"]["metrics"] = [metric]
+        canary_file = tmp_path / "canary.yaml"
+        canary_file.write_text(yaml.safe_dump(canary))
+        scenario = tmp_path / "s.yaml"
+        scenario.write_text(
+            "ticks: 8\ndefaults: {metrics: {request-success-rate: inconclusive}}\n"
+            "steps:\n  - at: 3\n    release: {template: v2, revision: main@sha1:2}\n"
+        )
+        result = runner.invoke(
+            app, ["simulate", str(canary_file), "-s", str(scenario), "--format", "json"]
+        )
+        assert result.exit_code == 0, result.output
+        rows = rows_of(result.stdout)
+        checks = [metric_of(r, "request-success-rate") for r in rows[4:7]]
+        assert [c["outcome"] for c in checks[:2]] == ["Inconclusive", "Inconclusive"]
+        third = checks[2]  # the third inconclusive check in a row, past maxInconclusive 2
+        assert third["outcome"] == outcome
+        assert third.get("stalled", False) is stalled
+        assert rows[6]["failedChecks"] == failed
+        assert (rows[6]["stalled"] != "") is stalled
+
+
 class TestOutputContract:
     def test_every_row_has_the_documented_fields(self) -> None:
         rows = simulate_json("podinfo.yaml", "good-release.yaml")
@@ -117,6 +232,8 @@ class TestOutputContract:
             "revision",
             "lastGoodRevision",
             "message",
+            "inconclusiveChecks",
+            "stalled",
         }
         for row in rows:
             assert documented <= set(row)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from canary.adapters.notifiers.base import WebhookSender
 from canary.adapters.notifiers.rendering import Message
+from canary.model import MetricStatus
 
 __all__ = ["GENERIC_SCHEMA", "SCHEMA_VERSION", "GenericSender", "generic_payload"]
 
@@ -103,6 +104,7 @@ GENERIC_SCHEMA: dict[str, Any] = {
                     "value": {"type": ["number", "null"]},
                     "threshold": _STRING,
                     "primaryValue": {"type": ["number", "null"]},
+                    "advisory": {"type": "boolean"},
                 },
             },
         },
@@ -143,17 +145,7 @@ def generic_payload(message: Message) -> dict[str, Any]:
         "failedChecks": alert.failed_checks,
         "threshold": alert.threshold,
         "durationSeconds": _finite(alert.duration_seconds),
-        "analysis": [
-            {
-                "name": m.name,
-                "outcome": m.outcome,
-                "summary": m.summary,
-                "value": _finite(m.value),
-                "threshold": m.threshold,
-                "primaryValue": _finite(m.primary_value),
-            }
-            for m in alert.analysis
-        ],
+        "analysis": [_analysis_entry(m) for m in alert.analysis],
         "revertCommit": alert.revert_commit,
         "fields": dict(alert.fields),
         "timestamp": message.timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z"),
@@ -172,3 +164,18 @@ class GenericSender(WebhookSender):
 
     def payload(self, message: Message) -> dict[str, Any]:
         return generic_payload(message)
+
+
+def _analysis_entry(m: MetricStatus) -> dict[str, Any]:
+    """One metric of ``analysis``; ``advisory`` only for a ``dryRun`` metric (added key)."""
+    entry: dict[str, Any] = {
+        "name": m.name,
+        "outcome": m.outcome,
+        "summary": m.summary,
+        "value": _finite(m.value),
+        "threshold": m.threshold,
+        "primaryValue": _finite(m.primary_value),
+    }
+    if m.advisory:
+        entry["advisory"] = True
+    return entry

@@ -72,6 +72,7 @@ _HEADLINES: Mapping[AlertKind, str] = {
     AlertKind.PROMOTED: "Promoted",
     AlertKind.SKIPPED: "Promoted without analysis",
     AlertKind.INCONCLUSIVE: "Analysis inconclusive",
+    AlertKind.ANALYSIS_STALLED: "Analysis stalled",
     AlertKind.REVERTED: "Reverted in Git",
     AlertKind.REVERT_PROPOSED: "Revert proposed in a pull request",
     AlertKind.REVERT_FAILED: "Git revert failed",
@@ -223,6 +224,8 @@ def check_line(metric: MetricStatus) -> CheckLine:
     if metric.primary_value is not None:
         numbers.append(f"primary {format_number(metric.primary_value)}")
     word = _OUTCOME_WORDS.get(metric.outcome, metric.outcome)
+    if metric.advisory:
+        word += " (advisory, dryRun: not acted on)"
     text = f"{metric.name} {word}"
     if numbers:
         text += f" ({', '.join(numbers)})"
@@ -257,8 +260,8 @@ def _story(alert: Alert, version: str, previous: str, commit_ref: str) -> list[s
         return lines
     if alert.kind in _ROLLBACKS:
         return _rollback_story(alert, version, previous, duration)
-    if alert.kind is AlertKind.INCONCLUSIVE:
-        unsure = [m for m in alert.analysis if m.outcome in _NOT_PASSING]
+    if alert.kind in (AlertKind.INCONCLUSIVE, AlertKind.ANALYSIS_STALLED):
+        unsure = [m for m in alert.analysis if m.outcome in _NOT_PASSING and not m.advisory]
         return [f"Not conclusive: {check_line(m).text}" for m in unsure]
     if alert.kind is AlertKind.REVERTED:
         return [_reverted(version, previous, commit_ref, alert.pull_request)]
@@ -287,7 +290,7 @@ def _rollback_story(alert: Alert, version: str, previous: str, duration: str) ->
             f"Failed checks: {alert.failed_checks} of {alert.threshold} allowed"
             + (f", at canary weight {alert.weight}%." if alert.weight else ".")
         )
-    failing = [m for m in alert.analysis if m.outcome in _FAILING]
+    failing = [m for m in alert.analysis if m.outcome in _FAILING and not m.advisory]
     lines.extend(f"Failed check: {check_line(m).text}" for m in failing)
     if not failing and alert.failure:
         lines.append(f"Failed check: {alert.failure}")

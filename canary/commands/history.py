@@ -1,0 +1,167 @@
+"""The analysis history in ``canary status``: the verdicts of a run over time, one row per metric.
+
+``status.analysis`` says how the last tick went; ``status.analysisHistory`` keeps the
+sequence (canary.core.history). Here each run becomes a small table: per metric, one glyph
+per analysed tick (oldest first), the last values and the requests behind them, then the
+canary weight each tick was judged at. For compare metrics the last verdict also says how
+many requests each side has and how many the judge expects to need to detect the configured
+effect (``details.comparison.neededSamples``). Rendering is pure: it reads plain dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+__all__ = ["GLYPHS", "LEGEND", "glyph", "history_view", "requests_text"]
+
+GLYPHS = {
+    "pass": ("✓", "green"),
+    "fail": ("✗", "red"),
+    "inconclusive": ("…", "yellow"),
+    "stalled": ("‖", "bold yellow"),
+    "warmup": ("~", "blue"),
+    "advisory": ("○", "dim"),
+}
+LEGEND = (
+    "✓ pass  ✗ fail/no data/error  … inconclusive  ‖ stalled  ~ warm-up  ○ advisory, not passing"
+)
+FAILING = frozenset({"Fail", "NoData", "Error"})
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _records(value: Any) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def glyph(verdict: Mapping[str, Any]) -> tuple[str, str]:
+    """The glyph and style of one verdict of the history."""
+    outcome = verdict.get("outcome")
+    if verdict.get("advisory") is True and outcome != "Pass":
+        return GLYPHS["advisory"]
+    if verdict.get("warmingUp") is True:
+        return GLYPHS["warmup"]
+    if verdict.get("stalled") is True:
+        return GLYPHS["stalled"]
+    if outcome == "Pass":
+        return GLYPHS["pass"]
+    if outcome in FAILING:
+        return GLYPHS["fail"]
+    return GLYPHS["inconclusive"]
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+
+
+def requests_text(metric: Mapping[str, Any]) -> str:
+    """``1,840 / 16,000 (need ~3,200)``: a compare verdict's requests per side (canary /
+    primary) and the canary requests needed to detect the configured effect; ``-`` without."""
+    comparison = _mapping(_mapping(metric.get("details")).get("comparison"))
+    canary, primary = _int(comparison.get("canarySamples")), _int(comparison.get("primarySamples"))
+    if canary is None and primary is None:
+        return "-"
+    text = f"{canary or 0:,} / {primary or 0:,}"
+    needed = _int(comparison.get("neededSamples"))
+    if needed is not None:
+        text += f" (need ~{needed:,})"
+    return text
+
+
+def _names(ticks: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The metrics of a run, in the order they first appear."""
+    names: list[str] = []
+    for tick in ticks:
+        for verdict in _records(tick.get("verdicts")):
+            name = verdict.get("name")
+            if isinstance(name, str) and name not in names:
+                names.append(name)
+    return names
+
+
+def _row(
+    name: str, ticks: Sequence[Mapping[str, Any]], last: Mapping[str, Any] | None
+) -> list[RenderableType]:
+    sequence = Text()
+    latest: Mapping[str, Any] = {}
+    for tick in ticks:
+        found = [v for v in _records(tick.get("verdicts")) if v.get("name") == name]
+        if found:
+            mark, style = glyph(found[0])
+            sequence.append(mark, style=style)
+            latest = found[0]
+        else:
+            sequence.append("·", style="dim")
+    label = Text(name)
+    if latest.get("advisory") is True:
+        label.append(" (advisory)", style="dim")
+    samples = _int(latest.get("samples"))
+    requests = requests_text(last) if last is not None else (f"{samples:,}" if samples else "-")
+    return [
+        label,
+        sequence,
+        Text(str(latest.get("outcome") or "-")),
+        _number(latest.get("value")),
+        _number(latest.get("primaryValue")),
+        Text(requests),
+    ]
+
+
+def _title(run: Mapping[str, Any], current: bool) -> str:
+    revision = str(run.get("revision") or "-")
+    started = str(run.get("started") or "?")
+    if not run.get("ended"):
+        return f"Analysis of {revision} (started {started}, under way)"
+    result = str(run.get("result") or "ended")
+    reason = f": {run['reason']}" if run.get("reason") else ""
+    which = "Last run" if current else "Earlier run"
+    return f"{which}: {revision} (started {started}, {result} {run['ended']}{reason})"
+
+
+def _run_table(
+    run: Mapping[str, Any], current: bool, last: Sequence[Mapping[str, Any]]
+) -> RenderableType:
+    ticks = _records(run.get("ticks"))
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for header in ("METRIC", "VERDICTS", "LAST", "VALUE", "PRIMARY", "REQUESTS"):
+        table.add_column(header, overflow="fold" if header == "VERDICTS" else "ellipsis")
+    by_name = {str(m.get("name")): m for m in last}
+    newest = current and not run.get("ended")  # status.analysis holds its last verdicts
+    for name in _names(ticks):
+        table.add_row(*_row(name, ticks, by_name.get(name) if newest else None))
+    weights = " ".join(str(_int(t.get("weight")) or 0) for t in ticks)
+    title = Text(_title(run, current), style="italic")
+    return Group(title, table, Text(f"weights (%): {weights}", style="dim"))
+
+
+def history_view(
+    history: Sequence[Mapping[str, Any]],
+    analysis: Sequence[Mapping[str, Any]],
+    *,
+    all_runs: bool,
+) -> RenderableType | None:
+    """The newest run (and, with ``all_runs``, the earlier ones, newest first); None when
+    the history is empty. ``analysis`` is ``status.analysis``, the newest verdicts in full."""
+    runs = [r for r in history if _records(r.get("ticks"))]
+    if not runs:
+        return None
+    shown = list(reversed(runs)) if all_runs else runs[-1:]
+    parts: list[RenderableType] = [
+        _run_table(run, index == 0, analysis) for index, run in enumerate(shown)
+    ]
+    parts.append(Text(LEGEND, style="dim"))
+    if not all_runs and len(runs) > 1:
+        parts.append(Text(f"{len(runs) - 1} earlier run(s): canary status --history", style="dim"))
+    return Group(*parts)
