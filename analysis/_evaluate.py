@@ -140,6 +140,13 @@ async def _threshold(
         value = await provider.run_query(query) * scale
     except AnalysisError as exc:
         return _failure(check, ctx, exc, now=now, query=query, judge="threshold", state=state)
+    return _judged(check, value, query, now=now, state=state)
+
+
+def _judged(
+    check: MetricCheck, value: float, query: str, *, now: datetime, state: SequentialState | None
+) -> Verdict:
+    """The threshold verdict of one reading of ``query``."""
     if check.kind is MetricKind.BUILTIN:
         result = judge_threshold(
             check.name, value, min=check.min, max=check.max, threshold=check.threshold
@@ -154,17 +161,22 @@ async def _threshold(
             label=check.name,
             unit="",
         )
+    impossible = result.outcome is Outcome.ERROR
+    # An impossible reading (NaN, an infinity, a success rate of 1e308 %) means the query is
+    # wrong: the verdict names it. The reading is in the summary only, since NaN and
+    # infinities have no place in a JSON status.
     return Verdict(
         metric=check.name,
         outcome=result.outcome,
-        summary=result.summary,
+        summary=f"{result.summary}; check the query: {query}" if impossible else result.summary,
         evaluated_at=now,
         judge="threshold",
-        value=value,
+        value=None if impossible else value,
         unit=result.unit,
         min=result.min,
         max=result.max,
         query=query,
+        error="ImpossibleValue" if impossible else None,
         state=state,
     )
 

@@ -1,41 +1,147 @@
-"""The `canary` command.
+"""The `canary` command (and `kubectl canary`, the same commands as a kubectl plugin).
 
 Human output first (tables, sentences, colour on a terminal), `-o json` for
 scripts. Exit codes: 0 success; 1 the command ran but the outcome is a failure
 (lint found errors, `--expect` did not hold, the controller stopped on an
 error); 2 bad usage or unreadable input (a file that does not parse, a field
 with the wrong type — the message names the file, the document and the field).
+
+Start-up is kept short (`canary --help` in well under 0.3 s, bench/cli_startup.py): the
+operator commands of :mod:`canary.commands` are imported only when one of them runs or shows
+its help (:class:`LazyGroup`), and the commands here import what they need inside their
+bodies. The help is click's plain layout, not rich's panels: it never cuts an option name
+short in a narrow terminal, and it needs no Markdown renderer to start.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
-from rich import box
-from rich.markup import escape
-from rich.table import Table
+from typer.core import TyperGroup
 
-from canary.commands._common import fail, out
-from canary.model.errors import SpecError
+from canary.commands import COMMANDS
+from canary.commands._common import fail
+
+if TYPE_CHECKING:
+    from canary.model.errors import SpecError
+
+PROG = "canary"
+KUBECTL_PROG = "kubectl canary"  # how kubectl runs the kubectl-canary plugin
+COMPLETION_OPTIONS = ("install_completion", "show_completion")
+
+
+class _LazyCommands(MutableMapping[str, Any]):
+    """A group's commands where those of :data:`canary.commands.COMMANDS` are built on first
+    use: listing the names or the summaries imports nothing."""
+
+    def __init__(self, loaded: MutableMapping[str, Any], settings: Mapping[str, Any]) -> None:
+        self._loaded = loaded
+        self._settings = settings
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._loaded and name in COMMANDS:
+            self._loaded[name] = _build(name, self._settings)
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._loaded
+        yield from (name for name in COMMANDS if name not in self._loaded)
+
+    def __len__(self) -> int:
+        return len(set(self._loaded) | set(COMMANDS))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._loaded or name in COMMANDS
+
+    def summary(self, name: str) -> str | None:
+        """The one-line help of a command (None: hidden), without building it if not built."""
+        if name not in self._loaded and name in COMMANDS:
+            return COMMANDS[name][1]
+        command = self._loaded[name]
+        if command.hidden:
+            return None
+        return (command.short_help or command.help or "").strip().split("\n")[0]
+
+
+def _build(name: str, settings: Mapping[str, Any]) -> Any:
+    """The click command of an operator command, made by Typer from its function."""
+    from canary.commands import load
+
+    single = typer.Typer(add_completion=False, **settings)
+    single.command(name)(load(name))
+    return typer.main.get_command(single)
+
+
+class LazyGroup(TyperGroup):
+    """The ``canary`` group: operator commands load on first use, summaries wrap, never cut."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = _LazyCommands(
+            self.commands,
+            {"rich_markup_mode": self.rich_markup_mode, "pretty_exceptions_enable": False},
+        )
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)  # the names only: the values would build every command
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        commands = self.commands
+        assert isinstance(commands, _LazyCommands)
+        summaries = [(name, commands.summary(name)) for name in self.list_commands(ctx)]
+        rows = [(name, summary) for name, summary in summaries if summary is not None]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _print_version(value: bool) -> None:
+    """``--version``: the version of the installed distribution (its package metadata)."""
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("canary-engine")
+        except PackageNotFoundError:  # a bare checkout, not installed
+            installed = "0+unknown"
+        typer.echo(f"canary-engine {installed}")
+        raise typer.Exit()
+
 
 app = typer.Typer(
-    name="canary",
+    name=PROG,
     help="canary-engine: progressive delivery for Kubernetes, with rollback in Git.",
+    cls=LazyGroup,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the version of canary-engine and exit.",
+        ),
+    ] = False,
+) -> None:
     """canary-engine: progressive delivery for Kubernetes, with rollback in Git."""
 
 
@@ -46,6 +152,8 @@ class Format(StrEnum):
 
 def read_yaml(path: Path) -> list[Any]:
     """All documents of a YAML file, or a clear error naming the file."""
+    import yaml
+
     try:
         text = path.read_text()
     except OSError as exc:
@@ -99,6 +207,9 @@ def simulate(
     ] = None,
 ) -> None:
     """Dry-run a Canary's policy against a scenario with the real state machine."""
+    import json
+
+    from canary.model.errors import SpecError
     from canary.simulation import load_canary_doc, parse_scenario
     from canary.simulation import simulate as run
 
@@ -131,6 +242,8 @@ def simulate(
 
 def _metric_line(metric: Mapping[str, Any]) -> str:
     """A metric that did not pass, in the table: its name (once), advisory or not, and why."""
+    from rich.markup import escape
+
     name, summary = metric["name"], metric["summary"]
     label = f"{name} (advisory)" if metric.get("advisory") else name
     text = (
@@ -142,6 +255,11 @@ def _metric_line(metric: Mapping[str, Any]) -> str:
 
 
 def _simulation_table(name: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from canary.commands._common import out
+
     table = Table(
         title=f"canary simulate: {name}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
     )
@@ -317,51 +435,58 @@ def run(
     import asyncio
     import os
 
+    from canary.commands._common import escape
     from canary.controller.logs import configure_logging
     from canary.controller.operator import OperatorError, run_operator
     from canary.settings import ChatSettings, Settings
 
     configure_logging(log_format, log_level)
     host, _, port = listen.rpartition(":")
+    port = port or "8080"
+    if not port.isdigit() or int(port) > 65535:
+        raise fail(escape(f"--listen {listen}: expected HOST:PORT, such as 127.0.0.1:8080"))
     optional: dict[str, object] = {"git_cache": git_cache} if git_cache is not None else {}
-    options = Settings.from_environment(
-        os.environ,
-        namespaces=tuple(namespace or ()),
-        watch_label_selector=watch_label_selector or None,
-        kube_api_qps=kube_api_qps,
-        kube_api_burst=kube_api_burst,
-        max_concurrent_passes=max(1, max_concurrent_passes),
-        kubeconfig=kubeconfig,
-        context=context,
-        default_provider=provider,
-        metrics_server=metrics_server,
-        listen_host=host or "0.0.0.0",
-        listen_port=int(port or 8080),
-        leader_election=leader_election,
-        leader_namespace=leader_namespace,
-        leader_election_id=leader_election_id,
-        cluster_name=cluster_name,
-        event_webhook=event_webhook,
-        git_author_name=git_author_name,
-        git_author_email=git_author_email,
-        lease_seconds=lease_duration,
-        lease_renew_seconds=lease_renew,
-        time_scale=time_scale,
-        chat=ChatSettings(
-            slack_url=slack_url,
-            slack_token=slack_token,
-            slack_channel=slack_channel,
-            slack_user=slack_user,
-            slack_proxy_url=slack_proxy_url,
-            msteams_url=msteams_url,
-            msteams_proxy_url=msteams_proxy_url,
-        ),
-        **optional,
-    )
+    try:
+        options = Settings.from_environment(
+            os.environ,
+            namespaces=tuple(namespace or ()),
+            watch_label_selector=watch_label_selector or None,
+            kube_api_qps=kube_api_qps,
+            kube_api_burst=kube_api_burst,
+            max_concurrent_passes=max(1, max_concurrent_passes),
+            kubeconfig=kubeconfig,
+            context=context,
+            default_provider=provider,
+            metrics_server=metrics_server,
+            listen_host=host or "0.0.0.0",
+            listen_port=int(port),
+            leader_election=leader_election,
+            leader_namespace=leader_namespace,
+            leader_election_id=leader_election_id,
+            cluster_name=cluster_name,
+            event_webhook=event_webhook,
+            git_author_name=git_author_name,
+            git_author_email=git_author_email,
+            lease_seconds=lease_duration,
+            lease_renew_seconds=lease_renew,
+            time_scale=time_scale,
+            chat=ChatSettings(
+                slack_url=slack_url,
+                slack_token=slack_token,
+                slack_channel=slack_channel,
+                slack_user=slack_user,
+                slack_proxy_url=slack_proxy_url,
+                msteams_url=msteams_url,
+                msteams_proxy_url=msteams_proxy_url,
+            ),
+            **optional,
+        )
+    except ValueError as exc:  # a malformed environment variable (CANARY_STARTUP_TIMEOUT)
+        raise fail(escape(str(exc))) from None
     try:
         asyncio.run(run_operator(options))
-    except OperatorError as exc:
-        raise fail(str(exc), code=1) from None
+    except OperatorError as exc:  # one line saying what is wrong and what to do; exit 1
+        raise fail(escape(str(exc)), code=1) from None
     except KeyboardInterrupt:
         pass
 
@@ -434,17 +559,21 @@ def demo(
     demo_command(fast=fast, keep=keep, port=port, workdir=workdir, summary=summary)
 
 
-def _register_commands() -> None:
-    from canary.commands import register
-
-    register(app)
-
-
-_register_commands()
-
-
 def main() -> None:
+    """The ``canary`` console script."""
     app()
+
+
+def kubectl_main() -> None:
+    """The ``kubectl-canary`` console script: kubectl runs it for ``kubectl canary ...``.
+
+    The same commands; the usage lines (and click's "Try 'kubectl canary get --help'") name
+    ``kubectl canary``. No completion options: a script installed for a command named
+    "kubectl canary" would not work, and ``canary --install-completion`` covers the commands.
+    """
+    command = typer.main.get_command(app)
+    command.params = [p for p in command.params if p.name not in COMPLETION_OPTIONS]
+    command.main(prog_name=KUBECTL_PROG, complete_var="_KUBECTL_CANARY_COMPLETE")
 
 
 if __name__ == "__main__":  # pragma: no cover

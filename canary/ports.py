@@ -20,6 +20,7 @@ Kubernetes errors are translated at the boundary into one small tree::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -36,6 +37,7 @@ from canary.core.observations import (
 )
 from canary.errors import CanaryError
 from canary.model.canary import Canary, WebhookSpec
+from canary.model.status import PendingAlert
 
 Obj = dict[str, Any]
 PatchType = Literal["merge", "json", "strategic"]
@@ -197,8 +199,34 @@ class RevisionSource(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class RequiredApi:
+    """A kind a router writes, and what to install when the API server does not serve it."""
+
+    api_version: str
+    kind: str
+    install: str  # "install Istio (its CRDs in networking.istio.io)"
+
+    def __str__(self) -> str:
+        return f"{self.api_version} {self.kind}"
+
+
+class Discovery(Protocol):
+    """What the API server serves (discovery, cached per process)."""
+
+    async def served(self, api_version: str, kind: str) -> bool:
+        """Whether ``kind`` is served in ``api_version``; `Unavailable` when the server
+        cannot tell now."""
+        ...
+
+
 class Router(Protocol):
     """The traffic seam: one implementation per ``spec.provider``."""
+
+    def required_apis(self, canary: Canary) -> tuple[RequiredApi, ...]:
+        """The kinds this router writes for ``canary`` that a cluster may lack (a mesh's
+        CRDs): the controller checks them before it creates anything for the canary."""
+        ...
 
     async def reconcile(self, canary: Canary) -> None:
         """Create or update the routing objects; never reset weights or mirroring."""
@@ -228,8 +256,27 @@ class WebhookCaller(Protocol):
 
 
 class Notifier(Protocol):
+    """Alerts to people. An alert the controller records in ``status.pendingAlerts`` is
+    handed over with `deliver` after the status write (again after a restart); one with no
+    status to record it in goes with `notify`."""
+
     async def notify(self, canary: Canary, alert: Alert) -> None:
         """Queue the alert for delivery; never blocks a tick and never raises."""
+        ...
+
+    def destinations(self, canary: Canary, alert: Alert) -> tuple[str, ...]:
+        """Where the alert goes (``namespace/name`` of each AlertProvider, or ``global``);
+        empty when nobody listens (nothing to record)."""
+        ...
+
+    async def deliver(self, canary: Canary, pending: PendingAlert) -> None:
+        """Queue a recorded alert for each destination not yet delivered or queued in this
+        process; never blocks a pass and never raises. When a destination is done (sent,
+        or given up after the budget), the notifier's owner removes it from the status."""
+        ...
+
+    def settled(self, key: str, destination: str) -> bool:
+        """Whether this process is done with one destination of a recorded alert."""
         ...
 
 

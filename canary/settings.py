@@ -9,14 +9,16 @@ Nothing else in the controller reads ``os.environ``: the environment is passed i
 
 Variables read here, and what they set:
 
-=======================  ====================================================================
-``CANARY_GIT_CACHE``     ``git_cache``: where working copies of Git repositories are kept
-``POD_NAME``             the leader-election identity (with a random suffix per process)
-``POD_NAMESPACE``        the Lease's namespace, when ``--leader-election-namespace`` is unset
-``EVENT_WEBHOOK_URL``    ``event_webhook`` (overrides the flag)
+==========================  ==================================================================
+``CANARY_GIT_CACHE``        ``git_cache``: where working copies of Git repositories are kept
+``CANARY_STARTUP_TIMEOUT``  ``startup_timeout``: seconds to keep trying an API server that does
+                            not answer at start-up (default 30)
+``POD_NAME``                the leader-election identity (with a random suffix per process)
+``POD_NAMESPACE``           the Lease's namespace, when ``--leader-election-namespace`` is unset
+``EVENT_WEBHOOK_URL``       ``event_webhook`` (overrides the flag)
 ``SLACK_URL``, ``SLACK_TOKEN``, ``SLACK_CHANNEL``, ``SLACK_USER``, ``SLACK_PROXY_URL``,
 ``MSTEAMS_URL``, ``MSTEAMS_PROXY_URL``: the controller-wide notifier (override the flags)
-=======================  ====================================================================
+==========================  ==================================================================
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ __all__ = ["ChatSettings", "Settings", "default_identity"]
 DEFAULT_QPS = 100.0
 DEFAULT_BURST = 250
 DEFAULT_MAX_CONCURRENT = 32
+DEFAULT_STARTUP_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,18 @@ class ChatSettings:
             attr: environ[var].strip() for attr, var in self._ENV if environ.get(var, "").strip()
         }
         return replace(self, **changes)
+
+
+def _seconds(variable: str, environ: Mapping[str, str]) -> float:
+    """A number of seconds from the environment; ValueError naming the variable otherwise."""
+    raw = environ[variable].strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{variable} must be a number of seconds, not {raw!r}")
+    return value
 
 
 def default_identity(pod_name: str | None) -> str:
@@ -103,6 +118,7 @@ class Settings:
     lease_seconds: float = 15.0
     lease_renew_seconds: float = 5.0
     time_scale: float = 1.0  # demos and tests: every interval multiplied by this
+    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT  # seconds to retry the API at start-up
     chat: ChatSettings = field(default_factory=ChatSettings)
 
     @classmethod
@@ -118,6 +134,8 @@ class Settings:
             values["identity"] = default_identity(environ.get("POD_NAME"))
         if "git_cache" not in values and environ.get("CANARY_GIT_CACHE"):
             values["git_cache"] = Path(environ["CANARY_GIT_CACHE"])
+        if "startup_timeout" not in values and environ.get("CANARY_STARTUP_TIMEOUT", "").strip():
+            values["startup_timeout"] = _seconds("CANARY_STARTUP_TIMEOUT", environ)
         if environ.get("EVENT_WEBHOOK_URL", "").strip():  # wins over the flag, as in Flagger
             values["event_webhook"] = environ["EVENT_WEBHOOK_URL"].strip()
         if not values.get("leader_namespace") and environ.get("POD_NAMESPACE"):

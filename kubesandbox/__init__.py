@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 import tempfile
 import threading
@@ -320,11 +321,26 @@ class SandboxThread:
         return self.call(lambda: [self.store.apply_manifest(o) for o in objects])
 
 
+def _why_not_bound(exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "address already in use (another API server?)"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges)"
+    return exc.strerror or str(exc)
+
+
 def run_sandbox(host: str, port: int, kubeconfig: Path, crds: list[Path]) -> None:
     """Serve until SIGINT/SIGTERM: API server + simulator, CRDs applied, kubeconfig written."""
 
     async def main() -> None:
-        sandbox = await Sandbox.start(host=host, port=port)
+        try:
+            sandbox = await Sandbox.start(host=host, port=port)
+        except OSError as exc:
+            # One line, exit 1: most often a real API server (or another sandbox) on 6443.
+            raise SystemExit(
+                f"error: cannot serve the sandbox API on {host}:{port}: "
+                f"{_why_not_bound(exc)}; choose another port with --port (0: any free port)"
+            ) from None
         try:
             for path in crds:
                 try:

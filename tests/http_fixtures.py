@@ -11,6 +11,10 @@ Any test package can use these. Import the fixtures in a ``conftest.py``::
   such as ``Retry-After``, a delay, or a hold until the test releases it — and
   default to ``200 ok`` once a script runs out. Because it also accepts
   absolute-form request targets, it can stand in for an HTTP proxy.
+  `RecordingServer.accepted` is the receiver's log of messages taken: the requests it
+  answered with a 2xx while the client was still there to read the answer (a request
+  whose client gave up or died during a hold is in ``requests`` only, as a Slack that
+  never answered has not posted anything the sender can know of).
 * ``https_recording_server`` is the same over TLS with a throw-away self-signed
   certificate (made with the ``openssl`` command; the test is skipped without it).
 * ``dead_url`` is an http URL on 127.0.0.1 whose port was just closed:
@@ -93,6 +97,7 @@ class RecordingServer:
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.requests: list[RecordedRequest] = []
+        self.accepted: list[RecordedRequest] = []
         self.in_flight = 0
         self.port = 0
 
@@ -135,6 +140,28 @@ class RecordingServer:
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == path]
+
+    def accepted_to(self, path: str) -> list[RecordedRequest]:
+        return [r for r in self.accepted if r.path == path]
+
+    async def wait_accepted(
+        self, count: int, *, path: str | None = None, within: float = 5.0
+    ) -> list[RecordedRequest]:
+        """Wait until ``count`` requests (to ``path``, if given) were accepted (see the
+        module docstring); fail the test after ``within`` s."""
+
+        def matching() -> list[RecordedRequest]:
+            return self.accepted if path is None else self.accepted_to(path)
+
+        try:
+            async with asyncio.timeout(within), self._changed:
+                await self._changed.wait_for(lambda: len(matching()) >= count)
+        except TimeoutError:
+            pytest.fail(
+                f"expected {count} accepted request(s) to {path or 'any path'} within {within}s, "
+                f"got {len(matching())}"
+            )
+        return matching()
 
     async def wait_for(
         self, count: int, *, path: str | None = None, within: float = 5.0
@@ -186,6 +213,11 @@ class RecordingServer:
                         await self._closing.wait()
         finally:
             self.in_flight -= 1
+        transport = request.transport
+        if 200 <= reply.status < 300 and transport is not None and not transport.is_closing():
+            async with self._changed:
+                self.accepted.append(recorded)
+                self._changed.notify_all()
         payload, headers = reply.encoded()
         return web.Response(status=reply.status, body=payload, headers=headers)
 

@@ -20,6 +20,12 @@ tokens), and Secrets are kept only in namespaces the controller watches.
 
 Discovery failures are remembered too: a kind the server does not serve (a router's CRDs not
 installed, ``flagger.app``) is not asked for again for :data:`MISSING_KIND_TTL` seconds.
+
+A kind whose CRD is deleted while it is watched (the watch ends, the list answers 404) is
+reported, not given up: the informer empties its store (a kind that is not served has no
+objects, and its listeners hear a DELETED for each), says so in :attr:`Informer.not_served`
+(the operator's ``/readyz`` reads it) and in one log line per attempt, and lists again with a
+growing delay (:data:`NOT_SERVED_DELAYS`) until the CRD is back, then carries on.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from typing import Any
 
 from canary.adapters.kube import KubeClient, WatchEvent, split_api_version
 from canary.jsontree import json_copy
-from canary.ports import Conflict, KubeError, NotFound, Obj, PatchType, Unavailable
+from canary.ports import Conflict, KubeError, NotFound, Obj, PatchType
 
 __all__ = [
     "CACHED_KINDS",
@@ -78,6 +84,8 @@ SKIPPED_SECRET_TYPES = frozenset({"helm.sh/release.v1", "kubernetes.io/service-a
 MISSING_KIND_TTL = 300.0
 WATCH_TIMEOUT_SECONDS = 300
 RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+#: Seconds between the lists of a kind that is not served (its CRD deleted): one log line each.
+NOT_SERVED_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
 def _version_number(obj: Mapping[str, Any]) -> int | None:
@@ -234,6 +242,7 @@ class Informer:
         listeners: Iterable[Listener] = (),
         stats: CacheStats | None = None,
         watch_timeout: int = WATCH_TIMEOUT_SECONDS,
+        on_served: Callable[[str], None] | None = None,
     ) -> None:
         self.kube = kube
         self.api_version = api_version
@@ -249,6 +258,9 @@ class Informer:
         self.resource_version = ""
         self._task: asyncio.Task[None] | None = None
         self.last_error: str = ""
+        #: Why the kind is not served now (its CRD is missing), "" while it is.
+        self.not_served: str = ""
+        self.on_served = on_served  # told the api version when a missing kind is back
 
     # -- reading -------------------------------------------------------------------------
 
@@ -301,8 +313,11 @@ class Informer:
                 result = listener(kind, obj)
                 if result is not None:
                     await result
-            except Exception:  # a listener's bug must not stop the cache
-                log.exception("listener of %s failed on %s", self.kind, kind)
+            except Exception as exc:  # a listener's bug must not stop the cache
+                log.error(
+                    "listener of %s failed on %s: %s: %s", self.kind, kind, type(exc).__name__, exc
+                )
+                log.debug("the failure of the listener", exc_info=exc)
 
     async def _relist(self) -> None:
         items, version = await self.kube.list_versioned(
@@ -345,10 +360,13 @@ class Informer:
         failures = 0
         need_list = True
         while True:
+            delay = 0.0
             try:
                 if need_list:
                     await self._relist()
                     need_list = False
+                    if self._served_again():
+                        failures = 0
                 async for event in self.kube.watch(
                     self.api_version,
                     self.kind,
@@ -369,20 +387,56 @@ class Informer:
                 self.last_error = "watch expired (410): relisting"
                 need_list = True
             except NotFound as exc:
-                # The kind is not served (its CRD is gone, or not installed yet): keep what
-                # we know and look again much later, not at the pace of a flaky network.
-                self.last_error = str(exc)
+                # The kind is not served: its CRD was deleted (or is not installed yet).
                 need_list = True
-                log.info("watch of %s: %s; again in %.0fs", self.kind, exc, MISSING_KIND_TTL)
-                await asyncio.sleep(MISSING_KIND_TTL)
-                continue
-            except (Unavailable, KubeError) as exc:
+                failures += 1
+                delay = await self._gone(exc, failures)
+            except KubeError as exc:  # Unavailable and the rest: a flaky network, a restart
                 self.last_error = str(exc)
                 failures += 1
-            if failures:
+            if failures and not delay:
                 delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS)) - 1]
                 log.info("watch of %s: %s; again in %.1fs", self.kind, self.last_error, delay)
+            if delay:
                 await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+
+    def _what(self) -> str:
+        where = f" in namespace {self.namespace}" if self.namespace else ""
+        return f"{self.kind} ({self.api_version}){where}"
+
+    async def _gone(self, exc: NotFound, attempt: int) -> float:
+        """The kind is not served: forget its objects (a kind that is not served has none),
+        say so, and return the delay before looking again. One log line per attempt."""
+        self.last_error = str(exc)
+        self.not_served = f"{self.kind} ({self.api_version}) is not served: {exc}"
+        self.kube.forget_discovery(self.api_version)  # the next attempt asks the server again
+        gone = [obj for _, obj in self.store.items()]
+        self.store = _Store()
+        for obj in gone:
+            await self._notify("DELETED", obj)
+        delay = NOT_SERVED_DELAYS[min(attempt, len(NOT_SERVED_DELAYS)) - 1]
+        # Kinds the controller listens to (Canary, GitSource) matter: WARNING. A kind read on
+        # demand (a router's, Flagger's) that is not installed is routine: INFO.
+        level = logging.WARNING if self.listeners else logging.INFO
+        log.log(
+            level,
+            "%s is not served by the API server (is its CustomResourceDefinition installed?): "
+            "%s; listing again in %.3gs",
+            self._what(),
+            exc,
+            delay,
+        )
+        return delay
+
+    def _served_again(self) -> bool:
+        """After a list: True when the kind was not served before it (its CRD is back)."""
+        if not self.not_served:
+            return False
+        self.not_served = ""
+        log.warning("%s is served again: resuming", self._what())
+        if self.on_served is not None:
+            self.on_served(self.api_version)
+        return True
 
 
 class CachedKube:
@@ -407,7 +461,8 @@ class CachedKube:
         self.cached_kinds = cached_kinds
         self.stats = CacheStats()
         self.informers: dict[tuple[str, str, str | None], Informer] = {}
-        self._missing: dict[str, float] = {}
+        #: Kinds not served, by (api version, kind): until when reads of them fail at once.
+        self._missing: dict[tuple[str, str], float] = {}
         self._stopping: set[asyncio.Future[None]] = set()
         self._listeners: dict[tuple[str, str], list[Listener]] = {}
 
@@ -436,6 +491,7 @@ class CachedKube:
                 keep=_keep_secret if kind == "Secret" and not group else None,
                 listeners=self._listeners.get((group, kind), ()),
                 stats=self.stats,
+                on_served=self._served_again,
             )
             self.informers[key] = informer
             informer.start()
@@ -447,12 +503,29 @@ class CachedKube:
             return None
         if self.namespaces is not None and namespace not in self.namespaces:
             return None
-        if self._is_missing(api_version):
+        if self._is_missing(api_version, kind):
             return None
         return self._informer(api_version, kind, namespace if self.namespaces else None)
 
-    def _is_missing(self, api_version: str) -> bool:
-        until = self._missing.get(api_version)
+    def _served_again(self, api_version: str) -> None:
+        """A kind of ``api_version`` lists again (its CRD is back): reads go through."""
+        for key in [k for k in self._missing if k[0] == api_version]:
+            del self._missing[key]
+
+    def not_served(self, group: str | None = None) -> list[Informer]:
+        """The informers (of ``group``, or all) whose kind is not served now, one per kind."""
+        found: dict[tuple[str, str], Informer] = {}
+        for (informer_group, kind, _), informer in self.informers.items():
+            if informer.not_served and group in (None, informer_group):
+                found.setdefault((informer_group, kind), informer)
+        return list(found.values())
+
+    async def served(self, api_version: str, kind: str) -> bool:
+        """Discovery (`KubeClient.served`): whether the server serves ``kind``."""
+        return await self.kube.served(api_version, kind)
+
+    def _is_missing(self, api_version: str, kind: str) -> bool:
+        until = self._missing.get((api_version, kind))
         return until is not None and time.monotonic() < until
 
     def fresh_as(
@@ -487,8 +560,8 @@ class CachedKube:
     async def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> Obj | None:
-        if self._is_missing(api_version):
-            raise NotFound(f'the server does not serve "{api_version}"', status=404)
+        if self._is_missing(api_version, kind):
+            raise NotFound(f'the server does not serve {kind} in "{api_version}"', status=404)
         informer = self._cached(api_version, kind, namespace)
         if informer is not None and informer.synced.is_set():
             self.stats.cache_reads += 1
@@ -501,7 +574,7 @@ class CachedKube:
         except NotFound:
             # The server does not serve this group-version at all: remember it for a while.
             if await self._not_served(api_version, kind):
-                self._missing[api_version] = time.monotonic() + MISSING_KIND_TTL
+                self._missing[(api_version, kind)] = time.monotonic() + MISSING_KIND_TTL
                 self._drop(api_version, kind)
             raise
 
@@ -511,7 +584,7 @@ class CachedKube:
         """The cached object itself, not a copy (see `Kube.read`): the informer replaces an
         object on every watch event and never changes one in place, so a reader sees one
         consistent version."""
-        if not self._is_missing(api_version):
+        if not self._is_missing(api_version, kind):
             informer = self._cached(api_version, kind, namespace)
             if informer is not None and informer.synced.is_set():
                 self.stats.cache_reads += 1
@@ -528,7 +601,11 @@ class CachedKube:
         return False
 
     def _drop(self, api_version: str, kind: str) -> None:
+        """Stop caching a kind read on demand that is not served. A kind something listens
+        to (Canary, GitSource) keeps its informer, which waits for the CRD to come back."""
         group = split_api_version(api_version)[0]
+        if (group, kind) in self._listeners:
+            return
         for key in [k for k in self.informers if k[0] == group and k[1] == kind]:
             informer = self.informers.pop(key)
             task = asyncio.ensure_future(informer.stop())
@@ -544,8 +621,8 @@ class CachedKube:
         label_selector: str | None = None,
         field_selector: str | None = None,
     ) -> list[Obj]:
-        if self._is_missing(api_version):
-            raise NotFound(f'the server does not serve "{api_version}"', status=404)
+        if self._is_missing(api_version, kind):
+            raise NotFound(f'the server does not serve {kind} in "{api_version}"', status=404)
         if field_selector is None and namespace is not None:
             informer = self._cached(api_version, kind, namespace)
             if informer is not None and informer.synced.is_set():
@@ -562,7 +639,7 @@ class CachedKube:
             )
         except NotFound:
             if await self._not_served(api_version, kind):
-                self._missing[api_version] = time.monotonic() + MISSING_KIND_TTL
+                self._missing[(api_version, kind)] = time.monotonic() + MISSING_KIND_TTL
                 self._drop(api_version, kind)
             raise
 

@@ -64,6 +64,7 @@ __all__ = [
     "WatchEvent",
     "connect",
     "error_from_response",
+    "kubeconfig_file",
     "split_api_version",
 ]
 
@@ -72,7 +73,7 @@ DEFAULT_QPS = 100.0
 DEFAULT_BURST = 250
 USER_AGENT = "canary-engine"
 LIST_PAGE_SIZE = 500
-UNSERVED_TTL = 60.0  # seconds a "not served" answer of discovery is believed
+UNSERVED_TTL = 10.0  # seconds a "not served" answer of discovery is believed (one ask per 10 s)
 
 _PATCH_CONTENT_TYPES: Mapping[str, str] = {
     "merge": "application/merge-patch+json",
@@ -287,7 +288,7 @@ class KubeClient:
                     known = await self._discover(api_version)
                 except NotFound:
                     # Not served (flagger.app, a router's CRDs not installed): do not ask
-                    # again on every pass; a CRD installed later is seen within a minute.
+                    # again on every pass; a CRD installed later is seen within ten seconds.
                     self._unserved[api_version] = time.monotonic() + UNSERVED_TTL
                     raise
                 self._unserved.pop(api_version, None)
@@ -307,10 +308,26 @@ class KubeClient:
             raise NotFound(f'the server does not serve "{api_version}"', status=404) from None
         return parse_resource_list(api_version, doc)
 
-    def forget_discovery(self) -> None:
-        """Drop the discovery cache (e.g. after CRDs were removed or installed)."""
-        self._discovery.clear()
-        self._unserved.clear()
+    def forget_discovery(self, api_version: str | None = None) -> None:
+        """Drop the discovery cache (e.g. after CRDs were removed or installed): of one
+        group-version, or of all of them."""
+        if api_version is None:
+            self._discovery.clear()
+            self._unserved.clear()
+        else:
+            self._discovery.pop(api_version, None)
+            self._unserved.pop(api_version, None)
+
+    async def served(self, api_version: str, kind: str) -> bool:
+        """Whether the server serves ``kind`` in ``api_version``: discovery, cached per process
+        (a kind found stays found; a kind not served is asked for again after
+        :data:`UNSERVED_TTL` seconds, or at once after a CRD is written through this client).
+        `Unavailable` when the server cannot tell now."""
+        try:
+            await self.resource(api_version, kind)
+        except NotFound:
+            return False
+        return True
 
     # --------------------------------------------------------------------- verbs
 
@@ -624,6 +641,17 @@ def _watch_event(line: bytes, api_version: str, kind: str) -> WatchEvent | None:
 # ----------------------------------------------------------------------------- connecting
 
 
+def kubeconfig_file(kubeconfig: str | None = None) -> str | None:
+    """The kubeconfig file `connect` reads, or None in a pod with a service account (the
+    in-cluster configuration). Like kubectl: ``kubeconfig`` (which may be a ``KUBECONFIG``-style
+    list: its first entry), else ``$KUBECONFIG``'s first entry, else ``~/.kube/config``."""
+    if kubeconfig is None and in_cluster():
+        return None
+    listed = kubeconfig or os.environ.get("KUBECONFIG", "")
+    first = next((p for p in listed.split(os.pathsep) if p), "")
+    return os.path.expanduser(first or "~/.kube/config")
+
+
 def in_cluster() -> bool:
     """True when running in a pod with a service account (the in-cluster config applies)."""
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(
@@ -646,10 +674,10 @@ async def connect(
     aiohttp session is bound to it).
     """
     configuration = Configuration()
-    if kubeconfig is None and in_cluster():
+    path = kubeconfig_file(kubeconfig)
+    if path is None:
         load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
-        path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or None
         await load_kube_config(  # type: ignore[no-untyped-call]
             config_file=path,
             context=context,

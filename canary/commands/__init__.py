@@ -1,11 +1,15 @@
-"""The operator-facing commands of ``canary``: lint, convert, get, status and the gates.
+"""The operator-facing commands of ``canary``: lint, convert, get, status, the gates, wait.
 
 Why a package of its own: ``canary/cli.py`` holds the commands that run things (``run``,
 ``simulate``, ``sandbox``); the commands people use around a release — checking manifests,
 migrating from Flagger, looking at canaries, answering their gates — are many and each has its
-own module here. ``canary.cli`` adds them with :func:`register`; nothing here imports
-``canary.cli`` (that would be an import cycle), and heavy imports happen inside the commands so
-``canary --help`` stays fast.
+own module here. Nothing here imports ``canary.cli`` (that would be an import cycle).
+
+:data:`COMMANDS` names each command's function and its one-line summary. ``canary.cli`` loads
+a command's module only when that command runs or shows its help, so ``canary --help`` lists
+the commands from the summaries without importing any of them (tests/cli/test_entry_points.py
+checks that each summary is the first line of its command's docstring). :func:`register` adds them all
+at once, the plain Typer way (the tests' application does that).
 
 docs/cli.md documents every command, option, output format, exit code and the annotation
 protocol of the gate commands.
@@ -13,42 +17,71 @@ protocol of the gate commands.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+from typing import Any
+
 import typer
 
-__all__ = ["COMMANDS", "register"]
+__all__ = ["COMMANDS", "load", "register"]
 
-COMMANDS = (
-    "lint",
-    "convert",
-    "get",
-    "status",
-    "promote",
-    "abort",
-    "retry",
-    "pause",
-    "resume",
-)
+# name -> ("module:function", the first line of the function's docstring)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "lint": (
+        "canary.commands.lint:lint_command",
+        "Check Canary, MetricTemplate, AlertProvider and GitSource YAML offline.",
+    ),
+    "convert": (
+        "canary.commands.convert:convert_command",
+        "Convert Flagger flagger.app/v1beta1 manifests to canary.gitops.dev/v1beta1.",
+    ),
+    "get": (
+        "canary.commands.show:get_command",
+        "List canaries: phase, weight, failed checks, the revision under analysis and the last "
+        "good one.",
+    ),
+    "status": (
+        "canary.commands.show:status_command",
+        "One canary in detail: progress, workloads, metric verdicts over time, Git revert, "
+        "conditions, Events.",
+    ),
+    "promote": (
+        "canary.commands.gates:promote_command",
+        "Open the gate the canary waits at (confirm-rollout, confirm-promotion), or --full: "
+        "promote now.",
+    ),
+    "abort": (
+        "canary.commands.gates:abort_command",
+        "Roll the canary back now: traffic to the primary, and the Git revert if enabled.",
+    ),
+    "retry": (
+        "canary.commands.gates:retry_command",
+        "Run the failed revision of a Failed canary again.",
+    ),
+    "pause": (
+        "canary.commands.gates:pause_command",
+        "Hold the canary at its current step until resume (annotation paused=true).",
+    ),
+    "resume": (
+        "canary.commands.gates:resume_command",
+        "Continue a paused canary (removes the paused annotation).",
+    ),
+    "wait": (
+        "canary.commands.wait:wait_command",
+        "Wait until a release is promoted (exit 0) or fails (1); 2 on timeout, 3 if no such "
+        "canary.",
+    ),
+}
+
+
+def load(name: str) -> Callable[..., Any]:
+    """The function of the command ``name`` (its module is imported now)."""
+    module, _, attribute = COMMANDS[name][0].partition(":")
+    function: Callable[..., Any] = getattr(importlib.import_module(module), attribute)
+    return function
 
 
 def register(app: typer.Typer) -> None:
-    """Add the operator commands to ``app`` (the ``canary`` Typer application)."""
-    from canary.commands.convert import convert_command
-    from canary.commands.gates import (
-        abort_command,
-        pause_command,
-        promote_command,
-        resume_command,
-        retry_command,
-    )
-    from canary.commands.lint import lint_command
-    from canary.commands.show import get_command, status_command
-
-    app.command("lint")(lint_command)
-    app.command("convert")(convert_command)
-    app.command("get")(get_command)
-    app.command("status")(status_command)
-    app.command("promote")(promote_command)
-    app.command("abort")(abort_command)
-    app.command("retry")(retry_command)
-    app.command("pause")(pause_command)
-    app.command("resume")(resume_command)
+    """Add the operator commands to ``app``, importing them all now."""
+    for name in COMMANDS:
+        app.command(name)(load(name))

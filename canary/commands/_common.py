@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from rich.console import Console
 
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -66,6 +65,8 @@ def dump(data: Any, fmt: Output | DataOutput) -> str:
     """``data`` as JSON (indented) or YAML (block style, keys in the order given)."""
     if fmt == "json":
         return json.dumps(data, indent=2, sort_keys=False) + "\n"
+    import yaml
+
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
@@ -89,7 +90,12 @@ class InputFile:
     def read(self) -> str:
         """The text; raises the Exit of :func:`fail` (code 2) when it cannot be read."""
         if self.path is None:
-            return sys.stdin.read()
+            text = sys.stdin.read()
+            try:
+                text.encode("utf-8")  # undecodable bytes arrive as lone surrogates
+            except UnicodeEncodeError:
+                raise fail(f"{self.label}: cannot read: not UTF-8 text") from None
+            return text
         try:
             return self.path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:

@@ -132,7 +132,9 @@ def _convert(source: InputFile, in_place: bool) -> tuple[str, list[Change]] | in
 
     text = source.read()
     try:
-        return convert_text(text, source.label)
+        converted = convert_text(text, source.label)
+        _warn_leftovers(source.label, text)
+        return converted
     except DocumentError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
@@ -147,9 +149,21 @@ def _convert(source: InputFile, in_place: bool) -> tuple[str, list[Change]] | in
             )
             return EXIT_FAILURE
         warn(f"{exc}; printing it re-serialised, without its comments")
+    _warn_leftovers(source.label, text)
     documents = [convert_document(doc) for _, doc in parse_documents(text, source.label)]
     new_text = "---\n".join(dump(doc, DataOutput.YAML) for doc, _ in documents)
     return new_text, [change for _, doc_changes in documents for change in doc_changes]
+
+
+def _warn_leftovers(label: str, text: str) -> None:
+    """A warning for each object that names Flagger's API but is not converted (its text is
+    left as it was): ``canary lint`` rejects it, this says which field to look at."""
+    from canary.model.convert import leftovers
+    from canary.model.schema import parse_documents
+
+    for number, doc in parse_documents(text, label):
+        for leftover in leftovers(doc):
+            warn(escape(f"{label}: document {number}: {leftover}"))
 
 
 def _write(output: DataOutput, texts: list[str], objects: list[dict[str, Any]]) -> None:

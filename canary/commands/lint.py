@@ -192,9 +192,14 @@ def _join(prefix: str, path: str) -> str:
 
 
 def _is_ours(doc: Mapping[str, Any]) -> bool:
+    """Ours or Flagger's, or an apiVersion no object can have (the schema check refuses it)."""
+    from canary.model.schema import api_version_problem
+
     api_version = doc.get("apiVersion")
     if not isinstance(api_version, str):
         return False
+    if api_version_problem(api_version) is not None:
+        return True
     group = api_version.rpartition("/")[0]
     return group in (OUR_GROUP, FLAGGER_GROUP)
 
@@ -207,6 +212,8 @@ def _objects(file: str, number: int, doc: Mapping[str, Any]) -> tuple[list[_Obje
     """Our objects in one document (List items expanded) and the count of other objects."""
     if doc.get("apiVersion") == "v1" and doc.get("kind") == "List":
         items = doc.get("items")
+        if items is not None and not isinstance(items, list):
+            return [_Object(file, number, "", doc)], 0  # the schema check says items is no list
         ours: list[_Object] = []
         others = 0
         for index, item in enumerate(items if isinstance(items, list) else ()):
@@ -229,7 +236,7 @@ def lint_inputs(
     read: Callable[[InputFile], str] = InputFile.read,
 ) -> LintReport:
     """Check every document of every input; PromQL only when ``promtool`` is given."""
-    from canary.model.schema import DocumentError, parse_documents, validate
+    from canary.model.schema import read_documents
 
     report = LintReport(promtool=promtool)
     objects: list[_Object] = []
@@ -237,39 +244,53 @@ def lint_inputs(
         text = read(source)
         file_report = FileReport(source.label)
         report.files.append(file_report)
-        try:
-            documents = parse_documents(text, source.label)
-        except DocumentError as exc:
-            report.findings.append(
-                Finding(source.label, exc.document, "error", "", exc.reason, "yaml")
-            )
-            continue
-        if source.walked and not any(_is_manifest(doc) for _, doc in documents):
+        documents, problems = read_documents(text, source.label)
+        if source.walked and not problems and not any(_is_manifest(doc) for _, doc in documents):
             file_report.manifests = False  # e.g. a `canary simulate` scenario next to manifests
             continue
+        report.findings.extend(
+            Finding(source.label, problem.document, "error", "", problem.reason, "yaml")
+            for problem in problems
+        )
         for number, doc in documents:
-            ours, others = _objects(source.label, number, doc)
-            file_report.skipped += others
-            if not ours:
-                continue
-            file_report.objects += len(ours)
-            whole = _Object(source.label, number, "", doc)
-            schema = [
-                whole.finding(issue.severity, issue.path, issue.message, "schema")
-                for issue in validate(doc)
-            ]
-            report.findings.extend(schema)
-            schema_paths = {f.path for f in schema}
-            schema_failed = any(f.severity == "error" for f in schema)
-            for obj in ours:
-                for finding in _semantic(obj, default_provider, schema_failed):
-                    if finding.path not in schema_paths:
-                        report.findings.append(finding)
-                objects.append(obj)
+            objects += _check_document(
+                source.label, number, doc, file_report, report, default_provider
+            )
     _promql(objects, report, default_provider)
     order = {f.file: i for i, f in enumerate(report.files)}
     report.findings.sort(key=lambda f: (order.get(f.file, 0), f.document, f.path))
     return report
+
+
+def _check_document(
+    file: str,
+    number: int,
+    doc: Mapping[str, Any],
+    file_report: FileReport,
+    report: LintReport,
+    default_provider: str,
+) -> list[_Object]:
+    """The schema and the semantic rules of one document; returns its objects of ours."""
+    from canary.model.schema import validate
+
+    ours, others = _objects(file, number, doc)
+    file_report.skipped += others
+    if not ours:
+        return []
+    file_report.objects += len(ours)
+    whole = _Object(file, number, "", doc)
+    schema = [
+        whole.finding(issue.severity, issue.path, issue.message, "schema")
+        for issue in validate(doc)
+    ]
+    report.findings.extend(schema)
+    schema_paths = {f.path for f in schema}
+    schema_failed = any(f.severity == "error" for f in schema)
+    for obj in ours:
+        for finding in _semantic(obj, default_provider, schema_failed):
+            if finding.path not in schema_paths:
+                report.findings.append(finding)
+    return ours
 
 
 # --------------------------------------------------------------------------- semantic rules
@@ -341,7 +362,7 @@ def _flagger_only_provider(
     spec = doc.get("spec")
     provider = spec.get("provider") if isinstance(spec, Mapping) else None
     ptype = provider.get("type") if isinstance(provider, Mapping) else None
-    if severity == "error" and ptype in FLAGGER_METRIC_PROVIDER_TYPES:
+    if severity == "error" and isinstance(ptype, str) and ptype in FLAGGER_METRIC_PROVIDER_TYPES:
         return "warning", f"{message} (a Canary that uses this template fails its analysis)"
     return severity, message
 

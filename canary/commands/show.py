@@ -204,7 +204,11 @@ def _event(obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def canary_detail(obj: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def canary_detail(
+    obj: Mapping[str, Any],
+    events: Sequence[Mapping[str, Any]],
+    workloads: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
     """Everything ``status`` shows about one Canary (also its JSON output)."""
     meta, status = _mapping(obj.get("metadata")), _mapping(obj.get("status"))
     detail = canary_row(obj)
@@ -227,10 +231,104 @@ def canary_detail(obj: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -
             ],
             "pendingCommands": _pending_commands(meta, status),
             "handledCommands": dict(_mapping(status.get("handledCommands"))),
+            "workloads": [dict(w) for w in workloads],
             "events": [_event(e) for e in events],
         }
     )
     return detail
+
+
+def _percent(value: Any) -> int:
+    return (
+        value
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100
+        else 100
+    )
+
+
+_MISSING = {
+    "primary": "not created yet (the controller creates it on its first pass)",
+    "canary": "not found",
+}
+
+
+def workload_row(
+    role: str,
+    ref: Mapping[str, str],
+    obj: Mapping[str, Any] | None,
+    *,
+    threshold: int = 100,
+    deadline_seconds: int = 600,
+    now: datetime | None = None,
+    error: str = "",
+) -> dict[str, Any]:
+    """The primary or the canary (the target) as ``status`` shows it: images, replicas the way
+    ``kubectl get`` counts them, and the controller's readiness verdict (``message`` says why
+    not). ``obj`` is None when the workload does not exist (or could not be read: ``error``)."""
+    from canary.adapters.readiness import readiness
+
+    row: dict[str, Any] = {
+        "role": role,
+        "kind": ref["kind"],
+        "name": ref["name"],
+        "found": obj is not None,
+        "images": [],
+        "replicas": 0,
+        "readyReplicas": 0,
+        "updatedReplicas": 0,
+        "availableReplicas": 0,
+        "ready": False,
+        "message": error or ("" if obj is not None else _MISSING[role]),
+    }
+    if obj is None:
+        return row
+    spec, status = _mapping(obj.get("spec")), _mapping(obj.get("status"))
+    containers = _mapping(_mapping(spec.get("template")).get("spec")).get("containers")
+    row["images"] = [
+        _str(c.get("image")) for c in containers or () if isinstance(c, Mapping) and c.get("image")
+    ]
+    if ref["kind"] == "DaemonSet":
+        row["replicas"] = _int(status.get("desiredNumberScheduled"))
+        counts = ("numberReady", "updatedNumberScheduled", "numberAvailable")
+    else:
+        row["replicas"] = _int(spec.get("replicas", 1))  # 1: the API server's default
+        counts = ("readyReplicas", "updatedReplicas", "availableReplicas")
+    for field, key in zip(
+        ("readyReplicas", "updatedReplicas", "availableReplicas"), counts, strict=True
+    ):
+        row[field] = _int(status.get(key))
+    verdict = readiness(
+        {"kind": ref["kind"], **obj}, threshold, deadline_seconds, now or datetime.now(UTC)
+    )
+    row["ready"] = verdict.ready
+    row["message"] = "ready" if verdict.ready else verdict.message
+    if row["replicas"] == 0 and ref["kind"] != "DaemonSet":
+        row["message"] = "scaled to zero"
+    return row
+
+
+def _workload_refs(obj: Mapping[str, Any]) -> list[tuple[str, dict[str, str], int]]:
+    """(role, reference, ready threshold) of the primary and the canary, from ``targetRef``."""
+    spec = _mapping(obj.get("spec"))
+    target = _mapping(spec.get("targetRef"))
+    name = _str(target.get("name"))
+    if not name:
+        return []
+    kind = _str(target.get("kind")) or "Deployment"
+    api_version = _str(target.get("apiVersion")) or "apps/v1"
+    analysis = _mapping(spec.get("analysis"))
+    return [
+        (
+            "primary",
+            {"apiVersion": api_version, "kind": kind, "name": f"{name}-primary"},
+            _percent(analysis.get("primaryReadyThreshold")),
+        ),
+        (
+            "canary",
+            {"apiVersion": api_version, "kind": kind, "name": name},
+            _percent(analysis.get("canaryReadyThreshold")),
+        ),
+    ]
 
 
 # --------------------------------------------------------------------------- text
@@ -352,6 +450,8 @@ def render_detail(
     title = Text(f"{detail['name']}.{detail['namespace']}  ", style="bold")
     title.append_text(_phase_text(detail))
     parts: list[RenderableType] = [title, _info(detail)]
+    if detail.get("workloads"):
+        parts.append(_workloads(detail["workloads"]))
     if detail["analysis"]:
         parts.append(_metrics(detail["analysis"]))
     history = history_view(
@@ -386,7 +486,9 @@ def _info(detail: Mapping[str, Any]) -> RenderableType:
     revision = detail["currentRevision"] or "-"
     info.add_row("Revision", Text(f"{revision}  (last good: {detail['lastGoodRevision'] or '-'})"))
     if detail["gitRevert"]:
-        info.add_row("Git revert", _revert(detail["gitRevert"]))
+        info.add_row(
+            "Git revert", _revert(detail["gitRevert"], _str(detail.get("currentRevision")))
+        )
     if detail["refused"]:
         info.add_row("Not analysed", Text(detail["refused"], style="yellow"))
     if detail["knownBad"]:
@@ -407,8 +509,9 @@ def _info(detail: Mapping[str, Any]) -> RenderableType:
     return info
 
 
-def _revert(revert: Mapping[str, Any]) -> Text:
-    """The Git revert's state (coloured by how it went), revisions, commit or pull request."""
+def _revert(revert: Mapping[str, Any], current_revision: str = "") -> Text:
+    """The Git revert's state (coloured by how it went), revisions, commit or pull request;
+    labelled as an earlier run's when it is not about the revision under analysis now."""
     state = _str(revert.get("state"))
     style = (
         "red"
@@ -426,6 +529,9 @@ def _revert(revert: Mapping[str, Any]) -> Text:
     if _int(revert.get("attempts")) > 1:
         extra.append(f"{_int(revert.get('attempts'))} attempts")
     text.append("  " + ", ".join(extra))
+    bad = _str(revert.get("badRevision"))
+    if current_revision and bad and bad != current_revision:
+        text.append(f"  (an earlier run's: {bad} failed before {current_revision})", style="dim")
     if revert.get("message") or revert.get("reason"):
         text.append(f"\n{_str(revert.get('message')) or _str(revert.get('reason'))}", style="dim")
     return text
@@ -455,6 +561,40 @@ def _section(title: str, headers: Sequence[str]) -> Table:
     )
     for header in headers:
         table.add_column(header, overflow="fold" if header == headers[-1] else "ellipsis")
+    return table
+
+
+def _workloads(workloads: Sequence[Mapping[str, Any]]) -> Table:
+    """The primary and the canary: images, replicas as ``kubectl get`` counts them, readiness."""
+    table = _section(
+        "Workloads", ("ROLE", "NAME", "IMAGES", "READY", "UP-TO-DATE", "AVAILABLE", "STATUS")
+    )
+    table.columns[2].overflow = "fold"  # an image reference is never cut short
+    for row in workloads:
+        if not row["found"]:
+            style = "dim" if row["message"] == _MISSING["primary"] else "red"
+            table.add_row(
+                Text(row["role"]),
+                Text(row["name"]),
+                "-",
+                "-",
+                "-",
+                "-",
+                Text(row["message"], style=style),
+            )
+            continue
+        style = (
+            "green" if row["ready"] else ("dim" if row["message"] == "scaled to zero" else "yellow")
+        )
+        table.add_row(
+            Text(row["role"]),
+            Text(row["name"]),
+            Text("\n".join(row["images"]) or "-"),
+            f"{row['readyReplicas']}/{row['replicas']}",
+            str(row["updatedReplicas"]),
+            str(row["availableReplicas"]),
+            Text(row["message"], style=style),
+        )
     return table
 
 
@@ -523,22 +663,48 @@ async def read_detail(client: Any, name: str, namespace: str, events: int) -> di
     obj = await client.get(API_VERSION, CANARY_KIND, name, namespace)
     if obj is None:
         return None
-    found: list[dict[str, Any]] = []
-    if events > 0:
-        from canary.ports import KubeError
+    found, workloads = await asyncio.gather(
+        _read_events(client, name, namespace, events), read_workloads(client, obj, namespace)
+    )
+    return canary_detail(obj, found, workloads)
 
+
+async def _read_events(client: Any, name: str, namespace: str, events: int) -> list[dict[str, Any]]:
+    if events <= 0:
+        return []
+    from canary.ports import KubeError
+
+    try:
+        found: list[dict[str, Any]] = await client.list(
+            "v1",
+            "Event",
+            namespace,
+            field_selector=f"involvedObject.kind={CANARY_KIND},involvedObject.name={name}",
+        )
+    except KubeError:
+        return []  # Events are a nicety: no permission to list them is not a failure
+    found.sort(key=lambda e: _event(e)["lastTimestamp"])
+    return found[-events:]
+
+
+async def read_workloads(
+    client: Any, obj: Mapping[str, Any], namespace: str
+) -> list[dict[str, Any]]:
+    """The primary and the canary of ``obj`` (a Canary), read like the Canary itself."""
+    from canary.ports import KubeError
+
+    spec = _mapping(obj.get("spec"))
+    deadline = spec.get("progressDeadlineSeconds")
+    deadline = deadline if isinstance(deadline, int) and not isinstance(deadline, bool) else 600
+
+    async def one(role: str, ref: dict[str, str], threshold: int) -> dict[str, Any]:
         try:
-            found = await client.list(
-                "v1",
-                "Event",
-                namespace,
-                field_selector=f"involvedObject.kind={CANARY_KIND},involvedObject.name={name}",
-            )
-        except KubeError:
-            found = []  # Events are a nicety: no permission to list them is not a failure
-        found.sort(key=lambda e: _event(e)["lastTimestamp"])
-        found = found[-events:]
-    return canary_detail(obj, found)
+            found = await client.get(ref["apiVersion"], ref["kind"], ref["name"], namespace)
+        except KubeError as exc:  # no permission, or a kind the API server does not serve
+            return workload_row(role, ref, None, error=f"cannot read: {exc}")
+        return workload_row(role, ref, found, threshold=threshold, deadline_seconds=deadline)
+
+    return list(await asyncio.gather(*(one(*entry) for entry in _workload_refs(obj))))
 
 
 async def watch_loop(
@@ -662,7 +828,7 @@ def status_command(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
 ) -> None:
-    """One canary in detail: progress, metric verdicts over time, Git revert, conditions, Events."""
+    """One canary in detail: progress, workloads, metric verdicts over time, Git revert, conditions, Events."""
     options = ClusterOptions(kubeconfig, context)
     scope = namespace or resolve_context(options).namespace
 

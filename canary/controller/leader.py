@@ -18,6 +18,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from canary.controller.logs import describe
 from canary.ports import Conflict, Kube, KubeError, NotFound
 from canary.timestamps import format_micro, parse_time
 
@@ -88,8 +89,14 @@ class LeaderElector:
                     self._valid_until = started + self.lease_seconds
             except (TimeoutError, KubeError) as exc:
                 log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
-            except Exception:  # a malformed Lease must not end the election for good
-                log.exception("lease %s/%s: unexpected error; retrying", self.namespace, self.name)
+            except Exception as exc:  # a malformed Lease must not end the election for good
+                log.error(
+                    "lease %s/%s: unexpected error; retrying: %s",
+                    self.namespace,
+                    self.name,
+                    describe(exc),
+                )
+                log.debug("the unexpected error of the lease", exc_info=exc)
             leader = self.is_leader
             if leader != was_leader:
                 log.info("%s %s leadership", self.identity, "acquired" if leader else "lost")

@@ -3,6 +3,10 @@
 `--log-format json` emits one JSON object per line with time, level, logger and
 message (and the exception, if any). Credentials never reach these lines: the
 adapters redact them before logging.
+
+An error the controller handles (a failed pass, an API server that said no) is one line at
+WARNING naming its cause (:func:`describe`); its traceback is logged at DEBUG only
+(``--log-level debug``), so a problem that repeats every interval never floods the log.
 """
 
 from __future__ import annotations
@@ -26,6 +30,13 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one log line: its type and its message, line breaks folded."""
+    text = " ".join(str(exc).split())
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
 
 
 def configure_logging(fmt: str = "text", level: str = "info") -> None:

@@ -12,6 +12,12 @@ its client and its event loop would be a second copy of the same machinery
 
 Nothing here knows about the sandbox: the same code runs against any API server
 reachable through a kubeconfig or the pod's service account.
+
+Start-up, in order: bind ``--listen`` (a port in use is one line, exit 1), load the kubeconfig,
+check our CRDs, retrying a server that does not answer (`canary.controller.startup` says what
+is transient and what is definite), then wire and run. While it runs, ``/readyz`` is not ready
+when one of our CRDs is not served (deleted while running); the watch caches wait for it to
+come back and the controller carries on by itself.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from canary.adapters.analysis import MetricAnalyzer
 from canary.adapters.cache import CachedKube
-from canary.adapters.kube import KubeClient, connect
+from canary.adapters.kube import KubeClient
 from canary.adapters.routers import ServiceRouter, make_router
 from canary.adapters.webhooks import HttpWebhookCaller
 from canary.adapters.workloads import KubeWorkloads, WorkloadOptions
@@ -40,19 +46,37 @@ from canary.controller.metrics import Metrics
 from canary.controller.notify import build_notifier
 from canary.controller.reconcile import CanaryController
 from canary.controller.scheduler import JobKind, Scheduler, generation
-from canary.errors import CanaryError
+from canary.controller.startup import OperatorError, connect_api, listen_error, wait_for_api
 from canary.model import API_GROUP, API_VERSION
 from canary.ports import Router
 from canary.settings import Settings
 
 log = logging.getLogger("canary.operator")
 
-REQUIRED_CRDS = ("canaries", "metrictemplates", "alertproviders", "gitsources")
+#: Our kinds and their CRDs' plurals (the CRD of kind K is ``<plural>.canary.gitops.dev``).
+OUR_KINDS = {
+    "Canary": "canaries",
+    "MetricTemplate": "metrictemplates",
+    "AlertProvider": "alertproviders",
+    "GitSource": "gitsources",
+}
+REQUIRED_CRDS = tuple(OUR_KINDS.values())
+INSTALL_CRDS = "kubectl apply -f crds/ (or kubectl apply -k deploy/base)"
 
-
-class OperatorError(CanaryError):
-    """A reason the operator cannot start, meant for the person running it."""
-
+__all__ = [
+    "OUR_KINDS",
+    "REQUIRED_CRDS",
+    "Health",
+    "OperatorError",  # defined in canary.controller.startup, raised here too
+    "OperatorOptions",
+    "Runtime",
+    "build_runtime",
+    "check_crds",
+    "run_operator",
+    "serve_health",
+    "watch",
+    "watched_namespaces",
+]
 
 OperatorOptions = Settings  # the name the first versions used
 
@@ -72,7 +96,7 @@ async def check_crds(kube: KubeClient) -> None:
         raise OperatorError(
             "the CustomResourceDefinitions are not installed: "
             + ", ".join(missing)
-            + ". Install them with: kubectl apply -f crds/ (or kubectl apply -k deploy/base)"
+            + f". Install them with: {INSTALL_CRDS}"
         )
 
 
@@ -123,6 +147,7 @@ async def build_runtime(options: Settings, kube: CachedKube) -> Runtime:
         leader=leader,
         metrics=metrics,
         settings=options,
+        discovery=kube,
     )
     gitops.leader = leader
     return Runtime(
@@ -172,7 +197,11 @@ def _scheduler(
     first interval; a GitSource is woken early only by a new spec, not by our status writes."""
     return Scheduler(
         {
-            "Canary": JobKind(controller.run_pass, first_delay=_canary_interval),
+            "Canary": JobKind(
+                controller.run_pass,
+                first_delay=_canary_interval,
+                run_woken=controller.run_woken_pass,
+            ),
             "GitSource": JobKind(gitops.job_pass, fingerprint=generation),
         },
         time_scale=options.time_scale,
@@ -225,20 +254,51 @@ def watch(runtime: Runtime) -> None:
     runtime.kube.listen(API_VERSION, "GitSource", gitsource_event)
 
 
-async def serve_health(runtime: Runtime, host: str, port: int) -> web.AppRunner:
+@dataclass
+class Health:
+    """What /healthz and /readyz answer, from the first second of the process on."""
+
+    state: str = "starting: connecting to the API server"
+    runtime: Runtime | None = None
+
+    def live(self) -> tuple[bool, str]:
+        """Alive once wired (a startup probe waits for it), and from then on."""
+        if self.runtime is None:
+            return False, self.state
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready once wired, unless one of our CRDs is not served (deleted while running)."""
+        runtime = self.runtime
+        if runtime is None or not runtime.ready:
+            return False, self.state
+        missing = [
+            f"the CustomResourceDefinition {OUR_KINDS.get(i.kind, i.kind.lower())}.{API_GROUP} "
+            f"is not installed ({i.kind} is not served); install it: {INSTALL_CRDS}"
+            for i in runtime.kube.not_served(API_GROUP)
+        ]
+        if missing:
+            return False, "not ready: " + "; ".join(missing)
+        return True, "ready"
+
+
+async def serve_health(health: Health, host: str, port: int) -> web.AppRunner:
+    """/metrics, /healthz and /readyz on ``host:port``; OperatorError when it cannot bind."""
+
     async def metrics(_: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(runtime.metrics.registry),
-            headers={"Content-Type": CONTENT_TYPE_LATEST},
-        )
+        runtime = health.runtime
+        body = generate_latest(runtime.metrics.registry) if runtime is not None else b""
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def answer(state: tuple[bool, str]) -> web.Response:
+        ok, text = state
+        return web.Response(status=200 if ok else 503, text=text)
 
     async def healthz(_: web.Request) -> web.Response:
-        return web.Response(text="ok")
+        return answer(health.live())
 
     async def readyz(_: web.Request) -> web.Response:
-        if not runtime.ready:
-            return web.Response(status=503, text="starting")
-        return web.Response(text="ready")
+        return answer(health.ready())
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)
@@ -246,35 +306,67 @@ async def serve_health(runtime: Runtime, host: str, port: int) -> web.AppRunner:
     app.router.add_get("/readyz", readyz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise listen_error(host, port, exc) from None
     return runner
 
 
+@contextlib.contextmanager
+def _stop_on_signals(stopping: asyncio.Event, *, install: bool) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stopping`` while the operator runs (when ``install``)."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT) if install else ()
+    for signum in signals:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stopping.set)
+    try:
+        yield
+    finally:
+        for signum in signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
+
+
 async def run_operator(options: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """Run until SIGINT/SIGTERM (or `stop` is set)."""
-    client = await connect(
-        options.kubeconfig,
-        options.context,
-        qps=options.kube_api_qps or None,
-        burst=options.kube_api_burst,
-    )
+    """Run until SIGINT/SIGTERM (or `stop` is set). OperatorError, with one line for the
+    person running it, when it cannot start."""
+    stopping = stop or asyncio.Event()
+    health = Health()
+    with _stop_on_signals(stopping, install=stop is None):
+        site = await serve_health(health, options.listen_host, options.listen_port)
+        try:
+            client = await connect_api(options)
+            try:
+                health.state = f"starting: checking the CRDs at {client.host}"
+                if await wait_for_api(
+                    client.host,
+                    lambda: check_crds(client),
+                    timeout=options.startup_timeout,
+                    stopping=stopping,
+                ):
+                    await _run(options, client, health, stopping)
+            finally:
+                await client.aclose()
+        finally:
+            await site.cleanup()
+
+
+async def _run(
+    options: Settings, client: KubeClient, health: Health, stopping: asyncio.Event
+) -> None:
+    """Wire the operator over ``client`` and run it until ``stopping`` is set."""
     kube = CachedKube(
         client,
         namespaces=watched_namespaces(options),
         canary_selector=options.watch_label_selector,
     )
     runtime: Runtime | None = None
-    health: web.AppRunner | None = None
-    stopping = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    if stop is None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stopping.set)
     try:
-        await check_crds(client)
         runtime = await build_runtime(options, kube)
-        health = await serve_health(runtime, options.listen_host, options.listen_port)
+        health.runtime = runtime
         runtime.leader.start()
         watch(runtime)
         runtime.ready = True
@@ -287,18 +379,12 @@ async def run_operator(options: Settings, *, stop: asyncio.Event | None = None) 
             if options.watch_label_selector
             else "",
         )
-        if await kube.wait_synced(timeout=120.0):
-            runtime.scheduler.starting = False
-        else:
+        if not await kube.wait_synced(timeout=120.0):
             log.warning("the caches did not finish their first listing within 120s; going on")
-            runtime.scheduler.starting = False
+        runtime.scheduler.starting = False
         await stopping.wait()
         log.info("stopping")
     finally:
-        if stop is None:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(signum)
         if runtime is not None:
             runtime.ready = False
             await runtime.scheduler.stop()
@@ -307,6 +393,3 @@ async def run_operator(options: Settings, *, stop: asyncio.Event | None = None) 
                 with contextlib.suppress(Exception):
                     await closer.aclose()
         await kube.aclose()
-        if health is not None:
-            await health.cleanup()
-        await client.aclose()

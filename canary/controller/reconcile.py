@@ -7,10 +7,17 @@ for gate answers, metric verdicts and Git reverts), runs the actions in order,
 and writes the status once, only after every action succeeded, with the
 Canary's resourceVersion as a precondition. Effects (Events, alerts,
 post-rollout hooks) run after the status is written, so a controller killed at
-any line repeats at most idempotent actions and never a notification.
+any line repeats at most idempotent actions. The alerts of a pass are recorded in
+that same write (``status.pendingAlerts``, `canary.core.outbox`) and handed to the
+notifier after it; a destination leaves the record once it has the message, so a
+controller killed in between delivers them after its restart instead of losing them.
 
 A Canary that cannot be parsed gets a ``SpecValid=False`` condition and one
-Warning Event naming the fields; it never disturbs other canaries.
+Warning Event naming the fields; it never disturbs other canaries. A Canary whose router
+needs kinds the API server does not serve (``provider: istio`` without Istio's CRDs) gets a
+``RouterReady=False`` condition and one Warning Event naming them and what to install, and
+nothing is created for it until they are served: the pass looks again at a growing delay
+(:data:`ROUTER_API_RETRY_SECONDS`), with one log line each time.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from canary.controller.events import EventRecorder
+from canary.controller.logs import describe
 from canary.controller.metrics import Metrics
 from canary.core import (
     Action,
@@ -55,17 +63,21 @@ from canary.core import (
     drive,
     step,
 )
+from canary.core.outbox import MAX_PENDING_ALERTS, merge_pending, pending_alerts, with_pending
 from canary.model import API_VERSION, Canary, CanaryStatus, Commands, Phase, SpecError, parse_canary
 from canary.model.canary import DEFAULT_INTERVAL_SECONDS
 from canary.model.duration import DurationError, parse_duration
+from canary.model.status import PendingAlert
 from canary.ports import (
     Analyzer,
     Conflict,
+    Discovery,
     GitReverter,
     Kube,
     KubeError,
     Leader,
     Notifier,
+    RequiredApi,
     RevisionSource,
     Router,
     Services,
@@ -81,7 +93,18 @@ FINALIZER = "finalizer.canary.gitops.dev"
 STANDBY_SECONDS = 5.0
 STATUS_RETRIES = 3
 SPEC_VALID = "SpecValid"
+ROUTER_READY = "RouterReady"
+_SHELL_CONDITIONS = frozenset({SPEC_VALID, ROUTER_READY})  # written by the shell, not the core
 ACTION_RETRY_SECONDS = 10.0
+#: Delays (before --time-scale) between the checks of a router's missing APIs.
+ROUTER_API_RETRY_SECONDS = (10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+PENDING_ALERTS = "pendingAlerts"
+
+
+def _without_pending(status: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in status.items() if k != PENDING_ALERTS}
 
 
 def checksum(status: CanaryStatus) -> str:
@@ -132,6 +155,15 @@ def _parse_time(text: str) -> datetime | None:
         return None
 
 
+def router_apis_message(provider: str, missing: tuple[RequiredApi, ...]) -> str:
+    """What the user reads when a router's kinds are not served: which, and what to install."""
+    installs = "; ".join(dict.fromkeys(api.install for api in missing))
+    return (
+        f"provider {provider} needs {', '.join(str(api) for api in missing)}, which the API "
+        f"server does not serve: {installs}. Nothing is created for this canary until then"
+    )
+
+
 def body_interval(body: Mapping[str, Any]) -> float:
     """The interval of a Canary we may not be able to parse (for retry timing)."""
     spec = body.get("spec") or {}
@@ -161,8 +193,10 @@ class CanaryController:
         leader: Leader,
         metrics: Metrics,
         settings: Settings,
+        discovery: Discovery | None = None,
     ) -> None:
         self.kube = kube
+        self.discovery = discovery  # None: a router's kinds are taken as served
         self.workloads = workloads
         self.services = services
         self.routers = routers
@@ -176,6 +210,8 @@ class CanaryController:
         self.metrics = metrics
         self.settings = settings
         self._invalid: dict[tuple[str, str], str] = {}
+        #: Canaries waiting for their router's kinds: the message, and the checks so far.
+        self._router_waits: dict[tuple[str, str], tuple[str, int]] = {}
         #: The last parse of each Canary, by resourceVersion: an idle pass reads an
         #: unchanged object, and parsing it again was a fifth of that pass's CPU.
         self._parsed: dict[tuple[str, str], tuple[str, Canary, CanaryStatus]] = {}
@@ -183,7 +219,13 @@ class CanaryController:
 
     # ------------------------------------------------------------------ a pass
 
-    async def run_pass(self, namespace: str, name: str) -> float | None:
+    async def run_woken_pass(self, namespace: str, name: str) -> float | None:
+        """A pass woken early by a change to the Canary (a command, an edit): it acts on
+        the change, but the run's next analysis step waits for its interval (a ``canary
+        promote`` while no gate waits must not advance the canary a step early)."""
+        return await self.run_pass(namespace, name, woken=True)
+
+    async def run_pass(self, namespace: str, name: str, *, woken: bool = False) -> float | None:
         if not self.leader.is_leader:
             return STANDBY_SECONDS  # a standby reads nothing
         # Lent by the watch cache (`Kube.read`): a pass never changes the body it read.
@@ -191,6 +233,7 @@ class CanaryController:
         if body is None:
             self._parsed.pop((namespace, name), None)
             self._status_dicts.pop((namespace, name), None)
+            self._router_waits.pop((namespace, name), None)
             return None
         interval = body_interval(body)
         if (body.get("metadata") or {}).get("deletionTimestamp"):
@@ -200,27 +243,35 @@ class CanaryController:
         except SpecError as exc:
             await self._report_invalid(body, exc)
             return interval
-        # The spec parses now: a SpecValid=False left from an earlier version goes.
+        # The spec parses now and the router's kinds are served (checked below): a
+        # SpecValid=False or RouterReady=False left from before goes.
         status = stored.with_(
-            conditions=tuple(c for c in stored.conditions if c.type != SPEC_VALID)
+            conditions=tuple(c for c in stored.conditions if c.type not in _SHELL_CONDITIONS)
         )
         if status.phase in (Phase.NONE, Phase.INITIALIZING) and await self._yields_target(
             canary, body
         ):
             return interval
         self._invalid.pop((namespace, name), None)
+        await self._deliver_pending(canary, stored)  # recorded by an earlier pass (or process)
+        missing = await self._missing_apis(canary)
+        if missing:
+            return await self._wait_for_apis(canary, stored, missing)
         body = await self._sync_finalizer(body, canary)
         started = asyncio.get_running_loop().time()
-        decision, target_obj, router = await self._decide(canary, status, body)
+        decision, target_obj, router = await self._decide(canary, status, body, woken=woken)
         if not self.leader.is_leader:
             return min(interval, 5.0)
         failed = await self._execute(canary, decision.actions, target_obj, router)
         if failed:
             return min(ACTION_RETRY_SECONDS, interval)
-        if not await self._write_status_retrying(body, stored, decision.status):
+        recorded, dropped = self._record_alerts(canary, stored, decision)
+        if not await self._write_status_retrying(body, stored, recorded):
             log.info("canary %s/%s changed during the pass; running it again", namespace, name)
             return 0.0
-        await self._run_effects(canary, decision)
+        await self._run_effects(canary, decision, recorded=True)
+        await self._deliver_pending(canary, recorded)
+        await self._give_up(canary, dropped)
         self.metrics.duration.labels(canary.name, namespace).observe(
             asyncio.get_running_loop().time() - started
         )
@@ -230,6 +281,68 @@ class CanaryController:
         if decision.requeue_after is not None:
             return decision.requeue_after
         return float(canary.spec.interval_seconds)
+
+    async def _missing_apis(self, canary: Canary) -> tuple[RequiredApi, ...]:
+        """The kinds the canary's router writes that the API server does not serve."""
+        if self.discovery is None:
+            return ()
+        router = self.routers(canary.spec.provider or self.settings.default_provider)
+        missing = []
+        for api in router.required_apis(canary):
+            if not await self.discovery.served(api.api_version, api.kind):
+                missing.append(api)
+        if not missing:
+            self._router_waits.pop((canary.namespace, canary.name), None)
+        return tuple(missing)
+
+    async def _wait_for_apis(
+        self, canary: Canary, stored: CanaryStatus, missing: tuple[RequiredApi, ...]
+    ) -> float:
+        """Report the router's missing kinds (condition and Event once, a log line per
+        check) and return the delay before the next check; nothing else is done."""
+        key = (canary.namespace, canary.name)
+        message = router_apis_message(
+            canary.spec.provider or self.settings.default_provider, missing
+        )
+        previous, checks = self._router_waits.get(key, ("", 0))
+        delay = ROUTER_API_RETRY_SECONDS[min(checks, len(ROUTER_API_RETRY_SECONDS) - 1)]
+        self._router_waits[key] = (message, checks + 1)
+        if previous != message:  # the Event logs the message: one line for this check too
+            await self.events.emit(canary, EmitEvent(EventType.WARNING, message))
+        else:
+            log.warning(
+                "%s/%s: still waiting for %s; checking again in %.3gs",
+                canary.namespace,
+                canary.name,
+                ", ".join(str(api) for api in missing),
+                delay * self.settings.time_scale,
+            )
+        held = stored.condition(ROUTER_READY)
+        if held is None or (held.status, held.message) != ("False", message):
+            conditions = [c.to_dict() for c in stored.conditions if c.type != ROUTER_READY]
+            stamp = format_time(_now())
+            conditions.append(
+                {
+                    "type": ROUTER_READY,
+                    "status": "False",
+                    "reason": "APINotServed",
+                    "message": message,
+                    "lastUpdateTime": stamp,
+                    "lastTransitionTime": stamp,
+                }
+            )
+            try:
+                await self.kube.patch(
+                    API_VERSION,
+                    "Canary",
+                    canary.name,
+                    canary.namespace,
+                    {"status": {"conditions": conditions}},
+                    subresource="status",
+                )
+            except KubeError as err:
+                log.warning("cannot record %s of %s/%s: %s", ROUTER_READY, *key, err)
+        return delay
 
     def _parse(self, body: Mapping[str, Any]) -> tuple[Canary, CanaryStatus]:
         """The Canary and its stored status, parsed once per resourceVersion (both are
@@ -258,7 +371,12 @@ class CanaryController:
         return as_dict
 
     async def _decide(
-        self, canary: Canary, status: CanaryStatus, body: Mapping[str, Any]
+        self,
+        canary: Canary,
+        status: CanaryStatus,
+        body: Mapping[str, Any],
+        *,
+        woken: bool = False,
     ) -> tuple[Decision, Mapping[str, Any] | None, Router]:
         spec = canary.spec
         router = self.routers(spec.provider or self.settings.default_provider)
@@ -286,6 +404,7 @@ class CanaryController:
             revision=revision,
             commands=commands,
             generation=canary.generation,
+            woken=woken,
         )
         run_id = checksum(status)
 
@@ -313,7 +432,10 @@ class CanaryController:
         try:
             return await self.reverter.revert(canary, request)
         except Exception as exc:  # a reverter bug must not wedge the canary
-            log.exception("git revert for %s/%s crashed", canary.namespace, canary.name)
+            log.error(
+                "git revert for %s/%s crashed: %s", canary.namespace, canary.name, describe(exc)
+            )
+            log.debug("the crash of the git revert", exc_info=exc)
             return RevertAnswer(
                 RevertResultKind.FAILED, message=f"internal error: {type(exc).__name__}"
             )
@@ -335,7 +457,8 @@ class CanaryController:
                 await self._one(canary, action, target_obj, router)
             except Exception as exc:  # an action failing ends the pass, never the controller
                 what = type(action).__name__
-                log.warning("%s/%s: %s failed: %s", canary.namespace, canary.name, what, exc)
+                # The Event is logged (one line, WARNING); the traceback only at DEBUG.
+                log.debug("%s/%s: %s failed", canary.namespace, canary.name, what, exc_info=exc)
                 await self.events.emit(
                     canary, EmitEvent(EventType.WARNING, f"{what} failed: {exc}")
                 )
@@ -413,18 +536,68 @@ class CanaryController:
                 same_spec = (fresh.get("metadata") or {}).get("generation") == meta.get(
                     "generation"
                 )
-                if not same_spec or (fresh.get("status") or {}) != (body.get("status") or {}):
+                theirs, ours = fresh.get("status") or {}, body.get("status") or {}
+                if not same_spec or _without_pending(theirs) != _without_pending(ours):
                     return False
+                if theirs.get(PENDING_ALERTS) != ours.get(PENDING_ALERTS):
+                    # A delivery removed what it delivered: keep that, and add ours.
+                    stored = CanaryStatus.from_dict({PENDING_ALERTS: theirs.get(PENDING_ALERTS)})
+                    new = new.with_(
+                        pending_alerts=merge_pending(
+                            old.pending_alerts, new.pending_alerts, stored.pending_alerts
+                        )
+                    )
                 body = fresh
         return False
 
-    async def _run_effects(self, canary: Canary, decision: Decision) -> None:
+    def _record_alerts(
+        self, canary: Canary, stored: CanaryStatus, decision: Decision
+    ) -> tuple[CanaryStatus, tuple[PendingAlert, ...]]:
+        """The status to write: the pass's alerts recorded in ``pendingAlerts`` (each with
+        the destinations it is owed), and what this process has delivered since taken out;
+        plus the oldest records beyond the limit, which are given up."""
+        status = decision.status
+        alerts = decision.alerts
+        if not alerts and not status.pending_alerts:
+            return status, ()
+        owner = canary.uid or f"{canary.namespace}/{canary.name}"
+        added = pending_alerts(
+            owner,
+            stored,
+            ((a, self.notifier.destinations(canary, a)) for a in alerts),
+            format_time(_now()),
+        )
+        return with_pending(status, added, self.notifier.settled)
+
+    async def _deliver_pending(self, canary: Canary, status: CanaryStatus) -> None:
+        for pending in status.pending_alerts:
+            await self.notifier.deliver(canary, pending)
+
+    async def _give_up(self, canary: Canary, dropped: tuple[PendingAlert, ...]) -> None:
+        for pending in dropped:
+            self.metrics.notifications.labels(provider_type="none", outcome="failed").inc()
+            self.metrics.notification_failures.labels(provider_type="none").inc()
+            await self.events.emit(
+                canary,
+                EmitEvent(
+                    EventType.WARNING,
+                    f"Notification {pending.kind} for {canary.name}.{canary.namespace} failed: "
+                    f"given up, more than {MAX_PENDING_ALERTS} notifications are waiting",
+                ),
+            )
+
+    async def _run_effects(
+        self, canary: Canary, decision: Decision, *, recorded: bool = False
+    ) -> None:
+        """Events, alerts and post-rollout hooks. ``recorded``: the alerts with somewhere to
+        go are in the status written (`_record_alerts`) and leave with `_deliver_pending`."""
         status = decision.status
         for effect in decision.effects:
             if isinstance(effect, EmitEvent):
                 await self.events.emit(canary, effect)
             elif isinstance(effect, SendAlert):
-                await self.notifier.notify(canary, effect.alert)
+                if not recorded or not self.notifier.destinations(canary, effect.alert):
+                    await self.notifier.notify(canary, effect.alert)
             elif isinstance(effect, CallHooks):
                 for hook in canary.spec.analysis_or_default.hooks(effect.type):
                     result: HookAnswer = await self.webhooks.call(

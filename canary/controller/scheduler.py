@@ -15,7 +15,8 @@ object, fed by the watch caches (``seen``/``forget``). The rules:
   turn is late, and the lateness metric says so (start time minus due time).
 * **Woken.** A change that matters (a new interval, a command annotation on a Canary, a new
   generation of a GitSource) makes the job due now.
-* A pass that raises is logged and retried after a backoff; it never stops the job or another.
+* A pass that raises is logged (one line with the cause; the traceback at DEBUG) and retried
+  after a backoff; it never stops the job or another.
 
 ``time_scale`` multiplies every delay (demos and tests only; 1 in production).
 """
@@ -31,6 +32,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from canary.controller.logs import describe
+from canary.errors import CanaryError
 from canary.model.commands import ONE_SHOT, PAUSED
 
 log = logging.getLogger("canary.scheduler")
@@ -67,6 +70,9 @@ class JobKind:
     run_pass: RunPass
     fingerprint: Fingerprint = fingerprint
     first_delay: Callable[[Mapping[str, Any]], float] | None = None
+    # The pass for a job woken early by a change (a command, an edit), if it differs: a
+    # Canary's woken pass acts on the change but takes no analysis step before it is due.
+    run_woken: RunPass | None = None
 
 
 @dataclass
@@ -171,35 +177,53 @@ class Scheduler:
 
     # -- the job -------------------------------------------------------------------------
 
+    def _failed(self, kind: str, namespace: str, name: str, exc: Exception, delay: float) -> None:
+        """One line for a failed pass: WARNING for an error of ours (the API server said
+        no, a router could not write), ERROR for anything else (a bug); the traceback at
+        DEBUG only."""
+        level = logging.WARNING if isinstance(exc, CanaryError) else logging.ERROR
+        log.log(
+            level,
+            "pass for %s %s/%s failed: %s; retrying in %.3gs",
+            kind,
+            namespace,
+            name,
+            describe(exc),
+            delay * self.time_scale,
+        )
+        log.debug("the failed pass of %s %s/%s", kind, namespace, name, exc_info=exc)
+
     async def _loop(
         self, kind: str, namespace: str, name: str, job: _Job, first_delay: float
     ) -> None:
         loop = asyncio.get_running_loop()
         run_pass = self.kinds[kind].run_pass
+        run_woken = self.kinds[kind].run_woken or run_pass
         failures = 0
         due = loop.time() + first_delay
         while True:
             wait = due - loop.time()
+            scheduled, woken = due, False
             if wait > 0:
                 job.wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(job.wake.wait(), timeout=wait)
                 if job.wake.is_set():
-                    due = loop.time()  # woken early: due now
+                    due, woken = loop.time(), True  # woken early: due now
             job.wake.clear()
             async with self._gate:
                 started = loop.time()
                 if self.on_lateness is not None and kind == "Canary":
                     self.on_lateness(max(0.0, started - due))
                 try:
-                    delay = await run_pass(namespace, name)
+                    delay = await (run_woken if woken else run_pass)(namespace, name)
                     failures = 0
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception("pass for %s %s/%s failed; retrying", kind, namespace, name)
+                except Exception as exc:
                     delay = ERROR_BACKOFF[min(failures, len(ERROR_BACKOFF) - 1)]
                     failures += 1
+                    self._failed(kind, namespace, name, exc, delay)
             job.passes += 1
             if delay is None:
                 # The object is gone (or finalized): end, unless a newer job replaced us.
@@ -216,5 +240,9 @@ class Scheduler:
             due = due + delay
             if due < ended - delay:
                 due = ended
+            if woken:
+                # A woken pass does not move the clock: the next pass is due when it
+                # was anyway (or sooner, when this pass asked for it).
+                due = min(scheduled, ended + delay)
             if delay <= 0:
                 await asyncio.sleep(0)

@@ -47,7 +47,7 @@ from canary.core.endings import failed_promotion, finalize_deletion, rollback
 from canary.core.initialization import held, initialize
 from canary.core.known_bad import known_bad_match
 from canary.core.observations import Answer, Observations, Request, request_key
-from canary.core.phases import IN_RUN, RUNNING, Trigger
+from canary.core.phases import IDLE, IN_RUN, RUNNING, Trigger
 from canary.core.promotion import finalising, promote_now, promoting, skip_analysis
 from canary.core.revert import process_git_revert
 from canary.core.revisions import (
@@ -136,7 +136,17 @@ def decide(canary: Canary, status: CanaryStatus, obs: Observations) -> Flow[Deci
     """One tick as a generator of requests (see the module docstring)."""
     tick = Tick(canary, status, obs)
     yield from _advance(tick)
+    tick.pending_revision = _revision_pending(tick)
     return tick.decision()
+
+
+def _revision_pending(t: Tick) -> bool:
+    """Whether the tick ends with a new revision of the target seen but not started (the
+    primary not ready, say): the Promoted condition must stop saying the last release is
+    promoted in the very pass that sees it, not when the run starts."""
+    if t.status.phase not in IDLE or t.status.refused or t.obs.deleting:
+        return False
+    return t.obs.target is not None and revision_changed(t)
 
 
 def _advance(t: Tick) -> Flow[None]:
@@ -197,9 +207,16 @@ def _analyse_and_advance(t: Tick) -> Flow[None]:
     # 23. the failed-checks threshold
     if threshold_reached(t):
         return
-    # 25. the first analysis tick runs pre-rollout hooks; later ticks the analysis.
+    # 24. a pass woken early by a command or an edit acts on it (above) but takes the
+    # run's next step only when its interval is due: a `canary promote` while no gate
+    # waits must not advance the canary a step early. (The run's first traffic step may
+    # go at once: the canary became ready.)
     routes = t.routes()
-    if first_analysis_tick(t, routes):
+    first = first_analysis_tick(t, routes)
+    if t.obs.woken and phase is Phase.PROGRESSING and not first:
+        return
+    # 25. the first analysis tick runs pre-rollout hooks; later ticks the analysis.
+    if first:
         ended = yield from pre_rollout(t)
     else:
         ended = yield from run_analysis(t)

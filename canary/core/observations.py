@@ -231,6 +231,9 @@ class Observations:
     deleting: bool = False
     generation: int = 0
     answers: Mapping[str, Answer] = field(default_factory=dict)
+    # The pass was woken early by a change to the Canary (a command, an edit), not by its
+    # interval: it acts on the change but takes no analysis step (machine.py, step 24).
+    woken: bool = False
 
     def answer(self, request: Request) -> Answer | None:
         return self.answers.get(request_key(request))

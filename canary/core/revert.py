@@ -53,6 +53,12 @@ def _why_no_revert(t: Tick, good: str, bad: str) -> str:
     if not t.spec.gitops.revert:
         return "spec.gitops.revert is false"
     if not bad:
+        if good and t.obs.revision is not None and t.obs.revision.revision == good:
+            # The run's revision was never known (canary.core.revisions.names_another_release).
+            return (
+                f"the failed revision is the last good one: Git still names {good} (the failed "
+                "release was not made from Git, or Git has not reported it yet)"
+            )
         return (
             "the Git revision of the target is unknown (no GitSource, Flux or Argo CD manages it)"
         )

@@ -79,6 +79,10 @@ def catch_up_revision(t: Tick) -> None:
             target.template_hash == status.last_applied_spec
             and configs == dict(status.tracked_configs)
             and revision.revision != status.current_revision
+            and not names_another_release(t, revision.revision)
+            and not any(
+                r.revision == revision.revision for r in status.analysis_history if not r.open
+            )
         ):
             t.set(current_revision=revision.revision)
     elif status.phase in (Phase.INITIALIZED, Phase.SUCCEEDED):
@@ -91,6 +95,38 @@ def catch_up_revision(t: Tick) -> None:
             t.set(current_revision=revision.revision, last_good_revision=revision.revision)
 
 
+def names_another_release(t: Tick, revision: str) -> bool:
+    """Whether a revision report names a release the target is not: the primary's, the
+    run's before this one or a known-bad one, while the target's template (or configs)
+    differ from that release's. Flux and Argo CD write their revision after applying, so
+    right after an apply the report still names the release before: the run's revision is
+    then unknown until the report catches up, and no message names the wrong one."""
+    target, status = t.obs.target, t.status
+    if target is None or not revision:
+        return False
+    configs = dict(target.tracked_configs)
+    releases = (
+        (status.last_good_revision, status.last_promoted_spec, status.promoted_configs),
+        (status.current_revision, status.last_applied_spec, status.tracked_configs),
+        *((k.revision, k.template, None) for k in status.known_bad),
+    )
+    return any(
+        name == revision
+        and template
+        and (
+            template != target.template_hash
+            or (made_with is not None and dict(made_with) != configs)
+        )
+        for name, template, made_with in releases
+    )
+
+
+def run_revision(t: Tick) -> str:
+    """The revision of the run starting now: the report, unless it names another release."""
+    reported = t.obs.revision.revision if t.obs.revision else ""
+    return "" if names_another_release(t, reported) else reported
+
+
 def retry(t: Tick) -> bool:
     """``canary retry`` on a failed run or a refused release; True when a run started."""
     commands = t.obs.commands
@@ -101,6 +137,8 @@ def retry(t: Tick) -> bool:
     if phase is not Phase.FAILED and not t.status.refused:
         t.event(f"Nothing to retry: {t.id} is {phase.value or 'not started'}", warning=True)
         return False
+    if not t.status.refused and _nothing_new(t):
+        return False
     if t.status.refused:
         t.event(f"Analysing {t.target_id} although it is a known-bad release{t.by(commands.retry)}")
         overridden = known_bad_match(t)
@@ -108,6 +146,27 @@ def retry(t: Tick) -> bool:
     else:
         t.event(f"Retrying the failed revision of {t.target_id}{t.by(commands.retry)}")
     start_run(t, retry=True)
+    return True
+
+
+def _nothing_new(t: Tick) -> bool:
+    """A retry after Git was reverted (or the target put back by hand) would run the
+    promoted template against itself and report a promotion of nothing: refuse it, naming
+    the revert, and say how to release the failed revision again. True when refused."""
+    target = t.obs.target
+    if target is None or target.template_hash != t.status.last_promoted_spec:
+        return False
+    revert = t.status.git_revert
+    if revert is not None and revert.commit:
+        why = (
+            f"its revision {revert.bad_revision} was reverted in Git by {revert.commit[:12]} "
+            f"and {t.target_id} runs the promoted template again; to release it again, "
+            f"revert the revert in Git (git revert {revert.commit[:12]})"
+        )
+    else:
+        why = f"{t.target_id} runs the promoted template again: there is nothing new to analyse"
+    t.event(f"Nothing to retry: {why}", warning=True)
+    t.set(message=f"Retry refused: {why}.")
     return True
 
 
@@ -149,7 +208,7 @@ def confirm_rollout_and_start(t: Tick) -> Flow[None]:
 
 def start_run(t: Tick, *, retry: bool) -> None:
     """Scale the target up and start counting: the run's first tick."""
-    revision = t.obs.revision.revision if t.obs.revision else ""
+    revision = run_revision(t)
     t.event(f"New revision detected! Scaling up {t.target_id}")
     revert = t.status.git_revert
     if revert is not None and not revert.state.finished:
@@ -195,7 +254,7 @@ def restart_on_new_revision(t: Tick, changed: bool) -> bool:
         return False
     t.event(f"New revision detected! Restarting analysis for {t.target_id}")
     t.act(SetRoutes(TOTAL_WEIGHT, 0, False))
-    new_revision = t.obs.revision.revision if t.obs.revision else t.status.current_revision
+    new_revision = run_revision(t)  # never the run's before: its revision names another release
     end_run(t, RESTARTED, f"new revision {new_revision}".rstrip())
     _reset_run(t, Trigger.REVISION_CHANGED)
     t.set(

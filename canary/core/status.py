@@ -1,12 +1,18 @@
 """Conditions and transition times derived from the status fields.
 
 Conditions are never decided separately: they are a function of the phase (the
-``Promoted`` condition exactly as Flagger writes it, reference/flagger.md 1.2, so
-``kubectl wait --for=condition=Promoted`` works), of the Git revert state (our
-``GitReverted`` condition), of a known-bad release (``KnownBad``) and of a stalled
-analysis (``AnalysisStalled``, present while ``status.stalled`` says what the analysis
-needs). A condition keeps its lastTransitionTime while its status does not change;
+``Promoted`` condition exactly as Flagger writes it, reference/flagger.md 1.2), of the Git
+revert state (our ``GitReverted`` condition), of a known-bad release (``KnownBad``) and of a
+stalled analysis (``AnalysisStalled``, present while ``status.stalled`` says what the
+analysis needs). A condition keeps its lastTransitionTime while its status does not change;
 ``status.lastTransitionTime`` moves whenever any field people watch changes.
+
+``Promoted`` says whether the target's *current* revision is promoted, so it never keeps the
+last release's True once a new revision is seen. Two cases beyond Flagger's table: a new
+revision that is detected but cannot start yet (the primary is not ready) is Unknown /
+Progressing in the pass that sees it, and a known-bad release that is refused is False /
+KnownBad. Every managed condition carries ``observedGeneration`` (the Canary's
+metadata.generation the pass decided on), which ``kubectl wait`` compares with the spec's.
 """
 
 from __future__ import annotations
@@ -90,23 +96,45 @@ def _revert_condition(status: CanaryStatus) -> tuple[str, str, str] | None:
     return "False", "Skipped", revert.message or "No revert was made."
 
 
+PENDING_REVISION = (
+    "Unknown",
+    "Progressing",
+    "New revision detected, waiting to start its analysis.",
+)
+
+
+def _promoted(status: CanaryStatus, kind: str, pending_revision: bool) -> tuple[str, str, str]:
+    """The Promoted condition: the phase's (Flagger's table), unless the target's current
+    revision is refused as known-bad or is new and not started yet (module docstring)."""
+    if status.refused:
+        return "False", "KnownBad", status.refused
+    if pending_revision:
+        return PENDING_REVISION
+    return promoted_condition(status.phase, kind)
+
+
 def _set(
-    conditions: list[Condition], old: CanaryStatus, kind: str, value: tuple[str, str, str], now: str
+    conditions: list[Condition],
+    old: CanaryStatus,
+    kind: str,
+    value: tuple[str, str, str],
+    now: str,
+    generation: int,
 ) -> None:
     status, reason, message = value
     previous = old.condition(kind)
-    if (
-        previous is not None
-        and previous.status == status
-        and previous.reason == reason
-        and previous.message == message
-    ):
+    if previous is not None and (
+        previous.status,
+        previous.reason,
+        previous.message,
+        previous.observed_generation,
+    ) == (status, reason, message, generation):
         conditions.append(previous)
         return
     transition = (
         previous.last_transition_time if previous is not None and previous.status == status else now
     )
-    conditions.append(Condition(kind, status, reason, message, now, transition or now))
+    conditions.append(Condition(kind, status, reason, message, now, transition or now, generation))
 
 
 _WATCHED = (
@@ -123,20 +151,29 @@ _WATCHED = (
 
 
 def with_conditions(
-    status: CanaryStatus, old: CanaryStatus, kind: str, now: datetime
+    status: CanaryStatus,
+    old: CanaryStatus,
+    kind: str,
+    now: datetime,
+    *,
+    pending_revision: bool = False,
 ) -> CanaryStatus:
-    """Fill in conditions and lastTransitionTime for a new status."""
+    """Fill in conditions and lastTransitionTime for a new status. ``pending_revision``: the
+    target has a new revision the pass saw but did not start (the phase is still idle)."""
     stamp = _iso(now)
+    generation = status.observed_generation
     conditions: list[Condition] = []
-    _set(conditions, old, PROMOTED, promoted_condition(status.phase, kind), stamp)
+    promoted = _promoted(status, kind, pending_revision)
+    _set(conditions, old, PROMOTED, promoted, stamp, generation)
     revert = _revert_condition(status)
     if revert is not None:
-        _set(conditions, old, GIT_REVERTED, revert, stamp)
+        _set(conditions, old, GIT_REVERTED, revert, stamp, generation)
     if status.refused:
-        _set(conditions, old, KNOWN_BAD, ("True", "KnownBadRelease", status.refused), stamp)
+        known_bad = ("True", "KnownBadRelease", status.refused)
+        _set(conditions, old, KNOWN_BAD, known_bad, stamp, generation)
     if status.stalled:
         stalled = ("True", "InconclusiveBudgetSpent", status.stalled)
-        _set(conditions, old, ANALYSIS_STALLED, stalled, stamp)
+        _set(conditions, old, ANALYSIS_STALLED, stalled, stamp, generation)
     others = [c for c in status.conditions if c.type not in MANAGED]
     new = status.with_(conditions=tuple(conditions + others))
     before, after = old.to_dict(), new.to_dict()

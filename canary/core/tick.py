@@ -97,6 +97,9 @@ class Tick:
         # Set by the analysis when inconclusive verdicts let the weight step up: the
         # strategy may add traffic, but never promotes on this tick (what is inconclusive).
         self.hold_promotion = ""
+        # Set by the machine at the end of the tick: the target has a new revision that this
+        # tick saw but did not start (the Promoted condition says so, canary.core.status).
+        self.pending_revision = False
         self.handled: dict[str, str] = dict(status.handled_commands)
         self.target_name = canary.spec.target_ref.name
         self.kind = canary.spec.target_ref.kind or "Deployment"
@@ -280,7 +283,9 @@ class Tick:
         if self.frozen:
             return Decision(status=self.old, effects=tuple(self.effects))
         status = self.status.with_(handled_commands=self.handled)
-        status = with_conditions(status, self.old, self.kind, self.obs.now)
+        status = with_conditions(
+            status, self.old, self.kind, self.obs.now, pending_revision=self.pending_revision
+        )
         return Decision(
             status=status,
             actions=tuple(self.actions),

@@ -86,6 +86,31 @@ EXIT_SETUP = 2
 EXIT_INTERRUPTED = 130
 
 
+
+def rollback_reason(status: Mapping[str, Any], revision: str) -> tuple[bool, str]:
+    """Why the run of ``revision`` was rolled back, from ``status.analysisHistory``: right
+    (True) only when every failing verdict was the success rate failing on errors; a run
+    rolled back on NoData or a query Error failed for the wrong reason."""
+    runs = [
+        r
+        for r in status.get("analysisHistory") or ()
+        if isinstance(r, Mapping) and r.get("revision") == revision
+    ]
+    failing: list[tuple[str, str, object]] = []
+    for run in runs[-1:]:
+        for tick in run.get("ticks") or ():
+            for v in tick.get("verdicts") or ():
+                if v.get("outcome") in ("Fail", "NoData", "Error") and not v.get("advisory"):
+                    failing.append((str(v.get("name")), str(v.get("outcome")), v.get("value")))
+    if not failing:
+        return False, "no failed check recorded for its run"
+    right = all(name == "request-success-rate" and outcome == "Fail" for name, outcome, _ in failing)
+    shown = "; ".join(
+        f"{name} {outcome}" + (f" at {value:g}" if isinstance(value, int | float) else "")
+        for name, outcome, value in failing[-3:]
+    )
+    return right, ("on its error rate: " if right else "for the wrong reason: ") + shown
+
 class DemoStopped(CanaryError):
     """A signal (SIGTERM, SIGHUP) stopped the demo; everything it started was stopped too."""
 
@@ -635,6 +660,7 @@ class Demo:
 
         await self.until(rolled_back, "v3 to be rolled back")
         self.times.v3_rolled_back = time.monotonic()
+        self.v3_reason = rollback_reason(self.view.canary, revision)
         self.reporter.note(
             f"v3 rolled back in {self.times.v3_rolled_back - self.times.v3_commit:.0f}s after its "
             "commit: all traffic is on the primary (v2) again",
@@ -686,6 +712,8 @@ class Demo:
         self.view.stage = "done"
 
     # ============================================================ observation
+
+    v3_reason: tuple[bool, str] = (False, "not rolled back")
 
     def run_of(self, revision: str) -> str | None:
         """The phase of the run that analyses ``revision``, None before it starts."""
@@ -935,9 +963,10 @@ class Demo:
                 f"{v2_time:.0f}s after its commit" if v2_time is not None else "",
             ),
             (
-                "v3 rolled back",
-                t.v3_rolled_back is not None,
-                f"{v3_time:.0f}s after its commit" if v3_time is not None else "",
+                "v3 rolled back for its errors",
+                t.v3_rolled_back is not None and self.v3_reason[0],
+                (f"{v3_time:.0f}s after its commit; " if v3_time is not None else "")
+                + self.v3_reason[1],
             ),
             (
                 "v3 reverted in Git",

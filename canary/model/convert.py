@@ -31,6 +31,7 @@ from canary.model.schema import (
     FLAGGER_API_VERSION,
     FLAGGER_KINDS,
     DocumentError,
+    api_version_problem,
     format_path,
     parse_documents,
 )
@@ -38,11 +39,14 @@ from canary.model.schema import (
 __all__ = [
     "Change",
     "ConversionError",
+    "Leftover",
     "convert_document",
     "convert_text",
+    "leftovers",
 ]
 
 _ANALYSIS_FIELDS = ("analysis", "canaryAnalysis")
+_FLAGGER_GROUP_PREFIX = FLAGGER_API_VERSION.split("/")[0] + "/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +76,7 @@ Path = tuple[str | int, ...]
 
 
 def _is_convertible(api_version: Any, kind: Any) -> bool:
-    return api_version == FLAGGER_API_VERSION and kind in FLAGGER_KINDS
+    return api_version == FLAGGER_API_VERSION and isinstance(kind, str) and kind in FLAGGER_KINDS
 
 
 def _targets(doc: Mapping[str, Any], prefix: Path = ()) -> Iterator[Path]:
@@ -101,6 +105,62 @@ def _targets(doc: Mapping[str, Any], prefix: Path = ()) -> Iterator[Path]:
             ref = metric.get("templateRef") if isinstance(metric, Mapping) else None
             if isinstance(ref, Mapping) and ref.get("apiVersion") == FLAGGER_API_VERSION:
                 yield (*prefix, "spec", field, "metrics", index, "templateRef", "apiVersion")
+
+
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """An object that looks like Flagger's but is not converted: which field, and why."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+_FLAGGER_KINDS_TEXT = "a Canary, MetricTemplate or AlertProvider"
+
+
+def leftovers(doc: Mapping[str, Any], prefix: Path = ()) -> list[Leftover]:
+    """What in ``doc`` (or in the items of a ``v1`` ``List``) names Flagger's API group but is
+    left as it is: a malformed apiVersion, another version, a kind that is not a string or not
+    one Flagger serves. ``canary convert`` warns about each; ``canary lint`` rejects them."""
+    api_version, kind = doc.get("apiVersion"), doc.get("kind")
+    if api_version == "v1" and kind == "List":
+        items = doc.get("items")
+        return [
+            found
+            for index, item in enumerate(items if isinstance(items, list) else ())
+            if isinstance(item, Mapping)
+            for found in leftovers(item, (*prefix, "items", index))
+        ]
+    if not isinstance(api_version, str) or not api_version.startswith(_FLAGGER_GROUP_PREFIX):
+        return []
+    where = format_path((*prefix, "apiVersion"))
+    if api_version_problem(api_version) is not None:
+        reason = f"{api_version!r} is not a valid apiVersion (Flagger's is {FLAGGER_API_VERSION})"
+        return [Leftover(where, f"{reason}; left unchanged")]
+    if api_version != FLAGGER_API_VERSION:
+        return [Leftover(where, f"{api_version} is not {FLAGGER_API_VERSION}; left unchanged")]
+    if not _is_convertible(api_version, kind):
+        got = repr(kind) if isinstance(kind, str) else _shape(kind)
+        return [
+            Leftover(
+                format_path((*prefix, "kind")),
+                f"expected {_FLAGGER_KINDS_TEXT}, got {got}; left unchanged",
+            )
+        ]
+    return []
+
+
+def _shape(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
 
 
 def convert_document(doc: Mapping[str, Any]) -> tuple[dict[str, Any], list[Change]]:
@@ -193,9 +253,21 @@ def convert_text(text: str, source: str = "<string>") -> tuple[str, list[Change]
         out = out[:start] + replacement + out[end:]
 
     result = [doc for _, doc in parse_documents(out, source)]
-    if result != expected:
+    if not _same(result, expected):
         raise ConversionError(
             f"{source}: rewriting in place would change more than the apiVersion values "
             "(YAML anchors or aliases shared with other fields?); convert this file by hand"
         )
     return out, changes
+
+
+def _same(a: Any, b: Any) -> bool:
+    """``a == b``, except that a NaN (``.nan`` in YAML) equals a NaN: the text of an unchanged
+    ``.nan`` is unchanged, yet ``nan != nan`` would refuse every file that holds one."""
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)

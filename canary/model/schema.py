@@ -48,12 +48,14 @@ __all__ = [
     "ResourceSchema",
     "SchemaIssue",
     "Severity",
+    "api_version_problem",
     "crd_dir",
     "crd_files",
     "format_path",
     "load_documents",
     "load_resource_schemas",
     "parse_documents",
+    "read_documents",
     "validate",
     "validate_file",
 ]
@@ -240,7 +242,24 @@ def parse_documents(text: str, source: str = "<string>") -> list[tuple[int, dict
     Empty documents are skipped but counted, so numbers match the positions in the file. Raises
     :class:`DocumentError` naming ``source``, the document and the line.
     """
+    documents, problems = read_documents(text, source)
+    if problems:
+        raise problems[0]
+    return documents
+
+
+def read_documents(
+    text: str, source: str = "<string>"
+) -> tuple[list[tuple[int, dict[str, Any]]], list[DocumentError]]:
+    """:func:`parse_documents` that goes on past a document that is not a mapping.
+
+    Returns the objects and the problems, in document order: every document that is not a
+    mapping (a list, a string) is one problem and the next documents are still read; YAML that
+    does not parse (or a duplicate key) is the last problem, as nothing after it can be
+    trusted. ``canary lint`` reports every document this way.
+    """
     out: list[tuple[int, dict[str, Any]]] = []
+    problems: list[DocumentError] = []
     number = 0
     loader = _Loader(text)
     try:
@@ -249,21 +268,28 @@ def parse_documents(text: str, source: str = "<string>") -> list[tuple[int, dict
             try:
                 doc = loader.get_data()
             except yaml.YAMLError as exc:
-                raise DocumentError(source, number, _yaml_error(exc)) from exc
+                problems.append(DocumentError(source, number, _yaml_error(exc)))
+                break
             if doc is None:
                 continue
             if not isinstance(doc, dict):
-                raise DocumentError(
-                    source,
-                    number,
-                    f"expected a mapping (a Kubernetes object), got {_describe(doc)}",
+                problems.append(
+                    DocumentError(
+                        source,
+                        number,
+                        f"expected a mapping (a Kubernetes object), got {_describe(doc)}",
+                    )
                 )
-            out.append((number, _normalise(doc)))
-    except yaml.YAMLError as exc:
-        raise DocumentError(source, number + 1, _yaml_error(exc)) from exc
+                continue
+            try:
+                out.append((number, _normalise(doc)))
+            except _TooDeep as exc:
+                problems.append(DocumentError(source, number, str(exc)))
+    except yaml.YAMLError as exc:  # check_data() fails before the next document is counted
+        problems.append(DocumentError(source, number + 1, _yaml_error(exc)))
     finally:
         loader.dispose()
-    return out
+    return out, problems
 
 
 def load_documents(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
@@ -286,12 +312,30 @@ def _yaml_error(exc: yaml.YAMLError) -> str:
     return f"invalid YAML: {text}"
 
 
-def _normalise(value: Any) -> Any:
-    """Give a parsed document the shape the API server sees: string keys, timestamps as text."""
+MAX_DEPTH = 100  # nesting levels of one document; real manifests stay far below
+
+
+class _TooDeep(ValueError):
+    """A document nested deeper than MAX_DEPTH, or an alias inside the node it names."""
+
+
+def _normalise(value: Any, depth: int = 0) -> Any:
+    """Give a parsed document the shape the API server sees: string keys, timestamps as text.
+
+    Raises :class:`_TooDeep` past :data:`MAX_DEPTH` levels: a recursive alias (``a: &x [*x]``)
+    would otherwise never end, and nothing after this check has to guard its recursion.
+    """
+    if isinstance(value, Mapping | list | tuple) and depth >= MAX_DEPTH:
+        raise _TooDeep(
+            f"nested more than {MAX_DEPTH} levels deep (or a YAML alias inside the node it names)"
+        )
     if isinstance(value, Mapping):
-        return {str(k) if not isinstance(k, str) else k: _normalise(v) for k, v in value.items()}
+        return {
+            str(k) if not isinstance(k, str) else k: _normalise(v, depth + 1)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [_normalise(v) for v in value]
+        return [_normalise(v, depth + 1) for v in value]
     if isinstance(value, _dt.datetime | _dt.date):
         return value.isoformat()
     return value
@@ -350,6 +394,21 @@ def _mark_map_keys(schema: Mapping[str, Any] | None, parts: Iterable[str | int])
 # --------------------------------------------------------------------------- validation
 
 
+def api_version_problem(api_version: str) -> str | None:
+    """Why ``api_version`` cannot be the apiVersion of any object, or None when it is well formed.
+
+    The API server reads ``GROUP/VERSION``, or ``VERSION`` alone for the core group (``v1``):
+    a second slash, an empty part or a blank inside is refused before any schema is looked at.
+    """
+    parts = api_version.split("/")
+    if len(parts) <= 2 and all(part and not any(c.isspace() for c in part) for part in parts):
+        return None
+    return (
+        f"{api_version!r} is not a valid apiVersion: expected GROUP/VERSION (such as "
+        f"{API_VERSION}) or, for the core group, VERSION alone (such as v1)"
+    )
+
+
 def validate(doc: Mapping[str, Any]) -> list[SchemaIssue]:
     """Check one Kubernetes object against our CRDs.
 
@@ -369,10 +428,15 @@ def validate_file(path: str | Path) -> list[DocumentIssue]:
     ]
 
 
-def _validate(doc: Any, prefix: tuple[str | int, ...]) -> list[SchemaIssue]:
+def _header_issues(doc: Any, prefix: tuple[str | int, ...]) -> list[SchemaIssue]:
+    """What makes ``doc`` no Kubernetes object at all: not a mapping, nested too deep, no
+    apiVersion or kind strings, an apiVersion no API server reads."""
     if not isinstance(doc, Mapping):
         return [_issue(prefix, f"expected a Kubernetes object (a mapping), got {_describe(doc)}")]
-    doc = _normalise(doc)
+    try:
+        _normalise(doc)
+    except _TooDeep as exc:
+        return [_issue(prefix, str(exc))]
     api_version, kind = doc.get("apiVersion"), doc.get("kind")
     if not (isinstance(api_version, str) and api_version and isinstance(kind, str) and kind):
         return [
@@ -384,6 +448,16 @@ def _validate(doc: Any, prefix: tuple[str | int, ...]) -> list[SchemaIssue]:
             for field, value in (("apiVersion", api_version), ("kind", kind))
             if not isinstance(value, str) or not value
         ]
+    malformed = api_version_problem(api_version)
+    return [_issue((*prefix, "apiVersion"), malformed)] if malformed is not None else []
+
+
+def _validate(doc: Any, prefix: tuple[str | int, ...]) -> list[SchemaIssue]:
+    header = _header_issues(doc, prefix)
+    if header:
+        return header
+    doc = _normalise(doc)
+    api_version, kind = doc["apiVersion"], doc["kind"]
     issues: list[SchemaIssue] = []
 
     if api_version == "v1" and kind == "List":
@@ -542,6 +616,8 @@ def _prune(
     root: bool = False,
 ) -> Any:
     """Return ``value`` without the fields the API server would drop; note each as a warning."""
+    if isinstance(value, Mapping) and node.get("type", "object") != "object":
+        return value  # a mapping where a scalar or a list belongs: validation says so, once
     if isinstance(value, Mapping):
         properties: Mapping[str, Any] | None = node.get("properties")
         additional = node.get("additionalProperties")
@@ -620,12 +696,19 @@ def _schema_errors(
     doc: Mapping[str, Any],
     prefix: tuple[str | int, ...],
 ) -> list[SchemaIssue]:
-    found: dict[tuple[str, str], SchemaIssue] = {}
+    found: dict[tuple[str, str], tuple[str, SchemaIssue]] = {}
     for error in validator.iter_errors(doc):
         path = (*prefix, *_mark_map_keys(schema, error.absolute_path))
         for issue in _explain(error, path):
-            found.setdefault((issue.path, issue.message), issue)
-    return sorted(found.values(), key=lambda issue: (issue.path, issue.message))
+            found.setdefault((issue.path, issue.message), (str(error.validator), issue))
+    # A value of the wrong type: what its enum or pattern would add says nothing more.
+    mistyped = {issue.path for keyword, issue in found.values() if keyword == "type"}
+    kept = [
+        issue
+        for keyword, issue in found.values()
+        if keyword == "type" or issue.path not in mistyped
+    ]
+    return sorted(kept, key=lambda issue: (issue.path, issue.message))
 
 
 def _explain(error: ValidationError, path: tuple[str | int, ...]) -> Iterator[SchemaIssue]:

@@ -69,9 +69,10 @@ class Condition:
     message: str
     last_update_time: str = ""
     last_transition_time: str = ""
+    observed_generation: int = 0  # the Canary's metadata.generation it was computed for
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "type": self.type,
             "status": self.status,
             "reason": self.reason,
@@ -79,6 +80,9 @@ class Condition:
             "lastUpdateTime": self.last_update_time,
             "lastTransitionTime": self.last_transition_time,
         }
+        if self.observed_generation > 0:  # 0 would read as "older than the spec" (kubectl wait)
+            out["observedGeneration"] = self.observed_generation
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Condition:
@@ -89,6 +93,7 @@ class Condition:
             message=str(d.get("message", "")),
             last_update_time=str(d.get("lastUpdateTime", "") or ""),
             last_transition_time=str(d.get("lastTransitionTime", "") or ""),
+            observed_generation=_int(d.get("observedGeneration")),
         )
 
 
@@ -375,6 +380,44 @@ class KnownBad:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingAlert:
+    """An alert recorded with the transition that caused it, until each destination has it
+    (``status.pendingAlerts``, oldest first).
+
+    ``key`` identifies the alert (the canary, the run and the transition: replaying a pass
+    gives the same key); ``destinations`` are the ones still owed it (an AlertProvider as
+    ``namespace/name``, or ``global``); ``alert`` holds what the message is made of (the
+    facts of `canary.core.actions.Alert`) and nothing secret: no address, token or proxy.
+    """
+
+    key: str
+    kind: str
+    created: str  # RFC 3339: when the transition was recorded (the message's timestamp)
+    destinations: tuple[str, ...] = ()
+    alert: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "kind": self.kind,
+            "created": self.created,
+            "destinations": list(self.destinations),
+            "alert": dict(self.alert),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PendingAlert:
+        alert = d.get("alert")
+        return cls(
+            key=_text(d, "key"),
+            kind=_text(d, "kind"),
+            created=_text(d, "created"),
+            destinations=_strings(d.get("destinations")),
+            alert=dict(alert) if isinstance(alert, Mapping) else {},
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class CanaryStatus:
     phase: Phase = Phase.NONE
     canary_weight: int = 0
@@ -404,6 +447,7 @@ class CanaryStatus:
     message: str = ""
     known_bad: tuple[KnownBad, ...] = ()
     refused: str = ""  # why the target's current revision was not analysed (a known-bad release)
+    pending_alerts: tuple[PendingAlert, ...] = ()  # alerts not yet delivered (canary.core.outbox)
 
     def with_(self, **changes: Any) -> CanaryStatus:
         return replace(self, **changes)
@@ -445,6 +489,11 @@ class CanaryStatus:
             "message": self.message,
             "knownBad": [k.to_dict() for k in self.known_bad],
             "refused": self.refused,
+            # absent when empty: a merge patch of null removes it, and a status that never had
+            # one is not written again for it
+            "pendingAlerts": [p.to_dict() for p in self.pending_alerts]
+            if self.pending_alerts
+            else None,
         }
 
     @classmethod
@@ -482,6 +531,11 @@ class CanaryStatus:
             message=_text(d, "message"),
             known_bad=_records(d.get("knownBad"), KnownBad.from_dict),
             refused=_text(d, "refused"),
+            pending_alerts=tuple(
+                p
+                for p in _records(d.get("pendingAlerts"), PendingAlert.from_dict)
+                if p.key and p.destinations
+            ),
         )
 
 

@@ -36,7 +36,8 @@ from canary.core import (
 from canary.errors import CanaryError
 from canary.model import Canary, HookType, WebhookSpec
 from canary.model.canary import TOTAL_WEIGHT
-from canary.ports import Kube
+from canary.model.status import PendingAlert
+from canary.ports import Kube, RequiredApi
 
 if TYPE_CHECKING:
     from canary.ports import (
@@ -262,6 +263,10 @@ class FakeRouter(Recorder):
         super().__init__()
         self.provider = provider
         self.routes: dict[str, Routes] = {}
+        self.requires: tuple[RequiredApi, ...] = ()  # what `required_apis` answers
+
+    def required_apis(self, canary: Canary) -> tuple[RequiredApi, ...]:
+        return self.requires
 
     async def reconcile(self, canary: Canary) -> None:
         key = _key(canary)
@@ -355,6 +360,15 @@ class FakeNotifier(Recorder):
     async def notify(self, canary: Canary, alert: Alert) -> None:
         self._record("notify", _key(canary), alert.kind)
         self.alerts.append(alert)
+
+    def destinations(self, canary: Canary, alert: Alert) -> tuple[str, ...]:
+        return ()  # nothing is recorded in the status: every alert comes to `notify`
+
+    async def deliver(self, canary: Canary, pending: PendingAlert) -> None:
+        self._record("deliver", _key(canary), pending.key)
+
+    def settled(self, key: str, destination: str) -> bool:
+        return False
 
 
 class FakeAnalyzer(Recorder):

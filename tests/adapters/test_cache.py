@@ -166,6 +166,89 @@ async def test_a_kind_the_server_does_not_serve_is_not_asked_for_again(client: K
         await cache.aclose()
 
 
+ROOT = Path(__file__).resolve().parents[2]
+CANARY_API = "canary.gitops.dev/v1beta1"
+CRD_API = "apiextensions.k8s.io/v1"
+
+
+def our_crd(file: str) -> dict[str, Any]:
+    import yaml
+
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "crds" / file).read_text())
+    return loaded
+
+
+def a_canary(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": CANARY_API,
+        "kind": "Canary",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "service": {"port": 80},
+        },
+    }
+
+
+async def test_a_crd_deleted_while_watched_is_reported_and_the_cache_resumes_when_it_is_back(
+    client: KubeClient,
+) -> None:
+    crd = our_crd("canary.yaml")
+    await client.create(crd)
+    await eventually(lambda: client.served(CANARY_API, "Canary"), bool)
+    await client.create(a_canary("before"))
+    heard: list[tuple[str, str]] = []
+    cache = CachedKube(client)
+    cache.listen(
+        CANARY_API, "Canary", lambda kind, obj: heard.append((kind, obj["metadata"]["name"]))
+    )
+    try:
+        assert await cache.wait_synced(10)
+        assert await cache.get(CANARY_API, "Canary", "before", NAMESPACE) is not None
+
+        await client.delete(CRD_API, "CustomResourceDefinition", crd["metadata"]["name"])
+
+        async def missing() -> list[Informer]:
+            return cache.not_served("canary.gitops.dev")
+
+        reported = await eventually(missing, bool)
+        assert [i.kind for i in reported] == ["Canary"]
+        assert "Canary (canary.gitops.dev/v1beta1) is not served" in reported[0].not_served
+        assert ("DELETED", "before") in heard
+        # A kind that is not served has no objects: reads say so from memory.
+        assert await cache.get(CANARY_API, "Canary", "before", NAMESPACE) is None
+        assert cache.not_served("apps") == []
+
+        await client.create(crd)
+        await eventually(lambda: client.served(CANARY_API, "Canary"), bool)
+        await client.create(a_canary("after"))
+        await eventually(missing, lambda found: not found, within=30)
+
+        async def after() -> Any:
+            return await cache.get(CANARY_API, "Canary", "after", NAMESPACE)
+
+        assert await eventually(after, lambda obj: obj is not None, within=30)
+        assert ("ADDED", "after") in heard or ("MODIFIED", "after") in heard
+    finally:
+        await cache.aclose()
+
+
+async def test_one_kind_that_is_not_served_does_not_hide_its_siblings(client: KubeClient) -> None:
+    await client.create(our_crd("canary.yaml"))
+    await eventually(lambda: client.served(CANARY_API, "Canary"), bool)
+    await client.create(a_canary("podinfo"))
+    cache = CachedKube(client)
+    try:
+        # MetricTemplate's CRD is not installed; Canary's, in the same group-version, is.
+        for _ in range(2):
+            with pytest.raises(NotFound):
+                await cache.get(CANARY_API, "MetricTemplate", "latency", NAMESPACE)
+        assert await cache.get(CANARY_API, "Canary", "podinfo", NAMESPACE) is not None
+        assert await cache.list(CANARY_API, "Canary", NAMESPACE)
+    finally:
+        await cache.aclose()
+
+
 @pytest.mark.parametrize(
     ("selector", "labels", "matches"),
     [

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+import httpx
 import pytest
+import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +21,8 @@ from analysis import (
     NoDataError,
     Outcome,
     PrometheusAPIError,
+    PrometheusProvider,
+    ProviderConfig,
     QueryContext,
     QueryTimeoutError,
     Verdict,
@@ -56,8 +61,78 @@ class TestRangeSemantics:
         assert (judge_threshold("m", value, min=bound).outcome is Outcome.FAIL) == (value < bound)
         assert (judge_threshold("m", value, max=bound).outcome is Outcome.FAIL) == (value > bound)
 
-    def test_nan_is_no_data(self) -> None:
-        assert judge_threshold("m", math.nan, max=1).outcome is Outcome.NODATA
+    def test_nan_is_an_error_never_a_pass(self) -> None:
+        # NaN from Prometheus is NoData before it gets here (the provider says so); a NaN
+        # that reaches the judge is an impossible reading.
+        result = judge_threshold("m", math.nan, max=1)
+        assert result.outcome is Outcome.ERROR
+        assert result.summary == "m NaN is impossible: NaN is not a measurement"
+
+
+SUCCESS_RATE = "request-success-rate"
+DURATION = "request-duration"
+
+
+class TestImpossibleValues:
+    """A reading the metric cannot take is an Error, whatever the bounds (issue 15)."""
+
+    @pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan, 1e308, 100.5, -0.1, -1e308])
+    def test_a_success_rate_outside_0_to_100_percent_is_an_error(self, value: float) -> None:
+        for bounds in ({"min": 99.0}, {"max": 1e309}, {"threshold": 99.0}, {}):
+            result = judge_threshold(SUCCESS_RATE, value, **bounds)  # type: ignore[arg-type]
+            assert result.outcome is Outcome.ERROR, (value, bounds, result)
+            assert "impossible" in result.summary
+
+    def test_the_sentence_says_what_is_possible(self) -> None:
+        assert (
+            judge_threshold(SUCCESS_RATE, 1e308, min=99).summary
+            == "success rate 1e+308% is impossible: a success rate is between 0% and 100%"
+        )
+        assert (
+            judge_threshold(DURATION, -3.0, max=500).summary
+            == "request duration -3ms is impossible: a request duration is never below 0ms"
+        )
+        assert (
+            judge_threshold(SUCCESS_RATE, math.inf, min=99).summary
+            == "success rate +Inf% is impossible: an infinite value is not a measurement"
+        )
+
+    @pytest.mark.parametrize("value", [0.0, 100.0, 100.0 + 1e-12, 50.0])
+    def test_the_edges_of_the_range_and_rounding_noise_are_judged(self, value: float) -> None:
+        assert judge_threshold(SUCCESS_RATE, value, min=0).outcome is Outcome.PASS
+
+    @pytest.mark.parametrize("value", [-1.0, math.inf, math.nan])
+    def test_a_negative_or_infinite_duration_is_an_error(self, value: float) -> None:
+        assert judge_threshold(DURATION, value, max=500).outcome is Outcome.ERROR
+
+    def test_a_long_duration_is_possible_and_fails_its_maximum(self) -> None:
+        assert judge_threshold(DURATION, 1e308, max=500).outcome is Outcome.FAIL
+
+    @pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+    def test_custom_metrics_have_no_range_but_nan_and_infinities_are_errors(
+        self, value: float
+    ) -> None:
+        assert judge_threshold("errors", value, max=5).outcome is Outcome.ERROR
+        assert judge_threshold("errors", value, min=5).outcome is Outcome.ERROR
+
+    @pytest.mark.parametrize("value", [-1e308, -5.0, 1e308])
+    def test_custom_metrics_judge_any_finite_value(self, value: float) -> None:
+        assert judge_threshold("errors", value, min=-1e309).outcome is Outcome.PASS
+
+    @settings(deadline=None)
+    @given(
+        value=st.floats(allow_nan=True, allow_infinity=True),
+        lo=st.none() | finite,
+        hi=st.none() | finite,
+    )
+    def test_a_success_rate_passes_only_when_it_is_a_percentage(
+        self, value: float, lo: float | None, hi: float | None
+    ) -> None:
+        result = judge_threshold(SUCCESS_RATE, value, min=lo, max=hi)
+        if result.outcome is Outcome.PASS:
+            assert math.isfinite(value) and -1e-6 <= value <= 100 + 1e-6
+        if not math.isfinite(value) or not -1 <= value <= 101:
+            assert result.outcome is Outcome.ERROR
 
 
 class TestDeprecatedThreshold:
@@ -236,6 +311,64 @@ class TestEvaluateThreshold:
         status = v.to_status()
         assert status["outcome"] == "Pass" and status["evaluatedAt"] == "2024-05-01T12:00:00.000Z"
         assert Verdict.from_status(status) == v
+
+
+class TestEvaluateImpossibleReadings:
+    @pytest.mark.parametrize("reading", [math.inf, 1e308, -2.0, math.nan])
+    async def test_an_impossible_success_rate_is_an_error_naming_the_query(
+        self, reading: float
+    ) -> None:
+        check = metric_check_from_spec(
+            {"name": SUCCESS_RATE, "thresholdRange": {"min": 99}}, path="m"
+        )
+        v = await evaluate(check, CTX, FakeProvider({"http": reading}), now=NOW)
+        assert (v.outcome, v.error, v.value) == (Outcome.ERROR, "ImpossibleValue", None)
+        assert v.failed_check
+        assert v.query is not None and v.summary.endswith(f"; check the query: {v.query}")
+        assert v.summary.startswith("success rate ")
+        # The status stays JSON (NaN and infinities are not).
+        json.dumps(v.to_status(), allow_nan=False)
+        assert Verdict.from_status(v.to_status()) == v
+
+    async def test_a_negative_duration_is_an_error(self) -> None:
+        check = metric_check_from_spec({"name": DURATION, "thresholdRange": {"max": 500}}, path="m")
+        v = await evaluate(check, CTX, FakeProvider({"histogram_quantile": -0.25}), now=NOW)
+        assert v.outcome is Outcome.ERROR
+        assert "request duration -250ms is impossible" in v.summary
+
+    async def test_an_infinite_custom_metric_is_an_error_naming_the_query(self) -> None:
+        check = metric_check_from_spec(
+            {"name": "ratio", "query": "sum(ok) / sum(total)", "thresholdRange": {"min": 0.9}},
+            path="m",
+        )
+        v = await evaluate(check, CTX, FakeProvider({"sum(ok)": math.inf}), now=NOW)
+        assert v.outcome is Outcome.ERROR
+        assert v.summary == (
+            "ratio +Inf is impossible: an infinite value is not a measurement; "
+            "check the query: sum(ok) / sum(total)"
+        )
+
+    @respx.mock
+    async def test_plus_inf_from_prometheus_is_an_error_and_nan_stays_no_data(self) -> None:
+        check = metric_check_from_spec(
+            {"name": SUCCESS_RATE, "thresholdRange": {"min": 99}}, path="m"
+        )
+        prometheus = PrometheusProvider(ProviderConfig(address="http://prom.test:9090"))
+        for text, outcome in (
+            ("+Inf", Outcome.ERROR),
+            ("1e308", Outcome.ERROR),
+            ("NaN", Outcome.NODATA),
+        ):
+            body = {
+                "status": "success",
+                "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, text]}]},
+            }
+            respx.get("http://prom.test:9090/api/v1/query").mock(
+                return_value=httpx.Response(200, json=body)
+            )
+            v = await evaluate(check, CTX, prometheus, now=NOW)
+            assert v.outcome is outcome, (text, v.summary)
+            assert v.failed_check
 
 
 class TestMetricSpecParsing:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -403,6 +404,20 @@ def _lines(stream: Any) -> queue.Queue[str]:
     return lines
 
 
+def _next_line(lines: queue.Queue[str], proc: subprocess.Popen[str], limit: float = 300.0) -> str:
+    """The next line the watch prints: waits as long as the process lives (a loaded machine
+    may take its time starting Python), failing at once, with its stderr, if it dies."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            return lines.get(timeout=0.5)
+        except queue.Empty:
+            if proc.poll() is not None:
+                err = proc.stderr.read() if proc.stderr else ""
+                pytest.fail(f"the watch exited with {proc.returncode} before printing: {err}")
+    pytest.fail(f"the watch printed nothing within {limit:g}s")
+
+
 @pytest.mark.parametrize("command", ["get", "status"])
 def test_watch_streams_one_json_document_per_change_until_ctrl_c(
     cluster: Cluster, command: str
@@ -419,13 +434,13 @@ def test_watch_streams_one_json_document_per_change_until_ctrl_c(
     )
     try:
         lines = _lines(proc.stdout)
-        first = json.loads(lines.get(timeout=30))
+        first = json.loads(_next_line(lines, proc))
         assert (first["phase"], first["canaryWeight"]) == ("Progressing", 10)
         cluster.set_status("podinfo", {"phase": "WaitingPromotion", "canaryWeight": 50})
-        second = json.loads(lines.get(timeout=30))
+        second = json.loads(_next_line(lines, proc))
         assert (second["phase"], second["canaryWeight"]) == ("WaitingPromotion", 50)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=300) == 0  # an outer limit: it exits as soon as it reads ^C
     finally:
         if proc.poll() is None:
             proc.kill()

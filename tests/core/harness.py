@@ -152,6 +152,7 @@ class World:
     annotations: dict[str, str] = field(default_factory=dict)
     deleting: bool = False
     generation: int = 1
+    woken: bool = False  # the pass was woken early by a change (a command, an edit)
     applied: list[Action] = field(default_factory=list)
 
     def new_revision(
@@ -191,6 +192,7 @@ class World:
             commands=Commands.from_annotations(self.annotations, status.handled_commands),
             deleting=self.deleting,
             generation=self.generation,
+            woken=self.woken,
         )
 
     def apply(self, action: Action) -> None:

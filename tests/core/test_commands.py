@@ -253,3 +253,74 @@ def test_abort_while_waiting_for_approval_rejects_the_revision_without_starting_
     )
     assert result[2].status.handled_commands.get("abort") == TOKEN
     assert not any(ScaleTarget(ScaleMode.UP) in t.actions for t in result.ticks)
+
+
+class TestWokenPasses:
+    """A pass woken early by a change (`canary promote`, an edit) acts on it, but the run's
+    next analysis step waits for its interval."""
+
+    def test_promote_while_no_gate_waits_does_not_advance_a_step_early(self) -> None:
+        doc = canary_doc({"stepWeight": 10, "maxWeight": 50})
+        world = running_world(90, 10)
+        world.annotations[PROMOTE] = TOKEN
+        world.woken = True
+        record = single_step(doc, running_status(weight=10), world)
+        assert record.set_routes == () and record.weight == 10
+        assert not record.analysed
+        assert record.phase is Phase.PROGRESSING
+
+    def test_the_same_pass_on_its_interval_analyses_and_steps(self) -> None:
+        doc = canary_doc({"stepWeight": 10, "maxWeight": 50})
+        world = running_world(90, 10)
+        world.annotations[PROMOTE] = TOKEN
+        record = single_step(doc, running_status(weight=10), world)
+        assert record.analysed
+        assert [r.canary for r in record.set_routes] == [20]
+
+    def test_a_woken_pass_still_aborts(self) -> None:
+        doc = canary_doc({"stepWeight": 10, "maxWeight": 50})
+        world = running_world(90, 10)
+        world.annotations[ABORT] = TOKEN
+        world.woken = True
+        record = single_step(doc, running_status(weight=10), world)
+        assert record.phase is Phase.FAILED or any(r.canary == 0 for r in record.set_routes)
+
+    def test_a_woken_pass_opens_the_waiting_promotion_gate(self) -> None:
+        doc = canary_doc(
+            {"stepWeight": 50, "maxWeight": 50, "webhooks": [hook("promo", "confirm-promotion")]}
+        )
+        world = running_world(50, 50)
+        world.annotations[PROMOTE] = TOKEN
+        world.woken = True
+        record = single_step(
+            doc,
+            running_status(Phase.WAITING_PROMOTION, weight=50),
+            world,
+            Script(hooks={"promo": False}),
+        )
+        assert record.phase is Phase.PROMOTING
+
+
+def test_retry_after_the_revert_converged_is_refused_naming_the_revert() -> None:
+    from canary.model.status import GitRevertStatus, RevertState
+
+    doc = canary_doc({"stepWeight": 50})
+    revert = GitRevertStatus(
+        state=RevertState.REVERTED,
+        good_revision="main@sha1:1111111",
+        bad_revision="main@sha1:2222222",
+        commit="abcdef0123456789",
+    )
+    status = CanaryStatus(
+        phase=Phase.FAILED, last_applied_spec="v1", last_promoted_spec="v1", git_revert=revert
+    )
+    world = running_world(100, 0, template="v1")  # the GitSource applied the revert
+    world.annotations[RETRY] = TOKEN
+    record = single_step(doc, status, world)
+    assert record.phase is Phase.FAILED
+    assert ScaleTarget(ScaleMode.UP) not in record.actions
+    assert record.warnings[0].startswith(
+        "Nothing to retry: its revision main@sha1:2222222 was reverted in Git by abcdef012345"
+    )
+    assert "git revert abcdef012345" in record.status.message
+    assert record.status.handled_commands["retry"] == TOKEN  # acted on once: refused

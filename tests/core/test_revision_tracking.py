@@ -101,3 +101,67 @@ def test_the_promotion_alert_names_the_images_the_primary_ran_before() -> None:
     promoted = next(a for a in result.alerts() if a.kind is AlertKind.PROMOTED)
     assert promoted.images and promoted.previous_images
     assert promoted.previous_images != promoted.images
+
+
+class TestMessagesNameOnlyTheRunsRevision:
+    """A `Started` message once named v2's revision for v3's run: the GitSource had applied
+    v3 but still reported v2's commit. A report naming another release is never the run's."""
+
+    @staticmethod
+    def succeeded_on_v2() -> CanaryStatus:
+        return CanaryStatus(
+            phase=Phase.SUCCEEDED,
+            last_applied_spec="v2",
+            last_promoted_spec="v2",
+            tracked_configs={},
+            promoted_configs={},
+            current_revision="main@sha1:2222",
+            last_good_revision="main@sha1:2222",
+        )
+
+    def test_a_run_started_while_the_report_still_names_the_primarys_release_names_no_revision(
+        self,
+    ) -> None:
+        from canary.core import AlertKind
+
+        record = single_step(DOC, self.succeeded_on_v2(), world("v3", {}, "main@sha1:2222"))
+        assert record.phase is Phase.PROGRESSING
+        assert record.status.current_revision == ""
+        (started,) = [a for a in record.alerts if a.kind is AlertKind.STARTED]
+        assert started.revision == ""
+        assert started.previous_revision == "main@sha1:2222"
+
+    def test_a_run_after_a_failed_one_does_not_take_the_failed_runs_revision(self) -> None:
+        from canary.core import AlertKind
+
+        record = single_step(DOC, failed_after_rollback(), world("v4", BAD, "main@sha1:3333"))
+        assert record.phase is Phase.PROGRESSING
+        (started,) = [a for a in record.alerts if a.kind is AlertKind.STARTED]
+        assert started.revision == "" and record.status.current_revision == ""
+
+    def test_a_report_that_names_the_new_release_is_taken_at_once(self) -> None:
+        from canary.core import AlertKind
+
+        record = single_step(DOC, self.succeeded_on_v2(), world("v3", {}, "main@sha1:3333"))
+        (started,) = [a for a in record.alerts if a.kind is AlertKind.STARTED]
+        assert started.revision == "main@sha1:3333"
+
+    def test_mid_run_the_primarys_revision_is_not_taken_and_the_new_one_is(self) -> None:
+        status = running_status(weight=10, last_good_revision="main@sha1:2222", applied="v3")
+        stale = running_world(90, 10, template="v3")
+        stale.revision = "main@sha1:2222"
+        assert single_step(DOC, status, stale).status.current_revision == ""
+        caught_up = running_world(90, 10, template="v3")
+        caught_up.revision = "main@sha1:3333"
+        assert single_step(DOC, status, caught_up).status.current_revision == "main@sha1:3333"
+
+    def test_a_restart_by_a_newer_revision_never_keeps_the_old_runs_name(self) -> None:
+        status = running_status(weight=20, current_revision="main@sha1:2222")
+        unreported = running_world(80, 20, template="v3")
+        unreported.revision = None
+        record = single_step(DOC, status, unreported)
+        assert record.status.canary_weight == 0
+        assert record.status.current_revision == ""
+        lagging = running_world(80, 20, template="v3")
+        lagging.revision = "main@sha1:2222"
+        assert single_step(DOC, status, lagging).status.current_revision == ""

@@ -383,6 +383,11 @@ OUR_CANARY_FIELDS = {
     "status.stalled": "string",
     "status.handledCommands{}": "string",
     "status.message": "string",
+    "status.pendingAlerts[].key": "string",
+    "status.pendingAlerts[].kind": "string",
+    "status.pendingAlerts[].created": "string",
+    "status.pendingAlerts[].destinations[]": "string",
+    "status.pendingAlerts[].alert": "object",
 }
 
 OTHER_FIELDS = {

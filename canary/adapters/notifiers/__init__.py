@@ -31,6 +31,7 @@ from canary.adapters.notifiers.delivery import (
     PrometheusNotificationMetrics,
     ProviderResolver,
     RetryPolicy,
+    SettledCallback,
     idempotency_key,
 )
 from canary.adapters.notifiers.factory import SENDERS, make_sender, validate_provider
@@ -75,6 +76,7 @@ __all__ = [
     "RetryPolicy",
     "RouteTarget",
     "Sender",
+    "SettledCallback",
     "compile_template",
     "http_redactor",
     "idempotency_key",

@@ -20,7 +20,10 @@ from canary.adapters.routers.builders.cookies import (
 )
 from canary.core.observations import Routes
 from canary.model.canary import Canary
-from canary.ports import Kube
+from canary.ports import Kube, RequiredApi
+
+INSTALL_GATEWAY_API = "install the Gateway API CRDs (gateway.networking.k8s.io, standard channel)"
+INSTALL_LINKERD = "install Linkerd with the Gateway API CRDs (gateway.networking.k8s.io)"
 
 
 class GatewayAPIRouter(WeightedRouter):
@@ -37,6 +40,10 @@ class GatewayAPIRouter(WeightedRouter):
         self.version = version
         self.mesh = mesh
         self.new_cookie = new_cookie
+
+    def required_apis(self, canary: Canary) -> tuple[RequiredApi, ...]:
+        install = INSTALL_LINKERD if self.mesh else INSTALL_GATEWAY_API
+        return (RequiredApi(self.api_version, "HTTPRoute", install),)
 
     async def _converge(self, canary: Canary, routes: Routes | None) -> None:
         await self.store.converge(

@@ -21,7 +21,9 @@ from canary.adapters.routers.builders.cookies import (
 )
 from canary.core.observations import Routes
 from canary.model.canary import Canary
-from canary.ports import Kube
+from canary.ports import Kube, RequiredApi
+
+INSTALL_ISTIO = "install Istio (its CRDs in networking.istio.io)"
 
 
 class IstioRouter(WeightedRouter):
@@ -36,6 +38,12 @@ class IstioRouter(WeightedRouter):
         self.api_version = istio.istio_api_version(version)
         self.version = version
         self.new_cookie = new_cookie
+
+    def required_apis(self, canary: Canary) -> tuple[RequiredApi, ...]:
+        return (
+            RequiredApi(self.api_version, "VirtualService", INSTALL_ISTIO),
+            RequiredApi(self.api_version, "DestinationRule", INSTALL_ISTIO),
+        )
 
     async def reconcile(self, canary: Canary) -> None:
         service = canary.spec.service

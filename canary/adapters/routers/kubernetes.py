@@ -23,7 +23,7 @@ from canary.adapters.routers.builders._common import RouterError, check_weights
 from canary.adapters.routers.builders.services import DEFAULT_SELECTOR_LABELS
 from canary.core.observations import Routes
 from canary.model.canary import TOTAL_WEIGHT, Canary
-from canary.ports import Kube
+from canary.ports import Kube, RequiredApi
 
 
 class ServiceRouter:
@@ -79,6 +79,9 @@ class KubernetesRouter:
 
     def __init__(self, kube: Kube) -> None:
         self.store = ObjectStore(kube)
+
+    def required_apis(self, canary: Canary) -> tuple[RequiredApi, ...]:
+        return ()  # Services are in every cluster
 
     async def reconcile(self, canary: Canary) -> None:
         if canary.spec.analysis_or_default.match:

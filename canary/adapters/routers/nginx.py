@@ -19,7 +19,9 @@ from canary.adapters.routers.builders._common import (
 )
 from canary.core.observations import Routes
 from canary.model.canary import Canary
-from canary.ports import Kube
+from canary.ports import Kube, RequiredApi
+
+INSTALL_INGRESS = "use Kubernetes 1.19 or later (Ingress in networking.k8s.io/v1)"
 
 
 class NginxRouter(WeightedRouter):
@@ -28,6 +30,9 @@ class NginxRouter(WeightedRouter):
     ) -> None:
         self.store = ObjectStore(kube)
         self.prefix = annotations_prefix.rstrip("/")
+
+    def required_apis(self, canary: Canary) -> tuple[RequiredApi, ...]:
+        return (RequiredApi(ingress.ingress_api_version(canary), "Ingress", INSTALL_INGRESS),)
 
     async def _original(self, canary: Canary) -> Mapping[str, Any]:
         ref = canary.spec.ingress_ref

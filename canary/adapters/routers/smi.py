@@ -10,13 +10,18 @@ from canary.adapters.routers._store import ObjectStore, WeightedRouter
 from canary.adapters.routers.builders import smi
 from canary.core.observations import Routes
 from canary.model.canary import Canary
-from canary.ports import Kube
+from canary.ports import Kube, RequiredApi
+
+INSTALL_SMI = "install the SMI TrafficSplit CRD (split.smi-spec.io) of your service mesh"
 
 
 class SmiRouter(WeightedRouter):
     def __init__(self, kube: Kube, *, provider: str = "smi:v1alpha3") -> None:
         self.store = ObjectStore(kube)
         self.provider = smi.SmiProvider.parse(provider)
+
+    def required_apis(self, canary: Canary) -> tuple[RequiredApi, ...]:
+        return (RequiredApi(self.provider.api_version, "TrafficSplit", INSTALL_SMI),)
 
     async def _converge(self, canary: Canary, routes: Routes | None) -> None:
         await self.store.converge(
