@@ -223,6 +223,15 @@ def canary_detail(
                 dict(r) for r in status.get("analysisHistory") or () if isinstance(r, Mapping)
             ],
             "stalled": _str(status.get("stalled")),
+            "pendingAlerts": [
+                {
+                    "kind": _str(a.get("kind")),
+                    "created": _str(a.get("created")),
+                    "destinations": [_str(d) for d in a.get("destinations") or ()],
+                }
+                for a in status.get("pendingAlerts") or ()
+                if isinstance(a, Mapping)
+            ],
             "gitRevert": dict(revert) if isinstance(revert, Mapping) else None,
             "knownBad": [dict(k) for k in status.get("knownBad") or () if isinstance(k, Mapping)],
             "refused": _str(status.get("refused")),
@@ -496,6 +505,8 @@ def _info(detail: Mapping[str, Any]) -> RenderableType:
     stalled = detail.get("stalled")
     if stalled:
         info.add_row("Stalled", Text(stalled, style="bold yellow"))
+    if detail.get("pendingAlerts"):
+        info.add_row("Messages", _pending(detail["pendingAlerts"], datetime.now(UTC)))
     if detail["message"] and detail["message"] != f"Analysis stalled: {stalled}":
         info.add_row("Message", Text(detail["message"]))
     for problem in detail.get("specErrors") or ():
@@ -507,6 +518,15 @@ def _info(detail: Mapping[str, Any]) -> RenderableType:
             Text("\n".join(f"{key}: {token}" for key, token in pending.items()), style="yellow"),
         )
     return info
+
+
+def _pending(pending: Sequence[Mapping[str, Any]], now: datetime) -> Text:
+    """Messages recorded but not yet delivered (``status.pendingAlerts``): kind, age, to whom."""
+    lines = [
+        f"{p['kind']} waiting {age(p['created'], now)} for {', '.join(p['destinations']) or '-'}"
+        for p in pending
+    ]
+    return Text("\n".join(lines), style="yellow")
 
 
 def _revert(revert: Mapping[str, Any], current_revision: str = "") -> Text:

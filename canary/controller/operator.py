@@ -388,8 +388,11 @@ async def _run(
         if runtime is not None:
             runtime.ready = False
             await runtime.scheduler.stop()
-            await runtime.leader.stop()
+            # The notifier finishes (or abandons) its in-flight post while this replica still
+            # holds the lease: the next leader must not resend a message whose removal from
+            # status.pendingAlerts has not landed yet.
             for closer in runtime.closers:
                 with contextlib.suppress(Exception):
                     await closer.aclose()
+            await runtime.leader.stop()
         await kube.aclose()

@@ -234,6 +234,24 @@ def test_status_json(cli: Invoke, cluster: Cluster) -> None:
     assert [e["message"] for e in detail["events"]] == ["Advance podinfo.test canary weight 30"]
 
 
+def test_status_shows_messages_not_yet_delivered(cli: Invoke, cluster: Cluster) -> None:
+    pending = {
+        "key": "k1",
+        "kind": "Promoted",
+        "created": "2024-05-01T12:00:00Z",
+        "destinations": ["test/slack"],
+        "alert": {"message": "Promotion completed!"},
+    }
+    cluster.canary("podinfo", status={**PROGRESSING, "pendingAlerts": [pending]})
+    text = cli(*kube(cluster, "status", "podinfo", "-n", "test")).stdout
+    (line,) = [ln for ln in text.splitlines() if "Messages" in ln]
+    assert "Promoted waiting" in line and "for test/slack" in line
+    detail = json.loads(cli(*kube(cluster, "status", "podinfo", "-n", "test", "-o", "json")).stdout)
+    assert detail["pendingAlerts"] == [
+        {"kind": "Promoted", "created": "2024-05-01T12:00:00Z", "destinations": ["test/slack"]}
+    ]
+
+
 def _verdict(outcome: str, **extra: Any) -> dict[str, Any]:
     return {"name": "request-success-rate", "outcome": outcome, **extra}
 
