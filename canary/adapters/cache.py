@@ -14,6 +14,9 @@ is ever missed. :class:`CachedKube` implements the ``canary.ports.Kube`` port ov
   objects, the GitOps owners of a target); other kinds are read from the API;
 * writes go to the API, and the answer is put into the cache at once (when it is newer than
   what the cache holds), so a pass reads its own writes without waiting for the watch.
+* ``listen`` hears every change of a kind, and caches it in every watched namespace from then
+  on; ``listen(..., start=False)`` only follows the informers of the kind that reads started
+  (the operator follows the Canaries' targets so: a new pod template wakes their Canary).
 
 Objects the controller never needs are not kept (Helm's release Secrets, service-account
 tokens), and Secrets are kept only in namespaces the controller watches.
@@ -240,6 +243,7 @@ class Informer:
         label_selector: str | None = None,
         keep: Callable[[Obj], bool] | None = None,
         listeners: Iterable[Listener] = (),
+        followers: Iterable[Listener] = (),
         stats: CacheStats | None = None,
         watch_timeout: int = WATCH_TIMEOUT_SECONDS,
         on_served: Callable[[str], None] | None = None,
@@ -251,6 +255,8 @@ class Informer:
         self.label_selector = label_selector
         self.keep = keep or (lambda _: True)
         self.listeners = list(listeners)
+        #: Listeners that only hear this informer's events: they are not why it runs.
+        self.followers = list(followers)
         self.stats = stats or CacheStats()
         self.watch_timeout = watch_timeout
         self.store = _Store()
@@ -308,7 +314,7 @@ class Informer:
         self.store.pop((namespace or "", name))
 
     async def _notify(self, kind: str, obj: Obj) -> None:
-        for listener in self.listeners:
+        for listener in (*self.listeners, *self.followers):
             try:
                 result = listener(kind, obj)
                 if result is not None:
@@ -465,15 +471,29 @@ class CachedKube:
         self._missing: dict[tuple[str, str], float] = {}
         self._stopping: set[asyncio.Future[None]] = set()
         self._listeners: dict[tuple[str, str], list[Listener]] = {}
+        self._followers: dict[tuple[str, str], list[Listener]] = {}
 
     # -- informers -----------------------------------------------------------------------
 
-    def listen(self, api_version: str, kind: str, listener: Listener) -> None:
+    def listen(
+        self, api_version: str, kind: str, listener: Listener, *, start: bool = True
+    ) -> None:
         """Call ``listener(event_type, object)`` for every change of a kind (and start
-        caching it in every watched namespace)."""
-        self._listeners.setdefault((split_api_version(api_version)[0], kind), []).append(listener)
-        for namespace in self.namespaces or (None,):
-            self._informer(api_version, kind, namespace)
+        caching it in every watched namespace).
+
+        With ``start=False`` the listener *follows* the kind: it hears the events of the
+        informers of the kind that run now or start later (on a first read), and starts
+        none, so it costs no memory for a kind the controller does not read otherwise.
+        Following a kind does not keep a kind that is not served cached (`_drop`)."""
+        group = split_api_version(api_version)[0]
+        registry = self._listeners if start else self._followers
+        registry.setdefault((group, kind), []).append(listener)
+        for (informer_group, informer_kind, _), informer in self.informers.items():
+            if (informer_group, informer_kind) == (group, kind):
+                (informer.listeners if start else informer.followers).append(listener)
+        if start:
+            for namespace in self.namespaces or (None,):
+                self._informer(api_version, kind, namespace)
 
     def _informer(self, api_version: str, kind: str, namespace: str | None) -> Informer:
         group = split_api_version(api_version)[0]
@@ -490,6 +510,7 @@ class CachedKube:
                 else None,
                 keep=_keep_secret if kind == "Secret" and not group else None,
                 listeners=self._listeners.get((group, kind), ()),
+                followers=self._followers.get((group, kind), ()),
                 stats=self.stats,
                 on_served=self._served_again,
             )
@@ -506,6 +527,15 @@ class CachedKube:
         if self._is_missing(api_version, kind):
             return None
         return self._informer(api_version, kind, namespace if self.namespaces else None)
+
+    def peek(self, api_version: str, kind: str, name: str, namespace: str) -> Obj | None:
+        """The cached object itself (as `read`), or None when no synced informer of the kind
+        covers ``namespace`` yet. Synchronous: it never starts an informer nor asks the API."""
+        group = split_api_version(api_version)[0]
+        informer = self.informers.get((group, kind, namespace if self.namespaces else None))
+        if informer is None or not informer.synced.is_set():
+            return None
+        return informer.get(name, namespace)
 
     def _served_again(self, api_version: str) -> None:
         """A kind of ``api_version`` lists again (its CRD is back): reads go through."""

@@ -295,7 +295,7 @@ def _on_its_way(release: Release, status: CanaryStatus) -> str:
         return f"analysing {release.label()}"
     return (
         f"waiting for the controller to start analysing {release.label()} "
-        "(at its next pass: within one analysis interval)"
+        "(a new pod template wakes it at once; a config-only change waits for its next pass)"
     )
 
 

@@ -47,6 +47,7 @@ from canary.controller.notify import build_notifier
 from canary.controller.reconcile import CanaryController
 from canary.controller.scheduler import JobKind, Scheduler, generation
 from canary.controller.startup import OperatorError, connect_api, listen_error, wait_for_api
+from canary.controller.targets import TARGET_API_VERSION, TARGET_KINDS, TargetKey, TargetWatch
 from canary.model import API_GROUP, API_VERSION
 from canary.ports import Router
 from canary.settings import Settings
@@ -226,11 +227,15 @@ def _version() -> str:
         return "dev"
 
 
-def watch(runtime: Runtime) -> None:
-    """Feed the scheduler from the caches: every Canary and GitSource event."""
+def watch(runtime: Runtime) -> TargetWatch:
+    """Feed the scheduler from the caches: every Canary and GitSource event, and the new
+    pod templates of the Canaries' targets (`canary.controller.targets`), heard from the
+    Deployment and DaemonSet informers the passes start (none is started for it)."""
     scheduler = runtime.scheduler
+    targets = _target_watch(runtime)
 
     async def canary_event(kind: str, obj: dict[str, Any]) -> None:
+        targets.canary_event(kind, obj)
         meta = obj.get("metadata") or {}
         namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
         if not namespace:
@@ -252,6 +257,21 @@ def watch(runtime: Runtime) -> None:
 
     runtime.kube.listen(API_VERSION, "Canary", canary_event)
     runtime.kube.listen(API_VERSION, "GitSource", gitsource_event)
+    return targets
+
+
+def _target_watch(runtime: Runtime) -> TargetWatch:
+    """The index of the Canaries' targets, following (not starting) their informers."""
+    kube = runtime.kube
+
+    def peek(target: TargetKey) -> Mapping[str, Any] | None:
+        kind, namespace, name = target
+        return kube.peek(TARGET_API_VERSION, kind, name, namespace)
+
+    targets = TargetWatch(runtime.scheduler.wake, peek)
+    for kind in TARGET_KINDS:
+        kube.listen(TARGET_API_VERSION, kind, targets.listener(kind), start=False)
+    return targets
 
 
 @dataclass

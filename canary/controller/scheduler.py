@@ -14,7 +14,8 @@ object, fed by the watch caches (``seen``/``forget``). The rules:
 * **Bounded.** At most ``max_concurrent`` passes run at the same time; a pass waiting for its
   turn is late, and the lateness metric says so (start time minus due time).
 * **Woken.** A change that matters (a new interval, a command annotation on a Canary, a new
-  generation of a GitSource) makes the job due now.
+  generation of a GitSource, a new pod template of a Canary's target, told by
+  `canary.controller.targets`) makes the job due now.
 * A pass that raises is logged (one line with the cause; the traceback at DEBUG) and retried
   after a backoff; it never stops the job or another.
 

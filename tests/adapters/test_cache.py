@@ -154,6 +154,50 @@ async def test_the_cache_keeps_no_managed_fields_and_lists_one_namespace_in_name
         await cache.aclose()
 
 
+async def test_a_follower_starts_no_cache_and_hears_the_caches_reads_start(
+    client: KubeClient,
+) -> None:
+    """``listen(..., start=False)``: what the operator uses for the Canaries' targets."""
+    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})
+    await client.create(configmap("settings"))
+    early: list[tuple[str, str, str]] = []
+    late: list[tuple[str, str, str]] = []
+
+    def heard(into: list[tuple[str, str, str]]) -> Any:
+        return lambda kind, obj: into.append(
+            (kind, obj["metadata"]["namespace"], obj["metadata"]["name"])
+        )
+
+    cache = CachedKube(client, namespaces=(NAMESPACE, "other"))
+    try:
+        cache.listen("v1", "ConfigMap", heard(early), start=False)
+        assert cache.informers == {}  # following a kind caches nothing
+        assert cache.peek("v1", "ConfigMap", "settings", NAMESPACE) is None  # nor asks the API
+        assert cache.stats.api_reads == 0
+
+        await cache.get("v1", "ConfigMap", "settings", NAMESPACE)  # a pass reads it
+        assert await cache.wait_synced(10)
+        assert list(cache.informers) == [("", "ConfigMap", NAMESPACE)]  # only where it was read
+        assert ("MODIFIED", NAMESPACE, "settings") in early  # the first listing
+        cache.listen("v1", "ConfigMap", heard(late), start=False)  # a running cache is followed too
+        peeked = cache.peek("v1", "ConfigMap", "settings", NAMESPACE)
+        assert peeked is not None and peeked["data"] == {"v": "1"}
+
+        await client.patch("v1", "ConfigMap", "settings", NAMESPACE, {"data": {"v": "2"}})
+        await client.create(
+            {**configmap("unread"), "metadata": {"name": "x", "namespace": "other"}}
+        )
+
+        async def both() -> tuple[int, int]:
+            return early.count(("MODIFIED", NAMESPACE, "settings")), len(late)
+
+        assert await eventually(both, lambda counts: counts == (2, 1)) == (2, 1)
+        assert late == [("MODIFIED", NAMESPACE, "settings")]
+        assert not any(ns == "other" for _, ns, _ in early)  # no cache there: nothing heard
+    finally:
+        await cache.aclose()
+
+
 async def test_a_kind_the_server_does_not_serve_is_not_asked_for_again(client: KubeClient) -> None:
     cache = CachedKube(client)
     try:

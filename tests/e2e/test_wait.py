@@ -461,6 +461,46 @@ class TestKubectlWait:
         assert await primary_images(kube) == ["podinfo:v2"]
         assert await phase(kube) == "Succeeded"
 
+    async def test_after_kubectl_set_image_promoted_turns_unknown_long_before_the_next_interval(
+        self,
+        cluster: SandboxThread,
+        kube: KubeClient,
+        tmp_path: Path,
+        operators: list[OperatorProcess],
+    ) -> None:
+        """The target's new pod template wakes the Canary's job: the controller does not
+        wait for the Canary's next scheduled pass to notice it."""
+        kubectl = Kubectl(cluster.kubeconfig_path, tmp_path / "kubectl-home")
+        (tmp_path / "kubectl-home").mkdir()
+        cluster.apply_manifest(deployment("podinfo:v1"))
+        hourly = canary()
+        # 12 minutes at the operators' --time-scale 0.2: the next scheduled pass after the
+        # initialization is far beyond the wait's limit below.
+        hourly["spec"]["analysis"]["interval"] = "1h"
+        cluster.apply_manifest(hourly)
+        start_operator(cluster, tmp_path, operators)
+        await initialized(kube)
+
+        kubectl("set", "image", "-n", NS, "deployment/podinfo", "podinfod=podinfo:v2")
+        seen = await asyncio.to_thread(
+            kubectl,
+            "wait",
+            "-n",
+            NS,
+            "canary/podinfo",
+            "--for=condition=Promoted=Unknown",
+            "--timeout=120s",
+            check=False,
+            timeout=OUTER,
+        )
+
+        assert seen.returncode == 0, seen.stderr
+        obj = await kube.get(API_VERSION, "Canary", "podinfo", NS)
+        assert obj is not None
+        conditions = {c["type"]: c for c in obj["status"]["conditions"]}
+        assert conditions["Promoted"]["reason"] == "Progressing"
+        assert obj["status"]["phase"] == "Progressing"
+
 
 class TestNoCluster:
     async def test_a_missing_kubeconfig_is_one_line_and_exit_4(self, tmp_path: Path) -> None:
