@@ -319,30 +319,27 @@ class CanaryController:
             )
         held = stored.condition(ROUTER_READY)
         if held is None or (held.status, held.message) != ("False", message):
-            conditions = [c.to_dict() for c in stored.conditions if c.type != ROUTER_READY]
-            stamp = format_time(_now())
-            conditions.append(
-                {
-                    "type": ROUTER_READY,
-                    "status": "False",
-                    "reason": "APINotServed",
-                    "message": message,
-                    "lastUpdateTime": stamp,
-                    "lastTransitionTime": stamp,
-                }
-            )
-            try:
-                await self.kube.patch(
-                    API_VERSION,
-                    "Canary",
-                    canary.name,
-                    canary.namespace,
-                    {"status": {"conditions": conditions}},
-                    subresource="status",
-                )
-            except KubeError as err:
-                log.warning("cannot record %s of %s/%s: %s", ROUTER_READY, *key, err)
+            conditions = _false_condition(stored, ROUTER_READY, "APINotServed", message)
+            await self._note_status(*key, {"conditions": conditions}, ROUTER_READY)
         return delay
+
+    async def _note_status(
+        self, namespace: str, name: str, fields: Mapping[str, Any], what: str
+    ) -> None:
+        """Write a few status fields outside a pass's decision (a spec error, a conflict, a
+        missing router API): best effort, a failure is one log line and the next pass
+        writes again."""
+        try:
+            await self.kube.patch(
+                API_VERSION,
+                "Canary",
+                name,
+                namespace,
+                {"status": dict(fields)},
+                subresource="status",
+            )
+        except KubeError as err:
+            log.warning("cannot record %s of %s/%s: %s", what, namespace, name, err)
 
     def _parse(self, body: Mapping[str, Any]) -> tuple[Canary, CanaryStatus]:
         """The Canary and its stored status, parsed once per resourceVersion (both are
@@ -648,19 +645,9 @@ class CanaryController:
         if self._invalid.get((canary.namespace, canary.name)) != message:
             self._invalid[(canary.namespace, canary.name)] = message
             await self.events.emit(canary, EmitEvent(EventType.WARNING, message))
-            try:
-                await self.kube.patch(
-                    API_VERSION,
-                    "Canary",
-                    canary.name,
-                    canary.namespace,
-                    {"status": {"message": message}},
-                    subresource="status",
-                )
-            except KubeError as err:
-                log.warning(
-                    "cannot record the conflict of %s/%s: %s", canary.namespace, canary.name, err
-                )
+            await self._note_status(
+                canary.namespace, canary.name, {"message": message}, "the conflict"
+            )
         return True
 
     async def _report_invalid(self, body: Mapping[str, Any], exc: SpecError) -> None:
@@ -668,18 +655,7 @@ class CanaryController:
         namespace, name = str(meta.get("namespace")), str(meta.get("name"))
         message = "; ".join(str(i) for i in exc.errors) or str(exc)
         status = CanaryStatus.from_dict(body.get("status"))
-        conditions = [c.to_dict() for c in status.conditions if c.type != SPEC_VALID]
-        stamp = format_time(_now())
-        conditions.append(
-            {
-                "type": SPEC_VALID,
-                "status": "False",
-                "reason": "InvalidSpec",
-                "message": message,
-                "lastUpdateTime": stamp,
-                "lastTransitionTime": stamp,
-            }
-        )
+        conditions = _false_condition(status, SPEC_VALID, "InvalidSpec", message)
         if self._invalid.get((namespace, name)) != message:
             self._invalid[(namespace, name)] = message
             stub = Canary(
@@ -688,17 +664,8 @@ class CanaryController:
             await self.events.emit(
                 stub, EmitEvent(EventType.WARNING, f"Invalid Canary spec: {message}")
             )
-            try:
-                await self.kube.patch(
-                    API_VERSION,
-                    "Canary",
-                    name,
-                    namespace,
-                    {"status": {"conditions": conditions, "message": f"Invalid spec: {message}"}},
-                    subresource="status",
-                )
-            except KubeError as err:
-                log.warning("cannot record the spec error of %s/%s: %s", namespace, name, err)
+            fields = {"conditions": conditions, "message": f"Invalid spec: {message}"}
+            await self._note_status(namespace, name, fields, "the spec error")
 
     async def _sync_finalizer(self, body: Mapping[str, Any], canary: Canary) -> Mapping[str, Any]:
         meta = body.get("metadata") or {}
@@ -786,3 +753,22 @@ def _stub_spec() -> Any:
     return CanarySpec(
         target_ref=ObjectRef(kind="Deployment", name=""), service=ServiceSpec(name="", port=0)
     )
+
+
+def _false_condition(
+    status: CanaryStatus, kind: str, reason: str, message: str
+) -> list[dict[str, Any]]:
+    """The status's conditions with ``kind`` replaced by a False one saying ``message``."""
+    conditions = [c.to_dict() for c in status.conditions if c.type != kind]
+    stamp = format_time(_now())
+    conditions.append(
+        {
+            "type": kind,
+            "status": "False",
+            "reason": reason,
+            "message": message,
+            "lastUpdateTime": stamp,
+            "lastTransitionTime": stamp,
+        }
+    )
+    return conditions

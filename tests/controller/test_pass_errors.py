@@ -34,7 +34,7 @@ async def run_failing_once(error: Exception) -> Scheduler:
     scheduler = Scheduler(run_pass, time_scale=0.001)
     scheduler.starting = False
     scheduler.seen(NS, "podinfo", {"metadata": {"name": "podinfo", "namespace": NS}})
-    await asyncio.wait_for(done.wait(), timeout=30)
+    await asyncio.wait_for(done.wait(), timeout=120)
     return scheduler
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
+CANARY_API = "canary.gitops.dev/v1beta1"
 CANARY = str(Path(sys.executable).parent / "canary")
 T = TypeVar("T")
 
@@ -114,3 +115,45 @@ def start_operator(
     op = OperatorProcess(kubeconfig, tmp_path / f"operator-{len(operators)}.log", *extra)
     operators.append(op.start())
     return op
+
+
+def deployment_manifest(
+    name: str, namespace: str, image: str, *, replicas: int = 1, container: str = "podinfod"
+) -> dict[str, Any]:
+    """A Deployment the sandbox runs: one container of ``image``, labelled ``app: name``."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": container, "image": image}]},
+            },
+        },
+    }
+
+
+def canary_manifest(
+    name: str,
+    namespace: str,
+    analysis: dict[str, Any],
+    *,
+    provider: str = "kubernetes",
+    **spec: Any,
+) -> dict[str, Any]:
+    """A Canary of the Deployment ``name`` on port 9898, with ``analysis`` and extra spec fields."""
+    return {
+        "apiVersion": CANARY_API,
+        "kind": "Canary",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "provider": provider,
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "service": {"port": 9898},
+            "analysis": analysis,
+            **spec,
+        },
+    }

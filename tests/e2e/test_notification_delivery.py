@@ -76,7 +76,7 @@ class TestKilledWhileSlackStalls:
         # being tried again), well inside the delivery budget (120 s x --time-scale 0.2).
         install(env, receiver, timeout="30s")
         first = await env.start_operator()
-        await env.wait_phase("Initialized", timeout=40)
+        await env.wait_phase("Initialized", timeout=180)
         await receiver.wait_accepted(1, path=SLACK_PATH, within=30)
 
         receiver.default(SLACK_PATH, Reply(200, hold=asyncio.Event()))  # Slack stalls
@@ -86,7 +86,7 @@ class TestKilledWhileSlackStalls:
             # The rollout went on: Started is in flight, Promoted waits behind it.
             return await pending_kinds(env) == ["Started", "Promoted"] and receiver.in_flight > 0
 
-        await eventually(both_waiting, timeout=60, what="Started in flight and Promoted behind it")
+        await eventually(both_waiting, timeout=180, what="Started in flight and Promoted behind it")
         assert await env.phase() == "Succeeded"
         first.kill()  # SIGKILL: what was in the controller's memory is gone
         receiver.default(SLACK_PATH, Reply(200))  # Slack answers again
@@ -98,9 +98,11 @@ class TestKilledWhileSlackStalls:
                 await pending_kinds(env)
             )
 
-        await eventually(delivered, timeout=60, what="both messages, and the status emptied")
+        await eventually(delivered, timeout=180, what="both messages, and the status emptied")
         after = await second.passes()
-        await eventually(lambda: _at_least(second, after + 3), timeout=30, what="three more passes")
+        await eventually(
+            lambda: _at_least(second, after + 3), timeout=180, what="three more passes"
+        )
         assert accepted(receiver) == ["Initialized", "Started", "Promoted"]
         assert await second.counter("canary_engine_notifications_total", outcome="sent") == 2
         assert not [m for m in await env.event_messages() if m.startswith("Notification")]
@@ -130,7 +132,7 @@ class TestApiServerErrors:
             )
             env.operators.append(op.start())
             assert await op.healthy(within=30), op.output()[-3000:]
-            await env.wait_phase("Initialized", timeout=40)
+            await env.wait_phase("Initialized", timeout=180)
             await receiver.wait_accepted(1, path=SLACK_PATH, within=30)
             assert proxy.faulted() == [("GET", ALERT_PROVIDER, 500)]
         finally:

@@ -33,7 +33,15 @@ import pytest
 from canary.adapters.kube import KubeClient, connect
 from kubesandbox import SandboxThread
 from tests.e2e.fault_proxy import Fault, FaultProxy, kubeconfig_through
-from tests.e2e.support import CANARY, OperatorProcess, eventually, free_port, start_operator
+from tests.e2e.support import (
+    CANARY,
+    OperatorProcess,
+    canary_manifest,
+    deployment_manifest,
+    eventually,
+    free_port,
+    start_operator,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -73,33 +81,12 @@ def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 def deployment(name: str = "podinfo") -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": "podinfo:6.0.0"}]},
-            },
-        },
-    }
+    return deployment_manifest(name, NS, "podinfo:6.0.0", replicas=2, container="app")
 
 
 def canary(name: str = "podinfo", provider: str = "kubernetes") -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "Canary",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "provider": provider,
-            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-            "service": {"port": 9898},
-            "analysis": {"interval": "10s", "threshold": 2, "iterations": 2},
-        },
-    }
+    analysis = {"interval": "10s", "threshold": 2, "iterations": 2}
+    return canary_manifest(name, NS, analysis, provider=provider)
 
 
 async def status_of(kube: KubeClient, name: str = "podinfo") -> dict[str, Any]:
@@ -217,7 +204,7 @@ class TestStartUp:
                 response = await readyz(op)
                 return response is not None and response.status_code == 200
 
-            await eventually(ready, timeout=60, what="/readyz to answer 200 after the 500")
+            await eventually(ready, timeout=180, what="/readyz to answer 200 after the 500")
             assert proxy.faulted() == [("GET", CRD_CHECK, 500)]
             assert [m for m, p, s in proxy.seen if p == CRD_CHECK] == ["GET", "GET"]
             # Off the loop: the proxy serves the operator's last calls while it stops.
@@ -240,7 +227,7 @@ class TestPortsInUse:
         async def serving() -> bool:
             return await readyz(first) is not None
 
-        await eventually(serving, timeout=60, what="the first operator to serve HTTP")
+        await eventually(serving, timeout=180, what="the first operator to serve HTTP")
         proc = run_canary(
             "run",
             "--kubeconfig",
@@ -298,7 +285,7 @@ class TestWhileRunning:
             op = OperatorProcess(kubeconfig, tmp_path / "operator.log")
             operators.append(op.start())
             await eventually(
-                lambda: initialized(bare_kube), timeout=90, what="the canary to initialize"
+                lambda: initialized(bare_kube), timeout=180, what="the canary to initialize"
             )
             assert len(proxy.faulted()) == 2
             assert await asyncio.to_thread(op.stop) == 0  # the proxy serves it meanwhile
@@ -323,7 +310,7 @@ class TestWhileRunning:
         bare.apply_manifest(canary())
         op = start_operator(bare, tmp_path, operators)
         await eventually(
-            lambda: initialized(bare_kube), timeout=60, what="the canary to initialize"
+            lambda: initialized(bare_kube), timeout=180, what="the canary to initialize"
         )
 
         await bare_kube.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", CANARY_CRD)
@@ -334,7 +321,7 @@ class TestWhileRunning:
                 return None
             return response.text
 
-        reason = await eventually(not_ready, timeout=60, what="/readyz to say the CRD is gone")
+        reason = await eventually(not_ready, timeout=180, what="/readyz to say the CRD is gone")
         assert reason.startswith(
             f"not ready: the CustomResourceDefinition {CANARY_CRD} is not installed"
         ), reason
@@ -352,7 +339,7 @@ class TestWhileRunning:
             lines = not_served_lines()
             return lines if len(lines) >= 3 else None
 
-        lines = await eventually(three_attempts, timeout=60, what="three attempts to list")
+        lines = await eventually(three_attempts, timeout=180, what="three attempts to list")
         assert all(" WARNING canary.adapters.cache: " in line for line in lines), lines
         assert [line.rsplit("listing again in ", 1)[1] for line in lines[:3]] == [
             "1s",
@@ -369,9 +356,9 @@ class TestWhileRunning:
             response = await readyz(op)
             return response is not None and response.status_code == 200
 
-        await eventually(ready_again, timeout=90, what="/readyz to be ready again")
+        await eventually(ready_again, timeout=180, what="/readyz to be ready again")
         await eventually(
-            lambda: initialized(bare_kube), timeout=90, what="the new canary to initialize"
+            lambda: initialized(bare_kube), timeout=180, what="the new canary to initialize"
         )
         assert op.stop() == 0, op.output()
         output = op.output()
@@ -395,7 +382,7 @@ class TestWhileRunning:
             conditions = (await status_of(bare_kube)).get("conditions") or []
             return next((c for c in conditions if c["type"] == "RouterReady"), None)
 
-        condition = await eventually(router_not_ready, timeout=60, what="RouterReady=False")
+        condition = await eventually(router_not_ready, timeout=180, what="RouterReady=False")
         message = (
             "provider istio needs networking.istio.io/v1beta1 VirtualService, "
             "networking.istio.io/v1beta1 DestinationRule, which the API server does not "
@@ -416,7 +403,7 @@ class TestWhileRunning:
                 and e.get("type") == "Warning"
             ]
 
-        events = await eventually(warnings, timeout=30, what="the Warning Event")
+        events = await eventually(warnings, timeout=180, what="the Warning Event")
         assert [e["message"] for e in events] == [message]
 
         # Nothing was created half-way, and the next checks (2 s, 6 s at --time-scale 0.2)
@@ -424,7 +411,7 @@ class TestWhileRunning:
         async def checked_again() -> bool:
             return "still waiting for networking.istio.io/v1beta1 VirtualService" in op.output()
 
-        await eventually(checked_again, timeout=60, what="a second check of the Istio APIs")
+        await eventually(checked_again, timeout=180, what="a second check of the Istio APIs")
         for kind, name in (
             ("Deployment", "podinfo-primary"),
             ("Service", "podinfo-primary"),

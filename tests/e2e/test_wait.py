@@ -25,7 +25,14 @@ import pytest
 
 from canary.adapters.kube import KubeClient
 from kubesandbox import SandboxThread
-from tests.e2e.support import CANARY, OperatorProcess, eventually, start_operator
+from tests.e2e.support import (
+    CANARY,
+    OperatorProcess,
+    canary_manifest,
+    deployment_manifest,
+    eventually,
+    start_operator,
+)
 from tests.http_fixtures import RecordingServer, Reply
 from tests.sandbox_fixtures import Kubectl
 
@@ -38,37 +45,14 @@ PROMETHEUS_QUERY = "/api/v1/query"
 
 
 def deployment(image: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "podinfo", "namespace": NS},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "podinfo"}},
-            "template": {
-                "metadata": {"labels": {"app": "podinfo"}},
-                "spec": {"containers": [{"name": "podinfod", "image": image}]},
-            },
-        },
-    }
+    return deployment_manifest("podinfo", NS, image)
 
 
 def canary(metrics: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     analysis: dict[str, Any] = {"interval": "10s", "threshold": 1, "iterations": 2}
     if metrics:
         analysis["metrics"] = metrics
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Canary",
-        "metadata": {"name": "podinfo", "namespace": NS},
-        "spec": {
-            "provider": "kubernetes",
-            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-            "progressDeadlineSeconds": 120,
-            "service": {"port": 9898},
-            "analysis": analysis,
-        },
-    }
+    return canary_manifest("podinfo", NS, analysis, progressDeadlineSeconds=120)
 
 
 SUCCESS_RATE = {"name": "success-rate", "interval": "1m", "thresholdRange": {"min": 99}}
