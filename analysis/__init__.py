@@ -34,11 +34,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from analysis._builtin import BuiltinQueries, builtin_queries, observer_for
-from analysis._providers import MetricProvider, make_provider
+from analysis._providers import KubeReader, MetricProvider, make_provider
 from analysis._spec.errors import (
     AnalysisError,
     AnalysisSpecError,
     AnalysisSpecErrors,
+    BadQueryError,
     HTTPStatusError,
     MultipleSeriesError,
     NoDataError,
@@ -48,6 +49,7 @@ from analysis._spec.errors import (
     QueryError,
     QueryTimeoutError,
     TemplateError,
+    UnauthorizedError,
     UnknownProviderError,
 )
 from analysis._spec.vocabulary import Bucket
@@ -60,6 +62,7 @@ from analysis.spec import (
     FLAGGER_ONLY_PROVIDERS,
     NOT_SUPPORTED_PROVIDER_TYPES,
     SUPPORTED_PROVIDER_TYPES,
+    VENDORS,
     CompareSpec,
     CompareTest,
     MetricCheck,
@@ -69,6 +72,8 @@ from analysis.spec import (
     ProviderConfig,
     ProviderSpec,
     QueryContext,
+    Vendor,
+    WebSpec,
     escape_regex,
     escape_string,
     metric_check_from_spec,
@@ -78,6 +83,7 @@ from analysis.spec import (
     provider_config,
     provider_config_from_spec,
     render_query,
+    vendor,
 )
 
 if TYPE_CHECKING:
@@ -123,9 +129,11 @@ __all__ = [
     "MIN_WINDOW_SECONDS",
     "NOT_SUPPORTED_PROVIDER_TYPES",
     "SUPPORTED_PROVIDER_TYPES",
+    "VENDORS",
     "AnalysisError",
     "AnalysisSpecError",
     "AnalysisSpecErrors",
+    "BadQueryError",
     "Bucket",
     "BuiltinQueries",
     "CompareResult",
@@ -133,6 +141,7 @@ __all__ = [
     "CompareTest",
     "Comparison",
     "HTTPStatusError",
+    "KubeReader",
     "MetricCheck",
     "MetricKind",
     "MetricProvider",
@@ -152,8 +161,11 @@ __all__ = [
     "SequentialState",
     "TemplateError",
     "ThresholdResult",
+    "UnauthorizedError",
     "UnknownProviderError",
+    "Vendor",
     "Verdict",
+    "WebSpec",
     "Window",
     "add_histograms",
     "add_window",
@@ -174,4 +186,5 @@ __all__ = [
     "provider_config",
     "provider_config_from_spec",
     "render_query",
+    "vendor",
 ]

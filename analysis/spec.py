@@ -34,6 +34,7 @@ from analysis._spec.provider import (
     provider_config_from_spec,
 )
 from analysis._spec.templates import QueryContext, escape_regex, escape_string, render_query
+from analysis._spec.vendors import VENDORS, Vendor, vendor
 from analysis._spec.vocabulary import (
     BUILTIN_METRICS,
     FLAGGER_ONLY_PROVIDERS,
@@ -42,6 +43,7 @@ from analysis._spec.vocabulary import (
     OnMaxInconclusive,
     Outcome,
 )
+from analysis._spec.web import WebSpec
 
 __all__ = [
     "BUILTIN_METRICS",
@@ -50,6 +52,7 @@ __all__ = [
     "FLAGGER_ONLY_PROVIDERS",
     "NOT_SUPPORTED_PROVIDER_TYPES",
     "SUPPORTED_PROVIDER_TYPES",
+    "VENDORS",
     "AnalysisError",
     "AnalysisSpecError",
     "AnalysisSpecErrors",
@@ -65,6 +68,8 @@ __all__ = [
     "QueryContext",
     "TemplateError",
     "UnknownProviderError",
+    "Vendor",
+    "WebSpec",
     "escape_regex",
     "escape_string",
     "metric_check_from_spec",
@@ -74,4 +79,5 @@ __all__ = [
     "provider_config",
     "provider_config_from_spec",
     "render_query",
+    "vendor",
 ]

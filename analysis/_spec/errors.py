@@ -17,7 +17,9 @@ numpy exception ever leaves the package::
         ├── MultipleSeriesError        several series where one value was expected
         ├── ProviderUnavailableError   connection refused, DNS, TLS, ...
         │   └── QueryTimeoutError      no answer within the timeout
-        ├── HTTPStatusError            HTTP 4xx/5xx without a Prometheus error body
+        ├── HTTPStatusError            HTTP 4xx/5xx without a more precise meaning
+        │   └── UnauthorizedError      HTTP 401/403: the credentials are missing, wrong or too weak
+        ├── BadQueryError              the server rejected the query itself (syntax, unknown metric)
         └── PrometheusAPIError         Prometheus said ``status: error`` (errorType, error)
 
 The spec errors are named for the package (canary's own manifests have a
@@ -35,6 +37,7 @@ __all__ = [
     "AnalysisError",
     "AnalysisSpecError",
     "AnalysisSpecErrors",
+    "BadQueryError",
     "HTTPStatusError",
     "MultipleSeriesError",
     "NoDataError",
@@ -44,6 +47,7 @@ __all__ = [
     "QueryError",
     "QueryTimeoutError",
     "TemplateError",
+    "UnauthorizedError",
     "UnknownProviderError",
 ]
 
@@ -130,6 +134,18 @@ class QueryTimeoutError(ProviderUnavailableError):
 
 class HTTPStatusError(QueryError):
     """The metric server answered with an HTTP error and no structured error body."""
+
+    def __init__(self, message: str, *, query: str | None = None, status_code: int = 0) -> None:
+        self.status_code = status_code
+        super().__init__(message, query=query)
+
+
+class UnauthorizedError(HTTPStatusError):
+    """The metric server refused the credentials (HTTP 401 or 403): fix the Secret, not the query."""
+
+
+class BadQueryError(QueryError):
+    """The metric server rejected the query itself: it will fail the same way every tick."""
 
     def __init__(self, message: str, *, query: str | None = None, status_code: int = 0) -> None:
         self.status_code = status_code

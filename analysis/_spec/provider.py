@@ -15,7 +15,7 @@ from a name nobody knows (never a silent fallback to Prometheus as in Flagger).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from analysis._spec.errors import (
@@ -25,6 +25,9 @@ from analysis._spec.errors import (
     UnknownProviderError,
 )
 from analysis._spec.fields import Problems, read_bool, type_name
+from analysis._spec.vendors import VENDORS, vendor
+from analysis._spec.vocabulary import promql_seconds
+from analysis._spec.web import WebSpec, parse_web_spec
 
 __all__ = [
     "DEFAULT_PROMETHEUS_ADDRESS",
@@ -42,21 +45,9 @@ __all__ = [
 DEFAULT_PROMETHEUS_ADDRESS = "http://prometheus:9090"
 DEFAULT_TIMEOUT_SECONDS = 5.0
 
-SUPPORTED_PROVIDER_TYPES: frozenset[str] = frozenset({"prometheus"})
-NOT_SUPPORTED_PROVIDER_TYPES: frozenset[str] = frozenset(
-    {
-        "datadog",
-        "influxdb",
-        "cloudwatch",
-        "newrelic",
-        "graphite",
-        "stackdriver",
-        "dynatrace",
-        "keptn",
-        "splunk",
-        "externalmetrics",
-    }
-)
+SUPPORTED_PROVIDER_TYPES: frozenset[str] = frozenset(v.type for v in VENDORS)
+# Every type Flagger knows is implemented; the name stays for callers that ask.
+NOT_SUPPORTED_PROVIDER_TYPES: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +65,7 @@ class ProviderSpec:
     insecure_skip_verify: bool = False
     region: str | None = None
     secret_name: str | None = None
+    web: WebSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +87,24 @@ class ProviderConfig:
     ca_data: str | None = field(default=None, repr=False)
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     region: str | None = None
+    # Every key of the Secret, for the vendors' own names (datadog_api_key, ...).
+    secret: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # The metric's interval in seconds: the vendors whose API takes a time range use it.
+    interval_seconds: float = 60.0
+    web: WebSpec | None = None
+
+    def secret_value(self, key: str) -> str | None:
+        """The Secret's ``key``, or None when it is absent or empty."""
+        for name, value in self.secret:
+            if name == key:
+                return value or None
+        return None
+
+    @property
+    def credentials(self) -> tuple[str, ...]:
+        """Every credential this configuration holds: what messages must never contain."""
+        values = [v for _, v in self.secret] + [self.token or "", self.password or ""]
+        return tuple(v for v in values if len(v) >= 4)
 
 
 def check_provider_type(type_: str, path: str) -> str:
@@ -133,9 +143,32 @@ def parse_provider_spec(spec: object, *, path: str = "spec.provider") -> Provide
         insecure_skip_verify=read_bool(spec, "insecureSkipVerify", path, problems, False),
         region=_read_region(spec, path, problems),
         secret_name=_read_secret_name(spec, path, problems),
+        web=parse_web_spec(spec.get("web"), f"{path}.web", problems),
     )
+    _check_vendor_fields(parsed, path, problems, has_secret_ref=spec.get("secretRef") is not None)
     problems.raise_all()
     return parsed
+
+
+def _check_vendor_fields(
+    parsed: ProviderSpec, path: str, problems: Problems, *, has_secret_ref: bool
+) -> None:
+    """What the type's row says must be in the spec itself (the Secret is checked later)."""
+    row = vendor(parsed.type)
+    if row is None:
+        return
+    if row.secret_required and not has_secret_ref:
+        keys = " and ".join(repr(k) for k in row.secret_keys)
+        problems.add(
+            f"{path}.secretRef",
+            f"a {parsed.type} provider needs a Secret with {keys}; set secretRef.name",
+        )
+    if parsed.type == "web" and parsed.web is None:
+        problems.add(f"{path}.web", "a web provider needs web.jsonPath: where the number is")
+    if parsed.type != "web" and parsed.web is not None:
+        problems.add(f"{path}.web", f"only a web provider takes web, not {parsed.type}")
+    if parsed.type == "cloudwatch" and not parsed.region:
+        problems.add(f"{path}.region", "a cloudwatch provider needs the AWS region, e.g. us-east-1")
 
 
 def provider_config(
@@ -145,19 +178,39 @@ def provider_config(
     secret: Mapping[str, str] | None = None,
     default_address: str = DEFAULT_PROMETHEUS_ADDRESS,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    interval: str = "1m",
+    render: Callable[[str], str] | None = None,
 ) -> ProviderConfig:
     """The connection settings of ``spec`` with the decoded data of its Secret.
 
-    ``secret`` holds ``token`` or ``username``/``password`` for Prometheus, and
-    ``address``, which overrides the spec's address as in Flagger.  Without an
-    address anywhere, ``default_address`` (the Canary's ``metricsServer`` or the
-    controller's default) is used.  Raises :class:`~analysis.AnalysisSpecError`.
+    ``secret`` holds the type's keys (Prometheus: ``token`` or ``username``/``password``;
+    Datadog: ``datadog_api_key`` ...; see :mod:`analysis._spec.vendors`) and ``address``,
+    which overrides the spec's address as in Flagger. Without an address anywhere, a
+    Prometheus provider uses ``default_address`` (the Canary's ``metricsServer`` or the
+    controller's default), the others their vendor's public API address where there is
+    one. ``interval`` is the metric's; ``render`` renders the web provider's body
+    template with the query's variables. Raises :class:`~analysis.AnalysisSpecError`
+    naming the field or the Secret key.
     """
     secret = secret or {}
-    address = secret.get("address") or spec.address or default_address
-    if not address.startswith(("http://", "https://")):
+    row = vendor(spec.type)
+    if row is None:
+        check_provider_type(spec.type, f"{path}.type")
+        raise AssertionError("unreachable")  # pragma: no cover
+    if row.type == "prometheus":
+        fallback: str | None = default_address
+    else:
+        fallback = row.default_address
+    address = secret.get("address") or spec.address or fallback or ""
+    if address and not address.startswith(("http://", "https://")):
         raise AnalysisSpecError(
             f"{path}.address", f"expected an http:// or https:// URL, got {address!r}"
+        )
+    if not address and row.address_required:
+        raise AnalysisSpecError(
+            f"{path}.address",
+            f"a {row.type} provider needs the address of its API "
+            "(spec.provider.address or the Secret's 'address' key)",
         )
     if not (isinstance(timeout_seconds, int | float) and math.isfinite(timeout_seconds)) or (
         timeout_seconds <= 0
@@ -165,12 +218,31 @@ def provider_config(
         raise AnalysisSpecError(
             "timeout_seconds", f"expected a positive number, got {timeout_seconds!r}"
         )
+    if row.secret_required and spec.secret_name is not None:
+        missing = [k for k in row.secret_keys if not secret.get(k)]
+        if missing:
+            keys = " and ".join(repr(k) for k in missing)
+            raise AnalysisSpecError(
+                f"{path}.secretRef",
+                f"Secret {spec.secret_name} has no {keys} key (a {row.type} provider needs "
+                f"{' and '.join(repr(k) for k in row.secret_keys)})",
+            )
     username = secret.get("username") or None
     password = secret.get("password") or None
-    if (username is None) != (password is None):
+    if row.type in ("prometheus", "graphite") and (username is None) != (password is None):
         raise AnalysisSpecError(
             f"{path}.secretRef", "expected both 'username' and 'password' keys in the Secret"
         )
+    web = spec.web
+    if web is not None:
+        for header, key in web.secret_headers:
+            if not secret.get(key):
+                raise AnalysisSpecError(
+                    f"{path}.web.secretHeaders.{header}",
+                    f"Secret {spec.secret_name or '(no secretRef)'} has no {key!r} key",
+                )
+        if web.body is not None and render is not None:
+            web = web.with_body(render(web.body))
     return ProviderConfig(
         type=spec.type,
         address=address.rstrip("/"),
@@ -183,6 +255,9 @@ def provider_config(
         ca_data=secret.get("ca.crt") or secret.get("caFile") or None,
         timeout_seconds=float(timeout_seconds),
         region=spec.region,
+        secret=tuple(sorted((str(k), str(v)) for k, v in secret.items())),
+        interval_seconds=_interval_seconds(interval, path),
+        web=web,
     )
 
 
@@ -282,3 +357,10 @@ def _read_secret_name(spec: Mapping[str, object], path: str, problems: Problems)
         )
         return None
     return name
+
+
+def _interval_seconds(interval: str, path: str) -> float:
+    try:
+        return promql_seconds(interval)
+    except ValueError as exc:
+        raise AnalysisSpecError(f"{path} interval", str(exc)) from None

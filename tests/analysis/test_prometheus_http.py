@@ -18,7 +18,6 @@ from analysis import (
     PrometheusAPIError,
     PrometheusProvider,
     ProviderConfig,
-    ProviderNotSupportedError,
     ProviderUnavailableError,
     QueryError,
     QueryTimeoutError,
@@ -327,13 +326,20 @@ class TestConfig:
         assert "unknown provider type 'prometeus'" in str(info.value)
 
     @pytest.mark.parametrize(
-        "type_", ["datadog", "cloudwatch", "newrelic", "graphite", "splunk", "keptn"]
+        ("type_", "keys"),
+        [
+            ("datadog", "'datadog_api_key' and 'datadog_application_key'"),
+            ("newrelic", "'newrelic_query_key' and 'newrelic_account_id'"),
+            ("splunk", "'sf_token_key'"),
+            ("dynatrace", "'dynatrace_token'"),
+        ],
     )
-    def test_flagger_types_are_not_supported_yet(self, type_: str) -> None:
-        with pytest.raises(ProviderNotSupportedError, match="not supported yet"):
+    def test_a_flagger_type_without_its_secret_names_the_keys_it_needs(
+        self, type_: str, keys: str
+    ) -> None:
+        with pytest.raises(AnalysisSpecError, match=keys) as info:
             provider_config_from_spec({"type": type_})
-        with pytest.raises(ProviderNotSupportedError):
-            make_provider(ProviderConfig(type=type_))
+        assert info.value.path == "spec.provider.secretRef"
 
     @pytest.mark.parametrize(
         ("spec", "path"),

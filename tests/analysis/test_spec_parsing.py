@@ -19,9 +19,9 @@ from analysis import (
     MetricCheck,
     MetricKind,
     Outcome,
-    ProviderNotSupportedError,
     ProviderSpec,
     QueryContext,
+    UnknownProviderError,
     evaluate,
     metric_check_from_spec,
     parse_compare,
@@ -111,13 +111,13 @@ class TestMetricSpecs:
 class TestProviderSpecs:
     def test_every_bad_field_of_a_provider_is_reported_and_keeps_its_error_class(self) -> None:
         with pytest.raises(AnalysisSpecErrors) as info:
-            parse_provider_spec({"type": "datadog", "headers": {"X": [1]}, "secretRef": {}})
+            parse_provider_spec({"type": "datadogg", "headers": {"X": [1]}, "secretRef": {}})
         assert problem_paths(info.value) == [
             "spec.provider.type",
             "spec.provider.headers.X",
             "spec.provider.secretRef.name",
         ]
-        assert isinstance(info.value.problems[0], ProviderNotSupportedError)
+        assert isinstance(info.value.problems[0], UnknownProviderError)
 
     def test_the_secrets_address_and_credentials_complete_the_spec(self) -> None:
         spec = parse_provider_spec(

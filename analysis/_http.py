@@ -1,0 +1,294 @@
+"""HTTP plumbing shared by the vendor providers: one request, its errors translated, no secret out.
+
+Every vendor module (``_datadog``, ``_newrelic`` ...) sends its requests through
+:class:`VendorHTTP`, so they all behave alike where it matters to a user:
+
+* every call has the provider's timeout; no httpx exception leaves the package;
+* the answer's status becomes the error tree of :mod:`analysis._spec.errors`, worded with
+  the vendor's own message (its JSON ``errors``/``error``/``message``, or the start of
+  the body)::
+
+      timeout                 QueryTimeoutError        "Datadog at ... did not answer within 5s"
+      refused, DNS, TLS       ProviderUnavailableError "cannot reach Datadog at ...: ConnectError"
+      401, 403                UnauthorizedError        "Datadog refused the credentials (HTTP 403): ..."
+      400, 422                BadQueryError            "Datadog rejected the query ...: ..."
+      404, 429, 5xx, other    HTTPStatusError          "Datadog answered HTTP 503 to ...: ..."
+      not JSON where JSON     QueryError               "Datadog answered ... with a body that is not JSON"
+
+* no message carries a credential: the address loses its ``user:password@``, headers are
+  never formatted, and every value of the provider's Secret is masked in whatever a vendor
+  echoes back (some quote the API key they refused).
+
+:class:`SingleValue` gives the vendors the two Protocol methods that only Prometheus can
+answer (range samples and histogram buckets) as a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from analysis._prometheus import safe_address
+from analysis._spec.errors import (
+    BadQueryError,
+    HTTPStatusError,
+    ProviderUnavailableError,
+    QueryError,
+    QueryTimeoutError,
+    UnauthorizedError,
+)
+from analysis._spec.provider import ProviderConfig
+from analysis._spec.vocabulary import Bucket
+
+__all__ = ["SingleValue", "VendorHTTP", "redact", "short"]
+
+_MAX_MESSAGE = 300
+MASK = "***"
+
+
+def short(query: str, limit: int = 200) -> str:
+    """``query`` on one line, cut to ``limit`` characters, for a message."""
+    q = " ".join(query.split())
+    return q if len(q) <= limit else q[: limit - 3] + "..."
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret value replaced by ``***`` (longest first)."""
+    for value in sorted(set(secrets), key=len, reverse=True):
+        if value:
+            text = text.replace(value, MASK)
+    return text
+
+
+def vendor_message(response: httpx.Response) -> str:
+    """What the vendor said went wrong, from the usual JSON shapes or the body's start."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    found: list[str] = []
+    if isinstance(body, Mapping):
+        for key in ("errors", "error", "message", "Message", "errorMessage", "detail"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                found.append(value)
+            elif isinstance(value, list):
+                found.extend(str(v) for v in value if v)
+            elif isinstance(value, Mapping):
+                inner = value.get("message") or value.get("status") or value.get("code")
+                if inner:
+                    found.append(str(inner))
+            if found:
+                break
+    text = "; ".join(found) if found else response.text
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _params(
+    params: Mapping[str, str] | Sequence[tuple[str, str]] | None,
+) -> httpx.QueryParams | None:
+    if params is None:
+        return None
+    return httpx.QueryParams(list(params.items()) if isinstance(params, Mapping) else list(params))
+
+
+class VendorHTTP:
+    """Requests to one vendor's API with the provider's settings; see the module docstring.
+
+    ``title`` names the vendor in messages. Pass ``transport`` (tests) or ``client`` (a
+    shared ``httpx.AsyncClient``) to replace the client opened per call.
+    """
+
+    def __init__(
+        self,
+        config: ProviderConfig,
+        title: str,
+        *,
+        client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self.title = title
+        self._client = client
+        self._transport = transport
+
+    @property
+    def where(self) -> str:
+        return safe_address(self.config.address) if self.config.address else self.title
+
+    def _verify(self) -> ssl.SSLContext | bool:
+        if self.config.insecure_skip_verify:
+            return False
+        if self.config.ca_file or self.config.ca_data:
+            return ssl.create_default_context(
+                cafile=self.config.ca_file, cadata=self.config.ca_data
+            )
+        return True
+
+    def clean(self, text: str) -> str:
+        """``text`` without any credential of this provider."""
+        return redact(text, self.config.credentials)
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        query: str,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+        json_body: Any = None,
+        content: bytes | str | None = None,
+    ) -> httpx.Response:
+        """The answer to one request, or the translated error (see the module docstring)."""
+        timeout = httpx.Timeout(self.config.timeout_seconds)
+        all_headers = [*self.config.headers, *headers]
+        try:
+            if self._client is not None:
+                response = await self._client.request(
+                    method,
+                    url,
+                    params=_params(params),
+                    headers=all_headers,
+                    json=json_body,
+                    content=content,
+                    timeout=timeout,
+                )
+            else:
+                async with httpx.AsyncClient(
+                    verify=self._verify(), transport=self._transport, timeout=timeout
+                ) as client:
+                    response = await client.request(
+                        method,
+                        url,
+                        params=_params(params),
+                        headers=all_headers,
+                        json=json_body,
+                        content=content,
+                    )
+        except httpx.TimeoutException:
+            raise QueryTimeoutError(
+                self.clean(
+                    f"{self.title} at {self.where} did not answer within "
+                    f"{self.config.timeout_seconds:g}s (query {short(query)!r})"
+                ),
+                query=query,
+            ) from None
+        except httpx.HTTPError as exc:
+            raise ProviderUnavailableError(
+                self.clean(f"cannot reach {self.title} at {self.where}: {type(exc).__name__}"),
+                query=query,
+            ) from None
+        except ValueError as exc:  # an address httpx cannot even parse
+            raise ProviderUnavailableError(
+                self.clean(f"cannot reach {self.title} at {self.where}: {exc}"), query=query
+            ) from None
+        self.check_status(response, query)
+        return response
+
+    def check_status(self, response: httpx.Response, query: str) -> None:
+        """Raise the error an HTTP error status means; nothing for 1xx-3xx."""
+        status = response.status_code
+        if status < 400:
+            return
+        said = self.clean(vendor_message(response))
+        detail = f": {said}" if said else ""
+        if status in (401, 403):
+            raise UnauthorizedError(
+                f"{self.title} at {self.where} refused the credentials (HTTP {status}){detail}",
+                query=query,
+                status_code=status,
+            )
+        if status in (400, 422):
+            raise BadQueryError(
+                self.clean(f"{self.title} rejected the query {short(query)!r} (HTTP {status})")
+                + detail,
+                query=query,
+                status_code=status,
+            )
+        hint = " (rate limited; the next tick asks again)" if status == 429 else ""
+        raise HTTPStatusError(
+            self.clean(
+                f"{self.title} at {self.where} answered HTTP {status}{hint} to query {short(query)!r}"
+            )
+            + detail,
+            query=query,
+            status_code=status,
+        )
+
+    def decode(self, response: httpx.Response, query: str) -> Any:
+        """The answer's JSON, or a :class:`QueryError` saying it is not JSON."""
+        try:
+            return response.json()
+        except (ValueError, json.JSONDecodeError):
+            start = self.clean(" ".join(response.text[:80].split()))
+            raise QueryError(
+                f"{self.title} answered HTTP {response.status_code} to query {short(query)!r} "
+                f"with a body that is not JSON: {start!r}",
+                query=query,
+            ) from None
+
+    async def get_json(
+        self,
+        url: str,
+        *,
+        query: str,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> Any:
+        response = await self.send("GET", url, query=query, params=params, headers=headers)
+        return self.decode(response, query)
+
+    async def post_json(
+        self,
+        url: str,
+        *,
+        query: str,
+        json_body: Any = None,
+        content: bytes | str | None = None,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> Any:
+        response = await self.send(
+            "POST",
+            url,
+            query=query,
+            params=params,
+            headers=headers,
+            json_body=json_body,
+            content=content,
+        )
+        return self.decode(response, query)
+
+
+class SingleValue:
+    """The part of the MetricProvider Protocol a one-number-per-query vendor cannot answer.
+
+    The threshold judge and the compare judge's error-rate test only call ``run_query``;
+    range samples and histogram buckets are Prometheus shapes, so asking another vendor
+    for them is a clear error (``canary lint`` says it before a canary runs).
+    """
+
+    title = "this provider"
+
+    async def query_samples(
+        self, query: str, *, start: datetime, end: datetime, step_seconds: float
+    ) -> tuple[float, ...]:
+        raise QueryError(
+            f"{self.title} answers one number per query, not a range of samples "
+            f"(query {short(query)!r})",
+            query=query,
+        )
+
+    async def query_buckets(self, query: str, *, at: datetime | None = None) -> tuple[Bucket, ...]:
+        raise QueryError(
+            f"{self.title} has no histogram buckets: compare latency needs a Prometheus "
+            f"provider; compare the error rate or use a threshold (query {short(query)!r})",
+            query=query,
+        )
