@@ -4,7 +4,8 @@ MetricTemplates use Go ``text/template`` with functions, not fields:
 ``{{ name }}``, ``{{ namespace }}``, ``{{ target }}``, ``{{ service }}``,
 ``{{ ingress }}``, ``{{ route }}``, ``{{ interval }}`` and
 ``{{ variables.<key> }}`` (whitespace inside the braces optional, ``{{-`` and
-``-}}`` trim like Go).  Nothing else of Go templates is supported; anything
+``-}}`` trim like Go). As in Go, only ``{{`` opens an expression: a ``}}`` outside one
+is text, as where the JSON of a CloudWatch query closes two objects at once.  Nothing else of Go templates is supported; anything
 else is a :class:`~analysis.TemplateError` naming the expression.
 
 Values are escaped according to where they land, which a plain string
@@ -166,11 +167,6 @@ def render_query(
                 template, i, out, ctx, interval, variables, context=context, quote=quote
             )
             continue
-        if template.startswith("}}", i) and quote is None:
-            raise TemplateError(
-                f"unbalanced braces: '}}}}' at offset {i} closes nothing "
-                f"(near {template[max(0, i - 20) : i + 2]!r})"
-            )
         c = template[i]
         if quote is None:
             if c in "\"'`":

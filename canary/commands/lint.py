@@ -240,6 +240,7 @@ def lint_inputs(
 
     report = LintReport(promtool=promtool)
     objects: list[_Object] = []
+    secrets: dict[tuple[str, str], frozenset[str]] = {}
     for source in inputs:
         text = read(source)
         file_report = FileReport(source.label)
@@ -256,6 +257,8 @@ def lint_inputs(
             objects += _check_document(
                 source.label, number, doc, file_report, report, default_provider
             )
+            secrets.update(_secret_keys(doc))
+    _providers(objects, secrets, report, default_provider)
     _promql(objects, report, default_provider)
     order = {f.file: i for i, f in enumerate(report.files)}
     report.findings.sort(key=lambda f: (order.get(f.file, 0), f.document, f.path))
@@ -342,29 +345,8 @@ def _semantic(obj: _Object, default_provider: str, schema_failed: bool) -> list[
     for issue in issues:
         severity: Severity = issue.severity
         message = issue.message
-        if kind == "MetricTemplate" and issue.path == "spec.provider.type":
-            severity, message = _flagger_only_provider(doc, severity, message)
         findings.append(obj.finding(severity, issue.path, message, "rules"))
     return findings
-
-
-def _flagger_only_provider(
-    doc: Mapping[str, Any], severity: Severity, message: str
-) -> tuple[Severity, str]:
-    """A metric provider Flagger knows but we do not run yet is a warning here.
-
-    The API server and the controller accept the MetricTemplate itself; only a Canary that uses
-    it fails its analysis. A Flagger migration (``canary convert``) then lints clean, with this
-    warning pointing at the templates that still need a Prometheus equivalent.
-    """
-    from canary.model.resources import FLAGGER_METRIC_PROVIDER_TYPES
-
-    spec = doc.get("spec")
-    provider = spec.get("provider") if isinstance(spec, Mapping) else None
-    ptype = provider.get("type") if isinstance(provider, Mapping) else None
-    if severity == "error" and isinstance(ptype, str) and ptype in FLAGGER_METRIC_PROVIDER_TYPES:
-        return "warning", f"{message} (a Canary that uses this template fails its analysis)"
-    return severity, message
 
 
 def _gitsource_issues(doc: Mapping[str, Any]) -> list[Any]:
@@ -380,6 +362,86 @@ def _gitsource_issues(doc: Mapping[str, Any]) -> list[Any]:
             issues.append(SpecIssue(path, message or problem))
         return issues
     return []
+
+
+# --------------------------------------------------------------------------- providers
+
+
+def _secret_keys(doc: Mapping[str, Any]) -> dict[tuple[str, str], frozenset[str]]:
+    """The keys of a v1 Secret document (data and stringData) by (namespace, name)."""
+    if doc.get("apiVersion") != "v1" or doc.get("kind") != "Secret":
+        return {}
+    meta = doc.get("metadata")
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str):
+        return {}
+    namespace = meta.get("namespace") if isinstance(meta.get("namespace"), str) else "default"
+    keys: set[str] = set()
+    for part in ("data", "stringData"):
+        values = doc.get(part)
+        if isinstance(values, Mapping):
+            keys.update(str(k) for k, v in values.items() if v not in (None, ""))
+    return {(str(namespace), str(meta["name"])): frozenset(keys)}
+
+
+def _providers(
+    objects: Iterable[_Object],
+    secrets: Mapping[tuple[str, str], frozenset[str]],
+    report: LintReport,
+    default_provider: str,
+) -> None:
+    """What each MetricTemplate's provider needs and the files can show.
+
+    A Secret named by ``secretRef`` that is among the linted files must hold the keys its
+    provider type reads (one that lives only in the cluster cannot be checked here). The
+    query of a non-Prometheus template is rendered with placeholder names, so a broken
+    template is found before a release reaches its first analysis step (Prometheus
+    queries go further, through promtool).
+    """
+    from analysis import QueryContext, TemplateError, render_query, vendor
+
+    for obj in objects:
+        if obj.kind != "MetricTemplate":
+            continue
+        spec = obj.doc.get("spec")
+        provider = spec.get("provider") if isinstance(spec, Mapping) else None
+        if not isinstance(provider, Mapping) or not isinstance(spec, Mapping):
+            continue
+        row = vendor(str(provider.get("type") or "prometheus"))
+        if row is None:
+            continue
+        ref = provider.get("secretRef")
+        name = ref.get("name") if isinstance(ref, Mapping) else None
+        keys = secrets.get((obj.namespace, name)) if isinstance(name, str) else None
+        if keys is not None:
+            missing = [k for k in row.secret_keys if k not in keys]
+            web = provider.get("web")
+            headers = web.get("secretHeaders") if isinstance(web, Mapping) else None
+            if isinstance(headers, Mapping):
+                missing += [str(k) for k in headers.values() if str(k) not in keys]
+            if missing:
+                report.findings.append(
+                    obj.finding(
+                        "error",
+                        "spec.provider.secretRef.name",
+                        f"Secret {obj.namespace}/{name} has no "
+                        f"{' and '.join(repr(k) for k in missing)} key "
+                        f"(a {row.type} provider reads it)",
+                        "rules",
+                    )
+                )
+        query = spec.get("query")
+        if row.type == "prometheus" or not isinstance(query, str):
+            continue
+        ctx = QueryContext(
+            name="podinfo", namespace=obj.namespace, target="podinfo", provider=default_provider
+        )
+        variables = dict.fromkeys(_VARIABLE.findall(query), PLACEHOLDER_VALUES[0])
+        try:
+            render_query(query, ctx, variables=variables)
+        except TemplateError as exc:
+            report.findings.append(
+                obj.finding("error", "spec.query", f"invalid query template: {exc}", "rules")
+            )
 
 
 # --------------------------------------------------------------------------- PromQL

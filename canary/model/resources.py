@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.spec import (
-    NOT_SUPPORTED_PROVIDER_TYPES,
     SUPPORTED_PROVIDER_TYPES,
     AnalysisSpecError,
     ProviderSpec,
@@ -27,9 +26,8 @@ from canary.model.canary import API_VERSION, FLAGGER_API_VERSION
 from canary.model.duration import DurationError, parse_duration
 from canary.model.reader import Issues, Reader
 
-# analysis's lists, under the names `canary lint` knows them by.
+# analysis's list, under the name `canary lint` knows it by.
 METRIC_PROVIDER_TYPES = SUPPORTED_PROVIDER_TYPES
-FLAGGER_METRIC_PROVIDER_TYPES = NOT_SUPPORTED_PROVIDER_TYPES
 ALERT_PROVIDER_TYPES = frozenset({"slack", "msteams", "discord", "rocket", "gchat", "generic"})
 
 

@@ -63,13 +63,16 @@ class TestVariables:
         [
             ('sum(x{a="{{ target "})', "has no matching"),
             ('sum(x{a="{{ target {{ name }}"})', "has no matching"),
-            ("sum(x) }}", "closes nothing"),
         ],
     )
     def test_unbalanced_braces(self, template: str, fragment: str) -> None:
         with pytest.raises(TemplateError, match="unbalanced braces") as info:
             render_query(template, CTX)
         assert fragment in str(info.value)
+
+    def test_closing_braces_outside_an_expression_are_text_as_in_go(self) -> None:
+        tpl = '[{"Id": "e", "MetricStat": {"Metric": {"Dimensions": [{"Value": "{{ target }}"}]}}}]'
+        assert render_query(tpl, CTX) == tpl.replace("{{ target }}", CTX.target)
 
     def test_bad_interval_is_rejected(self) -> None:
         with pytest.raises(TemplateError, match="interval"):

@@ -420,3 +420,80 @@ def test_lint_accepts_the_whole_examples_directory(cli: Invoke) -> None:
     assert code == 0, report
     assert report["summary"]["errors"] == 0
     assert report["summary"]["objects"] >= 15
+
+
+DATADOG_TEMPLATE = """\
+apiVersion: canary.gitops.dev/v1beta1
+kind: MetricTemplate
+metadata:
+  name: latency
+  namespace: test
+spec:
+  provider:
+    type: datadog
+    secretRef:
+      name: datadog
+  query: {query}
+"""
+
+DATADOG_SECRET = """\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: datadog
+  namespace: test
+stringData:
+{keys}
+"""
+
+
+def test_a_provider_secret_in_the_files_must_hold_the_keys_its_type_reads(
+    cli: Invoke, tmp_path: Path
+) -> None:
+    query = "'avg:trace.http.request.duration{kube_deployment:{{ target }}}'"
+    path = write(
+        tmp_path,
+        "datadog.yaml",
+        DATADOG_TEMPLATE.format(query=query),
+        DATADOG_SECRET.format(keys="  datadog_api_key: k"),
+    )
+    code, report = lint_json(cli, str(path))
+    assert code == 1
+    [issue] = report["issues"]
+    assert issue["path"] == "spec.provider.secretRef.name", issue
+    assert "'datadog_application_key'" in issue["message"], issue
+
+    complete = "  datadog_api_key: k\n  datadog_application_key: a"
+    write(
+        tmp_path,
+        "datadog.yaml",
+        DATADOG_TEMPLATE.format(query=query),
+        DATADOG_SECRET.format(keys=complete),
+    )
+    code, report = lint_json(cli, str(path))
+    assert (code, report["issues"]) == (0, [])
+
+
+def test_a_provider_without_the_secret_its_type_needs_is_named(cli: Invoke, tmp_path: Path) -> None:
+    text = DATADOG_TEMPLATE.format(query="avg:x").replace(
+        "    secretRef:\n      name: datadog\n", ""
+    )
+    code, report = lint_json(cli, str(write(tmp_path, "datadog.yaml", text)))
+    assert code == 1
+    assert [(i["path"], i["check"]) for i in report["issues"]] == [
+        ("spec.provider.secretRef", "rules")
+    ], report["issues"]
+    assert "'datadog_api_key' and 'datadog_application_key'" in report["issues"][0]["message"]
+
+
+def test_a_broken_template_of_another_provider_is_found_offline(
+    cli: Invoke, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path, "datadog.yaml", DATADOG_TEMPLATE.format(query="'avg:x{app:{{ tagret }}}'")
+    )
+    code, report = lint_json(cli, str(path))
+    assert code == 1
+    [issue] = report["issues"]
+    assert (issue["path"], issue["check"]) == ("spec.query", "rules"), issue
+    assert "tagret" in issue["message"], issue

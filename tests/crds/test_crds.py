@@ -9,6 +9,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from analysis.spec import SUPPORTED_PROVIDER_TYPES
 from canary.model.schema import crd_files, load_resource_schemas
 
 from .support import CRD_DIR, CRD_NAMES, crd, jsonpath, node_at, root_schema, schema_path_of, walk
@@ -505,7 +506,7 @@ class TestFields:
         alert_types = node_at(root_schema(crd("alertprovider")), "spec.type")["enum"]
         assert alert_types == ["slack", "msteams", "discord", "rocket", "gchat", "generic"]
         metric_types = node_at(root_schema(crd("metrictemplate")), "spec.provider.type")["enum"]
-        assert len(metric_types) == 11 and "prometheus" in metric_types
+        assert set(metric_types) == set(SUPPORTED_PROVIDER_TYPES) and "web" in metric_types
 
     def test_strategies_are_flaggers_one_of(self) -> None:
         analysis = node_at(root_schema(crd("canary")), "spec.analysis")
