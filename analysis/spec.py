@@ -34,7 +34,7 @@ from analysis._spec.provider import (
     provider_config_from_spec,
 )
 from analysis._spec.templates import QueryContext, escape_regex, escape_string, render_query
-from analysis._spec.vendors import VENDORS, Vendor, vendor
+from analysis._spec.vendors import VENDORS, Vendor, compare_problem, vendor
 from analysis._spec.vocabulary import (
     BUILTIN_METRICS,
     FLAGGER_ONLY_PROVIDERS,
@@ -70,6 +70,7 @@ __all__ = [
     "UnknownProviderError",
     "Vendor",
     "WebSpec",
+    "compare_problem",
     "escape_regex",
     "escape_string",
     "metric_check_from_spec",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["VENDORS", "Vendor", "vendor"]
+__all__ = ["VENDORS", "Vendor", "compare_problem", "vendor"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,9 @@ class Vendor:
     point: str = ""
     window: str = ""
     compare: str = "thresholds only"
+    # The compare tests it can feed (CompareTest values): counts over exactly the judged
+    # window need {{ interval }} in the query; latency needs Prometheus histogram buckets.
+    compare_tests: tuple[str, ...] = ()
 
 
 VENDORS: tuple[Vendor, ...] = (
@@ -58,6 +61,7 @@ VENDORS: tuple[Vendor, ...] = (
         point="the single sample of an instant vector or a scalar",
         window="in the query: [{{ interval }}]",
         compare="error rate and latency (buckets), builtin or templated",
+        compare_tests=("errorRate", "latency"),
     ),
     Vendor(
         "datadog",
@@ -102,8 +106,9 @@ VENDORS: tuple[Vendor, ...] = (
         "GraphiteProvider",
         optional_secret_keys=("username", "password", "address"),
         point="the last non-null datapoint of the only series",
-        window="in the query: from=-{{ interval }}",
+        window="in the query: from=-{{ interval }} (interval in s or h: Graphite refuses m)",
         compare="error rate, with counts summed over {{ interval }} in the query",
+        compare_tests=("errorRate",),
     ),
     Vendor(
         "stackdriver",
@@ -126,9 +131,10 @@ VENDORS: tuple[Vendor, ...] = (
         secret_required=True,
         secret_keys=("token", "org"),
         optional_secret_keys=("address",),
-        point="the _value of the last record of the only table",
+        point="the _value of the first record of the only table",
         window="in the Flux query: range(start: -{{ interval }})",
         compare="error rate, with counts summed over {{ interval }} in the query",
+        compare_tests=("errorRate",),
     ),
     Vendor(
         "dynatrace",
@@ -159,7 +165,7 @@ VENDORS: tuple[Vendor, ...] = (
         secret_required=True,
         secret_keys=("sf_token_key",),
         optional_secret_keys=("address",),
-        point="the value of the last data message",
+        point="the last non-null data point of the only time series",
         window="10 x interval, ending now",
     ),
     Vendor(
@@ -183,10 +189,34 @@ VENDORS: tuple[Vendor, ...] = (
         point="the number at spec.provider.web.jsonPath in the answer",
         window="in the URL or body: {{ interval }}",
         compare="error rate, if the endpoint counts over {{ interval }}",
+        compare_tests=("errorRate",),
     ),
 )
 
 _BY_TYPE = {v.type: v for v in VENDORS}
+
+
+def compare_problem(type_: str, test: str) -> str | None:
+    """Why a ``compare`` test cannot run on a provider of ``type_``, or None when it can.
+
+    The compare judge counts requests and errors over exactly the window since its last
+    look, which it passes to the query as ``{{ interval }}``; a vendor whose API fixes its
+    own window (ten intervals, the last point) would count over the wrong span, and only
+    Prometheus has the histogram buckets the latency test reads.
+    """
+    row = vendor(type_)
+    if row is None or test in row.compare_tests:
+        return None
+    if test == "latency":
+        return (
+            f"compare latency reads Prometheus histogram buckets; a {type_} provider has "
+            "none: judge this metric with thresholdRange"
+        )
+    return (
+        f"compare {test} counts over the judged window ({{{{ interval }}}}), and a {type_} "
+        f"provider answers over its own window ({row.window}): judge this metric with "
+        "thresholdRange"
+    )
 
 
 def vendor(type_: str) -> Vendor | None:

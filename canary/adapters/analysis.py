@@ -26,14 +26,17 @@ from typing import Any
 from analysis import (
     DEFAULT_PROMETHEUS_ADDRESS,
     AnalysisError,
+    KubeReader,
     MetricCheck,
     MetricProvider,
     ProviderConfig,
     ProviderSpec,
     Verdict,
+    compare_problem,
     evaluate,
     make_provider,
     provider_config,
+    render_query,
 )
 from canary.adapters.secrets import read_secret
 from canary.core import MetricResult, Outcome, threshold_text
@@ -61,8 +64,11 @@ class MetricAnalyzer:
         default_address: str = DEFAULT_PROMETHEUS_ADDRESS,
         default_provider: str = "kubernetes",
         timeout_seconds: float = METRIC_TIMEOUT_SECONDS,
+        kube_reader: KubeReader | None = None,
     ) -> None:
         self.kube = kube
+        # The Kubernetes API by path, for the keptn and externalmetrics providers.
+        self.kube_reader = kube_reader
         self.default_address = default_address
         self.default_provider = default_provider
         self.timeout_seconds = timeout_seconds
@@ -131,6 +137,14 @@ class MetricAnalyzer:
                 return found
             check = check.with_template_query(found.query)
             provider_spec = found.provider
+            if check.compare is not None:
+                problem = compare_problem(provider_spec.type, check.compare.test.value)
+                if problem is not None:
+                    return MetricResult(
+                        metric.name,
+                        Outcome.ERROR,
+                        f"metric {metric.name} (MetricTemplate {namespace}/{ref.name}): {problem}",
+                    )
             if provider_spec.secret_name is not None:
                 secret = await self._secret(namespace, provider_spec.secret_name)
                 if secret is None:
@@ -139,16 +153,25 @@ class MetricAnalyzer:
                         Outcome.ERROR,
                         f"Secret {namespace}/{provider_spec.secret_name} of MetricTemplate {ref.name} not found",
                     )
+        ctx = canary.query_context(self.default_provider)
+
+        def render(template: str) -> str:
+            return render_query(
+                template, ctx, interval=check.interval, variables=check.variables_map
+            )
+
         config: ProviderConfig = provider_config(
             provider_spec,
             path=f"MetricTemplate {ref.name} spec.provider" if ref else "spec.metricsServer",
             secret=secret,
             default_address=canary.spec.metrics_server or self.default_address,
+            interval=check.interval,
+            render=render,
         )
-        provider: MetricProvider = make_provider(config)
+        provider: MetricProvider = make_provider(config, kube=self.kube_reader)
         verdict = await evaluate(
             check,
-            canary.query_context(self.default_provider),
+            ctx,
             provider,
             now=now,
             previous=_previous_verdict(previous),

@@ -399,6 +399,8 @@ def _providers(
     """
     from analysis import QueryContext, TemplateError, render_query, vendor
 
+    objects = list(objects)
+    _compare_providers(objects, report)
     for obj in objects:
         if obj.kind != "MetricTemplate":
             continue
@@ -442,6 +444,39 @@ def _providers(
             report.findings.append(
                 obj.finding("error", "spec.query", f"invalid query template: {exc}", "rules")
             )
+
+
+def _compare_providers(objects: Sequence[_Object], report: LintReport) -> None:
+    """A Canary metric that compares on a MetricTemplate whose provider cannot feed the test."""
+    from analysis import compare_problem
+
+    provider_types: dict[tuple[str, str], str] = {}
+    for obj in objects:
+        spec = obj.doc.get("spec")
+        provider = spec.get("provider") if isinstance(spec, Mapping) else None
+        if obj.kind == "MetricTemplate" and isinstance(provider, Mapping):
+            provider_types[(obj.namespace, obj.name)] = str(provider.get("type") or "prometheus")
+    for obj in objects:
+        spec = obj.doc.get("spec")
+        analysis = spec.get("analysis") if isinstance(spec, Mapping) else None
+        metrics = analysis.get("metrics") if isinstance(analysis, Mapping) else None
+        if obj.kind != "Canary" or not isinstance(metrics, list):
+            continue
+        for index, metric in enumerate(metrics):
+            if not isinstance(metric, Mapping):
+                continue
+            compare, ref = metric.get("compare"), metric.get("templateRef")
+            if not isinstance(compare, Mapping) or not isinstance(ref, Mapping):
+                continue
+            namespace = str(ref.get("namespace") or obj.namespace)
+            type_ = provider_types.get((namespace, str(ref.get("name"))))
+            test = compare.get("test") or (
+                "latency" if metric.get("name") == "request-duration" else "errorRate"
+            )
+            problem = compare_problem(type_, str(test)) if type_ else None
+            if problem is not None:
+                path = f"spec.analysis.metrics[{index}].compare"
+                report.findings.append(obj.finding("error", path, problem, "rules"))
 
 
 # --------------------------------------------------------------------------- PromQL

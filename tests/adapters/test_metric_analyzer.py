@@ -190,3 +190,29 @@ def test_a_verdicts_hold_flags_and_request_counts_reach_the_core() -> None:
     assert (result.samples, result.primary_samples, result.needed_samples) == (40, 380, 1200)
     assert not result.fail_fast  # an advisory metric never rolls back at once
     assert result.details["comparison"]["neededSamples"] == 1200
+
+
+@pytest.mark.parametrize(
+    ("test", "words"),
+    [
+        (
+            {"test": "errorRate", "requestsQuery": "count:x", "errorsQuery": "count:y"},
+            "a datadog provider answers",
+        ),
+        ({"test": "latency", "bucketsQuery": "b"}, "compare latency reads Prometheus histogram"),
+    ],
+)
+async def test_a_compare_on_a_provider_that_cannot_count_the_window_is_refused_by_name(
+    test: dict[str, Any], words: str
+) -> None:
+    kube = Objects(
+        template({"provider": {"type": "datadog", "secretRef": {"name": "dd"}}, "query": "avg:x"}),
+        secret("dd", "ops", datadog_api_key="k" * 32, datadog_application_key="a" * 40),
+    )
+    metric = {"name": "errors", "templateRef": {"name": "error-rate", "namespace": "ops"}}
+    [result] = await MetricAnalyzer(kube).analyze(  # type: ignore[arg-type]
+        canary_with({**metric, "compare": test}), NOW, ()
+    )
+    assert result.outcome is Outcome.ERROR
+    assert result.summary.startswith("metric errors (MetricTemplate ops/error-rate): "), result
+    assert words in result.summary and "thresholdRange" in result.summary

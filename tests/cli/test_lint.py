@@ -497,3 +497,32 @@ def test_a_broken_template_of_another_provider_is_found_offline(
     [issue] = report["issues"]
     assert (issue["path"], issue["check"]) == ("spec.query", "rules"), issue
     assert "tagret" in issue["message"], issue
+
+
+def test_a_compare_on_a_provider_that_cannot_count_the_window_is_an_error(
+    cli: Invoke, tmp_path: Path
+) -> None:
+    canary = """\
+apiVersion: canary.gitops.dev/v1beta1
+kind: Canary
+metadata:
+  name: podinfo
+  namespace: test
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  service: {port: 9898}
+  analysis:
+    interval: 1m
+    threshold: 2
+    stepWeight: 10
+    metrics:
+      - name: errors
+        templateRef: {name: latency}
+        compare: {test: errorRate, requestsQuery: "count:x", errorsQuery: "count:y"}
+"""
+    path = write(tmp_path, "both.yaml", DATADOG_TEMPLATE.format(query="avg:x"), canary)
+    code, report = lint_json(cli, str(path))
+    assert code == 1
+    [issue] = report["issues"]
+    assert (issue["kind"], issue["path"]) == ("Canary", "spec.analysis.metrics[0].compare"), issue
+    assert "a datadog provider answers over its own window" in issue["message"], issue
