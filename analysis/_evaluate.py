@@ -134,9 +134,10 @@ async def _threshold(
                     f"metric {check.name!r} has no query: its MetricTemplate "
                     f"{check.template or ''} was not resolved (MetricCheck.with_template_query)",
                 )
-            query = render_query(
-                check.query, ctx, interval=check.interval, variables=check.variables_map
-            )
+            interval = check.interval
+            if getattr(provider, "interval_in_seconds", False):
+                interval = f"{max(1, round(interval_seconds(interval)))}s"
+            query = render_query(check.query, ctx, interval=interval, variables=check.variables_map)
         value = await provider.run_query(query) * scale
     except AnalysisError as exc:
         return _failure(check, ctx, exc, now=now, query=query, judge="threshold", state=state)

@@ -9,6 +9,7 @@ of rules, and a problem found at admission is the problem found at run time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -143,11 +144,17 @@ def _read_name(entry: Mapping[str, object], path: str, problems: Problems) -> st
     return name
 
 
+_GRAPHITE_MINUTES = re.compile(r"^[0-9]+min$")
+
+
 def _read_interval(entry: Mapping[str, object], path: str, problems: Problems) -> str:
     """A PromQL range (it lands in the query as ``[{{ interval }}]``); ``1m`` when absent."""
     interval = entry.get("interval")
     if interval is None:
         return DEFAULT_METRIC_INTERVAL
+    if isinstance(interval, str) and _GRAPHITE_MINUTES.match(interval):
+        # Flagger's Graphite examples write minutes as Graphite does ("1min").
+        return interval.removesuffix("in")
     if not isinstance(interval, str) or not PROMQL_DURATION_RE.match(interval):
         problems.add(
             f"{path}.interval",

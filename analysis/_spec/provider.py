@@ -25,7 +25,7 @@ from analysis._spec.errors import (
     UnknownProviderError,
 )
 from analysis._spec.fields import Problems, read_bool, type_name
-from analysis._spec.vendors import VENDORS, vendor
+from analysis._spec.vendors import VENDORS, Vendor, vendor
 from analysis._spec.vocabulary import promql_seconds
 from analysis._spec.web import WebSpec, parse_web_spec
 
@@ -104,7 +104,9 @@ class ProviderConfig:
     def credentials(self) -> tuple[str, ...]:
         """Every credential this configuration holds: what messages must never contain."""
         values = [v for _, v in self.secret] + [self.token or "", self.password or ""]
-        return tuple(v for v in values if len(v) >= 4)
+        # "Bearer abc..." is masked whole, and its token alone too (an echo may quote it).
+        parts = [p for v in values for p in v.split() if len(p) >= 8 and p != v]
+        return tuple(v for v in [*values, *parts] if len(v) >= 4)
 
 
 def check_provider_type(type_: str, path: str) -> str:
@@ -163,6 +165,11 @@ def _check_vendor_fields(
             f"{path}.secretRef",
             f"a {parsed.type} provider needs a Secret with {keys}; set secretRef.name",
         )
+    if parsed.web is not None and parsed.web.secret_headers and not has_secret_ref:
+        problems.add(
+            f"{path}.secretRef",
+            "web.secretHeaders take their values from a Secret: set secretRef.name",
+        )
     if parsed.type == "web" and parsed.web is None:
         problems.add(f"{path}.web", "a web provider needs web.jsonPath: where the number is")
     if parsed.type != "web" and parsed.web is not None:
@@ -197,52 +204,20 @@ def provider_config(
     if row is None:
         check_provider_type(spec.type, f"{path}.type")
         raise AssertionError("unreachable")  # pragma: no cover
-    if row.type == "prometheus":
-        fallback: str | None = default_address
-    else:
-        fallback = row.default_address
-    address = secret.get("address") or spec.address or fallback or ""
-    if address and not address.startswith(("http://", "https://")):
-        raise AnalysisSpecError(
-            f"{path}.address", f"expected an http:// or https:// URL, got {address!r}"
-        )
-    if not address and row.address_required:
-        raise AnalysisSpecError(
-            f"{path}.address",
-            f"a {row.type} provider needs the address of its API "
-            "(spec.provider.address or the Secret's 'address' key)",
-        )
+    address = _address(spec, row, secret, default_address, path)
     if not (isinstance(timeout_seconds, int | float) and math.isfinite(timeout_seconds)) or (
         timeout_seconds <= 0
     ):
         raise AnalysisSpecError(
             "timeout_seconds", f"expected a positive number, got {timeout_seconds!r}"
         )
-    if row.secret_required and spec.secret_name is not None:
-        missing = [k for k in row.secret_keys if not secret.get(k)]
-        if missing:
-            keys = " and ".join(repr(k) for k in missing)
-            raise AnalysisSpecError(
-                f"{path}.secretRef",
-                f"Secret {spec.secret_name} has no {keys} key (a {row.type} provider needs "
-                f"{' and '.join(repr(k) for k in row.secret_keys)})",
-            )
+    _check_secret_keys(spec, row, secret, path)
     username = secret.get("username") or None
     password = secret.get("password") or None
     if row.type in ("prometheus", "graphite") and (username is None) != (password is None):
         raise AnalysisSpecError(
             f"{path}.secretRef", "expected both 'username' and 'password' keys in the Secret"
         )
-    web = spec.web
-    if web is not None:
-        for header, key in web.secret_headers:
-            if not secret.get(key):
-                raise AnalysisSpecError(
-                    f"{path}.web.secretHeaders.{header}",
-                    f"Secret {spec.secret_name or '(no secretRef)'} has no {key!r} key",
-                )
-        if web.body is not None and render is not None:
-            web = web.with_body(render(web.body))
     return ProviderConfig(
         type=spec.type,
         address=address.rstrip("/"),
@@ -257,8 +232,68 @@ def provider_config(
         region=spec.region,
         secret=tuple(sorted((str(k), str(v)) for k, v in secret.items())),
         interval_seconds=_interval_seconds(interval, path),
-        web=web,
+        web=_web(spec, secret, render, path),
     )
+
+
+def _address(
+    spec: ProviderSpec,
+    row: Vendor,
+    secret: Mapping[str, str],
+    default_address: str,
+    path: str,
+) -> str:
+    """The Secret's address, else the spec's, else the default (Prometheus: the controller's)."""
+    fallback = default_address if row.type == "prometheus" else row.default_address
+    address = secret.get("address") or spec.address or fallback or ""
+    if address and not address.startswith(("http://", "https://")):
+        raise AnalysisSpecError(
+            f"{path}.address", f"expected an http:// or https:// URL, got {address!r}"
+        )
+    if not address and row.address_required:
+        raise AnalysisSpecError(
+            f"{path}.address",
+            f"a {row.type} provider needs the address of its API "
+            "(spec.provider.address or the Secret's 'address' key)",
+        )
+    return address
+
+
+def _check_secret_keys(
+    spec: ProviderSpec, row: Vendor, secret: Mapping[str, str], path: str
+) -> None:
+    """Every key the type reads is in its Secret (the secretRef itself was checked at parse)."""
+    if not row.secret_required or spec.secret_name is None:
+        return
+    missing = [k for k in row.secret_keys if not secret.get(k)]
+    if missing:
+        keys = " and ".join(repr(k) for k in missing)
+        raise AnalysisSpecError(
+            f"{path}.secretRef",
+            f"Secret {spec.secret_name} has no {keys} key (a {row.type} provider needs "
+            f"{' and '.join(repr(k) for k in row.secret_keys)})",
+        )
+
+
+def _web(
+    spec: ProviderSpec,
+    secret: Mapping[str, str],
+    render: Callable[[str], str] | None,
+    path: str,
+) -> WebSpec | None:
+    """``spec.provider.web`` with its body rendered; every secret header's key present."""
+    web = spec.web
+    if web is None:
+        return None
+    for header, key in web.secret_headers:
+        if not secret.get(key):
+            raise AnalysisSpecError(
+                f"{path}.web.secretHeaders.{header}",
+                f"Secret {spec.secret_name or '(no secretRef)'} has no {key!r} key",
+            )
+    if web.body is not None and render is not None:
+        web = web.with_body(render(web.body))
+    return web
 
 
 def provider_config_from_spec(

@@ -83,8 +83,8 @@ VENDORS: tuple[Vendor, ...] = (
         "CloudWatchProvider",
         address_required=False,
         optional_secret_keys=("aws_access_key_id", "aws_secret_access_key", "aws_session_token"),
-        point="the first value of the first MetricDataResult",
-        window="5 x interval, ending now",
+        point="the first value of the first MetricDataResult (its newest point)",
+        window="10 x interval, ending now",
     ),
     Vendor(
         "newrelic",
@@ -120,8 +120,8 @@ VENDORS: tuple[Vendor, ...] = (
         secret_required=True,
         secret_keys=("project",),
         optional_secret_keys=("serviceAccountKey", "address"),
-        point="the first point of the first time series",
-        window="in the query (PromQL range or MQL within)",
+        point="the first value of the first (newest) point of the first time series",
+        window="in the MQL query (align/every/within)",
     ),
     Vendor(
         "influxdb",
@@ -154,7 +154,7 @@ VENDORS: tuple[Vendor, ...] = (
         "KeptnProvider",
         address_required=False,
         kube=True,
-        point="status.value of the KeptnMetric (or of the Analysis' result)",
+        point="status.value of the KeptnMetric (analysis/... queries: not yet)",
         window="the KeptnMetric's own fetch interval",
     ),
     Vendor(

@@ -38,6 +38,7 @@ from analysis import (
     provider_config,
     render_query,
 )
+from canary.adapters.kube_reader import kube_reader_for
 from canary.adapters.secrets import read_secret
 from canary.core import MetricResult, Outcome, threshold_text
 from canary.model import (
@@ -68,7 +69,7 @@ class MetricAnalyzer:
     ) -> None:
         self.kube = kube
         # The Kubernetes API by path, for the keptn and externalmetrics providers.
-        self.kube_reader = kube_reader
+        self.kube_reader = kube_reader if kube_reader is not None else kube_reader_for(kube)
         self.default_address = default_address
         self.default_provider = default_provider
         self.timeout_seconds = timeout_seconds

@@ -517,6 +517,17 @@ class KubeClient:
         finally:
             response.release()
 
+    async def get_path(self, path: str, params: Mapping[str, str] | None = None) -> Obj | None:
+        """GET any API path (``/apis/<group>/<version>/...``, an aggregated API included) as
+        decoded JSON; None when the server answers 404. No discovery: the caller knows the path.
+        ``params`` are sent as the query string. Other failures raise the `canary.ports` tree."""
+        if not path.startswith("/"):
+            raise ValueError(f"an API path starts with '/': {path!r}")
+        try:
+            return await self._request("GET", path, query=list((params or {}).items()))
+        except NotFound:
+            return None
+
     # --------------------------------------------------------------------- plumbing
 
     async def _locate(

@@ -365,11 +365,23 @@ def _builtin_types() -> list[ResourceType]:
             has_generation=True,
         ),
         rt("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True),
+        # kube-aggregator's registrations: the server proxies a group-version to a Service.
+        rt(
+            "apiregistration.k8s.io",
+            "v1",
+            "apiservices",
+            "apiservice",
+            "APIService",
+            False,
+            categories=("api-extensions",),
+            status_subresource=True,
+        ),
     ]
 
 
 # Group order of /apis (built-ins first, as a real server lists them); CRD groups follow.
 _BUILTIN_GROUP_ORDER = (
+    "apiregistration.k8s.io",
     "apps",
     "events.k8s.io",
     "autoscaling",

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from . import openapi, protobuf, tables
 from ._util import dumps, rfc3339_micro
+from .aggregator import Aggregator
 from .errors import (
     ApiError,
     bad_request,
@@ -151,6 +152,7 @@ class ApiServer:
         self.port = 0
         self.app = web.Application(client_max_size=MAX_BODY, middlewares=[self._middleware])
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self.aggregator = Aggregator(store)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -174,6 +176,7 @@ class ApiServer:
     async def stop(self) -> None:
         self._stopping.set()
         self.store.close_watches()
+        await self.aggregator.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -244,6 +247,10 @@ class ApiServer:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
         parts = [p for p in path.split("/") if p]
+        if len(parts) >= 3 and parts[0] == "apis":
+            apiservice = self.aggregator.apiservice(parts[1], parts[2])
+            if apiservice is not None:
+                return await self._aggregated(request, parts, apiservice)
         if request.method == "GET":
             special = self._non_resource(path, parts)
             if special is not None:
@@ -253,6 +260,23 @@ class ApiServer:
         if len(parts) >= 3 and parts[0] == "apis":
             return await self._resource(request, parts[1], parts[2], parts[3:])
         raise path_not_found(request.path)
+
+    async def _aggregated(
+        self, request: web.Request, parts: list[str], apiservice: Mapping[str, Any]
+    ) -> web.StreamResponse:
+        """A request under an APIService's group-version, proxied to its Service
+        (see :mod:`.aggregator`); the audit log names it as kube-apiserver would."""
+        info: _RequestInfo = request[_AUDIT]
+        info.group, info.version = parts[1], parts[2]
+        rest = parts[3:]
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            info.namespace, rest = rest[1], rest[2:]
+        info.resource = rest[0] if rest else ""
+        info.name = rest[1] if len(rest) >= 2 else ""
+        info.subresource = rest[2] if len(rest) >= 3 else ""
+        verbs = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+        info.verb = verbs.get(request.method, "get" if info.name else "list")
+        return await self.aggregator.proxy(request, apiservice, user=self.user_for(request))
 
     def _non_resource(self, path: str, parts: list[str]) -> web.StreamResponse | None:
         registry = self.store.registry
@@ -273,11 +297,11 @@ class ApiServer:
         if path == "/api":
             return _json_response(registry.api_versions())
         if path == "/apis":
-            return _json_response(registry.api_group_list())
+            return _json_response(self.aggregator.merge_group_list(registry.api_group_list()))
         if path == "/api/v1":
             return _json_response(registry.resource_list("", "v1"))
         if len(parts) == 2 and parts[0] == "apis":
-            group = registry.api_group(parts[1])
+            group = registry.api_group(parts[1]) or self.aggregator.api_group(parts[1])
             if group is None:
                 raise path_not_found(path)
             return _json_response(group)

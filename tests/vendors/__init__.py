@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+# Not `web`: the submodule tests.vendors.web would replace that name in this package.
+from aiohttp import web as aioweb
 
 LOOPBACK = "127.0.0.1"
 
@@ -74,7 +75,7 @@ class VendorServer:
         self.value: float | None = 1.0
         self.failure: Failure | None = None
         self.requests: list[Seen] = []
-        self._runner: web.AppRunner | None = None
+        self._runner: aioweb.AppRunner | None = None
         self.port = 0
 
     # -- what a test drives ---------------------------------------------------
@@ -127,10 +128,10 @@ class VendorServer:
 
     # -- for subclasses -------------------------------------------------------
 
-    def add_routes(self, app: web.Application) -> None:
+    def add_routes(self, app: aioweb.Application) -> None:
         raise NotImplementedError
 
-    async def seen(self, request: web.Request) -> Seen:
+    async def seen(self, request: aioweb.Request) -> Seen:
         body = await request.read()
         record = Seen(
             method=request.method,
@@ -142,7 +143,7 @@ class VendorServer:
         self.requests.append(record)
         return record
 
-    async def failure_response(self) -> web.Response | None:
+    async def failure_response(self) -> aioweb.Response | None:
         """The scripted failure's answer (after its delay), or None to answer normally."""
         failure = self.failure
         if failure is None:
@@ -152,16 +153,16 @@ class VendorServer:
             if failure.status < 400:
                 return None
         text = failure.body if isinstance(failure.body, str) else json.dumps(failure.body)
-        return web.Response(status=failure.status, text=text, content_type=failure.content_type)
+        return aioweb.Response(status=failure.status, text=text, content_type=failure.content_type)
 
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> VendorServer:
-        app = web.Application()
+        app = aioweb.Application()
         self.add_routes(app)
-        self._runner = web.AppRunner(app)
+        self._runner = aioweb.AppRunner(app)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, LOOPBACK, 0)
+        site = aioweb.TCPSite(self._runner, LOOPBACK, 0)
         await site.start()
         server = site._server
         assert server is not None
