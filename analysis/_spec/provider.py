@@ -105,7 +105,7 @@ class ProviderConfig:
         """Every credential this configuration holds: what messages must never contain."""
         values = [v for _, v in self.secret] + [self.token or "", self.password or ""]
         # "Bearer abc..." is masked whole, and its token alone too (an echo may quote it).
-        parts = [p for v in values for p in v.split() if len(p) >= 8 and p != v]
+        parts = [v.split()[1] for v in values if len(v.split()) == 2 and len(v.split()[1]) >= 8]
         return tuple(v for v in [*values, *parts] if len(v) >= 4)
 
 
