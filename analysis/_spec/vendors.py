@@ -106,7 +106,7 @@ VENDORS: tuple[Vendor, ...] = (
         "GraphiteProvider",
         optional_secret_keys=("username", "password", "address"),
         point="the last non-null datapoint of the only series",
-        window="in the query: from=-{{ interval }} (interval in s or h: Graphite refuses m)",
+        window="in the query: from=-{{ interval }} (rendered in seconds)",
         compare="error rate, with counts summed over {{ interval }} in the query",
         compare_tests=("errorRate",),
     ),
