@@ -25,7 +25,9 @@ calls with a literal kind so that a new one is noticed):
 * canary/adapters/routers/: `ObjectStore.converge` is get + create or replace (update)
   for Services, Ingresses, Istio VirtualServices and DestinationRules, Gateway API
   HTTPRoutes (also linkerd) and SMI TrafficSplits. No router deletes or patches.
-* canary/adapters/analysis.py: get MetricTemplates and the Secrets they name.
+* canary/adapters/analysis.py: get MetricTemplates and the Secrets they name; the keptn
+  provider gets a KeptnMetric (canary/adapters/kube_reader.py, by path). The
+  externalmetrics provider's reads are granted by the user per metric name.
 * canary/controller/notify.py: get AlertProviders and the Secrets they name.
 * canary/controller/events.py: create Events, patch them to count repeats.
 * canary/controller/gitops.py: GitSources get and ``gitsources/status`` patch; the
@@ -84,6 +86,7 @@ WATCHED_NAMESPACE_CALLS: tuple[ApiCall, ...] = (
     ("flagger.app", "canaries", "get"),  # conflicting Flagger Canaries (through the cache)
     (GROUP, "metrictemplates", "get"),
     (GROUP, "alertproviders", "get"),
+    ("metrics.keptn.sh", "keptnmetrics", "get"),  # the keptn metric provider (by path)
     # GitSource reconciler and Git revert
     (GROUP, "gitsources", "get"),
     (GROUP, "gitsources/status", "patch"),
