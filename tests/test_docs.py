@@ -30,3 +30,20 @@ def test_every_relative_link_in_the_readme_and_docs_resolves() -> None:
             if not (page.parent / target).exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert broken == []
+
+
+def test_the_provider_table_has_a_row_per_provider_with_its_secret_keys_and_compare() -> None:
+    from analysis import VENDORS
+
+    text = (ROOT / "docs" / "analysis.md").read_text()
+    rows = {
+        m.group(1): m.group(0) for m in re.finditer(r"^\| `([a-z]+)` \|.*\|$", text, re.MULTILINE)
+    }
+    assert set(rows) >= {v.type for v in VENDORS}
+    for vendor in VENDORS:
+        row = rows[vendor.type]
+        assert all(f"`{key}`" in row for key in vendor.secret_keys), row
+        compares = "thresholds only" not in row
+        assert compares == bool(vendor.compare_tests), row
+    for example in (ROOT / "examples" / "providers").glob("*.yaml"):
+        assert example.stem in rows, f"{example.name} is not in docs/analysis.md's table"
