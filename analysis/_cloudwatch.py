@@ -96,6 +96,7 @@ __all__ = [
     "AWSCredentials",
     "CloudWatchProvider",
     "canonical_request",
+    "check_query",
     "sign_request",
     "signing_key",
     "string_to_sign",
@@ -545,6 +546,12 @@ class CloudWatchProvider(SingleValue):
         except (QueryError, AnalysisSpecError):
             return False
         return True
+
+
+def check_query(query: str) -> None:
+    """Raise :class:`~analysis.BadQueryError` for a query that is no MetricDataQuery array
+    (``canary lint`` asks this offline)."""
+    _parse_queries(query)
 
 
 def _parse_queries(query: str) -> list[Any]:

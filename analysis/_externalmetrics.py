@@ -62,6 +62,7 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "ExternalMetricQuery",
     "ExternalMetricsProvider",
+    "check_query",
     "parse_external_query",
     "parse_quantity",
 ]
@@ -120,6 +121,11 @@ class ExternalMetricQuery:
     @property
     def params(self) -> dict[str, str]:
         return {"labelSelector": self.label_selector} if self.label_selector else {}
+
+
+def check_query(query: str) -> None:
+    """Raise for a query that names no metric (``canary lint`` asks this offline)."""
+    parse_external_query(query)
 
 
 def parse_external_query(query: str) -> ExternalMetricQuery:

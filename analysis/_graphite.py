@@ -58,7 +58,7 @@ from analysis._spec.errors import (
 )
 from analysis._spec.provider import ProviderConfig
 
-__all__ = ["MINUTES_HINT", "ONLINE_QUERY", "GraphiteProvider", "render_params"]
+__all__ = ["MINUTES_HINT", "ONLINE_QUERY", "GraphiteProvider", "check_query", "render_params"]
 
 ONLINE_QUERY = "target=test"
 """Flagger's ``IsOnline`` probe: a target that need not exist."""
@@ -87,6 +87,18 @@ def render_params(query: str, at: datetime | None = None) -> list[tuple[str, str
     if at is not None and not any(k == "now" for k, _ in pairs):
         pairs.append(("now", str(int(at.timestamp()))))
     return pairs
+
+
+def check_query(query: str) -> None:
+    """Raise :class:`~analysis.BadQueryError` for a query that cannot be a render request
+    (``canary lint`` asks this offline)."""
+    if not any(k == "target" for k, _ in render_params(query)):
+        raise BadQueryError(
+            f"Graphite query {short(query)!r} has no target: a graphite MetricTemplate's "
+            "query is a render API query string, e.g. target=sumSeries(app.*.requests)"
+            "&from=-60s",
+            query=query,
+        )
 
 
 class GraphiteProvider(SingleValue):
@@ -142,14 +154,8 @@ class GraphiteProvider(SingleValue):
         return headers
 
     async def run_query(self, query: str, *, at: datetime | None = None) -> float:
+        check_query(query)
         params = render_params(query, at)
-        if not any(k == "target" for k, _ in params):
-            raise BadQueryError(
-                f"Graphite query {short(query)!r} has no target: a graphite MetricTemplate's "
-                "query is a render API query string, e.g. target=sumSeries(app.*.requests)"
-                "&from=-60s",
-                query=query,
-            )
         try:
             body = await self._http.get_json(
                 self._url, query=query, params=params, headers=self._headers()

@@ -50,7 +50,14 @@ from analysis._providers import KubeReader
 from analysis._spec.errors import BadQueryError, NoDataError, QueryError, QueryTimeoutError
 from analysis._spec.provider import ProviderConfig
 
-__all__ = ["API_VERSION", "GROUP", "KeptnProvider", "KeptnQuery", "parse_keptn_query"]
+__all__ = [
+    "API_VERSION",
+    "GROUP",
+    "KeptnProvider",
+    "KeptnQuery",
+    "check_query",
+    "parse_keptn_query",
+]
 
 GROUP = "metrics.keptn.sh"
 API_VERSION = "v1beta1"
@@ -82,6 +89,11 @@ class KeptnQuery:
             f"/apis/{GROUP}/{API_VERSION}/namespaces/{quote(self.namespace, safe='')}"
             f"/{self.resource}/{quote(self.name, safe='')}"
         )
+
+
+def check_query(query: str) -> None:
+    """Raise for a query that names no KeptnMetric (``canary lint`` asks this offline)."""
+    parse_keptn_query(query)
 
 
 def parse_keptn_query(query: str) -> KeptnQuery:

@@ -439,11 +439,32 @@ def _providers(
         )
         variables = dict.fromkeys(_VARIABLE.findall(query), PLACEHOLDER_VALUES[0])
         try:
-            render_query(query, ctx, variables=variables)
+            rendered = render_query(query, ctx, variables=variables)
         except TemplateError as exc:
             report.findings.append(
                 obj.finding("error", "spec.query", f"invalid query template: {exc}", "rules")
             )
+            continue
+        problem = _query_shape_problem(row.module, rendered)
+        if problem is not None:
+            report.findings.append(obj.finding("error", "spec.query", problem, "rules"))
+
+
+def _query_shape_problem(module_name: str, query: str) -> str | None:
+    """What the provider's own offline check (``check_query``, where it has one) says of
+    ``query``: a CloudWatch query that is no JSON array, a Graphite one without a target."""
+    import importlib
+
+    from analysis import QueryError
+
+    check = getattr(importlib.import_module(module_name), "check_query", None)
+    if check is None:
+        return None
+    try:
+        check(query)
+    except QueryError as exc:
+        return str(exc)
+    return None
 
 
 def _compare_providers(objects: Sequence[_Object], report: LintReport) -> None:

@@ -526,3 +526,26 @@ spec:
     [issue] = report["issues"]
     assert (issue["kind"], issue["path"]) == ("Canary", "spec.analysis.metrics[0].compare"), issue
     assert "a datadog provider answers over its own window" in issue["message"], issue
+
+
+@pytest.mark.parametrize(
+    ("provider", "query", "words"),
+    [
+        ("{type: cloudwatch, region: eu-west-1}", '\'{"Id": "m1"}\'', "JSON array"),
+        ("{type: graphite, address: 'http://graphite'}", "'sumSeries(a.b)'", "has no target"),
+        ("{type: keptn}", "'keptnmetric/only-a-name'", "keptn"),
+    ],
+)
+def test_a_query_the_provider_cannot_run_is_found_offline(
+    cli: Invoke, tmp_path: Path, provider: str, query: str, words: str
+) -> None:
+    text = (
+        "apiVersion: canary.gitops.dev/v1beta1\nkind: MetricTemplate\n"
+        f"metadata: {{name: m, namespace: test}}\nspec:\n  provider: {provider}\n"
+        f"  query: {query}\n"
+    )
+    code, report = lint_json(cli, str(write(tmp_path, "t.yaml", text)))
+    assert code == 1
+    [issue] = report["issues"]
+    assert (issue["path"], issue["check"]) == ("spec.query", "rules"), issue
+    assert words in issue["message"], issue
