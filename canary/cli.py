@@ -428,6 +428,60 @@ def run(
     msteams_proxy_url: Annotated[
         str, typer.Option("--msteams-proxy-url", help="Proxy for Teams (env MSTEAMS_PROXY_URL).")
     ] = "",
+    selector_labels: Annotated[
+        str,
+        typer.Option(
+            "--selector-labels",
+            help="Comma-separated labels that may select a target's pods, first match wins "
+            "(Flagger's -selector-labels).",
+        ),
+    ] = "app,name,app.kubernetes.io/name",
+    include_label_prefix: Annotated[
+        str,
+        typer.Option(
+            "--include-label-prefix",
+            help="Comma-separated prefixes of the target's labels and annotations copied to "
+            "the primary; * copies all (Flagger's -include-label-prefix).",
+        ),
+    ] = "*",
+    config_tracking: Annotated[
+        bool,
+        typer.Option(
+            "--enable-config-tracking/--disable-config-tracking",
+            help="Copy the ConfigMaps and Secrets a target uses to -primary twins and restart "
+            "the analysis when they change (Flagger's -enable-config-tracking).",
+        ),
+    ] = True,
+    ingress_annotations_prefix: Annotated[
+        str,
+        typer.Option(
+            "--ingress-annotations-prefix",
+            help="Prefix of the NGINX canary annotations (Flagger's -ingress-annotations-prefix).",
+        ),
+    ] = "nginx.ingress.kubernetes.io",
+    ingress_class: Annotated[
+        str,
+        typer.Option(
+            "--ingress-class",
+            help="Ingress class set on the routing objects of contour (Flagger's -ingress-class).",
+        ),
+    ] = "",
+    no_cross_namespace_refs: Annotated[
+        bool,
+        typer.Option(
+            "--no-cross-namespace-refs",
+            help="Refuse MetricTemplates and AlertProviders in another namespace than the "
+            "Canary's (Flagger's -no-cross-namespace-refs).",
+        ),
+    ] = False,
+    flagger_metrics: Annotated[
+        bool,
+        typer.Option(
+            "--flagger-metrics/--no-flagger-metrics",
+            help="Also serve Flagger's own metrics on /metrics (flagger_canary_status, "
+            "flagger_info, ...) for Flagger's dashboards and alerts.",
+        ),
+    ] = True,
     log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
@@ -470,6 +524,13 @@ def run(
             lease_seconds=lease_duration,
             lease_renew_seconds=lease_renew,
             time_scale=time_scale,
+            selector_labels=_comma_list(selector_labels),
+            include_label_prefixes=_comma_list(include_label_prefix),
+            config_tracking=config_tracking,
+            ingress_annotations_prefix=ingress_annotations_prefix,
+            ingress_class=ingress_class,
+            no_cross_namespace_refs=no_cross_namespace_refs,
+            flagger_metrics=flagger_metrics,
             chat=ChatSettings(
                 slack_url=slack_url,
                 slack_token=slack_token,
@@ -489,6 +550,11 @@ def run(
         raise fail(escape(str(exc)), code=1) from None
     except KeyboardInterrupt:
         pass
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    """``a, b,c`` as ``("a", "b", "c")``: Flagger's list flags are comma-separated."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 # --------------------------------------------------------------------------- sandbox

@@ -115,10 +115,13 @@ class Settings:
     include_label_prefixes: tuple[str, ...] = ("*",)
     config_tracking: bool = True
     ingress_annotations_prefix: str = "nginx.ingress.kubernetes.io"
+    ingress_class: str = ""  # contour's routing objects (Flagger's -ingress-class)
+    no_cross_namespace_refs: bool = False  # templateRef / providerRef only in the Canary's
     lease_seconds: float = 15.0
     lease_renew_seconds: float = 5.0
     time_scale: float = 1.0  # demos and tests: every interval multiplied by this
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT  # seconds to retry the API at start-up
+    flagger_metrics: bool = True  # /metrics also serves Flagger's flagger_* families
     chat: ChatSettings = field(default_factory=ChatSettings)
 
     @classmethod

@@ -51,6 +51,7 @@ from canary.adapters.primary import (
     template_hash,
 )
 from canary.adapters.readiness import readiness
+from canary.adapters.scalers import ScaledObjects, is_scaled_object, scaling_bounds
 from canary.core.actions import ScaleMode
 from canary.core.observations import PrimaryObservation, TargetObservation
 from canary.errors import CanaryError
@@ -116,6 +117,13 @@ class KubeWorkloads:
         #: was computed from: an idle pass observes an unchanged target, and hashing its
         #: canonical JSON again was a fifth of observing it.
         self._hashes: dict[tuple[str, str], tuple[str, str]] = {}
+        self.scaled_objects = ScaledObjects(
+            kube,
+            error=WorkloadError,
+            check_owner=self._check_owner,
+            include_label_prefixes=self.options.include_label_prefixes,
+            conflict_retries=self.options.conflict_retries,
+        )
 
     # ------------------------------------------------------------------ helpers
 
@@ -448,6 +456,9 @@ class KubeWorkloads:
         ref = canary.spec.autoscaler_ref
         if ref is None:
             return None
+        if is_scaled_object(ref):
+            scaled_object = await self.scaled_objects.get_target(canary)
+            return None if scaled_object is None else scaling_bounds(scaled_object)
         # Read through autoscaling/v2 whatever apiVersion the Canary names (v2beta2 is no
         # longer served since Kubernetes 1.26; all versions share the same objects).
         return await self.kube.get(
@@ -462,6 +473,9 @@ class KubeWorkloads:
         is missing; outside initialization also bring its spec up to date."""
         ref = canary.spec.autoscaler_ref
         if ref is None:
+            return
+        if is_scaled_object(ref):
+            await self.scaled_objects.reconcile_primary(canary, init)
             return
         if ref.kind != "HorizontalPodAutoscaler":
             raise WorkloadError(f"autoscalerRef kind {ref.kind} is not supported")
@@ -500,12 +514,15 @@ class KubeWorkloads:
 
     async def pause_target_scaler(self, canary: Canary, paused: bool) -> None:
         """Nothing to do for an HPA: it leaves a workload at zero replicas alone (as Flagger).
-        A KEDA ScaledObject would be paused with an annotation; it is not supported yet."""
-        return None
+        A KEDA ScaledObject is paused at zero replicas with an annotation (`scalers`)."""
+        if is_scaled_object(canary.spec.autoscaler_ref):
+            await self.scaled_objects.pause_target(canary, paused)
 
     async def finalize(self, canary: Canary) -> None:
         """``revertOnDeletion``: give the target its pods back — the primary's replica count,
         or the scale-up rules if there is no primary; a DaemonSet loses its zero selector."""
+        if is_scaled_object(canary.spec.autoscaler_ref):  # else KEDA holds the target at 0
+            await self.scaled_objects.pause_target(canary, False, missing_ok=True)
         target = await self._get_target(canary)
         if target is None:
             return
@@ -526,22 +543,32 @@ class KubeWorkloads:
     async def find_conflicting_canaries(self, canary: Canary) -> list[str]:
         """Other Canaries in the namespace with the same target (ours, and Flagger's when its
         API is served, reported as ``flagger.app/<name>``). Sorted."""
-        kind = self._kind(canary)
-        name = canary.spec.target_ref.name
-        found: list[str] = []
-        for api_version, prefix in ((API_VERSION, ""), (FLAGGER_API_VERSION, "flagger.app/")):
-            try:
-                items = await self.kube.list(api_version, "Canary", canary.namespace)
-            except NotFound:
-                continue  # that API is not installed
-            for item in items:
-                item_name = str((item.get("metadata") or {}).get("name", ""))
-                if not prefix and item_name == canary.name:
-                    continue
-                ref = (item.get("spec") or {}).get("targetRef") or {}
-                if ref.get("name") == name and (ref.get("kind") or "Deployment") == kind:
-                    found.append(prefix + item_name)
-        return sorted(found)
+        return await conflicting_canaries(self.kube, canary, self._kind(canary))
+
+
+async def conflicting_canaries(
+    kube: Kube, canary: Canary, kind: str, api_group: str | None = None
+) -> list[str]:
+    """The other Canaries of the namespace whose target has this kind and name (and, when
+    ``api_group`` is given, API group: a Knative Service is not a core Service)."""
+    name = canary.spec.target_ref.name
+    found: list[str] = []
+    for api_version, prefix in ((API_VERSION, ""), (FLAGGER_API_VERSION, "flagger.app/")):
+        try:
+            items = await kube.list(api_version, "Canary", canary.namespace)
+        except NotFound:
+            continue  # that API is not installed
+        for item in items:
+            item_name = str((item.get("metadata") or {}).get("name", ""))
+            if not prefix and item_name == canary.name:
+                continue
+            ref = (item.get("spec") or {}).get("targetRef") or {}
+            if ref.get("name") != name or (ref.get("kind") or "Deployment") != kind:
+                continue
+            group = str(ref.get("apiVersion") or "").rpartition("/")[0]
+            if api_group is None or group == api_group:
+                found.append(prefix + item_name)
+    return sorted(found)
 
 
 def _identity(existing: Mapping[str, Any]) -> dict[str, Any]:

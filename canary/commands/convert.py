@@ -56,12 +56,21 @@ def convert_command(
         DataOutput,
         typer.Option("--output", "-o", help="yaml keeps comments and layout; json for scripts."),
     ] = DataOutput.YAML,
+    provider: Annotated[
+        str,
+        typer.Option(
+            "--provider",
+            help="Written into Flagger Canaries without spec.provider: your Flagger install's "
+            "-mesh-provider ('' writes nothing, and canary run's --provider applies).",
+        ),
+    ] = "istio",
 ) -> None:
     """Convert Flagger flagger.app/v1beta1 manifests to canary.gitops.dev/v1beta1.
 
-    Only apiVersion values change (of Canary, MetricTemplate and AlertProvider objects and of
-    the metrics' templateRef); comments, order and quoting are kept. What changed is reported
-    on stderr.
+    apiVersion values change (of Canary, MetricTemplate and AlertProvider objects and of the
+    metrics' templateRef), and a Canary without spec.provider gets the provider it ran on
+    under Flagger (--provider: istio, Flagger's default); comments, order and quoting are
+    kept. What changed is reported on stderr.
     """
     from canary.model.schema import parse_documents
 
@@ -71,7 +80,7 @@ def convert_command(
     objects: list[dict[str, Any]] = []
     converted_files = changed_values = 0
     for source in inputs:
-        converted = _convert(source, in_place)
+        converted = _convert(source, in_place, provider.strip() or None)
         if isinstance(converted, int):
             code = max(code, converted)
             continue
@@ -120,7 +129,9 @@ def _inputs(files: list[str], in_place: bool, output: DataOutput) -> list[InputF
     return inputs
 
 
-def _convert(source: InputFile, in_place: bool) -> tuple[str, list[Change]] | int:
+def _convert(
+    source: InputFile, in_place: bool, provider: str | None
+) -> tuple[str, list[Change]] | int:
     """The converted text of one file and what changed, or the exit code of its error.
 
     A file whose YAML cannot be rewritten in place keeping its layout is still converted when
@@ -132,7 +143,7 @@ def _convert(source: InputFile, in_place: bool) -> tuple[str, list[Change]] | in
 
     text = source.read()
     try:
-        converted = convert_text(text, source.label)
+        converted = convert_text(text, source.label, provider=provider)
         _warn_leftovers(source.label, text)
         return converted
     except DocumentError as exc:
@@ -150,7 +161,9 @@ def _convert(source: InputFile, in_place: bool) -> tuple[str, list[Change]] | in
             return EXIT_FAILURE
         warn(f"{exc}; printing it re-serialised, without its comments")
     _warn_leftovers(source.label, text)
-    documents = [convert_document(doc) for _, doc in parse_documents(text, source.label)]
+    documents = [
+        convert_document(doc, provider=provider) for _, doc in parse_documents(text, source.label)
+    ]
     new_text = "---\n".join(dump(doc, DataOutput.YAML) for doc, _ in documents)
     return new_text, [change for _, doc_changes in documents for change in doc_changes]
 

@@ -5,23 +5,137 @@ prefix ``canary_engine_`` (``flagger_canary_status`` becomes
 ``canary_engine_canary_status``, with the same 0 running / 1 ok / 2 failed
 encoding), plus ours: decisions by outcome, Git reverts, notification failures
 and tick lateness. Labels are bounded (no revision or message labels).
+
+With ``flagger=True`` (``canary run --flagger-metrics``, the default) the same
+registry also serves Flagger's own families under Flagger's names
+(``flagger_canary_status``, ``flagger_info``, ...; :class:`FlaggerMetrics`), with
+Flagger's label names and values, so Flagger's dashboards and alerts keep working.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from analysis.spec import MetricKind
 from canary.model import Canary, CanaryStatus, Phase
 
 PREFIX = "canary_engine"
+FLAGGER_PREFIX = "flagger"
+REQUEST_DURATION = "request-duration"  # the builtin Flagger records in seconds
+
+# flagger_canary_phase: one value per phase (Flagger's canaryPhaseValues).
+_FLAGGER_PHASES = {
+    Phase.INITIALIZING: 0,
+    Phase.INITIALIZED: 1,
+    Phase.WAITING: 2,
+    Phase.PROGRESSING: 3,
+    Phase.WAITING_PROMOTION: 4,
+    Phase.PROMOTING: 5,
+    Phase.FINALISING: 6,
+    Phase.SUCCEEDED: 7,
+    Phase.FAILED: 8,
+    Phase.TERMINATING: 9,
+    Phase.TERMINATED: 10,
+}
+
+
+class FlaggerMetrics:
+    """Flagger's families (``pkg/metrics/recorder.go``): names, help, labels and values.
+
+    Where Flagger's meaning differs from ours, Flagger's wins here: ``name`` is the
+    target's name (``spec.targetRef.name``) in every family, ``flagger_canary_status``
+    is 0 only while Progressing, and ``request-duration`` is recorded in seconds.
+    """
+
+    def __init__(self, registry: CollectorRegistry, *, version: str, provider: str) -> None:
+        f, r = FLAGGER_PREFIX, registry
+        self.info = Gauge(
+            f"{f}_info",
+            "Flagger version and mesh provider information",
+            ["version", "mesh_provider"],
+            registry=r,
+        )
+        self.info.labels(version, provider).set(1)
+        self.duration = Histogram(
+            f"{f}_canary_duration_seconds",
+            "Seconds spent performing canary analysis.",
+            ["name", "namespace"],
+            registry=r,
+        )  # prometheus_client's default buckets are Go's DefBuckets
+        self.total = Gauge(
+            f"{f}_canary_total", "Total number of canary object", ["namespace"], registry=r
+        )
+        self.status = Gauge(
+            f"{f}_canary_status", "Last canary analysis result", ["name", "namespace"], registry=r
+        )
+        self.phase = Gauge(
+            f"{f}_canary_phase",
+            "Current canary phase (0=Initializing, 1=Initialized, 2=Waiting, 3=Progressing, "
+            "4=WaitingPromotion, 5=Promoting, 6=Finalising, 7=Succeeded, 8=Failed, "
+            "9=Terminating, 10=Terminated)",
+            ["name", "namespace"],
+            registry=r,
+        )
+        self.weight = Gauge(
+            f"{f}_canary_weight",
+            "The virtual service destination weight current value",
+            ["workload", "namespace"],
+            registry=r,
+        )
+        self.metric_analysis = Gauge(
+            f"{f}_canary_metric_analysis",
+            "Last canary analysis result per metric",
+            ["name", "namespace", "metric"],
+            registry=r,
+        )
+        labels = ["name", "namespace", "deployment_strategy", "analysis_status"]
+        self.successes = Counter(
+            f"{f}_canary_successes", "Total number of canary successes", labels, registry=r
+        )
+        self.failures = Counter(
+            f"{f}_canary_failures", "Total number of canary failures", labels, registry=r
+        )
+
+    def record(self, canary: Canary, before: CanaryStatus, after: CanaryStatus) -> None:
+        target, ns = canary.spec.target_ref.name, canary.namespace
+        self.status.labels(target, ns).set(
+            0 if after.phase is Phase.PROGRESSING else 2 if after.phase is Phase.FAILED else 1
+        )
+        if after.phase in _FLAGGER_PHASES:
+            self.phase.labels(target, ns).set(_FLAGGER_PHASES[after.phase])
+        self.weight.labels(f"{target}-primary", ns).set(100 - after.canary_weight)
+        self.weight.labels(target, ns).set(after.canary_weight)
+        analysis = canary.spec.analysis_or_default
+        builtin_ms = {
+            m.name
+            for m in analysis.metrics
+            if m.name == REQUEST_DURATION and m.check.kind is MetricKind.BUILTIN
+        }
+        for metric in after.analysis:
+            if metric.value is not None:
+                value = metric.value / 1000 if metric.name in builtin_ms else metric.value
+                self.metric_analysis.labels(target, ns, metric.name).set(value)
+        strategy = analysis.strategy.value
+        if after.phase is Phase.SUCCEEDED and before.phase is not Phase.SUCCEEDED:
+            status = "skipped" if canary.spec.skips_analysis else "completed"
+            self.successes.labels(target, ns, strategy, status).inc()
+        if after.phase is Phase.FAILED and before.phase is not Phase.FAILED:
+            self.failures.labels(target, ns, strategy, "completed").inc()
 
 
 class Metrics:
+    """Our families; ``flagger`` holds Flagger's (``--flagger-metrics``), or is None."""
+
     def __init__(
-        self, registry: CollectorRegistry | None = None, *, version: str = "", provider: str = ""
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        version: str = "",
+        provider: str = "",
+        flagger: bool = False,
     ) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
+        r = self.registry = registry or CollectorRegistry()
+        self.flagger = FlaggerMetrics(r, version=version, provider=provider) if flagger else None
         self.info = Gauge(
             f"{PREFIX}_info",
             "canary-engine version and default provider",
@@ -93,9 +207,25 @@ class Metrics:
             registry=r,
         )
 
+    def set_total(self, namespace: str, count: int) -> None:
+        """Canaries in ``namespace`` (set by the scheduler at every count)."""
+        self.total.labels(namespace).set(count)
+        if self.flagger is not None:
+            self.flagger.total.labels(namespace).set(count)
+
+    def observe_duration(self, canary: Canary, seconds: float) -> None:
+        """Wall time of one pass of ``canary``."""
+        self.duration.labels(canary.name, canary.namespace).observe(seconds)
+        if self.flagger is not None:
+            self.flagger.duration.labels(canary.spec.target_ref.name, canary.namespace).observe(
+                seconds
+            )
+
     def record(
         self, canary: Canary, before: CanaryStatus, after: CanaryStatus, outcome: str
     ) -> None:
+        if self.flagger is not None:
+            self.flagger.record(canary, before, after)
         name, ns = canary.spec.target_ref.name, canary.namespace
         self.decisions.labels(outcome).inc()
         if after.phase in (

@@ -36,9 +36,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from canary.adapters.analysis import MetricAnalyzer
 from canary.adapters.cache import CachedKube
 from canary.adapters.kube import KubeClient
-from canary.adapters.routers import ServiceRouter, make_router
+from canary.adapters.routers import make_router
+from canary.adapters.targets import TargetServices, TargetWorkloads
 from canary.adapters.webhooks import HttpWebhookCaller
-from canary.adapters.workloads import KubeWorkloads, WorkloadOptions
+from canary.adapters.workloads import WorkloadOptions
 from canary.controller.events import EventRecorder
 from canary.controller.gitops import GitOpsWiring
 from canary.controller.leader import AlwaysLeader, LeaderElector
@@ -116,7 +117,9 @@ class Runtime:
 
 
 async def build_runtime(options: Settings, kube: CachedKube) -> Runtime:
-    metrics = Metrics(provider=options.default_provider, version=_version())
+    metrics = Metrics(
+        provider=options.default_provider, version=_version(), flagger=options.flagger_metrics
+    )
     webhooks = HttpWebhookCaller(event_webhook_url=options.event_webhook)
 
     async def forward(canary: Any, event: Any) -> None:
@@ -134,8 +137,8 @@ async def build_runtime(options: Settings, kube: CachedKube) -> Runtime:
     leader = _leader(options, kube)
     controller = CanaryController(
         kube=kube,
-        workloads=KubeWorkloads(kube, WorkloadOptions.of(options)),
-        services=ServiceRouter(kube, selector_labels=options.selector_labels),
+        workloads=TargetWorkloads(kube, WorkloadOptions.of(options)),
+        services=TargetServices(kube, selector_labels=options.selector_labels),
         routers=_router_factory(options, kube),
         webhooks=webhooks,
         notifier=notifier,
@@ -184,7 +187,11 @@ def _router_factory(options: Settings, kube: CachedKube) -> Callable[[str], Rout
     def router_for(provider: str) -> Router:
         if provider not in routers:
             routers[provider] = make_router(
-                provider, kube, ingress_annotations_prefix=options.ingress_annotations_prefix
+                provider,
+                kube,
+                ingress_annotations_prefix=options.ingress_annotations_prefix,
+                ingress_class=options.ingress_class,
+                include_label_prefixes=options.include_label_prefixes,
             )
         return routers[provider]
 
@@ -208,7 +215,7 @@ def _scheduler(
         time_scale=options.time_scale,
         max_concurrent=options.max_concurrent_passes,
         on_lateness=metrics.lateness.observe,
-        on_count=lambda namespace, count: metrics.total.labels(namespace).set(count),
+        on_count=metrics.set_total,
     )
 
 

@@ -64,7 +64,16 @@ from canary.core import (
     step,
 )
 from canary.core.outbox import MAX_PENDING_ALERTS, merge_pending, pending_alerts, with_pending
-from canary.model import API_VERSION, Canary, CanaryStatus, Commands, Phase, SpecError, parse_canary
+from canary.model import (
+    API_VERSION,
+    Canary,
+    CanaryStatus,
+    Commands,
+    Phase,
+    SpecError,
+    cross_namespace_refs,
+    parse_canary,
+)
 from canary.model.canary import DEFAULT_INTERVAL_SECONDS
 from canary.model.duration import DurationError, parse_duration
 from canary.model.status import PendingAlert
@@ -272,9 +281,7 @@ class CanaryController:
         await self._run_effects(canary, decision, recorded=True)
         await self._deliver_pending(canary, recorded)
         await self._give_up(canary, dropped)
-        self.metrics.duration.labels(canary.name, namespace).observe(
-            asyncio.get_running_loop().time() - started
-        )
+        self.metrics.observe_duration(canary, asyncio.get_running_loop().time() - started)
         self.metrics.record(
             canary, status, decision.status, decision.status.phase.value or "Initializing"
         )
@@ -351,6 +358,8 @@ class CanaryController:
         if memo is not None and version and memo[0] == version:
             return memo[1], memo[2]
         canary = parse_canary(body, default_provider=self.settings.default_provider)
+        if self.settings.no_cross_namespace_refs and cross_namespace_refs(canary):
+            raise SpecError(cross_namespace_refs(canary))
         stored = CanaryStatus.from_dict(body.get("status"))
         self._parsed[key] = (version, canary, stored)
         return canary, stored

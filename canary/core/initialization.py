@@ -12,6 +12,7 @@ from __future__ import annotations
 from canary.core.actions import (
     AlertKind,
     EnsurePrimary,
+    PauseTargetScaler,
     ReconcileApex,
     ReconcilePrimaryScaler,
     ReconcileRouter,
@@ -61,9 +62,12 @@ def initialize(t: Tick) -> bool:
     t.act(EnsurePrimary())
     if _waiting_for_primary(t, initializing):
         return True
-    # 8. primary autoscaler
+    # 8. primary autoscaler; at initialization the target's is paused (a KEDA ScaledObject
+    # would scale the target back up; a no-op for an HPA)
     if t.spec.autoscaler_ref is not None:
         t.act(ReconcilePrimaryScaler(init=True))
+        if initializing:
+            t.act(PauseTargetScaler(True))
     # 9. apex Service → primary; 10. target scaled to zero at init; 11. routing objects
     t.act(ReconcileApex())
     if initializing:

@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
+import json
 import random
 import re
 import time
@@ -139,7 +141,47 @@ class GatewayEntry:
     gateway_namespace: str | None = None  # Gateway API: default the route's namespace
 
 
-Entry = ServiceEntry | IngressEntry | GatewayEntry
+@dataclass(frozen=True, slots=True)
+class TraefikEntry:
+    """A client calling ``host`` through Traefik (the namespace's IngressRoutes)."""
+
+    namespace: str
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApisixEntry:
+    """A client calling ``host`` through the APISIX gateway (the namespace's ApisixRoutes)."""
+
+    namespace: str
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContourEntry:
+    """A client calling ``host`` through Contour's Envoy (the root HTTPProxy for the host)."""
+
+    namespace: str
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class GlooEntry:
+    """A client calling ``host`` through Gloo Edge's gateway-proxy (its VirtualServices)."""
+
+    namespace: str
+    host: str
+
+
+Entry = (
+    ServiceEntry
+    | IngressEntry
+    | GatewayEntry
+    | TraefikEntry
+    | ApisixEntry
+    | ContourEntry
+    | GlooEntry
+)
 
 
 # ========================================================================== snapshot
@@ -156,6 +198,18 @@ class Snapshot:
     virtual_services: tuple[Obj, ...] = ()
     http_routes: tuple[Obj, ...] = ()
     traffic_splits: tuple[Obj, ...] = ()
+    traffic_routes: tuple[Obj, ...] = ()  # Kuma (cluster-scoped)
+    appmesh_services: tuple[Obj, ...] = ()  # App Mesh VirtualServices (v1beta1 or v1beta2)
+    appmesh_routers: tuple[Obj, ...] = ()
+    appmesh_nodes: tuple[Obj, ...] = ()
+    ingress_routes: tuple[Obj, ...] = ()  # Traefik
+    traefik_services: tuple[Obj, ...] = ()
+    apisix_routes: tuple[Obj, ...] = ()
+    knative_services: tuple[Obj, ...] = ()  # serving.knative.dev/v1 Service
+    http_proxies: tuple[Obj, ...] = ()  # Contour
+    gloo_virtual_services: tuple[Obj, ...] = ()  # Gloo Edge (gateway.solo.io/v1)
+    route_tables: tuple[Obj, ...] = ()
+    upstreams: tuple[Obj, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -556,6 +610,630 @@ def _resolve_ingress(
     return Resolution(service, via=f"Ingress/{entry.ingress}")
 
 
+# ---------------------------------------------------------------------------- Traefik
+
+_TRAEFIK_TOKEN = re.compile(r"\s*(&&|\|\||!|\(|\)|[A-Za-z]+\((?:`[^`]*`|\"[^\"]*\"|[\s,])*\))")
+_TRAEFIK_ARG = re.compile(r"`([^`]*)`|\"([^\"]*)\"")
+
+
+def _traefik_matcher(call: str, request: TrafficRequest) -> bool:
+    """One matcher of a Traefik rule (v2 and v3 names); an unknown one matches nothing."""
+    name = call[: call.index("(")]
+    args = [str(a or b) for a, b in _TRAEFIK_ARG.findall(call)]
+    bare = request.path.split("?", 1)[0]
+    host = request.host.split(":", 1)[0]
+    if name == "Host":
+        return any(host.lower() == a.lower() for a in args)
+    if name == "HostRegexp":
+        return any(re.fullmatch(a, host) for a in args)
+    if name == "Path":
+        return bare in args
+    if name == "PathPrefix":
+        return any(bare.startswith(a) for a in args)
+    if name == "PathRegexp":
+        return any(re.match(a, bare) for a in args)
+    if name in ("Method", "Methods"):
+        return request.method.upper() in (a.upper() for a in args)
+    if name in ("Header", "Headers") and len(args) == 2:
+        return request.header(args[0]) == args[1]
+    if name in ("HeaderRegexp", "HeadersRegexp") and len(args) == 2:
+        value = request.header(args[0])
+        return value is not None and re.search(args[1], value) is not None
+    if name == "Query" and args:
+        query = dict(p.partition("=")[::2] for p in request.path.partition("?")[2].split("&") if p)
+        return args[0] in query and (len(args) < 2 or query[args[0]] == args[1])
+    return False
+
+
+def traefik_rule_matches(rule: str, request: TrafficRequest) -> bool:
+    """Whether a Traefik rule (``Host(`a`) && (PathPrefix(`/x`) || !Method(`POST`))``)
+    takes ``request``; a rule that cannot be read matches nothing."""
+    tokens: list[str] = []
+    pos = 0
+    while pos < len(rule):
+        found = _TRAEFIK_TOKEN.match(rule, pos)
+        if found is None:
+            if rule[pos:].strip():
+                return False
+            break
+        tokens.append(found.group(1))
+        pos = found.end()
+
+    def parse_or(i: int) -> tuple[bool, int]:
+        value, i = parse_and(i)
+        while i < len(tokens) and tokens[i] == "||":
+            right, i = parse_and(i + 1)
+            value = value or right
+        return value, i
+
+    def parse_and(i: int) -> tuple[bool, int]:
+        value, i = parse_not(i)
+        while i < len(tokens) and tokens[i] == "&&":
+            right, i = parse_not(i + 1)
+            value = value and right
+        return value, i
+
+    def parse_not(i: int) -> tuple[bool, int]:
+        if i >= len(tokens):
+            raise ValueError("rule ends early")
+        if tokens[i] == "!":
+            value, i = parse_not(i + 1)
+            return not value, i
+        if tokens[i] == "(":
+            value, i = parse_or(i + 1)
+            if i >= len(tokens) or tokens[i] != ")":
+                raise ValueError("unbalanced parenthesis")
+            return value, i + 1
+        if tokens[i] in ("&&", "||", ")"):
+            raise ValueError(f"unexpected {tokens[i]}")
+        return _traefik_matcher(tokens[i], request), i + 1
+
+    try:
+        value, end = parse_or(0)
+    except (ValueError, re.error):
+        return False
+    return value and end == len(tokens)
+
+
+def _traefik_weight(ref: Mapping[str, Any]) -> float:
+    weight = ref.get("weight")
+    return 1.0 if weight is None else float(weight)  # Traefik's default weight is 1
+
+
+def _traefik_target(
+    snapshot: Snapshot, ref: Mapping[str, Any], rng: random.Random, depth: int = 0
+) -> tuple[str | None, tuple[str, ...]]:
+    """(Service that serves, Services that get a copy) for one service reference,
+    following TraefikServices (weighted round robin, mirroring) down to Services."""
+    name = str(ref.get("name", "")).split("@", 1)[0]
+    if (ref.get("kind") or "Service") != "TraefikService":
+        return (name or None), ()
+    ts = next((t for t in snapshot.traefik_services if _name(t) == name), None)
+    if ts is None or depth > 8:
+        return None, ()
+    spec = ts.get("spec") or {}
+    weighted = spec.get("weighted")
+    if isinstance(weighted, Mapping):
+        children = list(weighted.get("services") or ())
+        index = _weighted_choice(
+            rng, [(str(i), _traefik_weight(c)) for i, c in enumerate(children)]
+        )
+        if index is None:
+            return None, ()
+        return _traefik_target(snapshot, children[int(index)], rng, depth + 1)
+    mirroring = spec.get("mirroring")
+    if isinstance(mirroring, Mapping):
+        service, copies = _traefik_target(snapshot, mirroring, rng, depth + 1)
+        for mirror in mirroring.get("mirrors") or ():
+            if rng.random() * 100.0 < float(mirror.get("percent", 0)):
+                target, _ = _traefik_target(snapshot, mirror, rng, depth + 1)
+                copies += (target,) if target else ()
+        return service, copies
+    return None, ()
+
+
+def _resolve_traefik(
+    snapshot: Snapshot, entry: TraefikEntry, request: TrafficRequest, rng: random.Random
+) -> Resolution:
+    """Traefik takes the matching IngressRoute route with the highest priority (by
+    default the length of its rule) and balances over its services (weight 1 each)."""
+    best: tuple[int, Mapping[str, Any], Mapping[str, Any]] | None = None
+    for candidate in sorted(snapshot.ingress_routes, key=_name):
+        for route in (candidate.get("spec") or {}).get("routes") or ():
+            rule = str(route.get("match", ""))
+            if not traefik_rule_matches(rule, request):
+                continue
+            priority = int(route.get("priority") or len(rule))
+            if best is None or priority > best[0]:
+                best = (priority, route, candidate)
+    if best is None:
+        return Resolution(None, via="Traefik (no IngressRoute matched)")
+    _, chosen_route, ingress_route = best
+    services = list(chosen_route.get("services") or ())
+    index = _weighted_choice(rng, [(str(i), _traefik_weight(s)) for i, s in enumerate(services)])
+    via = f"IngressRoute/{_name(ingress_route)}"
+    if index is None:
+        return Resolution(None, via=via)
+    service, mirrors = _traefik_target(snapshot, services[int(index)], rng)
+    return Resolution(service, mirrors, via=via)
+
+
+# ----------------------------------------------------------------------------- APISIX
+
+
+def _apisix_path_key(paths: Sequence[Any], path: str) -> tuple[int, int] | None:
+    """How well ``paths`` (exact, or a prefix ending in ``*``) take ``path``: exact
+    first, then the longest prefix; None when none does."""
+    bare = path.split("?", 1)[0]
+    best: tuple[int, int] | None = None
+    for value in (str(p) for p in paths):
+        if value.endswith("*"):
+            key = (0, len(value) - 1) if bare.startswith(value[:-1]) else None
+        else:
+            key = (1, len(value)) if bare == value else None
+        if key is not None and (best is None or key > best):
+            best = key
+    return best
+
+
+def _apisix_expr(expr: Mapping[str, Any], request: TrafficRequest) -> bool:
+    subject = expr.get("subject") or {}
+    scope, name = str(subject.get("scope", "")), str(subject.get("name", ""))
+    value: str | None
+    if scope == "Header":
+        value = request.header(name)
+    elif scope == "Cookie":
+        value = request.cookies().get(name)
+    elif scope == "Query":
+        query = dict(p.partition("=")[::2] for p in request.path.partition("?")[2].split("&") if p)
+        value = query.get(name)
+    elif scope == "Path":
+        value = request.path.split("?", 1)[0]
+    else:
+        return False
+    op = str(expr.get("op", ""))
+    wanted = str(expr.get("value", ""))
+    options = [str(s) for s in expr.get("set") or ()]
+    if op == "Equal":
+        return value == wanted
+    if op == "NotEqual":
+        return value != wanted
+    if op == "In":
+        return value in options
+    if op == "NotIn":
+        return value not in options
+    if op.startswith("Regex"):
+        flags = re.IGNORECASE if op.endswith("CaseInsensitive") else 0
+        found = value is not None and re.search(wanted, value, flags) is not None
+        return not found if "NotMatch" in op else found
+    return False
+
+
+def _apisix_rule_key(rule: Mapping[str, Any], request: TrafficRequest) -> tuple[int, ...] | None:
+    match = rule.get("match") or {}
+    if match.get("remoteAddrs") or match.get("filter_func"):
+        return None  # simulated clients have no address; Lua filters are not evaluated
+    hosts = [str(h) for h in match.get("hosts") or ()]
+    if hosts and not any(_host_matches(h, request.host) for h in hosts):
+        return None
+    methods = [str(m).upper() for m in match.get("methods") or ()]
+    if methods and request.method.upper() not in methods:
+        return None
+    if not all(_apisix_expr(e, request) for e in match.get("exprs") or ()):
+        return None
+    path = _apisix_path_key(match.get("paths") or (), request.path)
+    if path is None:
+        return None
+    return (*path, int(rule.get("priority") or 0))
+
+
+def _resolve_apisix(
+    snapshot: Snapshot, entry: ApisixEntry, request: TrafficRequest, rng: random.Random
+) -> Resolution:
+    """APISIX takes the matching HTTP rule with the most specific path and, among rules
+    for the same path, the highest ``priority``; several backends are split by weight
+    (traffic-split; a backend without a weight weighs 100)."""
+    best: tuple[tuple[int, ...], Mapping[str, Any], Mapping[str, Any]] | None = None
+    for candidate in sorted(snapshot.apisix_routes, key=_name):
+        for rule in (candidate.get("spec") or {}).get("http") or ():
+            key = _apisix_rule_key(rule, request)
+            if key is not None and (best is None or key > best[0]):
+                best = (key, rule, candidate)
+    if best is None:
+        return Resolution(None, via="APISIX (no ApisixRoute matched)")
+    _, chosen_rule, route = best
+    choices = [
+        (str(b.get("serviceName", "")), float(100 if b.get("weight") is None else b["weight"]))
+        for b in chosen_rule.get("backends") or ()
+    ]
+    chosen = _weighted_choice(rng, choices) if choices else None
+    return Resolution(chosen, via=f"ApisixRoute/{_name(route)}")
+
+
+# ---------------------------------------------------------------------------- Skipper
+
+SKIPPER_CLASS = "skipper"
+
+
+def _ingress_class(ingress: Mapping[str, Any]) -> str:
+    return str(
+        (ingress.get("spec") or {}).get("ingressClassName")
+        or _annotations(ingress).get("kubernetes.io/ingress.class")
+        or ""
+    )
+
+
+def _is_skipper_ingress(snapshot: Snapshot, name: str) -> bool:
+    """Whether Ingress ``name`` belongs to Skipper (class ``skipper``) rather than NGINX."""
+    return any(_name(i) == name and _ingress_class(i) == SKIPPER_CLASS for i in snapshot.ingresses)
+
+
+def _skipper_predicates(ingress: Mapping[str, Any]) -> list[str]:
+    raw = str(_annotations(ingress).get("zalando.org/skipper-predicate", ""))
+    return [p.strip() for p in raw.split("&&") if p.strip()]
+
+
+def _skipper_predicate(predicate: str, request: TrafficRequest) -> bool:
+    """One Skipper predicate of the annotation; an unknown one matches nothing."""
+    name, _, rest = predicate.partition("(")
+    args = [str(a or b) for a, b in re.findall(r'"((?:[^"\\]|\\.)*)"|/((?:[^/\\]|\\.)*)/', rest)]
+    if name in ("True", "Weight"):
+        return True
+    if name == "False":
+        return False
+    if name == "Method" and args:
+        return request.method.upper() == args[0].upper()
+    if name == "Header" and len(args) == 2:
+        return request.header(args[0]) == args[1]
+    if name == "HeaderRegexp" and len(args) == 2:
+        value = request.header(args[0])
+        return value is not None and re.search(args[1], value) is not None
+    if name == "Cookie" and len(args) == 2:
+        value = request.cookies().get(args[0])
+        return value is not None and re.search(args[1], value) is not None
+    return False
+
+
+def _skipper_rank(predicates: Sequence[str]) -> int:
+    """Skipper orders routes for the same path by predicate weight: ``Weight(n)`` counts
+    ``n``, any other predicate 1."""
+    rank = 0
+    for predicate in predicates:
+        found = re.fullmatch(r"Weight\(\s*(\d+)\s*\)", predicate)
+        rank += int(found.group(1)) if found else 1
+    return rank
+
+
+def _skipper_path_key(path: Mapping[str, Any], request_path: str) -> tuple[int, int] | None:
+    value = str(path.get("path") or "/")
+    kind = str(path.get("pathType") or "ImplementationSpecific")
+    if kind in ("Exact", "Prefix"):
+        if not _ingress_path_matches(value, kind, request_path):
+            return None
+        return (1 if kind == "Exact" else 0, len(value))
+    try:  # ImplementationSpecific: Skipper reads the path as a regular expression
+        found = re.match(value, request_path.split("?", 1)[0])
+    except re.error:
+        return None
+    return (0, len(value)) if found else None
+
+
+def _resolve_skipper(
+    snapshot: Snapshot, entry: IngressEntry, request: TrafficRequest, rng: random.Random
+) -> Resolution:
+    """Skipper, which merges every Ingress of its class: the most specific path wins,
+    then the route with the heavier predicates (``False()`` switches an Ingress off);
+    the backends of one path are split by ``zalando.org/backend-weights``."""
+    best: tuple[tuple[int, ...], Mapping[str, Any], list[str]] | None = None
+    for candidate in sorted(snapshot.ingresses, key=_name):
+        if _ingress_class(candidate) != SKIPPER_CLASS:
+            continue
+        predicates = _skipper_predicates(candidate)
+        if not all(_skipper_predicate(p, request) for p in predicates):
+            continue
+        rank = _skipper_rank(predicates)
+        for key, services in _skipper_groups(candidate, request).items():
+            ranked = (*key, rank)
+            if best is None or ranked > best[0]:
+                best = (ranked, candidate, services)
+    if best is None:
+        return Resolution(None, via="Skipper (no Ingress matched)")
+    _, ingress, services = best
+    chosen = _weighted_choice(rng, _skipper_choices(ingress, services))
+    return Resolution(chosen, via=f"Ingress/{_name(ingress)}")
+
+
+def _skipper_groups(
+    ingress: Mapping[str, Any], request: TrafficRequest
+) -> dict[tuple[int, int], list[str]]:
+    """The backends of each path of ``ingress`` that takes the request, by path rank."""
+    host = request.host or ""
+    groups: dict[tuple[int, int], list[str]] = {}
+    for rule in (ingress.get("spec") or {}).get("rules") or ():
+        if rule.get("host") and not _host_matches(str(rule["host"]), host):
+            continue
+        for path in (rule.get("http") or {}).get("paths") or ():
+            key = _skipper_path_key(path, request.path)
+            service = _service_of(path.get("backend"))
+            if key is not None and service:
+                groups.setdefault(key, []).append(str(service))
+    return groups
+
+
+def _skipper_choices(ingress: Mapping[str, Any], services: list[str]) -> list[tuple[str, float]]:
+    """Listed backends split by weight (an unlisted one gets none); no weights: equal shares."""
+    weights: dict[str, Any] = {}
+    raw = _annotations(ingress).get("zalando.org/backend-weights")
+    with contextlib.suppress(ValueError):
+        decoded = json.loads(str(raw)) if raw else None
+        weights = decoded if isinstance(decoded, dict) else {}
+    listed = any(s in weights for s in services)
+    return [(s, float(weights.get(s, 0)) if listed else 1.0) for s in services]
+
+
+# ---------------------------------------------------------------------------- Contour
+
+
+def _contour_header(condition: Mapping[str, Any], request: TrafficRequest) -> bool:
+    """A Contour header condition, as Envoy's header matcher reads it (an absent header
+    fails every test but ``notpresent``)."""
+    value = request.header(str(condition.get("name", "")))
+    if condition.get("notpresent"):
+        return value is None
+    if value is None:
+        return False
+    if condition.get("present"):
+        return True
+    if "exact" in condition:
+        return value == str(condition["exact"])
+    if "notexact" in condition:
+        return value != str(condition["notexact"])
+    if "contains" in condition:
+        return str(condition["contains"]) in value
+    if "notcontains" in condition:
+        return str(condition["notcontains"]) not in value
+    return False  # Contour refuses a header condition that tests nothing
+
+
+def _contour_join(parent: str, child: str) -> str:
+    """An include's prefix followed by its child's (``/`` + ``/`` is ``/``)."""
+    joined = parent.rstrip("/") + (child if child.startswith("/") else f"/{child}")
+    return joined or "/"
+
+
+def _contour_conditions(conditions: Sequence[Mapping[str, Any]]) -> tuple[str, list[Obj]]:
+    """(path prefix, header conditions) of one condition block."""
+    prefix = ""
+    headers: list[Obj] = []
+    for condition in conditions:
+        if condition.get("prefix"):
+            prefix = _contour_join(prefix, str(condition["prefix"]))
+        if isinstance(condition.get("header"), Mapping):
+            headers.append(dict(condition["header"]))
+    return prefix, headers
+
+
+def _contour_routes(
+    snapshot: Snapshot, proxy: Mapping[str, Any], prefix: str, headers: list[Obj], depth: int = 0
+) -> list[tuple[str, list[Obj], Mapping[str, Any], str]]:
+    """The routes of ``proxy`` and of the HTTPProxies it includes (in this namespace), each
+    with its full prefix and header conditions: (prefix, headers, route, via)."""
+    spec = proxy.get("spec") or {}
+    out: list[tuple[str, list[Obj], Mapping[str, Any], str]] = []
+    for route in spec.get("routes") or ():
+        own_prefix, own_headers = _contour_conditions(route.get("conditions") or ())
+        full = _contour_join(prefix, own_prefix) if own_prefix else (prefix or "/")
+        out.append((full, headers + own_headers, route, f"HTTPProxy/{_name(proxy)}"))
+    if depth >= 8:  # Contour refuses include cycles; a simulated one stops here
+        return out
+    for include in spec.get("includes") or ():
+        if include.get("namespace", snapshot.namespace) != snapshot.namespace:
+            continue
+        child = next((p for p in snapshot.http_proxies if _name(p) == include.get("name")), None)
+        if child is None:
+            continue
+        inc_prefix, inc_headers = _contour_conditions(include.get("conditions") or ())
+        joined = _contour_join(prefix, inc_prefix) if inc_prefix else prefix
+        out.extend(_contour_routes(snapshot, child, joined, headers + inc_headers, depth + 1))
+    return out
+
+
+def _resolve_contour(
+    snapshot: Snapshot, entry: ContourEntry, request: TrafficRequest, rng: random.Random
+) -> Resolution:
+    """Through Contour's Envoy: the root HTTPProxy whose ``virtualhost.fqdn`` is the host,
+    with its includes flattened; the longest matching prefix wins, then the route with
+    more header conditions. Services split by weight (none weighted: equal shares), and
+    a ``mirror`` service gets a copy of every request."""
+    roots = [
+        p
+        for p in snapshot.http_proxies
+        if _host_matches(
+            str(((p.get("spec") or {}).get("virtualhost") or {}).get("fqdn", "")), entry.host
+        )
+    ]
+    if not roots:
+        return Resolution(None, via=f"HTTPProxy for {entry.host} (missing)")
+    path = request.path.split("?", 1)[0]
+    candidates = [
+        (len(prefix), len(headers), -index, route, via)
+        for index, (prefix, headers, route, via) in enumerate(
+            _contour_routes(snapshot, roots[0], "", [])
+        )
+        if path.startswith(prefix) and all(_contour_header(h, request) for h in headers)
+    ]
+    if not candidates:
+        return Resolution(None, via=f"HTTPProxy/{_name(roots[0])}")
+    *_, route, via = max(candidates, key=lambda c: c[:3])
+    services = route.get("services") or ()
+    split = [s for s in services if not s.get("mirror")]
+    weighted = any(float(s.get("weight") or 0) > 0 for s in split)
+    choices = [
+        (str(s.get("name", "")), float(s.get("weight") or 0) if weighted else 1.0) for s in split
+    ]
+    mirrors = tuple(str(s.get("name", "")) for s in services if s.get("mirror"))
+    return Resolution(_weighted_choice(rng, choices), mirrors, via=via)
+
+
+# -------------------------------------------------------------------------- Gloo Edge
+
+
+def _gloo_header(matcher: Mapping[str, Any], request: TrafficRequest) -> bool:
+    value = request.header(str(matcher.get("name", "")))
+    wanted = str(matcher.get("value") or "")
+    if value is None:
+        ok = False
+    elif not wanted:
+        ok = True  # no value: the header must be present
+    elif matcher.get("regex"):
+        ok = re.fullmatch(wanted, value) is not None
+    else:
+        ok = value == wanted
+    return ok != bool(matcher.get("invertMatch"))
+
+
+def _gloo_path(matcher: Mapping[str, Any], path: str) -> bool:
+    if matcher.get("exact") is not None:
+        return path == str(matcher["exact"])
+    if matcher.get("regex") is not None:
+        return re.fullmatch(str(matcher["regex"]), path) is not None
+    return path.startswith(str(matcher.get("prefix") or "/"))
+
+
+def _gloo_matches(
+    matchers: Sequence[Mapping[str, Any]],
+    request: TrafficRequest,
+    parent: Mapping[str, Any] | None = None,
+    *,
+    inherit_path: bool = False,
+    inherit_rest: bool = False,
+) -> bool:
+    """Whether one of ``matchers`` takes ``request`` (no matchers: prefix ``/``). A
+    delegated route may take its path, or its headers and methods, from ``parent``."""
+    path = request.path.split("?", 1)[0]
+    for matcher in matchers or ({},):
+        has_path = any(matcher.get(k) is not None for k in ("prefix", "exact", "regex"))
+        source = parent if parent is not None and (inherit_path or not has_path) else matcher
+        if not _gloo_path(source or {}, path):
+            continue
+        headers = list(matcher.get("headers") or ())
+        methods = list(matcher.get("methods") or ())
+        if parent is not None and inherit_rest:
+            headers += list(parent.get("headers") or ())
+            methods += list(parent.get("methods") or ())
+        if methods and request.method not in methods:
+            continue
+        if all(_gloo_header(h, request) for h in headers):
+            return True
+    return False
+
+
+def _gloo_action(snapshot: Snapshot, action: Mapping[str, Any], rng: random.Random) -> str | None:
+    """The Service a route action sends to; None when it sends nowhere or names an
+    Upstream that does not exist (Gloo rejects the route)."""
+    multi = action.get("multi")
+    if isinstance(multi, Mapping):
+        refs = [
+            (((d.get("destination") or {}).get("upstream") or {}), float(d.get("weight") or 0))
+            for d in multi.get("destinations") or ()
+        ]
+    else:
+        refs = [(((action.get("single") or {}).get("upstream") or {}), 1.0)]
+    choices: list[tuple[str, float]] = []
+    for ref, weight in refs:
+        if ref.get("namespace", snapshot.namespace) != snapshot.namespace:
+            return None
+        upstream = next((u for u in snapshot.upstreams if _name(u) == ref.get("name")), None)
+        kube = ((upstream or {}).get("spec") or {}).get("kube") or {}
+        if not kube.get("serviceName"):
+            return None
+        choices.append((str(kube["serviceName"]), weight))
+    return _weighted_choice(rng, choices) if choices else None
+
+
+def _resolve_gloo(
+    snapshot: Snapshot, entry: GlooEntry, request: TrafficRequest, rng: random.Random
+) -> Resolution:
+    """Through Gloo Edge's gateway-proxy: the Gloo VirtualService whose domains take the
+    host, its routes in order, a ``delegateAction`` followed into the RouteTable it names
+    (routes in order, inheriting the parent's path with ``inheritablePathMatchers``)."""
+    for vs in snapshot.gloo_virtual_services:
+        host = (vs.get("spec") or {}).get("virtualHost") or {}
+        if not any(_host_matches(str(d), entry.host) for d in host.get("domains") or ("*",)):
+            continue
+        for route in host.get("routes") or ():
+            matchers: Sequence[Mapping[str, Any]] = route.get("matchers") or ()
+            if not _gloo_matches(matchers, request):
+                continue
+            delegate = route.get("delegateAction")
+            if not isinstance(delegate, Mapping):
+                target = _gloo_action(snapshot, route.get("routeAction") or {}, rng)
+                return Resolution(target, via=f"VirtualService/{_name(vs)}")
+            ref = delegate.get("ref") or delegate
+            if ref.get("namespace", snapshot.namespace) != snapshot.namespace:
+                continue
+            found = _gloo_delegated(snapshot, str(ref.get("name")), matchers, request, rng)
+            if found is not None:
+                return found
+        return Resolution(None, via=f"VirtualService/{_name(vs)}")
+    return Resolution(None, via=f"Gloo VirtualService for {entry.host} (missing)")
+
+
+def _gloo_delegated(
+    snapshot: Snapshot,
+    name: str,
+    matchers: Sequence[Mapping[str, Any]],
+    request: TrafficRequest,
+    rng: random.Random,
+) -> Resolution | None:
+    """The first route of RouteTable ``name`` that takes the request, inheriting the
+    parent's matcher that took it; None when none does."""
+    table = next((t for t in snapshot.route_tables if _name(t) == name), None)
+    chosen: Mapping[str, Any] = next(
+        (m for m in matchers or ({},) if _gloo_matches([m], request)), {}
+    )
+    for child in ((table or {}).get("spec") or {}).get("routes") or ():
+        if _gloo_matches(
+            child.get("matchers") or (),
+            request,
+            chosen,
+            inherit_path=bool(child.get("inheritablePathMatchers")),
+            inherit_rest=bool(child.get("inheritableMatchers")),
+        ):
+            target = _gloo_action(snapshot, child.get("routeAction") or {}, rng)
+            return Resolution(target, via=f"RouteTable/{_name(table or {})}")
+    return None
+
+
+# Snapshot field -> (apiVersion, kind) of the proxies' own routing CRDs, read with the rest.
+PROXY_KINDS: dict[str, tuple[str, str]] = {
+    "ingress_routes": ("traefik.io/v1alpha1", "IngressRoute"),
+    "traefik_services": ("traefik.io/v1alpha1", "TraefikService"),
+    "apisix_routes": ("apisix.apache.org/v2", "ApisixRoute"),
+    "http_proxies": ("projectcontour.io/v1", "HTTPProxy"),
+    "gloo_virtual_services": ("gateway.solo.io/v1", "VirtualService"),
+    "route_tables": ("gateway.solo.io/v1", "RouteTable"),
+    "upstreams": ("gloo.solo.io/v1", "Upstream"),
+}
+
+
+async def _with_proxy_kinds(api: ObjectLister, old: Snapshot, new: Snapshot) -> Snapshot:
+    """``new`` with the `PROXY_KINDS` objects; a kind not served reads as none, one that
+    cannot be read this time keeps its previous objects."""
+
+    async def one(field_name: str, api_version: str, kind: str) -> tuple[Obj, ...]:
+        try:
+            return tuple(await api.list(api_version, kind, new.namespace))
+        except NotFound:
+            return ()
+        except Exception:
+            return tuple(getattr(old, field_name))
+
+    found = await asyncio.gather(*(one(f, *kind) for f, kind in PROXY_KINDS.items()))
+    fields: dict[str, Any] = dict(zip(PROXY_KINDS, found, strict=True))
+    return dataclasses.replace(new, **fields)
+
+
 # ---------------------------------------------------------------------------- resolve
 
 
@@ -568,6 +1246,16 @@ def resolve(
     nginx_prefix: str = DEFAULT_NGINX_PREFIX,
 ) -> Resolution:
     """Which Service serves ``request`` arriving at ``entry``, as the data plane decides."""
+    if isinstance(entry, TraefikEntry):
+        return _resolve_traefik(snapshot, entry, request, rng)
+    if isinstance(entry, ApisixEntry):
+        return _resolve_apisix(snapshot, entry, request, rng)
+    if isinstance(entry, ContourEntry):
+        return _resolve_contour(snapshot, entry, request, rng)
+    if isinstance(entry, GlooEntry):
+        return _resolve_gloo(snapshot, entry, request, rng)
+    if isinstance(entry, IngressEntry) and _is_skipper_ingress(snapshot, entry.ingress):
+        return _resolve_skipper(snapshot, entry, request, rng)
     if isinstance(entry, IngressEntry):
         return _resolve_ingress(snapshot, entry, request, rng, nginx_prefix)
     if isinstance(entry, GatewayEntry):
@@ -609,6 +1297,12 @@ def _resolve_service(
 ) -> Resolution:
     """A client inside the mesh calling a Service: the mesh's routing for that Service
     (Istio, then GAMMA HTTPRoutes, then an SMI TrafficSplit), else the Service itself."""
+    knative = _resolve_knative(snapshot, entry, rng)
+    if knative is not None:
+        return knative
+    mesh = _resolve_kuma(snapshot, entry, rng) or _resolve_appmesh(snapshot, entry, request, rng)
+    if mesh is not None:
+        return mesh
     ns = snapshot.namespace
     for vs in snapshot.virtual_services:
         hosts = {_short_host(str(h), ns) for h in (vs.get("spec") or {}).get("hosts") or ()}
@@ -641,6 +1335,240 @@ def _resolve_service(
     )
 
 
+# ---------------------------------------------------------------------------- knative
+
+KNATIVE_REVISION_LABEL = "serving.knative.dev/revision"
+KNATIVE_PRIMARY_ANNOTATION = "flagger.app/primary-revision"
+
+
+def _resolve_knative(
+    snapshot: Snapshot, entry: ServiceEntry, rng: random.Random
+) -> Resolution | None:
+    """A Knative Service's Route: ``spec.traffic`` percentages, each entry a pinned
+    ``revisionName`` or (``latestRevision``, the default without a name) the latest
+    *ready* Revision; None when ``entry`` names no Knative Service. Resolves to the
+    Revision, whose pods carry the ``serving.knative.dev/revision`` label."""
+    ksvc = next((k for k in snapshot.knative_services if _name(k) == entry.name), None)
+    if ksvc is None:
+        return None
+    latest = str((ksvc.get("status") or {}).get("latestReadyRevisionName") or "")
+    traffic = (ksvc.get("spec") or {}).get("traffic") or [{"latestRevision": True, "percent": 100}]
+    choices: list[tuple[str, float]] = []
+    for target in traffic:
+        follows = target.get("latestRevision")
+        if follows is None:
+            follows = not target.get("revisionName")
+        revision = latest if follows else str(target.get("revisionName") or "")
+        choices.append((revision, float(target.get("percent") or 0)))
+    chosen = _weighted_choice(rng, choices)
+    return Resolution(chosen or None, via=f"KnativeService/{entry.name}")
+
+
+def _knative_revision(snapshot: Snapshot, name: str) -> Version | None:
+    """For a Revision of a Knative Service in the snapshot: primary when it is the pinned
+    ``flagger.app/primary-revision`` (or none is pinned), else canary; None otherwise."""
+    for ksvc in snapshot.knative_services:
+        status = ksvc.get("status") or {}
+        pinned = _annotations(ksvc).get(KNATIVE_PRIMARY_ANNOTATION)
+        revisions = {
+            status.get("latestReadyRevisionName"),
+            status.get("latestCreatedRevisionName"),
+            pinned,
+            *((t or {}).get("revisionName") for t in (ksvc.get("spec") or {}).get("traffic") or ()),
+        }
+        if name and name in revisions:
+            return "primary" if not pinned or name == pinned else "canary"
+    return None
+
+
+async def _with_knative(api: ObjectLister, old: Snapshot, new: Snapshot) -> Snapshot:
+    """``new`` with the namespace's Knative Services (kept from ``old`` on a passing error)."""
+    try:
+        found = tuple(await api.list("serving.knative.dev/v1", "Service", new.namespace))
+    except NotFound:
+        found = ()
+    except Exception:
+        found = old.knative_services
+    return dataclasses.replace(new, knative_services=found)
+
+
+# ------------------------------------------------------------------ Kuma and App Mesh
+
+KUMA_SERVICE_TAG = "kuma.io/service"
+
+
+def _kuma_service(tag: str, namespace: str, caller: str) -> str | None:
+    """The Service a ``kuma.io/service`` tag names in ``namespace`` (``<name>_<ns>_svc_<port>``);
+    ``*`` is the called Service itself; None for another namespace or a non-Service tag."""
+    if tag == "*":
+        return caller
+    parts = tag.rsplit("_", 3)
+    if len(parts) != 4 or parts[2] != "svc" or parts[1] != namespace:
+        return None
+    return parts[0]
+
+
+def _resolve_kuma(snapshot: Snapshot, entry: ServiceEntry, rng: random.Random) -> Resolution | None:
+    """Kuma: the most specific TrafficRoute whose destination is the called Service sends
+    the request to one of its ``conf.split`` destinations by weight (or ``conf.destination``)."""
+    ns = snapshot.namespace
+    best: tuple[int, Mapping[str, Any]] | None = None
+    for route in snapshot.traffic_routes:
+        spec = route.get("spec") or {}
+        for selector in spec.get("destinations") or ():
+            tag = str((selector.get("match") or {}).get(KUMA_SERVICE_TAG, ""))
+            specific = 0 if tag == "*" else 1
+            if _kuma_service(tag, ns, entry.name) == entry.name and (
+                best is None or specific > best[0]
+            ):
+                best = (specific, route)
+    if best is None:
+        return None
+    winner = best[1]
+    conf = (winner.get("spec") or {}).get("conf") or {}
+    split = conf.get("split") or (
+        [{"weight": 1, "destination": conf["destination"]}] if conf.get("destination") else []
+    )
+    choices = [
+        (
+            _kuma_service(
+                str((s.get("destination") or {}).get(KUMA_SERVICE_TAG, "")), ns, entry.name
+            )
+            or "",
+            _quantity(s.get("weight", 0)),
+        )
+        for s in split
+    ]
+    chosen = _weighted_choice(rng, choices) if choices else None
+    return Resolution(chosen or None, via=f"TrafficRoute/{_name(winner)}")
+
+
+def _appmesh_header(rule: Mapping[str, Any], request: TrafficRequest) -> bool:
+    """One App Mesh route header: exact, prefix, suffix, regex (whole value), range; ``invert``."""
+    value = request.header(str(rule.get("name", "")))
+    how = rule.get("match") or {}
+    if value is None:
+        matched = False
+    elif "exact" in how:
+        matched = value == str(how["exact"])
+    elif "prefix" in how:
+        matched = value.startswith(str(how["prefix"]))
+    elif "suffix" in how:
+        matched = value.endswith(str(how["suffix"]))
+    elif "regex" in how:
+        matched = re.fullmatch(str(how["regex"]), value) is not None
+    elif "range" in how:
+        bounds = how["range"] or {}
+        matched = value.lstrip("-").isdigit() and (
+            int(bounds.get("start", 0)) <= int(value) < int(bounds.get("end", 0))
+        )
+    else:
+        matched = True  # a header that must only be present
+    return matched != bool(rule.get("invert"))
+
+
+def _appmesh_route_target(
+    routes: Sequence[Mapping[str, Any]], request: TrafficRequest, rng: random.Random
+) -> str | None:
+    """The virtual node App Mesh sends ``request`` to: the first route by ``priority`` (0 is
+    the highest; routes without one come last, in order) whose prefix, method and headers
+    all match, then one of its weighted targets."""
+    ordered = sorted(enumerate(routes), key=lambda r: (r[1].get("priority", 1001), r[0]))
+    for _, route in ordered:
+        http = route.get("httpRoute") or route.get("http2Route") or route.get("http")
+        if not isinstance(http, Mapping):
+            continue
+        match = http.get("match") or {}
+        if not request.path.startswith(str(match.get("prefix", "/"))):
+            continue
+        if match.get("method") and str(match["method"]).upper() != request.method.upper():
+            continue
+        if not all(_appmesh_header(h, request) for h in match.get("headers") or ()):
+            continue
+        targets = [
+            (
+                str((t.get("virtualNodeRef") or {}).get("name") or t.get("virtualNodeName", "")),
+                float(t.get("weight", 0)),
+            )
+            for t in (http.get("action") or {}).get("weightedTargets") or ()
+        ]
+        return _weighted_choice(rng, targets) if targets else None
+    return None
+
+
+def _appmesh_node_service(snapshot: Snapshot, node: str) -> str | None:
+    """The Service a virtual node's DNS service discovery names (``hostName`` in v1beta1)."""
+    for obj in snapshot.appmesh_nodes:
+        if _name(obj) == node:
+            dns = ((obj.get("spec") or {}).get("serviceDiscovery") or {}).get("dns") or {}
+            host = str(dns.get("hostname") or dns.get("hostName") or "").rstrip(".")
+            return _short_host(host, snapshot.namespace) if host else None
+    return None
+
+
+def _resolve_appmesh(
+    snapshot: Snapshot, entry: ServiceEntry, request: TrafficRequest, rng: random.Random
+) -> Resolution | None:
+    """App Mesh: the VirtualService for the called host (v1beta1: named after the host,
+    routes embedded; v1beta2: ``awsName`` or ``<name>.<ns>``, routes in the VirtualRouter
+    it names), a route, a virtual node, and the Service its DNS discovery names."""
+    ns = snapshot.namespace
+    for vs in snapshot.appmesh_services:
+        spec = vs.get("spec") or {}
+        if _short_host(str(spec.get("awsName") or _name(vs)), ns) != entry.name:
+            continue
+        via = f"VirtualService/{_name(vs)}"
+        provider = spec.get("provider") or {}
+        node: str | None
+        if "routes" in spec or "virtualRouter" in spec:
+            node = _appmesh_route_target(spec.get("routes") or (), request, rng)
+        elif "virtualRouter" in provider:
+            wanted = ((provider["virtualRouter"] or {}).get("virtualRouterRef") or {}).get("name")
+            router = next((r for r in snapshot.appmesh_routers if _name(r) == wanted), None)
+            routes = ((router or {}).get("spec") or {}).get("routes") or ()
+            node = _appmesh_route_target(routes, request, rng)
+        else:
+            node = ((provider.get("virtualNode") or {}).get("virtualNodeRef") or {}).get("name")
+        service = _appmesh_node_service(snapshot, node) if node else None
+        return Resolution(service, via=via)
+    return None
+
+
+# field -> (apiVersion, kind, apiVersion to read when the first has none): App Mesh's
+# v1beta2 first, its legacy v1beta1 when that has none (a cluster serves one or the other).
+MESH_KINDS: dict[str, tuple[str, str, str]] = {
+    "traffic_routes": ("kuma.io/v1alpha1", "TrafficRoute", ""),
+    "appmesh_services": ("appmesh.k8s.aws/v1beta2", "VirtualService", "appmesh.k8s.aws/v1beta1"),
+    "appmesh_routers": ("appmesh.k8s.aws/v1beta2", "VirtualRouter", ""),
+    "appmesh_nodes": ("appmesh.k8s.aws/v1beta2", "VirtualNode", "appmesh.k8s.aws/v1beta1"),
+}
+
+
+async def _with_meshes(api: ObjectLister, old: Snapshot, new: Snapshot) -> Snapshot:
+    """``new`` with Kuma's and App Mesh's objects (`MESH_KINDS`); a kind not served reads
+    as none, one that cannot be read this time keeps its previous objects."""
+
+    async def one(field_name: str, api_version: str, kind: str, fallback: str) -> tuple[Obj, ...]:
+        try:
+            found = tuple(await api.list(api_version, kind, new.namespace))
+        except NotFound:
+            found = ()
+        except Exception:
+            return tuple(getattr(old, field_name))
+        return found or (await one(field_name, fallback, kind, "") if fallback else ())
+
+    routes, services, routers, nodes = await asyncio.gather(
+        *(one(f, *kind) for f, kind in MESH_KINDS.items())
+    )
+    return dataclasses.replace(
+        new,
+        traffic_routes=routes,
+        appmesh_services=services,
+        appmesh_routers=routers,
+        appmesh_nodes=nodes,
+    )
+
+
 # ------------------------------------------------------------------------------- pods
 
 
@@ -657,7 +1585,15 @@ def _ready(pod: Mapping[str, Any]) -> bool:
 
 
 def service_version(snapshot: Snapshot, service: str) -> Version:
-    """Primary when the Service selects ``<value>-primary`` pods (or is named so), else canary."""
+    """Primary when the Service selects ``<value>-primary`` pods (or is named so), else canary.
+
+    ``<x>-primary`` and ``<x>-canary`` are that by name whatever they select: the copies
+    of a Service target select the user's own pods."""
+    knative = _knative_revision(snapshot, service) if service not in snapshot.services else None
+    if knative is not None:
+        return knative
+    if service.endswith(("-primary", "-canary")):
+        return "canary" if service.endswith("-canary") else "primary"
     svc = snapshot.services.get(service)
     if svc is not None:
         selector = (svc.get("spec") or {}).get("selector") or {}
@@ -674,6 +1610,8 @@ def service_pods(snapshot: Snapshot, service: str, *, synthetic: bool = False) -
     """Names of the ready pods behind ``service`` (sorted)."""
     svc = snapshot.services.get(service)
     selector = ((svc or {}).get("spec") or {}).get("selector") or {}
+    if svc is None and _knative_revision(snapshot, service) is not None:
+        selector = {KNATIVE_REVISION_LABEL: service}  # a Knative Revision's pods
     if not selector:
         return [f"{service}-0"] if synthetic else []
     names = sorted(
@@ -867,6 +1805,9 @@ class TrafficGenerator:
             http_routes=tuple(routes),
             traffic_splits=tuple(splits),
         )
+        self.snapshot = await _with_knative(self.api, old, self.snapshot)
+        self.snapshot = await _with_proxy_kinds(self.api, old, self.snapshot)
+        self.snapshot = await _with_meshes(self.api, old, self.snapshot)
         return self.snapshot
 
     # --------------------------------------------------------------- requests
@@ -884,7 +1825,7 @@ class TrafficGenerator:
 
     def _host(self) -> str:
         entry = self.entry
-        if isinstance(entry, GatewayEntry):
+        if isinstance(entry, GatewayEntry | TraefikEntry | ApisixEntry | ContourEntry | GlooEntry):
             return entry.host
         if isinstance(entry, ServiceEntry):
             return entry.name

@@ -26,6 +26,7 @@ from canary.model.canary import (
     Strategy,
     ThresholdRange,
     WebhookSpec,
+    cross_namespace_refs,
     parse_canary,
 )
 from canary.model.commands import Commands
@@ -87,6 +88,7 @@ __all__ = [
     "ThresholdRange",
     "VerdictFlags",
     "WebhookSpec",
+    "cross_namespace_refs",
     "parse_alert_provider",
     "parse_canary",
     "parse_metric_template",

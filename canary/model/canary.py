@@ -61,6 +61,16 @@ SUPPORTED_PROVIDERS: tuple[str, ...] = (
     "smi:v1alpha1",
     "smi:v1alpha2",
     "smi:v1alpha3",
+    "contour",
+    "gloo",
+    "traefik",
+    "apisix",
+    "skipper",
+    "kuma",
+    "osm",
+    "appmesh",
+    "appmesh:v1beta2",
+    "knative",
 )
 
 
@@ -656,7 +666,7 @@ def _check_strategy(r: Reader, analysis: AnalysisSpec, provider: str) -> None:
 
 def _check_provider(r: Reader, provider: str, spec_has: Mapping[str, bool]) -> None:
     path = r.at("provider")
-    if provider in FLAGGER_ONLY_PROVIDERS:
+    if provider in FLAGGER_ONLY_PROVIDERS and provider not in SUPPORTED_PROVIDERS:
         r.issues.error(
             path,
             f'provider "{provider}" is valid in Flagger but not supported by canary-engine yet; '
@@ -675,6 +685,55 @@ def _check_provider(r: Reader, provider: str, spec_has: Mapping[str, bool]) -> N
         r.issues.error(
             r.at("service.gatewayRefs"),
             f"the {provider} provider needs service.gatewayRefs (the HTTPRoute parents)",
+        )
+    if provider == "skipper" and not spec_has["ingressRef"]:
+        r.issues.error(
+            r.at("ingressRef"), "the skipper provider needs ingressRef (the Ingress to clone)"
+        )
+    if provider == "apisix":
+        _check_apisix_route_ref(r)
+    if provider == "appmesh":
+        service = r.raw("service")
+        if isinstance(service, Mapping) and not service.get("meshName"):
+            r.issues.error(
+                r.at("service.meshName"),
+                "the appmesh provider (App Mesh v1beta1) needs service.meshName (the mesh)",
+            )
+    if provider == "gloo":
+        _check_gloo_upstream_ref(r)
+
+
+def _check_gloo_upstream_ref(r: Reader) -> None:
+    """``provider: gloo`` may copy settings from the Gloo Upstream ``spec.upstreamRef``
+    names (gloo.solo.io/v1, optional; its namespace defaults to the Canary's)."""
+    ref = r.raw("upstreamRef")
+    if not isinstance(ref, Mapping):
+        return  # absent, or reported where upstreamRef is parsed
+    kind, api_version = ref.get("kind"), ref.get("apiVersion")
+    if isinstance(kind, str) and kind and kind != "Upstream":
+        r.issues.error(f"{r.at('upstreamRef')}.kind", f'expected Upstream, got "{kind}"')
+    if isinstance(api_version, str) and api_version and api_version != "gloo.solo.io/v1":
+        r.issues.error(
+            f"{r.at('upstreamRef')}.apiVersion", f'expected gloo.solo.io/v1, got "{api_version}"'
+        )
+
+
+def _check_apisix_route_ref(r: Reader) -> None:
+    """``provider: apisix`` clones the ApisixRoute ``spec.routeRef`` names (apisix.apache.org/v2)."""
+    ref = r.raw("routeRef")
+    if ref is None:
+        r.issues.error(
+            r.at("routeRef"), "the apisix provider needs routeRef (the ApisixRoute to clone)"
+        )
+        return
+    if not isinstance(ref, Mapping):
+        return  # reported where routeRef is parsed
+    kind, api_version = ref.get("kind"), ref.get("apiVersion")
+    if isinstance(kind, str) and kind and kind != "ApisixRoute":
+        r.issues.error(f"{r.at('routeRef')}.kind", f'expected ApisixRoute, got "{kind}"')
+    if isinstance(api_version, str) and api_version and api_version != "apisix.apache.org/v2":
+        r.issues.error(
+            f"{r.at('routeRef')}.apiVersion", f'expected apisix.apache.org/v2, got "{api_version}"'
         )
 
 
@@ -719,6 +778,38 @@ def _check_nginx_match(r: Reader, match: tuple[dict[str, Any], ...]) -> None:
                     r.issues.error(where, "the nginx provider routes by one header only")
                 else:
                     header = wanted
+
+
+def cross_namespace_refs(canary: Canary) -> tuple[SpecIssue, ...]:
+    """Every MetricTemplate or AlertProvider reference of ``canary`` into another namespace.
+
+    `canary run --no-cross-namespace-refs` (Flagger's ``-no-cross-namespace-refs``) refuses
+    them: in a cluster shared by teams, a Canary must not read another namespace's
+    templates, Secrets or chat credentials through a reference.
+    """
+    issues: list[SpecIssue] = []
+    analysis = canary.spec.analysis_or_default
+    for metric in analysis.metrics:
+        ref = metric.template_ref
+        if ref is not None and ref.namespace and ref.namespace != canary.namespace:
+            issues.append(
+                SpecIssue(
+                    f"{metric.check.path}.templateRef.namespace",
+                    f"MetricTemplate {ref.namespace}/{ref.name} is in another namespace, and "
+                    "cross-namespace references are disabled (--no-cross-namespace-refs)",
+                )
+            )
+    for index, alert in enumerate(analysis.alerts):
+        namespace = alert.provider_namespace
+        if namespace and namespace != canary.namespace:
+            issues.append(
+                SpecIssue(
+                    f"spec.analysis.alerts[{index}].providerRef.namespace",
+                    f"AlertProvider {namespace}/{alert.provider_name} is in another namespace, "
+                    "and cross-namespace references are disabled (--no-cross-namespace-refs)",
+                )
+            )
+    return tuple(issues)
 
 
 def parse_canary(
@@ -776,6 +867,7 @@ def parse_canary(
             provider,
             {"ingressRef": spec.ingress_ref is not None, "gatewayRefs": bool(service.gateway_refs)},
         )
+        _check_service_target(spec_r, spec, provider)
     if analysis is not None and analysis_r is not None:
         _check_strategy(analysis_r, analysis, provider)
         if check_provider:
@@ -808,20 +900,60 @@ def _check_kind(root: Reader) -> None:
         root.issues.error("kind", f'expected "Canary", got "{kind}"')
 
 
+SERVICE_TARGET_API_VERSIONS = ("v1", KNATIVE_SERVICE_API_VERSION := "serving.knative.dev/v1")
+
+
 def _parse_target(spec_r: Reader) -> ObjectRef:
-    """``spec.targetRef``: a Deployment or a DaemonSet (a placeholder when missing)."""
+    """``spec.targetRef``: a Deployment, a DaemonSet, a Service (core ``v1``, the default
+    for kind Service, or Knative ``serving.knative.dev/v1``); a placeholder when missing."""
     target = _ref(spec_r.obj("targetRef", required=True))
+    if target is not None and target.kind == "Service":
+        if not target.api_version:
+            return ObjectRef("Service", target.name, "v1", target.namespace)
+        if target.api_version not in SERVICE_TARGET_API_VERSIONS:
+            spec_r.issues.error(
+                "spec.targetRef.apiVersion",
+                f"a Service target is v1 (core) or {KNATIVE_SERVICE_API_VERSION} (Knative), "
+                f'got "{target.api_version}"',
+            )
+        return target
     if target is not None and target.kind and target.kind not in ("Deployment", "DaemonSet"):
         spec_r.issues.error(
             "spec.targetRef.kind",
-            f'expected Deployment or DaemonSet, got "{target.kind}"'
-            + (
-                " (Service and Knative targets are not supported yet)"
-                if target.kind == "Service"
-                else ""
-            ),
+            f'expected Deployment, DaemonSet or Service, got "{target.kind}"',
         )
     return target or ObjectRef(kind="Deployment", name="")
+
+
+def _check_service_target(r: Reader, spec: CanarySpec, provider: str) -> None:
+    """Knative Service targets go with ``provider: knative`` (and no autoscalerRef, as
+    Flagger's verifyCanary), which cannot match requests; a core Service target is the
+    apex its copies are named after, so ``service.name`` is the target's."""
+    target = spec.target_ref
+    knative = target.kind == "Service" and target.api_version == KNATIVE_SERVICE_API_VERSION
+    if knative and provider != "knative":
+        r.issues.error(r.at("provider"), "a Knative Service target needs provider knative")
+    if provider == "knative" and not knative:
+        r.issues.error(
+            r.at("targetRef"),
+            f"the knative provider needs a Knative Service target "
+            f"(apiVersion {KNATIVE_SERVICE_API_VERSION}, kind Service)",
+        )
+    if target.kind == "Service" and spec.autoscaler_ref is not None:
+        r.issues.error(r.at("autoscalerRef"), "a Service target has no workload to autoscale")
+    if target.kind == "Service" and not knative and spec.service.name != target.name:
+        r.issues.error(
+            r.at("service.name"),
+            f"a Service target's copies are {target.name}-primary and {target.name}-canary: "
+            f'leave service.name out or set it to "{target.name}"',
+        )
+    if provider == "knative" and spec.analysis is not None and spec.analysis.match:
+        # (mirror and sessionAffinity are refused for every router without them)
+        r.issues.error(
+            r.at("analysis.match"),
+            "A/B testing (match) needs a router that can match requests; "
+            "Knative splits traffic by percentage only",
+        )
 
 
 def _analysis_reader(spec_r: Reader) -> Reader | None:
@@ -849,10 +981,10 @@ def _parse_autoscaler(r: Reader | None) -> AutoscalerRef | None:
         if replicas
         else None,
     )
-    if autoscaler.kind and autoscaler.kind != "HorizontalPodAutoscaler":
+    if autoscaler.kind and autoscaler.kind not in ("HorizontalPodAutoscaler", "ScaledObject"):
         r.issues.error(
             "spec.autoscalerRef.kind",
-            f'expected HorizontalPodAutoscaler, got "{autoscaler.kind}" (KEDA ScaledObject is not supported yet)',
+            f'expected HorizontalPodAutoscaler or ScaledObject, got "{autoscaler.kind}"',
         )
     return autoscaler
 
@@ -926,6 +1058,18 @@ def _check_router_features(r: Reader, analysis: AnalysisSpec, provider: str) -> 
         r.issues.error(
             f"{path}.match",
             "A/B testing (match) needs a router that can match requests; SMI TrafficSplit cannot",
+        )
+    if analysis.match and provider in ("kuma", "osm"):
+        r.issues.error(
+            f"{path}.match",
+            f"A/B testing (match) is not implemented by the {provider} router (as in Flagger), "
+            "which splits by weight only",
+        )
+    if analysis.match and provider in ("traefik", "apisix", "skipper"):
+        r.issues.error(
+            f"{path}.match",
+            f"A/B testing (match) is not implemented by the {provider} router (as in Flagger), "
+            "which splits by weight only",
         )
     if analysis.mirror and analysis.match:
         r.issues.error(f"{path}.mirror", "mirroring and A/B testing (match) cannot be combined")

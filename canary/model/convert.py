@@ -3,7 +3,10 @@
 Why this exists: canary-engine keeps Flagger's field names and meanings, so moving a Canary,
 MetricTemplate or AlertProvider over is a change of ``apiVersion`` from ``flagger.app/v1beta1``
 to ``canary.gitops.dev/v1beta1`` (plus the same change inside ``templateRef.apiVersion`` of the
-metrics), and nothing else. ``canary convert`` uses this module.
+metrics), and one more thing: a Flagger Canary without ``spec.provider`` ran on its install's
+``-mesh-provider`` (``istio`` by default), while ``canary run`` defaults to ``kubernetes``, so
+the converted Canary says its provider (``provider``, :data:`FLAGGER_DEFAULT_PROVIDER` unless
+told otherwise). ``canary convert`` uses this module.
 
 Two forms:
 
@@ -37,6 +40,7 @@ from canary.model.schema import (
 )
 
 __all__ = [
+    "FLAGGER_DEFAULT_PROVIDER",
     "Change",
     "ConversionError",
     "Leftover",
@@ -46,6 +50,8 @@ __all__ = [
 ]
 
 _ANALYSIS_FIELDS = ("analysis", "canaryAnalysis")
+#: Flagger's -mesh-provider default: what a Flagger Canary without spec.provider ran on.
+FLAGGER_DEFAULT_PROVIDER = "istio"
 _FLAGGER_GROUP_PREFIX = FLAGGER_API_VERSION.split("/")[0] + "/"
 
 
@@ -163,17 +169,47 @@ def _shape(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def convert_document(doc: Mapping[str, Any]) -> tuple[dict[str, Any], list[Change]]:
-    """Convert one object (or a ``v1`` ``List``); other objects come back equal and unchanged."""
+def _providerless(doc: Mapping[str, Any], prefix: Path = ()) -> Iterator[Path]:
+    """Paths of the ``spec`` of each Flagger Canary that names no ``provider``."""
+    api_version, kind = doc.get("apiVersion"), doc.get("kind")
+    if api_version == "v1" and kind == "List":
+        items = doc.get("items")
+        for index, item in enumerate(items if isinstance(items, list) else ()):
+            if isinstance(item, Mapping):
+                yield from _providerless(item, (*prefix, "items", index))
+        return
+    spec = doc.get("spec")
+    if kind == "Canary" and _is_convertible(api_version, kind) and isinstance(spec, Mapping):
+        if not spec.get("provider"):
+            yield (*prefix, "spec")
+
+
+def convert_document(
+    doc: Mapping[str, Any], *, provider: str | None = FLAGGER_DEFAULT_PROVIDER
+) -> tuple[dict[str, Any], list[Change]]:
+    """Convert one object (or a ``v1`` ``List``); other objects come back equal and unchanged.
+
+    ``provider`` is written into a Flagger Canary without ``spec.provider`` (None: nothing).
+    """
     out: dict[str, Any] = copy.deepcopy(dict(doc))
     changes: list[Change] = []
+    specs = list(_providerless(doc)) if provider else []
     for path in _targets(doc):
         parent: Any = out
         for part in path[:-1]:
             parent = parent[part]
         parent[path[-1]] = API_VERSION
         changes.append(Change(format_path(path), FLAGGER_API_VERSION, API_VERSION))
+    for path in specs:
+        spec: Any = out
+        for part in path:
+            spec = spec[part]
+        spec["provider"] = provider
+        changes.append(Change(format_path((*path, "provider")), _UNSET, str(provider)))
     return out, changes
+
+
+_UNSET = "(unset: Flagger's -mesh-provider)"
 
 
 # --------------------------------------------------------------------------- text form
@@ -194,12 +230,17 @@ def _child(node: yaml.Node, part: str | int) -> yaml.Node | None:
     return None
 
 
-def _locate(root: yaml.Node, path: Path) -> yaml.ScalarNode | None:
+def _node_at(root: yaml.Node, path: Path) -> yaml.Node | None:
     node: yaml.Node | None = root
     for part in path:
         if node is None:
             return None
         node = _child(node, part)
+    return node
+
+
+def _locate(root: yaml.Node, path: Path) -> yaml.ScalarNode | None:
+    node = _node_at(root, path)
     return node if isinstance(node, yaml.ScalarNode) else None
 
 
@@ -209,7 +250,9 @@ def _spelled(node: yaml.ScalarNode, value: str) -> str:
     return value
 
 
-def convert_text(text: str, source: str = "<string>") -> tuple[str, list[Change]]:
+def convert_text(
+    text: str, source: str = "<string>", *, provider: str | None = FLAGGER_DEFAULT_PROVIDER
+) -> tuple[str, list[Change]]:
     """Rewrite the apiVersion values in YAML text, keeping everything else byte for byte.
 
     Raises :class:`~canary.model.schema.DocumentError` for unreadable YAML and
@@ -226,9 +269,24 @@ def convert_text(text: str, source: str = "<string>") -> tuple[str, list[Change]
     changes: list[Change] = []
     expected: list[dict[str, Any]] = []
     for number, doc in documents:
-        converted, _ = convert_document(doc)
+        converted, _ = convert_document(doc, provider=provider)
         expected.append(converted)
         root = nodes[number - 1]
+        for path in _providerless(doc) if provider else ():
+            edits.append(
+                _provider_line(
+                    text, _node_at(root, path), f"{source}: document {number}", str(provider)
+                )
+            )
+            changes.append(
+                Change(
+                    format_path((*path, "provider")),
+                    _UNSET,
+                    str(provider),
+                    document=number,
+                    line=_first_line(_node_at(root, path)),
+                )
+            )
         for path in _targets(doc):
             node = _locate(root, path)
             where = f"{source}: document {number}: {format_path(path)}"
@@ -258,7 +316,27 @@ def convert_text(text: str, source: str = "<string>") -> tuple[str, list[Change]
             f"{source}: rewriting in place would change more than the apiVersion values "
             "(YAML anchors or aliases shared with other fields?); convert this file by hand"
         )
-    return out, changes
+    return out, sorted(changes, key=lambda c: (c.document or 0, c.line or 0))
+
+
+def _provider_line(
+    text: str, spec: yaml.Node | None, where: str, provider: str
+) -> tuple[int, int, str]:
+    """The insertion of ``provider: <provider>`` as the first line of a block-style spec."""
+    if not isinstance(spec, yaml.MappingNode) or spec.flow_style or not spec.value:
+        raise ConversionError(f"{where}: spec: cannot add provider in place")
+    first = spec.value[0][0]
+    start = first.start_mark.index - first.start_mark.column
+    indent = " " * first.start_mark.column
+    if text[start : first.start_mark.index].strip():
+        raise ConversionError(f"{where}: spec: cannot add provider in place")
+    return (start, start, f"{indent}provider: {provider}\n")
+
+
+def _first_line(spec: yaml.Node | None) -> int | None:
+    if isinstance(spec, yaml.MappingNode) and spec.value:
+        return int(spec.value[0][0].start_mark.line) + 1
+    return None
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from canary.adapters.routers import DEFAULT_SELECTOR_LABELS, RouterError, ServiceRouter
-from canary.adapters.workloads import KubeWorkloads, WorkloadOptions
+from canary.adapters.routers import DEFAULT_SELECTOR_LABELS, RouterError
+from canary.adapters.targets import TargetServices, TargetWorkloads
+from canary.adapters.workloads import WorkloadOptions
 from canary.controller.events import EventRecorder
 from canary.core import (
     Alert,
@@ -165,7 +166,7 @@ class FakeWorkloads(Recorder):
 
     def __init__(self, kube: Kube, options: WorkloadOptions | None = None) -> None:
         super().__init__()
-        self.real = KubeWorkloads(kube, options)
+        self.real = TargetWorkloads(kube, options)
         self.readiness: dict[tuple[str, str], Readiness] = {}
 
     def set_readiness(self, namespace: str, name: str, readiness: Readiness) -> None:
@@ -231,7 +232,9 @@ class FakeServices(Recorder):
 
     def __init__(self, kube: Kube, *, selector_labels: Sequence[str] | None = None) -> None:
         super().__init__()
-        self.real = ServiceRouter(kube, selector_labels=selector_labels or DEFAULT_SELECTOR_LABELS)
+        self.real = TargetServices(
+            kube, selector_labels=selector_labels or DEFAULT_SELECTOR_LABELS
+        )
 
     async def initialize(self, canary: Canary, target: Mapping[str, Any]) -> None:
         self._record("initialize", _key(canary))

@@ -210,8 +210,8 @@ class TestBuiltinPromQL:
         )
 
     def test_unsupported_provider_is_not_an_unknown_one(self) -> None:
-        with pytest.raises(ProviderNotSupportedError, match="not supported yet"):
-            builtin_queries(_ctx("contour"))
+        with pytest.raises(ProviderNotSupportedError, match="not supported"):
+            builtin_queries(_ctx("crossover"))
         with pytest.raises(UnknownProviderError, match="unknown provider 'foo'") as info:
             builtin_queries(_ctx("foo"))
         assert info.value.path == "spec.provider"

@@ -14,6 +14,7 @@ from canary.core import (
     EnsurePrimary,
     EventType,
     Finalize,
+    PauseTargetScaler,
     Readiness,
     ReconcileApex,
     ReconcilePrimaryScaler,
@@ -47,7 +48,7 @@ def test_first_tick_creates_services_and_primary_and_requeues_soon() -> None:
 
 
 def test_item8_initialization_order() -> None:
-    """Checklist 8: services → primary (ready) → scaler → apex → target 0 → routes → Initialized."""
+    """Checklist 8: services → primary (ready) → scaler (target's paused) → apex → target 0 → routes → Initialized."""
     result = run(canary_doc({"stepWeight": 10}, autoscalerRef=HPA), 2, start="fresh")
     second = result[2]
     assert second.phase is Phase.INITIALIZED
@@ -55,6 +56,7 @@ def test_item8_initialization_order() -> None:
         ReconcileServices(),
         EnsurePrimary(),
         ReconcilePrimaryScaler(init=True),
+        PauseTargetScaler(True),
         ReconcileApex(),
         ScaleTarget(ScaleMode.ZERO),
         ReconcileRouter(),

@@ -63,13 +63,13 @@ class TestConvertDocument:
     @pytest.mark.parametrize("kind", ["Canary", "MetricTemplate", "AlertProvider"])
     def test_flagger_kinds_get_our_api_version(self, kind: str) -> None:
         doc = {"apiVersion": FLAGGER, "kind": kind, "metadata": {"name": "x"}, "spec": {"k": "v"}}
-        converted, changes = convert_document(doc)
+        converted, changes = convert_document(doc, provider=None)
         assert converted == {**doc, "apiVersion": OURS}
         assert changes == [Change("apiVersion", FLAGGER, OURS)]
 
     def test_nested_template_refs_are_converted_and_nothing_else(self) -> None:
         doc = flagger_canary()
-        converted, changes = convert_document(doc)
+        converted, changes = convert_document(doc, provider=None)
         assert [c.path for c in changes] == [
             "apiVersion",
             "spec.analysis.metrics[0].templateRef.apiVersion",
@@ -126,12 +126,24 @@ class TestConvertDocument:
             "kind": "List",
             "items": [{"apiVersion": "v1", "kind": "Secret"}, flagger_canary()],
         }
-        converted, changes = convert_document(doc)
+        converted, changes = convert_document(doc, provider=None)
         assert [c.path for c in changes] == [
             "items[1].apiVersion",
             "items[1].spec.analysis.metrics[0].templateRef.apiVersion",
         ]
         assert converted["items"][1]["apiVersion"] == OURS
+
+    def test_a_canary_without_provider_gets_the_one_it_ran_on_under_flagger(self) -> None:
+        doc = flagger_canary()
+        converted, changes = convert_document(doc)
+        assert converted["spec"]["provider"] == "istio"  # Flagger's -mesh-provider default
+        assert changes[-1].path == "spec.provider" and changes[-1].new == "istio"
+        linkerd, _ = convert_document(doc, provider="linkerd")
+        assert linkerd["spec"]["provider"] == "linkerd"
+        doc["spec"]["provider"] = "nginx"
+        kept, changes = convert_document(doc)
+        assert kept["spec"]["provider"] == "nginx"
+        assert all(c.path != "spec.provider" for c in changes)
 
     def test_conversion_is_idempotent(self) -> None:
         once, _ = convert_document(flagger_canary())
@@ -172,7 +184,7 @@ class TestConvertText:
     )
 
     def test_only_the_values_change(self) -> None:
-        out, changes = convert_text(self.SAMPLE, "sample.yaml")
+        out, changes = convert_text(self.SAMPLE, "sample.yaml", provider=None)
         before, after = self.SAMPLE.splitlines(), out.splitlines()
         assert len(before) == len(after)
         changed = [i + 1 for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
@@ -182,6 +194,23 @@ class TestConvertText:
         assert after[8] == "        templateRef: {name: a, apiVersion: 'canary.gitops.dev/v1beta1'}"
         assert after[10] == 'apiVersion: "canary.gitops.dev/v1beta1"'
         assert out.replace(OURS, FLAGGER) == self.SAMPLE
+
+    def test_the_provider_line_is_inserted_at_the_specs_indentation(self) -> None:
+        out, changes = convert_text(self.SAMPLE, "sample.yaml")
+        lines = out.splitlines()
+        assert lines[4:7] == ["spec:", "  provider: istio", "  analysis:"]
+        assert [c.path for c in changes if c.document == 1] == [
+            "apiVersion",
+            "spec.provider",
+            "spec.analysis.metrics[0].templateRef.apiVersion",
+        ]
+        assert [c.line for c in changes if c.path == "spec.provider"] == [6]
+
+    def test_a_flow_style_spec_cannot_take_a_provider_in_place(self) -> None:
+        text = "apiVersion: flagger.app/v1beta1\nkind: Canary\nspec: {analysis: {}}\n"
+        with pytest.raises(ConversionError, match="cannot add provider in place"):
+            convert_text(text, "f.yaml")
+        assert convert_text(text, "f.yaml", provider=None)[1]
 
     def test_text_and_document_forms_agree(self) -> None:
         out, _ = convert_text(self.SAMPLE)

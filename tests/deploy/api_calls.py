@@ -67,6 +67,17 @@ CACHE_CALLS: tuple[ApiCall, ...] = tuple(
         ("networking.istio.io", "destinationrules"),
         ("gateway.networking.k8s.io", "httproutes"),
         ("split.smi-spec.io", "trafficsplits"),
+        ("projectcontour.io", "httpproxies"),
+        ("gateway.solo.io", "routetables"),
+        ("gloo.solo.io", "upstreams"),
+        ("traefik.io", "traefikservices"),
+        ("apisix.apache.org", "apisixroutes"),
+        ("appmesh.k8s.aws", "virtualnodes"),
+        ("appmesh.k8s.aws", "virtualrouters"),
+        ("appmesh.k8s.aws", "virtualservices"),
+        ("serving.knative.dev", "services"),
+        ("serving.knative.dev", "revisions"),
+        ("keda.sh", "scaledobjects"),
         ("kustomize.toolkit.fluxcd.io", "kustomizations"),
         ("source.toolkit.fluxcd.io", "gitrepositories"),
         ("helm.toolkit.fluxcd.io", "helmreleases"),
@@ -141,6 +152,32 @@ WATCHED_NAMESPACE_CALLS: tuple[ApiCall, ...] = (
     ("split.smi-spec.io", "trafficsplits", "get"),
     ("split.smi-spec.io", "trafficsplits", "create"),
     ("split.smi-spec.io", "trafficsplits", "update"),
+    # the routers of Flagger's other providers: ObjectStore.converge (get, create, update)
+    *(
+        (group, resource, verb)
+        for group, resource in (
+            ("projectcontour.io", "httpproxies"),
+            ("gateway.solo.io", "routetables"),
+            ("gloo.solo.io", "upstreams"),
+            ("traefik.io", "traefikservices"),
+            ("apisix.apache.org", "apisixroutes"),
+            ("appmesh.k8s.aws", "virtualnodes"),
+            ("appmesh.k8s.aws", "virtualrouters"),
+            ("appmesh.k8s.aws", "virtualservices"),
+            ("kuma.io", "trafficroutes"),
+            # the target Knative Service's spec.traffic (converge never creates it: it exists)
+            ("serving.knative.dev", "services"),
+        )
+        for verb in ("get", "create", "update")
+    ),
+    ("kuma.io", "trafficroutes", "delete"),  # cluster-scoped: no owner reference collects it
+    ("networking.k8s.io", "ingresses", "delete"),  # skipper's <ingress>-canary on finalize
+    ("serving.knative.dev", "revisions", "get"),  # readiness of the Knative revisions
+    # KEDA: the <so>-primary ScaledObject, and the target's paused with an annotation
+    ("keda.sh", "scaledobjects", "get"),
+    ("keda.sh", "scaledobjects", "create"),
+    ("keda.sh", "scaledobjects", "update"),
+    ("keda.sh", "scaledobjects", "patch"),
 )
 
 #: Leader election, in the controller's own namespace.

@@ -161,10 +161,26 @@ KIND_RESOURCES: dict[str, tuple[str, str]] = {
     "HelmRelease": ("helm.toolkit.fluxcd.io", "helmreleases"),
     "ImagePolicy": ("image.toolkit.fluxcd.io", "imagepolicies"),
     "ImageRepository": ("image.toolkit.fluxcd.io", "imagerepositories"),
+    "ScaledObject": ("keda.sh", "scaledobjects"),
+    "HTTPProxy": ("projectcontour.io", "httpproxies"),
+    "RouteTable": ("gateway.solo.io", "routetables"),
+    "Upstream": ("gloo.solo.io", "upstreams"),
+    "TraefikService": ("traefik.io", "traefikservices"),
+    "ApisixRoute": ("apisix.apache.org", "apisixroutes"),
+    "TrafficRoute": ("kuma.io", "trafficroutes"),
+    "VirtualNode": ("appmesh.k8s.aws", "virtualnodes"),
+    "VirtualRouter": ("appmesh.k8s.aws", "virtualrouters"),
+    "Revision": ("serving.knative.dev", "revisions"),
+}
+#: Kinds whose name two groups share: the group the call's apiVersion names decides.
+GROUPED_RESOURCES: dict[tuple[str, str], str] = {
+    ("appmesh.k8s.aws", "VirtualService"): "virtualservices",
+    ("serving.knative.dev", "Service"): "services",
 }
 #: KubeClient (and router ObjectStore) methods → RBAC verbs.
 METHOD_VERBS: dict[str, tuple[str, ...]] = {
     "get": ("get",),
+    "read": ("get",),
     "list": ("list",),
     "watch": ("watch",),
     "create": ("create",),
@@ -192,8 +208,36 @@ def _module_tuples(tree: ast.Module) -> dict[str, tuple[str, ...]]:
     return out
 
 
+def _string_constants() -> dict[str, str]:
+    """Every module-level ``NAME = "..."`` of the scanned code (``KEDA_API_VERSION`` ...)."""
+    out: dict[str, str] = {}
+    for directory in SCANNED:
+        for path in sorted((ROOT / directory).rglob("*.py")):
+            for node in ast.parse(path.read_text(encoding="utf-8")).body:
+                if (
+                    isinstance(node, ast.Assign)
+                    and isinstance(node.value, ast.Constant)
+                    and isinstance(node.value.value, str)
+                ):
+                    for target in node.targets:
+                        if isinstance(target, ast.Name):
+                            out[target.id] = node.value.value
+    return out
+
+
+def _literal(node: ast.expr, strings: dict[str, str]) -> str | None:
+    """A string literal, or a module constant named by ``NAME`` or ``module.NAME``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    name = node.id if isinstance(node, ast.Name) else None
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        name = node.attr if node.value.id != "self" else None
+    return strings.get(name) if name else None
+
+
 def scanned_calls() -> Iterator[tuple[str, ApiCall]]:
     """``(where, (group, resource, verb))`` for every API call with a literal kind."""
+    strings = _string_constants()
     for directory in SCANNED:
         for path in sorted((ROOT / directory).rglob("*.py")):
             if path.name == "kube.py" and path.parent.name == "adapters":
@@ -218,16 +262,19 @@ def scanned_calls() -> Iterator[tuple[str, ApiCall]]:
                         args += [ast.Constant(v) for v in tuples[arg.value.id]]
                     else:
                         args.append(arg)
-                if len(args) < 2 or not (
-                    isinstance(args[1], ast.Constant) and isinstance(args[1].value, str)
-                ):
+                kind = _literal(args[1], strings) if len(args) >= 2 else None
+                if kind is None:
                     continue  # the kind is not literal: a generic call (GitSource apply, ...)
-                kind = str(args[1].value)
                 where = f"{path.relative_to(ROOT)}:{node.lineno}"
-                assert kind in KIND_RESOURCES, (
-                    f"{where}: a call on {kind}: add it to KIND_RESOURCES and api_calls.py"
-                )
-                group, resource = KIND_RESOURCES[kind]
+                api_version = _literal(args[0], strings)
+                named_group = api_version.rpartition("/")[0] if api_version else None
+                if named_group is not None and (named_group, kind) in GROUPED_RESOURCES:
+                    group, resource = named_group, GROUPED_RESOURCES[(named_group, kind)]
+                else:
+                    assert kind in KIND_RESOURCES, (
+                        f"{where}: a call on {kind}: add it to KIND_RESOURCES and api_calls.py"
+                    )
+                    group, resource = KIND_RESOURCES[kind]
                 if (
                     kind == "Canary"
                     and isinstance(args[0], ast.Name)

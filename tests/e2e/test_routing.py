@@ -43,11 +43,15 @@ from canary.adapters.kube import KubeClient
 from canary.adapters.routers import make_router
 from canary.core.observations import Routes
 from canary.demo.traffic import (
+    ApisixEntry,
+    ContourEntry,
     Entry,
     GatewayEntry,
+    GlooEntry,
     IngressEntry,
     ServiceEntry,
     Snapshot,
+    TraefikEntry,
     TrafficGenerator,
     TrafficRequest,
     TrafficWindow,
@@ -142,6 +146,64 @@ SETUPS: dict[str, Setup] = {
         )
         for version in ("v1alpha1", "v1alpha2", "v1alpha3")
     },
+    # Kuma: a cluster-scoped TrafficRoute splits the apex's kuma.io/service tag.
+    "kuma": Setup(
+        {}, {}, ServiceEntry(NS, "podinfo"), ("kuma.io/v1alpha1", "TrafficRoute", "podinfo")
+    ),
+    # OSM: Flagger's SMI v1alpha2 TrafficSplit.
+    "osm": Setup(
+        {},
+        {},
+        ServiceEntry(NS, "podinfo"),
+        ("split.smi-spec.io/v1alpha2", "TrafficSplit", "podinfo"),
+        {"smi_version": "v1alpha2"},
+    ),
+    # App Mesh: VirtualService -> router -> virtual nodes -> their DNS names (the Services).
+    "appmesh": Setup(
+        {"meshName": "global"},
+        {},
+        ServiceEntry(NS, "podinfo"),
+        ("appmesh.k8s.aws/v1beta1", "VirtualService", f"podinfo.{NS}"),
+    ),
+    "appmesh:v1beta2": Setup(
+        {}, {}, ServiceEntry(NS, "podinfo"), ("appmesh.k8s.aws/v1beta2", "VirtualRouter", "podinfo")
+    ),
+    # Contour: the user's root HTTPProxy for the host includes the Canary's HTTPProxy.
+    "contour": Setup(
+        {}, {}, ContourEntry(NS, HOST), ("projectcontour.io/v1", "HTTPProxy", "podinfo")
+    ),
+    # Gloo Edge: the user's VirtualService delegates to the RouteTable; the Upstreams copy the
+    # settings of the user's Upstream (spec.upstreamRef).
+    "gloo": Setup(
+        {},
+        {"upstreamRef": {"apiVersion": "gloo.solo.io/v1", "kind": "Upstream", "name": "podinfo"}},
+        GlooEntry(NS, HOST),
+        ("gateway.solo.io/v1", "RouteTable", "podinfo"),
+    ),
+    # Traefik: the user's IngressRoute -> TraefikService podinfo -> primary/canary Services.
+    "traefik": Setup(
+        {}, {}, TraefikEntry(NS, HOST), ("traefik.io/v1alpha1", "TraefikService", "podinfo")
+    ),
+    # APISIX: the clone of the user's ApisixRoute outranks it (priority 10000).
+    "apisix": Setup(
+        {},
+        {
+            "routeRef": {
+                "apiVersion": "apisix.apache.org/v2",
+                "kind": "ApisixRoute",
+                "name": "podinfo",
+            }
+        },
+        ApisixEntry(NS, HOST),
+        ("apisix.apache.org/v2", "ApisixRoute", "podinfo-podinfo-canary"),
+    ),
+    # Skipper: the weighted copy of the user's Ingress outranks it (Weight(100)) until False().
+    "skipper": Setup(
+        {},
+        {"ingressRef": INGRESS_REF},
+        IngressEntry(NS, "podinfo"),
+        ("networking.k8s.io/v1", "Ingress", "podinfo-canary"),
+    ),
 }
 
 
@@ -198,6 +260,105 @@ def ingress() -> dict[str, Any]:
             ],
         },
     }
+
+
+def contour_root_proxy() -> dict[str, Any]:
+    """The user's root HTTPProxy for contour: host app.example.com, / -> HTTPProxy podinfo."""
+    return {
+        "apiVersion": "projectcontour.io/v1",
+        "kind": "HTTPProxy",
+        "metadata": {"name": "podinfo-ingress", "namespace": NS},
+        "spec": {
+            "virtualhost": {"fqdn": HOST},
+            "includes": [{"name": "podinfo", "namespace": NS, "conditions": [{"prefix": "/"}]}],
+        },
+    }
+
+
+def gloo_objects() -> list[dict[str, Any]]:
+    """The user's Gloo VirtualService (/ delegated to RouteTable podinfo) and the Upstream
+    whose connection settings the generated Upstreams copy (spec.upstreamRef)."""
+    virtual_service = {
+        "apiVersion": "gateway.solo.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "podinfo", "namespace": NS},
+        "spec": {
+            "virtualHost": {
+                "domains": [HOST],
+                "routes": [
+                    {
+                        "matchers": [{"prefix": "/"}],
+                        "delegateAction": {"ref": {"name": "podinfo", "namespace": NS}},
+                    }
+                ],
+            }
+        },
+    }
+    upstream = {
+        "apiVersion": "gloo.solo.io/v1",
+        "kind": "Upstream",
+        "metadata": {"name": "podinfo", "namespace": NS},
+        "spec": {
+            "kube": {"serviceName": "podinfo", "serviceNamespace": NS, "servicePort": 9898},
+            "connectionConfig": {"maxRequestsPerConnection": 51},
+        },
+    }
+    return [virtual_service, upstream]
+
+
+def traefik_ingress_route() -> dict[str, Any]:
+    """The user's IngressRoute for traefik: host app.example.com -> TraefikService podinfo."""
+    return {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "IngressRoute",
+        "metadata": {"name": "podinfo", "namespace": NS},
+        "spec": {
+            "entryPoints": ["web"],
+            "routes": [
+                {
+                    "kind": "Rule",
+                    "match": f"Host(`{HOST}`) && PathPrefix(`/`)",
+                    "services": [{"name": "podinfo", "kind": "TraefikService", "port": 9898}],
+                }
+            ],
+        },
+    }
+
+
+def apisix_route() -> dict[str, Any]:
+    """The user's ApisixRoute for apisix: host app.example.com, /* -> Service podinfo."""
+    return {
+        "apiVersion": "apisix.apache.org/v2",
+        "kind": "ApisixRoute",
+        "metadata": {"name": "podinfo", "namespace": NS},
+        "spec": {
+            "http": [
+                {
+                    "name": "podinfo",
+                    "match": {"hosts": [HOST], "paths": ["/*"]},
+                    "backends": [{"serviceName": "podinfo", "servicePort": 9898}],
+                }
+            ]
+        },
+    }
+
+
+def skipper_ingress() -> dict[str, Any]:
+    """The user's Ingress for skipper: the nginx one, of class skipper."""
+    obj = ingress()
+    obj["metadata"]["annotations"] = {"kubernetes.io/ingress.class": "skipper"}
+    obj["spec"]["ingressClassName"] = "skipper"
+    return obj
+
+
+#: What the user applies besides the Deployment and the Canary, per provider.
+USER_OBJECTS: dict[str, list[dict[str, Any]]] = {
+    "contour": [contour_root_proxy()],
+    "gloo": gloo_objects(),
+    "traefik": [traefik_ingress_route()],
+    "apisix": [apisix_route()],
+    "skipper": [skipper_ingress()],
+}
 
 
 def canary(
@@ -262,15 +423,28 @@ def resource_version(obj: dict[str, Any] | None) -> str | None:
     return None if obj is None else str((obj.get("metadata") or {}).get("resourceVersion"))
 
 
-def in_snapshot(snapshot: Snapshot, kind: str, name: str) -> dict[str, Any] | None:
+def in_snapshot(
+    snapshot: Snapshot, kind: str, name: str, api_version: str = ""
+) -> dict[str, Any] | None:
     """The snapshot's copy of the routing object."""
     if kind == "Service":
         return dict(snapshot.services[name]) if name in snapshot.services else None
+    if api_version.split("/")[0] in ("kuma.io", "appmesh.k8s.aws"):
+        meshes = {
+            "TrafficRoute": snapshot.traffic_routes,
+            "VirtualService": snapshot.appmesh_services,
+            "VirtualRouter": snapshot.appmesh_routers,
+        }[kind]
+        return next((dict(o) for o in meshes if o["metadata"]["name"] == name), None)
     objects = {
         "Ingress": snapshot.ingresses,
         "VirtualService": snapshot.virtual_services,
         "HTTPRoute": snapshot.http_routes,
         "TrafficSplit": snapshot.traffic_splits,
+        "HTTPProxy": snapshot.http_proxies,
+        "RouteTable": snapshot.route_tables,
+        "TraefikService": snapshot.traefik_services,
+        "ApisixRoute": snapshot.apisix_routes,
     }[kind]
     return next((dict(o) for o in objects if o["metadata"]["name"] == name), None)
 
@@ -338,7 +512,10 @@ class Observer:
         api_version, kind, name = self.setup.obj
         snapshot = await self.gen.refresh()
         after = resource_version(await self.kube.get(api_version, kind, name, NS))
-        if after != version or resource_version(in_snapshot(snapshot, kind, name)) != version:
+        if (
+            after != version
+            or resource_version(in_snapshot(snapshot, kind, name, api_version)) != version
+        ):
             self.discarded += 1
             return None
         self.backend.by.clear()
@@ -391,6 +568,8 @@ class TestWeightsWalkOnEveryProvider:
         cluster.apply_manifest(deployment())
         if provider == "nginx":
             cluster.apply_manifest(ingress())
+        for obj in USER_OBJECTS.get(provider, ()):
+            cluster.apply_manifest(obj)
         cluster.apply_manifest(canary("podinfo", provider, service=setup.service, **setup.spec))
 
         async def initialized() -> bool:

@@ -24,7 +24,17 @@ def _group(api_version: str) -> str:
     return api_version.split("/", 1)[0] if "/" in api_version else ""
 
 
+# Kinds the API server keeps outside namespaces: a namespace given for them is ignored.
+CLUSTER_SCOPED_KINDS = frozenset({("kuma.io", "TrafficRoute")})
+
+
+def _cluster_scoped(api_version: str, kind: str) -> bool:
+    return (_group(api_version), kind) in CLUSTER_SCOPED_KINDS
+
+
 def _key(api_version: str, kind: str, namespace: str | None, name: str) -> Key:
+    if _cluster_scoped(api_version, kind):
+        namespace = ""
     return (_group(api_version), kind, namespace or "", name)
 
 
@@ -41,11 +51,12 @@ class FakeKube:
         """Store an object as if a user had applied it (not recorded as a write)."""
         stored = copy.deepcopy(obj)
         meta = stored.setdefault("metadata", {})
-        meta.setdefault("namespace", "test")
+        if not _cluster_scoped(stored["apiVersion"], stored["kind"]):
+            meta.setdefault("namespace", "test")
         meta["resourceVersion"] = str(next(self._rv))
         meta.setdefault("uid", f"uid-{meta['name']}")
         self.objects[
-            _key(stored["apiVersion"], stored["kind"], meta["namespace"], meta["name"])
+            _key(stored["apiVersion"], stored["kind"], meta.get("namespace"), meta["name"])
         ] = stored
         return copy.deepcopy(stored)
 
@@ -82,7 +93,8 @@ class FakeKube:
         wanted = dict(p.split("=", 1) for p in (label_selector or "").split(",") if p)
         out = []
         for (group, k, ns, name), _obj in sorted(self.objects.items()):
-            if group != _group(api_version) or k != kind or (namespace and ns != namespace):
+            scoped = namespace and not _cluster_scoped(api_version, kind)
+            if group != _group(api_version) or k != kind or (scoped and ns != namespace):
                 continue
             obj = self.peek(api_version, kind, name, ns)
             assert obj is not None

@@ -31,6 +31,8 @@ def test_valid_customresourcedefinition(name: str) -> None:
         ("destinationrules.networking.istio.io", {"v1", "v1beta1", "v1alpha3"}),
         ("httproutes.gateway.networking.k8s.io", {"v1", "v1beta1"}),
         ("trafficsplits.split.smi-spec.io", {"v1alpha1", "v1alpha2", "v1alpha3"}),
+        ("services.serving.knative.dev", {"v1"}),
+        ("revisions.serving.knative.dev", {"v1"}),
     ],
 )
 def test_served_versions_and_one_storage_version(name: str, versions: set[str]) -> None:

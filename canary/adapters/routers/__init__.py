@@ -15,6 +15,15 @@ istio                  DestinationRules ``<svc>-primary``/``-canary``, VirtualSe
 gatewayapi:v1|v1beta1  HTTPRoute ``<svc>`` (parents: ``service.gatewayRefs``)
 linkerd                HTTPRoute ``<svc>`` whose parent is the Service ``<svc>``
 smi:v1alpha1|2|3       TrafficSplit ``<svc>``
+contour                HTTPProxy ``<svc>`` (included by the user's root HTTPProxy)
+gloo                   Upstreams ``<ns>-<svc>-{primary,canary}upstream-<port>``, RouteTable
+traefik                TraefikService ``<svc>`` (the user's IngressRoute points at it)
+apisix                 ApisixRoute ``<routeRef>-<svc>-canary``, a clone of ``routeRef``
+skipper                Ingress ``<ingress>-canary`` with backend-weights annotations
+kuma                   TrafficRoute ``<svc>`` (cluster-scoped)
+osm                    TrafficSplit ``<svc>`` (SMI v1alpha2)
+appmesh[:v1beta2]      VirtualNodes, VirtualRouter(s), VirtualServices
+knative                the target Knative Service's ``spec.traffic`` over its revisions
 =====================  ==============================================================
 """
 
@@ -49,6 +58,8 @@ def make_router(
     istio_version: str = DEFAULT_ISTIO_VERSION,
     linkerd_version: str = DEFAULT_LINKERD_VERSION,
     new_cookie: CookieFactory = random_cookie_value,
+    ingress_class: str = "",
+    include_label_prefixes: tuple[str, ...] = ("*",),
 ) -> Router:
     """The router for ``provider``; an unknown name is a `RouterError` naming ``spec.provider``.
 
@@ -67,9 +78,64 @@ def make_router(
         return GatewayAPIRouter(kube, version=linkerd_version, mesh=True, new_cookie=new_cookie)
     if name.startswith("smi:"):
         return SmiRouter(kube, provider=name)
+    router = _flagger_family_router(
+        name,
+        kube,
+        ingress_class=ingress_class,
+        include_label_prefixes=include_label_prefixes,
+    )
+    if router is not None:
+        return router
     raise RouterError(
         f'unknown provider "{provider}"; supported: {", ".join(PROVIDERS)}', field="spec.provider"
     )
+
+
+def _flagger_family_router(
+    name: str,
+    kube: Kube,
+    *,
+    ingress_class: str,
+    include_label_prefixes: tuple[str, ...],
+) -> Router | None:
+    """The routers of Flagger's other provider families, each imported when first used."""
+    if name == "contour":
+        from canary.adapters.routers.contour import ContourRouter
+
+        return ContourRouter(kube, ingress_class=ingress_class or None)
+    if name == "gloo":
+        from canary.adapters.routers.gloo import GlooRouter
+
+        return GlooRouter(kube, include_label_prefixes=include_label_prefixes)
+    if name == "traefik":
+        from canary.adapters.routers.traefik import TraefikRouter
+
+        return TraefikRouter(kube)
+    if name == "apisix":
+        from canary.adapters.routers.apisix import ApisixRouter
+
+        return ApisixRouter(kube)
+    if name == "skipper":
+        from canary.adapters.routers.skipper import SkipperRouter
+
+        return SkipperRouter(kube)
+    if name == "kuma":
+        from canary.adapters.routers.kuma import KumaRouter
+
+        return KumaRouter(kube)
+    if name == "osm":
+        from canary.adapters.routers.osm import OsmRouter
+
+        return OsmRouter(kube)
+    if name in ("appmesh", "appmesh:v1beta2"):
+        from canary.adapters.routers.appmesh import AppMeshRouter
+
+        return AppMeshRouter(kube, version="v1beta2" if name.endswith("v1beta2") else "v1beta1")
+    if name == "knative":
+        from canary.adapters.routers.knative import KnativeRouter
+
+        return KnativeRouter(kube)
+    return None
 
 
 __all__ = [
