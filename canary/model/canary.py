@@ -830,7 +830,9 @@ def parse_canary(
 
     target = _parse_target(spec_r)
     service_r = spec_r.obj("service")
-    if service_r is None:
+    # A Knative Service routes its own revisions: Flagger's Knative Canaries have no service.
+    knative = target.api_version.startswith("serving.knative.dev/")
+    if service_r is None and not knative:
         issues.error("spec.service", "required field is missing (an object with at least port)")
     service = (
         _parse_service(service_r, target.name)
