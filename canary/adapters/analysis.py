@@ -31,6 +31,7 @@ from analysis import (
     MetricProvider,
     ProviderConfig,
     ProviderSpec,
+    QueryContext,
     Verdict,
     compare_problem,
     evaluate,
@@ -154,7 +155,7 @@ class MetricAnalyzer:
                         Outcome.ERROR,
                         f"Secret {namespace}/{provider_spec.secret_name} of MetricTemplate {ref.name} not found",
                     )
-        ctx = canary.query_context(self.default_provider)
+        ctx = await self._query_context(canary)
 
         def render(template: str) -> str:
             return render_query(
@@ -179,6 +180,19 @@ class MetricAnalyzer:
             last_step=last_step,
         )
         return _result(metric, verdict)
+
+    async def _query_context(self, canary: Canary) -> QueryContext:
+        """The Canary's names for its queries; for a Knative target, ``{{ route }}`` is its
+        latest created revision, as in Flagger (Knative's metrics are labelled by revision)."""
+        ctx = canary.query_context(self.default_provider)
+        target = canary.spec.target_ref
+        if ctx.provider != "knative" or not target.api_version.startswith("serving.knative.dev/"):
+            return ctx
+        service = await self.kube.read(
+            target.api_version, target.kind, target.name, canary.namespace
+        )
+        revision = ((service or {}).get("status") or {}).get("latestCreatedRevisionName")
+        return replace(ctx, route=str(revision)) if revision else ctx
 
     async def _template(
         self, metric: MetricSpec, ref: ObjectRef, namespace: str

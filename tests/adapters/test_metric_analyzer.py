@@ -216,3 +216,56 @@ async def test_a_compare_on_a_provider_that_cannot_count_the_window_is_refused_b
     assert result.outcome is Outcome.ERROR
     assert result.summary.startswith("metric errors (MetricTemplate ops/error-rate): "), result
     assert words in result.summary and "thresholdRange" in result.summary
+
+
+class ObjectsToRead(Objects):
+    async def read(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        return await self.get(api_version, kind, name, namespace)
+
+
+@respx.mock
+async def test_a_knative_canarys_route_is_its_latest_created_revision() -> None:
+    route = respx.get(f"{PROMETHEUS}/api/v1/query").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "status": "success",
+                "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, "99.9"]}]},
+            },
+        )
+    )
+    ksvc = {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": "podinfo", "namespace": "test"},
+        "status": {"latestCreatedRevisionName": "podinfo-00002"},
+    }
+    canary = parse_canary(
+        {
+            "apiVersion": "canary.gitops.dev/v1beta1",
+            "kind": "Canary",
+            "metadata": {"name": "podinfo", "namespace": "test"},
+            "spec": {
+                "provider": "knative",
+                "targetRef": {
+                    "apiVersion": "serving.knative.dev/v1",
+                    "kind": "Service",
+                    "name": "podinfo",
+                },
+                "analysis": {
+                    "interval": "1m",
+                    "threshold": 2,
+                    "stepWeight": 10,
+                    "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}}],
+                },
+            },
+        }
+    )
+    analyzer = MetricAnalyzer(ObjectsToRead(ksvc), default_address=PROMETHEUS)  # type: ignore[arg-type]
+    [result] = await analyzer.analyze(canary, NOW, ())
+    assert result.outcome is Outcome.PASS, result.summary
+    assert (
+        'envoy_cluster_name=~"test/podinfo-00002"' in route.calls.last.request.url.params["query"]
+    )
