@@ -316,7 +316,8 @@ class _AWSHTTP(VendorHTTP):
             status in (401, 403) or code in _AUTH_CODES or (self.auth_endpoint and status < 500)
         ):
             raise UnauthorizedError(
-                f"{self.title} at {self.where} refused the credentials (HTTP {status}){detail}",
+                self.clean(f"{self.title} at {self.where} refused the credentials (HTTP {status})")
+                + detail,
                 query=query,
                 status_code=status,
             )
@@ -377,11 +378,15 @@ class CloudWatchProvider(SingleValue):
         client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         environ: Mapping[str, str] | None = None,
+        trusted_endpoint: str | None = None,
     ) -> None:
         self._config = config
         self._client = client
         self._transport = transport
         self._environ = environ
+        # An endpoint besides AWS's that may receive the controller's own credentials
+        # (tests: the loopback stand-in); AWS's own endpoints always may.
+        self._trusted_endpoint = (trusted_endpoint or "").rstrip("/")
         self._region = config.region or ""
         base = config.address.rstrip("/") if config.address else ""
         self._endpoint = base or (_endpoint_for(self._region) if self._region else "")
@@ -408,6 +413,14 @@ class CloudWatchProvider(SingleValue):
 
     # -- credentials -------------------------------------------------------------------
 
+    def _may_sign_with_own_credentials(self) -> bool:
+        """Whether the endpoint is AWS's: anyone who can write a MetricTemplate names its
+        address, and a request signed with the controller's credentials can be replayed."""
+        if self._trusted_endpoint and self._endpoint == self._trusted_endpoint:
+            return True
+        host = urlsplit(self._endpoint).hostname or ""
+        return host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+
     async def credentials(self, query: str) -> AWSCredentials:
         """The first credentials of the chain in the module docstring."""
         key_id = self._config.secret_value("aws_access_key_id")
@@ -429,6 +442,13 @@ class CloudWatchProvider(SingleValue):
                 secret,
                 self._config.secret_value("aws_session_token"),
                 source="the MetricTemplate's Secret",
+            )
+        if not self._may_sign_with_own_credentials():
+            raise AnalysisSpecError(
+                "spec.provider.address",
+                f"the controller's own AWS credentials sign requests only for AWS's endpoints "
+                f"(*.amazonaws.com), not {safe_address(self._endpoint)}: with another address, "
+                "put aws_access_key_id and aws_secret_access_key in the Secret",
             )
         env = self.environ
         if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):

@@ -35,6 +35,7 @@ adapter may well answer with a 404.)
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -206,9 +207,19 @@ class ExternalMetricsProvider(SingleValue):
     async def _get_direct(
         self, path: str, params: Mapping[str, str], query: str
     ) -> Mapping[str, Any] | None:
-        """Flagger's ``address`` mode: the API server or the adapter itself, with a token."""
-        token = self._config.token or _service_account_token()
+        """Flagger's ``address`` mode: the API server or the adapter itself, with a token.
+
+        The pod's own service-account token goes only to the cluster's API server (the
+        address ``KUBERNETES_SERVICE_HOST`` names): anyone who can write a MetricTemplate can
+        name an address, and that token can change Deployments. Elsewhere the Secret's
+        ``token`` is needed. Whichever token is sent is masked in every message.
+        """
+        token = self._config.token
+        if token is None and _is_cluster_api(self._config.address):
+            token = _service_account_token()
         headers = [("Authorization", f"Bearer {token}")] if token else []
+        if token:
+            self._http.also_mask(token)
         try:
             response = await self._http.send(
                 "GET",
@@ -229,6 +240,13 @@ class ExternalMetricsProvider(SingleValue):
                 query=query,
             )
         return answer
+
+
+def _is_cluster_api(address: str) -> bool:
+    """Whether ``address`` is this cluster's API server, as the pod's environment names it."""
+    host = os.environ.get("KUBERNETES_SERVICE_HOST", "")
+    parts = urlsplit(address)
+    return bool(host) and parts.hostname in (host, "kubernetes.default.svc", "kubernetes.default")
 
 
 def _service_account_token() -> str | None:

@@ -30,6 +30,7 @@ import ssl
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -117,10 +118,19 @@ class VendorHTTP:
         self.title = title
         self._client = client
         self._transport = transport
+        self._extra_secrets: tuple[str, ...] = ()
 
     @property
     def where(self) -> str:
-        return safe_address(self.config.address) if self.config.address else self.title
+        """The address's scheme and host only: a path or query may hold a key (some hosted
+        services put the API key in the URL), and user:password@ is a credential."""
+        if not self.config.address:
+            return self.title
+        parts = urlsplit(self.config.address)
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        return f"{parts.scheme}://{host}" if host else safe_address(self.config.address)
 
     def _verify(self) -> ssl.SSLContext | bool:
         if self.config.insecure_skip_verify:
@@ -131,9 +141,14 @@ class VendorHTTP:
             )
         return True
 
+    def also_mask(self, value: str) -> None:
+        """Mask ``value`` too: a credential this provider sends that is not in its Secret
+        (a token it obtained, the pod's own)."""
+        self._extra_secrets = (*self._extra_secrets, value)
+
     def clean(self, text: str) -> str:
         """``text`` without any credential of this provider."""
-        return redact(text, self.config.credentials)
+        return redact(text, (*self.config.credentials, *self._extra_secrets))
 
     async def send(
         self,
@@ -201,7 +216,8 @@ class VendorHTTP:
         detail = f": {said}" if said else ""
         if status in (401, 403):
             raise UnauthorizedError(
-                f"{self.title} at {self.where} refused the credentials (HTTP {status}){detail}",
+                self.clean(f"{self.title} at {self.where} refused the credentials (HTTP {status})")
+                + detail,
                 query=query,
                 status_code=status,
             )
@@ -226,7 +242,7 @@ class VendorHTTP:
         """The answer's JSON, or a :class:`QueryError` saying it is not JSON."""
         try:
             return response.json()
-        except (ValueError, json.JSONDecodeError):
+        except (ValueError, json.JSONDecodeError, RecursionError):  # nested past any sense too
             start = self.clean(" ".join(response.text[:80].split()))
             raise QueryError(
                 f"{self.title} answered HTTP {response.status_code} to query {short(query)!r} "

@@ -90,6 +90,7 @@ TITLE = "Google Cloud Monitoring"
 SCOPE = "https://www.googleapis.com/auth/monitoring.read"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 DEFAULT_METADATA_HOST = "metadata.google.internal"
+GOOGLE_MONITORING_API = "https://monitoring.googleapis.com"
 TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
 JWT_LIFETIME = 3600
 REFRESH_BEFORE = 300.0
@@ -345,7 +346,8 @@ class _GoogleHTTP(VendorHTTP):
         detail = f": {said}" if said else ""
         if status in (401, 403) or (self.auth_endpoint and status < 500 and status != 429):
             raise UnauthorizedError(
-                f"{self.title} at {self.where} refused the credentials (HTTP {status}){detail}",
+                self.clean(f"{self.title} at {self.where} refused the credentials (HTTP {status})")
+                + detail,
                 query=query,
                 status_code=status,
             )
@@ -387,12 +389,16 @@ class StackdriverProvider(SingleValue):
         client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         environ: Mapping[str, str] | None = None,
+        google_api: str = GOOGLE_MONITORING_API,
     ) -> None:
         self._config = config
         self._client = client
         self._transport = transport
         self._environ = environ
         self._base = config.address.rstrip("/")
+        # Where the pod's own token (the metadata server's) may go: anyone who can write a
+        # MetricTemplate names its address, and that token is the controller's identity.
+        self._google_api = google_api.rstrip("/")
 
     def __repr__(self) -> str:
         return f"StackdriverProvider(address={safe_address(self._base)!r})"
@@ -426,6 +432,12 @@ class StackdriverProvider(SingleValue):
             if cached is not None and cached.expires_at - REFRESH_BEFORE > time.time():
                 return cached.value
             return await self._grant(key, cache, query)
+        if self._base != self._google_api:
+            raise AnalysisSpecError(
+                "spec.provider.address",
+                f"the pod's own Google credentials go only to {self._google_api}: with "
+                "another address, put a serviceAccountKey in the Secret",
+            )
         env = self.environ
         host = env.get("GCE_METADATA_HOST") or env.get("GCE_METADATA_ROOT") or DEFAULT_METADATA_HOST
         cache = (f"http://{host}{TOKEN_PATH}", "metadata", "")

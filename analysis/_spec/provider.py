@@ -43,6 +43,10 @@ __all__ = [
 ]
 
 DEFAULT_PROMETHEUS_ADDRESS = "http://prometheus:9090"
+#: Secret keys that name where or whose data it is, not how to get in: not masked in messages
+#: (an org called "prod" would otherwise mask every "prod"). An address is shown without its
+#: user:password@ part, and a key in its path or query is masked (`VendorHTTP.where`).
+NOT_CREDENTIALS = frozenset({"address", "project", "org", "newrelic_account_id", "region"})
 DEFAULT_TIMEOUT_SECONDS = 5.0
 
 SUPPORTED_PROVIDER_TYPES: frozenset[str] = frozenset(v.type for v in VENDORS)
@@ -103,7 +107,8 @@ class ProviderConfig:
     @property
     def credentials(self) -> tuple[str, ...]:
         """Every credential this configuration holds: what messages must never contain."""
-        values = [v for _, v in self.secret] + [self.token or "", self.password or ""]
+        values = [v for k, v in self.secret if k not in NOT_CREDENTIALS]
+        values += [self.token or "", self.password or ""]
         # "Bearer abc..." is masked whole, and its token alone too (an echo may quote it).
         parts = [v.split()[1] for v in values if len(v.split()) == 2 and len(v.split()[1]) >= 8]
         return tuple(v for v in [*values, *parts] if len(v) >= 4)

@@ -39,7 +39,7 @@ from analysis import (
     provider_config,
     render_query,
 )
-from canary.adapters.kube_reader import kube_reader_for
+from canary.adapters.kube_reader import SameNamespaceReader, kube_reader_for
 from canary.adapters.secrets import read_secret
 from canary.core import MetricResult, Outcome, threshold_text
 from canary.model import (
@@ -67,10 +67,12 @@ class MetricAnalyzer:
         default_provider: str = "kubernetes",
         timeout_seconds: float = METRIC_TIMEOUT_SECONDS,
         kube_reader: KubeReader | None = None,
+        same_namespace_only: bool = False,
     ) -> None:
         self.kube = kube
         # The Kubernetes API by path, for the keptn and externalmetrics providers.
         self.kube_reader = kube_reader if kube_reader is not None else kube_reader_for(kube)
+        self.same_namespace_only = same_namespace_only  # --no-cross-namespace-refs
         self.default_address = default_address
         self.default_provider = default_provider
         self.timeout_seconds = timeout_seconds
@@ -119,6 +121,21 @@ class MetricAnalyzer:
             return MetricResult(metric.name, Outcome.ERROR, f"metric {metric.name}: {exc}")
         except KubeError as exc:
             return MetricResult(metric.name, Outcome.ERROR, f"metric {metric.name}: {exc}")
+        except Exception as exc:  # a provider's defect must fail one check, not the pass
+            # The message may quote what a metric server sent: only its type is shown.
+            log.warning(
+                "metric %s of %s/%s: unexpected %s",
+                metric.name,
+                canary.namespace,
+                canary.name,
+                type(exc).__name__,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            return MetricResult(
+                metric.name,
+                Outcome.ERROR,
+                f"metric {metric.name}: the answer could not be read ({type(exc).__name__})",
+            )
 
     async def _one(
         self,
@@ -170,7 +187,10 @@ class MetricAnalyzer:
             interval=check.interval,
             render=render,
         )
-        provider: MetricProvider = make_provider(config, kube=self.kube_reader)
+        reader = self.kube_reader
+        if reader is not None and self.same_namespace_only:
+            reader = SameNamespaceReader(reader, canary.namespace)
+        provider: MetricProvider = make_provider(config, kube=reader)
         verdict = await evaluate(
             check,
             ctx,

@@ -35,6 +35,7 @@ from typing import Any
 from analysis import (
     BadQueryError,
     HTTPStatusError,
+    KubeReader,
     ProviderUnavailableError,
     QueryError,
     QueryTimeoutError,
@@ -108,3 +109,31 @@ def kube_reader_for(kube: object) -> KubePathReader | None:
         kube = getattr(kube, "__dict__", {}).get("kube")
         seen += 1
     return None
+
+
+class SameNamespaceReader:
+    """A reader that refuses paths into another namespace than ``namespace``.
+
+    `canary run --no-cross-namespace-refs` bounds what a Canary may read through its metric
+    queries too: ``keptnmetric/<namespace>/<name>`` and ``<namespace>/<metric>`` name a
+    namespace, which the controller would otherwise read with its own identity.
+    """
+
+    def __init__(self, reader: KubeReader, namespace: str) -> None:
+        self.reader = reader
+        self.namespace = namespace
+
+    async def get_path(
+        self, path: str, params: Mapping[str, str] | None = None
+    ) -> Mapping[str, Any] | None:
+        parts = path.split("/")
+        if "namespaces" in parts:
+            index = parts.index("namespaces")
+            named = parts[index + 1] if index + 1 < len(parts) else ""
+            if named != self.namespace:
+                raise BadQueryError(
+                    f"{path} is in namespace {named}, not the Canary's ({self.namespace}), and "
+                    "cross-namespace references are disabled (--no-cross-namespace-refs)",
+                    query=path,
+                )
+        return await self.reader.get_path(path, params)

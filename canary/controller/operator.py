@@ -143,7 +143,10 @@ async def build_runtime(options: Settings, kube: CachedKube) -> Runtime:
         webhooks=webhooks,
         notifier=notifier,
         analyzer=MetricAnalyzer(
-            kube, default_address=options.metrics_server, default_provider=options.default_provider
+            kube,
+            default_address=options.metrics_server,
+            default_provider=options.default_provider,
+            same_namespace_only=options.no_cross_namespace_refs,
         ),
         reverter=gitops.reverter,
         revisions=gitops.revisions,

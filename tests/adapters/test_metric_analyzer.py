@@ -269,3 +269,21 @@ async def test_a_knative_canarys_route_is_its_latest_created_revision() -> None:
     assert (
         'envoy_cluster_name=~"test/podinfo-00002"' in route.calls.last.request.url.params["query"]
     )
+
+
+async def test_a_providers_defect_fails_its_check_and_not_the_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import canary.adapters.analysis as seam
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("'int' object is not iterable: secret-ish payload")
+
+    monkeypatch.setattr(seam, "evaluate", broken)
+    [result] = await MetricAnalyzer(Objects()).analyze(  # type: ignore[arg-type]
+        canary_with({"name": "request-success-rate", "thresholdRange": {"min": 99}}), NOW, ()
+    )
+    assert result.outcome is Outcome.ERROR
+    assert result.summary == (
+        "metric request-success-rate: the answer could not be read (TypeError)"
+    )

@@ -95,7 +95,11 @@ def config(
 def provider(
     server: CloudWatchServer, *, environ: Mapping[str, str] | None = None, **kw: Any
 ) -> CloudWatchProvider:
-    return CloudWatchProvider(config(server, **kw), environ=environ or {})
+    """A provider of ``server``, which stands for AWS (it may receive the controller's own
+    credentials)."""
+    return CloudWatchProvider(
+        config(server, **kw), environ=environ or {}, trusted_endpoint=server.base_url
+    )
 
 
 def sent_body(server: CloudWatchServer) -> Any:
@@ -273,6 +277,16 @@ class TestNoData:
 
 
 class TestCredentials:
+    async def test_the_controllers_own_credentials_never_sign_for_an_address_a_template_names(
+        self, server: CloudWatchServer
+    ) -> None:
+        environ = {"AWS_ACCESS_KEY_ID": server.ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": "s" * 40}
+        p = CloudWatchProvider(config(server, secret={}), environ=environ)
+        with pytest.raises(AnalysisSpecError, match="aws_access_key_id") as caught:
+            await p.run_query(server.query("a", "b"), at=AT)
+        assert caught.value.path == "spec.provider.address"
+        assert server.requests == []
+
     async def test_a_wrong_secret_key_fails_the_signature_check(
         self, server: CloudWatchServer
     ) -> None:

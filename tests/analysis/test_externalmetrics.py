@@ -33,6 +33,7 @@ from analysis import (
     parse_provider_spec,
     provider_config,
 )
+from analysis import _externalmetrics as externalmetrics
 from analysis._externalmetrics import (
     ExternalMetricQuery,
     ExternalMetricsProvider,
@@ -331,6 +332,23 @@ class TestAddressMode:
         with pytest.raises(UnauthorizedError) as caught:
             await direct(kube, adapter.base_url, token=wrong).run_query(f"test/{METRIC}")
         assert wrong not in str(caught.value) and TOKEN not in str(caught.value)
+
+    async def test_the_pods_own_token_goes_only_to_the_clusters_api_server(
+        self,
+        kube: KubeClient,
+        adapter: ExternalMetricsAdapter,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Anyone who can write a MetricTemplate names its address: the controller's own
+        service-account token must not follow it there."""
+        pod_token = tmp_path / "token"
+        pod_token.write_text("controller-service-account-token-0123456789")
+        monkeypatch.setattr(externalmetrics, "SERVICE_ACCOUNT_TOKEN", pod_token)
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+        with pytest.raises(UnauthorizedError):  # this adapter wants a token: none was sent
+            await direct(kube, adapter.base_url, token=None).run_query(f"test/{METRIC}")
+        assert "Authorization" not in adapter.requests[-1].headers
 
     async def test_an_unknown_metric_is_a_bad_query(
         self, kube: KubeClient, adapter: ExternalMetricsAdapter

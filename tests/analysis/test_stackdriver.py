@@ -89,7 +89,10 @@ def config(
 def provider(
     server: StackdriverServer, *, environ: Mapping[str, str] | None = None, **kw: Any
 ) -> StackdriverProvider:
-    return StackdriverProvider(config(server, **kw), environ=environ or {})
+    """A provider of ``server``, which stands for Google's API (the pod's token may go there)."""
+    return StackdriverProvider(
+        config(server, **kw), environ=environ or {}, google_api=server.base_url
+    )
 
 
 def monitoring_requests(server: StackdriverServer) -> list[Any]:
@@ -192,6 +195,19 @@ class TestQuery:
         assert asked.headers["Metadata-Flavor"] == "Google"
         assert asked.param("scopes") == "https://www.googleapis.com/auth/monitoring.read"
         assert token_requests(server) == []
+
+
+    async def test_the_pods_own_token_never_goes_to_an_address_a_template_names(
+        self, server: StackdriverServer
+    ) -> None:
+        env = {"GCE_METADATA_HOST": f"127.0.0.1:{server.port}"}
+        p = StackdriverProvider(
+            config(server, secret={"project": server.PROJECT}), environ=env
+        )  # server.base_url is not Google's API here
+        with pytest.raises(AnalysisSpecError, match="serviceAccountKey") as caught:
+            await p.run_query(server.query("a", "b"))
+        assert caught.value.path == "spec.provider.address"
+        assert not any(r.path.startswith("/computeMetadata/") for r in server.requests)
 
 
 class TestNoData:

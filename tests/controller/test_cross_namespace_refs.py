@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from canary.model import cross_namespace_refs, parse_canary
 
 
@@ -57,3 +59,26 @@ def test_references_within_the_canarys_namespace_are_fine() -> None:
     metrics = [{"name": "own", "templateRef": {"name": "t"}, "thresholdRange": {"max": 1}}]
     alerts = [{"name": "team", "providerRef": {"name": "slack"}}]
     assert cross_namespace_refs(canary(metrics, alerts)) == ()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    async def get_path(self, path: str, params: Any = None) -> dict[str, Any] | None:
+        self.paths.append(path)
+        return {}
+
+
+async def test_a_metric_query_into_another_namespace_is_refused_when_refs_are_bounded() -> None:
+    from analysis import BadQueryError
+    from canary.adapters.kube_reader import SameNamespaceReader
+
+    inner = Recorder()
+    reader = SameNamespaceReader(inner, "team-a")
+    own = "/apis/metrics.keptn.sh/v1beta1/namespaces/team-a/keptnmetrics/latency"
+    assert await reader.get_path(own) == {}
+    other = "/apis/external.metrics.k8s.io/v1beta1/namespaces/platform/errors"
+    with pytest.raises(BadQueryError, match=r"namespace platform, not the Canary's \(team-a\)"):
+        await reader.get_path(other)
+    assert inner.paths == [own]
