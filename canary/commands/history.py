@@ -2,9 +2,10 @@
 
 ``status.analysis`` says how the last tick went; ``status.analysisHistory`` keeps the
 sequence (canary.core.history). Here each run becomes a small table: per metric, one glyph
-per analysed tick (oldest first), the last values and the requests behind them, then the
-canary weight each tick was judged at. For compare metrics the last verdict also says how
-many requests each side has and how many the judge expects to need to detect the configured
+per analysed tick (oldest first), the last values and the requests behind them, then a
+sparkline of each metric's values (canary.commands.sparkline) and the canary weight each tick
+was judged at. For compare metrics the last verdict also says how many requests each side
+has and how many the judge expects to need to detect the configured
 effect (``details.comparison.neededSamples``). Rendering is pure: it reads plain dicts.
 """
 
@@ -17,6 +18,8 @@ from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+
+from canary.commands.sparkline import run_trends, trend_lines
 
 __all__ = ["GLYPHS", "LEGEND", "glyph", "history_view", "requests_text"]
 
@@ -143,7 +146,9 @@ def _run_table(
         table.add_row(*_row(name, ticks, by_name.get(name) if newest else None))
     weights = " ".join(str(_int(t.get("weight")) or 0) for t in ticks)
     title = Text(_title(run, current), style="italic")
-    return Group(title, table, Text(f"weights (%): {weights}", style="dim"))
+    bounds = {name: str(m.get("threshold") or "") for name, m in by_name.items()}
+    trends = trend_lines(run_trends(ticks, lambda v: glyph(v)[1]), bounds)
+    return Group(title, table, *trends, Text(f"weights (%): {weights}", style="dim"))
 
 
 def history_view(

@@ -3,8 +3,8 @@
 Flagger's metric names and meanings (reference/flagger.md 6.1) under our
 prefix ``canary_engine_`` (``flagger_canary_status`` becomes
 ``canary_engine_canary_status``, with the same 0 running / 1 ok / 2 failed
-encoding), plus ours: decisions by outcome, Git reverts, notification failures
-and tick lateness. Labels are bounded (no revision or message labels).
+encoding), plus ours: each metric's threshold bounds, decisions by outcome, Git reverts,
+notification failures and tick lateness. Labels are bounded (no revision or message labels).
 
 With ``flagger=True`` (``canary run --flagger-metrics``, the default) the same
 registry also serves Flagger's own families under Flagger's names
@@ -123,6 +123,23 @@ class FlaggerMetrics:
             self.failures.labels(target, ns, strategy, "completed").inc()
 
 
+def _metric_gauges(registry: CollectorRegistry) -> tuple[Gauge, Gauge]:
+    """Each analysis metric's last value, and its thresholdRange bounds beside it."""
+    value = Gauge(
+        f"{PREFIX}_canary_metric_analysis",
+        "Last value of each analysis metric",
+        ["name", "namespace", "metric"],
+        registry=registry,
+    )
+    threshold = Gauge(
+        f"{PREFIX}_canary_metric_threshold",
+        "Each analysis metric's bound (thresholdRange min or max), in the metric's unit",
+        ["name", "namespace", "metric", "bound"],
+        registry=registry,
+    )
+    return value, threshold
+
+
 class Metrics:
     """Our families; ``flagger`` holds Flagger's (``--flagger-metrics``), or is None."""
 
@@ -164,12 +181,7 @@ class Metrics:
             ["name", "namespace"],
             registry=r,
         )
-        self.metric_analysis = Gauge(
-            f"{PREFIX}_canary_metric_analysis",
-            "Last value of each analysis metric",
-            ["name", "namespace", "metric"],
-            registry=r,
-        )
+        self.metric_analysis, self.metric_threshold = _metric_gauges(r)
         self.successes = Counter(
             f"{PREFIX}_canary_successes_total",
             "Promotions",
@@ -221,6 +233,18 @@ class Metrics:
                 seconds
             )
 
+    def _threshold(self, canary: Canary, metric: str) -> None:
+        """``metric``'s thresholdRange bounds, beside its value; a bound no longer set goes."""
+        spec = next((m for m in canary.spec.analysis_or_default.metrics if m.name == metric), None)
+        bounds = spec.threshold_range if spec is not None else None
+        low, high = (bounds.min, bounds.max) if bounds is not None else (None, None)
+        for bound, value in (("min", low), ("max", high)):
+            labels = (canary.name, canary.namespace, metric, bound)
+            if value is None:
+                self.metric_threshold.remove(*labels)
+            else:
+                self.metric_threshold.labels(*labels).set(value)
+
     def record(
         self, canary: Canary, before: CanaryStatus, after: CanaryStatus, outcome: str
     ) -> None:
@@ -246,6 +270,7 @@ class Metrics:
         for metric in after.analysis:
             if metric.value is not None:
                 self.metric_analysis.labels(canary.name, ns, metric.name).set(metric.value)
+                self._threshold(canary, metric.name)
         strategy = canary.spec.analysis_or_default.strategy.value
         if after.phase is Phase.SUCCEEDED and before.phase is not Phase.SUCCEEDED:
             status = "skipped" if canary.spec.skips_analysis else "completed"

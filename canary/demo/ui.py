@@ -22,6 +22,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from canary.commands.history import glyph
+from canary.commands.sparkline import last_run_sparks
+
 from .slack import SlackMessage
 
 __all__ = [
@@ -202,8 +205,11 @@ def _metrics(view: DemoView) -> Table:
     metrics.add_column("value", justify="right")
     metrics.add_column("threshold")
     metrics.add_column("outcome")
+    metrics.add_column("trend", no_wrap=True)  # canary (primary below: compare)
+    sparks = last_run_sparks(view.canary.get("analysisHistory"), lambda v: glyph(v)[1])
     for name, value, threshold, outcome, _ in metric_rows(view):
-        metrics.add_row(name, value, threshold, Text(outcome, style=OUTCOME_STYLE.get(outcome, "")))
+        style = OUTCOME_STYLE.get(outcome, "")
+        metrics.add_row(name, value, threshold, Text(outcome, style=style), sparks.get(name, ""))
     return metrics
 
 

@@ -28,6 +28,8 @@ GRAFANA_VARIABLES = {
     "$__interval": "30s",
     "$namespace": "apps|team-a",
     "$name": "podinfo",
+    "$target": "podinfo",
+    "$metric": "request-success-rate",
 }
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 
@@ -149,6 +151,7 @@ def test_dashboard_shows_what_the_issue_asks_for() -> None:
         "canary_engine_canary_weight",
         "canary_engine_canary_status",
         "canary_engine_canary_metric_analysis",
+        "canary_engine_canary_metric_threshold",
         "canary_engine_canary_successes_total",
         "canary_engine_canary_failures_total",
         "canary_engine_canary_duration_seconds_bucket",
@@ -162,6 +165,87 @@ def test_dashboard_shows_what_the_issue_asks_for() -> None:
     for where, expr in dashboard_expressions():
         if "canary_engine_canary_" in expr:
             assert '"$namespace"' in expr, where
+
+
+def _panel(title: str) -> dict[str, Any]:
+    return next(p for p in panels() if p["title"] == title)
+
+
+@pytest.mark.parametrize(
+    ("title", "metric"),
+    [
+        ("Request rate by version", "istio_requests_total"),
+        ("Error rate by version", "istio_requests_total"),
+        ("Latency p99 by version", "istio_request_duration_milliseconds_bucket"),
+    ],
+)
+def test_primary_versus_canary_panels_show_both_versions(title: str, metric: str) -> None:
+    """Flagger-style: each panel has the primary (``$target-primary``) and the canary
+    (``$target``), from Istio's telemetry and from the HTTP observer's, by namespace."""
+    exprs = {t["refId"]: t["expr"] for t in _panel(title)["targets"]}
+    assert set(exprs) == {"A", "B", "C", "D"}
+    istio_primary, istio_canary, http_primary, http_canary = (exprs[r] for r in "ABCD")
+    assert metric in istio_primary and metric in istio_canary
+    assert 'destination_workload="$target-primary"' in istio_primary
+    assert 'destination_workload="$target"' in istio_canary
+    assert "http_request_duration_seconds" in http_primary + http_canary
+    assert 'kubernetes_pod_name=~"$target-primary-[0-9a-zA-Z]+' in http_primary
+    assert 'kubernetes_pod_name=~"$target-[0-9a-zA-Z]+' in http_canary
+    for expr in exprs.values():
+        assert '=~"$namespace"' in expr
+    legends = [t["legendFormat"] for t in _panel(title)["targets"]]
+    assert [legend.split()[0] for legend in legends] == ["primary", "canary"] * 2
+    colours = {
+        o["matcher"]["options"]: o["properties"][0]["value"]["fixedColor"]
+        for o in _panel(title)["fieldConfig"]["overrides"]
+    }
+    assert colours == {"A": "blue", "C": "blue", "B": "yellow", "D": "yellow"}
+
+
+def test_latency_by_version_is_in_milliseconds_for_both_observers() -> None:
+    panel = _panel("Latency p99 by version")
+    assert panel["fieldConfig"]["defaults"]["unit"] == "ms"
+    http = [t["expr"] for t in panel["targets"] if "http_request" in t["expr"]]
+    assert http and all(e.startswith("1000 * histogram_quantile(0.99") for e in http)
+
+
+def test_the_target_and_metric_variables() -> None:
+    variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
+    target = variables["target"]
+    assert target["type"] == "query" and target["datasource"] == DATASOURCE
+    assert not target["multi"] and not target["includeAll"]  # "$target-primary" is one name
+    assert "canary_engine_canary_weight" in target["definition"]
+    assert "$namespace" in target["definition"]
+    metric = variables["metric"]
+    assert metric["multi"] and metric["includeAll"] and metric["allValue"] == ".*"
+    assert "canary_engine_canary_metric_analysis" in metric["definition"]
+
+
+def test_each_metric_is_drawn_against_its_threshold() -> None:
+    panel = _panel("$metric against its threshold")
+    assert panel["repeat"] == "metric"
+    exprs = {t["refId"]: t["expr"] for t in panel["targets"]}
+    assert "canary_engine_canary_metric_analysis{" in exprs["A"]
+    assert "canary_engine_canary_metric_threshold{" in exprs["B"]
+    assert "bound" in exprs["B"] and "{{bound}}" in panel["targets"][1]["legendFormat"]
+    for expr in exprs.values():
+        assert 'metric=~"$metric"' in expr and 'name=~"$name"' in expr
+    (dashed,) = panel["fieldConfig"]["overrides"]
+    assert dashed["matcher"] == {"id": "byFrameRefID", "options": "B"}
+    assert {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}} in dashed[
+        "properties"
+    ]
+
+
+def test_rows_follow_each_other_without_overlap() -> None:
+    """Panels of one row sit below it and above the next (no two overlap)."""
+    taken: set[tuple[int, int]] = set()
+    for p in dashboard()["panels"]:
+        g = p["gridPos"]
+        xs, ys = range(g["x"], g["x"] + g["w"]), range(g["y"], g["y"] + g["h"])
+        cells = {(x, y) for x in xs for y in ys}
+        assert not cells & taken, p["title"]
+        taken |= cells
 
 
 @pytest.mark.parametrize("where_expr", dashboard_expressions(), ids=lambda pair: pair[0])
