@@ -205,6 +205,14 @@ def simulate(
             "--expect", metavar="PHASE", help="Exit 1 unless the last tick ends in this phase."
         ),
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            metavar="FILE",
+            help="Also write the decision report of the run (HTML; .svg/.png/.json by suffix).",
+        ),
+    ] = None,
 ) -> None:
     """Dry-run a Canary's policy against a scenario with the real state machine."""
     import json
@@ -234,10 +242,27 @@ def simulate(
             sys.stdout.write(json.dumps(row, sort_keys=False) + "\n")
     else:
         _simulation_table(scenario.name, rows)
+    if report is not None:
+        _write_report(canary_doc, records, report)
     if expect is not None and rows and rows[-1]["phase"] != expect:
         raise fail(
             f"expected the last tick to be {expect}, it is {rows[-1]['phase'] or 'empty'}", code=1
         )
+
+
+def _write_report(canary_doc: Mapping[str, Any], records: Sequence[Any], path: Path) -> None:
+    """``simulate --report FILE``: the decision report of the simulated run (canary.report)."""
+    from canary.commands._common import err
+    from canary.report.output import RenderError
+    from canary.report.simulated import write_simulated_report
+
+    try:
+        fmt = write_simulated_report(canary_doc, records, path)
+    except RenderError as exc:
+        raise fail(str(exc), code=1) from None
+    except OSError as exc:
+        raise fail(f"{path}: cannot write: {exc.strerror or exc}", code=1) from None
+    err.print(f"wrote the decision report to {path} ({fmt})", highlight=False, markup=False)
 
 
 def _metric_line(metric: Mapping[str, Any]) -> str:

@@ -45,6 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "One canary in detail: progress, workloads, metric verdicts over time, Git revert, "
         "conditions, Events.",
     ),
+    "report": (
+        "canary.commands.report:report_command",
+        "The decision report of a canary's run: weights, metrics, verdicts, decisions, Git revert.",
+    ),
     "promote": (
         "canary.commands.gates:promote_command",
         "Open the gate the canary waits at (confirm-rollout, confirm-promotion), or --full: "
