@@ -75,6 +75,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Wait until a release is promoted (exit 0) or fails (1); 2 on timeout, 3 if no such "
         "canary.",
     ),
+    "dashboard": (
+        "canary.commands.dashboard:dashboard_command",
+        "A local web UI: canaries live, each one's decision picture and verdicts, the gates.",
+    ),
 }
 
 

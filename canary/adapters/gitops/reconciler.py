@@ -158,6 +158,7 @@ _SPEC_KEYS = {
     "prune",
     "secretRef",
     "commitAuthor",
+    "webURL",  # the repository's web page, for the dashboard's links (not used to reconcile)
 }
 
 
@@ -181,6 +182,11 @@ def parse_gitsource_spec(spec: object, where: str = "spec") -> GitSourceSpec:
     secret_name = _secret_name(spec.get("secretRef"), f"{where}.secretRef.name", problems)
     author = _commit_author(spec.get("commitAuthor"), f"{where}.commitAuthor", problems)
     suspend, prune = fields.flag("suspend", False), fields.flag("prune", True)
+    web_url = fields.text("webURL", None)
+    if web_url is not None and not re.match(r"^https?://[^@/]+(/.*)?$", web_url):
+        problems.append(
+            f"{where}.webURL: expected an http(s) URL without credentials, got {web_url!r}"
+        )
     if problems:
         raise GitSourceSpecError(problems)
     return GitSourceSpec(
