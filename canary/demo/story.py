@@ -1013,6 +1013,9 @@ class Demo:
             f"  export KUBECONFIG={kubeconfig}\n"
             "  kubectl -n demo get canaries,deployments,httproutes\n"
             "  canary status podinfo -n demo -w\n"
+            "  canary report podinfo -n demo --run 1 -o html -f v2.html   # the promotion\n"
+            "  canary report podinfo -n demo -o html -f v3.html           # the rollback\n"
+            "  canary dashboard -n demo --enable-write\n"
             f"  Prometheus: {self.prometheus.url if self.prometheus else '-'}\n"
             f"  Git: git clone {self.repo.url if self.repo else '-'}\n"
         )
