@@ -468,6 +468,7 @@ class _Run:
     started: datetime | None
     ended: datetime | None
     following: datetime | None  # when the next run started
+    preceding: datetime | None = None  # when the run before it ended
 
     @property
     def first(self) -> datetime | None:
@@ -475,12 +476,15 @@ class _Run:
 
     def window(self) -> tuple[float, float | None] | None:
         """The Events of the run: from a little before it started (the new revision is
-        detected an interval before the first analysis) until the next run started."""
+        detected an interval before the first analysis), but after the run before it ended,
+        until the next run started."""
         first = self.first
         if first is None:
             return None
         gap = (self.times[1] - self.times[0]).total_seconds() if len(self.times) > 1 else 60.0
         low = first.timestamp() - max(gap, 60.0) * 1.5
+        if self.preceding is not None:  # Event times are whole seconds: its end is its own
+            low = max(low, self.preceding.timestamp() + 1.0)
         if self.following is not None:
             return low, self.following.timestamp()
         return low, (self.ended.timestamp() + 3600.0 if self.ended is not None else None)
@@ -492,6 +496,7 @@ def _read_run(history: Sequence[Mapping[str, Any]], index: int) -> _Run:
     following = (
         parse_time(_str(history[index + 1].get("started"))) if index + 1 < len(history) else None
     )
+    preceding = parse_time(_str(history[index - 1].get("ended"))) if index > 0 else None
     return _Run(
         record=record,
         index=index,
@@ -500,6 +505,7 @@ def _read_run(history: Sequence[Mapping[str, Any]], index: int) -> _Run:
         started=parse_time(_str(record.get("started"))),
         ended=parse_time(_str(record.get("ended"))),
         following=following,
+        preceding=preceding,
     )
 
 
@@ -517,10 +523,22 @@ def _decisions(run: _Run | None, events: Sequence[Event]) -> list[_Decision]:
     seen: set[str] = set()
     for event in events:
         decision = _decision(event.message)
-        at = parse_time(event.first_time) or parse_time(event.time)
-        if decision is None or at is None or event.message in seen:
+        if decision is None or event.message in seen:
             continue
-        if at.timestamp() < low or (high is not None and at.timestamp() >= high):
+        # A repeated Event is one object (count, first and last time): a message that came
+        # again in a later run ("New revision detected") counts there at its last time.
+        times = [parse_time(event.first_time), parse_time(event.time)]
+        at = next(
+            (
+                t
+                for t in times
+                if t is not None
+                and t.timestamp() >= low
+                and (high is None or t.timestamp() < high)
+            ),
+            None,
+        )
+        if at is None:
             continue
         seen.add(event.message)
         found.append((at, event, *decision))
@@ -696,7 +714,7 @@ def build_report(
 def _marker(decision: _Decision, offset: _Offset) -> Marker:
     at, event, kind, label = decision
     return Marker(
-        time=event.first_time or event.time,
+        time=at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         offset=offset(at),
         kind=kind,
         label=label,

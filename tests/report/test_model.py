@@ -118,3 +118,26 @@ def test_to_dict_is_json() -> None:
     assert data["metrics"][1]["comparison"]["neededSamples"] == 3200
     assert data["ticks"][0]["verdicts"][1]["primaryValue"] == 0.5
     assert "failedChecks" in text
+
+
+def test_a_repeated_event_counts_in_the_later_run_at_its_last_time() -> None:
+    """The API keeps a repeated message as one Event (count, first and last time): the second
+    run's "New revision detected" is that Event's last time, and the run before it ends before
+    the second run's window starts, even when the two runs are close (a fast demo)."""
+    aggregated = [
+        {
+            "type": "Normal",
+            "reason": "Synced",
+            "message": "New revision detected! Scaling up podinfo.test",
+            "count": 2,
+            "firstTimestamp": "2024-05-01T09:59:00Z",
+            "lastTimestamp": "2024-05-01T10:59:00Z",
+        },
+        *[e for e in events() if not e["message"].startswith("New revision")],
+    ]
+    second = build_report(canary(), aggregated)
+    revisions = [m for m in second.markers if m.label == "new revision"]
+    assert [m.time for m in revisions] == ["2024-05-01T10:59:00Z"]
+    assert all(m.time >= "2024-05-01T10:04:01Z" for m in second.markers), second.markers
+    first = build_report(canary(), aggregated, run=1)
+    assert [m.time for m in first.markers if m.label == "new revision"] == ["2024-05-01T09:59:00Z"]
