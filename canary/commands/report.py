@@ -9,13 +9,18 @@ The formats: ``html`` (default; the picture and the tables), ``svg``, ``png`` (n
 ``rsvg-convert``) and ``json`` (the report's data). Without ``--output-file`` it writes to
 stdout. Exit codes: 0 written; 1 no such canary, the cluster said no or is unreachable, or PNG
 cannot be drawn; 2 bad usage (a run the history does not keep, an unusable kubeconfig).
+
+With ``--metrics-server URL`` (else the Canary's ``spec.metricsServer``; no address is
+guessed) it also draws the builtin metrics' series over the run's window, canary and primary,
+as Prometheus measured them (canary.report.measured). When they cannot be read the report is
+written all the same, and one line on stderr says which series are missing and why.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -32,9 +37,13 @@ from canary.commands.cluster import (
 )
 from canary.report.output import ReportFormat
 
+if TYPE_CHECKING:
+    from canary.report.model import DecisionReport
+
 __all__ = ["read_canary", "report_command"]
 
 MAX_EVENTS = 500
+DEFAULT_PROVIDER = "kubernetes"  # the controller's default spec.provider
 
 
 async def read_canary(
@@ -56,6 +65,33 @@ async def read_canary(
     except KubeError:
         events = []  # no permission to list Events: the report still has the status
     return obj, events[-MAX_EVENTS:]
+
+
+def _with_series(
+    report: DecisionReport,
+    canary: dict[str, Any],
+    events: list[dict[str, Any]],
+    run: int | None,
+    metrics_server: str | None,
+) -> DecisionReport:
+    """The report with the metric series from the metrics server, when one is known; when
+    they cannot be read, the report as it is and one line on stderr saying why."""
+    from canary.report.measured import fetch_series, metrics_server_of
+    from canary.report.model import build_report
+
+    address = (metrics_server or "").strip() or metrics_server_of(canary)
+    if not address:
+        return report
+    fetched = fetch_series(address, canary, report, DEFAULT_PROVIDER)
+    if fetched.problems:
+        err.print(
+            f"metric series missing from {address}: {fetched.summary()}",
+            highlight=False,
+            markup=False,
+        )
+    if not fetched.series:
+        return report
+    return build_report(canary, events, run=run, measured=fetched.series)
 
 
 def report_command(
@@ -81,6 +117,15 @@ def report_command(
         Path | None,
         typer.Option("--output-file", "-f", metavar="FILE", help="Write here, not to stdout."),
     ] = None,
+    metrics_server: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics-server",
+            metavar="URL",
+            help="Prometheus to read the builtin metrics' series from (default: the Canary's "
+            "spec.metricsServer; none: no series).",
+        ),
+    ] = None,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
 ) -> None:
@@ -105,6 +150,7 @@ def report_command(
         report = build_report(canary, events, run=run)
     except RunChoiceError as exc:
         raise fail(f"--run {exc}", EXIT_USAGE) from None
+    report = _with_series(report, canary, events, run, metrics_server)
     try:
         data = render(report, fmt)
     except RenderError as exc:

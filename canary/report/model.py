@@ -10,7 +10,8 @@ else from the threshold text the judge reported), the judge's evidence of the la
 likelihood ratio), the decisions taken (phase transitions, gates, promotion, rollback, Git
 revert: from the Events, and the run's end from the history when its Event has expired) and
 the Git revert. It is pure: no I/O, no clock; everything it shows comes from status and
-Events, which never hold secrets.
+Events, which never hold secrets. The metric series of the builtin metrics, when the command
+could read them from the metrics server (canary.report.measured), come in as ``measured``.
 
 A run is one entry of ``status.analysisHistory`` (oldest first, at most three are kept);
 ``run`` picks it: ``1`` is the oldest kept, ``-1`` (the default) the newest.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,9 @@ __all__ = [
     "DecisionReport",
     "Event",
     "Marker",
+    "Measured",
+    "MeasuredInput",
+    "MeasuredPoint",
     "MetricPoint",
     "MetricSeries",
     "Revert",
@@ -165,6 +169,29 @@ class Comparison:
 
 
 @dataclass(frozen=True, slots=True)
+class MeasuredPoint:
+    """One point of a metric's series as the metrics server measured it."""
+
+    time: str
+    offset: float  # seconds since the report's start (negative: before it)
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """A builtin metric's series over the run's window (a Prometheus range query per side),
+    in the metric's unit; a side the server had no data for is empty."""
+
+    canary: tuple[MeasuredPoint, ...]
+    primary: tuple[MeasuredPoint, ...]
+    step: float  # seconds between points
+
+
+# What the command read: per metric, the (time, value) points of the canary and the primary.
+MeasuredInput = tuple[Sequence[tuple[datetime, float]], Sequence[tuple[datetime, float]], float]
+
+
+@dataclass(frozen=True, slots=True)
 class MetricSeries:
     """One metric over the run: its bounds, unit and verdict per tick."""
 
@@ -179,6 +206,7 @@ class MetricSeries:
     last_outcome: str = ""
     last_summary: str = ""
     comparison: Comparison | None = None
+    measured: Measured | None = None  # the series from the metrics server, when read
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,9 +560,7 @@ def _decisions(run: _Run | None, events: Sequence[Event]) -> list[_Decision]:
             (
                 t
                 for t in times
-                if t is not None
-                and t.timestamp() >= low
-                and (high is None or t.timestamp() < high)
+                if t is not None and t.timestamp() >= low and (high is None or t.timestamp() < high)
             ),
             None,
         )
@@ -662,10 +688,37 @@ def _summaries(history: Sequence[Mapping[str, Any]]) -> tuple[RunSummary, ...]:
     )
 
 
+def _measured(entry: MeasuredInput, offset: _Offset) -> Measured:
+    canary, primary, step = entry
+
+    def points(side: Sequence[tuple[datetime, float]]) -> tuple[MeasuredPoint, ...]:
+        return tuple(
+            MeasuredPoint(_iso(at), round(offset(at), 3), value)
+            for at, value in side
+            if math.isfinite(value)
+        )
+
+    return Measured(canary=points(canary), primary=points(primary), step=step)
+
+
+def _with_measured(
+    metrics: Sequence[MetricSeries], measured: Mapping[str, MeasuredInput], offset: _Offset
+) -> tuple[MetricSeries, ...]:
+    return tuple(
+        replace(m, measured=_measured(measured[m.name], offset)) if m.name in measured else m
+        for m in metrics
+    )
+
+
 def build_report(
-    canary: Mapping[str, Any], events: Sequence[Mapping[str, Any]], *, run: int | None = None
+    canary: Mapping[str, Any],
+    events: Sequence[Mapping[str, Any]],
+    *,
+    run: int | None = None,
+    measured: Mapping[str, MeasuredInput] | None = None,
 ) -> DecisionReport:
-    """The report of one run of ``canary`` (``run``: 1 the oldest kept, -1 the newest)."""
+    """The report of one run of ``canary`` (``run``: 1 the oldest kept, -1 the newest);
+    ``measured``: the metric series read from the metrics server, per metric name."""
     meta, spec, status = (_mapping(canary.get(k)) for k in ("metadata", "spec", "status"))
     analysis_spec = _mapping(spec.get("analysis") or spec.get("canaryAnalysis"))
     history = _records(status.get("analysisHistory"))
@@ -703,7 +756,11 @@ def build_report(
         end=_iso(end),
         duration=offset(end),
         ticks=tuple(ticks),
-        metrics=_metrics(spec, status, ticks, chosen is not None and chosen.newest),
+        metrics=_with_measured(
+            _metrics(spec, status, ticks, chosen is not None and chosen.newest),
+            measured or {},
+            offset,
+        ),
         markers=tuple(_marker(d, offset) for d in decisions),
         events=tuple(all_events),
         revert=revert if revert and revert.bad_revision in ("", revision) else None,

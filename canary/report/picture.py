@@ -5,7 +5,9 @@ decisions (phase transitions, gates, promotion, rollback, Git revert) as labelle
 markers through every panel; the traffic weights of the primary and the canary (step lines,
 percent); one panel per metric with its value per tick against its threshold range (a
 shaded band: the values that pass) or, for compare metrics, the canary against the primary
-(two lines) with the canary's requests per tick and the Inconclusive holds hatched; the
+(two lines) with the canary's requests per tick and the Inconclusive holds hatched, and
+behind them, thin and faint, the series the metrics server measured when the command read
+them (``series-line-canary``, ``series-line-primary``); the
 failed checks accumulating toward ``analysis.threshold``; then a caption with the judge's
 last evidence and the Git revert. Each verdict is drawn in a colour *and* a shape (pass: a
 filled circle, fail: a cross, inconclusive: a triangle, stalled: a square, warm-up: a
@@ -39,6 +41,7 @@ from canary.report.model import (
     STALLED,
     WARMUP,
     DecisionReport,
+    MeasuredPoint,
     MetricSeries,
     Tick,
     parse_time,
@@ -329,12 +332,21 @@ def _legend(right: float, y: float, items: Sequence[tuple[str, str, str]]) -> li
     return parts
 
 
-def _metric_scale(metric: MetricSeries, top: float, bottom: float) -> tuple[_Scale, list[float]]:
-    """The panel's scale: the values (both sides for compare metrics) and the bounds."""
+def _metric_scale(
+    metric: MetricSeries, top: float, bottom: float, duration: float
+) -> tuple[_Scale, list[float]]:
+    """The panel's scale: the values (both sides for compare metrics), the measured series
+    within the time axis, and the bounds."""
     values = [p.verdict.value for p in metric.points if p.verdict.value is not None]
     if metric.compare:
         values += [
             p.verdict.primary_value for p in metric.points if p.verdict.primary_value is not None
+        ]
+    if metric.measured is not None:
+        values += [
+            p.value
+            for p in (*metric.measured.canary, *metric.measured.primary)
+            if 0.0 <= p.offset <= duration
         ]
     everything = values + [b for b in (metric.low, metric.high) if b is not None]
     low, high = (min(everything), max(everything)) if everything else (0.0, 1.0)
@@ -398,17 +410,62 @@ def _holds(report: DecisionReport, metric: MetricSeries, frame: _Frame, top: flo
     ]
 
 
+def _segments(
+    points: Sequence[MeasuredPoint], step: float, frame: _Frame
+) -> list[list[MeasuredPoint]]:
+    """The points within the time axis, split where the server had none (a gap of more
+    than two steps)."""
+    segments: list[list[MeasuredPoint]] = []
+    last: float | None = None
+    for point in points:
+        if not 0.0 <= point.offset <= frame.duration:
+            continue
+        if last is None or point.offset - last > 2 * step:
+            segments.append([])
+        segments[-1].append(point)
+        last = point.offset
+    return segments
+
+
+def _measured(metric: MetricSeries, scale: _Scale, frame: _Frame) -> list[str]:
+    """The series the metrics server measured, thin and faint behind the verdict marks."""
+    measured = metric.measured
+    if measured is None:
+        return []
+    parts = ['<g class="measured">']
+    for side, points, colour, dash in (
+        ("primary", measured.primary, PRIMARY_LINE, ' stroke-dasharray="4 2"'),
+        ("canary", measured.canary, CANARY_LINE, ""),
+    ):
+        for segment in _segments(points, measured.step, frame):
+            path = " ".join(f"{frame.x(p.offset)},{scale.y(p.value)}" for p in segment)
+            values = [p.value for p in segment]
+            hover = (
+                f"{side}, measured every {measured.step:g}s: {segment[0].time} to "
+                f"{segment[-1].time}, {_num(min(values), metric.unit)} to "
+                f"{_num(max(values), metric.unit)}"
+            )
+            parts.append(
+                f'<polyline class="series-line series-line-{side}" data-points="{len(segment)}" '
+                f'points="{path}" fill="none" stroke="{colour}" stroke-width="1" '
+                f'stroke-opacity="0.55"{dash}><title>{esc(hover)}</title></polyline>'
+            )
+    parts.append("</g>")
+    return parts
+
+
 def _lines(metric: MetricSeries, scale: _Scale, frame: _Frame, top: float) -> list[str]:
     """The canary's values (and the primary's, for compare metrics) as lines."""
     parts = []
-    if metric.compare:
+    if metric.compare or metric.measured is not None:
         primary = [
             (frame.x(p.offset), scale.y(p.verdict.primary_value))
             for p in metric.points
             if p.verdict.primary_value is not None
         ]
         parts.append(_polyline(primary, PRIMARY_LINE, dash="6 3", cls="series-primary"))
-        legend = (("primary", PRIMARY_LINE, "6 3"), ("canary", CANARY_LINE, ""))
+        suffix = "" if metric.compare else " (measured)"  # the per-tick line stays grey
+        legend = (("primary" + suffix, PRIMARY_LINE, "6 3"), ("canary" + suffix, CANARY_LINE, ""))
         parts += _legend(frame.x1, top - 7, legend)
     canary = [
         (frame.x(p.offset), scale.y(p.verdict.value))
@@ -450,13 +507,14 @@ def _marks(metric: MetricSeries, scale: _Scale, frame: _Frame) -> list[str]:
 
 def _metric(report: DecisionReport, metric: MetricSeries, frame: _Frame, top: float) -> list[str]:
     bottom = top + METRIC_H
-    scale, axis = _metric_scale(metric, top, bottom)
+    scale, axis = _metric_scale(metric, top, bottom, frame.duration)
     return [
         f'<g class="metric" data-metric="{esc(metric.name)}">',
         *_panel_frame(frame, top, bottom, _metric_title(metric), "panel-metric"),
         *_band(metric, scale, frame),
         *_y_axis(scale, frame, axis, metric.unit or "value", metric.unit),
         *_holds(report, metric, frame, top),
+        *_measured(metric, scale, frame),
         *_lines(metric, scale, frame, top),
         *_marks(metric, scale, frame),
         "</g>",

@@ -180,11 +180,19 @@ async def test_the_operator_stays_within_its_rbac(
         stop = asyncio.Event()
         operator = asyncio.create_task(run_operator(options, stop=stop))
         phase = None
+
+        def event_written() -> bool:
+            """The Event of the phase is written after the status: wait for both."""
+            return until != "Initialized" or any(
+                e.user == USER and e.resource == "events" and e.verb == "create"
+                for e in list(sb.audit)
+            )
+
         try:
-            for _ in range(300):
+            for _ in range(900):  # an outer limit of 90 s: the condition ends the wait
                 await asyncio.sleep(0.1)
                 phase = canary_phase(sb)
-                if phase == until or operator.done():
+                if (phase == until and event_written()) or operator.done():
                     break
         finally:
             stop.set()
