@@ -80,12 +80,11 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import httpx
 
-from analysis._http import SingleValue, VendorHTTP, redact, short
+from analysis._http import SingleValue, VendorHTTP, short
 from analysis._prometheus import safe_address
 from analysis._spec.errors import (
     AnalysisSpecError,
     BadQueryError,
-    HTTPStatusError,
     NoDataError,
     QueryError,
     UnauthorizedError,
@@ -276,71 +275,15 @@ def _aws_error(response: httpx.Response) -> tuple[str, str]:
 
 
 class _AWSHTTP(VendorHTTP):
-    """:class:`VendorHTTP` that reads AWS's error codes and masks the credentials in use.
+    """:class:`VendorHTTP` that reads AWS's error codes (JSON or XML bodies): throttling
+    answers 400 there, and a refused key has codes of its own."""
 
-    ``auth_endpoint`` (STS): every 4xx but throttling means the credentials were refused.
-    """
+    throttle_codes = _THROTTLE_CODES
+    refusal_codes = _AUTH_CODES
 
-    def __init__(
-        self,
-        config: ProviderConfig,
-        title: str,
-        endpoint: str,
-        *,
-        secrets: Sequence[str] = (),
-        auth_endpoint: bool = False,
-        client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(config, title, client=client, transport=transport)
-        self.endpoint = endpoint
-        self.secrets = tuple(secrets)
-        self.auth_endpoint = auth_endpoint
-
-    @property
-    def where(self) -> str:
-        return safe_address(self.endpoint)
-
-    def clean(self, text: str) -> str:
-        return redact(text, [*self.config.credentials, *self.secrets])
-
-    def check_status(self, response: httpx.Response, query: str) -> None:
-        status = response.status_code
-        if status < 400:
-            return
+    def vendor_error(self, response: httpx.Response) -> tuple[str, str]:
         code, message = _aws_error(response)
-        said = self.clean(": ".join(p for p in (code, message) if p))
-        detail = f": {said}" if said else ""
-        throttled = status == 429 or code in _THROTTLE_CODES
-        if not throttled and (
-            status in (401, 403) or code in _AUTH_CODES or (self.auth_endpoint and status < 500)
-        ):
-            raise UnauthorizedError(
-                self.clean(f"{self.title} at {self.where} refused the credentials (HTTP {status})")
-                + detail,
-                query=query,
-                status_code=status,
-            )
-        if not throttled and status in (400, 422):
-            raise BadQueryError(
-                self.clean(f"{self.title} rejected the query {short(query)!r} (HTTP {status})")
-                + detail,
-                query=query,
-                status_code=status,
-            )
-        hint = " (rate limited; the next tick asks again)" if throttled else ""
-        raise HTTPStatusError(
-            self.clean(
-                f"{self.title} at {self.where} answered HTTP {status}{hint} to query "
-                f"{short(query)!r}"
-            )
-            + detail,
-            query=query,
-            status_code=status,
-        )
-
-
-# -- the provider --------------------------------------------------------------------------
+        return ": ".join(p for p in (code, message) if p), code
 
 
 def _endpoint_for(region: str) -> str:
@@ -404,7 +347,7 @@ class CloudWatchProvider(SingleValue):
         return _AWSHTTP(
             self._config,
             title,
-            endpoint,
+            endpoint=endpoint,
             secrets=secrets,
             auth_endpoint=auth,
             client=self._client,

@@ -111,26 +111,33 @@ class VendorHTTP:
         config: ProviderConfig,
         title: str,
         *,
+        endpoint: str | None = None,
+        secrets: Sequence[str] = (),
+        auth_endpoint: bool = False,
         client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config
         self.title = title
+        # Where the requests go, for messages, when not the provider's address (a token
+        # endpoint, STS); secrets this instance sends besides the Secret's (a token it got).
+        self.endpoint = endpoint or config.address
+        self.auth_endpoint = auth_endpoint  # any 4xx but throttling: the credentials refused
         self._client = client
         self._transport = transport
-        self._extra_secrets: tuple[str, ...] = ()
+        self._extra_secrets: tuple[str, ...] = tuple(s for s in secrets if s)
 
     @property
     def where(self) -> str:
-        """The address's scheme and host only: a path or query may hold a key (some hosted
+        """The endpoint's scheme and host only: a path or query may hold a key (some hosted
         services put the API key in the URL), and user:password@ is a credential."""
-        if not self.config.address:
+        if not self.endpoint:
             return self.title
-        parts = urlsplit(self.config.address)
+        parts = urlsplit(self.endpoint)
         host = parts.hostname or ""
         if parts.port is not None:
             host = f"{host}:{parts.port}"
-        return f"{parts.scheme}://{host}" if host else safe_address(self.config.address)
+        return f"{parts.scheme}://{host}" if host else safe_address(self.endpoint)
 
     def _verify(self) -> ssl.SSLContext | bool:
         if self.config.insecure_skip_verify:
@@ -207,28 +214,43 @@ class VendorHTTP:
         self.check_status(response, query)
         return response
 
+    #: Vendor error codes (from :meth:`vendor_error`) meaning "slow down" or "not you".
+    throttle_codes: frozenset[str] = frozenset()
+    refusal_codes: frozenset[str] = frozenset()
+
+    def vendor_error(self, response: httpx.Response) -> tuple[str, str]:
+        """What the vendor said (its message) and its error code, if it has codes."""
+        return vendor_message(response), ""
+
     def check_status(self, response: httpx.Response, query: str) -> None:
         """Raise the error an HTTP error status means; nothing for 1xx-3xx."""
         status = response.status_code
         if status < 400:
             return
-        said = self.clean(vendor_message(response))
+        said, code = self.vendor_error(response)
+        said = self.clean(said)
         detail = f": {said}" if said else ""
-        if status in (401, 403):
+        throttled = status == 429 or code in self.throttle_codes
+        refused = not throttled and (
+            status in (401, 403)
+            or code in self.refusal_codes
+            or (self.auth_endpoint and status < 500)
+        )
+        if refused:
             raise UnauthorizedError(
                 self.clean(f"{self.title} at {self.where} refused the credentials (HTTP {status})")
                 + detail,
                 query=query,
                 status_code=status,
             )
-        if status in (400, 422):
+        if not throttled and status in (400, 422):
             raise BadQueryError(
                 self.clean(f"{self.title} rejected the query {short(query)!r} (HTTP {status})")
                 + detail,
                 query=query,
                 status_code=status,
             )
-        hint = " (rate limited; the next tick asks again)" if status == 429 else ""
+        hint = " (rate limited; the next tick asks again)" if throttled else ""
         raise HTTPStatusError(
             self.clean(
                 f"{self.title} at {self.where} answered HTTP {status}{hint} to query {short(query)!r}"

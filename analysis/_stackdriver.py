@@ -66,12 +66,11 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from analysis._http import SingleValue, VendorHTTP, redact, short
+from analysis._http import SingleValue, VendorHTTP, short
 from analysis._prometheus import safe_address
 from analysis._spec.errors import (
     AnalysisSpecError,
     BadQueryError,
-    HTTPStatusError,
     NoDataError,
     QueryError,
     UnauthorizedError,
@@ -309,68 +308,10 @@ def _google_error(response: httpx.Response) -> str:
 
 
 class _GoogleHTTP(VendorHTTP):
-    """:class:`VendorHTTP` that reads Google's error bodies and masks the token in use.
+    """:class:`VendorHTTP` that reads Google's error bodies (the API's and OAuth's)."""
 
-    ``auth_endpoint`` (token endpoint, metadata server): every 4xx but 429 means the
-    credentials were refused.
-    """
-
-    def __init__(
-        self,
-        config: ProviderConfig,
-        title: str,
-        endpoint: str,
-        *,
-        secrets: Sequence[str] = (),
-        auth_endpoint: bool = False,
-        client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(config, title, client=client, transport=transport)
-        self.endpoint = endpoint
-        self.secrets = tuple(secrets)
-        self.auth_endpoint = auth_endpoint
-
-    @property
-    def where(self) -> str:
-        return safe_address(self.endpoint)
-
-    def clean(self, text: str) -> str:
-        return redact(text, [*self.config.credentials, *self.secrets])
-
-    def check_status(self, response: httpx.Response, query: str) -> None:
-        status = response.status_code
-        if status < 400:
-            return
-        said = self.clean(_google_error(response))
-        detail = f": {said}" if said else ""
-        if status in (401, 403) or (self.auth_endpoint and status < 500 and status != 429):
-            raise UnauthorizedError(
-                self.clean(f"{self.title} at {self.where} refused the credentials (HTTP {status})")
-                + detail,
-                query=query,
-                status_code=status,
-            )
-        if status in (400, 422):
-            raise BadQueryError(
-                self.clean(f"{self.title} rejected the query {short(query)!r} (HTTP {status})")
-                + detail,
-                query=query,
-                status_code=status,
-            )
-        hint = " (rate limited; the next tick asks again)" if status == 429 else ""
-        raise HTTPStatusError(
-            self.clean(
-                f"{self.title} at {self.where} answered HTTP {status}{hint} to query "
-                f"{short(query)!r}"
-            )
-            + detail,
-            query=query,
-            status_code=status,
-        )
-
-
-# -- the provider --------------------------------------------------------------------------
+    def vendor_error(self, response: httpx.Response) -> tuple[str, str]:
+        return _google_error(response), ""
 
 
 class StackdriverProvider(SingleValue):
@@ -413,7 +354,7 @@ class StackdriverProvider(SingleValue):
         return _GoogleHTTP(
             self._config,
             title,
-            endpoint,
+            endpoint=endpoint,
             secrets=secrets,
             auth_endpoint=auth,
             client=self._client,

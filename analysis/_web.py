@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from analysis._http import SingleValue, VendorHTTP, redact, short
+from analysis._http import SingleValue, VendorHTTP, short
 from analysis._spec.errors import (
     BadQueryError,
     HTTPStatusError,
@@ -50,22 +50,6 @@ from analysis._spec.web import JsonPath, JsonPathError, WebSpec, compile_json_pa
 __all__ = ["WebProvider", "number_at"]
 
 _TITLE = "web endpoint"
-
-
-class _WebHTTP(VendorHTTP):
-    """:class:`VendorHTTP` that also masks the credential inside a scheme-prefixed value.
-
-    A secret header's value is often ``Bearer <token>``; an endpoint that echoes only the
-    token back must not get it into a message either.
-    """
-
-    def clean(self, text: str) -> str:
-        values = list(self.config.credentials)
-        for value in self.config.credentials:
-            parts = value.split()
-            if len(parts) > 1:
-                values.extend(part for part in parts[1:] if len(part) >= 4)
-        return redact(text, values)
 
 
 class WebProvider(SingleValue):
@@ -88,7 +72,7 @@ class WebProvider(SingleValue):
             self.path: JsonPath = compile_json_path(self.web.json_path)
         except JsonPathError as exc:  # the spec parser reports it first; a config built by hand
             raise BadQueryError(f"spec.provider.web.jsonPath: {exc}") from None
-        self.http = _WebHTTP(config, _TITLE, client=client, transport=transport)
+        self.http = VendorHTTP(config, _TITLE, client=client, transport=transport)
 
     def __repr__(self) -> str:
         return f"WebProvider(address={self.http.where!r}, jsonPath={self.path.text!r})"

@@ -110,7 +110,7 @@ class ProviderConfig:
         values = [v for k, v in self.secret if k not in NOT_CREDENTIALS]
         values += [self.token or "", self.password or ""]
         # "Bearer abc..." is masked whole, and its token alone too (an echo may quote it).
-        parts = [v.split()[1] for v in values if len(v.split()) == 2 and len(v.split()[1]) >= 8]
+        parts = [part for v in values if len(v.split()) > 1 for part in v.split()[1:]]
         return tuple(v for v in [*values, *parts] if len(v) >= 4)
 
 
