@@ -517,6 +517,18 @@ class Env:
         return "\n".join(op.output() for op in self.operators)
 
 
+async def settled(env: Env, operator: Operator) -> None:
+    """The restarted controller's passes after its first three went by (any message they would
+    queue is queued), and nothing waits in the status to be delivered."""
+    seen = await operator.passes()
+    await eventually(
+        lambda: _at_least(operator.passes(), seen + 3),
+        timeout=60,
+        what="three more passes of the restarted controller",
+    )
+    await env.wait_delivered()
+
+
 async def _at_least(value: Awaitable[float], minimum: float) -> bool:
     return float(await value) >= minimum
 
@@ -668,7 +680,7 @@ class TestPromotionAndRollbackMessages:
         await env.wait_delivered()
         after_first = len(receiver.requests)
         second = await env.restart(op, *flags, env=slack)
-        await asyncio.sleep(1.5)  # anything the new controller queued has been posted by now
+        await settled(env, second)
         assert len(receiver.requests) == after_first, kinds(delivered(receiver, SLACK_PATH))
         assert await second.counter("canary_engine_notifications_total") == 0
         assert await env.phase() == "Succeeded"
@@ -759,7 +771,7 @@ class TestPromotionAndRollbackMessages:
         await env.wait_delivered()
         after_first = len(receiver.requests)
         second = await env.restart(op, *flags, env=None)
-        await asyncio.sleep(1.5)
+        await settled(env, second)
         assert len(receiver.requests) == after_first, kinds(delivered(receiver, SLACK_PATH))
         assert await second.counter("canary_engine_notifications_total") == 0
         assert repo.log() == history, "the restarted controller pushed nothing"
@@ -1004,11 +1016,13 @@ class TestGates:
 
         # Held closed: the gate is asked every tick and the canary keeps waiting.
         asked = len(receiver.requests_to("/gate"))
-        held_until = time.monotonic() + 4 * TICK
-        while time.monotonic() < held_until:
-            assert await env.phase() == "WaitingPromotion"
-            await asyncio.sleep(0.2)
-        assert len(receiver.requests_to("/gate")) >= asked + 3
+
+        async def asked_three_more_times() -> bool:
+            assert await env.phase() == "WaitingPromotion"  # never left waiting meanwhile
+            return len(receiver.requests_to("/gate")) >= asked + 3
+
+        await eventually(asked_three_more_times, timeout=60, what="three more gate asks")
+        assert await env.phase() == "WaitingPromotion"
         gate_call = receiver.requests_to("/gate")[-1].json()
         assert gate_call["name"] == "podinfo" and gate_call["phase"] == "Progressing"
         status = await env.status()
