@@ -613,7 +613,14 @@ class TestWeightsWalkOnEveryProvider:
 
         events = await canary_events(kube, "podinfo")
         messages = Counter(str(e.get("message")) for e in events)
-        warnings = {str(e.get("message")) for e in events if e.get("type") == "Warning"}
+        # A primary whose rollout outlasts a tick (1 s here, at --time-scale 0.1, on a busy
+        # machine) is waited for, with a Warning that says so: a state, not a fault.
+        warnings = {
+            str(e.get("message"))
+            for e in events
+            if e.get("type") == "Warning"
+            and "not ready: waiting for rollout to finish" not in str(e.get("message"))
+        }
         assert messages[f"Promotion completed! Scaling down podinfo.{NS}"] == 1, messages
         if provider == "kubernetes":
             assert warnings == {
