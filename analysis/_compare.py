@@ -169,8 +169,12 @@ def add_window(
             steps.append(np.zeros(len(RATIO_GRID)))
     log_lr = tuple(float(a) for a in np.asarray(state.log_lr) + np.concatenate(steps))
     n_c, x_c, n_p, x_p = first
+    matched = state.matched
+    if n_p > 0:
+        matched = (matched[0] + n_c, matched[1] + n_c * x_p / n_p)
     return replace(
         state,
+        matched=matched,
         window_end=window_end,
         started=started,
         log_lr=log_lr,
@@ -489,9 +493,21 @@ def _relevant(spec: CompareSpec, comparison: Comparison) -> bool:
 
 
 def _error_rate_values(state: SequentialState, metric: str) -> _Values:
+    """The canary's error rate, and the primary's over the same windows.
+
+    The primary's rate is weighted as the canary's traffic (``state.matched``): with weights
+    that grow step by step and a base rate that drifts or has an incident, the crude totals
+    set the primary's early windows against the canary's late ones, and a canary at twice
+    the primary's errors could look barely worse (or better) than the primary's run-long
+    average. Without matched windows (no primary traffic yet) the crude totals stand.
+    """
     n_c, n_p = state.canary_requests, state.primary_requests
     c_val = 100.0 * state.canary_events / n_c if n_c > 0 else None
-    p_val = 100.0 * state.primary_events / n_p if n_p > 0 else None
+    matched_requests, matched_events = state.matched
+    if matched_requests > 0:
+        p_val: float | None = 100.0 * matched_events / matched_requests
+    else:
+        p_val = 100.0 * state.primary_events / n_p if n_p > 0 else None
     if metric == REQUEST_SUCCESS_RATE:
         return _Values(
             "success rate",

@@ -57,6 +57,12 @@ class SequentialState:
     warm: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     warm_windows: int = 0
     bounds: tuple[float, ...] = ()
+    matched: tuple[float, float] = (0.0, 0.0)
+    """The primary as the canary saw it: the canary's requests in windows where the primary
+    had traffic, and the events the canary would have had there at the primary's rate of each
+    window. Their ratio is the primary's rate weighted as the canary's traffic, the fair
+    number to set against the canary's when the weight and the base rate change over a run
+    (the crude totals compare early primary windows with late canary ones)."""
 
     def to_status(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -77,6 +83,8 @@ class SequentialState:
             d["warmWindows"] = self.warm_windows
         if self.bounds:
             d["bounds"] = [_num(x) for x in self.bounds]
+        if self.matched[0] > 0:
+            d["matched"] = [_num(x) for x in self.matched]
         if self.hist_le:
             d["hist"] = {
                 "le": [("+Inf" if math.isinf(x) else _num(x)) for x in self.hist_le],
@@ -107,6 +115,7 @@ class SequentialState:
                 warm=_four(d.get("warm", (0, 0, 0, 0))),
                 warm_windows=int(d.get("warmWindows", 0)),
                 bounds=tuple(float(x) for x in d.get("bounds", ())),
+                matched=_two(d.get("matched", (0, 0))),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise AnalysisSpecError(
@@ -306,6 +315,11 @@ def _num(x: float | None) -> float | int | str | None:
 def _four(w: Any) -> tuple[float, float, float, float]:
     a, b, c, d = (float(x) for x in w)
     return a, b, c, d
+
+
+def _two(w: Any) -> tuple[float, float]:
+    a, b = (float(x) for x in w)
+    return a, b
 
 
 def _opt_int(x: object) -> int | None:

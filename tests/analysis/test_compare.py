@@ -311,6 +311,27 @@ class TestPracticalGuards:
         outcome, _, _ = judge([Window(20000, 400, 200000, 2000)], spec)  # 2% vs 1%: ratio 2 < 3
         assert outcome is Outcome.PASS
 
+    def test_the_primary_is_weighed_as_the_canary_saw_it(self) -> None:
+        # The weight grows from 1% to 50% while the shared base rate falls from 4% to 1%: the
+        # canary fails twice as often as the primary in every window, but the crude totals
+        # set the primary's early, error-heavy windows against the canary's late ones: 2.63%
+        # against 2.64%, the canary would look no worse than the primary at all.
+        weights_and_rates = [(0.01, 0.04), (0.05, 0.03), (0.25, 0.015), (0.5, 0.01)]
+        windows = [
+            Window(100_000 * w, 100_000 * w * 2 * rate, 100_000 * (1 - w), 100_000 * (1 - w) * rate)
+            for w, rate in weights_and_rates
+        ]
+        state = new_state(T0)
+        for i, w in enumerate(windows):
+            state = add_window(state, w, ERR, window_end=T0 + timedelta(minutes=i + 1))
+        r = decide(ERR, state, metric=SR, last_step=False)
+        crude = 100 * state.primary_events / state.primary_requests
+        assert r.comparison.canary_value is not None and r.comparison.primary_value is not None
+        assert r.comparison.canary_value < crude  # what the crude totals would compare
+        assert r.comparison.ratio == pytest.approx(2.0)
+        assert r.outcome is Outcome.FAIL
+        assert "(primary 98.69%" in r.summary  # 100% - the matched 1,065 / 81,000
+
 
 def scarce(spec: CompareSpec, ticks: int, **kw: bool) -> list[CompareResult]:
     state, results = new_state(T0), []

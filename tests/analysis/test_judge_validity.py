@@ -94,8 +94,30 @@ class TestDispersion:
         assert dispersion(windows) == pytest.approx(1.0, abs=0.05)
 
     def test_one_wild_window_moves_it_a_little(self) -> None:
-        quiet = [(1000.0, 10.0, 9000.0, 90.0)] * 2
-        assert 1.0 < dispersion([*quiet, (1000.0, 300.0, 9000.0, 90.0)]) < 100.0
+        # Two windows: too few to tell a wild one from the scatter, the prior holds it.
+        quiet = (1000.0, 10.0, 9000.0, 90.0)
+        assert 1.0 < dispersion([quiet, (1000.0, 300.0, 9000.0, 90.0)]) < 100.0
+
+    def test_one_cold_minute_among_many_is_left_out(self) -> None:
+        # A canary still cold in its first judged minute (errors x8), then binomial
+        # windows: the cold minute says nothing about the scatter of the others.
+        rng = np.random.default_rng(3)
+        quiet = [
+            (1000.0, float(rng.binomial(1000, 0.02)), 9000.0, float(rng.binomial(9000, 0.01)))
+            for _ in range(8)
+        ]
+        cold = (1000.0, 160.0, 9000.0, 90.0)
+        assert dispersion(quiet) == pytest.approx(1.0, abs=0.35)
+        assert dispersion([cold, *quiet]) == pytest.approx(dispersion(quiet), abs=0.35)
+
+    def test_a_second_wild_window_counts_in_full(self) -> None:
+        rng = np.random.default_rng(4)
+        quiet = [
+            (1000.0, float(rng.binomial(1000, 0.02)), 9000.0, float(rng.binomial(9000, 0.01)))
+            for _ in range(8)
+        ]
+        wild = (1000.0, 160.0, 9000.0, 90.0)
+        assert dispersion([wild, *quiet, wild]) > 3.0
 
 
 class TestValidityUnderClusteredCounts:
