@@ -197,6 +197,7 @@ class Case:
     progressing_interval: str = "10s"
     registered_interval: str = "1m"
     profile: Path | None = None  # run the controller under cProfile, writing here
+    max_concurrent: int | None = None  # the controller's --max-concurrent-passes (its default)
 
     @property
     def canaries(self) -> int:
@@ -292,6 +293,8 @@ async def start_controller(case: Case, work: Path, kubeconfig: Path, port: int) 
         "--kube-api-burst",
         str(int(case.qps * 2)),
     ]
+    if case.max_concurrent is not None:
+        argv += ["--max-concurrent-passes", str(case.max_concurrent)]
     if case.profile is not None:
         argv = [sys.executable, "-m", "cProfile", "-o", str(case.profile), *argv]
     return await asyncio.to_thread(
@@ -507,6 +510,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", type=Path, help="run the controller under cProfile, into this file"
     )
+    parser.add_argument(
+        "--max-concurrent-passes",
+        type=int,
+        help="the controller's --max-concurrent-passes (default: the controller's own)",
+    )
     args = parser.parse_args(argv)
     if args.serve:
         serve(int(args.serve[0]), Path(args.serve[1]), Path(args.serve[2]))
@@ -520,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.qps,
                 registered_interval=args.interval,
                 profile=args.profile,
+                max_concurrent=args.max_concurrent_passes,
             ),
         )
     else:

@@ -40,7 +40,14 @@ async def kube(cluster: SandboxThread) -> AsyncIterator[KubeClient]:
 
 @pytest.fixture
 def operators() -> Iterator[list[OperatorProcess]]:
+    """The operators a test starts, stopped after it.
+
+    The tail of each one's log is printed at teardown: pytest shows it only when the test
+    failed, and a failure on a loaded CI machine is then explained by what the operator did.
+    """
     started: list[OperatorProcess] = []
     yield started
     for op in started:
         op.stop()
+        tail = op.output().splitlines()[-200:]
+        print(f"--- the last {len(tail)} lines of {op.log.name} ---", *tail, sep="\n")

@@ -162,44 +162,56 @@ def app(server: VendorServer | Named) -> str:
     return f"app-{server.type}"
 
 
-async def phases(kube: KubeClient, names: list[str]) -> dict[str, str]:
+async def states(kube: KubeClient, names: list[str]) -> dict[str, tuple[str, str]]:
+    """Each canary's (phase, lastAppliedSpec): the spec says which release the phase is about."""
     found = {}
     for name in names:
         obj = await kube.get(CANARY_API, "Canary", name, NS)
-        found[name] = str(((obj or {}).get("status") or {}).get("phase") or "")
+        status = (obj or {}).get("status") or {}
+        found[name] = (str(status.get("phase") or ""), str(status.get("lastAppliedSpec") or ""))
     return found
 
 
 async def all_in(kube: KubeClient, names: list[str], phase: str) -> dict[str, str] | None:
-    seen = await phases(kube, names)
+    seen = {name: p for name, (p, _) in (await states(kube, names)).items()}
     return seen if all(p == phase for p in seen.values()) else None
 
 
 async def release(
     kube: KubeClient, servers: list[VendorServer | Named], image: str, phase: str, what: str
 ) -> None:
+    """Roll ``image`` out to every participant; wait until each canary ended this release in
+    ``phase``. A phase alone would not do: the previous release may have ended in the same
+    one, so each canary must also have moved on to a new ``lastAppliedSpec``."""
     names = [app(s) for s in servers]
+    before = {name: spec for name, (_, spec) in (await states(kube, names)).items()}
     for server in servers:
         template = deployment_manifest(app(server), NS, image)["spec"]["template"]
         await kube.patch("apps/v1", "Deployment", app(server), NS, {"spec": {"template": template}})
+    last: dict[str, tuple[str, str]] = {}
 
-    async def started() -> bool:
-        seen = await phases(kube, names)
-        return all(p in ("Progressing", phase) for p in seen.values())
-
-    await eventually(started, timeout=OUTER, what=f"every canary to start on {image}")
-    last: dict[str, str] = {}
-
-    async def ended() -> dict[str, str] | None:
+    async def ended() -> dict[str, tuple[str, str]] | None:
         nonlocal last
-        last = await phases(kube, names)
-        return last if all(p == phase for p in last.values()) else None
+        last = await states(kube, names)
+        done = all(p == phase and spec != before[n] for n, (p, spec) in last.items())
+        return last if done else None
 
     try:
         await eventually(ended, timeout=OUTER, what=what)
     except AssertionError:
-        messages = {n: await status_message(kube, n) for n in names}
-        raise AssertionError(f"{what}: {last}; {json.dumps(messages, indent=1)}") from None
+        behind = [n for n, (p, spec) in last.items() if p != phase or spec == before[n]]
+        messages = {n: await status_message(kube, n) for n in behind}
+        for n in behind:
+            deployment = await kube.get("apps/v1", "Deployment", n, NS) or {}
+            messages[n] += (
+                f" deployment: generation {deployment.get('metadata', {}).get('generation')}, "
+            )
+            messages[n] += f"status {json.dumps(deployment.get('status'))}"
+        shown = {
+            n: p + (" (previous release)" if spec == before[n] else "")
+            for n, (p, spec) in last.items()
+        }
+        raise AssertionError(f"{what}: {shown}; {json.dumps(messages, indent=1)}") from None
 
 
 async def status_message(kube: KubeClient, name: str) -> str:
@@ -280,11 +292,19 @@ async def test_every_provider_promotes_on_good_numbers_and_rolls_back_on_bad_one
     leaks = []
     logs = "\n".join(op.output() for op in operators)
     for server in vendors:
-        events = await event_messages(kube, app(server))
         words = REFUSED_WORDS.get(server.type, "refused the credentials")
-        assert any(words in e for e in events), (server.type, events)
+
+        async def refused(name: str = app(server), words: str = words) -> list[str] | None:
+            found = await event_messages(kube, name)
+            return found if any(words in e for e in found) else None
+
+        events = await eventually(refused, timeout=OUTER, what=f"{server.type}: {words!r}")
         seen = "\n".join(events) + await status_message(kube, app(server)) + logs
         leaks += [(server.type, c[:4]) for c in credentials if c in seen]
     assert leaks == []
-    keptn_events = await event_messages(kube, "app-keptn")
-    assert any("connection refused" in e for e in keptn_events), keptn_events
+
+    async def keptn_refused() -> list[str] | None:
+        found = await event_messages(kube, "app-keptn")
+        return found if any("connection refused" in e for e in found) else None
+
+    await eventually(keptn_refused, timeout=OUTER, what="keptn: 'connection refused'")
