@@ -824,16 +824,25 @@ class ApiServer:
                 if bookmarks:  # the client resumes from as recent a version as possible
                     await response.write(bookmark().encode())
                 return
-            wait = deadline - now
-            if bookmarks:
-                wait = max(0.0, min(wait, next_bookmark - now))
-            try:
-                item = await asyncio.wait_for(sub.queue.get(), timeout=wait)
-            except TimeoutError:
-                if bookmarks and loop.time() >= next_bookmark and sub.queue.empty():
-                    await response.write(bookmark().encode())
-                    next_bookmark = loop.time() + self.bookmark_interval
+            # Queued events go out first, without waiting: `asyncio.wait_for` with a timeout
+            # of zero cancels `queue.get()` before it runs, however full the queue is, and
+            # an overdue bookmark held back by a non-empty queue would keep the timeout at
+            # zero and the stream silent until its deadline (seen under load: a watch that
+            # went quiet for minutes while its changes waited in the queue).
+            if not sub.queue.empty():
+                item = sub.queue.get_nowait()
+            elif bookmarks and now >= next_bookmark:
+                await response.write(bookmark().encode())
+                next_bookmark = loop.time() + self.bookmark_interval
                 continue
+            else:
+                wait = deadline - now
+                if bookmarks:
+                    wait = min(wait, next_bookmark - now)
+                try:
+                    item = await asyncio.wait_for(sub.queue.get(), timeout=wait)
+                except TimeoutError:
+                    continue  # a change may have been queued as it timed out: look again
             chunks: list[str] = []
             while item is not None:
                 kind, obj, event, rv = item

@@ -571,6 +571,23 @@ class TestBookmarks:
         informer.apply(resumed[0])
         await informer.matches_server()
 
+    async def test_changes_queued_while_a_bookmark_is_due_are_still_sent(
+        self, api_for: Factory
+    ) -> None:
+        # A bookmark interval of zero keeps a bookmark always due: the state a busy server
+        # reaches when its bookmark timer fires late. The stream once waited for the queue
+        # with a timeout of zero there, which never returns an item, and went silent with
+        # its changes queued until the watch's deadline.
+        api = await api_for(bookmark_interval=0.0)
+        informer = Informer(api, CMS)
+        await informer.relist()
+        async with api.watch(
+            CMS, resourceVersion=informer.version, allowWatchBookmarks="true"
+        ) as w:
+            for name in ("a", "b", "c"):
+                await api.create(CMS, cm(name))
+            assert await w.changes(3) == [("ADDED", "a"), ("ADDED", "b"), ("ADDED", "c")]
+
     async def test_the_initial_events_end_bookmark_carries_the_version_of_the_initial_state(
         self, api_for: Factory
     ) -> None:
