@@ -202,20 +202,8 @@ class PrometheusProvider:
     async def query_samples(
         self, query: str, *, start: datetime, end: datetime, step_seconds: float
     ) -> tuple[float, ...]:
-        params = {
-            "query": query,
-            "start": f"{start.timestamp():.3f}",
-            "end": f"{end.timestamp():.3f}",
-            "step": f"{step_seconds:g}",
-        }
-        data = await self._get("/api/v1/query_range", params, query)
-        result = _result(data, query, "matrix", "range query", "a matrix")
-        series = _one_series(result, query, "range query", "one")
-        values = [_parse_float(pair[1], query) for pair in series.get("values", [])]
-        samples = tuple(v for v in values if not math.isnan(v))
-        if not samples:
-            raise NoDataError(f"query {_short(query)!r} returned only NaN", query=query)
-        return samples
+        points = await self.query_points(query, start=start, end=end, step_seconds=step_seconds)
+        return tuple(value for _, value in points)
 
     async def query_points(
         self, query: str, *, start: datetime, end: datetime, step_seconds: float

@@ -47,9 +47,11 @@ __all__ = [
     "age",
     "canary_detail",
     "canary_row",
+    "event_row",
     "get_command",
     "list_canaries",
     "read_detail",
+    "read_events",
     "render_detail",
     "render_rows",
     "short_revision",
@@ -187,7 +189,8 @@ def _pending_commands(meta: Mapping[str, Any], status: Mapping[str, Any]) -> dic
     return pending
 
 
-def _event(obj: Mapping[str, Any]) -> dict[str, Any]:
+def event_row(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """One Event as ``status`` and the dashboard show it (its time: the last it happened)."""
     meta = _mapping(obj.get("metadata"))
     last = (
         _str(obj.get("lastTimestamp"))
@@ -241,7 +244,7 @@ def canary_detail(
             "pendingCommands": _pending_commands(meta, status),
             "handledCommands": dict(_mapping(status.get("handledCommands"))),
             "workloads": [dict(w) for w in workloads],
-            "events": [_event(e) for e in events],
+            "events": [event_row(e) for e in events],
         }
     )
     return detail
@@ -684,12 +687,13 @@ async def read_detail(client: Any, name: str, namespace: str, events: int) -> di
     if obj is None:
         return None
     found, workloads = await asyncio.gather(
-        _read_events(client, name, namespace, events), read_workloads(client, obj, namespace)
+        read_events(client, name, namespace, events), read_workloads(client, obj, namespace)
     )
     return canary_detail(obj, found, workloads)
 
 
-async def _read_events(client: Any, name: str, namespace: str, events: int) -> list[dict[str, Any]]:
+async def read_events(client: Any, name: str, namespace: str, events: int) -> list[dict[str, Any]]:
+    """The last ``events`` Events of a Canary, oldest first; none without the right to list them."""
     if events <= 0:
         return []
     from canary.ports import KubeError
@@ -703,7 +707,7 @@ async def _read_events(client: Any, name: str, namespace: str, events: int) -> l
         )
     except KubeError:
         return []  # Events are a nicety: no permission to list them is not a failure
-    found.sort(key=lambda e: _event(e)["lastTimestamp"])
+    found.sort(key=lambda e: event_row(e)["lastTimestamp"])
     return found[-events:]
 
 

@@ -223,6 +223,8 @@ async def _canary_live(app: web.Application, namespace: str, name: str) -> str:
             f'<h2 id="title" data-phase="">{views.e(name)}.{views.e(namespace)}</h2>'
             '<p class="muted" id="missing">This canary does not exist (any more).</p>'
         )
+    from canary.commands.show import event_row
+
     events, workloads, links = await asyncio.gather(
         _read_events(client, namespace, name),
         _read_workloads(client, obj, namespace),
@@ -232,7 +234,7 @@ async def _canary_live(app: web.Application, namespace: str, name: str) -> str:
         obj=obj,
         picture=_picture(obj, events),
         workloads=workloads,
-        events=[_event_row(ev) for ev in events[-EVENTS_SHOWN:]],
+        events=[event_row(ev) for ev in events[-EVENTS_SHOWN:]],
         links=links,
         gates=_plan_gates(obj, settings) if settings.write_enabled else (),
         write_enabled=settings.write_enabled,
@@ -266,35 +268,10 @@ def _plan_gates(obj: Mapping[str, Any], settings: Settings) -> list[views.Gate]:
     return gates
 
 
-async def _read_events(client: KubeClient, namespace: str, name: str) -> list[Mapping[str, Any]]:
-    try:
-        found: list[dict[str, Any]] = await client.list(
-            "v1",
-            "Event",
-            namespace,
-            field_selector=f"involvedObject.kind=Canary,involvedObject.name={name}",
-        )
-    except KubeError:
-        return []  # Events are a nicety: no permission to list them is not a failure
-    found.sort(key=lambda ev: _event_row(ev)["lastTimestamp"])
-    return list(found[-EVENTS_READ:])
+async def _read_events(client: KubeClient, namespace: str, name: str) -> list[dict[str, Any]]:
+    from canary.commands.show import read_events
 
-
-def _event_row(ev: Mapping[str, Any]) -> dict[str, Any]:
-    meta = ev.get("metadata") if isinstance(ev.get("metadata"), Mapping) else {}
-    when = (
-        ev.get("lastTimestamp")
-        or ev.get("eventTime")
-        or ev.get("firstTimestamp")
-        or (meta or {}).get("creationTimestamp")
-        or ""
-    )
-    return {
-        "type": ev.get("type") or "Normal",
-        "reason": ev.get("reason") or "",
-        "message": ev.get("message") or "",
-        "lastTimestamp": str(when),
-    }
+    return await read_events(client, name, namespace, EVENTS_READ)
 
 
 async def _read_workloads(

@@ -7,10 +7,7 @@ to that chromedriver, never downloading a browser of its own.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -21,67 +18,49 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import cluster, kube, operators  # noqa: F401  (the sandbox, an operator)
-from tests.e2e.support import CANARY, free_port
+from tests.e2e.support import CANARY, LoggedProcess, free_port
 from tests.http_fixtures import recording_server  # noqa: F401  (a loopback Prometheus)
 
 OUTER = 180.0  # seconds: the limit no healthy run comes near, even on a loaded machine
 
 
-class DashboardProcess:
+class DashboardProcess(LoggedProcess):
     """``canary dashboard`` as a user runs it: a process on a free loopback port."""
 
     def __init__(self, kubeconfig: Path, log: Path, *extra: str) -> None:
         self.port = free_port()
-        self.log = log
-        self.args = [
-            CANARY,
-            "dashboard",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--listen",
-            f"127.0.0.1:{self.port}",
-            "--no-open",
-            *extra,
-        ]
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(
+            [
+                CANARY,
+                "dashboard",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--no-open",
+                *extra,
+            ],
+            log,
+        )
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> DashboardProcess:
-        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-        env["PYTHONUNBUFFERED"] = "1"
-        with self.log.open("ab") as handle:
-            self.proc = subprocess.Popen(
-                self.args, stdout=handle, stderr=subprocess.STDOUT, env=env
-            )
+        self.spawn()
         deadline = time.monotonic() + OUTER
         while True:  # wait for it to answer (a condition, with an outer limit)
             try:
                 with urllib.request.urlopen(self.url + "/assets/live.js", timeout=5):
                     return self
             except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+                assert self.proc is not None
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(
                         f"the dashboard did not start: {exc}\n{self.output()}"
                     ) from None
             time.sleep(0.1)
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        return self.proc.returncode
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
 @pytest.fixture

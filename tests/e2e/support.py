@@ -31,33 +31,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log: Path, *extra: str, time_scale: float = 0.2) -> None:
-        self.kubeconfig = kubeconfig
+class LoggedProcess:
+    """A ``canary`` command as a user runs it: a process writing to ``log``, stopped with
+    SIGTERM (SIGKILL after 20 s), its output read back from the log."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.args = args
         self.log = log
-        self.port = free_port()
-        self.args = [
-            CANARY,
-            "run",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--listen",
-            f"127.0.0.1:{self.port}",
-            "--time-scale",
-            str(time_scale),
-            "--git-cache",
-            str(log.parent / f"git-cache-{self.port}"),
-            *extra,
-        ]
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> OperatorProcess:
-        handle = self.log.open("ab")
+    def spawn(self) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env.pop("KUBECONFIG", None)
-        self.proc = subprocess.Popen(self.args, stdout=handle, stderr=subprocess.STDOUT, env=env)
-        handle.close()
-        return self
+        env.pop("KUBECONFIG", None)  # only the --kubeconfig given
+        with self.log.open("ab") as handle:
+            self.proc = subprocess.Popen(
+                self.args, stdout=handle, stderr=subprocess.STDOUT, env=env
+            )
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no graceful shutdown — a crash at an arbitrary line."""
@@ -79,6 +68,32 @@ class OperatorProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+class OperatorProcess(LoggedProcess):
+    def __init__(self, kubeconfig: Path, log: Path, *extra: str, time_scale: float = 0.2) -> None:
+        self.kubeconfig = kubeconfig
+        self.port = free_port()
+        super().__init__(
+            [
+                CANARY,
+                "run",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--time-scale",
+                str(time_scale),
+                "--git-cache",
+                str(log.parent / f"git-cache-{self.port}"),
+                *extra,
+            ],
+            log,
+        )
+
+    def start(self) -> OperatorProcess:
+        self.spawn()
+        return self
 
 
 async def eventually(
