@@ -112,6 +112,17 @@ class Kube(Protocol):
         field_selector: str | None = None,
     ) -> list[Obj]: ...
 
+    async def read_list(
+        self, api_version: str, kind: str, namespace: str, *, label_selector: str | None = None
+    ) -> Sequence[Mapping[str, Any]]:
+        """The objects of one namespace for reading only: `list` as `read` is to `get`.
+
+        They may be the watch cache's own, shared with every reader, so they must never be
+        changed; a check that looks at every Canary of a namespace would otherwise copy them
+        all on every initializing pass.
+        """
+        ...
+
     async def create(self, obj: Obj) -> Obj: ...
 
     async def replace(self, obj: Obj) -> Obj:

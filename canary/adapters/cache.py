@@ -38,7 +38,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -683,6 +683,17 @@ class CachedKube:
                 self._missing[(api_version, kind)] = time.monotonic() + MISSING_KIND_TTL
                 self._drop(api_version, kind)
             raise
+
+    async def read_list(
+        self, api_version: str, kind: str, namespace: str, *, label_selector: str | None = None
+    ) -> Sequence[Mapping[str, Any]]:
+        """The cached objects themselves, not copies (see `read`)."""
+        if not self._is_missing(api_version, kind):
+            informer = self._cached(api_version, kind, namespace)
+            if informer is not None and informer.synced.is_set():
+                self.stats.cache_reads += 1
+                return informer.items(namespace, label_selector)
+        return await self.list(api_version, kind, namespace, label_selector=label_selector)
 
     # -- the Kube port: writes -------------------------------------------------------------
 

@@ -365,6 +365,12 @@ class KubeClient:
         )
         return items
 
+    async def read_list(
+        self, api_version: str, kind: str, namespace: str, *, label_selector: str | None = None
+    ) -> Sequence[Mapping[str, Any]]:
+        """`list`: objects fresh from the server are nobody else's."""
+        return await self.list(api_version, kind, namespace, label_selector=label_selector)
+
     async def list_versioned(
         self,
         api_version: str,

@@ -555,7 +555,7 @@ async def conflicting_canaries(
     found: list[str] = []
     for api_version, prefix in ((API_VERSION, ""), (FLAGGER_API_VERSION, "flagger.app/")):
         try:
-            items = await kube.list(api_version, "Canary", canary.namespace)
+            items = await kube.read_list(api_version, "Canary", canary.namespace)
         except NotFound:
             continue  # that API is not installed
         for item in items:

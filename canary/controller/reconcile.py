@@ -640,7 +640,7 @@ class CanaryController:
             if other.startswith("flagger.app/"):
                 winner = other
                 break
-            obj = await self.kube.get(API_VERSION, "Canary", other, canary.namespace)
+            obj = await self.kube.read(API_VERSION, "Canary", other, canary.namespace)
             theirs = str(((obj or {}).get("metadata") or {}).get("creationTimestamp") or "")
             if (theirs, other) < (mine, canary.name):
                 winner = other

@@ -86,7 +86,6 @@ EXIT_SETUP = 2
 EXIT_INTERRUPTED = 130
 
 
-
 def rollback_reason(status: Mapping[str, Any], revision: str) -> tuple[bool, str]:
     """Why the run of ``revision`` was rolled back, from ``status.analysisHistory``: right
     (True) only when every failing verdict was the success rate failing on errors; a run
@@ -104,12 +103,15 @@ def rollback_reason(status: Mapping[str, Any], revision: str) -> tuple[bool, str
                     failing.append((str(v.get("name")), str(v.get("outcome")), v.get("value")))
     if not failing:
         return False, "no failed check recorded for its run"
-    right = all(name == "request-success-rate" and outcome == "Fail" for name, outcome, _ in failing)
+    right = all(
+        name == "request-success-rate" and outcome == "Fail" for name, outcome, _ in failing
+    )
     shown = "; ".join(
         f"{name} {outcome}" + (f" at {value:g}" if isinstance(value, int | float) else "")
         for name, outcome, value in failing[-3:]
     )
     return right, ("on its error rate: " if right else "for the wrong reason: ") + shown
+
 
 class DemoStopped(CanaryError):
     """A signal (SIGTERM, SIGHUP) stopped the demo; everything it started was stopped too."""

@@ -232,9 +232,7 @@ class FakeServices(Recorder):
 
     def __init__(self, kube: Kube, *, selector_labels: Sequence[str] | None = None) -> None:
         super().__init__()
-        self.real = TargetServices(
-            kube, selector_labels=selector_labels or DEFAULT_SELECTOR_LABELS
-        )
+        self.real = TargetServices(kube, selector_labels=selector_labels or DEFAULT_SELECTOR_LABELS)
 
     async def initialize(self, canary: Canary, target: Mapping[str, Any]) -> None:
         self._record("initialize", _key(canary))

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -338,6 +338,12 @@ class FakeKube:
             if all(test(obj_labels) for test in labels) and all(test(obj) for test in fields_):
                 out.append(copy.deepcopy(obj))
         return out
+
+    async def read_list(
+        self, api_version: str, kind: str, namespace: str, *, label_selector: str | None = None
+    ) -> Sequence[Mapping[str, Any]]:
+        """`list`, recorded as a list, but frozen (see `read`)."""
+        return frozen(await self.list(api_version, kind, namespace, label_selector=label_selector))
 
     async def create(self, obj: Obj) -> Obj:
         meta = obj.get("metadata") or {}

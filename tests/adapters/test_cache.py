@@ -117,6 +117,12 @@ async def test_reads_come_from_memory_and_see_their_own_writes(client: KubeClien
         lent = await cache.read("v1", "ConfigMap", "settings", NAMESPACE)
         assert lent is await cache.read("v1", "ConfigMap", "settings", NAMESPACE)
         assert lent is not None and lent["data"] == {"v": "b"}
+        # `read_list` lends the namespace's cached objects the same way.
+        (lent_listed,) = await cache.read_list(
+            "v1", "ConfigMap", NAMESPACE, label_selector="team=web"
+        )
+        assert lent_listed is lent
+        assert await cache.read_list("v1", "ConfigMap", NAMESPACE, label_selector="team=ops") == []
 
         # A change made by someone else arrives through the watch.
         await client.patch("v1", "ConfigMap", "settings", NAMESPACE, {"data": {"v": "c"}})

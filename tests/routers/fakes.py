@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from canary.jsontree import frozen
@@ -80,6 +80,12 @@ class FakeKube:
     ) -> Mapping[str, Any] | None:
         """Frozen, as the watch cache's shared objects must never be changed."""
         return frozen(self.peek(api_version, kind, name, namespace or ""))
+
+    async def read_list(
+        self, api_version: str, kind: str, namespace: str, *, label_selector: str | None = None
+    ) -> Sequence[Mapping[str, Any]]:
+        """Frozen, as `read`."""
+        return frozen(await self.list(api_version, kind, namespace, label_selector=label_selector))
 
     async def list(
         self,
