@@ -85,7 +85,9 @@ class CompareResult:
     primary_value: float | None = None  # the primary's, as ``value`` shows the canary's
 
 
-RANKS = {CompareTest.ERROR_RATE: 1, CompareTest.LATENCY: 3}
+import os
+RANKS = {CompareTest.ERROR_RATE: 1, CompareTest.LATENCY: int(os.environ.get('XR','4'))}
+WIDE = float(os.environ.get('XW','10'))
 """Boundaries tested at once: errors are one count; latency tests the boundary at the
 pooled ``quantile`` and the next two above it (see :func:`window_from_histograms`)."""
 
@@ -243,11 +245,21 @@ def _pooled_bounds(
 ) -> tuple[float, ...]:
     total = c[-1] + p[-1]
     finite = [i for i, le in enumerate(les) if math.isfinite(le)]
-    chosen = 0
-    for pos, i in enumerate(finite):
-        if (total - (c[i] + p[i])) / total >= 1 - quantile:
-            chosen = pos
-    return tuple(les[i] for i in finite[chosen : chosen + ranks])
+    def at(share: float) -> int:
+        chosen = 0
+        for pos, i in enumerate(finite):
+            if (total - (c[i] + p[i])) / total >= share:
+                chosen = pos
+        return chosen
+    chosen = at(1 - quantile)
+    if ranks <= 3:
+        return tuple(les[i] for i in finite[chosen : chosen + ranks])
+    out = [les[i] for i in finite[chosen : chosen + 3]]
+    wide = at(min(0.5, WIDE * (1 - quantile)))
+    if les[finite[wide]] in out:
+        rest = [les[i] for i in finite[chosen + 3 : chosen + 4]]
+        return tuple(out + rest)
+    return tuple(out + [les[finite[wide]]])
 
 
 def _at(cumulative: Sequence[float], les: Sequence[float], bound: float) -> float:
@@ -348,6 +360,8 @@ def decide(
     if state.windows == 0:
         return _warming_up(spec, state, values)
     phis = _dispersions(state)
+    if os.environ.get("XPHI") and spec.test is CompareTest.LATENCY:
+        phis = tuple(1.0 for _ in phis)
     phi = max(phis)
     log_lambda = mixture_log_lambda(state.log_lr, phis)
     p_value = min(1.0, math.exp(-log_lambda))
@@ -635,7 +649,7 @@ def _scarce(
     return _result(Outcome.INCONCLUSIVE, comparison, summary, state, values, stalled=True)
 
 
-LEANING = 0.3
+LEANING = float(os.environ.get("XLEAN", "0.3"))
 """At the last step, a likelihood ratio of at least ``(1/alpha) ** LEANING`` (p < 0.1 at
 alpha 0.01) is evidence that leans towards a regression: the judge holds for more
 data before it lets the canary be promoted (within ``maxInconclusive`` checks)."""

@@ -4,13 +4,14 @@ tree that refuses every change (what the fakes lend a reader, as the watch cache
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from canary.jsontree import FrozenError, frozen, json_copy
+from canary.jsontree import FrozenError, frozen, json_copy, shared_copy
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 trees = st.recursive(
@@ -87,3 +88,34 @@ def test_every_change_to_a_frozen_tree_is_refused(change: Any) -> None:
     with pytest.raises(FrozenError):
         change(lent)
     assert lent == original
+
+
+def test_a_shared_copy_is_equal_shares_its_strings_and_nothing_mutable() -> None:
+    first = json.loads('{"metadata": {"name": "web", "labels": {"app": "web"}}, "spec": [1, "x"]}')
+    second = json.loads('{"metadata": {"name": "web", "labels": {"app": "web"}}, "spec": [1, "x"]}')
+    assert first["metadata"]["name"] is not second["metadata"]["name"]  # two documents
+    a, b = shared_copy(first), shared_copy(second)
+    assert a == first and b == second
+    assert a["metadata"]["name"] is b["metadata"]["name"]  # values shared
+    key_a = next(iter(a["metadata"]["labels"]))
+    key_b = next(iter(b["metadata"]["labels"]))
+    assert key_a is key_b  # keys shared
+    a["metadata"]["labels"]["app"] = "changed"
+    a["spec"].append(2)
+    assert first["metadata"]["labels"]["app"] == "web" and first["spec"] == [1, "x"]
+
+
+def test_a_shared_copy_leaves_long_strings_alone_and_thaws_frozen_trees() -> None:
+    doc = '{"data": {"v": "%s"}}' % ("x" * 100)
+    a, b = shared_copy(frozen(json.loads(doc))), shared_copy(json.loads(doc))
+    assert a["data"]["v"] is not b["data"]["v"]  # a one-off string is not worth a table entry
+    assert type(a) is dict and type(a["data"]) is dict
+    a["data"]["v"] += "!"  # a plain, changeable copy
+    assert len(a["data"]["v"]) == 101
+
+
+@given(trees)
+def test_a_shared_copy_is_an_equal_tree_sharing_no_container(tree: Any) -> None:
+    copied = shared_copy(tree)
+    assert copied == tree
+    assert not set(containers(copied)) & set(containers(tree))

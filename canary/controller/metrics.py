@@ -17,6 +17,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from analysis.spec import MetricKind
+from canary.controller.series import GaugeFamily, HistogramFamily
 from canary.model import Canary, CanaryStatus, Phase
 
 PREFIX = "canary_engine"
@@ -56,19 +57,19 @@ class FlaggerMetrics:
             registry=r,
         )
         self.info.labels(version, provider).set(1)
-        self.duration = Histogram(
+        self.duration = HistogramFamily(
             f"{f}_canary_duration_seconds",
             "Seconds spent performing canary analysis.",
             ["name", "namespace"],
-            registry=r,
+            r,
         )  # prometheus_client's default buckets are Go's DefBuckets
         self.total = Gauge(
             f"{f}_canary_total", "Total number of canary object", ["namespace"], registry=r
         )
-        self.status = Gauge(
-            f"{f}_canary_status", "Last canary analysis result", ["name", "namespace"], registry=r
+        self.status = GaugeFamily(
+            f"{f}_canary_status", "Last canary analysis result", ["name", "namespace"], r
         )
-        self.phase = Gauge(
+        self.phase = GaugeFamily(
             f"{f}_canary_phase",
             "Current canary phase (0=Initializing, 1=Initialized, 2=Waiting, 3=Progressing, "
             "4=WaitingPromotion, 5=Promoting, 6=Finalising, 7=Succeeded, 8=Failed, "
@@ -76,13 +77,13 @@ class FlaggerMetrics:
             ["name", "namespace"],
             registry=r,
         )
-        self.weight = Gauge(
+        self.weight = GaugeFamily(
             f"{f}_canary_weight",
             "The virtual service destination weight current value",
             ["workload", "namespace"],
             registry=r,
         )
-        self.metric_analysis = Gauge(
+        self.metric_analysis = GaugeFamily(
             f"{f}_canary_metric_analysis",
             "Last canary analysis result per metric",
             ["name", "namespace", "metric"],
@@ -123,19 +124,19 @@ class FlaggerMetrics:
             self.failures.labels(target, ns, strategy, "completed").inc()
 
 
-def _metric_gauges(registry: CollectorRegistry) -> tuple[Gauge, Gauge]:
+def _metric_gauges(registry: CollectorRegistry) -> tuple[GaugeFamily, GaugeFamily]:
     """Each analysis metric's last value, and its thresholdRange bounds beside it."""
-    value = Gauge(
+    value = GaugeFamily(
         f"{PREFIX}_canary_metric_analysis",
         "Last value of each analysis metric",
         ["name", "namespace", "metric"],
-        registry=registry,
+        registry,
     )
-    threshold = Gauge(
+    threshold = GaugeFamily(
         f"{PREFIX}_canary_metric_threshold",
         "Each analysis metric's bound (thresholdRange min or max), in the metric's unit",
         ["name", "namespace", "metric", "bound"],
-        registry=registry,
+        registry,
     )
     return value, threshold
 
@@ -163,23 +164,23 @@ class Metrics:
         self.total = Gauge(
             f"{PREFIX}_canary_total", "Canaries per namespace", ["namespace"], registry=r
         )
-        self.status = Gauge(
+        self.status = GaugeFamily(
             f"{PREFIX}_canary_status",
             "0 running, 1 successful or idle, 2 failed",
             ["name", "namespace"],
             registry=r,
         )
-        self.weight = Gauge(
+        self.weight = GaugeFamily(
             f"{PREFIX}_canary_weight",
             "Traffic weight per workload",
             ["workload", "namespace"],
             registry=r,
         )
-        self.duration = Histogram(
+        self.duration = HistogramFamily(
             f"{PREFIX}_canary_duration_seconds",
             "Wall time of one analysis pass",
             ["name", "namespace"],
-            registry=r,
+            r,
         )
         self.metric_analysis, self.metric_threshold = _metric_gauges(r)
         self.successes = Counter(

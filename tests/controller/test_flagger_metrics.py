@@ -60,6 +60,15 @@ def sample(metrics: Metrics, family: str, /, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(family, labels)
 
 
+def family_name(family: object) -> str | None:
+    """A family's name: prometheus_client's own (``_name``) or ours (`canary.controller.series`)."""
+    return getattr(family, "name", None) or getattr(family, "_name", None)
+
+
+def label_names(family: object) -> tuple[str, ...]:
+    return tuple(getattr(family, "labelnames", None) or getattr(family, "_labelnames", ()))
+
+
 class TestFamilies:
     def test_flaggers_families_with_flaggers_label_names(self) -> None:
         metrics = Metrics(version="1.2.3", provider="istio", flagger=True)
@@ -68,10 +77,8 @@ class TestFamilies:
         assert metrics.flagger is not None
         for name, (kind, labels) in FLAGGER_FAMILIES.items():
             assert found[name].type == kind, name
-            declared = next(
-                v for v in vars(metrics.flagger).values() if getattr(v, "_name", None) == name
-            )
-            assert set(declared._labelnames) == labels, name
+            declared = next(v for v in vars(metrics.flagger).values() if family_name(v) == name)
+            assert set(label_names(declared)) == labels, name
         assert sample(metrics, "flagger_info", version="1.2.3", mesh_provider="istio") == 1.0
 
     def test_ours_are_unchanged_and_flaggers_are_off_by_default_in_the_library(self) -> None:

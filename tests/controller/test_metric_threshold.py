@@ -102,7 +102,7 @@ def test_a_changed_range_replaces_the_bounds() -> None:
 
 def test_labels_are_bounded() -> None:
     metrics = Metrics()
-    declared = metrics.metric_threshold._labelnames
+    declared = metrics.metric_threshold.labelnames
     assert declared == ("name", "namespace", "metric", "bound")
     metrics.record(canary(METRICS), CanaryStatus(), status(("band", 1.5)), "x")
     for _ in range(3):  # every pass: the same series, not new ones

@@ -47,10 +47,12 @@ def exported() -> dict[str, set[str]]:
 
 
 def _declared_labels(metrics: Metrics, family: str) -> set[str]:
+    """Label names as declared: by prometheus_client's families (``_name``, ``_labelnames``)
+    or by the per-Canary ones of `canary.controller.series` (``name``, ``labelnames``)."""
     for value in vars(metrics).values():
-        name = getattr(value, "_name", None)
+        name = getattr(value, "name", None) or getattr(value, "_name", None)
         if name in (family, f"{family}_total"):
-            return set(getattr(value, "_labelnames", ()))
+            return set(getattr(value, "labelnames", None) or getattr(value, "_labelnames", ()))
     raise LookupError(family)
 
 
