@@ -5,11 +5,12 @@ every verdict can be replayed from the numbers stored in the status.  Both
 tests are the sequential count test of :mod:`analysis._stats`:
 
 * ``errorRate``: events are errors among requests;
-* ``latency``: events are requests slower than a threshold chosen per window
-  from the pooled histogram of both versions (the bucket boundary at the
-  ``quantile`` of the pooled data), so a slower canary shows up as a larger
-  share of the slow requests.  Choosing the threshold from pooled data keeps
-  the canary's share of slow requests exchangeable under the null.
+* ``latency``: events are requests slower than a bucket boundary, at up to
+  four boundaries chosen from the pooled histogram of both versions (the
+  boundary at the pooled ``quantile``, the next two above it, and the boundary
+  of the wider tail below it), so a slower canary shows up as a larger share of
+  the slow requests.  Choosing the boundaries from pooled data keeps the
+  canary's share of slow requests exchangeable under the null.
 
 A FAIL needs three things: enough requests on both sides (``minSampleSize``),
 statistical evidence (mixture likelihood ratio >= 1/alpha, i.e. the
@@ -85,11 +86,11 @@ class CompareResult:
     primary_value: float | None = None  # the primary's, as ``value`` shows the canary's
 
 
-import os
-RANKS = {CompareTest.ERROR_RATE: 1, CompareTest.LATENCY: int(os.environ.get('XR','4'))}
-WIDE = float(os.environ.get('XW','10'))
-"""Boundaries tested at once: errors are one count; latency tests the boundary at the
-pooled ``quantile`` and the next two above it (see :func:`window_from_histograms`)."""
+RANKS = {CompareTest.ERROR_RATE: 1, CompareTest.LATENCY: 4}
+"""Boundaries tested at once, at most: errors are one count; latency tests the boundary at
+the pooled ``quantile``, the next two above it, and the boundary of the wider tail below it
+when that is a fourth one (see :func:`window_from_histograms`).  A run's evidence keeps one
+block per distinct boundary, sized when the boundaries are fixed."""
 
 WINDOW_CAP = 0.75
 """A window adds at most ``WINDOW_CAP * log(1/alpha)`` per analysis interval to any log LR.
@@ -212,11 +213,15 @@ def window_from_histograms(
     Without ``bounds``, they are chosen from this window's pooled data: the
     largest finite bucket boundary above which at least ``1 - quantile`` of the
     pooled requests lie (the smallest boundary when the tail is thinner than
-    that), then up to ``ranks - 1`` boundaries above it.  Why several: on
-    coarse buckets (Istio's 100, 250, 500 ms) the pooled p99 often lies far
-    above the boundary below it, and a slower tail moves the count above the
-    *next* boundary much more.  The judge fixes the boundaries at the run's
-    first judged window and passes them back in: a boundary that moved between
+    that), then up to two boundaries above it, then the boundary of the wider
+    tail (:func:`wide_tail`) when it is not one of those; at most ``ranks`` in
+    all.  Why several above: on coarse buckets (Istio's 100, 250, 500 ms) the
+    pooled p99 often lies far above the boundary below it, and a slower tail
+    moves the count above the *next* boundary much more.  Why one below: a
+    slower service moves many more requests past its p90 than past its p99,
+    and at low traffic those are most of the evidence there is (see
+    :func:`wide_tail`).  The judge fixes the boundaries at the run's first
+    judged window and passes them back in: a boundary that moved between
     windows would mix a weak effect on many requests with a strong one on few
     and waste the evidence.  Chosen from pooled data, or fixed in advance, a
     boundary keeps the canary's share of the requests above it exchangeable
@@ -245,21 +250,42 @@ def _pooled_bounds(
 ) -> tuple[float, ...]:
     total = c[-1] + p[-1]
     finite = [i for i, le in enumerate(les) if math.isfinite(le)]
-    def at(share: float) -> int:
+
+    def boundary_at(share: float) -> int:
+        """The largest finite boundary above which at least ``share`` of the pooled requests lie."""
         chosen = 0
         for pos, i in enumerate(finite):
             if (total - (c[i] + p[i])) / total >= share:
                 chosen = pos
         return chosen
-    chosen = at(1 - quantile)
-    if ranks <= 3:
-        return tuple(les[i] for i in finite[chosen : chosen + ranks])
+
+    chosen = boundary_at(1 - quantile)
     out = [les[i] for i in finite[chosen : chosen + 3]]
-    wide = at(min(0.5, WIDE * (1 - quantile)))
-    if les[finite[wide]] in out:
-        rest = [les[i] for i in finite[chosen + 3 : chosen + 4]]
-        return tuple(out + rest)
-    return tuple(out + [les[finite[wide]]])
+    wide = les[finite[boundary_at(wide_tail(quantile))]]
+    if wide not in out:
+        out.append(wide)
+    return tuple(out[:ranks])
+
+
+def wide_tail(quantile: float) -> float:
+    """The share of requests above the lowest tested boundary: sqrt(1 - quantile), 10% for p99.
+
+    Why a boundary below the quantile: a service that got slower all over (a
+    25% slower distribution) moves 2-3 times as many requests past its p90 as
+    it would have there, and ten times as many requests lie there as past the
+    p99. At 2 requests/s in total and a 10% canary, a p99 test on its own
+    boundaries sees 3-5 slow canary requests in ten minutes, 7.5 nats of
+    evidence, under the 8.3 the test needs; past the pooled p90 a perfect test
+    collects 25 of the 27 nats the whole tail offers.  Why not lower: the
+    further down, the less of the tail the boundary is about (the p80 and the
+    p95 both missed more in the benchmark).  Half the way from the tested tail
+    to all requests on a log scale keeps that meaning for other quantiles:
+    p99.9 gets the p96.8, p95 the p77.6.  A tail-only regression leaves the
+    count there as it is, and one more alternative block costs it log(4/3) =
+    0.29 nats of the rejection level; on coarse buckets the boundary is often
+    the quantile's own (Istio's 100 ms), and costs nothing.
+    """
+    return math.sqrt(1.0 - quantile)
 
 
 def _at(cumulative: Sequence[float], les: Sequence[float], bound: float) -> float:
@@ -283,6 +309,7 @@ def add_histograms(
 ) -> SequentialState:
     """Fold one window's histograms into the evidence and the cumulative histograms."""
     ranks = len(state.log_lr) // len(RATIO_GRID)
+    fixed = bool(state.bounds)
     windows, bounds = window_from_histograms(canary, primary, spec.quantile, ranks, state.bounds)
     warm = state.warm_windows
     state = add_window(
@@ -296,6 +323,11 @@ def add_histograms(
         # The boundaries are fixed at the first *judged* window: a cold canary's
         # slowness would set them too high for the rest of the run.
         return replace(state, bounds=())
+    if not fixed and bounds and len(bounds) < ranks:
+        # Fixed now, with fewer distinct boundaries than blocks: the blocks left over
+        # hold no evidence (this was the first judged window), and kept they would
+        # take their share of the mixture's weight for nothing.
+        state = replace(state, log_lr=state.log_lr[: len(bounds) * len(RATIO_GRID)])
     les = state.hist_le or tuple(sorted({le for le, _ in canary} | {le for le, _ in primary}))
     c_add = _align(canary, les)
     p_add = _align(primary, les)
@@ -360,8 +392,6 @@ def decide(
     if state.windows == 0:
         return _warming_up(spec, state, values)
     phis = _dispersions(state)
-    if os.environ.get("XPHI") and spec.test is CompareTest.LATENCY:
-        phis = tuple(1.0 for _ in phis)
     phi = max(phis)
     log_lambda = mixture_log_lambda(state.log_lr, phis)
     p_value = min(1.0, math.exp(-log_lambda))
@@ -649,7 +679,7 @@ def _scarce(
     return _result(Outcome.INCONCLUSIVE, comparison, summary, state, values, stalled=True)
 
 
-LEANING = float(os.environ.get("XLEAN", "0.3"))
+LEANING = float(__import__("os").environ.get("XLEAN", "0.3"))
 """At the last step, a likelihood ratio of at least ``(1/alpha) ** LEANING`` (p < 0.1 at
 alpha 0.01) is evidence that leans towards a regression: the judge holds for more
 data before it lets the canary be promoted (within ``maxInconclusive`` checks)."""
@@ -676,7 +706,8 @@ def _hold_for_evidence(
     if left <= 0:
         return None
     count = state.inconclusive + 1
-    if log_lambda >= LEANING * math.log(1.0 / spec.alpha):
+    lean = float(__import__("os").environ.get("XLEANLAT", LEANING)) if spec.test is CompareTest.LATENCY else LEANING
+    if log_lambda >= lean * math.log(1.0 / spec.alpha):
         summary = (
             f"{head}, leaning towards a regression ({_p(comparison.p_value)}); holding for "
             f"more data before promoting (check {count} of {spec.max_inconclusive})"

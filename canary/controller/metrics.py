@@ -220,6 +220,25 @@ class Metrics:
             registry=r,
         )
 
+    def forget(self, name: str, namespace: str, target: str) -> None:
+        """A deleted Canary's series (named by the Canary or by its target, as each family
+        is) leave the scrape instead of reporting its last state for ever."""
+        for family, label in (
+            (self.status, target),
+            (self.duration, name),
+            (self.metric_analysis, name),
+            (self.metric_threshold, name),
+        ):
+            family.remove_where(name=label, namespace=namespace)
+        for workload in (target, f"{target}-primary"):
+            self.weight.remove_where(workload=workload, namespace=namespace)
+        if self.flagger is not None:
+            f = self.flagger
+            for family in (f.status, f.phase, f.duration, f.metric_analysis):
+                family.remove_where(name=target, namespace=namespace)
+            for workload in (target, f"{target}-primary"):
+                f.weight.remove_where(workload=workload, namespace=namespace)
+
     def set_total(self, namespace: str, count: int) -> None:
         """Canaries in ``namespace`` (set by the scheduler at every count)."""
         self.total.labels(namespace).set(count)

@@ -252,6 +252,8 @@ def watch(runtime: Runtime) -> TargetWatch:
             return
         if kind == "DELETED":
             await scheduler.forget(namespace, name, str(meta.get("uid") or ""))
+            target = ((obj.get("spec") or {}).get("targetRef") or {}).get("name") or name
+            runtime.metrics.forget(name, namespace, str(target))
         else:
             scheduler.seen(namespace, name, obj)
 

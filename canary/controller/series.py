@@ -9,7 +9,8 @@ per gauge series and a list of counts per histogram series (about 0.1 and 0.6 Ki
 the samples when scraped, as prometheus_client's own custom collectors do.
 
 The call sites keep prometheus_client's shape: ``family.labels(name, namespace).set(v)``,
-``.observe(v)``, ``family.remove(*labels)``. The scrape may run in another thread than the
+``.observe(v)``, ``family.remove(*labels)``; and ``remove_where(name=..., namespace=...)``
+drops a deleted Canary's series, which prometheus_client cannot do by a partial label set. The scrape may run in another thread than the
 passes, so each family guards its series with one lock.
 """
 
@@ -44,6 +45,18 @@ class _Family(Collector):
             raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {values!r}")
         return tuple(str(v) for v in values)
 
+    def remove_where(self, **labels: str) -> None:
+        """Drop every series whose labels include these (a deleted Canary's, whatever its
+        other labels: each of its metrics, both bounds)."""
+        positions = [(self.labelnames.index(k), v) for k, v in labels.items()]
+        with self._lock:
+            series = self._series()
+            for key in [k for k in series if all(k[i] == v for i, v in positions)]:
+                del series[key]
+
+    def _series(self) -> dict[tuple[str, ...], object]:
+        raise NotImplementedError
+
     def describe(self) -> Iterator[Metric]:
         yield self._family()
 
@@ -77,6 +90,9 @@ class GaugeFamily(_Family):
     def remove(self, *values: object) -> None:
         with self._lock:
             self._values.pop(self._key(values), None)
+
+    def _series(self) -> dict[tuple[str, ...], object]:
+        return self._values  # type: ignore[return-value]
 
     def _family(self) -> GaugeMetricFamily:
         return GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -132,6 +148,9 @@ class HistogramFamily(_Family):
     def remove(self, *values: object) -> None:
         with self._lock:
             self._counts.pop(self._key(values), None)
+
+    def _series(self) -> dict[tuple[str, ...], object]:
+        return self._counts  # type: ignore[return-value]
 
     def _family(self) -> HistogramMetricFamily:
         return HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)

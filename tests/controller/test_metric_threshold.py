@@ -13,16 +13,16 @@ from canary.model import CanaryStatus, MetricStatus, Phase, parse_canary
 FAMILY = "canary_engine_canary_metric_threshold"
 
 
-def canary(metrics: list[dict[str, Any]]) -> Any:
+def canary(metrics: list[dict[str, Any]], name: str = "web", target: str = "podinfo") -> Any:
     """A Canary ``web`` (target ``podinfo``, whose name the labels must not use) in ``apps``."""
     return parse_canary(
         {
             "apiVersion": "canary.gitops.dev/v1beta1",
             "kind": "Canary",
-            "metadata": {"name": "web", "namespace": "apps"},
+            "metadata": {"name": name, "namespace": "apps"},
             "spec": {
                 "provider": "kubernetes",
-                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
                 "service": {"port": 9898},
                 "analysis": {"interval": "1m", "threshold": 2, "stepWeight": 10,
                              "maxWeight": 50, "metrics": metrics},
@@ -109,3 +109,26 @@ def test_labels_are_bounded() -> None:
         metrics.record(canary(METRICS), CanaryStatus(), status(("band", 1.5)), "x")
     assert len(thresholds(metrics)) == 2
     assert {key[3] for key in thresholds(metrics)} <= {"min", "max"}
+
+
+def test_a_deleted_canary_leaves_the_scrape_and_the_others_stay() -> None:
+    metrics = Metrics(flagger=True)
+    for c in (canary(METRICS), canary(METRICS, name="api", target="api")):
+        metrics.observe_duration(c, 0.02)
+        metrics.record(c, CanaryStatus(), status(("band", 1.5)), "x")
+
+    def series() -> set[tuple[str, str]]:
+        """(family, the Canary or target it is about) of every per-Canary sample."""
+        return {
+            (family.name, s.labels.get("name") or s.labels["workload"])
+            for family in metrics.registry.collect()
+            for s in family.samples
+            if "namespace" in s.labels and ("name" in s.labels or "workload" in s.labels)
+        }
+
+    before = series()
+    assert {n for _, n in before} == {"web", "podinfo", "podinfo-primary", "api", "api-primary"}
+    metrics.forget("web", "apps", "podinfo")
+    after = series()
+    assert {n for _, n in after} == {"api", "api-primary"}
+    assert after == {(f, n) for f, n in before if n in ("api", "api-primary")}
