@@ -140,6 +140,28 @@ def lateness_buckets(metrics: str) -> dict[float, float]:
     return found
 
 
+def full_gc(before: str, after: str) -> str:
+    """The controller's full (generation 2) garbage collections in the window: how many, and
+    the upper bound of the bucket of the longest."""
+
+    def buckets(text: str) -> dict[float, float]:
+        return {
+            float("inf") if b == "+Inf" else float(b): float(c)
+            for b, c in re.findall(
+                r'^canary_engine_gc_pause_seconds_bucket\{generation="2",le="([^"]+)"\} (\S+)$',
+                text,
+                re.M,
+            )
+        }
+
+    start, end = buckets(before), buckets(after)
+    counts = sorted((b, end[b] - start.get(b, 0.0)) for b in end)
+    if not counts or counts[-1][1] <= 0:
+        return "none"
+    longest = next(b for b, c in counts if c >= counts[-1][1])
+    return f"{counts[-1][1]:.0f}, longest ≤ {longest:g} s"
+
+
 def quantile(before: dict[float, float], after: dict[float, float], q: float) -> str:
     """The upper bound of the histogram bucket that holds quantile ``q`` of the window."""
     counts = sorted((bound, after.get(bound, 0.0) - before.get(bound, 0.0)) for bound in after)
@@ -227,6 +249,7 @@ class Row:
     first_tick_s: float = 0.0
     startup_s: float = 0.0
     cpu_per_wall: float = 0.0
+    sandbox_cpu_per_wall: float = 0.0  # the API server and its simulator, on the same cores
     cpu_ms_per_pass: float = 0.0
     rss_mib: float = 0.0
     peak_mib: float = 0.0
@@ -237,6 +260,7 @@ class Row:
     gap_lateness_p50: float | None = None  # from the audit log: gaps between status writes
     gap_lateness_p99: float | None = None
     release_s: float | None = None
+    full_gc: str = "-"  # the controller's full garbage collections in the window
     restart_first_tick_s: float | None = None  # a new controller over the initialized canaries
     restart_peak_mib: float | None = None
 
@@ -418,6 +442,7 @@ async def run_case(case: Case, work: Path) -> Row:
         _, offset = audit_since(audit, 0)
         before_metrics = scrape(metrics_port)
         cpu_before, wall_before = cpu_seconds(controller.pid), time.monotonic()
+        sandbox_before = cpu_seconds(sandbox.pid)
         rss_samples = []
         end = time.monotonic() + case.window
         while time.monotonic() < end:
@@ -429,6 +454,9 @@ async def run_case(case: Case, work: Path) -> Row:
         entries, _ = audit_since(audit, offset)
         row.passes = passes(after_metrics) - passes(before_metrics)
         row.cpu_per_wall = (cpu_after - cpu_before) / (wall_after - wall_before)
+        row.sandbox_cpu_per_wall = (cpu_seconds(sandbox.pid) - sandbox_before) / (
+            wall_after - wall_before
+        )
         row.cpu_ms_per_pass = 1000 * (cpu_after - cpu_before) / max(1, row.passes)
         row.rss_mib = max(rss_samples) if rss_samples else 0.0
         row.peak_mib = memory_mib(controller.pid)[1]
@@ -442,6 +470,7 @@ async def run_case(case: Case, work: Path) -> Row:
             lateness_buckets(before_metrics),
             lateness_buckets(after_metrics),
         )
+        row.full_gc = full_gc(before_metrics, after_metrics)
         row.lateness_p50 = quantile(buckets_before, buckets_after, 0.5)
         row.lateness_p99 = quantile(buckets_before, buckets_after, 0.99)
         gaps = gap_lateness(
@@ -531,8 +560,9 @@ def print_row(row: Row) -> None:
     )
     print(
         f"| {case.title} | {row.first_tick_s:.0f} s / {row.startup_s:.0f} s | {restarted} | "
-        f"{row.cpu_per_wall:.2f} | {row.cpu_ms_per_pass:.1f} | {row.rss_mib:.0f} / {row.peak_mib:.0f} MiB | "
-        f"{row.passes} | {calls} | {row.lateness_p50} / {row.lateness_p99} | {gaps} | {release} |",
+        f"{row.cpu_per_wall:.2f} ({row.sandbox_cpu_per_wall:.2f}) | {row.cpu_ms_per_pass:.1f} | {row.rss_mib:.0f} / {row.peak_mib:.0f} MiB | "
+        f"{row.passes} | {calls} | {row.lateness_p50} / {row.lateness_p99} | {gaps} | "
+        f"{row.full_gc} | {release} |",
         flush=True,
     )
 
@@ -575,11 +605,11 @@ def main(argv: list[str] | None = None) -> int:
         cases = SWEEP
     print(f"machine: {os.cpu_count()} CPUs; controller and sandbox share them")
     print(
-        "| case | first tick / initialized | restart: every first tick, peak RSS | CPU s per s | CPU ms per pass | RSS / peak | passes | "
+        "| case | first tick / initialized | restart: every first tick, peak RSS | CPU s per s (sandbox's) | CPU ms per pass | RSS / peak | passes | "
         "API requests per pass | lateness p50 / p99 (metric) | lateness p50 / p99 (audit gaps) | "
-        "new revision to Succeeded |"
+        "full GCs in the window | new revision to Succeeded |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---|---|---|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|")
     for case in cases:
         work = Path(tempfile.mkdtemp(prefix="canary-scale-"))
         try:
