@@ -5,6 +5,7 @@ Run it with::
     .venv/bin/python -m bench.scale                       # the sweep in docs/performance.md
     .venv/bin/python -m bench.scale --progressing 100     # one case
     .venv/bin/python -m bench.scale --registered 1000 --window 120
+    .venv/bin/python -m bench.scale --progressing 1000 --registered 10000 --window 120 --pin
 
 Each case starts the sandbox API server (with its workload simulator) in a process of its
 own, creates the Deployments and Canaries directly, starts ``canary run`` as a separate
@@ -26,13 +27,17 @@ process, and measures the controller process only:
   the pass metric, which has a series per Canary) and the new process's peak RSS by then.
 
 The sandbox runs on the same machine and competes for the same cores: on a 2-core machine,
-CPU seconds per wall second of the controller are what to compare, not wall times.
+CPU seconds per wall second of the controller are what to compare, not wall times. With
+``--pin`` the sandbox keeps to the first CPU and the controller to the others, as an API
+server and its controller would on a cluster; the sandbox's own CPU is printed beside the
+controller's, so that a saturated sandbox (slow answers, late passes) shows.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import itertools
 import json
 import os
@@ -55,6 +60,14 @@ CANARY = str(Path(sys.executable).parent / "canary")
 API = "canary.gitops.dev/v1beta1"
 CONTROLLER_USER = "canary-engine"
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+# ``--pin``: a cluster's API server does not run on its controller's cores. On a machine of
+# two or more CPUs the sandbox gets the first and the controller the others, so that the
+# controller's figures are its own and not the sandbox's queue for a shared core.
+_CPUS = sorted(os.sched_getaffinity(0))
+SANDBOX_CPUS = set(_CPUS[:1])
+CONTROLLER_CPUS = set(_CPUS[1:]) or SANDBOX_CPUS
 
 
 def free_port() -> int:
@@ -228,6 +241,7 @@ class Case:
     registered_interval: str = "1m"
     profile: Path | None = None  # run the controller under cProfile, writing here
     max_concurrent: int | None = None  # the controller's --max-concurrent-passes (its default)
+    pin: bool = False  # the sandbox on the first CPU, the controller on the others
 
     @property
     def canaries(self) -> int:
@@ -331,12 +345,15 @@ async def start_controller(case: Case, work: Path, kubeconfig: Path, port: int) 
         argv += ["--max-concurrent-passes", str(case.max_concurrent)]
     if case.profile is not None:
         argv = [sys.executable, "-m", "cProfile", "-o", str(case.profile), *argv]
-    return await asyncio.to_thread(
+    process = await asyncio.to_thread(
         subprocess.Popen,
         argv,
         stdout=(work / "controller.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
+    if case.pin:
+        os.sched_setaffinity(process.pid, CONTROLLER_CPUS)
+    return process
 
 
 def check_alive(controller: Any, work: Path) -> None:
@@ -381,6 +398,8 @@ async def run_case(case: Case, work: Path) -> Row:
         stdout=subprocess.PIPE,
         text=True,
     )
+    if case.pin:
+        os.sched_setaffinity(sandbox.pid, SANDBOX_CPUS)
     controller: subprocess.Popen[bytes] | None = None
     try:
         assert sandbox.stdout is not None
@@ -585,6 +604,11 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="the controller's --max-concurrent-passes (default: the controller's own)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the sandbox on the first CPU, the controller on the others (as a cluster would)",
+    )
     args = parser.parse_args(argv)
     if args.serve:
         serve(int(args.serve[0]), Path(args.serve[1]), Path(args.serve[2]))
@@ -599,11 +623,17 @@ def main(argv: list[str] | None = None) -> int:
                 registered_interval=args.interval,
                 profile=args.profile,
                 max_concurrent=args.max_concurrent_passes,
+                pin=args.pin,
             ),
         )
     else:
-        cases = SWEEP
-    print(f"machine: {os.cpu_count()} CPUs; controller and sandbox share them")
+        cases = [dataclasses.replace(case, pin=args.pin) for case in SWEEP]
+    where = (
+        f"the sandbox on CPU {sorted(SANDBOX_CPUS)}, the controller on CPUs {sorted(CONTROLLER_CPUS)}"
+        if args.pin
+        else "controller and sandbox share them"
+    )
+    print(f"machine: {os.cpu_count()} CPUs; {where}")
     print(
         "| case | first tick / initialized | restart: every first tick, peak RSS | CPU s per s (sandbox's) | CPU ms per pass | RSS / peak | passes | "
         "API requests per pass | lateness p50 / p99 (metric) | lateness p50 / p99 (audit gaps) | "
