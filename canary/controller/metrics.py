@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 
 from analysis.spec import MetricKind
 from canary.controller.series import GaugeFamily, HistogramFamily
@@ -52,8 +54,18 @@ class FlaggerMetrics:
     is 0 only while Progressing, and ``request-duration`` is recorded in seconds.
     """
 
-    def __init__(self, registry: CollectorRegistry, *, version: str, provider: str) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        version: str,
+        provider: str,
+        series: CollectorRegistry | None = None,
+    ) -> None:
+        """``series``: where the per-Canary families are registered (``registry`` if None;
+        `Metrics` keeps them apart to write them itself, see `Metrics.exposition`)."""
         f, r = FLAGGER_PREFIX, registry
+        per_canary = series or registry
         self.info = Gauge(
             f"{f}_info",
             "Flagger version and mesh provider information",
@@ -65,13 +77,13 @@ class FlaggerMetrics:
             f"{f}_canary_duration_seconds",
             "Seconds spent performing canary analysis.",
             ["name", "namespace"],
-            r,
+            per_canary,
         )  # prometheus_client's default buckets are Go's DefBuckets
         self.total = Gauge(
             f"{f}_canary_total", "Total number of canary object", ["namespace"], registry=r
         )
         self.status = GaugeFamily(
-            f"{f}_canary_status", "Last canary analysis result", ["name", "namespace"], r
+            f"{f}_canary_status", "Last canary analysis result", ["name", "namespace"], per_canary
         )
         self.phase = GaugeFamily(
             f"{f}_canary_phase",
@@ -79,19 +91,19 @@ class FlaggerMetrics:
             "4=WaitingPromotion, 5=Promoting, 6=Finalising, 7=Succeeded, 8=Failed, "
             "9=Terminating, 10=Terminated)",
             ["name", "namespace"],
-            registry=r,
+            registry=per_canary,
         )
         self.weight = GaugeFamily(
             f"{f}_canary_weight",
             "The virtual service destination weight current value",
             ["workload", "namespace"],
-            registry=r,
+            registry=per_canary,
         )
         self.metric_analysis = GaugeFamily(
             f"{f}_canary_metric_analysis",
             "Last canary analysis result per metric",
             ["name", "namespace", "metric"],
-            registry=r,
+            registry=per_canary,
         )
         labels = ["name", "namespace", "deployment_strategy", "analysis_status"]
         self.successes = Counter(
@@ -145,8 +157,23 @@ def _metric_gauges(registry: CollectorRegistry) -> tuple[GaugeFamily, GaugeFamil
     return value, threshold
 
 
+class _Collected(Collector):
+    """Another registry's metrics, collected into this one."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._registry.collect()
+
+
 class Metrics:
-    """Our families; ``flagger`` holds Flagger's (``--flagger-metrics``), or is None."""
+    """Our families; ``flagger`` holds Flagger's (``--flagger-metrics``), or is None.
+
+    ``registry`` collects every family (for tests and any other reader); the scrape is
+    `exposition`, which writes the per-Canary families itself (`canary.controller.series`)
+    and leaves the others to prometheus_client, kept in a registry of their own for it.
+    """
 
     def __init__(
         self,
@@ -156,8 +183,14 @@ class Metrics:
         provider: str = "",
         flagger: bool = False,
     ) -> None:
-        r = self.registry = registry or CollectorRegistry()
-        self.flagger = FlaggerMetrics(r, version=version, provider=provider) if flagger else None
+        per_canary = self.registry = registry or CollectorRegistry()
+        r = self._classic = CollectorRegistry()
+        per_canary.register(_Collected(r))
+        self.flagger = (
+            FlaggerMetrics(r, version=version, provider=provider, series=per_canary)
+            if flagger
+            else None
+        )
         self.info = Gauge(
             f"{PREFIX}_info",
             "canary-engine version and default provider",
@@ -172,21 +205,21 @@ class Metrics:
             f"{PREFIX}_canary_status",
             "0 running, 1 successful or idle, 2 failed",
             ["name", "namespace"],
-            registry=r,
+            registry=per_canary,
         )
         self.weight = GaugeFamily(
             f"{PREFIX}_canary_weight",
             "Traffic weight per workload",
             ["workload", "namespace"],
-            registry=r,
+            registry=per_canary,
         )
         self.duration = HistogramFamily(
             f"{PREFIX}_canary_duration_seconds",
             "Wall time of one analysis pass",
             ["name", "namespace"],
-            r,
+            per_canary,
         )
-        self.metric_analysis, self.metric_threshold = _metric_gauges(r)
+        self.metric_analysis, self.metric_threshold = _metric_gauges(per_canary)
         self.successes = Counter(
             f"{PREFIX}_canary_successes_total",
             "Promotions",
@@ -230,6 +263,21 @@ class Metrics:
             buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
             registry=r,
         )
+
+    def exposition(self) -> bytes:
+        """The scrape: what `generate_latest` would write for ``registry``, written faster."""
+        families: list[GaugeFamily | HistogramFamily] = [
+            self.status,
+            self.weight,
+            self.duration,
+            self.metric_analysis,
+            self.metric_threshold,
+        ]
+        if self.flagger is not None:
+            f = self.flagger
+            families += [f.status, f.phase, f.weight, f.duration, f.metric_analysis]
+        text = "".join(family.render() for family in families)
+        return generate_latest(self._classic) + text.encode()
 
     def time_gc(self) -> Callable[[], None]:
         """Time the process's garbage collections into ``gc_pauses`` until the returned

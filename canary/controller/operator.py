@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from canary.adapters.analysis import MetricAnalyzer
 from canary.adapters.cache import CachedKube
@@ -322,11 +322,7 @@ async def serve_health(health: Health, host: str, port: int) -> web.AppRunner:
         runtime = health.runtime
         # In a thread: at 10,000 Canaries a scrape is half a million lines, seconds of
         # work that would otherwise hold up every pass due meanwhile.
-        body = (
-            await asyncio.to_thread(generate_latest, runtime.metrics.registry)
-            if runtime is not None
-            else b""
-        )
+        body = await asyncio.to_thread(runtime.metrics.exposition) if runtime is not None else b""
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     def answer(state: tuple[bool, str]) -> web.Response:

@@ -8,6 +8,12 @@ Flagger's, and about eight gauges), 130 MiB at 11,000 Canaries. These families k
 per gauge series and a list of counts per histogram series (about 0.1 and 0.6 KiB) and build
 the samples when scraped, as prometheus_client's own custom collectors do.
 
+They also write their own exposition text (`render`): a scrape of 11,000 Canaries is about
+450,000 lines, and prometheus_client's `generate_latest`, which builds a sample object with a
+label dict for each line and formats it, took 3.7 s of CPU for them (over 10 s, Prometheus's
+default scrape timeout, beside a busy controller); the label part of a series is formatted
+once per series here, and the bucket bounds once per family.
+
 The call sites keep prometheus_client's shape: ``family.labels(name, namespace).set(v)``,
 ``.observe(v)``, ``family.remove(*labels)``; and ``remove_where(name=..., namespace=...)``
 drops a deleted Canary's series, which prometheus_client cannot do by a partial label set. The scrape may run in another thread than the
@@ -27,6 +33,15 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 _go_float: Callable[[float], str] = floatToGoString  # untyped in prometheus_client
+
+
+def _text(pairs: list[tuple[str, str]]) -> str:
+    return ",".join(f'{name}="{_escape(value)}"' for name, value in pairs)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
 
 __all__ = ["GaugeFamily", "HistogramFamily"]
 
@@ -55,6 +70,18 @@ class _Family(Collector):
                 del series[key]
 
     def _series(self) -> dict[tuple[str, ...], object]:
+        raise NotImplementedError
+
+    def _header(self, kind: str) -> str:
+        doc = self.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        return f"# HELP {self.name} {doc}\n# TYPE {self.name} {kind}\n"
+
+    def _pairs(self, key: tuple[str, ...]) -> list[tuple[str, str]]:
+        """The series' labels in name order, as `generate_latest` writes them."""
+        return sorted(zip(self.labelnames, key, strict=True))
+
+    def render(self) -> str:
+        """This family in Prometheus's text format (0.0.4), as `generate_latest` writes it."""
         raise NotImplementedError
 
     def describe(self) -> Iterator[Metric]:
@@ -93,6 +120,13 @@ class GaugeFamily(_Family):
 
     def _series(self) -> dict[tuple[str, ...], object]:
         return self._values  # type: ignore[return-value]
+
+    def render(self) -> str:
+        with self._lock:
+            values = list(self._values.items())
+        lines = [self._header("gauge")]
+        lines += [f"{self.name}{{{_text(self._pairs(k))}}} {_go_float(v)}\n" for k, v in values]
+        return "".join(lines)
 
     def _family(self) -> GaugeMetricFamily:
         return GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -151,6 +185,25 @@ class HistogramFamily(_Family):
 
     def _series(self) -> dict[tuple[str, ...], object]:
         return self._counts  # type: ignore[return-value]
+
+    def render(self) -> str:
+        with self._lock:
+            series = [(key, list(counts)) for key, counts in self._counts.items()]
+        bounds = [_go_float(b) for b in self.bounds]
+        lines = [self._header("histogram")]
+        for key, counts in series:
+            pairs = self._pairs(key)
+            labels = _text(pairs)
+            at = bisect.bisect_left([name for name, _ in pairs], "le")  # "le" in name order
+            head, tail = _text(pairs[:at]), _text(pairs[at:])
+            head, tail = head + "," if head else "", "," + tail if tail else ""
+            total = 0.0
+            for bound, count in zip(bounds, counts, strict=False):
+                total += count
+                lines.append(f'{self.name}_bucket{{{head}le="{bound}"{tail}}} {_go_float(total)}\n')
+            lines.append(f"{self.name}_count{{{labels}}} {_go_float(total)}\n")
+            lines.append(f"{self.name}_sum{{{labels}}} {_go_float(counts[-1])}\n")
+        return "".join(lines)
 
     def _family(self) -> HistogramMetricFamily:
         return HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
