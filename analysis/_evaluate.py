@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from analysis._builtin import BuiltinQueries, builtin_queries, builtin_query
-from analysis._compare import Window, add_histograms, add_window, decide, new_state
+from analysis._compare import Window, add_histograms, add_window, decide, is_run_of, new_state
 from analysis._providers import MetricProvider
 from analysis._spec.compare import CompareSpec
 from analysis._spec.errors import (
@@ -232,8 +232,7 @@ async def _compare(
     has_threshold: bool,
 ) -> Verdict:
     prev_state = prev.state if prev is not None else None
-    fresh = new_state(now, spec.test)
-    if prev_state is not None and len(prev_state.log_lr) != len(fresh.log_lr):
+    if prev_state is not None and not is_run_of(prev_state, spec.test):
         prev_state = None
     period = interval_seconds(check.interval)
     if prev_state is not None:

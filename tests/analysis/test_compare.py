@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -469,6 +470,34 @@ class TestPower:
         assert r.outcome is Outcome.PASS
         assert "canary requests to detect; 200 so far" in r.summary
 
+    @pytest.mark.parametrize(
+        ("log_lambda", "error_holds", "latency_holds"),
+        [(2.0, True, True), (1.0, False, True), (0.0, False, False), (-1.0, False, False)],
+    )
+    def test_at_the_last_step_latency_holds_while_the_evidence_favours_a_regression(
+        self, log_lambda: float, error_holds: bool, latency_holds: bool
+    ) -> None:
+        # Plenty of requests and no errors: neither test holds for the requests it needs,
+        # only for evidence that leans (errors: p < 0.25; latency: likelihood ratio over 1).
+        def held(spec: CompareSpec, metric: str) -> bool:
+            state = new_state(T0, spec.test)
+            state = dataclasses.replace(
+                state,
+                log_lr=tuple(log_lambda for _ in state.log_lr),
+                windows=3,
+                canary_requests=1e7,
+                primary_requests=1e7,
+            )
+            r = decide(spec, state, metric=metric, last_step=True)
+            assert r.outcome is not Outcome.FAIL
+            assert ("leaning towards a regression" in r.summary) == (
+                r.outcome is Outcome.INCONCLUSIVE
+            )
+            return r.outcome is Outcome.INCONCLUSIVE
+
+        assert held(ERR, SR) == error_holds
+        assert held(LAT, "request-duration") == latency_holds
+
     def test_needed_samples_shrink_as_the_effect_to_detect_grows(self) -> None:
         def needed(detect: float) -> int:
             spec = parse_compare({"detectIncrease": detect, "warmup": "0s"}, "c", metric_name=SR)
@@ -751,6 +780,32 @@ class TestEvaluateCompare:
         )
         assert v.outcome is Outcome.FAIL and v.unit == "ms"
         assert all("http_request_duration_seconds_bucket" in q for q, _ in provider.queries)
+
+    async def test_a_latency_run_on_coarse_buckets_carries_its_evidence_from_tick_to_tick(
+        self,
+    ) -> None:
+        # 20% of the pooled requests above 20 ms, none above 50 ms: the boundary of the
+        # wider tail is the quantile's own, and the run keeps three blocks, not four.
+        check = metric_check_from_spec(
+            {"name": "request-duration", "compare": {"minSampleSize": 50, "warmup": "0s"}},
+            path="m",
+        )
+        primary = hist([3600, 3600, 1800, 0, 0, 0])
+        canary = hist([400, 400, 200, 0, 0, 0])
+        provider = CountsProvider(rates(0, 0), buckets=lambda p: primary if p else canary)
+        v = await evaluate(check, CTX, provider, now=T0, last_step=False)
+        for k in (1, 2):
+            v = await evaluate(
+                check,
+                CTX,
+                provider,
+                now=T0 + timedelta(minutes=k),
+                previous=v.to_status(),
+                last_step=False,
+            )
+        assert v.state is not None and v.state.bounds == (0.02, 0.05, 0.1)
+        assert v.state.windows == 3 and v.comparison is not None
+        assert v.comparison.canary_samples == 3000
 
     async def test_template_compare_renders_both_sides(self) -> None:
         check = MetricCheck(

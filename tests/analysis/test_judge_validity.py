@@ -8,10 +8,13 @@ stated), never an exact count.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from analysis import (
     CompareTest,
@@ -23,8 +26,8 @@ from analysis import (
     new_state,
     parse_compare,
 )
-from analysis._compare import window_from_histograms
-from analysis._stats import dispersion, needed_canary_requests
+from analysis._compare import RANKS, is_run_of, wide_tail, window_from_histograms
+from analysis._stats import RATIO_GRID, dispersion, needed_canary_requests
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SR = "request-success-rate"
@@ -218,6 +221,101 @@ class TestTailLatencyOnCoarseBuckets:
         rng = np.random.default_rng(22)
         runs = 300
         fails = sum(latency_run(rng, tail=1.0) for _ in range(runs))
+        assert fails / runs <= 2 * LAT.alpha
+
+
+DEMO_MS = (5, 10, 25, 50, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1000, 2500)
+
+
+def demo_hist(
+    rng: np.random.Generator, n: int, median_ms: float, sigma: float
+) -> list[tuple[float, float]]:
+    """The demo app's fine buckets (in seconds), log-normal latencies."""
+    z = [(math.log(b) - math.log(median_ms)) / sigma for b in DEMO_MS]
+    cdf = np.array([0.5 * math.erfc(-x / math.sqrt(2)) for x in z])
+    probs = np.diff(np.concatenate(([0.0], cdf, [1.0])))
+    counts = np.cumsum(rng.multinomial(n, probs / probs.sum()))
+    les = [b / 1000.0 for b in DEMO_MS] + [math.inf]
+    return list(zip(les, counts.astype(float).tolist(), strict=True))
+
+
+def low_traffic_run(
+    rng: np.random.Generator, *, shift: float, blocks: int = RANKS[CompareTest.LATENCY]
+) -> bool:
+    """4 requests/s in all, bursty (gamma-Poisson) minutes, canary 10%..50%, median 60 ms.
+
+    ``blocks`` below the judge's own starts the run with fewer boundaries, as a state
+    written before the wider tail was tested does. True when the judge failed the canary.
+    """
+    state = new_state(T0, CompareTest.LATENCY)
+    state = replace(state, log_lr=state.log_lr[: blocks * len(RATIO_GRID)])
+    shape = math.exp(rng.uniform(math.log(0.5), math.log(2.0)))
+    for k in range(1, 11):
+        weight = min(0.5, 0.1 * k)
+        total = int(rng.poisson(240 * rng.gamma(shape, 1 / shape)))
+        n_c = int(rng.binomial(total, weight))
+        state = add_histograms(
+            state,
+            demo_hist(rng, n_c, 60.0 * shift, 0.4),
+            demo_hist(rng, total - n_c, 60.0, 0.4),
+            LAT,
+            window_end=T0 + timedelta(minutes=k),
+        )
+        r = decide(LAT, state, metric="request-duration", buckets_to_ms=1000.0, last_step=False)
+        state = r.state
+        if r.outcome is Outcome.FAIL:
+            return True
+    return False
+
+
+class TestTheWiderTail:
+    @given(st.floats(0.5, 0.9999))
+    def test_it_lies_between_the_tested_tail_and_all_requests(self, quantile: float) -> None:
+        assert 1 - quantile <= wide_tail(quantile) <= 1
+        assert wide_tail(min(quantile + 1e-4, 0.99995)) <= wide_tail(quantile)
+
+    def test_fine_buckets_add_the_pooled_p90_boundary_below_the_quantiles(self) -> None:
+        rng = np.random.default_rng(41)
+        c, p = demo_hist(rng, 5000, 60.0, 0.4), demo_hist(rng, 45000, 60.0, 0.4)
+        windows, bounds = window_from_histograms(c, p, 0.99, ranks=4)
+        above = [(w.canary_events + w.primary_events) / 50000 for w in windows]
+        assert len(bounds) == 4 and bounds[-1] < bounds[0] == min(bounds[:3])
+        assert above[0] >= 0.01 and above[1] < 0.01  # the quantile's boundary, then above it
+        assert above[-1] >= 0.1 > above[0]  # the wider tail's, below it
+
+    def test_coarse_buckets_whose_p90_is_the_quantiles_boundary_test_three(self) -> None:
+        rng = np.random.default_rng(42)
+        c, p = istio_hist(rng, 5000, 80.0, 0.45), istio_hist(rng, 45000, 80.0, 0.45)
+        state = add_histograms(new_state(T0, CompareTest.LATENCY), c, p, LAT, window_end=T0)
+        assert state.bounds == (0.1, 0.25, 0.5)
+        # the evidence has a block per boundary: no empty block dilutes the mixture
+        assert len(state.log_lr) == 3 * len(RATIO_GRID)
+        assert is_run_of(state, CompareTest.LATENCY)
+        assert not is_run_of(state, CompareTest.ERROR_RATE)
+
+    def test_an_error_run_is_not_taken_for_a_latency_run(self) -> None:
+        errors = new_state(T0)
+        assert is_run_of(errors, CompareTest.ERROR_RATE)
+        assert not is_run_of(errors, CompareTest.LATENCY)
+        latency = new_state(T0, CompareTest.LATENCY)
+        assert is_run_of(latency, CompareTest.LATENCY)
+        assert not is_run_of(latency, CompareTest.ERROR_RATE)
+        earlier = replace(latency, log_lr=latency.log_lr[: 3 * len(RATIO_GRID)])
+        assert is_run_of(earlier, CompareTest.LATENCY)  # written when three were tested
+
+    def test_a_25_percent_slower_service_at_low_traffic_is_caught(self) -> None:
+        runs = 200
+        rng = np.random.default_rng(31)
+        caught = sum(low_traffic_run(rng, shift=1.25) for _ in range(runs))
+        rng = np.random.default_rng(31)
+        above_only = sum(low_traffic_run(rng, shift=1.25, blocks=3) for _ in range(runs))
+        assert caught / runs >= 0.9
+        assert caught - above_only >= 0.15 * runs  # the wider tail is what catches it
+
+    def test_identical_versions_at_low_bursty_traffic_are_not_failed(self) -> None:
+        runs = 300
+        rng = np.random.default_rng(32)
+        fails = sum(low_traffic_run(rng, shift=1.0) for _ in range(runs))
         assert fails / runs <= 2 * LAT.alpha
 
 

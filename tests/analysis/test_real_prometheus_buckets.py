@@ -102,7 +102,8 @@ class TestTailOnDefaultBuckets:
         assert v.outcome is Outcome.FAIL and v.conclusive, v.summary
         c = v.comparison
         assert c is not None and c.ratio is not None and c.ratio >= 1.1, v.summary
-        assert v.state is not None and len(v.state.bounds) == 3  # three boundaries tested
+        # the pooled p99's boundary, the two above it, and the pooled p90's when it is another
+        assert v.state is not None and 3 <= len(v.state.bounds) <= 4, v.state.bounds
 
     async def test_identical_versions_pass(self, lab: Lab, mesh: str) -> None:
         v = await judge_windows(lab, mesh, "twin")
