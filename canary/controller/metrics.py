@@ -282,7 +282,7 @@ class Metrics:
     def time_gc(self) -> Callable[[], None]:
         """Time the process's garbage collections into ``gc_pauses`` until the returned
         function is called. A collection stops the event loop: with the caches of ten
-        thousand Canaries a full one took 0.6 to 1.2 s (see docs/performance.md)."""
+        thousand Canaries a full one took 1 to 2 s (`canary.controller.heap`)."""
         started: list[float] = []
 
         def callback(phase: str, info: dict[str, int]) -> None:

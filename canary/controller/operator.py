@@ -41,6 +41,7 @@ from canary.adapters.routers import make_router
 from canary.adapters.targets import TargetServices, TargetWorkloads
 from canary.adapters.webhooks import HttpWebhookCaller
 from canary.adapters.workloads import WorkloadOptions
+from canary.controller import heap
 from canary.controller.events import EventRecorder
 from canary.controller.gitops import GitOpsWiring
 from canary.controller.leader import AlwaysLeader, LeaderElector
@@ -365,20 +366,6 @@ def _stop_on_signals(stopping: asyncio.Event, *, install: bool) -> Iterator[None
                 loop.remove_signal_handler(signum)
 
 
-def settle_heap() -> None:
-    """Once the caches hold what exists: collect, then leave what is alive now (the code,
-    the caches' first listing) out of every later collection (`gc.freeze`).
-
-    A full collection walks every container the process holds and stops the event loop
-    meanwhile; with ten thousand Canaries' objects cached it took 0.6 to 1.2 s, and it comes
-    round again as the caches turn over. Frozen objects are still freed when nothing refers
-    to them; only a reference cycle among them would never be collected, and the collection
-    just before freezing leaves none. The operator unfreezes when it stops.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 async def run_operator(options: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM (or `stop` is set). OperatorError, with one line for the
     person running it, when it cannot start."""
@@ -414,6 +401,7 @@ async def _run(
     )
     runtime: Runtime | None = None
     untime_gc: Callable[[], None] | None = None
+    heap_keeper: asyncio.Task[None] | None = None
     try:
         runtime = await build_runtime(options, kube)
         untime_gc = runtime.metrics.time_gc()
@@ -433,7 +421,8 @@ async def _run(
         if not await kube.wait_synced(timeout=120.0):
             log.warning("the caches did not finish their first listing within 120s; going on")
         runtime.scheduler.starting = False
-        settle_heap()
+        heap.settle()
+        heap_keeper = asyncio.create_task(heap.keep_heap(), name="heap")
         await stopping.wait()
         log.info("stopping")
     finally:
@@ -447,7 +436,11 @@ async def _run(
                 with contextlib.suppress(Exception):
                     await closer.aclose()
             await runtime.leader.stop()
+        if heap_keeper is not None:
+            heap_keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heap_keeper
+        gc.unfreeze()  # an operator run in-process (a test, the demo) leaves no frozen heap
         if untime_gc is not None:
             untime_gc()
-        gc.unfreeze()  # an operator run in-process (a test, the demo) leaves no frozen heap
         await kube.aclose()
