@@ -195,6 +195,15 @@ class _Store:
         for obj in objects:
             self.put(obj)
 
+    @classmethod
+    def of_kept(cls, objects: Iterable[Obj]) -> _Store:
+        """A store of objects that are already what it keeps (`_slim` copies)."""
+        store = cls()
+        for obj in objects:
+            namespace, name = _key(obj)
+            store._by_namespace.setdefault(namespace, {})[name] = obj
+        return store
+
     def get(self, key: tuple[str, str]) -> Obj | None:
         return self._by_namespace.get(key[0], {}).get(key[1])
 
@@ -338,11 +347,14 @@ class Informer:
                 log.debug("the failure of the listener", exc_info=exc)
 
     async def _relist(self) -> None:
-        items, version = await self.kube.list_versioned(
+        fresh: dict[tuple[str, str], Obj] = {}
+        version = ""
+        async for page, page_version in self.kube.list_pages(
             self.api_version, self.kind, self.namespace, label_selector=self.label_selector
-        )
+        ):
+            fresh.update((_key(o), _slim(o)) for o in page if self.keep(o))
+            version = page_version
         self.stats.relists += 1
-        fresh = {_key(o): o for o in items if self.keep(o)}
         gone = [obj for key, obj in self.store.items() if key not in fresh]
         changed = [
             obj
@@ -351,7 +363,7 @@ class Informer:
             or (self.store[key].get("metadata") or {}).get("resourceVersion")
             != (obj.get("metadata") or {}).get("resourceVersion")
         ]
-        self.store = _Store(fresh.values())
+        self.store = _Store.of_kept(fresh.values())
         self.resource_version = version
         self.synced.set()
         for obj in gone:

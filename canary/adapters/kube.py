@@ -382,22 +382,48 @@ class KubeClient:
     ) -> tuple[ObjList, str]:
         """Every object (paged by :data:`LIST_PAGE_SIZE`) and the list's resourceVersion, the
         point a watch resumes from."""
+        items: ObjList = []
+        version = ""
+        async for page, page_version in self.list_pages(
+            api_version,
+            kind,
+            namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+        ):
+            items.extend(page)
+            version = page_version
+        return items, version
+
+    async def list_pages(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> AsyncGenerator[tuple[ObjList, str], None]:
+        """The list page by page (:data:`LIST_PAGE_SIZE` objects), each with the list's
+        resourceVersion (the last page's is the one a watch resumes from): a watch cache
+        keeps its own copy of each page's objects and lets the page go, instead of holding
+        every decoded object of a kind twice while it lists."""
         info = await self.resource(api_version, kind)
         query = [("limit", str(LIST_PAGE_SIZE)), *_selectors(label_selector, field_selector)]
-        items: ObjList = []
         token: str | None = None
         while True:
             page_query = [*query, ("continue", token)] if token else query
             doc = await self._request("GET", info.path(namespace), query=page_query)
+            items: ObjList = []
             for item in doc.get("items") or ():
                 item.setdefault("apiVersion", api_version)
                 item.setdefault("kind", kind)
                 items.append(item)
             meta = doc.get("metadata") or {}
-            version = str(meta.get("resourceVersion") or "")
             token = meta.get("continue") or None
+            yield items, str(meta.get("resourceVersion") or "")
             if not token:
-                return items, version
+                return
 
     def _installed(self, obj: Obj) -> None:
         """A CustomResourceDefinition written through this client: what discovery said was

@@ -48,9 +48,11 @@ async def client(short_history: Any, tmp_path: Path) -> AsyncIterator[KubeClient
         await kube.aclose()
 
 
+@pytest.mark.parametrize("page_size", [500, 3], ids=["one page", "pages of three"])
 async def test_a_watch_that_expired_lists_again_and_reports_every_difference(
-    client: KubeClient,
+    client: KubeClient, page_size: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("canary.adapters.kube.LIST_PAGE_SIZE", page_size)
     for name in ("keep", "change", "drop"):
         await client.create(configmap(name))
     events: list[tuple[str, str]] = []
