@@ -532,7 +532,7 @@ async def restart(controller: Any, port: int, count: int, work: Path) -> tuple[f
             seen = 0  # not listening yet
         if seen >= count:
             return time.monotonic() - started, memory_mib(controller.pid)[1]
-        await asyncio.sleep(3)  # polling the controller's metrics for a benchmark figure
+        await asyncio.sleep(5)  # polling the controller's metrics for a benchmark figure
     raise TimeoutError(f"the restarted controller's passes did not reach {count} Canaries")
 
 
