@@ -7,10 +7,13 @@ object, fed by the watch caches (``seen``/``forget``). The rules:
   *due*, not from when it ended: a slow API or a busy CPU shows up as lateness instead of
   silently stretching every interval. A pass that asks to come back sooner (initialization,
   a Git revert, a retry) is due that many seconds after it ended.
-* **Spread.** Jobs created while the controller starts (the first listing of the cache) begin
-  at a random point of their first interval (at most :data:`STARTUP_SPREAD` seconds), so ten
-  thousand canaries created together do not tick together. A Canary created later runs at
-  once.
+* **Spread.** Jobs created while the controller starts (the first listing of the cache) run
+  their first pass at once, as fast as the concurrency limit and the CPU allow, so that after
+  a restart every Canary is looked at within seconds (as Argo Rollouts' workers drain their
+  queue); their *second* pass then comes at a random point of the interval after it (up to
+  :data:`STARTUP_SPREAD` seconds later than the interval), so that ten thousand Canaries
+  listed together do not keep ticking together. A Canary created later runs at once, on the
+  phase of its creation.
 * **Bounded.** At most ``max_concurrent`` passes run at the same time; a pass waiting for its
   turn is late, and the lateness metric says so (start time minus due time).
 * **Woken.** A change that matters (a new interval, a command annotation on a Canary, a new
@@ -104,7 +107,7 @@ class Scheduler:
         self.on_lateness = on_lateness  # seconds a pass started after it was due
         self.on_count = on_count  # Canaries per namespace
         self.jobs: dict[tuple[str, str, str], _Job] = {}
-        self.starting = True  # while the caches list what exists: spread the first passes
+        self.starting = True  # while the caches list what exists: spread the second passes
         self._gate = asyncio.Semaphore(max(1, max_concurrent))
         self._counts: Counter[str] = Counter()
         self._rng = rng or random.Random()
@@ -127,11 +130,11 @@ class Scheduler:
             fresh = key not in self.jobs
             job = _Job(kind=kind, fingerprint=mark, uid=uid)
             self.jobs[key] = job
-            first = 0.0
+            phase = 0.0
             if self.starting and spec.first_delay is not None:
-                first = self._rng.uniform(0.0, min(STARTUP_SPREAD, spec.first_delay(body)))
+                phase = self._rng.uniform(0.0, min(STARTUP_SPREAD, spec.first_delay(body)))
             job.task = asyncio.create_task(
-                self._loop(kind, namespace, name, job, first * self.time_scale),
+                self._loop(kind, namespace, name, job, phase * self.time_scale),
                 name=f"{kind.lower()}:{namespace}/{name}",
             )
             if fresh and kind == "Canary":
@@ -194,14 +197,14 @@ class Scheduler:
         )
         log.debug("the failed pass of %s %s/%s", kind, namespace, name, exc_info=exc)
 
-    async def _loop(
-        self, kind: str, namespace: str, name: str, job: _Job, first_delay: float
-    ) -> None:
+    async def _loop(self, kind: str, namespace: str, name: str, job: _Job, phase: float) -> None:
+        """The job's passes: the first now, the second ``phase`` seconds later than its
+        interval asks (the startup spread), then one per interval."""
         loop = asyncio.get_running_loop()
         run_pass = self.kinds[kind].run_pass
         run_woken = self.kinds[kind].run_woken or run_pass
         failures = 0
-        due = loop.time() + first_delay
+        due = loop.time()
         while True:
             wait = due - loop.time()
             scheduled, woken = due, False
@@ -238,7 +241,8 @@ class Scheduler:
             # Fixed rate: the next pass is due one interval after this one was *due*. When
             # that is more than an interval behind (a stall), missed ticks are dropped rather
             # than run back to back; the lateness of the late pass was reported already.
-            due = due + delay
+            due = due + delay + phase
+            phase = 0.0
             if due < ended - delay:
                 due = ended
             if woken:
