@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +39,7 @@ import numpy.typing as npt
 __all__ = [
     "RATIO_GRID",
     "RATIO_WEIGHTS",
+    "Scatter",
     "dispersion",
     "histogram_quantile",
     "logsumexp",
@@ -46,6 +48,7 @@ __all__ = [
     "needed_canary_requests",
     "normal_cdf",
     "normal_quantile",
+    "scatter",
     "stratum_log_lr",
 ]
 
@@ -201,7 +204,11 @@ misses but let more retry storms through; 30 left some cold starts in.
 """
 
 
-def dispersion(windows: Sequence[tuple[float, float, float, float]]) -> float:
+Row = tuple[float, float, float, float]
+"""One window's counts: canary requests, canary events, primary requests, primary events."""
+
+
+def dispersion(windows: Sequence[Row]) -> float:
     """How many times more the canary's share of events varies than the binomial allows.
 
     ``windows`` are ``(canary requests, canary events, primary requests, primary
@@ -215,14 +222,39 @@ def dispersion(windows: Sequence[tuple[float, float, float, float]]) -> float:
     classical quasi-likelihood correction.  A single wild window (a cold or broken
     minute) is left out of the estimate (:data:`OUTLIER_FACTOR`).
     """
-    rows = [w for w in windows if w[0] > 0 and w[2] > 0 and w[1] + w[3] > 0]
+    return scatter(windows).phi
+
+
+@dataclass(frozen=True, slots=True)
+class Scatter:
+    """What :func:`scatter` measured.
+
+    ``phi`` is :func:`dispersion`; ``ratio`` the Mantel-Haenszel ratio the scatter was
+    measured around (None when there was nothing to measure it around: fewer than two
+    windows with events, or all their events on one side); ``wild`` the position, in the
+    windows given, of the one window left out as wild (None when none was); ``pearson``
+    and ``df`` the Pearson statistic and its degrees of freedom, before the prior.
+    """
+
+    phi: float
+    ratio: float | None
+    wild: int | None = None
+    pearson: float = 0.0
+    df: float = 0.0
+
+
+def scatter(windows: Sequence[Row]) -> Scatter:
+    """:func:`dispersion`, with the ratio it was measured around and the window it left out."""
+    kept = [i for i, w in enumerate(windows) if w[0] > 0 and w[2] > 0 and w[1] + w[3] > 0]
+    rows = [windows[i] for i in kept]
     if len(rows) < 2:
-        return 1.0
+        return Scatter(1.0, None)
     arr = np.asarray(rows, dtype=np.float64)
     theta = _common_ratio(arr)
     if theta is None:
-        return 1.0  # all events on one side: no spread of the share to measure
+        return Scatter(1.0, None)  # all events on one side: no spread of the share to measure
     terms = _pearson_terms(arr, theta)
+    wild = None
     if terms.size >= 3:
         # The wild window is judged against a ratio fitted without it: fitted with it, it
         # drags the ratio towards itself and makes every other window look wild as well.
@@ -233,10 +265,11 @@ def dispersion(windows: Sequence[tuple[float, float, float, float]]) -> float:
             rest = _pearson_terms(others, theirs)
             alone = float(_pearson_terms(arr[worst : worst + 1], theirs).sum())
             if alone > OUTLIER_FACTOR * max(1.0, float(rest.mean())):
-                terms = rest
+                terms, wild, theta = rest, kept[worst], theirs
     df = float(terms.size) - 1.0
     pearson = float(terms.sum())
-    return max(1.0, (pearson + DISPERSION_PRIOR_DF) / (max(df, 0.0) + DISPERSION_PRIOR_DF))
+    phi = max(1.0, (pearson + DISPERSION_PRIOR_DF) / (max(df, 0.0) + DISPERSION_PRIOR_DF))
+    return Scatter(phi, theta, wild, pearson, max(df, 0.0))
 
 
 def _common_ratio(arr: FloatArray) -> float | None:

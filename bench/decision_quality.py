@@ -16,7 +16,7 @@ roll back and to promote; then the evidence a perfect test could collect about
 each regression within the schedule (bench/evidence.py); then the issue's
 targets for the compare judge, class by class: MET, MISSED, or "not detectable".
 The full corpus is 400 good releases per row and 150 bad ones per (row,
-effect): 23,800 releases; ``--quick`` takes 30 and 12 (1,842 releases).
+effect): 24,900 releases; ``--quick`` takes 30 and 12 (1,926 releases).
 Progress goes to stderr.  Seeded and deterministic: the same command prints the
 same numbers, whatever the number of workers.
 """

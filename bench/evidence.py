@@ -18,8 +18,9 @@ likelihood ratio of the real share against that is what the test can collect
   of the median, ``quantile: 0.5``).
 
 Expected canary requests count the shared traffic bursts (mean 1 + 2 x 5%) and
-the diurnal curve; drift, incidents and the cold start are left out (they carry
-no evidence about the regression).  The analysis lasts the schedule plus the
+the diurnal curve; drift, incidents, bad and stalled pods and the cold start are
+left out (they carry no evidence about the regression, and a test can only lose
+by them).  The analysis lasts the schedule plus the
 hold the compare judge may take at the last step to collect the evidence its
 configured effect needs (``maxInconclusive`` intervals at the last weight).
 

@@ -31,6 +31,14 @@ minute of canary traffic, the one the first analysis tick judges):
   side with that probability, one of the side's ``pods`` pods (2-6 per release,
   the same on both sides, as Flagger scales the canary like the primary) fails
   20-50% of its requests (its share of the side's requests is binomial, 1/pods).
+* **One stalled pod** (``stall_prob`` > 0): the same, for latency: each minute,
+  independently on each side with that probability, one of the side's pods
+  stalls (a GC pause, a noisy neighbour) and every request it serves that minute
+  takes ``S`` times as long (``S`` uniform 3-10 per side-minute; its share of
+  the side's requests is binomial, 1/pods).  Errors are untouched.  Slow
+  requests then come in clusters on one side, which a test that takes requests
+  for independent units reads as a regression (or, on the primary's side, as an
+  improvement).
 * **Latency.** Log-normal (median, shape), binned into the world's histogram
   layout (the demo app's buckets, Istio's, Linkerd's or NGINX ingress'); the
   median drifts like the error rate (sd ``drift_sd / 2``).  A bad release
@@ -52,8 +60,8 @@ minute of canary traffic, the one the first analysis tick judges):
   traffic matched by header (ten steps at 10%: minute 10).
 
 Everything that does not depend on the canary weight (drift, bursts, incidents,
-the diurnal curve, gamma factors, bad-pod minutes) is drawn once per release
-from its seed; each minute's counts come from a generator seeded by (release,
+the diurnal curve, gamma factors, bad-pod and stalled-pod minutes) is drawn once
+per release from its seed; each minute's counts come from a generator seeded by (release,
 minute), so the two policies see the same world and, at the same weight, the
 very same minute.
 
@@ -245,6 +253,7 @@ class World:
     bursty: bool = False
     retries: bool = False
     bad_pod_prob: float = 0.0
+    stall_prob: float = 0.0
     cold_start: bool = False
     p99_ms: tuple[float, float] | None = None  # primary p99 range; None: median 20-100 ms
     burst_prob: float = 0.05
@@ -341,6 +350,8 @@ class _Conditions:
     lat: FloatArray  # latency multiplier (drift), shared
     bad_canary: FloatArray  # failure rate of the canary's bad pod this minute (0: none)
     bad_primary: FloatArray
+    stall_canary: FloatArray  # latency multiplier of the canary's stalled pod (0: none)
+    stall_primary: FloatArray
 
 
 def _conditions(release: Release) -> _Conditions:
@@ -356,6 +367,11 @@ def _conditions(release: Release) -> _Conditions:
     gamma = rng.gamma(shape, 1.0 / shape, n) if math.isfinite(shape) else np.ones(n)
     bad = rng.random((2, n)) < w.bad_pod_prob
     bad_rate = np.where(bad, rng.uniform(0.2, 0.5, (2, n)), 0.0)
+    # Drawn last, so the worlds without stalls keep every number they had.
+    stall = np.zeros((2, n))
+    if w.stall_prob > 0:
+        stalled = rng.random((2, n)) < w.stall_prob
+        stall = np.where(stalled, rng.uniform(3.0, 10.0, (2, n)), 0.0)
     minutes = np.arange(n) - 0.5  # the middle of each minute
     diurnal = np.array([diurnal_factor(w, release.diurnal_factor, float(t)) for t in minutes])
     return _Conditions(
@@ -364,6 +380,8 @@ def _conditions(release: Release) -> _Conditions:
         lat=np.exp(np.cumsum(lat_steps)),
         bad_canary=bad_rate[0],
         bad_primary=bad_rate[1],
+        stall_canary=stall[0],
+        stall_primary=stall[1],
     )
 
 
@@ -412,14 +430,28 @@ class ReleaseWorld:
         n_p, x_p = self._errors(rng, n_p, p_p, float(c.bad_primary[t]))
         m_p = r.median_ms * float(c.lat[t])
         m_c = m_p * r.effect.median_ratio * _cold(r, t, r.cold_latency)
-        layout = r.world.layout
         return Minute(
             canary_requests=n_c,
             canary_errors=x_c,
             primary_requests=n_p,
             primary_errors=x_p,
-            canary_hist=_hist(rng, n_c, layout, m_c, r.sigma, r.effect.tail_ratio),
-            primary_hist=_hist(rng, n_p, layout, m_p, r.sigma),
+            canary_hist=self._latencies(
+                rng, n_c, m_c, r.effect.tail_ratio, float(c.stall_canary[t])
+            ),
+            primary_hist=self._latencies(rng, n_p, m_p, 1.0, float(c.stall_primary[t])),
+        )
+
+    def _latencies(
+        self, rng: np.random.Generator, n: int, median_ms: float, tail_ratio: float, stall: float
+    ) -> npt.NDArray[np.int64]:
+        """One side's histogram: its requests, those of a stalled pod ``stall`` times slower."""
+        r = self.release
+        layout = r.world.layout
+        if stall <= 0:
+            return _hist(rng, n, layout, median_ms, r.sigma, tail_ratio)
+        on_stalled = int(rng.binomial(n, 1.0 / r.pods))
+        return _hist(rng, n - on_stalled, layout, median_ms, r.sigma, tail_ratio) + _hist(
+            rng, on_stalled, layout, median_ms * stall, r.sigma, tail_ratio
         )
 
     def _errors(

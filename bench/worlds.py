@@ -113,19 +113,35 @@ def _bursty() -> WorldClass:
 
 def _clustered() -> WorldClass:
     effects = (ERR_1_2,)
-    rows = tuple(
-        Row(f"retries x2-3, total {rps:g} req/s", World(total_rps=rps, retries=True), effects)
-        for rps in (20.0, 100.0)
-    ) + tuple(
-        Row(f"one bad pod, total {rps:g} req/s", World(total_rps=rps, bad_pod_prob=0.04), effects)
-        for rps in (20.0, 100.0)
+    rows = (
+        tuple(
+            Row(f"retries x2-3, total {rps:g} req/s", World(total_rps=rps, retries=True), effects)
+            for rps in (20.0, 100.0)
+        )
+        + tuple(
+            Row(
+                f"one bad pod, total {rps:g} req/s",
+                World(total_rps=rps, bad_pod_prob=0.04),
+                effects,
+            )
+            for rps in (20.0, 100.0)
+        )
+        + tuple(
+            Row(
+                f"one stalled pod, total {rps:g} req/s",
+                World(total_rps=rps, stall_prob=0.04),
+                (P99_25_SHIFT,),
+            )
+            for rps in (20.0, 100.0)
+        )
     )
     return WorldClass(
         "clustered",
-        "5. Clustered errors on good releases",
+        "5. Clustered errors and slow requests",
         "(a) every failing request is retried 2-3 times on the same version and the retries "
         "fail too; (b) each minute, each side with probability 4%, one of its 2-6 pods fails "
-        "20-50% of its requests",
+        "20-50% of its requests; (c) each minute, each side with probability 4%, one of its "
+        "2-6 pods stalls and every request it serves that minute takes 3-10 times as long",
         rows,
     )
 
