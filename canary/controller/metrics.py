@@ -140,6 +140,25 @@ class FlaggerMetrics:
             self.failures.labels(target, ns, strategy, "completed").inc()
 
 
+def _pace_histograms(registry: CollectorRegistry) -> tuple[Histogram, Histogram]:
+    """Whether the controller keeps up: how late passes start, and the garbage collections
+    that hold every pass up while they run."""
+    lateness = Histogram(
+        f"{PREFIX}_tick_lateness_seconds",
+        "How late a pass started after it was due",
+        buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
+        registry=registry,
+    )
+    gc_pauses = Histogram(
+        f"{PREFIX}_gc_pause_seconds",
+        "Python garbage collections by generation: every pass waits while one runs",
+        ["generation"],
+        buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+        registry=registry,
+    )
+    return lateness, gc_pauses
+
+
 def _metric_gauges(registry: CollectorRegistry) -> tuple[GaugeFamily, GaugeFamily]:
     """Each analysis metric's last value, and its thresholdRange bounds beside it."""
     value = GaugeFamily(
@@ -250,19 +269,7 @@ class Metrics:
             ["provider_type", "outcome"],
             registry=r,
         )
-        self.lateness = Histogram(
-            f"{PREFIX}_tick_lateness_seconds",
-            "How late a pass started after it was due",
-            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
-            registry=r,
-        )
-        self.gc_pauses = Histogram(
-            f"{PREFIX}_gc_pause_seconds",
-            "Python garbage collections by generation: every pass waits while one runs",
-            ["generation"],
-            buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
-            registry=r,
-        )
+        self.lateness, self.gc_pauses = _pace_histograms(r)
 
     def exposition(self) -> bytes:
         """The scrape: what `generate_latest` would write for ``registry``, written faster."""
