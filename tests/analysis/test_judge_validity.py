@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -171,6 +172,14 @@ class TestValidityUnderClusteredCounts:
         assert caught / runs >= 0.9
 
 
+def judge_latency(state: Any, canary: Any, primary: Any, minute: int) -> tuple[Any, bool]:
+    """Fold one minute's histograms into a latency run and judge it: the new state, and
+    whether the verdict is a failure."""
+    state = add_histograms(state, canary, primary, LAT, window_end=T0 + timedelta(minutes=minute))
+    r = decide(LAT, state, metric="request-duration", buckets_to_ms=1000.0, last_step=False)
+    return r.state, r.outcome is Outcome.FAIL
+
+
 def istio_hist(
     rng: np.random.Generator, n: int, median_ms: float, sigma: float
 ) -> list[tuple[float, float]]:
@@ -194,16 +203,10 @@ def latency_run(rng: np.random.Generator, *, tail: float, looks: int = 8) -> boo
     for k in range(1, looks + 1):
         weight = min(0.5, 0.1 * k)
         n_c, n_p = int(rng.poisson(3000 * weight)), int(rng.poisson(3000 * (1 - weight)))
-        state = add_histograms(
-            state,
-            istio_hist(rng, n_c, 80.0, sigma_c),
-            istio_hist(rng, n_p, 80.0, 0.45),
-            LAT,
-            window_end=T0 + timedelta(minutes=k),
+        state, failed = judge_latency(
+            state, istio_hist(rng, n_c, 80.0, sigma_c), istio_hist(rng, n_p, 80.0, 0.45), k
         )
-        r = decide(LAT, state, metric="request-duration", buckets_to_ms=1000.0, last_step=False)
-        state = r.state
-        if r.outcome is Outcome.FAIL:
+        if failed:
             return True
     return False
 
@@ -259,16 +262,10 @@ def low_traffic_run(
         weight = min(0.5, 0.1 * k)
         total = int(rng.poisson(240 * rng.gamma(shape, 1 / shape)))
         n_c = int(rng.binomial(total, weight))
-        state = add_histograms(
-            state,
-            demo_hist(rng, n_c, 60.0 * shift, 0.4),
-            demo_hist(rng, total - n_c, 60.0, 0.4),
-            LAT,
-            window_end=T0 + timedelta(minutes=k),
+        state, failed = judge_latency(
+            state, demo_hist(rng, n_c, 60.0 * shift, 0.4), demo_hist(rng, total - n_c, 60.0, 0.4), k
         )
-        r = decide(LAT, state, metric="request-duration", buckets_to_ms=1000.0, last_step=False)
-        state = r.state
-        if r.outcome is Outcome.FAIL:
+        if failed:
             return True
     return False
 
@@ -402,16 +399,13 @@ def stall_run(
         stalls = np.where(rng.random(2) < stall_prob, rng.uniform(3.0, 10.0, 2), 0.0)
         if k in canary_stalls:
             stalls[0] = rng.uniform(3.0, 10.0)
-        state = add_histograms(
+        state, failed = judge_latency(
             state,
             stalled_demo_hist(rng, n_c, 60.0 * shift, 0.4, pods, float(stalls[0])),
             stalled_demo_hist(rng, total - n_c, 60.0, 0.4, pods, float(stalls[1])),
-            LAT,
-            window_end=T0 + timedelta(minutes=k),
+            k,
         )
-        r = decide(LAT, state, metric="request-duration", buckets_to_ms=1000.0, last_step=False)
-        state = r.state
-        if r.outcome is Outcome.FAIL:
+        if failed:
             return True
     return False
 
