@@ -16,7 +16,10 @@ Issue 4's second and third "Done when", checked the way a user would see them:
   Measuring never races the controller: the routing object's resourceVersion is read
   before the read-back and after the generator's snapshot, and the snapshot's copy of
   the object must carry that same resourceVersion; a window in which the object
-  changed is discarded and measured again while the next weight holds.
+  changed is discarded and measured again. Nor does it race the clock: each weight
+  holds until it was measured, through a ``confirm-traffic-increase`` gate (a real
+  webhook server) that the test opens for exactly one step after each measurement,
+  so a loaded machine slows the run down instead of skipping a weight.
 
 * Invalid combinations (A/B testing on ``kubernetes`` or SMI, mirroring on ``nginx``,
   ``linkerd`` or SMI, ``nginx`` without ``ingressRef``, Gateway API without
@@ -60,6 +63,7 @@ from canary.demo.traffic import (
 from canary.model import parse_canary
 from kubesandbox import SandboxThread
 from tests.e2e.support import OperatorProcess, eventually
+from tests.http_fixtures import RecordingServer, Reply
 
 pytestmark = pytest.mark.slow
 
@@ -67,10 +71,11 @@ ROOT = Path(__file__).resolve().parents[2]
 NS = "default"
 API = "canary.gitops.dev/v1beta1"
 
-TIME_SCALE = 0.1  # a 10 s analysis interval is 1 s: each weight holds about a second
+TIME_SCALE = 0.1  # a 10 s analysis interval is 1 s: a tick a second
 STEP_WEIGHT, MAX_WEIGHT = 25, 50
 SCHEDULE = (25, 50)  # the canary weights stepWeight 25 / maxWeight 50 walks through
 N = 1000  # requests per measured window
+GATE = "/confirm-traffic-increase"  # the gate's path on the test's webhook server
 SIGMAS = 4.0
 SEED = 20240601
 
@@ -480,10 +485,21 @@ class Measurement:
 
 
 class Observer:
-    """Follows a run: the weights the routing object holds, and the split measured at each."""
+    """Follows a run: the weights the routing object holds, and the split measured at each.
 
-    def __init__(self, kube: KubeClient, provider: str, setup: Setup) -> None:
+    With a ``gate`` (the webhook server behind the Canary's confirm-traffic-increase hook,
+    closed by default), each weight holds until it was measured: the observer then lets
+    exactly one gate call through. It opens again only after a later call was refused,
+    which proves the opened one was spent; if that call's step did not land, the weight is
+    unchanged and measured, so the gate opens again.
+    """
+
+    def __init__(
+        self, kube: KubeClient, provider: str, setup: Setup, gate: RecordingServer | None = None
+    ) -> None:
         self.kube = kube
+        self.gate = gate
+        self.opened_at: int | None = None  # gate calls seen when it was last opened
         self.provider = provider
         self.setup = setup
         self.router = make_router(provider, kube)
@@ -532,17 +548,22 @@ class Observer:
         """Poll until the run has Succeeded and the final state was measured; the last one."""
         deadline = time.monotonic() + timeout
         while True:
+            # Counted before the read: a refusal counted here came after any step it follows.
+            calls = len(self.gate.requests_to(GATE)) if self.gate is not None else 0
             routes, phase, version = await self.routes()
             if routes is not None:
                 if not self.weights or self.weights[-1] != routes.canary:
                     self.weights.append(routes.canary)
-                key = (len(self.weights) - 1, phase)
+                index = len(self.weights) - 1
+                key = (index, phase)
                 if version is not None and key not in self.measured:
                     measurement = await self.measure(routes, phase, version)
                     if measurement is not None:
                         self.measured[key] = measurement
                         if phase == "Succeeded":
                             return measurement
+                if any(i == index for i, _ in self.measured):
+                    self.open_gate(calls)
             if time.monotonic() > deadline:
                 seen = "\n  ".join(m.describe() for m in self.measured.values())
                 raise AssertionError(
@@ -550,6 +571,15 @@ class Observer:
                     f"weights {self.weights}, measured:\n  {seen}"
                 )
             await asyncio.sleep(0.05)
+
+    def open_gate(self, calls: int) -> None:
+        """Let the next gate call through, unless the last opening may be unspent."""
+        if self.gate is None:
+            return
+        # Opened at n calls: call n+1 spends it, call n+2 (refused) proves it was spent.
+        if self.opened_at is None or calls >= self.opened_at + 2:
+            self.gate.script(GATE, Reply(200, "open"))
+            self.opened_at = len(self.gate.requests_to(GATE))
 
 
 # ============================================================================ tests
@@ -563,6 +593,7 @@ class TestWeightsWalkOnEveryProvider:
         cluster: SandboxThread,
         kube: KubeClient,
         operator: OperatorProcess,
+        recording_server: RecordingServer,
     ) -> None:
         setup = SETUPS[provider]
         cluster.apply_manifest(deployment())
@@ -570,20 +601,29 @@ class TestWeightsWalkOnEveryProvider:
             cluster.apply_manifest(ingress())
         for obj in USER_OBJECTS.get(provider, ()):
             cluster.apply_manifest(obj)
-        cluster.apply_manifest(canary("podinfo", provider, service=setup.service, **setup.spec))
+        # Plain Services never shift, so they have no step to hold; the others hold each
+        # weight at a confirm-traffic-increase gate until the observer has measured it.
+        gate = None if provider == "kubernetes" else recording_server
+        analysis = None
+        if gate is not None:
+            gate.default(GATE, Reply(403, "closed"))
+            hook = {"name": "measured", "type": "confirm-traffic-increase", "url": gate.url(GATE)}
+            analysis = {"stepWeight": STEP_WEIGHT, "maxWeight": MAX_WEIGHT, "webhooks": [hook]}
+        cluster.apply_manifest(
+            canary("podinfo", provider, service=setup.service, analysis=analysis, **setup.spec)
+        )
 
         async def initialized() -> bool:
             return (await status_of(kube, "podinfo")).get("phase") == "Initialized"
 
         await eventually(initialized, timeout=30, what=f"{provider}: the canary to initialize")
-        observer = Observer(kube, provider, setup)
+        observer = Observer(kube, provider, setup, gate)
         start, phase, _ = await observer.routes()
         assert start == Routes(100, 0), (provider, start, phase)
 
         patch = deployment(image=NEW_IMAGE)["spec"]["template"]
         await kube.patch("apps/v1", "Deployment", "podinfo", NS, {"spec": {"template": patch}})
-        timeout = 60 if provider == "kubernetes" else 45
-        final = await observer.follow(timeout=timeout)
+        final = await observer.follow(timeout=120)  # an outer limit; a quiet run takes ~10 s
 
         report = "\n  ".join(m.describe() for m in observer.measured.values())
         context = f"{provider}: weights {observer.weights}, measured:\n  {report}"
@@ -610,16 +650,19 @@ class TestWeightsWalkOnEveryProvider:
         assert final.routes == Routes(100, 0), context
         assert final.window.primary == N and final.images["primary"] == {NEW_IMAGE}, context
         assert any(phase == "Progressing" for _, phase in observer.measured), context
+        if gate is not None:  # each step, the promoting one included, passed the gate
+            assert len(gate.accepted_to(GATE)) >= len(SCHEDULE) + 1, gate.requests
 
         events = await canary_events(kube, "podinfo")
         messages = Counter(str(e.get("message")) for e in events)
         # A primary whose rollout outlasts a tick (1 s here, at --time-scale 0.1, on a busy
-        # machine) is waited for, with a Warning that says so: a state, not a fault.
+        # machine) is waited for, with a Warning that says so: a state, not a fault; so is
+        # the test's own gate, held closed until a weight was measured.
+        waiting = ("not ready: waiting for rollout to finish", "waiting for traffic increase")
         warnings = {
             str(e.get("message"))
             for e in events
-            if e.get("type") == "Warning"
-            and "not ready: waiting for rollout to finish" not in str(e.get("message"))
+            if e.get("type") == "Warning" and not any(w in str(e.get("message")) for w in waiting)
         }
         assert messages[f"Promotion completed! Scaling down podinfo.{NS}"] == 1, messages
         if provider == "kubernetes":
