@@ -7,6 +7,12 @@ object, fed by the watch caches (``seen``/``forget``). The rules:
   *due*, not from when it ended: a slow API or a busy CPU shows up as lateness instead of
   silently stretching every interval. A pass that asks to come back sooner (initialization,
   a Git revert, a retry) is due that many seconds after it ended.
+* **Queues dissolve.** A pass that started more than :data:`REPHASE_AFTER` seconds late (its
+  lateness reported) counts its next interval from when it started. Passes that fell due
+  together (thousands of Canaries created at once, a stall) and waited in line for their turn
+  are then due in the order and at the pace they ran, instead of falling due together, and
+  queueing, again every interval. Counted from the due time, such a queue came back every
+  minute for as long as the controller ran.
 * **Spread.** Jobs created while the controller starts (the first listing of the cache) run
   their first pass at once, as fast as the concurrency limit and the CPU allow, so that after
   a restart every Canary is looked at within seconds (as Argo Rollouts' workers drain their
@@ -46,6 +52,7 @@ RunPass = Callable[[str, str], Awaitable[float | None]]
 Fingerprint = Callable[[Mapping[str, Any]], object]
 ERROR_BACKOFF = (2.0, 5.0, 10.0, 30.0, 60.0)
 STARTUP_SPREAD = 30.0
+REPHASE_AFTER = 0.25
 DEFAULT_MAX_CONCURRENT = 32
 # Only commands wake a Canary's job: other annotations under our prefix (the GitSource's
 # source/revision marks, rewritten on every applied commit) must not.
@@ -217,8 +224,9 @@ class Scheduler:
             job.wake.clear()
             async with self._gate:
                 started = loop.time()
+                late = max(0.0, started - due)
                 if self.on_lateness is not None and kind == "Canary":
-                    self.on_lateness(max(0.0, started - due))
+                    self.on_lateness(late)
                 try:
                     delay = await (run_woken if woken else run_pass)(namespace, name)
                     failures = 0
@@ -243,6 +251,8 @@ class Scheduler:
             # than run back to back; the lateness of the late pass was reported already.
             due = due + delay + phase
             phase = 0.0
+            if late > REPHASE_AFTER * self.time_scale:
+                due += late  # counted from its start: a queue it waited in does not come back
             if due < ended - delay:
                 due = ended
             if woken:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from canary.controller.scheduler import STARTUP_SPREAD, JobKind, Scheduler
+from canary.controller.scheduler import REPHASE_AFTER, STARTUP_SPREAD, JobKind, Scheduler
 
 
 @pytest.mark.looptime
@@ -74,3 +74,58 @@ async def test_canaries_listed_at_startup_pass_at_once_and_then_tick_on_spread_p
     assert max(firsts) < 1  # every first pass at once
     assert all(60 <= gap <= 60 + STARTUP_SPREAD for gap in seconds)  # then one interval + phase
     assert len({round(gap) for gap in seconds}) > count // 3  # and the phases differ
+
+
+@pytest.mark.looptime
+async def test_passes_that_queued_together_are_not_due_together_again() -> None:
+    """Canaries created at once queue for their first pass; one interval later they are
+    due in the order and at the pace they ran, not all together again (loop time: each
+    pass takes 50 ms of a single worker, 100 of them 5 s)."""
+    loop = asyncio.get_running_loop()
+    count, work, interval = 100, 0.05, 60.0
+    lateness: list[float] = []
+    rounds = asyncio.Event()
+
+    async def run(namespace: str, name: str) -> float:
+        await asyncio.sleep(work)  # the pass's own work, holding the only worker
+        if len(lateness) >= 3 * count:
+            rounds.set()
+        return interval
+
+    scheduler = Scheduler({"Canary": JobKind(run)}, max_concurrent=1, on_lateness=lateness.append)
+    scheduler.starting = False  # created while the controller runs: due at once
+    for i in range(count):
+        scheduler.seen("test", f"c{i}", {"metadata": {"uid": f"u{i}"}})
+    try:
+        await rounds.wait()
+    finally:
+        await scheduler.stop()
+    first, later = lateness[:count], lateness[count : 3 * count]
+    assert max(first) >= (count - 1) * work * 0.99  # the first round queued: 5 s for the last
+    assert max(later) <= REPHASE_AFTER + work  # the queue did not come back
+    assert loop.time() < 3 * interval + count * work  # and every pass kept its interval
+
+
+@pytest.mark.looptime
+async def test_a_pass_on_time_keeps_the_rate_however_long_it_takes() -> None:
+    """A slow pass (the API, the CPU) does not stretch the interval: the next one is due an
+    interval after this one was due."""
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+    three = asyncio.Event()
+
+    async def run(namespace: str, name: str) -> float:
+        starts.append(loop.time())
+        if len(starts) == 3:
+            three.set()
+        await asyncio.sleep(7.0)  # a slow pass
+        return 60.0
+
+    scheduler = Scheduler({"Canary": JobKind(run)})
+    scheduler.starting = False
+    scheduler.seen("test", "podinfo", {"metadata": {"uid": "u1"}})
+    try:
+        await three.wait()
+    finally:
+        await scheduler.stop()
+    assert [round(t - starts[0], 3) for t in starts] == [0.0, 60.0, 120.0]
