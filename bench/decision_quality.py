@@ -163,6 +163,7 @@ def _json(
                 "events": e.events,
                 "nats": round(e.nats, 2),
                 "detectable": e.detectable,
+                "perfectTestRollsBackAtMinute": e.first_minute,
             },
         }
 

@@ -29,12 +29,20 @@ A regression is called *detectable* when that expectation reaches
 level with 98% probability (the issue's target: at most 2% missed).  The
 compare judge rejects when its mixture likelihood ratio reaches 1/alpha, i.e.
 the best alternative's log LR reaches ``B = log(1/alpha) + log(K)`` (alpha
-0.01; K = 14 alternatives: 7.3 nats).  A log LR summed over many requests is
+0.01; K = 14 alternatives: 7.2 nats).  A log LR summed over many requests is
 about normal with variance about twice its mean ``E`` (for small effects), so
 ``E - 2 sqrt(2 E) >= B`` gives ``sqrt(E) = sqrt(2) + sqrt(2 + B)``: about 20
 nats.  Below that, no test at this alpha catches the regression 98% of the
 time within the analysis, and the target does not apply (the tables still
 show what each judge did).
+
+The same sums say how soon a perfect test could roll back: the first minute at
+which the expected evidence reaches the rejection level ``B`` itself
+(:data:`REJECT_NATS`), when about half of such releases have crossed it
+(:attr:`Evidence.first_minute`).  A regression whose evidence comes slowly (a
+small effect on a low-weight canary) cannot be rolled back sooner by any
+comparison, whatever the threshold judge does; the time-to-roll-back target is
+read against it.
 """
 
 from __future__ import annotations
@@ -54,19 +62,25 @@ from bench.simulator import (
     diurnal_factor,
 )
 
-__all__ = ["DETECTABLE_NATS", "Evidence", "expected_evidence"]
+__all__ = ["DETECTABLE_NATS", "REJECT_NATS", "Evidence", "expected_evidence"]
 
 HOLD_INTERVALS = 5
 """The compare judge's default ``maxInconclusive``: how long it may hold at the last step."""
 
 
-def _required_nats(alpha: float = 0.01, components: int = 14, z: float = 2.0) -> float:
-    boundary = math.log(1.0 / alpha) + math.log(components)
-    root = z / math.sqrt(2.0) + math.sqrt(z * z / 2.0 + boundary)
+def _boundary(alpha: float = 0.01, components: int = 14) -> float:
+    return math.log(1.0 / alpha) + math.log(components)
+
+
+def _required_nats(z: float = 2.0) -> float:
+    root = z / math.sqrt(2.0) + math.sqrt(z * z / 2.0 + _boundary())
     return root * root
 
 
 DETECTABLE_NATS = round(_required_nats(), 1)
+REJECT_NATS = _boundary()
+"""The rejection level ``B`` (7.24 nats): expected evidence at which about half the releases
+cross it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +93,7 @@ class Evidence:
     extra_events: float  # more events expected from the regression
     nats: float
     events: str  # what the events are
+    first_minute: int | None  # the first minute the expected evidence reaches REJECT_NATS
 
     @property
     def detectable(self) -> bool:
@@ -123,6 +138,15 @@ def _two_sample_nats(n_c: float, weight: float, q1: FloatArray, q0: FloatArray) 
     return nats
 
 
+def _first_minute(per_minute: list[float]) -> int | None:
+    total = 0.0
+    for minute, nats in enumerate(per_minute, start=1):
+        total += nats
+        if total >= REJECT_NATS:
+            return minute
+    return None
+
+
 def expected_evidence(release: Release) -> Evidence:
     """The evidence about ``release.effect`` (errors or latency) over the analysis."""
     w, effect = release.world, release.effect
@@ -134,8 +158,10 @@ def expected_evidence(release: Release) -> Evidence:
         p1 = min(p0 * effect.error_ratio, 0.999)
         what = "failing original requests" if w.retries else "errors"
         q0, q1 = np.array([p0, 1 - p0]), np.array([p1, 1 - p1])
-        nats = sum(_two_sample_nats(c, weight, q1, q0) for c, weight in steps)
-        return Evidence(minutes, n, n * p0, n * (p1 - p0), nats, what)
+        per_minute = [_two_sample_nats(c, weight, q1, q0) for c, weight in steps]
+        return Evidence(
+            minutes, n, n * p0, n * (p1 - p0), sum(per_minute), what, _first_minute(per_minute)
+        )
     layout = w.layout
     q0 = bucket_probs(layout, release.median_ms, release.sigma)
     q1 = bucket_probs(
@@ -148,10 +174,18 @@ def expected_evidence(release: Release) -> Evidence:
     body = edges <= p90
     q0t = np.array([q0[body].sum(), *q0[~body]])
     q1t = np.array([q1[body].sum(), *q1[~body]])
-    nats = sum(_two_sample_nats(c, weight, q1t, q0t) for c, weight in steps)
+    per_minute = [_two_sample_nats(c, weight, q1t, q0t) for c, weight in steps]
     p99 = release.median_ms * math.exp(Z99 * release.sigma)
     bounds = [le * layout.to_ms for le in layout.les]
     i = next((i for i, b in enumerate(bounds) if b >= p99), len(bounds) - 1)
     above0, above1 = float(q0[i + 1 :].sum()), float(q1[i + 1 :].sum())
     what = f"requests over {bounds[i]:g} ms"
-    return Evidence(minutes, n, n * above0, n * (above1 - above0), nats, what)
+    return Evidence(
+        minutes,
+        n,
+        n * above0,
+        n * (above1 - above0),
+        sum(per_minute),
+        what,
+        _first_minute(per_minute),
+    )

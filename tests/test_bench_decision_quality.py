@@ -7,7 +7,8 @@ numbers themselves: those move with the statistics and are the benchmark's to re
 from __future__ import annotations
 
 from bench.decision_quality import QUICK, report
-from bench.worlds import CLASSES
+from bench.evidence import DETECTABLE_NATS, REJECT_NATS, expected_evidence
+from bench.worlds import CLASSES, build_corpus
 
 CLASS = "diurnal"
 
@@ -33,7 +34,7 @@ def test_quick_class_report_adds_up() -> None:
         assert 0 <= accidental <= cell["threshold"]["rolledBack"]
         assert cell["effect"] != "good" or accidental == 0
     statuses = {t["status"] for t in only["targets"]}
-    assert statuses <= {"MET", "MISSED", "not detectable", "n/a", "info"}
+    assert statuses <= {"MET", "MISSED", "not detectable", "out of reach", "n/a", "info"}
     assert len(only["targets"]) == 6
 
 
@@ -42,3 +43,24 @@ def test_markdown_tables() -> None:
     assert "| world | release | n | thr FR |" in text
     assert "|---|---|" in text
     assert "### Targets (compare judge)" in text
+
+
+def test_a_perfect_test_rolls_back_sooner_the_more_evidence_comes_per_minute() -> None:
+    """The first minute the expected evidence reaches the rejection level: present exactly
+    when the whole analysis reaches it, and sooner at higher traffic for the same effect."""
+    assert REJECT_NATS < DETECTABLE_NATS
+    firsts: dict[str, list[int]] = {}
+    for (_, row, effect), release in build_corpus(7, 0, 20, {"errors-2x"}):
+        assert effect != "good"
+        e = expected_evidence(release)
+        assert (e.first_minute is not None) == (e.nats >= REJECT_NATS), e
+        assert e.first_minute is None or 1 <= e.first_minute <= e.minutes
+        if e.detectable:
+            assert e.first_minute is not None
+        firsts.setdefault(row, []).append(
+            e.minutes + 1 if e.first_minute is None else e.first_minute
+        )
+    slowest = {row: max(minutes) for row, minutes in firsts.items()}
+    fastest = {row: min(minutes) for row, minutes in firsts.items()}
+    assert slowest["total 500 req/s"] <= fastest["total 50 req/s"], firsts
+    assert slowest["total 50 req/s"] <= fastest["total 20 req/s"], firsts
