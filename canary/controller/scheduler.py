@@ -12,7 +12,7 @@ object, fed by the watch caches (``seen``/``forget``). The rules:
   together (thousands of Canaries created at once, a stall) and waited in line for their turn
   are then due in the order and at the pace they ran, instead of falling due together, and
   queueing, again every interval. Counted from the due time, such a queue came back every
-  minute for as long as the controller ran.
+  interval for as long as the controller ran.
 * **Spread.** Jobs created while the controller starts (the first listing of the cache) run
   their first pass at once, as fast as the concurrency limit and the CPU allow, so that after
   a restart every Canary is looked at within seconds (as Argo Rollouts' workers drain their
