@@ -436,6 +436,10 @@ def _next_line(lines: queue.Queue[str], proc: subprocess.Popen[str], limit: floa
     pytest.fail(f"the watch printed nothing within {limit:g}s")
 
 
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("command", ["get", "status"])
 def test_watch_streams_one_json_document_per_change_until_ctrl_c(
     cluster: Cluster, command: str
@@ -449,6 +453,9 @@ def test_watch_streams_one_json_document_per_change_until_ctrl_c(
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "COLUMNS": "200"},
+        # Ctrl-C in a terminal: a test run started in the background of a shell without job
+        # control inherits SIGINT ignored, and would hand that on.
+        preexec_fn=_interruptible,
     )
     try:
         lines = _lines(proc.stdout)
