@@ -357,21 +357,25 @@ def describe_action(action: object) -> str:
 
 
 def judge_metric(
-    metric: MetricSpec, raw: Any, previous: MetricStatus | None = None
+    metric: MetricSpec, raw: Any, previous: MetricStatus | None = None, *, last_step: bool = True
 ) -> MetricResult:
     """Judge a scripted value exactly as the controller judges a queried one.
 
     ``previous`` is the metric's last verdict of the run (``status.analysis``), where a
     compare metric keeps its count of inconclusive checks in a row, as the judge keeps it
     in its stored state: ``compare.maxInconclusive`` and ``onMaxInconclusive`` then apply
-    to scripted ``inconclusive`` values as the judge applies them. A ``dryRun`` metric's
-    result is advisory.
+    to scripted ``inconclusive`` values as the judge applies them. ``last_step`` says
+    whether a passing tick would promote (the analysis request's own flag): with
+    ``onInconclusive: advance``, only there does an inconclusive check count. A ``dryRun``
+    metric's result is advisory.
     """
-    result = _judge_scripted(metric, raw, previous)
+    result = _judge_scripted(metric, raw, previous, last_step)
     return replace(result, advisory=metric.dry_run)
 
 
-def _judge_scripted(metric: MetricSpec, raw: Any, previous: MetricStatus | None) -> MetricResult:
+def _judge_scripted(
+    metric: MetricSpec, raw: Any, previous: MetricStatus | None, last_step: bool
+) -> MetricResult:
     name = metric.name
     if raw is None or raw == "nodata" or (isinstance(raw, float) and math.isnan(raw)):
         return MetricResult(name, Outcome.NODATA, f"no values found for metric {name}")
@@ -386,7 +390,7 @@ def _judge_scripted(metric: MetricSpec, raw: Any, previous: MetricStatus | None)
             warming_up=True,
         )
     if raw == "inconclusive":
-        return _inconclusive(metric, _inconclusive_count(previous) + 1)
+        return _inconclusive(metric, _inconclusive_count(previous), last_step)
     rng = metric.threshold_range
     result = judge_threshold(
         name,
@@ -410,16 +414,30 @@ def _inconclusive_count(previous: MetricStatus | None) -> int:
     return count if isinstance(count, int) and not isinstance(count, bool) else 0
 
 
-def _inconclusive(metric: MetricSpec, count: int) -> MetricResult:
-    """A scripted inconclusive check, the ``count``-th in a row, as the compare judge
-    decides it: within ``maxInconclusive`` it holds (or may advance with
-    ``onInconclusive: advance``); past it, ``onMaxInconclusive`` decides."""
+def _inconclusive(metric: MetricSpec, before: int, last_step: bool) -> MetricResult:
+    """A scripted inconclusive check after ``before`` in a row, as the compare judge decides
+    it (``_scarce`` in analysis/_compare.py): with ``onInconclusive: advance`` and a step
+    left, the weight may step up and nothing is counted; otherwise the check counts, holds
+    within ``maxInconclusive``, and past it ``onMaxInconclusive`` decides."""
     name, spec = metric.name, metric.compare
-    details = {INCONCLUSIVE_KEY: count}
     if spec is None:  # only the compare judge is ever inconclusive, and it keeps no budget here
         return MetricResult(
-            name, Outcome.INCONCLUSIVE, f"{name}: not enough data yet (scripted)", details=details
+            name,
+            Outcome.INCONCLUSIVE,
+            f"{name}: not enough data yet (scripted)",
+            details={INCONCLUSIVE_KEY: before + 1},
         )
+    if spec.on_inconclusive == "advance" and not last_step:
+        return MetricResult(
+            name,
+            Outcome.INCONCLUSIVE,
+            f"{name}: not enough data yet; stepping up for more traffic "
+            "(onInconclusive: advance, scripted)",
+            details={INCONCLUSIVE_KEY: before},
+            may_advance=True,
+        )
+    count = before + 1
+    details = {INCONCLUSIVE_KEY: count}
     budget = spec.max_inconclusive
     if count <= budget:
         return MetricResult(
@@ -427,7 +445,6 @@ def _inconclusive(metric: MetricSpec, count: int) -> MetricResult:
             Outcome.INCONCLUSIVE,
             f"{name}: not enough data yet (inconclusive {count} of {budget}, scripted)",
             details=details,
-            may_advance=spec.on_inconclusive == "advance",
         )
     spent = f"{name}: still inconclusive after {count} checks (maxInconclusive {budget}, scripted)"
     fallback = spec.on_max_inconclusive
@@ -568,7 +585,10 @@ class _ScriptedAnswers:
             analysis = self.canary.spec.analysis_or_default
             self.metrics = tuple(
                 judge_metric(
-                    m, self.moment.metrics.get(m.name, "nodata"), self.previous.get(m.name)
+                    m,
+                    self.moment.metrics.get(m.name, "nodata"),
+                    self.previous.get(m.name),
+                    last_step=request.last_step,
                 )
                 for m in analysis.metrics
             )

@@ -146,11 +146,16 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
         weights = [r["canaryWeight"] for r in rows[3:13]]
         assert weights == [10, 25, 50, 50, 50, 50, 50, 50, 50, 50]
         assert all(r["phase"] == "Progressing" for r in rows[3:13])  # never promoted on them
+        # Stepping up counts nothing, as in the judge: the count starts at 50%, the last step,
+        # and the fifth check there is past maxInconclusive 4.
+        said = [metric_of(r, "request-success-rate")["summary"] for r in rows[4:10]]
+        assert all("stepping up for more traffic" in s for s in said[:2])
+        assert [f"inconclusive {k} of 4" in s for k, s in enumerate(said[2:], 1)] == [True] * 4
         stalled = [r["tick"] for r in rows if r["stalled"]]
-        assert stalled == list(range(9, 14))
-        assert "canary promote --full" in rows[8]["stalled"]
-        assert metric_of(rows[8], "request-success-rate")["stalled"] is True
-        assert alerts_of(rows, "AnalysisStalled") == [9]
+        assert stalled == list(range(11, 14))
+        assert "canary promote --full" in rows[10]["stalled"]
+        assert metric_of(rows[10], "request-success-rate")["stalled"] is True
+        assert alerts_of(rows, "AnalysisStalled") == [11]
         assert all(r["failedChecks"] == 0 for r in rows)
         assert first_tick(rows, "Promoting") == 14
 
@@ -209,6 +214,35 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
         assert third.get("stalled", False) is stalled
         assert rows[6]["failedChecks"] == failed
         assert (rows[6]["stalled"] != "") is stalled
+
+    def test_stepping_up_for_traffic_spends_no_inconclusive_budget(self, tmp_path: Path) -> None:
+        # As in the judge (analysis/_compare.py, _scarce): with onInconclusive: advance, a
+        # check with a step left steps up and is not counted; only at the last step does
+        # maxInconclusive 0 make the first inconclusive check a failed one.
+        canary = yaml.safe_load((EXAMPLES / "podinfo-low-traffic.yaml").read_text())
+        canary["spec"]["analysis"]["metrics"][0]["compare"] = {
+            "maxInconclusive": 0,
+            "onInconclusive": "advance",
+            "onMaxInconclusive": "fail",
+        }
+        canary_file = tmp_path / "canary.yaml"
+        canary_file.write_text(yaml.safe_dump(canary))
+        result = runner.invoke(
+            app,
+            [
+                "simulate",
+                str(canary_file),
+                "-s",
+                str(EXAMPLES / "low-traffic-hold.yaml"),
+                "--format",
+                "json",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        rows = rows_of(result.stdout)
+        first_failure = next(r for r in rows if r["failedChecks"] > 0)
+        assert first_failure["canaryWeight"] == 50
+        assert [r["canaryWeight"] for r in rows[3:6]] == [10, 25, 50]
 
 
 class TestOutputContract:
