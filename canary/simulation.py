@@ -16,8 +16,9 @@ kept stable: other tools read them.
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,6 +71,20 @@ READINESS_WORDS = {"ready", "not-ready", "failed"}
 HOOK_WORDS = {"pass", "fail"}
 REVERT_WORDS = {"reverted", "already", "superseded", "failed"}
 METRIC_WORDS = ("nodata", "error", "inconclusive", "warmup")
+COMMAND_KEYS = ("promote", "promoteFull", "abort", "retry", "paused")
+SCENARIO_KEYS = ("name", "ticks", "start", "revision", "defaults", "steps")
+MOMENT_KEYS = (
+    "primary",
+    "canary",
+    "metrics",
+    "hooks",
+    "release",
+    "commands",
+    "spec",
+    "git",
+    "primaryRollout",
+)
+STEP_KEYS = ("at", "from", "to", "note")
 INCONCLUSIVE_KEY = "scriptedInconclusive"  # the count kept in a scripted verdict's details
 
 
@@ -125,10 +140,25 @@ def _overlay(base: Moment, top: Moment) -> Moment:
     )
 
 
-def _moment(raw: Any, path: str, issues: list[SpecIssue]) -> Moment:
+def _unknown_keys(
+    raw: Mapping[Any, Any], known: Sequence[str], path: str, issues: list[SpecIssue]
+) -> None:
+    """A key the scenario format does not have is an error, not silently nothing: a
+    misspelt ``metrics`` would otherwise script no metric at all (every check NoData)."""
+    for key in raw:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        where = f"{path}.{key}" if path else str(key)
+        issues.append(SpecIssue(where, f"unknown field; {hint}expected one of {', '.join(known)}"))
+
+
+def _moment(raw: Any, path: str, issues: list[SpecIssue], *, step: bool = False) -> Moment:
     if not isinstance(raw, Mapping):
         issues.append(SpecIssue(path, "expected an object"))
         return Moment()
+    _unknown_keys(raw, (*MOMENT_KEYS, *STEP_KEYS) if step else MOMENT_KEYS, path, issues)
 
     def word(key: str, allowed: set[str]) -> str | None:
         value = raw.get(key)
@@ -150,6 +180,7 @@ def _moment(raw: Any, path: str, issues: list[SpecIssue]) -> Moment:
             return {}
         return value
 
+    _unknown_keys(mapping("commands"), COMMAND_KEYS, f"{path}.commands", issues)
     hooks = {str(k): str(v) for k, v in mapping("hooks").items()}
     for name, answer in hooks.items():
         if answer not in HOOK_WORDS:
@@ -201,6 +232,7 @@ def parse_scenario(doc: Any) -> Scenario:
     issues: list[SpecIssue] = []
     if not isinstance(doc, Mapping):
         raise SpecError([SpecIssue("", "a scenario must be a YAML mapping")])
+    _unknown_keys(doc, SCENARIO_KEYS, "", issues)
     ticks = doc.get("ticks", 30)
     if not isinstance(ticks, int) or not 1 <= ticks <= 10_000:
         issues.append(
@@ -267,8 +299,7 @@ def _steps(
                 )
             )
             continue
-        body = {k: v for k, v in raw.items() if k not in ("at", "from", "to", "note")}
-        steps.append((first, last, _moment(body, path, issues)))
+        steps.append((first, last, _moment(raw, path, issues, step=True)))
     return steps
 
 

@@ -338,6 +338,35 @@ class TestBadInput:
         assert result.exit_code == 2
         assert "spec.targetRef: required field is missing" in result.stderr
 
+    @pytest.mark.parametrize(
+        ("scenario", "said"),
+        [
+            ("ticks: 5\nfoo: 1\n", "foo: unknown field; expected one of name, ticks"),
+            (
+                "defaults:\n  metric: {request-success-rate: 99}\n",
+                "defaults.metric: unknown field; did you mean metrics?",
+            ),
+            (
+                "steps:\n  - at: 2\n    comands: {abort: now}\n",
+                "steps[0].comands: unknown field; did you mean commands?",
+            ),
+            (
+                "steps:\n  - at: 2\n    commands: {promot: now}\n",
+                "steps[0].commands.promot: unknown field; did you mean promote?",
+            ),
+        ],
+        ids=["top-level", "defaults", "step", "command"],
+    )
+    def test_a_misspelt_scenario_field_is_an_error_not_nothing(
+        self, tmp_path: Path, scenario: str, said: str
+    ) -> None:
+        path = tmp_path / "s.yaml"
+        path.write_text(scenario)
+        result = runner.invoke(app, ["simulate", str(EXAMPLES / "podinfo.yaml"), "-s", str(path)])
+        assert result.exit_code == 2
+        assert said in result.stderr
+        assert str(path) in result.stderr
+
     def test_a_malformed_scenario_names_the_field(self, tmp_path: Path) -> None:
         scenario = tmp_path / "s.yaml"
         scenario.write_text(
