@@ -10,8 +10,9 @@ and reports every problem of every document at once with its file, document and 
    drop);
 2. the semantic rules of the model (:func:`canary.model.parse_canary` and friends: what the
    controller could not run);
-3. the PromQL of MetricTemplates and inline ``query`` metrics, rendered and parsed by
-   ``promtool`` when it is installed (:mod:`canary.commands.promql`).
+3. the PromQL of MetricTemplates, inline ``query`` metrics and the ``compare`` judge's own
+   queries, rendered and parsed by ``promtool`` when it is installed
+   (:mod:`canary.commands.promql`).
 
 The engine (:func:`lint_inputs`) returns a :class:`LintReport`; the command only prints it.
 """
@@ -622,18 +623,23 @@ def _canary_queries(
     ctx = canary.query_context(default_provider)
     queries: list[_Query] = []
     for metric in analysis.metrics:
+        query: _Query | None = None
+        prometheus = True  # builtin and inline metrics query the Canary's Prometheus
         if metric.query is not None and metric.template_ref is None:
             query = _inline_query(obj, metric, metric.query, ctx, report)
         elif metric.template_ref is not None:
             ref = metric.template_ref
             template = templates.get((ref.namespace or canary.namespace, ref.name))
-            if template is None:
-                continue  # not among the linted files: it may live in the cluster
-            query = _template_query(obj, metric, template, ctx, report)
-        else:
-            continue
+            # None: not among the linted files (it may live in the cluster), or not Prometheus.
+            prometheus = template is not None
+            if template is not None:
+                query = _template_query(obj, metric, template, ctx, report)
         if query is not None:
             queries.append(query)
+        queries += _compare_queries(obj, metric, ctx, report, prometheus=prometheus)
+        problem = _builtin_compare_problem(metric, ctx)
+        if problem is not None:
+            report.findings.append(obj.finding("error", f"{metric.path}.compare", problem, "rules"))
     return queries
 
 
@@ -652,6 +658,69 @@ def _inline_query(
         )
         return None
     return _Query(rendered, obj, f"{metric.path}.query", "the query")
+
+
+def _compare_queries(
+    obj: _Object, metric: MetricSpec, ctx: QueryContext, report: LintReport, *, prometheus: bool
+) -> list[_Query]:
+    """The ``compare`` judge's own queries, checked as an inline ``query`` is.
+
+    Why: the controller renders ``requestsQuery``, ``errorsQuery`` and ``bucketsQuery`` on
+    every tick with the same names and ``templateVariables`` as the metric's query, and a
+    broken one makes every verdict an Error, so a good release is rolled back. Only a
+    Prometheus metric's queries go to promtool: another provider's are in its own language.
+    """
+    from analysis import TemplateError, render_query
+
+    compare = metric.compare
+    if compare is None:
+        return []
+    queries: list[_Query] = []
+    for key, query in (
+        ("requestsQuery", compare.requests_query),
+        ("errorsQuery", compare.errors_query),
+        ("bucketsQuery", compare.buckets_query),
+    ):
+        if query is None:
+            continue
+        path = f"{metric.path}.compare.{key}"
+        try:
+            rendered = render_query(
+                query, ctx, interval=metric.interval, variables=dict(metric.template_variables)
+            )
+        except TemplateError as exc:
+            check: Check = "promql" if prometheus else "rules"
+            report.findings.append(obj.finding("error", path, f"invalid query: {exc}", check))
+            continue
+        if prometheus:
+            queries.append(_Query(rendered, obj, path, "the query"))
+    return queries
+
+
+def _builtin_compare_problem(metric: MetricSpec, ctx: QueryContext) -> str | None:
+    """Why the ``compare`` judge of a builtin metric cannot run on the canary's provider.
+
+    Why: APISIX and Knative name no primary series, and Skipper's duration has no buckets, so
+    every tick of such a judge is an Error. The decision is the controller's own: the builtin
+    queries it renders for each side (:func:`analysis.builtin_queries`), and its words.
+    ``compare``'s own queries replace the builtin ones, and then nothing is missing.
+    """
+    from analysis import AnalysisSpecError, CompareTest, builtin_queries
+
+    compare = metric.compare
+    if compare is None or not metric.is_builtin:
+        return None
+    latency = compare.test is CompareTest.LATENCY
+    if (compare.buckets_query if latency else compare.requests_query) is not None:
+        return None
+    try:
+        for primary in (False, True):
+            queries = builtin_queries(ctx, interval=metric.interval, primary=primary)
+            if latency:
+                queries.buckets  # noqa: B018 - raises where the provider has no histogram
+    except AnalysisSpecError as exc:
+        return exc.detail
+    return None
 
 
 def _template_query(

@@ -528,6 +528,184 @@ spec:
     assert "a datadog provider answers over its own window" in issue["message"], issue
 
 
+COMPARE_METRICS = """\
+      - name: errors
+        query: sum(rate(http_requests_total{{pod=~"{{{{ target }}}}-.*"}}[{{{{ interval }}}}]))
+        thresholdRange: {{max: 100}}
+        compare:
+          test: errorRate
+          requestsQuery: {requests}
+          errorsQuery: {errors}
+      - name: latency
+        query: sum(rate(http_requests_total{{pod=~"{{{{ target }}}}-.*"}}[{{{{ interval }}}}]))
+        thresholdRange: {{max: 100}}
+        compare:
+          test: latency
+          bucketsQuery: {buckets}
+"""
+GOOD_REQUESTS = "'sum(increase(http_requests_total{pod=~\"{{ target }}-.*\"}[{{ interval }}]))'"
+GOOD_ERRORS = (
+    '\'sum(increase(http_requests_total{code=~"5..",pod=~"{{ target }}-.*"}[{{ interval }}]))\''
+)
+GOOD_BUCKETS = "'sum by (le) (increase(latency_bucket{pod=~\"{{ target }}-.*\"}[{{ interval }}]))'"
+
+
+def test_a_misspelt_variable_in_a_compare_query_is_an_error_without_promtool(
+    cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(promql_module, "find_promtool", lambda: None)
+    metrics = COMPARE_METRICS.format(
+        requests=GOOD_REQUESTS.replace("{{ target }}", "{{ tagret }}"),
+        errors=GOOD_ERRORS,
+        buckets=GOOD_BUCKETS.replace("{{ target }}", "{{ variables.pod }}"),
+    )
+    path = write(tmp_path, "c.yaml", CANARY_WITH_METRICS.format(metrics=metrics))
+    code, report = lint_json(cli, str(path))
+    assert code == 1
+    assert [(i["file"], i["severity"], i["path"]) for i in report["issues"]] == [
+        (str(path), "error", "spec.analysis.metrics[0].compare.requestsQuery"),
+        (str(path), "error", "spec.analysis.metrics[1].compare.bucketsQuery"),
+    ], report["issues"]
+    requests, buckets = (i["message"] for i in report["issues"])
+    assert requests.startswith("invalid query: unknown template variable {{ tagret }}")
+    assert "templateVariables has no key 'pod'" in buckets
+    text = cli("lint", str(path)).stdout
+    assert (
+        f"{path}: document 1: error: spec.analysis.metrics[0].compare.requestsQuery: "
+        "invalid query: unknown template variable {{ tagret }}" in text
+    ), text
+
+
+@needs_promtool
+def test_a_compare_query_that_is_not_promql_is_an_error(cli: Invoke, tmp_path: Path) -> None:
+    metrics = COMPARE_METRICS.format(
+        requests=GOOD_REQUESTS,
+        errors=GOOD_ERRORS.replace("]))'", "])'"),  # unbalanced parenthesis
+        buckets=GOOD_BUCKETS.replace("]))'", "])'"),
+    )
+    path = write(tmp_path, "c.yaml", CANARY_WITH_METRICS.format(metrics=metrics))
+    code, report = lint_json(cli, str(path))
+    assert code == 1
+    assert [(i["severity"], i["path"], i["check"]) for i in report["issues"]] == [
+        ("error", "spec.analysis.metrics[0].compare.errorsQuery", "promql"),
+        ("error", "spec.analysis.metrics[1].compare.bucketsQuery", "promql"),
+    ], report["issues"]
+    assert all(
+        "is not valid PromQL" in i["message"] and "unclosed left parenthesis" in i["message"]
+        for i in report["issues"]
+    ), report["issues"]
+    # Two metric queries and three compare queries went to promtool.
+    assert report["summary"]["queries"] == 5
+
+    good = COMPARE_METRICS.format(requests=GOOD_REQUESTS, errors=GOOD_ERRORS, buckets=GOOD_BUCKETS)
+    write(tmp_path, "c.yaml", CANARY_WITH_METRICS.format(metrics=good))
+    code, report = lint_json(cli, "--strict", str(path))
+    assert (code, report["issues"]) == (0, []), report["issues"]
+
+
+BUILTIN_COMPARE_CANARY = """\
+apiVersion: canary.gitops.dev/v1beta1
+kind: Canary
+metadata:
+  name: podinfo
+  namespace: test
+spec:
+{provider}
+  service: {{port: 9898}}
+  analysis:
+    interval: 1m
+    threshold: 2
+    stepWeight: 10
+    metrics:
+      - name: {metric}
+        compare: {compare}
+"""
+_DEPLOYMENT = "  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}"
+APISIX = (
+    f"  provider: apisix\n{_DEPLOYMENT}\n"
+    "  routeRef: {apiVersion: apisix.apache.org/v2, kind: ApisixRoute, name: podinfo}"
+)
+KNATIVE = (
+    "  provider: knative\n"
+    "  targetRef: {apiVersion: serving.knative.dev/v1, kind: Service, name: podinfo}"
+)
+SKIPPER_INGRESS = (
+    f"{_DEPLOYMENT}\n"
+    "  ingressRef: {apiVersion: networking.k8s.io/v1, kind: Ingress, name: podinfo}"
+)
+
+
+@pytest.mark.parametrize(
+    ("provider", "options", "metric", "words", "own_queries"),
+    [
+        (
+            APISIX,
+            (),
+            "request-success-rate",
+            "the statistical judge needs the primary's metrics, and provider 'apisix' has none",
+            f"{{requestsQuery: {GOOD_REQUESTS}, errorsQuery: {GOOD_ERRORS}}}",
+        ),
+        (
+            KNATIVE,
+            (),
+            "request-success-rate",
+            "the statistical judge needs the primary's metrics, and provider 'knative' has none",
+            f"{{requestsQuery: {GOOD_REQUESTS}, errorsQuery: {GOOD_ERRORS}}}",
+        ),
+        (
+            f"  provider: skipper\n{SKIPPER_INGRESS}",
+            (),
+            "request-duration",
+            "the latency test has no builtin buckets for provider skipper",
+            f"{{bucketsQuery: {GOOD_BUCKETS}}}",
+        ),
+        (  # the controller's default provider, for a Canary without spec.provider
+            SKIPPER_INGRESS,
+            ("--provider", "skipper"),
+            "request-duration",
+            "the latency test has no builtin buckets for provider skipper",
+            f"{{bucketsQuery: {GOOD_BUCKETS}}}",
+        ),
+    ],
+    ids=["apisix", "knative", "skipper", "skipper-by-default"],
+)
+def test_a_builtin_compare_without_the_providers_series_is_an_error(
+    cli: Invoke,
+    tmp_path: Path,
+    provider: str,
+    options: tuple[str, ...],
+    metric: str,
+    words: str,
+    own_queries: str,
+) -> None:
+    canary = BUILTIN_COMPARE_CANARY.format(provider=provider, metric=metric, compare="{}")
+    path = write(tmp_path, "c.yaml", canary)
+    code, report = lint_json(cli, *options, str(path))
+    assert code == 1
+    [issue] = report["issues"]
+    assert (issue["file"], issue["kind"], issue["path"], issue["check"]) == (
+        str(path), "Canary", "spec.analysis.metrics[0].compare", "rules"
+    ), issue  # fmt: skip
+    assert words in issue["message"], issue
+
+    # compare's own queries replace the builtin ones the provider lacks.
+    canary = BUILTIN_COMPARE_CANARY.format(provider=provider, metric=metric, compare=own_queries)
+    write(tmp_path, "c.yaml", canary)
+    code, report = lint_json(cli, *options, str(path))
+    assert (code, report["issues"]) == (0, []), report["issues"]
+
+
+def test_a_builtin_compare_on_a_provider_with_primary_series_passes(
+    cli: Invoke, tmp_path: Path
+) -> None:
+    for metric in ("request-success-rate", "request-duration"):
+        canary = BUILTIN_COMPARE_CANARY.format(
+            provider=f"  provider: istio\n{_DEPLOYMENT}", metric=metric, compare="{}"
+        )
+        code, report = lint_json(cli, "--strict", str(write(tmp_path, "c.yaml", canary)))
+        assert (code, report["issues"]) == (0, []), (metric, report["issues"])
+
+
 @pytest.mark.parametrize(
     ("provider", "query", "words"),
     [
