@@ -12,12 +12,13 @@ tests are the sequential count test of :mod:`analysis._stats`:
   the slow requests.  Choosing the boundaries from pooled data keeps the
   canary's share of slow requests exchangeable under the null.
 
-A FAIL needs three things: enough requests on both sides (``minSampleSize``),
-statistical evidence (mixture likelihood ratio >= 1/alpha, i.e. the
-anytime-valid p-value <= alpha), and a practically relevant gap (canary
-worse by at least ``allowedIncrease`` as a ratio and ``minDifference`` in
-absolute terms).  Too little data is INCONCLUSIVE, at most ``maxInconclusive``
-times in a row; then ``onMaxInconclusive`` decides.
+A FAIL needs two things, at any sample size (the evidence is valid whenever it is
+looked at): statistical evidence (mixture likelihood ratio >= 1/alpha, i.e. the
+anytime-valid p-value <= alpha), and a practically relevant gap (canary worse
+by at least ``allowedIncrease`` as a ratio and ``minDifference`` in absolute
+terms).  A PASS needs ``minSampleSize`` requests on both sides as well; fewer
+is INCONCLUSIVE, at most ``maxInconclusive`` times in a row; then
+``onMaxInconclusive`` decides.
 """
 
 from __future__ import annotations
@@ -761,7 +762,8 @@ def _scarce(
         summary = f"{head}, {need} (inconclusive {count} of {spec.max_inconclusive})"
         return _result(Outcome.INCONCLUSIVE, comparison, summary, state, values)
     spent = (
-        f"{need}, still inconclusive after {count} checks (maxInconclusive {spec.max_inconclusive})"
+        f"{need}, still inconclusive after {count} check{'' if count == 1 else 's'} "
+        f"(maxInconclusive {spec.max_inconclusive})"
     )
     choice = spec.on_max_inconclusive
     if choice is OnMaxInconclusive.THRESHOLD and has_threshold:
@@ -783,7 +785,7 @@ def _scarce(
             state,
             values,
         )
-    summary = f"{head}, {spent}; holding until more traffic arrives or a person promotes or aborts"
+    summary = f"{head}, {spent}; holding"
     return _result(Outcome.INCONCLUSIVE, comparison, summary, state, values, stalled=True)
 
 

@@ -70,7 +70,8 @@ DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 READINESS_WORDS = {"ready", "not-ready", "failed"}
 HOOK_WORDS = {"pass", "fail"}
 REVERT_WORDS = {"reverted", "already", "superseded", "failed"}
-METRIC_WORDS = ("nodata", "error", "inconclusive", "warmup")
+METRIC_WORDS = ("nodata", "error", "inconclusive", "warmup", "regression")
+JUDGE_WORDS = ("inconclusive", "warmup", "regression")  # the statistical judge's alone
 COMMAND_KEYS = ("promote", "promoteFull", "abort", "retry", "paused")
 SCENARIO_KEYS = ("name", "ticks", "start", "revision", "defaults", "steps")
 MOMENT_KEYS = (
@@ -195,7 +196,7 @@ def _moment(raw: Any, path: str, issues: list[SpecIssue], *, step: bool = False)
             issues.append(
                 SpecIssue(
                     f"{path}.metrics.{name}",
-                    f"expected a number, null, nodata, error, inconclusive or warmup, got {value!r}",
+                    f"expected a number, null, nodata, error, inconclusive, warmup or regression, got {value!r}",
                 )
             )
     release = raw.get("release")
@@ -422,6 +423,15 @@ def _judge_scripted(
         )
     if raw == "inconclusive":
         return _inconclusive(metric, _inconclusive_count(previous), last_step)
+    if raw == "regression" and metric.compare is not None:
+        # The judge's FAIL: conclusive (a rollback at once) unless the metric's failFast is off.
+        fail_fast = metric.compare.fail_fast
+        return MetricResult(
+            name,
+            Outcome.FAIL,
+            f"{name}: canary worse than the primary (scripted)",
+            fail_fast=fail_fast,
+        )
     rng = metric.threshold_range
     result = judge_threshold(
         name,
@@ -477,7 +487,10 @@ def _inconclusive(metric: MetricSpec, before: int, last_step: bool) -> MetricRes
             f"{name}: not enough data yet (inconclusive {count} of {budget}, scripted)",
             details=details,
         )
-    spent = f"{name}: still inconclusive after {count} checks (maxInconclusive {budget}, scripted)"
+    spent = (
+        f"{name}: still inconclusive after {count} check{'' if count == 1 else 's'} "
+        f"(maxInconclusive {budget}, scripted)"
+    )
     fallback = spec.on_max_inconclusive
     rng = metric.threshold_range
     bounds = threshold_text(rng.min, rng.max) if rng else ""
@@ -660,9 +673,58 @@ def _apply(decision: Decision, world: World, moment: Moment) -> None:
             world.primary_not_ready_ticks = moment.primary_rollout or 0
 
 
-def load_canary_doc(docs: list[Any], path: str) -> Mapping[str, Any]:
-    """Pick the Canary out of a multi-document file."""
+def check_scenario(canary: Canary, scenario: Scenario) -> None:
+    """Raise `SpecError` for scripted metrics the Canary cannot have asked for.
+
+    A name that is not one of the Canary's metrics (nor added by a step's ``spec``) would be
+    scripted for nothing while the real metric gets no data; ``inconclusive`` and ``warmup``
+    are what the statistical judge says, and a metric without ``compare`` never says them.
+    """
+    metrics = {m.name: m for m in canary.spec.analysis_or_default.metrics}
+    added = {
+        str(m.get("name")) for _, _, moment in scenario.steps for m in _patched_metrics(moment.spec)
+    }
+    issues: list[SpecIssue] = []
+    moments = [("defaults", scenario.defaults)] + [
+        (f"steps[{i}]", moment) for i, (_, _, moment) in enumerate(scenario.steps)
+    ]
+    for path, moment in moments:
+        for name, value in moment.metrics.items():
+            where = f"{path}.metrics.{name}"
+            if name not in metrics:
+                if name in added:
+                    continue
+                close = difflib.get_close_matches(name, list(metrics), n=1)
+                hint = f"did you mean {close[0]}? " if close else ""
+                known = ", ".join(metrics) or "none"
+                issues.append(
+                    SpecIssue(
+                        where, f"the Canary has no metric of that name; {hint}its metrics: {known}"
+                    )
+                )
+            elif value in JUDGE_WORDS and metrics[name].compare is None:
+                issues.append(
+                    SpecIssue(
+                        where,
+                        f"{value} is a word of the statistical judge, and this metric has no "
+                        "compare block: a threshold check passes, fails or has no data",
+                    )
+                )
+    if issues:
+        raise SpecError(issues)
+
+
+def _patched_metrics(spec: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    analysis = (spec or {}).get("analysis")
+    metrics = analysis.get("metrics") if isinstance(analysis, Mapping) else None
+    return [m for m in metrics if isinstance(m, Mapping)] if isinstance(metrics, list) else []
+
+
+def load_canary_doc(docs: list[Any]) -> Mapping[str, Any]:
+    """Pick the Canary out of a multi-document file (the caller names the file)."""
     for doc in docs:
         if isinstance(doc, Mapping) and doc.get("kind") == "Canary":
             return doc
-    raise SpecError([SpecIssue("", f"{path}: no document of kind Canary found")])
+    kinds = sorted({str(d.get("kind")) for d in docs if isinstance(d, Mapping)})
+    found = f"found {', '.join(kinds)}" if kinds else "found no Kubernetes object"
+    raise SpecError([SpecIssue("", f"no document of kind Canary; {found}")])

@@ -36,9 +36,10 @@ def _details(node: dict[str, Any]) -> str:
         parts.append(f"default `{node['default']}`")
     if "pattern" in node:
         parts.append(f"pattern `{node['pattern']}`")
-    for key, word in (("minimum", "≥"), ("maximum", "≤")):
+    for key, word, strict in (("minimum", "≥", ">"), ("maximum", "≤", "<")):
         if key in node:
-            parts.append(f"{word} {node[key]}")
+            exclusive = node.get(f"exclusive{key.capitalize()}") is True
+            parts.append(f"{strict if exclusive else word} {node[key]}")
     return "; ".join(parts)
 
 

@@ -49,7 +49,7 @@ class CompareSpec:
     buckets_unit: str = "s"
 
     def warmup_for(self, interval_seconds: float) -> float:
-        """``warmup`` in seconds; by default one analysis interval (docs/analysis.md says why)."""
+        """``warmup`` in seconds; by default the metric's own ``interval`` (docs/analysis.md says why)."""
         return interval_seconds if self.warmup_seconds is None else self.warmup_seconds
 
     @property
@@ -261,7 +261,7 @@ def _read_choice(
 
 
 def _read_warmup(d: Mapping[str, object], path: str, problems: Problems) -> float | None:
-    """``warmup``: a duration (``0s`` turns it off); absent means one analysis interval."""
+    """``warmup``: a duration (``0s`` turns it off); absent means the metric's ``interval``."""
     raw = d.get("warmup")
     if raw is None:
         return None

@@ -199,8 +199,7 @@ def _warming_up(t: Tick, warming: list[MetricResult]) -> None:
 def _stall(t: Tick, stalled: list[MetricResult]) -> None:
     """The inconclusive budget is spent with nothing to fall back on: hold, say what is
     needed (the AnalysisStalled condition and the message), and alert once per stall."""
-    checks = t.status.inconclusive_checks
-    needs = "; ".join(_stall_need(r, checks) for r in stalled)
+    needs = "; ".join(_stall_need(r) for r in stalled)
     text = (
         f"{needs}; waiting for more traffic, or `canary promote --full` to promote "
         "or `canary abort` to roll back"
@@ -211,15 +210,15 @@ def _stall(t: Tick, stalled: list[MetricResult]) -> None:
         t.alert(AlertKind.ANALYSIS_STALLED, Severity.WARN, f"Canary analysis is stalled: {text}")
 
 
-def _stall_need(result: MetricResult, checks: int) -> str:
+def _stall_need(result: MetricResult) -> str:
     """What a stalled metric lacks, in its judge's words (the judge knows what is missing:
-    ``too little data: 40 of 100 requests on the smaller side ...``), with the counts."""
+    ``too little data: 40 of 100 requests on the smaller side ...``, and how many checks it
+    has held for), with the primary's requests, which its words leave out."""
     named = result.summary.startswith(result.name)
     summary = result.summary if named else f"{result.name}: {result.summary}"
-    if result.samples is None:
+    if result.primary_samples is None:
         return summary
-    primary = "" if result.primary_samples is None else f" / {result.primary_samples:,} primary"
-    return f"{summary} ({result.samples:,} canary{primary} requests after {checks} checks)"
+    return f"{summary} (the primary: {result.primary_samples:,} requests)"
 
 
 def _report_advisory(t: Tick, advisory: list[MetricResult]) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import difflib
 import functools
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ __all__ = [
     "load_documents",
     "load_resource_schemas",
     "parse_documents",
+    "parse_yaml",
     "read_documents",
     "validate",
     "validate_file",
@@ -208,8 +210,40 @@ _BaseLoader: type[yaml.SafeLoader] = getattr(
 )  # libyaml if built
 
 
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_STR_TAG = "tag:yaml.org,2002:str"
+# YAML 1.2's core-schema float, as go-yaml (kubectl, sigs.k8s.io/yaml) reads it, less the
+# digits-only strings (integers, for which the YAML 1.1 int rule above it stays in charge):
+# ``1e-3``, ``+1E3``, ``.5``, ``-.5``, ``1.``. PyYAML's YAML 1.1 rule needs a dot and a signed
+# exponent (``1.0e-3``), so without this ``alpha: 1e-3`` was the string "1e-3".
+_YAML12_FLOAT = re.compile(
+    r"""^[-+]?(?:(?:\.[0-9]+|[0-9]+\.[0-9]*)(?:[eE][-+]?[0-9]+)?
+             |[0-9]+[eE][-+]?[0-9]+)$""",
+    re.VERBOSE,
+)
+# Any finite spelling of a float once underscores are gone (not ``.inf``, not ``1:30.5``).
+_DECIMAL_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+
+
 class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """SafeLoader that keeps timestamps as strings and rejects duplicate keys, like kubectl."""
+    """SafeLoader that reads what kubectl reads: timestamps stay strings, a duplicate key is an
+    error, ``1e-3`` is a number (YAML 1.2 floats), and ``yes``/``on`` stay booleans (kubectl's
+    go-yaml v2 reads YAML 1.1 booleans too, so a manifest means the same to both)."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        """The tag of a node; a float too large for a float64 (``1e400``) is a string.
+
+        Why: go-yaml keeps a number ``strconv.ParseFloat`` rejects as a string, so the API
+        server says "must be of type number" rather than taking infinity, which JSON cannot
+        carry; Python would make it ``inf`` and a field without bounds would accept it. The
+        field readers then name the field: ``expected a number, got string '1e400'``.
+        """
+        tag = super().resolve(kind, value, implicit)
+        if tag == _FLOAT_TAG and implicit[0] and isinstance(value, str):
+            digits = value.replace("_", "")
+            if _DECIMAL_FLOAT.match(digits) and math.isinf(float(digits)):
+                return _STR_TAG
+        return tag
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
@@ -234,6 +268,7 @@ _Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_Loader.add_implicit_resolver(_FLOAT_TAG, _YAML12_FLOAT, list("-+.0123456789"))
 
 
 def parse_documents(text: str, source: str = "<string>") -> list[tuple[int, dict[str, Any]]]:
@@ -260,16 +295,8 @@ def read_documents(
     """
     out: list[tuple[int, dict[str, Any]]] = []
     problems: list[DocumentError] = []
-    number = 0
-    loader = _Loader(text)
     try:
-        while loader.check_data():
-            number += 1
-            try:
-                doc = loader.get_data()
-            except yaml.YAMLError as exc:
-                problems.append(DocumentError(source, number, _yaml_error(exc)))
-                break
+        for number, doc in _load(text, source):
             if doc is None:
                 continue
             if not isinstance(doc, dict):
@@ -285,11 +312,48 @@ def read_documents(
                 out.append((number, _normalise(doc)))
             except _TooDeep as exc:
                 problems.append(DocumentError(source, number, str(exc)))
-    except yaml.YAMLError as exc:  # check_data() fails before the next document is counted
-        problems.append(DocumentError(source, number + 1, _yaml_error(exc)))
+    except DocumentError as exc:
+        problems.append(exc)
+    return out, problems
+
+
+def parse_yaml(text: str, source: str = "<string>") -> list[tuple[int, Any]]:
+    """Every non-empty document of a YAML file, of any shape, read as ``canary lint`` reads
+    manifests; numbered from 1 as :func:`parse_documents` numbers them.
+
+    Why: the files ``canary simulate`` takes (a Canary, a scenario) must mean the same there
+    as in ``canary lint`` and to kubectl: a duplicate key is an error, ``1e-3`` a number, a
+    timestamp a string. A scenario is not a Kubernetes object, so the shape is left to the
+    caller. Raises :class:`DocumentError` naming ``source``, the document and the line.
+    """
+    out: list[tuple[int, Any]] = []
+    for number, doc in _load(text, source):
+        if doc is None:
+            continue
+        try:
+            out.append((number, _normalise(doc)))
+        except _TooDeep as exc:
+            raise DocumentError(source, number, str(exc)) from None
+    return out
+
+
+def _load(text: str, source: str) -> Iterator[tuple[int, Any]]:
+    """``(document number, document)`` for each document, empty ones as None, with
+    :class:`_Loader`; YAML that does not parse raises :class:`DocumentError` (the end)."""
+    loader = _Loader(text)
+    number = 0
+    try:
+        while True:
+            number += 1  # the document about to be read: check_data() parses its start
+            try:
+                if not loader.check_data():
+                    return
+                doc = loader.get_data()
+            except yaml.YAMLError as exc:
+                raise DocumentError(source, number, _yaml_error(exc)) from None
+            yield number, doc
     finally:
         loader.dispose()
-    return out, problems
 
 
 def load_documents(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
@@ -682,6 +746,11 @@ def _to_json_schema(node: Mapping[str, Any]) -> dict[str, Any]:
             continue
         else:
             out[key] = value
+    for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        # OpenAPI v3.0 marks a bound exclusive with a boolean next to it; JSON Schema draft 7
+        # (jsonschema's) takes the bound itself, and would read `true` as the number 1.
+        if out.pop(exclusive, False) is True and bound in out:
+            out[exclusive] = out.pop(bound)
     if node.get("x-kubernetes-int-or-string"):
         out.pop("anyOf", None)
         out["type"] = ["integer", "string"]
@@ -754,6 +823,8 @@ _TYPE_NAMES = {
 _BOUNDS = {
     "minimum": "expected a value of at least",
     "maximum": "expected a value of at most",
+    "exclusiveMinimum": "expected a value greater than",
+    "exclusiveMaximum": "expected a value less than",
     "minLength": "expected a string with at least this many characters:",
     "maxLength": "expected a string with at most this many characters:",
     "minItems": "expected at least this many items:",

@@ -97,7 +97,7 @@ class TestStall:
         condition = stalled.condition("AnalysisStalled")
         assert condition is not None and condition.status == "True"
         assert (
-            "success-rate: too little data (40 canary / 380 primary requests after 3 checks)"
+            "success-rate: too little data (the primary: 380 requests); waiting for more traffic"
             in condition.message
         )
         assert "canary promote --full" in condition.message and "canary abort" in condition.message

@@ -9,8 +9,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from analysis.spec import SUPPORTED_PROVIDER_TYPES
+from analysis.spec import SUPPORTED_PROVIDER_TYPES, AnalysisSpecErrors, parse_compare
 from canary.model.schema import crd_files, load_resource_schemas
+from kubesandbox.apiserver import schema as sandbox_schema
 
 from .support import CRD_DIR, CRD_NAMES, crd, jsonpath, node_at, root_schema, schema_path_of, walk
 
@@ -552,6 +553,45 @@ class TestFields:
             node_at(root_schema(crd("canary")), path)["x-kubernetes-preserve-unknown-fields"]
             is True
         )
+
+
+# ----------------------------------------------------------------------------- compare's bounds
+
+# Values on and on either side of every bound of metrics[].compare in analysis/_spec/compare.py.
+COMPARE_VALUES: dict[str, tuple[Any, ...]] = {
+    "alpha": (-0.1, 0, 1e-9, 0.01, 0.4999, 0.5, 0.6),
+    "allowedIncrease": (0.999, 1, 1.1),
+    "minDifference": (-0.01, 0, 0.1),
+    "minSampleSize": (0, 1, 100, 2.5),
+    "maxInconclusive": (-1, 0, 5),
+    "detectIncrease": (0.5, 1, 1.0001, 2),
+    "quantile": (0.4999, 0.5, 0.99, 0.9999, 1, 1.5),
+    "warmup": ("0s", "90s", "1m30s", "500ms", "", "90", "1.5m", "2M"),
+}
+
+
+class TestCompareBounds:
+    """The API server refuses exactly the `compare` values the controller's parser refuses.
+
+    The sandbox's validator applies the CRD as Kubernetes does (OpenAPI v3.0: an exclusive
+    bound is a boolean next to minimum/maximum). A value the parser refuses but the CRD lets
+    through would be stored and then reported by the controller, not by `kubectl apply`.
+    """
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [(field, value) for field, values in COMPARE_VALUES.items() for value in values],
+    )
+    def test_the_crd_and_the_parser_agree(self, field: str, value: Any) -> None:
+        compare = node_at(root_schema(crd("canary")), "spec.analysis.metrics[].compare")
+        crd_refuses = bool(sandbox_schema.validate({field: value}, compare))
+        try:
+            parse_compare({field: value}, "compare", metric_name="request-success-rate")
+        except AnalysisSpecErrors:
+            parser_refuses = True
+        else:
+            parser_refuses = False
+        assert crd_refuses == parser_refuses
 
 
 # ----------------------------------------------------------------------------- printer columns

@@ -243,6 +243,36 @@ class TestKubernetesExtensions:
         doc["status"] = {"analysis": [{"name": "latency", "value": None, "primaryValue": 0.2}]}
         assert validate(doc) == []
 
+    @pytest.mark.parametrize(
+        "compare",
+        [{"alpha": 0.01}, {"alpha": 0.4999}, {"quantile": 0.5}, {"quantile": 0.999}],
+    )
+    def test_values_inside_exclusive_bounds_are_valid(self, compare: dict[str, Any]) -> None:
+        # The CRD's OpenAPI v3.0 `exclusiveMinimum: true` is no bound of 1 (JSON Schema's reading).
+        doc = canary()
+        doc["spec"]["analysis"]["metrics"] = [{"name": "request-success-rate", "compare": compare}]
+        assert validate(doc) == []
+
+    @pytest.mark.parametrize(
+        ("compare", "message"),
+        [
+            ({"alpha": 0}, "expected a value greater than 0; got integer 0"),
+            ({"alpha": 0.5}, "expected a value less than 0.5; got number 0.5"),
+            ({"quantile": 1}, "expected a value less than 1; got integer 1"),
+            ({"detectIncrease": 1}, "expected a value greater than 1; got integer 1"),
+            ({"quantile": 0.4}, "expected a value of at least 0.5; got number 0.4"),
+        ],
+    )
+    def test_an_exclusive_bound_refuses_the_bound_itself(
+        self, compare: dict[str, Any], message: str
+    ) -> None:
+        doc = canary()
+        doc["spec"]["analysis"]["metrics"] = [{"name": "request-success-rate", "compare": compare}]
+        [field] = compare
+        assert [(i.path, i.message) for i in validate(doc)] == [
+            (f"spec.analysis.metrics[0].compare.{field}", message)
+        ]
+
     def test_integral_float_counts_as_integer_like_yaml_to_json(self) -> None:
         assert validate(canary(progressDeadlineSeconds=600.0)) == []
         assert paths(validate(canary(progressDeadlineSeconds=600.5))) == [

@@ -114,18 +114,13 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
 
     def test_a_warming_up_canary_holds_silently_then_is_promoted(self) -> None:
         rows = simulate_json("podinfo-compare.yaml", "warm-up.yaml", "--expect", "Succeeded")
-        assert [(r["tick"], r["canaryWeight"]) for r in rows[3:7]] == [
-            (4, 10),
-            (5, 10),
-            (6, 10),
-            (7, 20),
-        ]
+        assert [(r["tick"], r["canaryWeight"]) for r in rows[3:6]] == [(4, 10), (5, 10), (6, 20)]
         assert metric_of(rows[4], "request-success-rate")["warmingUp"] is True
         assert all(r["failedChecks"] == 0 and r["inconclusiveChecks"] == 0 for r in rows)
         assert alerts_of(rows, "Inconclusive") == [] and alerts_of(rows, "AnalysisStalled") == []
         warm = [e for r in rows for e in r["events"] if "warming up" in e["message"]]
         assert len(warm) == 1
-        assert first_tick(rows, "Promoting") == 11  # two ticks later than a warm release
+        assert first_tick(rows, "Promoting") == 10  # a tick later than a warm release
 
     def test_a_low_traffic_hold_falls_back_to_the_threshold_range(self) -> None:
         rows = simulate_json(
@@ -243,6 +238,33 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
         first_failure = next(r for r in rows if r["failedChecks"] > 0)
         assert first_failure["canaryWeight"] == 50
         assert [r["canaryWeight"] for r in rows[3:6]] == [10, 25, 50]
+
+    @pytest.mark.parametrize("fail_fast", [True, False])
+    def test_a_scripted_regression_is_the_judges_fail(
+        self, tmp_path: Path, fail_fast: bool
+    ) -> None:
+        canary = yaml.safe_load((EXAMPLES / "podinfo-compare.yaml").read_text())
+        canary["spec"]["analysis"]["metrics"][0]["compare"]["failFast"] = fail_fast
+        canary_file = tmp_path / "canary.yaml"
+        canary_file.write_text(yaml.safe_dump(canary))
+        scenario = tmp_path / "s.yaml"
+        scenario.write_text(
+            "ticks: 10\ndefaults: {metrics: {request-success-rate: 99.9, request-duration: 180}}\n"
+            "steps:\n  - at: 3\n    release: {template: v2, revision: main@sha1:2}\n"
+            "  - from: 5\n    metrics: {request-success-rate: regression}\n"
+        )
+        result = runner.invoke(
+            app, ["simulate", str(canary_file), "-s", str(scenario), "--format", "json"]
+        )
+        assert result.exit_code == 0, result.output
+        rows = rows_of(result.stdout)
+        check = metric_of(rows[4], "request-success-rate")
+        assert check["outcome"] == "Fail"
+        if fail_fast:  # conclusive: rolled back at once, no failed check counted first
+            assert (rows[4]["phase"], rows[4]["failedChecks"]) == ("Failed", 0)
+        else:  # a failed check like a threshold's: threshold 2 of them first
+            assert (rows[4]["phase"], rows[4]["failedChecks"]) == ("Progressing", 1)
+            assert rows[-1]["phase"] == "Failed"
 
 
 class TestOutputContract:
@@ -367,6 +389,47 @@ class TestBadInput:
         assert said in result.stderr
         assert str(path) in result.stderr
 
+    @pytest.mark.parametrize(
+        ("metrics", "said"),
+        [
+            (
+                "{request-sucess-rate: 99}",
+                "defaults.metrics.request-sucess-rate: the Canary has no metric of that name; "
+                "did you mean request-success-rate?",
+            ),
+            (
+                "{request-duration: warmup}",
+                "defaults.metrics.request-duration: warmup is a word of the statistical judge",
+            ),
+            (
+                "{request-duration: regression}",
+                "defaults.metrics.request-duration: regression is a word of the statistical judge",
+            ),
+        ],
+        ids=["unknown-metric", "warmup-without-compare", "regression-without-compare"],
+    )
+    def test_a_scripted_metric_the_canary_cannot_ask_for_is_an_error(
+        self, tmp_path: Path, metrics: str, said: str
+    ) -> None:
+        path = tmp_path / "s.yaml"
+        path.write_text(f"ticks: 5\ndefaults:\n  metrics: {metrics}\n")
+        result = runner.invoke(
+            app, ["simulate", str(EXAMPLES / "podinfo-compare.yaml"), "-s", str(path)]
+        )
+        assert result.exit_code == 2
+        assert said in result.stderr.replace("\n", " ")
+        assert str(path) in result.stderr
+
+    def test_a_file_without_a_canary_is_named_not_a_traceback(self, tmp_path: Path) -> None:
+        path = tmp_path / "svc.yaml"
+        path.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: x}\n")
+        result = runner.invoke(
+            app, ["simulate", str(path), "-s", str(EXAMPLES / "good-release.yaml")]
+        )
+        assert result.exit_code == 2
+        assert f"{path} is not valid:\n  no document of kind Canary; found Service" in result.stderr
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
     def test_a_malformed_scenario_names_the_field(self, tmp_path: Path) -> None:
         scenario = tmp_path / "s.yaml"
         scenario.write_text(
@@ -385,4 +448,4 @@ class TestBadInput:
             app, ["simulate", str(EXAMPLES / "podinfo.yaml"), "-s", str(scenario)]
         )
         assert result.exit_code == 2
-        assert "not valid YAML" in result.stderr and "line" in result.stderr
+        assert "invalid YAML" in result.stderr and "line 3" in result.stderr
