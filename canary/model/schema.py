@@ -46,6 +46,7 @@ __all__ = [
     "VERSION",
     "DocumentError",
     "DocumentIssue",
+    "KubeScalarLoader",
     "ResourceSchema",
     "SchemaIssue",
     "Severity",
@@ -225,10 +226,12 @@ _YAML12_FLOAT = re.compile(
 _DECIMAL_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
 
 
-class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """SafeLoader that reads what kubectl reads: timestamps stay strings, a duplicate key is an
-    error, ``1e-3`` is a number (YAML 1.2 floats), and ``yes``/``on`` stay booleans (kubectl's
-    go-yaml v2 reads YAML 1.1 booleans too, so a manifest means the same to both)."""
+class KubeScalarLoader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """SafeLoader whose scalars mean what they mean to kubectl: timestamps stay strings,
+    ``1e-3`` is a number (YAML 1.2 floats), ``1e400`` a string, and ``yes``/``on`` stay
+    booleans (kubectl's go-yaml v2 reads YAML 1.1 booleans too). Every YAML reader of the
+    project builds on it, so a manifest means the same to lint, simulate, the built-in
+    GitOps reconciler and kubectl."""
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         """The tag of a node; a float too large for a float64 (``1e400``) is a string.
@@ -244,6 +247,17 @@ class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
             if _DECIMAL_FLOAT.match(digits) and math.isinf(float(digits)):
                 return _STR_TAG
         return tag
+
+
+KubeScalarLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+KubeScalarLoader.add_implicit_resolver(_FLOAT_TAG, _YAML12_FLOAT, list("-+.0123456789"))
+
+
+class _Loader(KubeScalarLoader):
+    """:class:`KubeScalarLoader` that also refuses a duplicate key, as kubectl does."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
@@ -262,13 +276,6 @@ class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
             seen[key] = key_node.start_mark.line + 1
         mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return mapping
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(_FLOAT_TAG, _YAML12_FLOAT, list("-+.0123456789"))
 
 
 def parse_documents(text: str, source: str = "<string>") -> list[tuple[int, dict[str, Any]]]:

@@ -110,6 +110,25 @@ class TestPlainFiles:
         (manifest,) = (await load_manifests(tmp_path)).manifests
         assert manifest.body["data"]["day"] == "2024-05-01"
 
+    async def test_numbers_are_read_as_kubectl_reads_them(self, tmp_path: Path) -> None:
+        # YAML 1.1 (PyYAML's) makes 1e-3 a string, which the API server would refuse for a
+        # number field; kubectl's YAML 1.2 floats make it a number, and keep 1e400 a string.
+        write(
+            tmp_path,
+            {
+                "c.yaml": "apiVersion: v1\nkind: Thing\nmetadata: {name: a}\n"
+                "spec: {alpha: 1e-3, half: .5, big: 1e400, count: 10, quoted: '1e-3'}\n"
+            },
+        )
+        (manifest,) = (await load_manifests(tmp_path)).manifests
+        assert manifest.body["spec"] == {
+            "alpha": 0.001,
+            "half": 0.5,
+            "big": "1e400",
+            "count": 10,
+            "quoted": "1e-3",
+        }
+
 
 OVERLAY_BASE = {
     "base/kustomization.yaml": "resources: [deployment.yaml, service.yaml]\n",

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from canary.errors import CanaryError
+from canary.model.schema import KubeScalarLoader
 
 __all__ = [
     "KUSTOMIZATION_NAMES",
@@ -51,17 +52,11 @@ __all__ = [
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-
-class ManifestLoader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """Safe YAML without timestamp conversion."""
-
-
-ManifestLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
-}
+class ManifestLoader(KubeScalarLoader):
+    """Safe YAML whose scalars mean what they mean to kubectl (:class:`KubeScalarLoader`):
+    a Canary in Git with ``alpha: 1e-3`` is applied with the number, as ``kubectl apply``
+    would, not with the string PyYAML's YAML 1.1 rules make of it."""
 
 
 @dataclass(frozen=True, slots=True)
