@@ -529,7 +529,32 @@ def _parse_metric(r: Reader) -> MetricSpec | None:
             r.path,
             f'metric "{check.name}" has no thresholdRange, threshold or compare: it can never fail',
         )
+    _warn_long_warmup(r, check)
     return MetricSpec(check=check, template_ref=template_ref)
+
+
+LONG_WARMUP_INTERVALS = 10
+"""A warm-up longer than this many of the metric's intervals earns a warning."""
+
+
+def _warn_long_warmup(r: Reader, check: MetricCheck) -> None:
+    """Why: during the warm-up the canary holds without an alert or a failed check, and even a
+    failing ``thresholdRange`` is not acted on, so ``warmup: 1h`` (or a slip, ``1y``) hides a
+    release that fails every request for that long after every commit. Legal, so a warning."""
+    compare = check.compare
+    if compare is None or compare.warmup_seconds is None:
+        return
+    try:
+        interval = parse_duration(check.interval)
+    except DurationError:
+        return  # the interval's own error is reported where it is read
+    if interval > 0 and compare.warmup_seconds > LONG_WARMUP_INTERVALS * interval:
+        r.issues.warning(
+            f"{r.path}.compare.warmup",
+            f"{compare.warmup_seconds / interval:,.0f} intervals of {check.interval}: after every "
+            "release the canary holds this long without an alert, a failed check or acting on "
+            "its thresholdRange; a warm-up covers a cold start (a minute or two)",
+        )
 
 
 def _parse_webhook(r: Reader) -> WebhookSpec:

@@ -706,6 +706,22 @@ def test_a_builtin_compare_on_a_provider_with_primary_series_passes(
         assert (code, report["issues"]) == (0, []), (metric, report["issues"])
 
 
+@pytest.mark.parametrize(("warmup", "warned"), [("2m", False), ("10m", False), ("11m", True)])
+def test_a_warm_up_of_more_than_ten_intervals_is_a_warning(
+    cli: Invoke, tmp_path: Path, warmup: str, warned: bool
+) -> None:
+    canary = BUILTIN_COMPARE_CANARY.format(
+        provider=f"  provider: istio\n{_DEPLOYMENT}",
+        metric="request-success-rate",
+        compare=f"{{warmup: {warmup}}}",
+    )
+    code, report = lint_json(cli, str(write(tmp_path, "c.yaml", canary)))
+    assert code == 0
+    paths = [(i["severity"], i["path"]) for i in report["issues"]]
+    expected = [("warning", "spec.analysis.metrics[0].compare.warmup")] if warned else []
+    assert paths == expected, report["issues"]
+
+
 @pytest.mark.parametrize(
     ("provider", "query", "words"),
     [
