@@ -127,7 +127,7 @@ def read_compare(
 
 def _check_known_fields(d: Mapping[str, object], path: str, problems: Problems) -> None:
     """Our own extension has no room for typos: an unknown field is an error, not a warning."""
-    for key in sorted(str(k) for k in d if k not in COMPARE_FIELDS):
+    for key in sorted("null" if k is None else str(k) for k in d if k not in COMPARE_FIELDS):
         problems.add(
             f"{path}.{key}",
             f"unknown field; expected one of {', '.join(sorted(COMPARE_FIELDS))}",

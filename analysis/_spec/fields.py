@@ -49,8 +49,20 @@ _Default = TypeVar("_Default", float, None)
 
 
 def type_name(v: object) -> str:
-    """How a bad value is quoted in messages: strings in double quotes, the rest by ``repr``."""
-    return f'"{v}"' if isinstance(v, str) else repr(v)
+    """How a bad value is quoted in messages, in the words of the YAML the user wrote: strings
+    in double quotes, ``true``/``false``/``null`` as YAML spells them (not Python's ``True``
+    and ``None``), a mapping or a list by its kind, numbers as they are."""
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "null"
+    if isinstance(v, Mapping):
+        return "a mapping"
+    if isinstance(v, list | tuple):
+        return "a list"
+    return repr(v)
 
 
 def read_number(

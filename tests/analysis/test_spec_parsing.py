@@ -59,6 +59,26 @@ class TestMetricSpecs:
         ]
         assert info.value.path == "m.interval" and "(and 3 more)" in str(info.value)
 
+    @pytest.mark.parametrize(
+        ("compare", "said"),
+        [
+            (True, "m.compare: expected a map, got true"),
+            (
+                {"minSampleSize": True},
+                "m.compare.minSampleSize: expected a positive integer, got true",
+            ),
+            ({"failFast": None}, "m.compare.failFast: expected true or false, got null"),
+            ({"alpha": [0.01]}, "got a list"),
+            ({None: 1}, "m.compare.null: unknown field"),
+        ],
+        ids=["true", "bool-for-int", "null", "list", "null-key"],
+    )
+    def test_a_bad_value_is_quoted_as_the_yaml_spells_it(self, compare: object, said: str) -> None:
+        entry = {"name": "request-success-rate", "compare": compare}
+        with pytest.raises(AnalysisSpecErrors) as info:
+            parse_metric(entry, path="m")
+        assert any(said in str(p) for p in info.value.problems), info.value.problems
+
     def test_the_raw_mapping_builder_still_raises_only_the_first_problem(self) -> None:
         with pytest.raises(AnalysisSpecError) as info:
             metric_check_from_spec(BAD_ENTRY, path="m")
