@@ -315,7 +315,12 @@ def _simulation_table(name: str, rows: Sequence[Mapping[str, Any]]) -> None:
     }
     for row in rows:
         lines = [e["message"] for e in row["events"]]
-        lines += [_metric_line(m) for m in row["metrics"] if m["outcome"] != "Pass"]
+        # A metric line the tick's Events already quote would say the same thing twice.
+        lines += [
+            _metric_line(m)
+            for m in row["metrics"]
+            if m["outcome"] != "Pass" and not any(m["summary"] in line for line in lines)
+        ]
         lines += [
             f"[{'red' if a['severity'] == 'error' else 'cyan'}]alert ({a['severity']}): {a['message']}[/]"
             for a in row["alerts"]
@@ -335,7 +340,14 @@ def _simulation_table(name: str, rows: Sequence[Mapping[str, Any]]) -> None:
             str(row["iterations"]),
             "\n".join(lines) or "[dim]-[/dim]",
         )
-    out.print(table)
+    if out.is_terminal:
+        out.print(table)
+        return
+    # Piped or redirected: the same table without the padding that fills each row to the
+    # console's width (a diff or a grep of the output should not see 160 columns of spaces).
+    with out.capture() as captured:
+        out.print(table)
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
 # --------------------------------------------------------------------------- run

@@ -304,6 +304,22 @@ class TestOutputContract:
         assert "a bad release is rolled back" in result.stdout
         assert "Failed checks threshold reached 2" in result.stdout
 
+    def test_a_piped_table_has_no_padding_and_says_each_verdict_once(self) -> None:
+        result = runner.invoke(
+            app,
+            [
+                "simulate",
+                str(EXAMPLES / "podinfo-low-traffic.yaml"),
+                "-s",
+                str(EXAMPLES / "low-traffic-hold.yaml"),
+            ],
+        )
+        assert result.exit_code == 0
+        lines = result.stdout.splitlines()
+        assert lines and all(line == line.rstrip() for line in lines)
+        # The Event quotes the verdict; the metric's own line would repeat it.
+        assert result.stdout.count("(inconclusive 1 of 4, scripted)") == 1
+
     def test_expect_fails_when_the_phase_differs(self) -> None:
         result = runner.invoke(
             app,
