@@ -493,7 +493,7 @@ def _info(detail: Mapping[str, Any]) -> RenderableType:
     info.add_row("Progress", _progress(detail))
     checks = f"{detail['failedChecks']}/{detail['threshold'] or '-'} failed checks"
     if detail["inconclusiveChecks"]:
-        checks += f", {detail['inconclusiveChecks']} inconclusive"
+        checks += f", {detail['inconclusiveChecks']} inconclusive in a row"
     info.add_row("Checks", Text(checks, style="red" if detail["failedChecks"] else ""))
     revision = detail["currentRevision"] or "-"
     info.add_row("Revision", Text(f"{revision}  (last good: {detail['lastGoodRevision'] or '-'})"))
