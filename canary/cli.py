@@ -230,7 +230,7 @@ def simulate(
 
     try:
         canary_doc = load_canary_doc(read_yaml(canary_file))
-        canary = parse_canary(canary_doc)
+        parse_canary(canary_doc)  # the Canary's own errors are named against its file
     except SpecError as exc:
         raise spec_error(canary_file, exc) from None
     scenario_docs = read_yaml(scenario_file)
@@ -240,7 +240,7 @@ def simulate(
         )
     try:
         scenario = parse_scenario(scenario_docs[0])
-        check_scenario(canary, scenario)
+        check_scenario(canary_doc, scenario)
     except SpecError as exc:
         raise spec_error(scenario_file, exc, "(scenario)") from None
     try:

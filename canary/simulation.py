@@ -409,10 +409,16 @@ def _judge_scripted(
     metric: MetricSpec, raw: Any, previous: MetricStatus | None, last_step: bool
 ) -> MetricResult:
     name = metric.name
+    # A failed query leaves the judge's stored state (its inconclusive count) as it was.
+    kept = previous.details if previous is not None and metric.compare is not None else {}
     if raw is None or raw == "nodata" or (isinstance(raw, float) and math.isnan(raw)):
-        return MetricResult(name, Outcome.NODATA, f"no values found for metric {name}")
+        return MetricResult(
+            name, Outcome.NODATA, f"no values found for metric {name}", details=kept
+        )
     if raw == "error":
-        return MetricResult(name, Outcome.ERROR, f"metric {name} query failed (scripted)")
+        return MetricResult(
+            name, Outcome.ERROR, f"metric {name} query failed (scripted)", details=kept
+        )
     if raw == "warmup":
         return MetricResult(
             name,
@@ -431,6 +437,10 @@ def _judge_scripted(
             Outcome.FAIL,
             f"{name}: canary worse than the primary (scripted)",
             fail_fast=fail_fast,
+        )
+    if isinstance(raw, str):  # a judge's word for a metric without compare (check_scenario)
+        return MetricResult(
+            name, Outcome.ERROR, f"{name}: {raw} scripted, but the metric has no compare block"
         )
     rng = metric.threshold_range
     result = judge_threshold(
@@ -511,7 +521,7 @@ def _inconclusive(metric: MetricSpec, before: int, last_step: bool) -> MetricRes
     return MetricResult(
         name,
         Outcome.INCONCLUSIVE,
-        f"{spent}, holding until more data arrives (onMaxInconclusive {fallback.value})",
+        f"{spent}; holding (onMaxInconclusive {fallback.value})",
         details=details,
         stalled=True,
     )
@@ -673,51 +683,65 @@ def _apply(decision: Decision, world: World, moment: Moment) -> None:
             world.primary_not_ready_ticks = moment.primary_rollout or 0
 
 
-def check_scenario(canary: Canary, scenario: Scenario) -> None:
+def check_scenario(canary_doc: Mapping[str, Any], scenario: Scenario) -> None:
     """Raise `SpecError` for scripted metrics the Canary cannot have asked for.
 
-    A name that is not one of the Canary's metrics (nor added by a step's ``spec``) would be
-    scripted for nothing while the real metric gets no data; ``inconclusive`` and ``warmup``
-    are what the statistical judge says, and a metric without ``compare`` never says them.
+    The Canary is replayed tick by tick as :func:`simulate` patches it (a step's ``spec``),
+    so a metric a step adds, or a ``compare`` block a step removes, is judged where it
+    applies. A name that is never one of the Canary's metrics would be scripted for nothing
+    while the real metric gets no data; ``inconclusive``, ``warmup`` and ``regression`` are
+    what the statistical judge says, and a metric without ``compare`` never says them.
     """
-    metrics = {m.name: m for m in canary.spec.analysis_or_default.metrics}
-    added = {
-        str(m.get("name")) for _, _, moment in scenario.steps for m in _patched_metrics(moment.spec)
-    }
-    issues: list[SpecIssue] = []
-    moments = [("defaults", scenario.defaults)] + [
-        (f"steps[{i}]", moment) for i, (_, _, moment) in enumerate(scenario.steps)
-    ]
-    for path, moment in moments:
+    doc: dict[str, Any] = dict(canary_doc)
+    canary = parse_canary(doc)
+    ever: set[str] = set()
+    words: dict[str, str] = {}
+    for tick in range(1, scenario.ticks + 1):
+        moment = scenario.moment(tick)
+        if moment.spec is not None:
+            patched = _merge(doc, {"spec": moment.spec})
+            if patched != doc:
+                doc, canary = patched, parse_canary(patched)
+        metrics = {m.name: m for m in canary.spec.analysis_or_default.metrics}
+        ever.update(metrics)
         for name, value in moment.metrics.items():
-            where = f"{path}.metrics.{name}"
-            if name not in metrics:
-                if name in added:
-                    continue
-                close = difflib.get_close_matches(name, list(metrics), n=1)
+            metric = metrics.get(name)
+            if value in JUDGE_WORDS and metric is not None and metric.compare is None:
+                words.setdefault(_scripted_at(scenario, tick, name), str(value))
+    issues = [
+        SpecIssue(
+            where,
+            f"{value} is a word of the statistical judge, and this metric has no compare "
+            "block here: a threshold check passes, fails or has no data",
+        )
+        for where, value in words.items()
+    ]
+    for path, moment in [("defaults", scenario.defaults)] + [
+        (f"steps[{i}]", m) for i, (_, _, m) in enumerate(scenario.steps)
+    ]:
+        for name in moment.metrics:
+            if name not in ever:
+                close = difflib.get_close_matches(name, sorted(ever), n=1)
                 hint = f"did you mean {close[0]}? " if close else ""
-                known = ", ".join(metrics) or "none"
                 issues.append(
                     SpecIssue(
-                        where, f"the Canary has no metric of that name; {hint}its metrics: {known}"
-                    )
-                )
-            elif value in JUDGE_WORDS and metrics[name].compare is None:
-                issues.append(
-                    SpecIssue(
-                        where,
-                        f"{value} is a word of the statistical judge, and this metric has no "
-                        "compare block: a threshold check passes, fails or has no data",
+                        f"{path}.metrics.{name}",
+                        "the Canary has no metric of that name; "
+                        f"{hint}its metrics: {', '.join(sorted(ever)) or 'none'}",
                     )
                 )
     if issues:
         raise SpecError(issues)
 
 
-def _patched_metrics(spec: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
-    analysis = (spec or {}).get("analysis")
-    metrics = analysis.get("metrics") if isinstance(analysis, Mapping) else None
-    return [m for m in metrics if isinstance(m, Mapping)] if isinstance(metrics, list) else []
+def _scripted_at(scenario: Scenario, tick: int, name: str) -> str:
+    """Where the scenario scripts metric ``name`` for ``tick``: the last step covering it
+    that names the metric (steps apply in file order), else the defaults."""
+    where = f"defaults.metrics.{name}"
+    for index, (first, last, moment) in enumerate(scenario.steps):
+        if first <= tick <= last and name in moment.metrics:
+            where = f"steps[{index}].metrics.{name}"
+    return where
 
 
 def load_canary_doc(docs: list[Any]) -> Mapping[str, Any]:

@@ -239,6 +239,49 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
         assert first_failure["canaryWeight"] == 50
         assert [r["canaryWeight"] for r in rows[3:6]] == [10, 25, 50]
 
+    def test_a_failed_query_does_not_reset_the_inconclusive_count(self, tmp_path: Path) -> None:
+        # The judge keeps its stored state when a query fails (analysis/_evaluate.py), so the
+        # count goes on after an error: the fourth inconclusive check is past maxInconclusive 3.
+        scenario = tmp_path / "s.yaml"
+        scenario.write_text(
+            "ticks: 12\ndefaults: {metrics: {request-success-rate: 99.9, request-duration: 180}}\n"
+            "steps:\n  - at: 3\n    release: {template: v2, revision: main@sha1:2}\n"
+            "  - {from: 5, to: 7, metrics: {request-success-rate: inconclusive}}\n"
+            "  - {at: 8, metrics: {request-success-rate: error}}\n"
+            "  - {at: 9, metrics: {request-success-rate: inconclusive}}\n"
+        )
+        result = runner.invoke(
+            app,
+            ["simulate", str(EXAMPLES / "podinfo-compare.yaml"), "-s", str(scenario), "-o", "json"],
+        )
+        assert result.exit_code == 0, result.output
+        rows = rows_of(result.stdout)
+        assert metric_of(rows[7], "request-success-rate")["outcome"] == "Error"
+        ninth = metric_of(rows[8], "request-success-rate")
+        assert "still inconclusive after 4 checks (maxInconclusive 3" in ninth["summary"]
+
+    def test_a_metric_a_step_adds_or_strips_is_checked_where_it_applies(
+        self, tmp_path: Path
+    ) -> None:
+        # From tick 4 the success rate loses its compare block: inconclusive is then an error;
+        # request-duration gains one at tick 6, where inconclusive is fine.
+        scenario = tmp_path / "s.yaml"
+        scenario.write_text(
+            "ticks: 9\nsteps:\n"
+            "  - from: 4\n    spec:\n      analysis:\n        metrics:\n"
+            "          - {name: request-success-rate, interval: 1m, thresholdRange: {min: 99}}\n"
+            "          - {name: request-duration, interval: 1m, compare: {test: latency}}\n"
+            "  - {at: 6, metrics: {request-duration: inconclusive}}\n"
+            "  - {at: 7, metrics: {request-success-rate: regression}}\n"
+        )
+        result = runner.invoke(
+            app, ["simulate", str(EXAMPLES / "podinfo-compare.yaml"), "-s", str(scenario)]
+        )
+        assert result.exit_code == 2
+        assert "steps[2].metrics.request-success-rate: regression is a word" in result.stderr
+        assert "request-duration" not in result.stderr
+        assert "Traceback" not in result.output
+
     @pytest.mark.parametrize("fail_fast", [True, False])
     def test_a_scripted_regression_is_the_judges_fail(
         self, tmp_path: Path, fail_fast: bool
