@@ -58,6 +58,8 @@ def type_name(v: object) -> str:
         return "true" if v else "false"
     if v is None:
         return "null"
+    if isinstance(v, int) and abs(v) > INT64_MAX:
+        return f"a number of {len(str(abs(v)))} digits"
     if isinstance(v, Mapping):
         return "a mapping"
     if isinstance(v, list | tuple):
@@ -82,7 +84,7 @@ def read_number(
     if key not in d or d[key] is None:
         return default
     v = d[key]
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, int | float) or not _finite_float(v):
         problems.add(f"{path}.{key}", f"expected {what}, got {type_name(v)}")
         return default
     x = float(v)
@@ -108,10 +110,23 @@ def read_int(
     if key not in d or d[key] is None:
         return default
     v = d[key]
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo or v > INT64_MAX:
         problems.add(f"{path}.{key}", f"expected {what}, got {type_name(v)}")
         return default
     return v
+
+
+INT64_MAX = 2**63 - 1
+"""The largest integer the API server stores (an ``integer`` field is an int64)."""
+
+
+def _finite_float(v: float) -> bool:
+    """Whether ``v`` is a finite float64; a Python int too large for one is not (YAML lets a
+    manifest carry a 400-digit integer, and ``math.isfinite`` raises on it)."""
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
 
 
 def read_bool(

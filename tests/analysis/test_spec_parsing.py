@@ -70,8 +70,10 @@ class TestMetricSpecs:
             ({"failFast": None}, "m.compare.failFast: expected true or false, got null"),
             ({"alpha": [0.01]}, "got a list"),
             ({None: 1}, "m.compare.null: unknown field"),
+            ({"alpha": 10**400}, "m.compare.alpha: expected a number between 0 and 0.5"),
+            ({"minSampleSize": 2**63}, "m.compare.minSampleSize: expected a positive integer"),
         ],
-        ids=["true", "bool-for-int", "null", "list", "null-key"],
+        ids=["true", "bool-for-int", "null", "list", "null-key", "huge-number", "past-int64"],
     )
     def test_a_bad_value_is_quoted_as_the_yaml_spells_it(self, compare: object, said: str) -> None:
         entry = {"name": "request-success-rate", "compare": compare}
