@@ -46,6 +46,7 @@ __all__ = [
     "VERSION",
     "DocumentError",
     "DocumentIssue",
+    "KubeLoader",
     "KubeScalarLoader",
     "ResourceSchema",
     "SchemaIssue",
@@ -230,8 +231,8 @@ class KubeScalarLoader(_BaseLoader):  # type: ignore[valid-type,misc]
     """SafeLoader whose scalars mean what they mean to kubectl: timestamps stay strings,
     ``1e-3`` is a number (YAML 1.2 floats), ``1e400`` a string, and ``yes``/``on`` stay
     booleans (kubectl's go-yaml v2 reads YAML 1.1 booleans too). Every YAML reader of the
-    project builds on it, so a manifest means the same to lint, simulate, the built-in
-    GitOps reconciler and kubectl."""
+    project builds on it (:class:`KubeLoader` adds kubectl's refusal of duplicate keys), so a
+    manifest means the same to lint, simulate, the built-in GitOps reconciler and kubectl."""
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         """The tag of a node; a float too large for a float64 (``1e400``) is a string.
@@ -256,7 +257,7 @@ KubeScalarLoader.yaml_implicit_resolvers = {
 KubeScalarLoader.add_implicit_resolver(_FLOAT_TAG, _YAML12_FLOAT, list("-+.0123456789"))
 
 
-class _Loader(KubeScalarLoader):
+class KubeLoader(KubeScalarLoader):
     """:class:`KubeScalarLoader` that also refuses a duplicate key, as kubectl does."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -346,8 +347,8 @@ def parse_yaml(text: str, source: str = "<string>") -> list[tuple[int, Any]]:
 
 def _load(text: str, source: str) -> Iterator[tuple[int, Any]]:
     """``(document number, document)`` for each document, empty ones as None, with
-    :class:`_Loader`; YAML that does not parse raises :class:`DocumentError` (the end)."""
-    loader = _Loader(text)
+    :class:`KubeLoader`; YAML that does not parse raises :class:`DocumentError` (the end)."""
+    loader = KubeLoader(text)
     number = 0
     try:
         while True:

@@ -307,6 +307,10 @@ class TestErrors:
                 "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, annotations: [x]}\n",
                 "deploy/app.yaml document 1: metadata.annotations: expected a mapping",
             ),
+            (  # kubectl refuses it; applying the last of the two would deploy what nobody read
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  k: '1'\n  k: '2'\n",
+                "deploy/app.yaml document 1: invalid YAML: key 'k' appears twice",
+            ),
         ],
     )
     async def test_errors_name_file_and_document(

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from canary.errors import CanaryError
-from canary.model.schema import KubeScalarLoader
+from canary.model.schema import KubeLoader
 
 __all__ = [
     "KUSTOMIZATION_NAMES",
@@ -53,10 +53,11 @@ KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-class ManifestLoader(KubeScalarLoader):
-    """Safe YAML whose scalars mean what they mean to kubectl (:class:`KubeScalarLoader`):
-    a Canary in Git with ``alpha: 1e-3`` is applied with the number, as ``kubectl apply``
-    would, not with the string PyYAML's YAML 1.1 rules make of it."""
+class ManifestLoader(KubeLoader):
+    """Safe YAML read as kubectl reads it (:class:`KubeLoader`): a Canary in Git with
+    ``alpha: 1e-3`` is applied with the number, not with the string PyYAML's YAML 1.1 rules
+    make of it, and a mapping with a duplicate key is refused (naming the key and both
+    lines), where applying the last of the two would deploy something nobody reviewed."""
 
 
 @dataclass(frozen=True, slots=True)
