@@ -232,7 +232,9 @@ class KubeScalarLoader(_BaseLoader):  # type: ignore[valid-type,misc]
     ``1e-3`` is a number (YAML 1.2 floats), ``1e400`` a string, and ``yes``/``on`` stay
     booleans (kubectl's go-yaml v2 reads YAML 1.1 booleans too). Every YAML reader of the
     project builds on it (:class:`KubeLoader` adds kubectl's refusal of duplicate keys), so a
-    manifest means the same to lint, simulate, the built-in GitOps reconciler and kubectl."""
+    manifest means the same to lint, simulate, the built-in GitOps reconciler and kubectl.
+    Known differences, all in spellings nobody means as numbers: go-yaml reads ``09``,
+    ``0o17`` and ``1_000e3`` as 9.0, 15 and 1e6, this loader keeps them strings."""
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         """The tag of a node; a float too large for a float64 (``1e400``) is a string.

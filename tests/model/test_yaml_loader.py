@@ -52,8 +52,11 @@ def test_a_quoted_number_stays_a_string(parse: Parse, text: str) -> None:
 
 
 @PARSERS
-@pytest.mark.parametrize("text", ["1.2.3", "1e3x", "1e", "e3", "09", "1_000e3", "0o17", "."])
+@pytest.mark.parametrize("text", ["1.2.3", "1e3x", "1e", "e3", "."])
 def test_text_that_only_looks_like_a_number_stays_a_string(parse: Parse, text: str) -> None:
+    # Not here, on purpose: ``09``, ``0o17`` and ``1_000e3``, which go-yaml reads as 9.0, 15
+    # and 1e6 and this loader keeps as strings (YAML 1.1 octal rules, no ``_`` in floats). A
+    # manifest that means a number writes it plainly; the readers then name the field.
     assert value_of(parse, text) == text
 
 
