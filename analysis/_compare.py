@@ -871,7 +871,14 @@ def _judged(
             f"{spec.allowed_increase:g} / minDifference {format_value(min_diff)}"
         )
     else:
-        tail = f"no significant regression, {_p(p_value)}"
+        # A canary that looks worse in these numbers but passes must not read as "no
+        # regression": the test has not seen enough yet (one interval never suffices).
+        looks_worse = comparison.ratio is not None and comparison.ratio > 1.0
+        tail = (
+            f"worse in these numbers, not significant yet ({_p(p_value)}, alpha {spec.alpha:g})"
+            if looks_worse
+            else f"no significant regression, {_p(p_value)}"
+        )
         needed = comparison.needed_samples
         if needed is not None and comparison.canary_samples < needed:
             tail += (
