@@ -39,6 +39,7 @@ from analysis import (
     provider_config,
 )
 from analysis._stackdriver import (
+    _TOKENS,
     StackdriverProvider,
     load_rsa_private_key,
     rs256_sign,
@@ -68,6 +69,11 @@ def key_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture
 async def server(key_dir: Path) -> AsyncIterator[StackdriverServer]:
+    # The provider keeps access tokens per (token endpoint, client, key) for the process.
+    # Every server of this module shares the key, and a new one may get the port of an
+    # earlier one: its token endpoint is then the same URL, and a token the new server never
+    # issued would be sent to it (401 instead of what the test asks for). Start clean.
+    _TOKENS.clear()
     s = StackdriverServer((key_dir / "key.pem").read_text())
     await s.start()
     yield s
@@ -195,7 +201,6 @@ class TestQuery:
         assert asked.headers["Metadata-Flavor"] == "Google"
         assert asked.param("scopes") == "https://www.googleapis.com/auth/monitoring.read"
         assert token_requests(server) == []
-
 
     async def test_the_pods_own_token_never_goes_to_an_address_a_template_names(
         self, server: StackdriverServer
