@@ -22,14 +22,15 @@ EXAMPLES = ROOT / "examples" / "simulate"
 runner = CliRunner()
 
 
-def simulate_json(canary: str, scenario: str, *extra: str) -> list[dict[str, Any]]:
+def simulate_json(canary: str | Path, scenario: str | Path, *extra: str) -> list[dict[str, Any]]:
+    """The JSON rows of a run; a ``str`` names a shipped example, a ``Path`` is a file."""
     result = runner.invoke(
         app,
         [
             "simulate",
-            str(EXAMPLES / canary),
+            str(EXAMPLES / canary if isinstance(canary, str) else canary),
             "-s",
-            str(EXAMPLES / scenario),
+            str(EXAMPLES / scenario if isinstance(scenario, str) else scenario),
             "--format",
             "json",
             *extra,
@@ -37,6 +38,19 @@ def simulate_json(canary: str, scenario: str, *extra: str) -> list[dict[str, Any
     )
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def example(name: str) -> dict[str, Any]:
+    """A shipped example Canary, to change one field of in a test."""
+    doc: dict[str, Any] = yaml.safe_load((EXAMPLES / name).read_text())
+    return doc
+
+
+def written(tmp_path: Path, name: str, content: dict[str, Any] | str) -> Path:
+    """``content`` (a Canary as data, or a scenario's text) in a file of ``tmp_path``."""
+    path = tmp_path / name
+    path.write_text(content if isinstance(content, str) else yaml.safe_dump(content))
+    return path
 
 
 def first_tick(rows: list[dict[str, Any]], phase: str) -> int:
@@ -95,10 +109,6 @@ class TestShippedExamples:
         # one warn alert per wait, not one per tick
         warn = [a for r in rows for a in r["alerts"] if a["kind"] == "WaitingPromotion"]
         assert len(warn) == 1
-
-
-def rows_of(result_stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in result_stdout.splitlines() if line.strip()]
 
 
 def alerts_of(rows: list[dict[str, Any]], kind: str) -> list[int]:
@@ -188,20 +198,15 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
         }
         if bounds:
             metric["thresholdRange"] = {"min": 99}
-        canary = yaml.safe_load((EXAMPLES / "podinfo.yaml").read_text())
+        canary = example("podinfo.yaml")
         canary["spec"]["analysis"]["metrics"] = [metric]
-        canary_file = tmp_path / "canary.yaml"
-        canary_file.write_text(yaml.safe_dump(canary))
-        scenario = tmp_path / "s.yaml"
-        scenario.write_text(
+        scenario = (
             "ticks: 8\ndefaults: {metrics: {request-success-rate: inconclusive}}\n"
             "steps:\n  - at: 3\n    release: {template: v2, revision: main@sha1:2}\n"
         )
-        result = runner.invoke(
-            app, ["simulate", str(canary_file), "-s", str(scenario), "--format", "json"]
+        rows = simulate_json(
+            written(tmp_path, "canary.yaml", canary), written(tmp_path, "s.yaml", scenario)
         )
-        assert result.exit_code == 0, result.output
-        rows = rows_of(result.stdout)
         checks = [metric_of(r, "request-success-rate") for r in rows[4:7]]
         assert [c["outcome"] for c in checks[:2]] == ["Inconclusive", "Inconclusive"]
         third = checks[2]  # the third inconclusive check in a row, past maxInconclusive 2
@@ -214,27 +219,13 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
         # As in the judge (analysis/_compare.py, _scarce): with onInconclusive: advance, a
         # check with a step left steps up and is not counted; only at the last step does
         # maxInconclusive 0 make the first inconclusive check a failed one.
-        canary = yaml.safe_load((EXAMPLES / "podinfo-low-traffic.yaml").read_text())
+        canary = example("podinfo-low-traffic.yaml")
         canary["spec"]["analysis"]["metrics"][0]["compare"] = {
             "maxInconclusive": 0,
             "onInconclusive": "advance",
             "onMaxInconclusive": "fail",
         }
-        canary_file = tmp_path / "canary.yaml"
-        canary_file.write_text(yaml.safe_dump(canary))
-        result = runner.invoke(
-            app,
-            [
-                "simulate",
-                str(canary_file),
-                "-s",
-                str(EXAMPLES / "low-traffic-hold.yaml"),
-                "--format",
-                "json",
-            ],
-        )
-        assert result.exit_code == 0, result.output
-        rows = rows_of(result.stdout)
+        rows = simulate_json(written(tmp_path, "canary.yaml", canary), "low-traffic-hold.yaml")
         first_failure = next(r for r in rows if r["failedChecks"] > 0)
         assert first_failure["canaryWeight"] == 50
         assert [r["canaryWeight"] for r in rows[3:6]] == [10, 25, 50]
@@ -242,20 +233,14 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
     def test_a_failed_query_does_not_reset_the_inconclusive_count(self, tmp_path: Path) -> None:
         # The judge keeps its stored state when a query fails (analysis/_evaluate.py), so the
         # count goes on after an error: the fourth inconclusive check is past maxInconclusive 3.
-        scenario = tmp_path / "s.yaml"
-        scenario.write_text(
+        scenario = (
             "ticks: 12\ndefaults: {metrics: {request-success-rate: 99.9, request-duration: 180}}\n"
             "steps:\n  - at: 3\n    release: {template: v2, revision: main@sha1:2}\n"
             "  - {from: 5, to: 7, metrics: {request-success-rate: inconclusive}}\n"
             "  - {at: 8, metrics: {request-success-rate: error}}\n"
             "  - {at: 9, metrics: {request-success-rate: inconclusive}}\n"
         )
-        result = runner.invoke(
-            app,
-            ["simulate", str(EXAMPLES / "podinfo-compare.yaml"), "-s", str(scenario), "-o", "json"],
-        )
-        assert result.exit_code == 0, result.output
-        rows = rows_of(result.stdout)
+        rows = simulate_json("podinfo-compare.yaml", written(tmp_path, "s.yaml", scenario))
         assert metric_of(rows[7], "request-success-rate")["outcome"] == "Error"
         ninth = metric_of(rows[8], "request-success-rate")
         assert "still inconclusive after 4 checks (maxInconclusive 3" in ninth["summary"]
@@ -286,21 +271,16 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
     def test_a_scripted_regression_is_the_judges_fail(
         self, tmp_path: Path, fail_fast: bool
     ) -> None:
-        canary = yaml.safe_load((EXAMPLES / "podinfo-compare.yaml").read_text())
+        canary = example("podinfo-compare.yaml")
         canary["spec"]["analysis"]["metrics"][0]["compare"]["failFast"] = fail_fast
-        canary_file = tmp_path / "canary.yaml"
-        canary_file.write_text(yaml.safe_dump(canary))
-        scenario = tmp_path / "s.yaml"
-        scenario.write_text(
+        scenario = (
             "ticks: 10\ndefaults: {metrics: {request-success-rate: 99.9, request-duration: 180}}\n"
             "steps:\n  - at: 3\n    release: {template: v2, revision: main@sha1:2}\n"
             "  - from: 5\n    metrics: {request-success-rate: regression}\n"
         )
-        result = runner.invoke(
-            app, ["simulate", str(canary_file), "-s", str(scenario), "--format", "json"]
+        rows = simulate_json(
+            written(tmp_path, "canary.yaml", canary), written(tmp_path, "s.yaml", scenario)
         )
-        assert result.exit_code == 0, result.output
-        rows = rows_of(result.stdout)
         check = metric_of(rows[4], "request-success-rate")
         assert check["outcome"] == "Fail"
         if fail_fast:  # conclusive: rolled back at once, no failed check counted first
