@@ -94,17 +94,21 @@ async def canary_annotations(kube: KubeClient) -> dict[str, str]:
 async def until(browser: Any, condition: Callable[[Any], Any], what: str) -> Any:
     """Wait (polling the page, no sleeps) until ``condition`` holds; fail naming ``what``.
 
-    In a thread: the test's event loop keeps serving the loopback Prometheus and webhooks."""
-    from selenium.common.exceptions import TimeoutException
+    In a thread: the test's event loop keeps serving the loopback Prometheus and webhooks. The
+    page replaces its live part as the canary moves, so an element found by one WebDriver call
+    may be gone by the next: a stale element is "not yet", and the condition is asked again."""
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    wait = WebDriverWait(browser, OUTER, poll_frequency=0.1)
+    wait = WebDriverWait(
+        browser, OUTER, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
+    )
     try:
         return await asyncio.to_thread(wait.until, condition)
     except TimeoutException:
         raise AssertionError(
             f"timed out after {OUTER:g}s waiting for {what}; the page shows:\n"
-            + browser.find_element("id", "live").text
+            + str((query(browser, "#live") or {}).get("text"))
         ) from None
 
 
@@ -316,7 +320,7 @@ async def test_abort_clicked_with_write_actions_enabled_rolls_the_run_back(
 
     await until(
         browser,
-        lambda b: "abort requested" in b.find_element("tag name", "main").text,
+        lambda b: "abort requested" in (query(b, "main") or {}).get("text", ""),
         "the notice of the abort request",
     )
     written = await canary_annotations(kube)
