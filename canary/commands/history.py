@@ -11,6 +11,7 @@ effect (``details.comparison.neededSamples``). Rendering is pure: it reads plain
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -49,6 +50,16 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _count(counts: Any, index: int) -> int | None:
+    """One count of a list of counts of the sequential state (None: not a finite number)."""
+    if not isinstance(counts, list) or len(counts) <= index:
+        return None
+    value = counts[index]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return round(value)
+
+
 def glyph(verdict: Mapping[str, Any]) -> tuple[str, str]:
     """The glyph and style of one verdict of the history."""
     outcome = verdict.get("outcome")
@@ -72,8 +83,17 @@ def _number(value: Any) -> str:
 def requests_text(metric: Mapping[str, Any]) -> str:
     """``1,840 / 16,000 (need ~3,200)``: a compare verdict's requests per side (canary /
     primary) and the canary requests needed to detect the configured effect; ``-`` without."""
-    comparison = _mapping(_mapping(metric.get("details")).get("comparison"))
+    details = _mapping(metric.get("details"))
+    comparison = _mapping(details.get("comparison"))
     canary, primary = _int(comparison.get("canarySamples")), _int(comparison.get("primarySamples"))
+    if canary is None and primary is None:
+        # A thresholdRange that failed this tick decided alone: its verdict carries the
+        # comparison's running totals ([requests, events] per side; inside the warm-up, the
+        # observed [canary requests, events, primary requests, events]), not a comparison.
+        state = _mapping(details.get("state"))
+        canary, primary = _count(state.get("canary"), 0), _count(state.get("primary"), 0)
+        if not canary and not primary:
+            canary, primary = _count(state.get("warm"), 0), _count(state.get("warm"), 2)
     if canary is None and primary is None:
         return "-"
     text = f"{canary or 0:,} / {primary or 0:,}"

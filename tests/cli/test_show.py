@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from analysis import Outcome, SequentialState, Verdict
 from canary.adapters.kube import connect
 from canary.commands.show import age, list_canaries, short_revision, watch_loop
 
@@ -323,6 +324,36 @@ def test_status_shows_the_verdicts_over_time_and_the_earlier_runs(
 
     detail = json.loads(cli(*kube(cluster, "status", "podinfo", "-n", "test", "-o", "json")).stdout)
     assert detail["analysisHistory"] == HISTORY
+
+
+@pytest.mark.parametrize(
+    ("evidence", "shown"),
+    [
+        ({"canary_requests": 1840, "primary_requests": 16000}, "1,840 / 16,000"),
+        ({"warm": (310, 2, 2900, 14), "warm_windows": 1}, "310 / 2,900"),  # in the warm-up
+    ],
+)
+def test_requests_are_shown_when_the_threshold_range_decided_a_compared_metric(
+    cli: Invoke, cluster: Cluster, evidence: dict[str, Any], shown: str
+) -> None:
+    # The threshold verdict of a metric with compare and thresholdRange, as the judge stores it:
+    # no comparison of its own, the comparison's running evidence carried in its state.
+    state = SequentialState(
+        window_end=datetime(2024, 5, 1, 11, 4, tzinfo=UTC), log_lr=(0.0,), **evidence
+    )
+    verdict = Verdict(
+        metric="request-success-rate",
+        outcome=Outcome.FAIL,
+        summary="success rate 98.2% < 99%",
+        evaluated_at=datetime(2024, 5, 1, 11, 4, tzinfo=UTC),
+        value=98.2,
+        min=99.0,
+        state=state,
+    )
+    analysis = [{"name": "request-success-rate", "outcome": "Fail", "details": verdict.to_status()}]
+    cluster.canary("podinfo", status={**PROGRESSING, "analysis": analysis})
+    text = cli(*kube(cluster, "status", "podinfo", "-n", "test", "--events", "0")).stdout
+    assert "REQUESTS" in text and shown in text
 
 
 def test_status_of_a_blue_green_canary_counts_iterations(cli: Invoke, cluster: Cluster) -> None:
