@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from analysis import judge_threshold
+from analysis import AnalysisError, ThresholdResult, interval_seconds, judge_threshold
 from canary.core import (
     AnalysisRequest,
     Answer,
@@ -64,7 +64,7 @@ from canary.model import (
     parse_canary,
 )
 from canary.model.errors import SpecError, SpecIssue
-from canary.timestamps import format_time
+from canary.timestamps import format_time, parse_time
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 READINESS_WORDS = {"ready", "not-ready", "failed"}
@@ -87,6 +87,7 @@ MOMENT_KEYS = (
 )
 STEP_KEYS = ("at", "from", "to", "note")
 INCONCLUSIVE_KEY = "scriptedInconclusive"  # the count kept in a scripted verdict's details
+STARTED_KEY = "scriptedStarted"  # where a compare metric's run began, kept as the judge keeps it
 
 
 # --------------------------------------------------------------------------- scenario
@@ -389,7 +390,12 @@ def describe_action(action: object) -> str:
 
 
 def judge_metric(
-    metric: MetricSpec, raw: Any, previous: MetricStatus | None = None, *, last_step: bool = True
+    metric: MetricSpec,
+    raw: Any,
+    previous: MetricStatus | None = None,
+    *,
+    now: datetime,
+    last_step: bool = True,
 ) -> MetricResult:
     """Judge a scripted value exactly as the controller judges a queried one.
 
@@ -400,9 +406,74 @@ def judge_metric(
     whether a passing tick would promote (the analysis request's own flag): with
     ``onInconclusive: advance``, only there does an inconclusive check count. A ``dryRun``
     metric's result is advisory.
+
+    A compare metric's checks inside its warm-up (``compare.warmup`` from where the run's
+    first window began, ``now`` minus the metric's interval at its first check: the judge's
+    own clock) are warm-up checks whatever is scripted, as the judge observes and does not
+    judge them; only a failed query (``nodata``, ``error``) is still a failed check.
     """
-    result = _judge_scripted(metric, raw, previous, last_step)
+    started = _run_started(metric, previous, now)
+    if started is not None and _warming_up(metric, started, now) and not _failed_query(raw):
+        result = _warm_up(metric, raw, previous, seconds=(now - started).total_seconds())
+    else:
+        result = _judge_scripted(metric, raw, previous, last_step)
+    if started is not None:
+        result = replace(result, details={**result.details, STARTED_KEY: format_time(started)})
     return replace(result, advisory=metric.dry_run)
+
+
+def _interval(metric: MetricSpec) -> float | None:
+    try:
+        return interval_seconds(metric.interval)
+    except AnalysisError:
+        return None  # the Canary's parser has reported it
+
+
+def _run_started(
+    metric: MetricSpec, previous: MetricStatus | None, now: datetime
+) -> datetime | None:
+    """Where a compare metric's run began (None: not a compare metric): kept in the verdict's
+    details from the run's first check on, where it is ``now`` minus the metric's interval."""
+    period = _interval(metric)
+    if metric.compare is None or period is None:
+        return None
+    kept = previous.details.get(STARTED_KEY) if previous is not None else None
+    started = parse_time(kept) if isinstance(kept, str) else None
+    return started if started is not None else now - timedelta(seconds=period)
+
+
+def _warming_up(metric: MetricSpec, started: datetime, now: datetime) -> bool:
+    """The judge's rule (``_in_warmup`` in analysis/_evaluate.py): the window that ends ``now``
+    ends within ``compare.warmup`` of the run's start."""
+    period = _interval(metric)
+    if metric.compare is None or period is None:
+        return False
+    warmup = metric.compare.warmup_for(period)
+    return warmup > 0 and (now - started).total_seconds() <= warmup
+
+
+def _failed_query(raw: Any) -> bool:
+    return raw is None or raw in ("nodata", "error") or (isinstance(raw, float) and math.isnan(raw))
+
+
+def _warm_up(
+    metric: MetricSpec, raw: Any, previous: MetricStatus | None, *, seconds: float
+) -> MetricResult:
+    """A check inside the warm-up: observed, not judged; the inconclusive count does not move.
+    A scripted number outside the metric's thresholdRange is reported, not acted on."""
+    name = metric.name
+    summary = f"{name}: warming up ({seconds:.0f}s observed, not judged)"
+    if isinstance(raw, int | float):
+        judged = _by_threshold(metric, float(raw))
+        if judged.outcome is not Outcome.PASS:
+            summary += f"; {judged.summary} (not acted on during the warm-up)"
+    return MetricResult(
+        name,
+        Outcome.INCONCLUSIVE,
+        summary,
+        details=previous.details if previous is not None else {},
+        warming_up=True,
+    )
 
 
 def _judge_scripted(
@@ -419,7 +490,7 @@ def _judge_scripted(
         return MetricResult(
             name, Outcome.ERROR, f"metric {name} query failed (scripted)", details=kept
         )
-    if raw == "warmup":
+    if raw == "warmup":  # scripted past the Canary's warm-up: a longer one than it says
         return MetricResult(
             name,
             Outcome.INCONCLUSIVE,
@@ -442,20 +513,26 @@ def _judge_scripted(
         return MetricResult(
             name, Outcome.ERROR, f"{name}: {raw} scripted, but the metric has no compare block"
         )
-    rng = metric.threshold_range
-    result = judge_threshold(
-        name,
-        float(raw),
-        min=rng.min if rng else None,
-        max=rng.max if rng else None,
-        threshold=metric.threshold,
-    )
+    result = _by_threshold(metric, float(raw))
     return MetricResult(
         name,
         result.outcome,
         result.summary,
         value=result.value,
         threshold=threshold_text(result.min, result.max),
+    )
+
+
+def _by_threshold(metric: MetricSpec, value: float) -> ThresholdResult:
+    """A value judged by the metric's ``thresholdRange`` (or ``threshold``), as the controller
+    judges a queried one; without bounds, it passes."""
+    rng = metric.threshold_range
+    return judge_threshold(
+        metric.name,
+        value,
+        min=rng.min if rng else None,
+        max=rng.max if rng else None,
+        threshold=metric.threshold,
     )
 
 
@@ -599,7 +676,7 @@ def simulate(canary_doc: Mapping[str, Any], scenario: Scenario) -> list[TickReco
             commands=commands,
             generation=1,
         )
-        answers = _ScriptedAnswers(canary, moment, world, {m.name: m for m in status.analysis})
+        answers = _ScriptedAnswers(canary, moment, world, now, {m.name: m for m in status.analysis})
         decision = run_now(drive(canary, status, obs, answers))
         asked = answers.asked
         for effect in decision.effects:
@@ -626,6 +703,7 @@ class _ScriptedAnswers:
     canary: Canary
     moment: Moment
     world: World
+    now: datetime
     previous: Mapping[str, MetricStatus] = field(default_factory=dict)  # status.analysis
     asked: list[str] = field(default_factory=list)
     metrics: tuple[MetricResult, ...] = ()
@@ -642,6 +720,7 @@ class _ScriptedAnswers:
                     m,
                     self.moment.metrics.get(m.name, "nodata"),
                     self.previous.get(m.name),
+                    now=self.now,
                     last_step=request.last_step,
                 )
                 for m in analysis.metrics

@@ -125,42 +125,75 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
     def test_a_warming_up_canary_holds_silently_then_is_promoted(self) -> None:
         rows = simulate_json("podinfo-compare.yaml", "warm-up.yaml", "--expect", "Succeeded")
         assert [(r["tick"], r["canaryWeight"]) for r in rows[3:6]] == [(4, 10), (5, 10), (6, 20)]
-        assert metric_of(rows[4], "request-success-rate")["warmingUp"] is True
+        cold = metric_of(rows[4], "request-success-rate")  # 91%, below its thresholdRange
+        assert cold["warmingUp"] is True and cold["outcome"] == "Inconclusive"
+        assert cold["summary"].endswith("success rate 91% < 99% (not acted on during the warm-up)")
         assert all(r["failedChecks"] == 0 and r["inconclusiveChecks"] == 0 for r in rows)
         assert alerts_of(rows, "Inconclusive") == [] and alerts_of(rows, "AnalysisStalled") == []
         warm = [e for r in rows for e in r["events"] if "warming up" in e["message"]]
         assert len(warm) == 1
         assert first_tick(rows, "Promoting") == 10  # a tick later than a warm release
 
+    @pytest.mark.parametrize(
+        ("warmup", "warm_ticks"), [("0s", []), (None, [5]), ("2m", [5, 6]), ("150s", [5, 6])]
+    )
+    def test_the_warm_up_is_derived_from_the_canary_as_the_judge_derives_it(
+        self, tmp_path: Path, warmup: str | None, warm_ticks: list[int]
+    ) -> None:
+        # The judge's clock: the run's first window began one metric interval before its
+        # first check (tick 5); a check is warm while its window ends within compare.warmup.
+        canary = example("podinfo-compare.yaml")
+        compare = canary["spec"]["analysis"]["metrics"][0]["compare"]
+        if warmup is not None:
+            compare["warmup"] = warmup
+        scenario = (
+            "ticks: 9\ndefaults: {metrics: {request-success-rate: 99.9, request-duration: 180}}\n"
+            "steps:\n  - at: 3\n    release: {template: v2, revision: main@sha1:2}\n"
+            "  - from: 5\n    metrics: {request-success-rate: 90}\n"  # cold, then failing
+        )
+        rows = simulate_json(
+            written(tmp_path, "canary.yaml", canary), written(tmp_path, "s.yaml", scenario)
+        )
+        warm = [
+            r["tick"]
+            for r in rows
+            if any(m.get("warmingUp") for m in r["metrics"] if m["name"] == "request-success-rate")
+        ]
+        assert warm == warm_ticks
+        first_failed = next(r["tick"] for r in rows if r["failedChecks"] > 0)
+        assert first_failed == 5 + len(warm_ticks)  # the thresholdRange acts after the warm-up
+
     def test_a_low_traffic_hold_falls_back_to_the_threshold_range(self) -> None:
         rows = simulate_json(
             "podinfo-compare.yaml", "low-traffic-threshold.yaml", "--expect", "Succeeded"
         )
-        held = [r["canaryWeight"] for r in rows[4:7]]
-        assert held == [10, 10, 10]  # three inconclusive checks hold (maxInconclusive 3)
-        fourth = metric_of(rows[7], "request-success-rate")
+        # the warm-up, then three inconclusive checks hold (maxInconclusive 3)
+        held = [r["canaryWeight"] for r in rows[4:8]]
+        assert held == [10, 10, 10, 10]
+        assert metric_of(rows[4], "request-success-rate")["warmingUp"] is True
+        fourth = metric_of(rows[8], "request-success-rate")
         assert fourth["outcome"] == "Pass" and "thresholdRange decides" in fourth["summary"]
-        assert rows[7]["canaryWeight"] == 20
+        assert rows[8]["canaryWeight"] == 20
         assert all(r["failedChecks"] == 0 for r in rows)
-        assert alerts_of(rows, "Inconclusive") == [5]  # one alert for the streak
+        assert alerts_of(rows, "Inconclusive") == [6]  # one alert for the streak
 
     def test_a_low_traffic_canary_steps_up_stalls_once_and_resumes(self) -> None:
         rows = simulate_json(
             "podinfo-low-traffic.yaml", "low-traffic-hold.yaml", "--expect", "Succeeded"
         )
         weights = [r["canaryWeight"] for r in rows[3:13]]
-        assert weights == [10, 25, 50, 50, 50, 50, 50, 50, 50, 50]
+        assert weights == [10, 10, 25, 50, 50, 50, 50, 50, 50, 50]  # 10, 10: the warm-up
         assert all(r["phase"] == "Progressing" for r in rows[3:13])  # never promoted on them
         # Stepping up counts nothing, as in the judge: the count starts at 50%, the last step,
         # and the fifth check there is past maxInconclusive 4.
-        said = [metric_of(r, "request-success-rate")["summary"] for r in rows[4:10]]
+        said = [metric_of(r, "request-success-rate")["summary"] for r in rows[5:11]]
         assert all("stepping up for more traffic" in s for s in said[:2])
         assert [f"inconclusive {k} of 4" in s for k, s in enumerate(said[2:], 1)] == [True] * 4
         stalled = [r["tick"] for r in rows if r["stalled"]]
-        assert stalled == list(range(11, 14))
-        assert "canary promote --full" in rows[10]["stalled"]
-        assert metric_of(rows[10], "request-success-rate")["stalled"] is True
-        assert alerts_of(rows, "AnalysisStalled") == [11]
+        assert stalled == list(range(12, 14))
+        assert "canary promote --full" in rows[11]["stalled"]
+        assert metric_of(rows[11], "request-success-rate")["stalled"] is True
+        assert alerts_of(rows, "AnalysisStalled") == [12]
         assert all(r["failedChecks"] == 0 for r in rows)
         assert first_tick(rows, "Promoting") == 14
 
@@ -168,7 +201,7 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
         rows = simulate_json(
             "podinfo-compare.yaml", "advisory-metric.yaml", "--expect", "Succeeded"
         )
-        assert first_tick(rows, "Promoting") == 9  # the ticks of a good release
+        assert first_tick(rows, "Promoting") == 10  # the ticks of a good release, warm-up included
         assert all(r["failedChecks"] == 0 for r in rows)
         duration = metric_of(rows[4], "request-duration")
         assert (duration["outcome"], duration["advisory"]) == ("Fail", True)
@@ -201,19 +234,20 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
         canary = example("podinfo.yaml")
         canary["spec"]["analysis"]["metrics"] = [metric]
         scenario = (
-            "ticks: 8\ndefaults: {metrics: {request-success-rate: inconclusive}}\n"
+            "ticks: 9\ndefaults: {metrics: {request-success-rate: inconclusive}}\n"
             "steps:\n  - at: 3\n    release: {template: v2, revision: main@sha1:2}\n"
         )
         rows = simulate_json(
             written(tmp_path, "canary.yaml", canary), written(tmp_path, "s.yaml", scenario)
         )
-        checks = [metric_of(r, "request-success-rate") for r in rows[4:7]]
+        assert metric_of(rows[4], "request-success-rate")["warmingUp"] is True  # not counted
+        checks = [metric_of(r, "request-success-rate") for r in rows[5:8]]
         assert [c["outcome"] for c in checks[:2]] == ["Inconclusive", "Inconclusive"]
         third = checks[2]  # the third inconclusive check in a row, past maxInconclusive 2
         assert third["outcome"] == outcome
         assert third.get("stalled", False) is stalled
-        assert rows[6]["failedChecks"] == failed
-        assert (rows[6]["stalled"] != "") is stalled
+        assert rows[7]["failedChecks"] == failed
+        assert (rows[7]["stalled"] != "") is stalled
 
     def test_stepping_up_for_traffic_spends_no_inconclusive_budget(self, tmp_path: Path) -> None:
         # As in the judge (analysis/_compare.py, _scarce): with onInconclusive: advance, a
@@ -228,7 +262,7 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
         rows = simulate_json(written(tmp_path, "canary.yaml", canary), "low-traffic-hold.yaml")
         first_failure = next(r for r in rows if r["failedChecks"] > 0)
         assert first_failure["canaryWeight"] == 50
-        assert [r["canaryWeight"] for r in rows[3:6]] == [10, 25, 50]
+        assert [r["canaryWeight"] for r in rows[3:7]] == [10, 10, 25, 50]
 
     def test_a_failed_query_does_not_reset_the_inconclusive_count(self, tmp_path: Path) -> None:
         # The judge keeps its stored state when a query fails (analysis/_evaluate.py), so the
@@ -236,14 +270,14 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
         scenario = (
             "ticks: 12\ndefaults: {metrics: {request-success-rate: 99.9, request-duration: 180}}\n"
             "steps:\n  - at: 3\n    release: {template: v2, revision: main@sha1:2}\n"
-            "  - {from: 5, to: 7, metrics: {request-success-rate: inconclusive}}\n"
-            "  - {at: 8, metrics: {request-success-rate: error}}\n"
-            "  - {at: 9, metrics: {request-success-rate: inconclusive}}\n"
+            "  - {from: 6, to: 8, metrics: {request-success-rate: inconclusive}}\n"
+            "  - {at: 9, metrics: {request-success-rate: error}}\n"
+            "  - {at: 10, metrics: {request-success-rate: inconclusive}}\n"
         )
         rows = simulate_json("podinfo-compare.yaml", written(tmp_path, "s.yaml", scenario))
-        assert metric_of(rows[7], "request-success-rate")["outcome"] == "Error"
-        ninth = metric_of(rows[8], "request-success-rate")
-        assert "still inconclusive after 4 checks (maxInconclusive 3" in ninth["summary"]
+        assert metric_of(rows[8], "request-success-rate")["outcome"] == "Error"
+        tenth = metric_of(rows[9], "request-success-rate")
+        assert "still inconclusive after 4 checks (maxInconclusive 3" in tenth["summary"]
 
     def test_a_metric_a_step_adds_or_strips_is_checked_where_it_applies(
         self, tmp_path: Path
@@ -281,12 +315,14 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
         rows = simulate_json(
             written(tmp_path, "canary.yaml", canary), written(tmp_path, "s.yaml", scenario)
         )
-        check = metric_of(rows[4], "request-success-rate")
+        # the judge never fails a canary inside its warm-up, whatever the canary shows
+        assert metric_of(rows[4], "request-success-rate")["warmingUp"] is True
+        check = metric_of(rows[5], "request-success-rate")
         assert check["outcome"] == "Fail"
         if fail_fast:  # conclusive: rolled back at once, no failed check counted first
-            assert (rows[4]["phase"], rows[4]["failedChecks"]) == ("Failed", 0)
+            assert (rows[5]["phase"], rows[5]["failedChecks"]) == ("Failed", 0)
         else:  # a failed check like a threshold's: threshold 2 of them first
-            assert (rows[4]["phase"], rows[4]["failedChecks"]) == ("Progressing", 1)
+            assert (rows[5]["phase"], rows[5]["failedChecks"]) == ("Progressing", 1)
             assert rows[-1]["phase"] == "Failed"
 
 
