@@ -57,6 +57,9 @@ class SequentialState:
     warm: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     warm_windows: int = 0
     bounds: tuple[float, ...] = ()
+    warm_bounds: tuple[float, ...] = ()
+    """The boundaries the primary alone would have given in the warm-up's last window: the
+    primary is warm while the canary warms up, and no judged window's labels are in them."""
     matched: tuple[float, float] = (0.0, 0.0)
     """The primary as the canary saw it: the canary's requests in windows where the primary
     had traffic, and the events the canary would have had there at the primary's rate of each
@@ -83,6 +86,8 @@ class SequentialState:
             d["warmWindows"] = self.warm_windows
         if self.bounds:
             d["bounds"] = [_num(x) for x in self.bounds]
+        if self.warm_bounds:
+            d["warmBounds"] = [_num(x) for x in self.warm_bounds]
         if self.matched[0] > 0:
             d["matched"] = [_num(x) for x in self.matched]
         if self.hist_le:
@@ -115,6 +120,7 @@ class SequentialState:
                 warm=_four(d.get("warm", (0, 0, 0, 0))),
                 warm_windows=int(d.get("warmWindows", 0)),
                 bounds=tuple(float(x) for x in d.get("bounds", ())),
+                warm_bounds=tuple(float(x) for x in d.get("warmBounds", ())),
                 matched=_two(d.get("matched", (0, 0))),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:

@@ -35,6 +35,7 @@ from analysis import (
     new_state,
     parse_compare,
 )
+from analysis._compare import RANKS, window_from_histograms
 from analysis._stats import (
     histogram_quantile,
     mann_whitney,
@@ -271,6 +272,21 @@ class TestErrorRateProperties:
         )
         assert decide(ERR, state, metric=SR).outcome is Outcome.FAIL
 
+    def test_one_interval_alone_cannot_erase_the_evidence_of_the_others(self) -> None:
+        # A minute in which a primary pod fails makes the canary look far better: its
+        # likelihood ratio for a regression is e^-1350, but it costs at most log(1/alpha).
+        raw = stratum_log_lr(1000, 10, 9000, 2000, ERR.allowed_increase)
+        assert min(raw) < -1000
+        state = add_window(
+            new_state(T0), Window(1000, 10, 9000, 2000), ERR, window_end=T0 + timedelta(minutes=1)
+        )
+        assert min(state.log_lr) == pytest.approx(math.log(ERR.alpha))
+        for k in range(2, 5):  # then three minutes of a canary failing twice as often
+            state = add_window(
+                state, Window(1000, 40, 9000, 180), ERR, window_end=T0 + timedelta(minutes=k)
+            )
+        assert max(state.log_lr) > 5.0  # the regression's evidence, not buried under the one
+
     def test_the_cap_scales_with_the_window_length(self) -> None:
         # Ten 6-second windows of a 1m interval may add no more than one minute's worth.
         state = new_state(T0)
@@ -281,7 +297,9 @@ class TestErrorRateProperties:
         one_minute = add_window(
             new_state(T0), Window(1000, 400, 9000, 90), ERR, window_end=T0 + timedelta(minutes=1)
         )
-        assert max(state.log_lr) == pytest.approx(max(one_minute.log_lr), rel=1e-6)
+        # (each window's stake of 1 - alpha costs the ten a hundredth of a nat more than the one)
+        assert max(state.log_lr) <= max(one_minute.log_lr)
+        assert max(state.log_lr) == pytest.approx(max(one_minute.log_lr), abs=0.05)
 
     def test_false_alarms_stay_below_alpha_under_repeated_looks(self) -> None:
         rng = np.random.default_rng(7)
@@ -441,6 +459,37 @@ class TestWarmup:
         after = decide(spec, state, metric=SR, last_step=False)
         assert after.outcome is Outcome.PASS and not after.warming_up
         assert after.comparison.canary_events == 6  # the warm-up's 300 errors are not judged
+
+    @pytest.mark.parametrize("stalled_minute", ["first judged", "warm-up"])
+    def test_the_boundaries_are_the_lower_of_the_warm_primarys_and_the_first_windows(
+        self, stalled_minute: str
+    ) -> None:
+        # A primary pod stalls: a fifth of the primary's requests are five times slower. In
+        # the first judged minute, its pooled boundaries would sit far out, where the later
+        # windows have no slow requests, and the warm primary's usual tail sets them; in the
+        # warm-up, the first judged minute's pooled ones stand.
+        spec = parse_compare({"minSampleSize": 50}, "c", metric_name="request-duration")
+        canary = hist([200, 600, 180, 18, 2, 0])
+        usual = hist([2000, 6000, 1800, 180, 20, 0])
+        stalled = hist([1600, 4800, 1440, 544, 1200, 416])
+        warm_primary, first_primary = (
+            (usual, stalled) if stalled_minute == "first judged" else (stalled, usual)
+        )
+        warm = add_histograms(
+            new_state(T0, CompareTest.LATENCY), canary, warm_primary, spec, window_end=T1
+        )
+        assert warm.bounds == () and warm.warm_bounds
+        first = add_histograms(
+            warm, canary, first_primary, spec, window_end=T1 + timedelta(minutes=1)
+        )
+        _, pooled = window_from_histograms(
+            canary, first_primary, spec.quantile, RANKS[CompareTest.LATENCY]
+        )
+        lower = min(warm.warm_bounds, pooled, key=lambda bounds: bounds[0])
+        assert first.bounds == lower and warm.warm_bounds[0] != pooled[0]
+        assert (lower == warm.warm_bounds) is (stalled_minute == "first judged")
+        restored = SequentialState.from_status(json.loads(json.dumps(first.to_status())))
+        assert restored.warm_bounds == first.warm_bounds and restored.bounds == first.bounds
 
     def test_warmup_zero_judges_from_the_first_window(self) -> None:
         spec = parse_compare({"warmup": "0s"}, "c", metric_name=SR)
@@ -715,7 +764,7 @@ class TestEvaluateCompare:
             assert (v.outcome is Outcome.FAIL) == (k == 2), v.summary
         assert v is not None and v.conclusive and v.judge == "compare"
         assert v.summary.startswith(
-            "success rate 95% (primary 99.5%, n=2,000), worse by 4.5 points, p<0.001"
+            "success rate 95% (primary 99.5%, n=2,000), worse by 4.5 points, p=0.001"
         )
 
     async def test_no_error_series_counts_as_zero_errors(self) -> None:
