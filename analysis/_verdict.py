@@ -58,8 +58,9 @@ class SequentialState:
     warm_windows: int = 0
     bounds: tuple[float, ...] = ()
     warm_bounds: tuple[float, ...] = ()
-    """The boundaries the primary alone would have given in the warm-up's last window: the
-    primary is warm while the canary warms up, and no judged window's labels are in them."""
+    """The boundaries the primary alone gave in the warm-up's last window with primary traffic
+    (the primary is warm while the canary warms up, and no judged window's labels are in
+    them); a candidate for the run's boundaries, dropped once those are fixed."""
     matched: tuple[float, float] = (0.0, 0.0)
     """The primary as the canary saw it: the canary's requests in windows where the primary
     had traffic, and the events the canary would have had there at the primary's rate of each

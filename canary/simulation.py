@@ -408,16 +408,19 @@ def judge_metric(
     metric's result is advisory.
 
     A compare metric's checks inside its warm-up (``compare.warmup`` from where the run's
-    first window began, ``now`` minus the metric's interval at its first check: the judge's
-    own clock) are warm-up checks whatever is scripted, as the judge observes and does not
-    judge them; only a failed query (``nodata``, ``error``) is still a failed check.
+    first window began: ``now`` minus the metric's interval at the first check whose query
+    answered, the judge's own clock) are warm-up checks whatever is scripted, as the judge
+    observes and does not judge them; only a failed query (``nodata``, ``error``) is still a
+    failed check, and before the first answer it starts no clock (the judge stores no
+    evidence for it).
     """
     started = _run_started(metric, previous, now)
-    if started is not None and _warming_up(metric, started, now) and not _failed_query(raw):
+    failed = _failed_query(raw)
+    if started is not None and _warming_up(metric, started, now) and not failed:
         result = _warm_up(metric, raw, previous, seconds=(now - started).total_seconds())
     else:
         result = _judge_scripted(metric, raw, previous, last_step)
-    if started is not None:
+    if started is not None and not (failed and _kept_start(previous) is None):
         result = replace(result, details={**result.details, STARTED_KEY: format_time(started)})
     return replace(result, advisory=metric.dry_run)
 
@@ -437,9 +440,13 @@ def _run_started(
     period = _interval(metric)
     if metric.compare is None or period is None:
         return None
-    kept = previous.details.get(STARTED_KEY) if previous is not None else None
-    started = parse_time(kept) if isinstance(kept, str) else None
+    started = _kept_start(previous)
     return started if started is not None else now - timedelta(seconds=period)
+
+
+def _kept_start(previous: MetricStatus | None) -> datetime | None:
+    kept = previous.details.get(STARTED_KEY) if previous is not None else None
+    return parse_time(kept) if isinstance(kept, str) else None
 
 
 def _warming_up(metric: MetricSpec, started: datetime, now: datetime) -> bool:

@@ -87,20 +87,30 @@ def requests_text(metric: Mapping[str, Any]) -> str:
     comparison = _mapping(details.get("comparison"))
     canary, primary = _int(comparison.get("canarySamples")), _int(comparison.get("primarySamples"))
     if canary is None and primary is None:
-        # A thresholdRange that failed this tick decided alone: its verdict carries the
-        # comparison's running totals ([requests, events] per side; inside the warm-up, the
-        # observed [canary requests, events, primary requests, events]), not a comparison.
-        state = _mapping(details.get("state"))
-        canary, primary = _count(state.get("canary"), 0), _count(state.get("primary"), 0)
-        if not canary and not primary:
-            canary, primary = _count(state.get("warm"), 0), _count(state.get("warm"), 2)
-    if canary is None and primary is None:
-        return "-"
+        return _carried_requests(details)
     text = f"{canary or 0:,} / {primary or 0:,}"
     needed = _int(comparison.get("neededSamples"))
     if needed is not None:
         text += f" (need ~{needed:,})"
     return text
+
+
+def _carried_requests(details: Mapping[str, Any]) -> str:
+    """A compared metric whose ``thresholdRange`` failed and decided the tick alone: its
+    verdict carries the comparison's running totals ([requests, events] per side) as of the
+    last compared window, or, right after the warm-up, the warm-up's counts ([canary
+    requests, events, primary requests, events]); labelled, since neither is this tick's."""
+    if details.get("judge") != "threshold" or details.get("error"):
+        return "-"  # a failed query carries the evidence too, but measured nothing
+    state = _mapping(details.get("state"))
+    canary, primary = _count(state.get("canary"), 0), _count(state.get("primary"), 0)
+    label = "last compared"
+    if not canary and not primary:
+        canary, primary = _count(state.get("warm"), 0), _count(state.get("warm"), 2)
+        label = "warm-up"
+    if canary is None and primary is None:
+        return "-"
+    return f"{canary or 0:,} / {primary or 0:,} ({label})"
 
 
 def _names(ticks: Sequence[Mapping[str, Any]]) -> list[str]:

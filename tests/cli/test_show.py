@@ -327,14 +327,21 @@ def test_status_shows_the_verdicts_over_time_and_the_earlier_runs(
 
 
 @pytest.mark.parametrize(
-    ("evidence", "shown"),
+    ("evidence", "error", "shown"),
     [
-        ({"canary_requests": 1840, "primary_requests": 16000}, "1,840 / 16,000"),
-        ({"warm": (310, 2, 2900, 14), "warm_windows": 1}, "310 / 2,900"),  # in the warm-up
+        (
+            {"canary_requests": 1840, "primary_requests": 16000},
+            None,
+            "1,840 / 16,000 (last compared)",
+        ),
+        # the first check after the warm-up: nothing compared yet, the warm-up's counts
+        ({"warm": (310, 2, 2900, 14), "warm_windows": 1}, None, "310 / 2,900 (warm-up)"),
+        # a failed query carries the evidence as well, but measured nothing: no column
+        ({"canary_requests": 1840, "primary_requests": 16000}, "no values", None),
     ],
 )
 def test_requests_are_shown_when_the_threshold_range_decided_a_compared_metric(
-    cli: Invoke, cluster: Cluster, evidence: dict[str, Any], shown: str
+    cli: Invoke, cluster: Cluster, evidence: dict[str, Any], error: str | None, shown: str | None
 ) -> None:
     # The threshold verdict of a metric with compare and thresholdRange, as the judge stores it:
     # no comparison of its own, the comparison's running evidence carried in its state.
@@ -348,12 +355,13 @@ def test_requests_are_shown_when_the_threshold_range_decided_a_compared_metric(
         evaluated_at=datetime(2024, 5, 1, 11, 4, tzinfo=UTC),
         value=98.2,
         min=99.0,
+        error=error,
         state=state,
     )
     analysis = [{"name": "request-success-rate", "outcome": "Fail", "details": verdict.to_status()}]
     cluster.canary("podinfo", status={**PROGRESSING, "analysis": analysis})
     text = cli(*kube(cluster, "status", "podinfo", "-n", "test", "--events", "0")).stdout
-    assert "REQUESTS" in text and shown in text
+    assert ("REQUESTS" in text and shown in text) if shown else "REQUESTS" not in text
 
 
 def test_status_of_a_blue_green_canary_counts_iterations(cli: Invoke, cluster: Cluster) -> None:

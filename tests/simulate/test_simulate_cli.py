@@ -163,6 +163,25 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
         first_failed = next(r["tick"] for r in rows if r["failedChecks"] > 0)
         assert first_failed == 5 + len(warm_ticks)  # the thresholdRange acts after the warm-up
 
+    @pytest.mark.parametrize("failed", ["nodata", "error"])
+    def test_a_failed_first_query_starts_no_warm_up_clock(
+        self, tmp_path: Path, failed: str
+    ) -> None:
+        # The judge stores no evidence for a query that failed at the run's first check, so
+        # its warm-up begins at the first answer: the cold 91% of tick 6 is not acted on.
+        scenario = (
+            "ticks: 8\ndefaults: {metrics: {request-success-rate: 99.9, request-duration: 180}}\n"
+            "steps:\n  - at: 3\n    release: {template: v2, revision: main@sha1:2}\n"
+            f"  - {{at: 5, metrics: {{request-success-rate: {failed}}}}}\n"
+            "  - {at: 6, metrics: {request-success-rate: 91}}\n"
+        )
+        rows = simulate_json("podinfo-compare.yaml", written(tmp_path, "s.yaml", scenario))
+        assert rows[4]["failedChecks"] == 1  # the failed query is a failed check
+        sixth = metric_of(rows[5], "request-success-rate")
+        assert sixth["warmingUp"] is True and "not acted on during the warm-up" in sixth["summary"]
+        assert [r["failedChecks"] for r in rows[5:]] == [1, 1, 1]
+        assert rows[-1]["phase"] == "Progressing"
+
     def test_a_low_traffic_hold_falls_back_to_the_threshold_range(self) -> None:
         rows = simulate_json(
             "podinfo-compare.yaml", "low-traffic-threshold.yaml", "--expect", "Succeeded"
