@@ -641,6 +641,35 @@ class TestLatencyProperties:
         assert r.summary.startswith("request duration p99 ")
 
 
+class TestLatencyNextToAStalledPrimaryPod:
+    def test_a_slower_canary_fails_though_a_stalled_minute_sets_the_primarys_p99(
+        self,
+    ) -> None:
+        # In minute 2 a primary pod stalls: the primary's p99 over the run is then above the
+        # canary's, which is slower than the primary's in every other minute. The counts
+        # decide, window by window; the summary says why the quantiles disagree.
+        usual = hist([2000, 6000, 1800, 180, 20, 0])
+        stalled = hist([1600, 4800, 1440, 544, 1200, 416])
+        canary = hist([200, 560, 200, 30, 10, 0])
+        state = new_state(T0, CompareTest.LATENCY)
+        outcomes = []
+        for k in range(1, 6):
+            primary = stalled if k == 2 else usual
+            state = add_histograms(
+                state, canary, primary, LAT, window_end=T0 + timedelta(minutes=k)
+            )
+            r = decide(LAT, state, metric="request-duration", buckets_to_ms=1000, last_step=False)
+            outcomes.append(r.outcome)
+            state = r.state
+        assert outcomes == [Outcome.PASS] * 4 + [Outcome.FAIL]
+        assert r.comparison.canary_value is not None and r.comparison.primary_value is not None
+        assert r.comparison.canary_value < r.comparison.primary_value  # 100 against 193 ms
+        assert r.summary.startswith(
+            "request duration p99 100ms (primary 193ms, n=5,000), more of the canary's requests "
+            "slower than 50ms than the primary's, window by window"
+        )
+
+
 class TestState:
     def test_status_round_trip_through_json(self) -> None:
         state = add_histograms(
