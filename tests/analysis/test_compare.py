@@ -641,6 +641,39 @@ class TestLatencyProperties:
         assert r.summary.startswith("request duration p99 ")
 
 
+class TestErrorsNextToAFailingPrimaryPod:
+    def test_a_worse_canary_fails_though_a_failing_minute_sets_the_primarys_rate(
+        self,
+    ) -> None:
+        # In minute 2 a primary pod fails a sixth of the primary's requests: the primary's
+        # rate over the run is then above the canary's, which fails twice as often as the
+        # primary in every other minute. The rates without that window decide relevance.
+        state = new_state(T0)
+        outcomes = []
+        for k in range(1, 7):
+            window = Window(1000, 20, 9000, 1500 if k == 2 else 90)
+            state = add_window(state, window, ERR, window_end=T0 + timedelta(minutes=k))
+            r = decide(ERR, state, metric=SR, last_step=False)
+            outcomes.append(r.outcome)
+            state = r.state
+        assert outcomes == [Outcome.PASS] * 5 + [Outcome.FAIL]
+        assert r.summary == (
+            "success rate 98% (primary 96.39%, n=6,000), worse by 1 points without the run's "
+            "wildest window (errors there: canary 20 of 1,000, primary 1,500 of 9,000; the "
+            "other windows: 98% against 99%), p=0.0023"
+        )
+
+    def test_the_rest_must_still_show_a_relevant_gap(self) -> None:
+        # Without the wild window the canary is as good as the primary: no FAIL, whatever
+        # the evidence the window left in it.
+        state = new_state(T0)
+        for k in range(1, 7):
+            window = Window(1000, 10, 9000, 1500 if k == 2 else 90)
+            state = add_window(state, window, ERR, window_end=T0 + timedelta(minutes=k))
+            state = decide(ERR, state, metric=SR, last_step=False).state
+        assert decide(ERR, state, metric=SR).outcome is not Outcome.FAIL
+
+
 class TestLatencyNextToAStalledPrimaryPod:
     def test_a_slower_canary_fails_though_a_stalled_minute_sets_the_primarys_p99(
         self,
