@@ -20,8 +20,10 @@ A FAIL needs two things, at any sample size (the evidence is valid whenever it i
 looked at): statistical evidence (mixture likelihood ratio >= 1/alpha, i.e. the
 anytime-valid p-value <= alpha), and a practically relevant gap (errors: canary
 worse by at least ``allowedIncrease`` as a ratio and ``minDifference`` in
-absolute terms; latency: ``minDifference`` ms between the quantiles when it is
-set, see :func:`_relevant`).  A PASS needs ``minSampleSize`` requests on both sides as well; fewer
+absolute terms; latency: the canary's quantile not below the primary's, by
+``minDifference`` ms when set; see :func:`_relevant`, and
+:func:`_without_wild_window` for a veto that one wild window of the primary is
+behind).  A PASS needs ``minSampleSize`` requests on both sides as well; fewer
 is INCONCLUSIVE, at most ``maxInconclusive`` times in a row; then
 ``onMaxInconclusive`` decides.
 """
@@ -504,7 +506,7 @@ def decide(
     state = replace(state, max_log_lambda=max(state.max_log_lambda, log_lambda))
     significant = log_lambda >= math.log(1.0 / spec.alpha)
     if significant and not _relevant(spec, comparison):
-        calm = _without_wild_window(spec, state, metric, p_value, log_lambda, needed, phi)
+        calm = _without_wild_window(spec, state, metric, comparison, (log_lr, phis), buckets_to_ms)
         if calm is not None:
             state = replace(state, inconclusive=0)
             summary = f"{head}, {calm}, {_p(p_value)}"
@@ -513,10 +515,7 @@ def decide(
             )
     if significant and _relevant(spec, comparison):
         state = replace(state, inconclusive=0)
-        gap = _gap(spec, comparison, values.unit) or _gap_in_windows(
-            state, log_lr, phis, buckets_to_ms
-        )
-        summary = f"{head}, {gap}, {_p(p_value)}"
+        summary = f"{head}, {_gap(spec, comparison, values.unit)}, {_p(p_value)}"
         return _result(Outcome.FAIL, comparison, summary, state, values, conclusive=spec.fail_fast)
     smaller_side = min(state.canary_requests, state.primary_requests)
     if smaller_side < spec.min_sample_size:
@@ -605,15 +604,7 @@ def _robust_evidence(
     and a second failing minute shows in their scatter.
     """
     blocks = len(state.log_lr) // len(RATIO_GRID)
-    rows = [
-        [
-            (w[0], w[2 + 2 * rank], w[1], w[3 + 2 * rank])
-            if len(w) >= 4 + 2 * rank
-            else (w[0], 0.0, w[1], 0.0)
-            for w in state.recent
-        ]
-        for rank in range(blocks)
-    ]
+    rows = [_block_rows(state, rank) for rank in range(blocks)]
     fits = [scatter(r) for r in rows]
     if spec.test is not CompareTest.LATENCY:
         return tuple(f.phi for f in fits), state.log_lr
@@ -639,6 +630,17 @@ def _robust_evidence(
             added = stratum_log_lr(*rows[rank][wild], spec.allowed_increase)
             log_lr[rank] -= np.clip(_staked(added, cap, spec.alpha), 0.0, cap)
     return tuple(phis), tuple(float(x) for x in log_lr.ravel())
+
+
+def _block_rows(state: SequentialState, rank: int) -> list[tuple[float, float, float, float]]:
+    """The recent windows' counts at one tested boundary: (canary requests, canary events,
+    primary requests, primary events), the layout :func:`~analysis._stats.scatter` reads."""
+    return [
+        (w[0], w[2 + 2 * rank], w[1], w[3 + 2 * rank])
+        if len(w) >= 4 + 2 * rank
+        else (w[0], 0.0, w[1], 0.0)
+        for w in state.recent
+    ]
 
 
 def _measured(rows: Sequence[tuple[float, float, float, float]], fit: Scatter) -> bool:
@@ -717,23 +719,20 @@ def _relevant(spec: CompareSpec, comparison: Comparison) -> bool:
 
     Significance already says the canary's event rate exceeds ``allowedIncrease``
     times the primary's.  For errors the shown rates must say so too, and differ
-    by ``minDifference`` points.  For latency only ``minDifference`` ms between the
-    quantiles is asked, when it is set; at its default (0) the counts decide alone.
-    Why not the quantiles' ratio: interpolated inside coarse buckets (Istio's 100
-    to 250 ms) they understate a slower tail, 233 against 218 ms for a real 25%.
-    Why not even their sign: they are run-long, and one minute in which a primary
-    pod stalls (every request it serves 3-10 times slower) puts the primary's
-    p99 above a canary that is slower in every other window; the test's evidence
-    is window by window, and that minute's is staked and taken back.  Asking for
-    the sign promoted 24 of 27 regressions next to such pods in
-    ``bench/decision_quality.py`` (class 5) and saved no good release anywhere.
+    by ``minDifference`` points.  For latency only the quantiles' gap is asked:
+    at least ``minDifference`` ms, and by default (0) that the canary's quantile is
+    not below the primary's.  Why not their ratio: interpolated inside coarse
+    buckets (Istio's 100 to 250 ms) they understate a slower tail, 233 against
+    218 ms for a real 25%.  Why the sign: the test counts requests past several
+    boundaries, the p90's among them, and a canary whose body got slower while its
+    p99 got faster is not a p99 regression.  A veto that one wild window of the
+    primary is behind is lifted by :func:`_without_wild_window`.
     """
     difference, ratio = comparison.difference, comparison.ratio
-    if spec.test is CompareTest.LATENCY:
-        minimum = spec.effective_min_difference
-        return minimum <= 0 or (difference is not None and difference >= minimum)
     if difference is None or difference < spec.effective_min_difference:
         return False
+    if spec.test is CompareTest.LATENCY:
+        return True
     return ratio is not None and ratio >= spec.allowed_increase
 
 
@@ -759,6 +758,8 @@ def _error_rate_values(
         if w_np > 0:
             matched_requests -= w_nc
             matched_events -= w_nc * w_xp / w_np
+        if matched_events < 0:  # a status from before the matched totals: the crude ones
+            matched_requests = 0.0
     c_val = 100.0 * x_c / n_c if n_c > 0 else None
     if matched_requests > 0:
         p_val: float | None = 100.0 * matched_events / matched_requests
@@ -780,43 +781,83 @@ def _without_wild_window(
     spec: CompareSpec,
     state: SequentialState,
     metric: str,
-    p_value: float,
-    log_lambda: float,
-    needed: int | None,
-    phi: float,
+    comparison: Comparison,
+    evidence: tuple[Sequence[float], Sequence[float]],
+    buckets_to_ms: float,
 ) -> str | None:
-    """The gap of a significant error-rate regression that the shown rates hide behind one
-    wild window: the rates without that window, when they show the gap relevant; None
-    otherwise.
+    """The gap of a significant regression that the run-long values hide behind one wild
+    window of the primary, said without that window; None when there is no such window or
+    the rest does not show a relevant gap.
 
-    Why: the shown rates are run-long, and a minute in which a primary pod fails 20-50% of
-    its requests puts the primary's rate near or above a canary that fails twice as often
-    in every other minute; the relevance check then vetoed the test's finding.  The window
-    left out is the one the scatter already leaves out as wild (:func:`~analysis._stats.
-    scatter`), and ``allowedIncrease`` and ``minDifference`` are asked of the rest.  Only a
-    veto is lifted, and only for a significant finding, so the false alarm bound stands.
-    Measured on ``bench/decision_quality.py``: next to one bad pod (100 requests/s), 12 of
-    150 regressions 1% -> 2% were promoted, 7 now; no false rollback more anywhere.
+    Why: the shown values are run-long.  A minute in which a primary pod fails 20-50% of
+    its requests puts the primary's error rate near or above a canary that fails twice as
+    often in every other minute; a minute in which one stalls (every request it serves
+    3-10 times slower) puts the primary's p99 above a canary that is slower in every other
+    minute.  The relevance check vetoed those findings: in ``bench/decision_quality.py``
+    (class 5) 12 of 150 regressions 1% -> 2% next to a bad pod (100 requests/s) and 24 of
+    the 27 slower services missed next to stalled pods were promoted that way; 7 and 3 now,
+    with no false rollback more anywhere.  The window is the one the scatter already leaves
+    out as wild (:func:`~analysis._stats.scatter`), and only where the canary's share of
+    the events in it is below the share the other windows give it (the primary's wildness,
+    not the canary's).  Without it, errors are asked ``allowedIncrease`` and
+    ``minDifference`` again; latency, at ``minDifference`` 0, a larger share of the
+    canary's requests than of the primary's past the boundary that decided (a set
+    ``minDifference`` asks the run-long quantiles, which cannot leave a window out).  Only
+    a veto is lifted, and only of a significant finding, so the false alarm bound stands.
     """
-    if spec.test is not CompareTest.ERROR_RATE:
+    log_lr, phis = evidence
+    size = len(RATIO_GRID)
+    blocks = min(len(log_lr) // size, len(phis))
+    if blocks == 0:
         return None
-    rows = [(w[0], w[2], w[1], w[3]) for w in state.recent if len(w) >= 4]
-    wild = scatter(rows).wild
-    if wild is None:
+    best = max(range(blocks), key=lambda b: max(log_lr[b * size : (b + 1) * size]) / phis[b])
+    rows = _block_rows(state, best)
+    fit = scatter(rows)
+    if fit.wild is None or fit.ratio is None:
         return None
-    n_c, x_c, n_p, x_p = rows[wild]
-    values = _error_rate_values(state, metric, leave_out=(n_c, n_p, x_c, x_p))
-    calm = _comparison(
-        spec, state, values, p_value=p_value, log_lambda=log_lambda, needed=needed, phi=phi
+    n_c, x_c, n_p, x_p = rows[fit.wild]
+    expected = fit.ratio * n_c / (fit.ratio * n_c + n_p) if n_c + n_p > 0 else 0.0
+    if x_c + x_p <= 0 or x_c / (x_c + x_p) >= expected:
+        return None  # the canary's wild window: it shows a regression, it hides none
+    if spec.test is CompareTest.ERROR_RATE:
+        return _errors_without(spec, state, metric, comparison, (n_c, n_p, x_c, x_p))
+    if spec.effective_min_difference > 0 or best >= len(state.bounds):
+        return None
+    rest = [row for i, row in enumerate(rows) if i != fit.wild]
+    c_req, c_ev = sum(r[0] for r in rest), sum(r[1] for r in rest)
+    p_req, p_ev = sum(r[2] for r in rest), sum(r[3] for r in rest)
+    if c_req <= 0 or p_req <= 0 or c_ev / c_req <= p_ev / p_req:
+        return None
+    bound = format_value(state.bounds[best] * buckets_to_ms, "ms")
+    return (
+        f"{_rate(c_ev, c_req)} of the canary's requests took over {bound}, "
+        f"{_rate(p_ev, p_req)} of the primary's, leaving out one window in which the "
+        f"primary was far slower ({_rate(x_p, n_p)} of its requests over {bound}; it sets "
+        "the primary's quantile over the run)"
     )
+
+
+def _errors_without(
+    spec: CompareSpec,
+    state: SequentialState,
+    metric: str,
+    comparison: Comparison,
+    window: tuple[float, float, float, float],
+) -> str | None:
+    """The error rates without one window (canary and primary requests, then errors), when
+    they show a relevant gap; None otherwise."""
+    n_c, n_p, x_c, x_p = window
+    calm_values = _error_rate_values(state, metric, leave_out=window)
+    difference, ratio = _difference_and_ratio(calm_values.canary, calm_values.primary)
+    calm = replace(comparison, difference=difference, ratio=ratio)
     if not _relevant(spec, calm):
         return None
-    canary = format_value(values.shown_canary or 0.0, values.unit)
-    primary = format_value(values.shown_primary or 0.0, values.unit)
+    canary = format_value(calm_values.shown_canary or 0.0, calm_values.unit)
+    primary = format_value(calm_values.shown_primary or 0.0, calm_values.unit)
     return (
-        f"{_gap(spec, calm, values.unit)} without the run's wildest window (errors there: "
-        f"canary {_n(x_c)} of {_n(n_c)}, primary {_n(x_p)} of {_n(n_p)}; the other windows: "
-        f"{canary} against {primary})"
+        f"{_gap(spec, calm, calm_values.unit)} leaving out one window in which the primary "
+        f"failed far more (errors there: canary {_n(x_c)} of {_n(n_c)}, primary {_n(x_p)} of "
+        f"{_n(n_p)}; the rest: canary {canary}, primary {primary})"
     )
 
 
@@ -1036,33 +1077,16 @@ def _judged(
 
 
 def _gap(spec: CompareSpec, comparison: Comparison, unit: str) -> str:
-    """How much worse the canary is: points of error rate, or percent slower (empty when
-    the run-long quantiles do not show it: :func:`_gap_in_windows` says it then)."""
+    """How much worse the canary is: points of error rate, or percent slower."""
     difference, ratio = comparison.difference, comparison.ratio
     if spec.test is CompareTest.ERROR_RATE:
-        return "" if difference is None else f"worse by {format_value(difference)} points"
-    if difference is None or ratio is None or difference <= 0:
+        if difference is None:
+            return ""
+        points = format_value(difference)
+        return f"worse by {points} point{'' if points == '1' else 's'}"
+    if difference is None or ratio is None:
         return ""
+    if difference <= 0:  # both quantiles past the last finite boundary, read as that boundary
+        shown = format_value(comparison.canary_value or 0.0, unit)
+        return f"slower where these buckets cannot measure it (both read {shown})"
     return f"slower by {format_value((ratio - 1) * 100)}% (+{format_value(difference, unit)})"
-
-
-def _gap_in_windows(
-    state: SequentialState,
-    log_lr: Sequence[float],
-    phis: Sequence[float],
-    buckets_to_ms: float,
-) -> str:
-    """A latency FAIL whose run-long quantiles do not show the canary slower (a primary pod
-    that stalled for a minute sets the primary's): the boundary whose evidence decided."""
-    size = len(RATIO_GRID)
-    blocks = range(min(len(log_lr) // size, len(phis)))
-    best = max(blocks, key=lambda b: max(log_lr[b * size : (b + 1) * size]) / phis[b], default=0)
-    where = (
-        f" {format_value(state.bounds[best] * buckets_to_ms, 'ms')}"
-        if best < len(state.bounds)
-        else " the tested boundary"
-    )
-    return (
-        f"more of the canary's requests slower than{where} than the primary's, window by "
-        "window (the primary's quantile over the run is set by its slowest windows)"
-    )

@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -641,65 +642,119 @@ class TestLatencyProperties:
         assert r.summary.startswith("request duration p99 ")
 
 
-class TestErrorsNextToAFailingPrimaryPod:
-    def test_a_worse_canary_fails_though_a_failing_minute_sets_the_primarys_rate(
+def run_errors(windows: Callable[[int], Window], ticks: int) -> list[CompareResult]:
+    state, out = new_state(T0), []
+    for k in range(1, ticks + 1):
+        state = add_window(state, windows(k), ERR, window_end=T0 + timedelta(minutes=k))
+        r = decide(ERR, state, metric=SR, last_step=False)
+        out.append(r)
+        state = r.state
+    return out
+
+
+def run_latency(
+    canary: list[Bucket],
+    primary: Callable[[int], list[Bucket]],
+    ticks: int,
+    spec: CompareSpec = LAT,
+) -> list[CompareResult]:
+    state, out = new_state(T0, CompareTest.LATENCY), []
+    for k in range(1, ticks + 1):
+        window_end = T0 + timedelta(minutes=k)
+        state = add_histograms(state, canary, primary(k), spec, window_end=window_end)
+        r = decide(spec, state, metric="request-duration", buckets_to_ms=1000, last_step=False)
+        out.append(r)
+        state = r.state
+    return out
+
+
+USUAL = hist([2000, 6000, 1800, 180, 20, 0])
+STALLED = hist([1600, 4800, 1440, 544, 1200, 416])  # a fifth of the requests 5x slower
+
+
+class TestOneWildWindowOfThePrimary:
+    """A wild minute of the primary sets its run-long values; the relevance check asks the
+    rest (the counts decide significance window by window either way)."""
+
+    def test_errors_a_worse_canary_fails_though_a_failing_minute_sets_the_primarys_rate(
         self,
     ) -> None:
         # In minute 2 a primary pod fails a sixth of the primary's requests: the primary's
         # rate over the run is then above the canary's, which fails twice as often as the
-        # primary in every other minute. The rates without that window decide relevance.
-        state = new_state(T0)
-        outcomes = []
-        for k in range(1, 7):
-            window = Window(1000, 20, 9000, 1500 if k == 2 else 90)
-            state = add_window(state, window, ERR, window_end=T0 + timedelta(minutes=k))
-            r = decide(ERR, state, metric=SR, last_step=False)
-            outcomes.append(r.outcome)
-            state = r.state
-        assert outcomes == [Outcome.PASS] * 5 + [Outcome.FAIL]
-        assert r.summary == (
-            "success rate 98% (primary 96.39%, n=6,000), worse by 1 points without the run's "
-            "wildest window (errors there: canary 20 of 1,000, primary 1,500 of 9,000; the "
-            "other windows: 98% against 99%), p=0.0023"
+        # primary in every other minute.
+        runs = run_errors(lambda k: Window(1000, 20, 9000, 1500 if k == 2 else 90), 6)
+        assert [r.outcome for r in runs] == [Outcome.PASS] * 5 + [Outcome.FAIL]
+        assert runs[-1].summary == (
+            "success rate 98% (primary 96.39%, n=6,000), worse by 1 point leaving out one "
+            "window in which the primary failed far more (errors there: canary 20 of 1,000, "
+            "primary 1,500 of 9,000; the rest: canary 98%, primary 99%), p=0.0023"
         )
 
-    def test_the_rest_must_still_show_a_relevant_gap(self) -> None:
-        # Without the wild window the canary is as good as the primary: no FAIL, whatever
-        # the evidence the window left in it.
-        state = new_state(T0)
-        for k in range(1, 7):
-            window = Window(1000, 10, 9000, 1500 if k == 2 else 90)
-            state = add_window(state, window, ERR, window_end=T0 + timedelta(minutes=k))
-            state = decide(ERR, state, metric=SR, last_step=False).state
-        assert decide(ERR, state, metric=SR).outcome is not Outcome.FAIL
+    def test_errors_the_rest_must_still_show_a_relevant_gap(self) -> None:
+        # Significant, and without the wild window 0.05% against 0.025%: below minDifference
+        # (0.1 points), so no FAIL.
+        runs = run_errors(lambda k: Window(20000, 10, 180000, 2000 if k == 2 else 45), 10)
+        assert runs[-1].comparison.p_value < ERR.alpha
+        assert all(r.outcome is Outcome.PASS for r in runs)
+        assert "statistically worse (p=0.0082) but within" in runs[-1].summary
 
-
-class TestLatencyNextToAStalledPrimaryPod:
-    def test_a_slower_canary_fails_though_a_stalled_minute_sets_the_primarys_p99(
+    def test_latency_a_slower_canary_fails_though_a_stalled_minute_sets_the_primarys_p99(
         self,
     ) -> None:
         # In minute 2 a primary pod stalls: the primary's p99 over the run is then above the
-        # canary's, which is slower than the primary's in every other minute. The counts
-        # decide, window by window; the summary says why the quantiles disagree.
-        usual = hist([2000, 6000, 1800, 180, 20, 0])
-        stalled = hist([1600, 4800, 1440, 544, 1200, 416])
+        # canary's, which is slower than the primary's in every other minute.
         canary = hist([200, 560, 200, 30, 10, 0])
-        state = new_state(T0, CompareTest.LATENCY)
-        outcomes = []
-        for k in range(1, 6):
-            primary = stalled if k == 2 else usual
-            state = add_histograms(
-                state, canary, primary, LAT, window_end=T0 + timedelta(minutes=k)
-            )
-            r = decide(LAT, state, metric="request-duration", buckets_to_ms=1000, last_step=False)
-            outcomes.append(r.outcome)
-            state = r.state
-        assert outcomes == [Outcome.PASS] * 4 + [Outcome.FAIL]
-        assert r.comparison.canary_value is not None and r.comparison.primary_value is not None
-        assert r.comparison.canary_value < r.comparison.primary_value  # 100 against 193 ms
-        assert r.summary.startswith(
-            "request duration p99 100ms (primary 193ms, n=5,000), more of the canary's requests "
-            "slower than 50ms than the primary's, window by window"
+        runs = run_latency(canary, lambda k: STALLED if k == 2 else USUAL, 5)
+        assert [r.outcome for r in runs] == [Outcome.PASS] * 4 + [Outcome.FAIL]
+        comparison = runs[-1].comparison
+        assert comparison.canary_value is not None and comparison.primary_value is not None
+        assert comparison.canary_value < comparison.primary_value  # 100 against 193 ms
+        assert runs[-1].summary.startswith(
+            "request duration p99 100ms (primary 193ms, n=5,000), 4% of the canary's requests "
+            "took over 50ms, 2% of the primary's, leaving out one window in which the primary "
+            "was far slower (21.6% of its requests over 50ms"
+        )
+
+    @pytest.mark.parametrize(
+        ("case", "canary", "primary", "settings"),
+        [
+            # a set minDifference asks the run-long quantiles, and keeps the stall's veto
+            ("minDifference set", [200, 560, 200, 30, 10, 0], None, {"minDifference": 5}),
+            # no wild window: more canary requests past the p90's boundary, fewer past the
+            # p99's; significant at the p90's boundary, and the p99s' sign vetoes it
+            (
+                "slower body, faster p99",
+                [200, 300, 250, 240, 10, 0],
+                [3000, 4000, 1100, 700, 150, 50],
+                {},
+            ),
+        ],
+    )
+    def test_latency_vetoes_that_stay(
+        self,
+        case: str,
+        canary: list[int],
+        primary: list[int] | None,
+        settings: dict[str, Any],
+    ) -> None:
+        spec = parse_compare(
+            {"minSampleSize": 50, "warmup": "0s", **settings}, "c", metric_name="request-duration"
+        )
+        steady = hist(primary) if primary is not None else None
+        runs = run_latency(
+            hist(canary), lambda k: steady or (STALLED if k == 2 else USUAL), 10, spec
+        )
+        assert runs[-1].comparison.p_value < spec.alpha, case
+        assert all(r.outcome is Outcome.PASS for r in runs), case
+
+    def test_latency_both_quantiles_past_the_last_boundary(self) -> None:
+        # 6% against 2.2% of the requests past 200 ms: both p99s read 200 ms.
+        primary = hist([3000, 4000, 1100, 500, 200, 200])
+        canary = hist([300, 400, 110, 50, 80, 60])
+        runs = run_latency(canary, lambda k: primary, 2)
+        assert runs[-1].outcome is Outcome.FAIL
+        assert "slower where these buckets cannot measure it (both read 200ms)" in (
+            runs[-1].summary
         )
 
 
