@@ -36,8 +36,9 @@ from analysis import (
     new_state,
     parse_compare,
 )
-from analysis._compare import RANKS, window_from_histograms
+from analysis._compare import RANKS, _without_wild_window, window_from_histograms
 from analysis._stats import (
+    RATIO_GRID,
     histogram_quantile,
     mann_whitney,
     normal_cdf,
@@ -697,6 +698,34 @@ class TestOneWildWindowOfThePrimary:
         assert runs[-1].comparison.p_value < ERR.alpha
         assert all(r.outcome is Outcome.PASS for r in runs)
         assert "statistically worse (p=0.0082) but within" in runs[-1].summary
+
+    def test_only_the_primarys_wild_window_is_left_out(self) -> None:
+        # A wild window in which the canary had the events shows a regression; it hides
+        # none, and leaving it out must not be offered as the reason for a FAIL.
+        recent = ((1000.0, 9000.0, 20.0, 90.0),) * 5 + ((1000.0, 9000.0, 500.0, 90.0),)
+        state = dataclasses.replace(
+            new_state(T0),
+            recent=recent,
+            canary_requests=6000.0,
+            canary_events=600.0,
+            primary_requests=54000.0,
+            primary_events=540.0,
+            matched=(6000.0, 60.0),  # each window's canary requests at the primary's rate
+            windows=6,
+        )
+        comparison = decide(ERR, state, metric=SR).comparison
+        evidence = (tuple(1.0 for _ in RATIO_GRID), (1.0,))
+        assert _without_wild_window(ERR, state, SR, comparison, evidence, 1.0) is None
+        primary_wild = (*recent[:5], (1000.0, 9000.0, 20.0, 1500.0))
+        state = dataclasses.replace(
+            state,
+            recent=primary_wild,
+            canary_events=120.0,
+            primary_events=1950.0,
+            matched=(6000.0, 50.0 + 1000.0 * 1500.0 / 9000.0),
+        )
+        said = _without_wild_window(ERR, state, SR, comparison, evidence, 1.0)
+        assert said is not None and "the rest: canary 98%, primary 99%" in said
 
     def test_latency_a_slower_canary_fails_though_a_stalled_minute_sets_the_primarys_p99(
         self,
