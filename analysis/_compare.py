@@ -176,8 +176,7 @@ def add_window(
     windows = [window] if isinstance(window, Window) else list(window)
     started = state.started or state.window_end
     first = _counts(windows[0])
-    warmup = spec.warmup_for(interval_seconds)
-    if warmup > 0 and (window_end - started).total_seconds() <= warmup:
+    if spec.in_warmup(interval_seconds, (window_end - started).total_seconds()):
         # Reported, never judged; not even its scatter counts: a cold start would
         # pass for overdispersion and discount the evidence of a real regression.
         warm = tuple(a + b for a, b in zip(state.warm, first, strict=True))

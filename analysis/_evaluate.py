@@ -306,8 +306,7 @@ def _in_warmup(check: MetricCheck, spec: CompareSpec, prev: Verdict | None, now:
     started = state.started if state is not None else None
     if started is None:
         started = now - timedelta(seconds=period)
-    warmup = spec.warmup_for(period)
-    return warmup > 0 and (now - started).total_seconds() <= warmup
+    return spec.in_warmup(period, (now - started).total_seconds())
 
 
 async def evaluate(

@@ -450,13 +450,12 @@ def _kept_start(previous: MetricStatus | None) -> datetime | None:
 
 
 def _warming_up(metric: MetricSpec, started: datetime, now: datetime) -> bool:
-    """The judge's rule (``_in_warmup`` in analysis/_evaluate.py): the window that ends ``now``
-    ends within ``compare.warmup`` of the run's start."""
+    """The judge's own rule (``CompareSpec.in_warmup``): the window that ends ``now`` ends
+    within ``compare.warmup`` of the run's start."""
     period = _interval(metric)
     if metric.compare is None or period is None:
         return False
-    warmup = metric.compare.warmup_for(period)
-    return warmup > 0 and (now - started).total_seconds() <= warmup
+    return metric.compare.in_warmup(period, (now - started).total_seconds())
 
 
 def _failed_query(raw: Any) -> bool:

@@ -52,6 +52,13 @@ class CompareSpec:
         """``warmup`` in seconds; by default the metric's own ``interval`` (docs/analysis.md says why)."""
         return interval_seconds if self.warmup_seconds is None else self.warmup_seconds
 
+    def in_warmup(self, interval_seconds: float, elapsed_seconds: float) -> bool:
+        """Whether a window that ends ``elapsed_seconds`` after the run's first window began
+        lies in the warm-up: the one rule the judge, its evaluation and ``canary simulate``
+        share."""
+        warmup = self.warmup_for(interval_seconds)
+        return warmup > 0 and elapsed_seconds <= warmup
+
     @property
     def effective_min_difference(self) -> float:
         """``minDifference`` or its default: 0.1 points for errorRate, 0 ms for latency."""
