@@ -17,8 +17,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from analysis._builtin import BuiltinQueries, builtin_queries, builtin_query
+from analysis._builtin import BuiltinQueries, CounterQueries, builtin_queries, builtin_query
 from analysis._compare import Window, add_histograms, add_window, decide, is_run_of, new_state
+from analysis._parts import window_parts
 from analysis._providers import MetricProvider
 from analysis._spec.compare import CompareSpec
 from analysis._spec.errors import (
@@ -208,6 +209,15 @@ def _render_side(
     return bq.buckets, "", 1000.0 if bq.buckets_unit == "s" else 1.0
 
 
+def _counters(
+    spec: CompareSpec, ctx: QueryContext, window: str, *, primary: bool
+) -> CounterQueries | None:
+    """The builtin error count's raw counters for one side (None for a metric's own queries)."""
+    if spec.test is not CompareTest.ERROR_RATE or spec.requests_query is not None:
+        return None
+    return builtin_queries(ctx, interval=window, primary=primary).counters
+
+
 async def _count(
     provider: MetricProvider, query: str, at: datetime, *, zero_if_empty: bool
 ) -> float:
@@ -250,15 +260,21 @@ async def _compare(
         p_main, p_err, _ = _render_side(check, spec, ctx, window, primary=True)
         query = c_main
         if spec.test is CompareTest.ERROR_RATE:
+            c_counters = _counters(spec, ctx, window, primary=False)
+            p_counters = _counters(spec, ctx, window, primary=True)
             n_c, x_c, n_p, x_p = await asyncio.gather(
                 _count(provider, c_main, now, zero_if_empty=False),
                 _count(provider, c_err, now, zero_if_empty=True),
                 _count(provider, p_main, now, zero_if_empty=False),
                 _count(provider, p_err, now, zero_if_empty=True),
             )
-            state = add_window(
-                state, Window(n_c, x_c, n_p, x_p), spec, window_end=now, interval_seconds=period
+            parts_c, parts_p = (
+                await window_parts(provider, c_counters, p_counters, now=now, seconds=elapsed)
+                if c_counters is not None and p_counters is not None
+                else ((), ())
             )
+            counted = Window(n_c, x_c, n_p, x_p, canary_parts=parts_c, primary_parts=parts_p)
+            state = add_window(state, counted, spec, window_end=now, interval_seconds=period)
         else:
             b_c, b_p = await asyncio.gather(
                 provider.query_buckets(c_main, at=now), provider.query_buckets(p_main, at=now)

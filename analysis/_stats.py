@@ -272,6 +272,42 @@ def scatter(windows: Sequence[Row]) -> Scatter:
     return Scatter(phi, theta, wild, pearson, max(df, 0.0))
 
 
+def part_scatter(parts: Sequence[tuple[float, float]], events: float) -> tuple[float, float]:
+    """Pearson's statistic of one side's ``events`` over the parts of its window, and its
+    degrees of freedom; (0, 0) where the parts say nothing.
+
+    ``parts`` are the side's (requests, events) in consecutive parts of the window.  Events
+    independent of each other fall in the parts as a multinomial with chances in proportion
+    to the parts' requests, and the statistic is chi-squared with one degree of freedom
+    fewer than the parts that had requests, whatever the number of events.  Events that
+    come in clusters (a request and its failing retries) fall in a part together: for
+    clusters of sizes c_j its expectation is ``df * sum(c_j**2) / sum(c_j)``, the same factor
+    by which clusters widen the scatter of the canary's share between windows.  So the parts
+    measure that factor within each window, where the windows themselves need many windows
+    to, and on each side alone, where the share between windows says nothing when all the
+    events were the canary's.  Weighing by requests keeps a part that counted more traffic
+    (a burst, a part that saw two scrapes of a pod where its neighbour saw one) from passing
+    for a cluster.  The parts' events are scaled to sum to ``events`` (counts read from a
+    counter's samples need not add up to the window's extrapolated ``increase``).  Fewer
+    than two events, or no events or requests in the parts, say nothing.
+    """
+
+    def clean(x: float) -> float:
+        return float(x) if math.isfinite(x) and x > 0 else 0.0
+
+    rows = [(clean(n), clean(x)) for n, x in parts]
+    rows = [(n, x) for n, x in rows if n > 0]
+    requests = sum(n for n, _ in rows)
+    counted = sum(x for _, x in rows)
+    if len(rows) < 2 or events < 2 or counted <= 0:
+        return 0.0, 0.0
+    n = np.asarray([r[0] for r in rows], dtype=np.float64)
+    x = np.asarray([r[1] for r in rows], dtype=np.float64) * (events / counted)
+    expected = events * n / requests
+    pearson = float(np.sum((x - expected) ** 2 / expected))
+    return pearson, float(len(rows) - 1)
+
+
 def _common_ratio(arr: FloatArray) -> float | None:
     """The Mantel-Haenszel ratio of the canary's event rate to the primary's, over windows.
 

@@ -39,6 +39,12 @@ minute of canary traffic, the one the first analysis tick judges):
   requests then come in clusters on one side, which a test that takes requests
   for independent units reads as a regression (or, on the primary's side, as an
   improvement).
+* **Parts of a minute.** As the controller reads them from the raw counters
+  (analysis/_parts.py) with a 15 s scrape, the judge is given each side's requests
+  and errors in :data:`PARTS` (4) parts of each minute: the requests spread evenly
+  at random, each failing request with its failing retries in one part.  The parts
+  are drawn from a generator of their own, so every count above is what it was
+  without them.
 * **Latency.** Log-normal (median, shape), binned into the world's histogram
   layout (the demo app's buckets, Istio's, Linkerd's or NGINX ingress'); the
   median drifts like the error rate (sd ``drift_sd / 2``).  A bad release
@@ -336,6 +342,8 @@ class Minute:
     primary_errors: int
     canary_hist: npt.NDArray[np.int64]  # per-bucket (not cumulative) counts, +Inf last
     primary_hist: npt.NDArray[np.int64]
+    canary_error_parts: tuple[tuple[int, int], ...] = ()  # (requests, errors) per part
+    primary_error_parts: tuple[tuple[int, int], ...] = ()
 
 
 FloatArray = npt.NDArray[np.float64]
@@ -426,8 +434,11 @@ class ReleaseWorld:
         n_p = total - n_c
         p_p = min(1.0, r.base_error * float(c.err[t]))
         p_c = min(1.0, p_p * r.effect.error_ratio * _cold(r, t, r.cold_error))
-        n_c, x_c = self._errors(rng, n_c, p_c, float(c.bad_canary[t]))
-        n_p, x_p = self._errors(rng, n_p, p_p, float(c.bad_primary[t]))
+        n_c, x_c, clusters_c = self._errors(rng, n_c, p_c, float(c.bad_canary[t]))
+        n_p, x_p, clusters_p = self._errors(rng, n_p, p_p, float(c.bad_primary[t]))
+        # Where in the minute the errors fell: a generator of its own, so every count above is
+        # drawn exactly as without parts.
+        spread = np.random.default_rng([r.seed, 3, t])
         m_p = r.median_ms * float(c.lat[t])
         m_c = m_p * r.effect.median_ratio * _cold(r, t, r.cold_latency)
         return Minute(
@@ -435,6 +446,8 @@ class ReleaseWorld:
             canary_errors=x_c,
             primary_requests=n_p,
             primary_errors=x_p,
+            canary_error_parts=_parts(spread, n_c, clusters_c),
+            primary_error_parts=_parts(spread, n_p, clusters_p),
             canary_hist=self._latencies(
                 rng, n_c, m_c, r.effect.tail_ratio, float(c.stall_canary[t])
             ),
@@ -456,8 +469,12 @@ class ReleaseWorld:
 
     def _errors(
         self, rng: np.random.Generator, n: int, p: float, bad_rate: float
-    ) -> tuple[int, int]:
-        """(requests, errors) of one side: base errors, a bad pod, retries."""
+    ) -> tuple[int, int, npt.NDArray[np.int64]]:
+        """(requests, errors, the errors' clusters) of one side: base errors, a bad pod, retries.
+
+        Each failing request is a cluster of one; with retries, of 3 or 4 (itself and its
+        failing retries, which fall in the same part of the minute).
+        """
         w = self.release.world
         if w.retries:
             p /= RETRY_CLUSTER
@@ -470,9 +487,26 @@ class ReleaseWorld:
             n_good = n
         x += int(rng.binomial(n_good, p))
         if w.retries and x > 0:
-            retried = 2 * x + int(rng.binomial(x, 0.5))
-            return n + retried, x + retried
-        return n, x
+            fours = int(rng.binomial(x, 0.5))
+            retried = 2 * x + fours
+            sizes = np.array([4] * fours + [3] * (x - fours), dtype=np.int64)
+            return n + retried, x + retried, sizes
+        return n, x, np.ones(x, dtype=np.int64)
+
+
+PARTS = 4
+"""Parts of a minute whose counts the judge is given: a 15 s scrape (analysis/_parts.py)."""
+
+
+def _parts(
+    rng: np.random.Generator, requests: int, clusters: npt.NDArray[np.int64]
+) -> tuple[tuple[int, int], ...]:
+    """One side's (requests, errors) per part of the minute: the requests spread evenly at
+    random, each cluster of errors (a request and its failing retries) in one part."""
+    spread = rng.multinomial(requests, [1.0 / PARTS] * PARTS)
+    where = rng.integers(0, PARTS, size=clusters.size)
+    errors = np.bincount(where, weights=clusters, minlength=PARTS)
+    return tuple((int(n), int(x)) for n, x in zip(spread, errors, strict=True))
 
 
 def _hist(
@@ -596,7 +630,14 @@ class _CompareJudge:
 
     def __call__(self, m: Minute, minute: int, last_step: bool) -> tuple[Tick, str]:
         now = T0 + timedelta(minutes=minute)
-        window = Window(m.canary_requests, m.canary_errors, m.primary_requests, m.primary_errors)
+        window = Window(
+            m.canary_requests,
+            m.canary_errors,
+            m.primary_requests,
+            m.primary_errors,
+            canary_parts=m.canary_error_parts,
+            primary_parts=m.primary_error_parts,
+        )
         err_state = add_window(
             self.err_state, window, self.error_spec, window_end=now, interval_seconds=INTERVAL_S
         )

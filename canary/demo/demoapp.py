@@ -11,8 +11,10 @@ pod and namespace come from the scrape config's target labels) and stand-ins
 for Istio, Linkerd and NGINX ingress metrics with their real label names.
 ``--self-load RPS`` generates Poisson-distributed synthetic requests inside the
 process (recorded as if served, without waiting), so metrics flow without any
-traffic generator.  ``POST /admin/config`` changes ``errorRate``,
-``latencyMs``, ``latencySigma`` and ``selfLoad`` at runtime.  Stdlib only;
+traffic generator; ``--retries N`` makes that load's client retry a failed request
+``N`` times at once, every retry failing too, so errors come in clusters of ``N + 1``
+as behind a retrying client or mesh.  ``POST /admin/config`` changes ``errorRate``,
+``latencyMs``, ``latencySigma``, ``selfLoad`` and ``retries`` at runtime.  Stdlib only;
 it starts in well under a second and exits cleanly on SIGTERM.
 
 Example::
@@ -70,6 +72,7 @@ class Config:
     latency_ms: float
     latency_sigma: float
     self_load: float
+    retries: float = 0.0
 
 
 def _fmt(x: float) -> str:
@@ -204,6 +207,7 @@ class DemoApp:
             latency_ms=args.latency_ms,
             latency_sigma=args.latency_sigma,
             self_load=args.self_load,
+            retries=getattr(args, "retries", 0),
         )
         self.version = args.version
         self.canary_ingress = args.ingress_canary
@@ -234,6 +238,7 @@ class DemoApp:
             "latencyMs": ("latency_ms", 0.0, 60000.0),
             "latencySigma": ("latency_sigma", 0.0, 5.0),
             "selfLoad": ("self_load", 0.0, 100000.0),
+            "retries": ("retries", 0.0, 10.0),
         }
         new: dict[str, float] = {}
         for key, value in changes.items():
@@ -260,6 +265,7 @@ class DemoApp:
                 "latencyMs": c.latency_ms,
                 "latencySigma": c.latency_sigma,
                 "selfLoad": c.self_load,
+                "retries": c.retries,
             }
 
     def self_load_loop(self) -> None:
@@ -275,10 +281,21 @@ class DemoApp:
                 continue
             next_arrival = max(next_arrival, now - 1.0)  # do not replay a long pause
             while next_arrival <= now:
-                status, seconds = self.sample()
-                self.metrics.record(status, seconds, canary_ingress=self.canary_ingress)
+                self._self_request()
                 with self._lock:
                     next_arrival += self._rng.expovariate(rate)
+
+    def _self_request(self) -> None:
+        """One synthetic request, and its client's retries if it failed (each fails too)."""
+        status, seconds = self.sample()
+        self.metrics.record(status, seconds, canary_ingress=self.canary_ingress)
+        if status < 500:
+            return
+        with self._lock:
+            retries = int(self.config.retries)
+        for _ in range(retries):
+            _, again = self.sample()
+            self.metrics.record(500, again, canary_ingress=self.canary_ingress)
 
     def stop(self) -> None:
         self._stop.set()
@@ -354,6 +371,13 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _retries(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 10, got {text}")
+    return value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m canary.demo.demoapp", description=__doc__.split("\n\n")[0]
@@ -380,6 +404,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--self-load", type=_non_negative, default=0.0, help="synthetic requests per second"
+    )
+    p.add_argument(
+        "--retries",
+        type=_retries,
+        default=0,
+        help="the self-load's client retries a failed request this many times, each retry "
+        "failing too (errors in clusters; 0-10, default 0)",
     )
     p.add_argument("--seed", type=int, default=None, help="random seed")
     p.add_argument(

@@ -105,6 +105,33 @@ class TestProcess:
         errors = sample(text, "http_request_duration_seconds_count", status="500")
         assert errors / count() == pytest.approx(0.2, abs=0.07)
 
+    def test_a_retrying_client_fails_each_failed_request_again_and_again(
+        self, demo_app_factory: Callable[..., DemoApp]
+    ) -> None:
+        # 10% of the original requests fail, and each is retried three times, failing too:
+        # 4 * 0.1 errors per 1 + 3 * 0.1 requests recorded.
+        app = demo_app_factory(
+            workload="podinfo",
+            pod="p-a-b",
+            self_load=500,
+            error_rate=0.1,
+            extra_args=["--retries", "3"],
+        )
+
+        def counts() -> tuple[float, float]:
+            text = scrape(app)
+            ok = sample(text, "http_request_duration_seconds_count", status="200")
+            failed = sample(text, "http_request_duration_seconds_count", status="500")
+            return ok, failed
+
+        wait_until(lambda: sum(counts()) > 6000, timeout=60, what="6,000 synthetic requests")
+        ok, failed = counts()
+        # About 460 failed originals: the share's standard deviation is about 0.013.
+        assert failed / (ok + failed) == pytest.approx(0.4 / 1.3, abs=0.06)
+        assert app.set_config(retries=0)["retries"] == 0.0
+        r = httpx.post(app.url + "/admin/config", json={"retries": 11}, timeout=5)
+        assert r.status_code == 400 and "retries" in r.json()["error"]
+
     def test_admin_config_validates_input(self, demo_app_factory: Callable[..., DemoApp]) -> None:
         app = demo_app_factory(workload="podinfo", pod="p-a-b")
         r = httpx.post(app.url + "/admin/config", json={"errorRate": 2}, timeout=5)
