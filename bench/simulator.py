@@ -42,9 +42,11 @@ minute of canary traffic, the one the first analysis tick judges):
 * **Parts of a minute.** As the controller reads them from the raw counters
   (analysis/_parts.py) with a 15 s scrape, the judge is given each side's requests
   and errors in :data:`PARTS` (4) parts of each minute: the requests spread evenly
-  at random, each failing request with its failing retries in one part.  The parts
-  are drawn from a generator of their own, so every count above is what it was
-  without them.
+  at random, each failing request with its failing retries in one part, and the
+  errors a shared incident adds (all but a quarter of the minute's) in one part,
+  the same on both sides: a dependency fails for seconds, not for exactly a minute.
+  The parts are drawn from generators of their own, so every count above is what it
+  was without them.
 * **Latency.** Log-normal (median, shape), binned into the world's histogram
   layout (the demo app's buckets, Istio's, Linkerd's or NGINX ingress'); the
   median drifts like the error rate (sd ``drift_sd / 2``).  A bad release
@@ -355,6 +357,7 @@ class _Conditions:
 
     rate: FloatArray  # total requests per minute, expected
     err: FloatArray  # error-rate multiplier (drift x incident), shared
+    incident: FloatArray  # the shared incident's multiplier (1: none), within err
     lat: FloatArray  # latency multiplier (drift), shared
     bad_canary: FloatArray  # failure rate of the canary's bad pod this minute (0: none)
     bad_primary: FloatArray
@@ -385,6 +388,7 @@ def _conditions(release: Release) -> _Conditions:
     return _Conditions(
         rate=60.0 * w.total_rps * burst * gamma * diurnal,
         err=np.exp(np.cumsum(err_steps)) * incident,
+        incident=incident,
         lat=np.exp(np.cumsum(lat_steps)),
         bad_canary=bad_rate[0],
         bad_primary=bad_rate[1],
@@ -439,6 +443,12 @@ class ReleaseWorld:
         # Where in the minute the errors fell: a generator of its own, so every count above is
         # drawn exactly as without parts.
         spread = np.random.default_rng([r.seed, 3, t])
+        # A shared incident is a dependency failing for a few seconds: the errors it adds (all
+        # but 1/x of the minute's, both sides) fall in one part of the minute.
+        burst = _Burst(
+            1.0 - 1.0 / float(c.incident[t]),
+            int(np.random.default_rng([r.seed, 4, t]).integers(PARTS)),
+        )
         m_p = r.median_ms * float(c.lat[t])
         m_c = m_p * r.effect.median_ratio * _cold(r, t, r.cold_latency)
         return Minute(
@@ -446,8 +456,8 @@ class ReleaseWorld:
             canary_errors=x_c,
             primary_requests=n_p,
             primary_errors=x_p,
-            canary_error_parts=_parts(spread, n_c, clusters_c),
-            primary_error_parts=_parts(spread, n_p, clusters_p),
+            canary_error_parts=_parts(spread, n_c, clusters_c, burst),
+            primary_error_parts=_parts(spread, n_p, clusters_p, burst),
             canary_hist=self._latencies(
                 rng, n_c, m_c, r.effect.tail_ratio, float(c.stall_canary[t])
             ),
@@ -498,13 +508,24 @@ PARTS = 4
 """Parts of a minute whose counts the judge is given: a 15 s scrape (analysis/_parts.py)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Burst:
+    """A shared incident within a minute: this share of the errors falls in this part."""
+
+    share: float
+    part: int
+
+
 def _parts(
-    rng: np.random.Generator, requests: int, clusters: npt.NDArray[np.int64]
+    rng: np.random.Generator, requests: int, clusters: npt.NDArray[np.int64], burst: _Burst
 ) -> tuple[tuple[int, int], ...]:
     """One side's (requests, errors) per part of the minute: the requests spread evenly at
-    random, each cluster of errors (a request and its failing retries) in one part."""
+    random, each cluster of errors (a request and its failing retries) in one part, the
+    incident's in its part."""
     spread = rng.multinomial(requests, [1.0 / PARTS] * PARTS)
     where = rng.integers(0, PARTS, size=clusters.size)
+    if burst.share > 0:
+        where = np.where(rng.random(clusters.size) < burst.share, burst.part, where)
     errors = np.bincount(where, weights=clusters, minlength=PARTS)
     return tuple((int(n), int(x)) for n, x in zip(spread, errors, strict=True))
 

@@ -238,7 +238,7 @@ class DemoApp:
             "latencyMs": ("latency_ms", 0.0, 60000.0),
             "latencySigma": ("latency_sigma", 0.0, 5.0),
             "selfLoad": ("self_load", 0.0, 100000.0),
-            "retries": ("retries", 0.0, 10.0),
+            "retries": ("retries", 0.0, 100.0),
         }
         new: dict[str, float] = {}
         for key, value in changes.items():
@@ -373,8 +373,8 @@ def _non_negative(text: str) -> float:
 
 def _retries(text: str) -> int:
     value = int(text)
-    if not 0 <= value <= 10:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 10, got {text}")
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 100, got {text}")
     return value
 
 
@@ -410,7 +410,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=_retries,
         default=0,
         help="the self-load's client retries a failed request this many times, each retry "
-        "failing too (errors in clusters; 0-10, default 0)",
+        "failing too (errors in clusters; 0-100, default 0)",
     )
     p.add_argument("--seed", type=int, default=None, help="random seed")
     p.add_argument(
