@@ -28,7 +28,7 @@ from analysis._spec.errors import ProviderNotSupportedError, UnknownProviderErro
 from analysis._spec.templates import QueryContext, render_query
 from analysis._spec.vocabulary import FLAGGER_ONLY_PROVIDERS, REQUEST_DURATION, REQUEST_SUCCESS_RATE
 
-__all__ = ["BuiltinQueries", "CounterQueries", "builtin_queries", "observer_for"]
+__all__ = ["BuiltinQueries", "builtin_queries", "observer_for"]
 
 # Flagger's exact provider names (or prefixes) per observer, beyond istio/linkerd/nginx/http.
 _EXACT = {
@@ -285,22 +285,6 @@ def _skipper_context(ctx: QueryContext) -> QueryContext:
 
 
 @dataclass(frozen=True, slots=True)
-class CounterQueries:
-    """The raw counters behind one side's request and error counts, for the parts of a window.
-
-    ``requests`` and ``errors`` sum the counters themselves (no ``increase``): read at two
-    times, their difference is exactly what the scrapes between saw, where ``increase`` over
-    a range of one or two scrapes extrapolates or returns nothing.  ``samples`` counts the
-    samples a series has in the window (at most, over the series), i.e. how finely the
-    window can be cut (:mod:`analysis._parts`).
-    """
-
-    requests: str
-    errors: str
-    samples: str
-
-
-@dataclass(frozen=True, slots=True)
 class BuiltinQueries:
     """Rendered builtin queries for one side (canary or primary) of one canary.
 
@@ -319,7 +303,6 @@ class BuiltinQueries:
     buckets_unit: str
     path: str = "spec.provider"
     no_buckets: str = ""
-    counters: CounterQueries | None = None
 
     @property
     def requests(self) -> str:
@@ -371,11 +354,6 @@ def builtin_queries(
     metric, sel, err = _COUNT_METRIC[observer]
     requests = f"sum(increase({metric}{{{sel}}}[{{{{ interval }}}}]))"
     errors = f"sum(increase({metric}{{{sel},{err}}}[{{{{ interval }}}}])) or vector(0)"
-    counters = CounterQueries(
-        requests=r(f"sum({metric}{{{sel}}}) or vector(0)"),
-        errors=r(f"sum({metric}{{{sel},{err}}}) or vector(0)"),
-        samples=r(f"max(count_over_time({metric}{{{sel}}}[{{{{ interval }}}}]))"),
-    )
     bucket = _BUCKET_METRIC.get(observer)
     buckets: str | None = None
     unit = "s"
@@ -393,7 +371,6 @@ def builtin_queries(
         buckets_unit=unit,
         path=path,
         no_buckets=_NO_BUCKETS.get(observer, ""),
-        counters=counters,
     )
 
 

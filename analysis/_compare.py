@@ -14,10 +14,7 @@ tests are the sequential count test of :mod:`analysis._stats`:
   canary's share of slow requests exchangeable under the null.
 
 Each window's likelihood ratio is capped (no single window decides for a
-regression) and staked (none decides against one): :func:`_staked`.  The evidence is
-divided by the overdispersion of the counts, measured between windows and, for errors,
-within them as well, from each side's counts in the parts of its windows
-(:func:`_within_windows`).
+regression) and staked (none decides against one): :func:`_staked`.
 
 A FAIL needs two things, at any sample size (the evidence is valid whenever it is
 looked at): statistical evidence (mixture likelihood ratio >= 1/alpha, i.e. the
@@ -52,8 +49,6 @@ from analysis._spec.vocabulary import (
     Outcome,
 )
 from analysis._stats import (
-    DISPERSION_PRIOR_DF,
-    OUTLIER_FACTOR,
     RATIO_GRID,
     Scatter,
     histogram_quantile,
@@ -61,7 +56,6 @@ from analysis._stats import (
     needed_canary_requests,
     normal_quantile,
     scatter,
-    share_over_parts,
     stratum_log_lr,
 )
 from analysis._threshold import format_value
@@ -81,20 +75,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """What one window of time showed: requests and events (errors or slow requests) per side.
-
-    ``canary_parts`` and ``primary_parts``, when given, are each side's (requests, events)
-    in consecutive parts of the window (as fine as the provider could count them): how the
-    events fell within the window, which tells events that come in clusters (a request and
-    its failing retries) from independent ones (:func:`~analysis._stats.share_over_parts`).
-    """
+    """What one window of time showed: requests and events (errors or slow requests) per side."""
 
     canary_requests: float
     canary_events: float
     primary_requests: float
     primary_events: float
-    canary_parts: tuple[tuple[float, float], ...] = ()
-    primary_parts: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,17 +204,12 @@ def add_window(
             steps.append(np.zeros(len(RATIO_GRID)))
     log_lr = tuple(float(a) for a in np.asarray(state.log_lr) + np.concatenate(steps))
     n_c, x_c, n_p, x_p = first
-    within = state.within
-    pearson, df = share_over_parts(windows[0].canary_parts, windows[0].primary_parts)
-    if df > 0:
-        within = (*within, (pearson, df))[-RECENT_WINDOWS:]
     matched = state.matched
     if n_p > 0:
         matched = (matched[0] + n_c, matched[1] + n_c * x_p / n_p)
     return replace(
         state,
         matched=matched,
-        within=within,
         window_end=window_end,
         started=started,
         log_lr=log_lr,
@@ -593,12 +574,11 @@ def _robust_evidence(
 
     Per boundary, :func:`~analysis._stats.scatter` measures the scatter phi of the recent
     windows around a common ratio, leaving one wild window out of it.  The error test takes
-    that, or what the parts of its windows are sure of if that is more
-    (:func:`_within_windows`).  The latency test counts the same requests at up to four
-    boundaries, and a pod that stalls for a minute (a GC pause, a noisy neighbour) puts its
-    whole share past all of them at once; where the primary has next to no slow requests,
-    two such minutes on the canary's side agree with each other, look like a steady
-    regression with an enormous ratio, and show no scatter at all.  So, for latency:
+    that as it is.  The latency test counts the same requests at up to four boundaries, and
+    a pod that stalls for a minute (a GC pause, a noisy neighbour) puts its whole share past
+    all of them at once; where the primary has next to no slow requests, two such minutes
+    on the canary's side agree with each other, look like a steady regression with an
+    enormous ratio, and show no scatter at all.  So, for latency:
 
     * a boundary with fewer than :data:`MEASURED_EVENTS` slow requests on either side
       takes the wild window found at the boundary with the largest measured scatter, and
@@ -626,8 +606,7 @@ def _robust_evidence(
     rows = [_block_rows(state, rank) for rank in range(blocks)]
     fits = [scatter(r) for r in rows]
     if spec.test is not CompareTest.LATENCY:
-        within = _within_windows(spec, state)
-        return tuple(max(f.phi, within) for f in fits), state.log_lr
+        return tuple(f.phi for f in fits), state.log_lr
     measured = [_measured(r, f) for r, f in zip(rows, fits, strict=True)]
     best = max(
         (f for f, ok in zip(fits, measured, strict=True) if ok), key=lambda f: f.phi, default=None
@@ -652,48 +631,6 @@ def _robust_evidence(
     return tuple(phis), tuple(float(x) for x in log_lr.ravel())
 
 
-def _within_windows(spec: CompareSpec, state: SequentialState) -> float:
-    """The overdispersion the parts of the judged windows are sure of: at least 1.
-
-    Each judged window whose parts were read adds Pearson's statistic of the canary's share
-    of its events over its parts (:func:`~analysis._stats.share_over_parts`).  Summed, its
-    point estimate (shrunk as the windows' is, by :data:`~analysis._stats.DISPERSION_PRIOR_DF`)
-    would be above 1 about half the time for independent events, and the test would lose
-    evidence it has; so the parts give the lower confidence bound at the test's own level
-    instead: the smallest phi whose scaled chi-squared still puts the statistic below its
-    ``1 - alpha`` quantile.  For independent events that is 1 but for about one check in
-    1/alpha; for clusters it grows towards their size as windows add up, slowly (clusters of
-    3-4 at 100 requests/s: a median of 1.0 after one judged window, 1.1 after three, 1.9
-    after ten).
-    One wild window is left out, as :func:`~analysis._stats.scatter` leaves one out between
-    windows: a pod of one side that fails for ten seconds is not how the run's errors
-    scatter.  Measured on ``bench/decision_quality.py`` (four parts a minute, as a 15 s
-    scrape gives, and shared incidents that last one part): good releases with retried
-    errors rolled back 14 of 800 before, 10 now, and no cell of another class moved; a
-    bound at level 0.9 rolled back 6 but cost misses in five classes.
-    """
-    rows = list(state.within)
-    if len(rows) >= 3:
-        ratios = [p / df for p, df in rows]
-        worst = int(np.argmax(ratios))
-        others = rows[:worst] + rows[worst + 1 :]
-        rest = sum(p for p, _ in others) / sum(df for _, df in others)
-        if ratios[worst] > OUTLIER_FACTOR * max(1.0, rest):
-            rows = others
-    pearson = sum(p for p, _ in rows)
-    df = sum(d for _, d in rows)
-    if df <= 0:
-        return 1.0
-    prior = DISPERSION_PRIOR_DF
-    return max(1.0, (pearson + prior) / _chi2_quantile(df + prior, 1.0 - spec.alpha))
-
-
-def _chi2_quantile(df: float, level: float) -> float:
-    """The ``level`` quantile of chi-squared with ``df`` degrees of freedom (Wilson-Hilferty)."""
-    a = 2.0 / (9.0 * df)
-    return df * (1.0 - a + normal_quantile(level) * math.sqrt(a)) ** 3
-
-
 def _block_rows(state: SequentialState, rank: int) -> list[tuple[float, float, float, float]]:
     """The recent windows' counts at one tested boundary: (canary requests, canary events,
     primary requests, primary events), the layout :func:`~analysis._stats.scatter` reads."""
@@ -716,7 +653,9 @@ def _beyond_binomial(fit: Scatter, spec: CompareSpec) -> bool:
     """Whether the Pearson statistic is beyond its ``1 - alpha`` quantile (Wilson-Hilferty)."""
     if fit.df <= 0:
         return False
-    return fit.pearson > _chi2_quantile(fit.df, 1.0 - spec.alpha)
+    a = 2.0 / (9.0 * fit.df)
+    quantile = fit.df * (1.0 - a + normal_quantile(1.0 - spec.alpha) * math.sqrt(a)) ** 3
+    return fit.pearson > quantile
 
 
 def _warming_up(spec: CompareSpec, state: SequentialState, values: _Values) -> CompareResult:
@@ -1142,7 +1081,11 @@ SCATTERED = 1.5
 
 
 def _scattered(spec: CompareSpec, comparison: Comparison) -> str:
-    """``, errors 3.4x as scattered as independent ones``: why the test needs more requests."""
+    """``, errors 3.4x as scattered as independent ones``: why the test needs more requests.
+
+    The requests needed grow with the overdispersion (``needed_canary_requests``), and a
+    user who sees the number jump from one check to the next should see why.
+    """
     if comparison.dispersion < SCATTERED:
         return ""
     what = "errors" if spec.test is CompareTest.ERROR_RATE else "slow requests"

@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from analysis._builtin import BuiltinQueries, CounterQueries, builtin_queries, builtin_query
+from analysis._builtin import BuiltinQueries, builtin_queries, builtin_query
 from analysis._compare import Window, add_histograms, add_window, decide, is_run_of, new_state
-from analysis._parts import Parts, part_count, read_parts
 from analysis._providers import MetricProvider
 from analysis._spec.compare import CompareSpec
 from analysis._spec.errors import (
@@ -183,40 +182,30 @@ def _judged(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Side:
-    """One side's rendered queries: requests (or buckets), errors, the buckets' unit in ms,
-    and the raw counters behind the builtin error count (None for a metric's own queries)."""
-
-    main: str
-    errors: str
-    to_ms: float
-    counters: CounterQueries | None = None
-
-
 def _render_side(
     check: MetricCheck, spec: CompareSpec, ctx: QueryContext, window: str, *, primary: bool
-) -> _Side:
+) -> tuple[str, str, float]:
+    """(requests or buckets query, errors query, bucket-to-ms factor) for one side."""
     side = ctx.for_primary() if primary else ctx
     variables = check.variables_map
     if spec.test is CompareTest.ERROR_RATE:
         if spec.requests_query is not None and spec.errors_query is not None:
-            return _Side(
+            return (
                 render_query(spec.requests_query, side, interval=window, variables=variables),
                 render_query(spec.errors_query, side, interval=window, variables=variables),
                 1.0,
             )
         q = builtin_queries(ctx, interval=window, primary=primary)
-        return _Side(q.requests, q.errors, 1.0, q.counters)
+        return q.requests, q.errors, 1.0
     if spec.buckets_query is not None:
         to_ms = 1000.0 if spec.buckets_unit == "s" else 1.0
-        return _Side(
+        return (
             render_query(spec.buckets_query, side, interval=window, variables=variables),
             "",
             to_ms,
         )
     bq: BuiltinQueries = builtin_queries(ctx, interval=window, primary=primary)
-    return _Side(bq.buckets, "", 1000.0 if bq.buckets_unit == "s" else 1.0)
+    return bq.buckets, "", 1000.0 if bq.buckets_unit == "s" else 1.0
 
 
 async def _count(
@@ -229,27 +218,6 @@ async def _count(
             return 0.0
         raise
     return value if math.isfinite(value) else 0.0
-
-
-async def _error_window(
-    provider: MetricProvider, canary: _Side, primary: _Side, *, now: datetime, seconds: float
-) -> Window:
-    """Both sides' requests and errors in the window ending ``now``, and in its parts when the
-    raw counters are known (:mod:`analysis._parts`): the counts and the number of parts in
-    one round of queries, the parts' range queries in a second."""
-    n_c, x_c, n_p, x_p, parts = await asyncio.gather(
-        _count(provider, canary.main, now, zero_if_empty=False),
-        _count(provider, canary.errors, now, zero_if_empty=True),
-        _count(provider, primary.main, now, zero_if_empty=False),
-        _count(provider, primary.errors, now, zero_if_empty=True),
-        part_count(provider, canary.counters, now=now),
-    )
-    read: tuple[Parts, Parts] = ((), ())
-    if canary.counters is not None and primary.counters is not None and parts:
-        read = await read_parts(
-            provider, canary.counters, primary.counters, now=now, seconds=seconds, parts=parts
-        )
-    return Window(n_c, x_c, n_p, x_p, canary_parts=read[0], primary_parts=read[1])
 
 
 async def _compare(
@@ -278,21 +246,22 @@ async def _compare(
     window = f"{max(1, round(elapsed))}s"
     query: str | None = None
     try:
-        canary = _render_side(check, spec, ctx, window, primary=False)
-        primary = _render_side(check, spec, ctx, window, primary=True)
-        query, to_ms = canary.main, canary.to_ms
+        c_main, c_err, to_ms = _render_side(check, spec, ctx, window, primary=False)
+        p_main, p_err, _ = _render_side(check, spec, ctx, window, primary=True)
+        query = c_main
         if spec.test is CompareTest.ERROR_RATE:
+            n_c, x_c, n_p, x_p = await asyncio.gather(
+                _count(provider, c_main, now, zero_if_empty=False),
+                _count(provider, c_err, now, zero_if_empty=True),
+                _count(provider, p_main, now, zero_if_empty=False),
+                _count(provider, p_err, now, zero_if_empty=True),
+            )
             state = add_window(
-                state,
-                await _error_window(provider, canary, primary, now=now, seconds=elapsed),
-                spec,
-                window_end=now,
-                interval_seconds=period,
+                state, Window(n_c, x_c, n_p, x_p), spec, window_end=now, interval_seconds=period
             )
         else:
             b_c, b_p = await asyncio.gather(
-                provider.query_buckets(canary.main, at=now),
-                provider.query_buckets(primary.main, at=now),
+                provider.query_buckets(c_main, at=now), provider.query_buckets(p_main, at=now)
             )
             state = add_histograms(state, b_c, b_p, spec, window_end=now, interval_seconds=period)
     except AnalysisError as exc:

@@ -272,49 +272,6 @@ def scatter(windows: Sequence[Row]) -> Scatter:
     return Scatter(phi, theta, wild, pearson, max(df, 0.0))
 
 
-def share_over_parts(
-    canary: Sequence[tuple[float, float]], primary: Sequence[tuple[float, float]]
-) -> tuple[float, float]:
-    """Pearson's statistic of the canary's share of one window's events over the window's
-    parts, and its degrees of freedom; (0, 0) where the parts say nothing.
-
-    ``canary`` and ``primary`` are each side's (requests, events) in the same consecutive
-    parts of the window, counted (not extrapolated).  Within a window the canary's rate is a
-    fixed ratio rho of the primary's (estimated from the window itself, so neither a
-    regression nor a change of weight between windows shows here), and independent events
-    give the canary Binomial(k_i, pi_i) of the k_i events of part i, with pi_i = rho n_c /
-    (rho n_c + n_p) at the part's requests: the statistic is then about chi-squared with one
-    degree of freedom fewer than the parts that had events.  Events that come in clusters on
-    one side (a request and its failing retries) fall in a part together and push its share
-    to one side: for clusters of sizes c_j the statistic grows by about ``sum(c_j**2) /
-    sum(c_j)``, the factor by which clusters widen the scatter of the canary's share between
-    windows.  A burst that hits both sides alike (a dependency failing for ten seconds)
-    leaves the share where it was and reads as nothing, which is why it is the share and not
-    each side's own count: measured, a side's own count over the parts took such bursts for
-    clusters and missed a fifth of the doubled error rates.  What the share cannot see: the
-    clusters of a window whose events were all on one side.
-    """
-    if len(canary) != len(primary) or len(canary) < 2:
-        return 0.0, 0.0
-    arr = np.asarray(
-        [(c[0], c[1], p[0], p[1]) for c, p in zip(canary, primary, strict=True)],
-        dtype=np.float64,
-    )
-    arr = np.where(np.isfinite(arr) & (arr > 0), arr, 0.0)
-    n_c, x_c, n_p, x_p = arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]
-    events_c, events_p = float(x_c.sum()), float(x_p.sum())
-    if events_c <= 0 or events_p <= 0 or n_c.sum() <= 0 or n_p.sum() <= 0:
-        return 0.0, 0.0
-    rho = (events_c / float(n_c.sum())) / (events_p / float(n_p.sum()))
-    k = x_c + x_p
-    pi = rho * n_c / np.maximum(rho * n_c + n_p, np.finfo(np.float64).tiny)
-    used = (k > 0) & (pi > 0) & (pi < 1)
-    if int(used.sum()) < 2:
-        return 0.0, 0.0
-    terms = (x_c[used] - k[used] * pi[used]) ** 2 / (k[used] * pi[used] * (1 - pi[used]))
-    return float(terms.sum()), float(used.sum() - 1)
-
-
 def _common_ratio(arr: FloatArray) -> float | None:
     """The Mantel-Haenszel ratio of the canary's event rate to the primary's, over windows.
 

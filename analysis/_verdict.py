@@ -67,10 +67,6 @@ class SequentialState:
     window. Their ratio is the primary's rate weighted as the canary's traffic, the fair
     number to set against the canary's when the weight and the base rate change over a run
     (the crude totals compare early primary windows with late canary ones)."""
-    within: tuple[tuple[float, float], ...] = ()
-    """Per judged window whose parts were read (the last ``RECENT_WINDOWS``): Pearson's
-    statistic of the canary's share of the events over the window's parts, and its degrees of
-    freedom (:func:`analysis._stats.share_over_parts`)."""
 
     def to_status(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -95,8 +91,6 @@ class SequentialState:
             d["warmBounds"] = [_num(x) for x in self.warm_bounds]
         if self.matched[0] > 0:
             d["matched"] = [_num(x) for x in self.matched]
-        if self.within:
-            d["within"] = [[_num(x) for x in w] for w in self.within]
         if self.hist_le:
             d["hist"] = {
                 "le": [("+Inf" if math.isinf(x) else _num(x)) for x in self.hist_le],
@@ -129,7 +123,6 @@ class SequentialState:
                 bounds=tuple(float(x) for x in d.get("bounds", ())),
                 warm_bounds=tuple(float(x) for x in d.get("warmBounds", ())),
                 matched=_two(d.get("matched", (0, 0))),
-                within=tuple(_two(w) for w in d.get("within", ())),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise AnalysisSpecError(

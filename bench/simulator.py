@@ -39,14 +39,6 @@ minute of canary traffic, the one the first analysis tick judges):
   requests then come in clusters on one side, which a test that takes requests
   for independent units reads as a regression (or, on the primary's side, as an
   improvement).
-* **Parts of a minute.** As the controller reads them from the raw counters
-  (analysis/_parts.py) with a 15 s scrape, the judge is given each side's requests
-  and errors in :data:`PARTS` (4) parts of each minute: the requests spread evenly
-  at random, each failing request with its failing retries in one part, and the
-  errors a shared incident adds (all but a quarter of the minute's) in one part,
-  the same on both sides: a dependency fails for seconds, not for exactly a minute.
-  The parts are drawn from generators of their own, so every count above is what it
-  was without them.
 * **Latency.** Log-normal (median, shape), binned into the world's histogram
   layout (the demo app's buckets, Istio's, Linkerd's or NGINX ingress'); the
   median drifts like the error rate (sd ``drift_sd / 2``).  A bad release
@@ -344,8 +336,6 @@ class Minute:
     primary_errors: int
     canary_hist: npt.NDArray[np.int64]  # per-bucket (not cumulative) counts, +Inf last
     primary_hist: npt.NDArray[np.int64]
-    canary_error_parts: tuple[tuple[int, int], ...] = ()  # (requests, errors) per part
-    primary_error_parts: tuple[tuple[int, int], ...] = ()
 
 
 FloatArray = npt.NDArray[np.float64]
@@ -357,7 +347,6 @@ class _Conditions:
 
     rate: FloatArray  # total requests per minute, expected
     err: FloatArray  # error-rate multiplier (drift x incident), shared
-    incident: FloatArray  # the shared incident's multiplier (1: none), within err
     lat: FloatArray  # latency multiplier (drift), shared
     bad_canary: FloatArray  # failure rate of the canary's bad pod this minute (0: none)
     bad_primary: FloatArray
@@ -388,7 +377,6 @@ def _conditions(release: Release) -> _Conditions:
     return _Conditions(
         rate=60.0 * w.total_rps * burst * gamma * diurnal,
         err=np.exp(np.cumsum(err_steps)) * incident,
-        incident=incident,
         lat=np.exp(np.cumsum(lat_steps)),
         bad_canary=bad_rate[0],
         bad_primary=bad_rate[1],
@@ -438,17 +426,8 @@ class ReleaseWorld:
         n_p = total - n_c
         p_p = min(1.0, r.base_error * float(c.err[t]))
         p_c = min(1.0, p_p * r.effect.error_ratio * _cold(r, t, r.cold_error))
-        n_c, x_c, clusters_c = self._errors(rng, n_c, p_c, float(c.bad_canary[t]))
-        n_p, x_p, clusters_p = self._errors(rng, n_p, p_p, float(c.bad_primary[t]))
-        # Where in the minute the errors fell: a generator of its own, so every count above is
-        # drawn exactly as without parts.
-        spread = np.random.default_rng([r.seed, 3, t])
-        # A shared incident is a dependency failing for a few seconds: the errors it adds (all
-        # but 1/x of the minute's, both sides) fall in one part of the minute.
-        burst = _Burst(
-            1.0 - 1.0 / float(c.incident[t]),
-            int(np.random.default_rng([r.seed, 4, t]).integers(PARTS)),
-        )
+        n_c, x_c = self._errors(rng, n_c, p_c, float(c.bad_canary[t]))
+        n_p, x_p = self._errors(rng, n_p, p_p, float(c.bad_primary[t]))
         m_p = r.median_ms * float(c.lat[t])
         m_c = m_p * r.effect.median_ratio * _cold(r, t, r.cold_latency)
         return Minute(
@@ -456,8 +435,6 @@ class ReleaseWorld:
             canary_errors=x_c,
             primary_requests=n_p,
             primary_errors=x_p,
-            canary_error_parts=_parts(spread, n_c, clusters_c, burst),
-            primary_error_parts=_parts(spread, n_p, clusters_p, burst),
             canary_hist=self._latencies(
                 rng, n_c, m_c, r.effect.tail_ratio, float(c.stall_canary[t])
             ),
@@ -479,12 +456,8 @@ class ReleaseWorld:
 
     def _errors(
         self, rng: np.random.Generator, n: int, p: float, bad_rate: float
-    ) -> tuple[int, int, npt.NDArray[np.int64]]:
-        """(requests, errors, the errors' clusters) of one side: base errors, a bad pod, retries.
-
-        Each failing request is a cluster of one; with retries, of 3 or 4 (itself and its
-        failing retries, which fall in the same part of the minute).
-        """
+    ) -> tuple[int, int]:
+        """(requests, errors) of one side: base errors, a bad pod, retries."""
         w = self.release.world
         if w.retries:
             p /= RETRY_CLUSTER
@@ -497,37 +470,9 @@ class ReleaseWorld:
             n_good = n
         x += int(rng.binomial(n_good, p))
         if w.retries and x > 0:
-            fours = int(rng.binomial(x, 0.5))
-            retried = 2 * x + fours
-            sizes = np.array([4] * fours + [3] * (x - fours), dtype=np.int64)
-            return n + retried, x + retried, sizes
-        return n, x, np.ones(x, dtype=np.int64)
-
-
-PARTS = 4
-"""Parts of a minute whose counts the judge is given: a 15 s scrape (analysis/_parts.py)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Burst:
-    """A shared incident within a minute: this share of the errors falls in this part."""
-
-    share: float
-    part: int
-
-
-def _parts(
-    rng: np.random.Generator, requests: int, clusters: npt.NDArray[np.int64], burst: _Burst
-) -> tuple[tuple[int, int], ...]:
-    """One side's (requests, errors) per part of the minute: the requests spread evenly at
-    random, each cluster of errors (a request and its failing retries) in one part, the
-    incident's in its part."""
-    spread = rng.multinomial(requests, [1.0 / PARTS] * PARTS)
-    where = rng.integers(0, PARTS, size=clusters.size)
-    if burst.share > 0:
-        where = np.where(rng.random(clusters.size) < burst.share, burst.part, where)
-    errors = np.bincount(where, weights=clusters, minlength=PARTS)
-    return tuple((int(n), int(x)) for n, x in zip(spread, errors, strict=True))
+            retried = 2 * x + int(rng.binomial(x, 0.5))
+            return n + retried, x + retried
+        return n, x
 
 
 def _hist(
@@ -651,14 +596,7 @@ class _CompareJudge:
 
     def __call__(self, m: Minute, minute: int, last_step: bool) -> tuple[Tick, str]:
         now = T0 + timedelta(minutes=minute)
-        window = Window(
-            m.canary_requests,
-            m.canary_errors,
-            m.primary_requests,
-            m.primary_errors,
-            canary_parts=m.canary_error_parts,
-            primary_parts=m.primary_error_parts,
-        )
+        window = Window(m.canary_requests, m.canary_errors, m.primary_requests, m.primary_errors)
         err_state = add_window(
             self.err_state, window, self.error_spec, window_end=now, interval_seconds=INTERVAL_S
         )

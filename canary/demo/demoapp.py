@@ -251,6 +251,8 @@ class DemoApp:
                 or not lo <= value <= hi
             ):
                 raise ValueError(f"{key}: expected a number in [{lo:g}, {hi:g}], got {value!r}")
+            if key == "retries" and value != int(value):
+                raise ValueError(f"{key}: expected a whole number, got {value!r}")
             new[attr] = float(value)
         with self._lock:
             for attr, value in new.items():

@@ -25,7 +25,6 @@ from analysis import (
     OnMaxInconclusive,
     Outcome,
     QueryContext,
-    QueryError,
     SequentialState,
     Verdict,
     Window,
@@ -453,6 +452,34 @@ class TestInconclusive:
         assert r.outcome is Outcome.FAIL
 
 
+class TestScatterInTheMessage:
+    @staticmethod
+    def run(canary_errors: list[int]) -> CompareResult:
+        state = new_state(T0)
+        for k, errors in enumerate(canary_errors, 1):
+            window = Window(1000, errors, 9000, 108)
+            state = add_window(state, window, ERR, window_end=T0 + timedelta(minutes=k))
+            result = decide(ERR, state, metric=SR, last_step=False)
+            state = result.state
+        return result
+
+    def test_scattered_errors_say_why_the_test_needs_so_many_requests(self) -> None:
+        # The canary's errors come a whole minute's worth at once (a retry storm): 24, then
+        # none, as often as the primary's steady rate would give 12 a minute.
+        scattered = self.run([0, 24, 0, 24])
+        steady = self.run([12, 12, 12, 12])
+        assert scattered.comparison.dispersion > 5
+        shown = f"{scattered.comparison.dispersion:.1f}"
+        assert scattered.summary.endswith(
+            f"canary requests to detect, errors {shown}x as scattered as independent ones; "
+            "4,000 so far)"
+        )
+        assert scattered.comparison.needed_samples is not None
+        assert steady.comparison.needed_samples is not None
+        assert scattered.comparison.needed_samples > 3 * steady.comparison.needed_samples
+        assert "scattered" not in steady.summary
+
+
 class TestWarmup:
     def test_warm_up_windows_are_reported_not_judged(self) -> None:
         spec = parse_compare({}, "c", metric_name=SR)  # warm-up: one interval by default
@@ -824,33 +851,19 @@ class TestState:
 
 
 class CountsProvider:
-    """Fake provider answering count and bucket queries from callables per side.
-
-    ``counters``, when given, answers the raw counters' range queries of the window's parts
-    (``primary``, ``errors`` -> the counter's values at the boundaries), and ``samples`` is
-    the samples a series has in the window; without it the parts' first query finds no data.
-    """
+    """Fake provider answering count and bucket queries from callables per side."""
 
     def __init__(
         self,
         answer: Callable[[str, bool, bool], float | Exception],
         buckets: Callable[[bool], list[Bucket]] | None = None,
-        counters: Callable[[bool, bool], tuple[float, ...]] | None = None,
-        samples: float = 4,
     ) -> None:
         self.answer = answer
         self.buckets = buckets
-        self.counters = counters
-        self.samples = samples
         self.queries: list[tuple[str, datetime | None]] = []
-        self.ranges: list[tuple[str, datetime, datetime, float]] = []
 
     async def run_query(self, query: str, *, at: datetime | None = None) -> float:
         self.queries.append((query, at))
-        if query.startswith("max(count_over_time("):
-            if self.counters is None:
-                raise NoDataError("no samples")
-            return self.samples
         primary = "podinfo-primary" in query
         errors = '5.*"' in query
         value = self.answer(query, primary, errors)
@@ -864,9 +877,7 @@ class CountsProvider:
     async def query_samples(
         self, query: str, *, start: datetime, end: datetime, step_seconds: float
     ) -> tuple[float, ...]:
-        assert self.counters is not None
-        self.ranges.append((query, start, end, step_seconds))
-        return self.counters("podinfo-primary" in query, '5.*"' in query)
+        raise NotImplementedError
 
     async def query_buckets(self, query: str, *, at: datetime | None = None) -> tuple[Bucket, ...]:
         self.queries.append((query, at))
@@ -885,121 +896,6 @@ def rates(
         return n * (primary_err if primary else canary_err) if errors else n
 
     return answer
-
-
-def clustered_counters(primary: bool, errors: bool) -> tuple[float, ...]:
-    """Counters at five boundaries of a minute: 1,000 canary and 9,000 primary requests, each
-    side's errors (10 and 90) in one of its four parts, as retried requests fail together."""
-    if not errors:
-        step = 2250.0 if primary else 250.0
-        return tuple(100_000 + step * i for i in range(5))
-    return (500.0, 500.0, 590.0, 590.0, 590.0) if primary else (50.0, 50.0, 50.0, 60.0, 60.0)
-
-
-class TestTheWindowsParts:
-    CHECK = metric_check_from_spec(
-        {"name": SR, "interval": "1m", "compare": {"warmup": "0s"}}, path="m"
-    )
-
-    async def test_each_sides_counters_are_read_at_the_parts_boundaries(self) -> None:
-        provider = CountsProvider(rates(0.01, 0.01), counters=clustered_counters, samples=4)
-        v = await evaluate(self.CHECK, CTX, provider, now=T0)
-        # Four samples of a series in the window: four parts of 15 s, read in one range
-        # query per counter, from the window's start to its end (half a step past it).
-        assert (
-            sorted(q.split("{")[0] for q, *_ in provider.ranges)
-            == ["sum(http_request_duration_seconds_count"] * 4
-        )
-        assert {(start, end, step) for _, start, end, step in provider.ranges} == {
-            (T0 - timedelta(seconds=60), T0 + timedelta(seconds=7.5), 15.0)
-        }
-        assert not any("increase" in q for q, *_ in provider.ranges)
-        # The canary's 10 errors all in the third part, the primary's 90 all in the second: at
-        # its share of 0.1 in every part, (0 - 9)^2 / 8.1 + (10 - 1)^2 / 0.9, one degree of
-        # freedom (two parts with errors).
-        assert v.state is not None and v.state.within == ((pytest.approx(100.0), 1.0),)
-
-    async def test_clusters_in_the_parts_keep_a_slight_excess_from_failing_the_canary(
-        self,
-    ) -> None:
-        # 2% against 1% over three minutes fails the canary when the errors are independent;
-        # each side's errors all in one part say they came in a few clusters.
-        answers = rates(0.02, 0.01)
-        independent = CountsProvider(answers)
-        clustered = CountsProvider(answers, counters=clustered_counters_at(0.02))
-        verdicts: dict[str, Verdict] = {}
-        for name, provider in (("independent", independent), ("clustered", clustered)):
-            v: Verdict | None = None
-            for k in range(3):
-                v = await evaluate(
-                    self.CHECK,
-                    CTX,
-                    provider,
-                    now=T0 + timedelta(minutes=k),
-                    previous=v,
-                    last_step=False,
-                )
-            assert v is not None
-            verdicts[name] = v
-        assert verdicts["independent"].outcome is Outcome.FAIL
-        held = verdicts["clustered"]
-        assert held.outcome is Outcome.PASS
-        assert held.comparison is not None and held.comparison.dispersion > 10
-        shown = f"{held.comparison.dispersion:.1f}"
-        assert f"to detect, errors {shown}x as scattered as independent ones; 3,000 so far" in (
-            held.summary
-        )
-
-    @pytest.mark.parametrize(
-        "trouble",
-        [
-            "a counter that went down",
-            "a point missing",
-            "no samples",
-            "a failed range query",
-            "no range queries",
-        ],
-    )
-    async def test_parts_that_cannot_be_read_leave_the_window_judged_as_before(
-        self, trouble: str
-    ) -> None:
-        def counters(primary: bool, errors: bool) -> tuple[float, ...]:
-            values = clustered_counters(primary, errors)
-            if trouble == "a counter that went down" and errors and not primary:
-                return (50.0, 50.0, 3.0, 13.0, 13.0)  # a canary pod restarted
-            if trouble == "no range queries":
-                raise NotImplementedError
-            if trouble == "a point missing":
-                return values[:-1]
-            if trouble == "a failed range query" and primary:
-                raise QueryError("range query timed out")
-            return values
-
-        samples = 0 if trouble == "no samples" else 4
-        provider = CountsProvider(rates(0.01, 0.01), counters=counters, samples=samples)
-        plain = await evaluate(self.CHECK, CTX, CountsProvider(rates(0.01, 0.01)), now=T0)
-        v = await evaluate(self.CHECK, CTX, provider, now=T0)
-        assert v.state is not None and v.state.within == ()
-        assert (v.outcome, v.summary) == (plain.outcome, plain.summary)
-
-    async def test_the_parts_survive_the_status(self) -> None:
-        provider = CountsProvider(rates(0.01, 0.01), counters=clustered_counters, samples=4)
-        v = await evaluate(self.CHECK, CTX, provider, now=T0)
-        stored = json.loads(json.dumps(v.to_status()))
-        assert stored["state"]["within"] == [[100, 1]]
-        assert Verdict.from_status(stored) == v
-
-
-def clustered_counters_at(canary_rate: float) -> Callable[[bool, bool], tuple[float, ...]]:
-    """:func:`clustered_counters` with the canary's errors at ``canary_rate`` of its 1,000."""
-
-    def counters(primary: bool, errors: bool) -> tuple[float, ...]:
-        if primary or not errors:
-            return clustered_counters(primary, errors)
-        x = 1000 * canary_rate
-        return (50.0, 50.0, 50.0, 50.0 + x, 50.0 + x)
-
-    return counters
 
 
 class TestEvaluateCompare:

@@ -129,8 +129,9 @@ class TestProcess:
         # About 460 failed originals: the share's standard deviation is about 0.013.
         assert failed / (ok + failed) == pytest.approx(0.4 / 1.3, abs=0.06)
         assert app.set_config(retries=0)["retries"] == 0.0
-        r = httpx.post(app.url + "/admin/config", json={"retries": 101}, timeout=5)
-        assert r.status_code == 400 and "retries" in r.json()["error"]
+        for wrong in (101, 2.5):
+            r = httpx.post(app.url + "/admin/config", json={"retries": wrong}, timeout=5)
+            assert r.status_code == 400 and "retries" in r.json()["error"]
 
     def test_admin_config_validates_input(self, demo_app_factory: Callable[..., DemoApp]) -> None:
         app = demo_app_factory(workload="podinfo", pod="p-a-b")

@@ -27,19 +27,12 @@ from analysis import (
     new_state,
     parse_compare,
 )
-from analysis._compare import (
-    RANKS,
-    _within_windows,
-    is_run_of,
-    wide_tail,
-    window_from_histograms,
-)
+from analysis._compare import RANKS, is_run_of, wide_tail, window_from_histograms
 from analysis._stats import (
     RATIO_GRID,
     dispersion,
     needed_canary_requests,
     scatter,
-    share_over_parts,
 )
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -55,44 +48,20 @@ def clustered_errors(rng: np.random.Generator, n: int, rate: float, size: int) -
     return int(rng.binomial(n // size, rate)) * size
 
 
-def in_parts(
-    rng: np.random.Generator, n: int, errors: int, size: int, parts: int
-) -> tuple[tuple[int, int], ...]:
-    """(requests, errors) in ``parts`` parts of the window: requests spread at random, each
-    cluster of ``size`` errors in one part."""
-    spread = rng.multinomial(n, [1.0 / parts] * parts)
-    where = np.bincount(rng.integers(0, parts, size=errors // size), minlength=parts) * size
-    return tuple((int(a), int(b)) for a, b in zip(spread, where, strict=True))
-
-
 def error_run(
-    rng: np.random.Generator,
-    *,
-    ratio: float,
-    size: int,
-    looks: int = 10,
-    rate: float = 0.01,
-    parts: int = 0,
-    spread: np.random.Generator | None = None,
+    rng: np.random.Generator, *, ratio: float, size: int, looks: int = 10, rate: float = 0.01
 ) -> bool:
-    """One run at 10%..50% canary weight; True when the judge failed the canary.  With
-    ``parts``, the judge is also given each side's counts in that many parts of each window,
-    spread at random by ``spread`` (``rng`` if None: the windows are then not those of a run
-    without parts)."""
-    spread = spread or rng
+    """One run at 10%..50% canary weight; True when the judge failed the canary."""
     state = new_state(T0)
     for k in range(1, looks + 1):
         weight = min(0.5, 0.1 * k)
         n_c, n_p = int(rng.poisson(3000 * weight)), int(rng.poisson(3000 * (1 - weight)))
-        x_c = clustered_errors(rng, n_c, rate * ratio, size)
-        x_p = clustered_errors(rng, n_p, rate, size)
-        w = Window(n_c, x_c, n_p, x_p)
-        if parts:
-            w = replace(
-                w,
-                canary_parts=in_parts(spread, n_c, x_c, size, parts),
-                primary_parts=in_parts(spread, n_p, x_p, size, parts),
-            )
+        w = Window(
+            n_c,
+            clustered_errors(rng, n_c, rate * ratio, size),
+            n_p,
+            clustered_errors(rng, n_p, rate, size),
+        )
         state = add_window(state, w, ERR, window_end=T0 + timedelta(minutes=k))
         r = decide(ERR, state, metric=SR, last_step=False)
         state = r.state
@@ -201,140 +170,6 @@ class TestValidityUnderClusteredCounts:
         runs = 100
         caught = sum(error_run(rng, ratio=3.0, size=3) for _ in range(runs))
         assert caught / runs >= 0.9
-
-
-def within_windows(rows: Any) -> float:
-    """The overdispersion the judge takes from judged windows' part statistics ``rows``."""
-    return _within_windows(ERR, replace(new_state(T0), within=tuple(rows)))
-
-
-def window_parts(
-    rng: np.random.Generator, rate: float, size: int, canary_share: float = 0.2
-) -> tuple[Any, Any]:
-    """One window of 2,000 requests in four parts, errors at ``rate`` on both sides in
-    clusters of ``size``: the canary's parts and the primary's."""
-    n = 2000
-    n_c = int(rng.binomial(n, canary_share))
-    x_c = clustered_errors(rng, n_c, rate, size)
-    x_p = clustered_errors(rng, n - n_c, rate, size)
-    return in_parts(rng, n_c, x_c, size, 4), in_parts(rng, n - n_c, x_p, size, 4)
-
-
-class TestShareOverParts:
-    def test_independent_events_average_one_per_degree_of_freedom(self) -> None:
-        rng = np.random.default_rng(6)
-        total = df_total = 0.0
-        for _ in range(2000):
-            pearson, df = share_over_parts(*window_parts(rng, 0.02, 1))
-            total, df_total = total + pearson, df_total + df
-        assert total / df_total == pytest.approx(1.0, abs=0.06)
-
-    @pytest.mark.parametrize("size", [3, 4])
-    def test_clusters_average_about_their_size_per_degree_of_freedom(self, size: int) -> None:
-        rng = np.random.default_rng(7)
-        total = df_total = 0.0
-        for _ in range(2000):
-            pearson, df = share_over_parts(*window_parts(rng, 0.02, size))
-            total, df_total = total + pearson, df_total + df
-        assert total / df_total == pytest.approx(size, rel=0.15)
-
-    def test_a_burst_that_hits_both_sides_alike_reads_as_nothing(self) -> None:
-        # A dependency fails for one part: ten times the errors there, on both sides.
-        canary = ((100, 1), (100, 1), (100, 10), (100, 0))
-        primary = ((900, 9), (900, 9), (900, 90), (900, 0))
-        assert share_over_parts(canary, primary) == (pytest.approx(0.0), 2.0)
-
-    def test_a_cluster_on_one_side_pushes_its_parts_share(self) -> None:
-        # The canary's four errors in one part; the primary's spread evenly: rho = 1, the
-        # canary's share 0.1 in every part. (4 - 1.3)^2 / 1.17 + 3 * 0.81 / 0.81.
-        canary = ((100, 4), (100, 0), (100, 0), (100, 0))
-        primary = ((900, 9), (900, 9), (900, 9), (900, 9))
-        assert share_over_parts(canary, primary) == (pytest.approx(7.29 / 1.17 + 3.0), 3.0)
-
-    def test_a_part_with_more_of_one_sides_traffic_is_no_cluster(self) -> None:
-        # Two scrapes of the canary's pod in the first part: twice its requests and errors.
-        canary = ((200, 8), (100, 4), (100, 4))
-        primary = ((900, 9), (900, 9), (900, 9))
-        assert share_over_parts(canary, primary) == (pytest.approx(0.0), 2.0)
-
-    @pytest.mark.parametrize(
-        ("canary", "primary"),
-        [
-            (((10, 3), (10, 4)), ((90, 0), (90, 0))),  # all the events on one side
-            (((10, 3), (10, 0)), ((90, 5), (90, 0))),  # one part with events
-            (((10, 3),), ((90, 5),)),  # one part
-            (((10, 3), (10, 1)), ((90, 5),)),  # parts that do not match
-            (((10, float("nan")), (10, 0)), ((90, 5), (90, 5))),  # a NaN: no canary events left
-        ],
-    )
-    def test_parts_that_say_nothing(self, canary: Any, primary: Any) -> None:
-        assert share_over_parts(canary, primary) == (0.0, 0.0)
-
-
-class TestTheWindowsParts:
-    # The same runs, the judge also given each side's counts in four parts of each window
-    # (a 15 s scrape): a request and its three failing retries fall in one part, and push
-    # the canary's share of that part's errors to one side.
-    def test_retried_errors_on_a_good_release_fail_it_half_as_often(self) -> None:
-        # 800 good releases whose every error comes with three failing retries, judged on the
-        # very same windows with and without their parts.  Without, 14 were failed (seed 21;
-        # 9-26 over seeds 21-26); with, 8 (2-13): the parts see clusters only where both sides
-        # had errors in the window, and the bound grows with the windows.
-        outer = np.random.default_rng(21)
-        runs, with_parts, without = 800, 0, 0
-        for _ in range(runs):
-            seed = int(outer.integers(0, 2**32))
-            failed = error_run(
-                np.random.default_rng(seed),
-                ratio=1.0,
-                size=4,
-                parts=4,
-                spread=np.random.default_rng(seed + 1),
-            )
-            failed_without = error_run(np.random.default_rng(seed), ratio=1.0, size=4)
-            assert failed_without or not failed  # the parts only ever take evidence away
-            with_parts, without = with_parts + failed, without + failed_without
-        assert with_parts <= 0.75 * without
-        assert with_parts / runs <= 2 * ERR.alpha
-
-    def test_one_wild_window_of_parts_is_left_out_a_second_counts(self) -> None:
-        # A canary pod failing for ten seconds once: 60 errors more in one part of a window.
-        quiet = ((0.3, 3.0),) * 4
-        wild = (150.0, 3.0)
-        assert within_windows((*quiet, wild)) == within_windows(quiet) == 1.0
-        assert within_windows((*quiet, wild, wild)) > 5.0
-
-    def test_clusters_in_every_window_are_no_wild_window(self) -> None:
-        clustered = ((10.5, 3.0),) * 5  # clusters of 3.5
-        assert 1.5 < within_windows(clustered) < 3.5
-        # A window whose clusters happened to fall together is more of the same.
-        assert within_windows((*clustered, (40.0, 3.0))) > within_windows(clustered)
-
-    def test_power_survives_the_parts(self) -> None:
-        rng = np.random.default_rng(13)
-        runs = 100
-        caught = sum(error_run(rng, ratio=3.0, size=3, parts=4) for _ in range(runs))
-        assert caught / runs >= 0.9
-
-    def test_independent_errors_cost_no_evidence(self) -> None:
-        # Independent errors in the parts: the lower bound of their overdispersion stays at 1
-        # but in about one check in 1/alpha, so the verdicts are those without parts.
-        rng = np.random.default_rng(5)
-        same = 0
-        runs = 200
-        for _ in range(runs):
-            seed = int(rng.integers(0, 2**32))
-            with_parts = error_run(
-                np.random.default_rng(seed),
-                ratio=2.0,
-                size=1,
-                looks=6,
-                parts=4,
-                spread=np.random.default_rng(seed + 1),
-            )
-            without = error_run(np.random.default_rng(seed), ratio=2.0, size=1, looks=6)
-            same += with_parts == without
-        assert same / runs >= 0.99  # the point estimate of the parts: 0.975
 
 
 def judge_latency(state: Any, canary: Any, primary: Any, minute: int) -> tuple[Any, bool]:
