@@ -479,6 +479,22 @@ class TestScatterInTheMessage:
         assert scattered.comparison.needed_samples > 3 * steady.comparison.needed_samples
         assert "scattered" not in steady.summary
 
+    def test_a_hold_for_evidence_at_the_last_step_says_it_too(self) -> None:
+        # 4,000 canary requests a minute whose errors swing 0.6% <-> 1.8% (the primary: 1.2%
+        # steady); at the last step the judge holds for the requests it needs.
+        state = new_state(T0)
+        for k, rate in enumerate([0.006, 0.018], 1):
+            window = Window(4000, round(4000 * rate), 36000, round(36000 * 0.012))
+            state = add_window(state, window, ERR, window_end=T0 + timedelta(minutes=k))
+            held = decide(ERR, state, metric=SR, last_step=True)
+            state = held.state
+        assert held.outcome is Outcome.INCONCLUSIVE
+        shown = f"{held.comparison.dispersion:.1f}"
+        assert float(shown) >= 1.5
+        assert f"canary requests needed to detect x2, errors {shown}x as scattered as " in (
+            held.summary
+        )
+
 
 class TestWarmup:
     def test_warm_up_windows_are_reported_not_judged(self) -> None:

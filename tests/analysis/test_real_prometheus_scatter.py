@@ -1,0 +1,103 @@
+"""Errors that come in clusters, end to end: demo apps whose client retries, Debian's
+Prometheus scraping them every second, the compare judge reading six 10 s windows.
+
+One pair (canary and primary) serves 200 requests/s of its own and its client retries each
+failed request 49 times, every retry failing too: errors come in clusters of 50, about four
+per side and window.  The other pair fails 10% of its requests independently.  The judge
+measures how much more the canary's share of the errors scatters between windows than
+independent requests allow (``comparison.dispersion``), divides its evidence by it, and a
+verdict that waits for more requests says so.  With five degrees of freedom, the clusters'
+dispersion falls below 2 only if their scatter is a seventh of what fifty at a time make it
+(chi-squared's 5 below 0.3: one run in 500 or fewer), and independent errors' reaches 4 only
+for chi-squared's 5 above 32 (one in 100,000).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from analysis import (
+    Outcome,
+    PrometheusProvider,
+    ProviderConfig,
+    QueryContext,
+    Verdict,
+    evaluate,
+    metric_check_from_spec,
+)
+from tests.prometheus_fixtures import DemoApp, PrometheusServer
+
+pytestmark = pytest.mark.slow
+
+RPS = 200.0
+WINDOW_S = 10
+WINDOWS = 6
+
+
+@pytest.fixture(scope="module")
+def lab(
+    prometheus_server: PrometheusServer, demo_app_factory: Callable[..., DemoApp]
+) -> PrometheusServer:
+    """The Prometheus scraping both pairs, once it holds six judged windows of them."""
+    pairs = [("retried", 0.002, 49), ("plain", 0.1, 0)]
+    sides = [
+        (f"{name}{suffix}", rate, retries)
+        for name, rate, retries in pairs
+        for suffix in ("", "-primary")
+    ]
+    apps = [
+        demo_app_factory(
+            workload=workload,
+            pod=f"{workload}-7d9f8b6c4-x1y2z",
+            error_rate=error_rate,
+            self_load=RPS,
+            seed=20 + seed,
+            extra_args=["--retries", str(retries)],
+        )
+        for seed, (workload, error_rate, retries) in enumerate(sides)
+    ]
+    prometheus_server.set_targets(apps)
+    # Six windows ending 2 s ago (the newest scrape may not be in yet).
+    window = WINDOW_S * WINDOWS + 4
+    # The samples take a minute to arrive: the outer limit is three times that.
+    prometheus_server.wait_for_samples(
+        apps, window=f"{window}s", samples=window - 2, timeout=3.0 * window
+    )
+    return prometheus_server
+
+
+async def judged(lab: PrometheusServer, target: str) -> Verdict:
+    """The verdict of the sixth 10 s window of a run of ``request-success-rate``."""
+    check = metric_check_from_spec(
+        {"name": "request-success-rate", "interval": f"{WINDOW_S}s", "compare": {"warmup": "0s"}},
+        path="m",
+    )
+    provider = PrometheusProvider(ProviderConfig(address=lab.url, timeout_seconds=5.0))
+    ctx = QueryContext(name=target, namespace="test", target=target, provider="kubernetes")
+    end = datetime.now(UTC) - timedelta(seconds=2)
+    verdict = None
+    for back in reversed(range(WINDOWS)):
+        now = end - timedelta(seconds=WINDOW_S * back)
+        verdict = await evaluate(check, ctx, provider, now=now, previous=verdict)
+        assert verdict.outcome is not Outcome.ERROR, verdict.summary
+    assert verdict is not None and verdict.comparison is not None
+    return verdict
+
+
+class TestErrorsInClusters:
+    async def test_retried_errors_scatter_and_the_verdict_says_so(
+        self, lab: PrometheusServer
+    ) -> None:
+        retried = await judged(lab, "retried")
+        plain = await judged(lab, "plain")
+        assert retried.comparison is not None and plain.comparison is not None
+        assert retried.comparison.dispersion > 2.0, retried.summary
+        assert plain.comparison.dispersion < 4.0, plain.summary
+        # Same rates on both sides: no regression, and the test needs more requests than
+        # six windows hold once its evidence is divided by the scatter.
+        assert retried.outcome is Outcome.PASS, retried.summary
+        shown = f"{retried.comparison.dispersion:.1f}"
+        assert f"errors {shown}x as scattered as independent ones;" in retried.summary
