@@ -37,10 +37,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 SECONDS_BUCKETS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.0175, 0.02, 0.025, 0.03, 0.035,
@@ -359,22 +359,34 @@ def _handler(app: DemoApp) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+_N = TypeVar("_N", int, float)
+
+
+def _number(text: str, cast: Callable[[str], _N], expected: str) -> _N:
+    """``cast(text)``, or argparse's error saying what was expected (not argparse's own
+    ``invalid _retries value``, which names a private function)."""
+    try:
+        return cast(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
 def _probability(text: str) -> float:
-    value = float(text)
+    value = _number(text, float, "a probability in [0, 1]")
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text}")
     return value
 
 
 def _non_negative(text: str) -> float:
-    value = float(text)
+    value = _number(text, float, "a number >= 0")
     if not value >= 0.0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
     return value
 
 
 def _retries(text: str) -> int:
-    value = int(text)
+    value = _number(text, int, "a whole number from 0 to 100")
     if not 0 <= value <= 100:
         raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 100, got {text}")
     return value

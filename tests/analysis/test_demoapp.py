@@ -9,6 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from canary.demo.demoapp import parse_args
 from tests.prometheus_fixtures import DemoApp, start_demo_app, wait_until
 
 
@@ -16,8 +17,9 @@ def scrape(app: DemoApp) -> str:
     return httpx.get(f"{app.url}/metrics", timeout=5).text
 
 
-def sample(text: str, name: str, **labels: str) -> float:
-    """Value of the one sample of ``name`` whose labels include ``labels``."""
+def sample(text: str, name: str, default: float | None = None, **labels: str) -> float:
+    """Value of the one sample of ``name`` whose labels include ``labels`` (``default`` when
+    there is none, e.g. a status no request has had yet)."""
     total = None
     for line in text.splitlines():
         if not line.startswith(name + "{"):
@@ -25,7 +27,9 @@ def sample(text: str, name: str, **labels: str) -> float:
         if all(f'{k}="{v}"' in line for k, v in labels.items()):
             assert total is None, f"several samples match {name} {labels}"
             total = float(line.rsplit(" ", 1)[1])
-    assert total is not None, f"no sample {name} {labels}"
+    if total is None:
+        assert default is not None, f"no sample {name} {labels}"
+        return default
     return total
 
 
@@ -120,8 +124,9 @@ class TestProcess:
 
         def counts() -> tuple[float, float]:
             text = scrape(app)
-            ok = sample(text, "http_request_duration_seconds_count", status="200")
-            failed = sample(text, "http_request_duration_seconds_count", status="500")
+            ok = sample(text, "http_request_duration_seconds_count", 0.0, status="200")
+            # The first scrape can come before the first failure: no 500 series yet.
+            failed = sample(text, "http_request_duration_seconds_count", 0.0, status="500")
             return ok, failed
 
         wait_until(lambda: sum(counts()) > 6000, timeout=60, what="6,000 synthetic requests")
@@ -141,3 +146,25 @@ class TestProcess:
         assert r.status_code == 400 and "unknown field" in r.json()["error"]
         assert app.set_config(latencyMs=5, selfLoad=0)["latencyMs"] == 5.0
         assert httpx.get(app.url + "/admin/config", timeout=5).json()["latencyMs"] == 5.0
+
+
+class TestArguments:
+    @pytest.mark.parametrize(
+        ("flag", "value", "expected"),
+        [
+            ("--retries", "abc", "expected a whole number from 0 to 100, got 'abc'"),
+            ("--retries", "2.5", "expected a whole number from 0 to 100, got '2.5'"),
+            ("--retries", "101", "expected a whole number from 0 to 100, got 101"),
+            ("--error-rate", "lots", "expected a probability in [0, 1], got 'lots'"),
+            ("--latency-ms", "-", "expected a number >= 0, got '-'"),
+        ],
+    )
+    def test_a_wrong_value_is_named_with_what_was_expected(
+        self, flag: str, value: str, expected: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with pytest.raises(SystemExit) as exited:
+            parse_args(["--port", "0", flag, value])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument {flag}: {expected}" in err
+        assert "invalid" not in err and "Traceback" not in err
