@@ -178,11 +178,12 @@ def mixture_log_lambda(
 
 
 DISPERSION_PRIOR_DF = 4.0
-"""Pseudo-windows of perfectly binomial counts the dispersion estimate starts from.
+"""Pseudo-windows the dispersion estimate starts from: of perfectly binomial counts, or of
+the scatter a declared retry policy makes (``expected``, see :func:`scatter`).
 
 With two or three windows a Pearson statistic is mostly noise; the prior keeps
-the estimate near 1 until the windows say otherwise, and one wild window moves it
-by at most a few units instead of a hundredfold.
+the estimate near where it starts until the windows say otherwise, and one wild window
+moves it by at most a few units instead of a hundredfold.
 """
 
 
@@ -208,7 +209,7 @@ Row = tuple[float, float, float, float]
 """One window's counts: canary requests, canary events, primary requests, primary events."""
 
 
-def dispersion(windows: Sequence[Row]) -> float:
+def dispersion(windows: Sequence[Row], expected: float = 1.0) -> float:
     """How many times more the canary's share of events varies than the binomial allows.
 
     ``windows`` are ``(canary requests, canary events, primary requests, primary
@@ -221,8 +222,15 @@ def dispersion(windows: Sequence[Row]) -> float:
     bursts: all make phi > 1, and dividing the log likelihood ratios by phi is the
     classical quasi-likelihood correction.  A single wild window (a cold or broken
     minute) is left out of the estimate (:data:`OUTLIER_FACTOR`).
+
+    ``expected`` is where the estimate starts instead of 1, with the weight of
+    :data:`DISPERSION_PRIOR_DF` windows: the scatter a declared retry policy makes (every
+    failed request counted ``retries + 1`` times at most).  Why a start and not a floor:
+    retries that succeed make no clusters, and a few windows of independent errors bring the
+    estimate back down; why not from the windows alone: the first two or three of them cannot
+    tell clusters from a steady ratio, and a good release is rolled back in them.
     """
-    return scatter(windows).phi
+    return scatter(windows, expected).phi
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,16 +251,17 @@ class Scatter:
     df: float = 0.0
 
 
-def scatter(windows: Sequence[Row]) -> Scatter:
+def scatter(windows: Sequence[Row], expected: float = 1.0) -> Scatter:
     """:func:`dispersion`, with the ratio it was measured around and the window it left out."""
+    start = max(1.0, expected)
     kept = [i for i, w in enumerate(windows) if w[0] > 0 and w[2] > 0 and w[1] + w[3] > 0]
     rows = [windows[i] for i in kept]
     if len(rows) < 2:
-        return Scatter(1.0, None)
+        return Scatter(start, None)
     arr = np.asarray(rows, dtype=np.float64)
     theta = _common_ratio(arr)
     if theta is None:
-        return Scatter(1.0, None)  # all events on one side: no spread of the share to measure
+        return Scatter(start, None)  # all events on one side: no spread of the share to measure
     terms = _pearson_terms(arr, theta)
     wild = None
     if terms.size >= 3:
@@ -268,7 +277,8 @@ def scatter(windows: Sequence[Row]) -> Scatter:
                 terms, wild, theta = rest, kept[worst], theirs
     df = float(terms.size) - 1.0
     pearson = float(terms.sum())
-    phi = max(1.0, (pearson + DISPERSION_PRIOR_DF) / (max(df, 0.0) + DISPERSION_PRIOR_DF))
+    prior = DISPERSION_PRIOR_DF * start
+    phi = max(1.0, (pearson + prior) / (max(df, 0.0) + DISPERSION_PRIOR_DF))
     return Scatter(phi, theta, wild, pearson, max(df, 0.0))
 
 

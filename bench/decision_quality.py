@@ -93,7 +93,7 @@ def _cells(
         out[klass.name] = []
         for row in klass.rows:
             for effect in (GOOD, *row.effects):
-                cell = Cell(row.label, effect)
+                cell = Cell(row.label, effect, rerun=row.rerun_of is not None)
                 cells[(klass.name, row.label, effect.name)] = cell
                 out[klass.name].append(cell)
     evidence: dict[Key, list[Any]] = {}

@@ -67,6 +67,7 @@ class Cell:
     compare: Tally = field(default_factory=Tally)
     evidence: Evidence | None = None  # bad releases: the median release's evidence
     accidental: int = 0  # threshold rollbacks of bad releases whose good twin it rolls back too
+    rerun: bool = False  # the releases of another row, the judge told more (Row.rerun_of)
 
     def add(self, outcomes: Outcomes) -> None:
         self.threshold.add(outcomes.threshold)
@@ -129,8 +130,14 @@ class Target:
     detail: str
 
 
+def _own(cells: Sequence[Cell]) -> list[Cell]:
+    """The cells whose releases are their own: a class's totals count each release once, and
+    a rerun row (the same releases, the judge told more) is reported beside them."""
+    return [c for c in cells if not c.rerun]
+
+
 def _false_rollbacks(cells: Sequence[Cell]) -> Target:
-    good = [c for c in cells if c.good]
+    good = [c for c in _own(cells) if c.good]
     k = sum(c.compare.rolled_back for c in good)
     n = sum(c.compare.n for c in good)
     worst = max(good, key=lambda c: c.compare.rolled_back / max(c.compare.n, 1))
@@ -139,6 +146,12 @@ def _false_rollbacks(cells: Sequence[Cell]) -> Target:
         f"{_pct(k, n)} ({k} of {n}); worst row {worst.row}: "
         f"{_pct(worst.compare.rolled_back, worst.compare.n)}"
     )
+    reruns = [c for c in cells if c.good and c.rerun]
+    if reruns:
+        k_r = sum(c.compare.rolled_back for c in reruns)
+        n_r = sum(c.compare.n for c in reruns)
+        detail += f"; the same releases rerun ({', '.join(c.row for c in reruns)}): "
+        detail += f"{_pct(k_r, n_r)} ({k_r} of {n_r})"
     return Target("false rollbacks of good releases <= 0.5%", "MET" if ok else "MISSED", detail)
 
 
@@ -147,7 +160,7 @@ def _missed(cells: Sequence[Cell]) -> Target:
     targets = [c for c in cells if c.effect.target]
     if not targets:
         return Target(label, "n/a", "no such regression in this class")
-    shown = [c for c in targets if c.detectable]
+    shown = [c for c in _own(targets) if c.detectable]
     hidden = [c for c in targets if not c.detectable]
     note = ""
     if hidden:
@@ -191,7 +204,7 @@ def _time_to_roll_back(cells: Sequence[Cell]) -> Target:
     target is out of reach, and says by how much.
     """
     label = "median time to roll back <= half the threshold judge's (detectable rows)"
-    rows = [c for c in cells if not c.good and c.detectable]
+    rows = [c for c in _own(cells) if not c.good and c.detectable]
     if not rows:
         return Target(label, "not detectable", "no detectable regression in this class")
     thr = median([m for c in rows for m in c.threshold.rollback_minutes])
@@ -214,7 +227,7 @@ def _time_to_roll_back(cells: Sequence[Cell]) -> Target:
 
 
 def _time_to_promote(cells: Sequence[Cell]) -> Target:
-    good = [c for c in cells if c.good]
+    good = [c for c in _own(cells) if c.good]
     thr = median([m for c in good for m in c.threshold.promote_minutes])
     cmp = median([m for c in good for m in c.compare.promote_minutes])
     held = sum(c.compare.held for c in good)

@@ -27,6 +27,8 @@ minute of canary traffic, the one the first analysis tick judges):
   errors come in clusters of 3-4.  Original requests fail at the base rate
   divided by :data:`RETRY_CLUSTER` (3.5) so that the observed error rate stays
   near the base rate.
+  Where the retries are declared (``declared_retries``: the Canary's
+  ``service.retries.attempts``), the compare judge is told (``compare.retries``).
 * **One bad pod** (``bad_pod_prob`` > 0): each minute, independently on each
   side with that probability, one of the side's ``pods`` pods (2-6 per release,
   the same on both sides, as Flagger scales the canary like the primary) fails
@@ -252,6 +254,7 @@ class World:
     diurnal: str = "flat"  # "flat", "falling" or "rising"
     bursty: bool = False
     retries: bool = False
+    declared_retries: int = 0  # service.retries.attempts of the Canary (0: none declared)
     bad_pod_prob: float = 0.0
     stall_prob: float = 0.0
     cold_start: bool = False
@@ -651,6 +654,7 @@ def run_statistical(
 ) -> Result:
     """Same schedule, the controller's handling of ``compare`` verdicts."""
     world = world or ReleaseWorld(release)
+    error_spec = error_spec.with_mesh_retries(release.world.declared_retries)
     return _drive(world, _CompareJudge(release.world.layout, error_spec, latency_spec))
 
 

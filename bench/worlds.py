@@ -44,6 +44,9 @@ class Row:
     label: str
     world: World
     effects: tuple[Effect, ...]
+    rerun_of: str | None = None
+    """The label of the row whose releases this one runs again, in a world that differs in
+    what the judge is told (the seeds are that row's: the two rows are the same releases)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,15 @@ def _clustered() -> WorldClass:
         )
         + tuple(
             Row(
+                f"retries x2-3 declared (attempts 3), total {rps:g} req/s",
+                World(total_rps=rps, retries=True, declared_retries=3),
+                effects,
+                rerun_of=f"retries x2-3, total {rps:g} req/s",
+            )
+            for rps in (20.0, 100.0)
+        )
+        + tuple(
+            Row(
                 f"one bad pod, total {rps:g} req/s",
                 World(total_rps=rps, bad_pod_prob=0.04),
                 effects,
@@ -139,7 +151,7 @@ def _clustered() -> WorldClass:
         "clustered",
         "5. Clustered errors and slow requests",
         "(a) every failing request is retried 2-3 times on the same version and the retries "
-        "fail too; (b) each minute, each side with probability 4%, one of its 2-6 pods fails "
+        "fail too (declared: the Canary says so, service.retries.attempts 3); (b) each minute, each side with probability 4%, one of its 2-6 pods fails "
         "20-50% of its requests; (c) each minute, each side with probability 4%, one of its "
         "2-6 pods stalls and every request it serves that minute takes 3-10 times as long",
         rows,
@@ -239,7 +251,11 @@ def build_corpus(
     for ci, klass in enumerate(CLASSES):
         if names is not None and klass.name not in names:
             continue
-        for ri, row in enumerate(klass.rows):
+        # A row's seeds are its position among the rows that run releases of their own, so
+        # a rerun row (``Row.rerun_of``) changes no other row's releases.
+        own = [row.label for row in klass.rows if row.rerun_of is None]
+        for row in klass.rows:
+            ri = own.index(row.rerun_of or row.label)
             for ei, effect in enumerate((GOOD, *row.effects)):
                 rng = np.random.default_rng([seed, ci, ri, ei])
                 count = n_good if effect == GOOD else n_bad

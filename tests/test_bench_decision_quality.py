@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bench.decision_quality import QUICK, report
 from bench.evidence import DETECTABLE_NATS, REJECT_NATS, expected_evidence
+from bench.simulator import Release
 from bench.worlds import CLASSES, build_corpus
 
 CLASS = "diurnal"
@@ -64,3 +65,29 @@ def test_a_perfect_test_rolls_back_sooner_the_more_evidence_comes_per_minute() -
     fastest = {row: min(minutes) for row, minutes in firsts.items()}
     assert slowest["total 500 req/s"] <= fastest["total 50 req/s"], firsts
     assert slowest["total 50 req/s"] <= fastest["total 20 req/s"], firsts
+
+
+def test_a_rerun_row_runs_the_same_releases_and_counts_once_in_the_class() -> None:
+    """The declared-retries rows rerun their row's releases, the judge told the retry policy;
+    the class's false-rollback total counts each release once and names the rerun beside it."""
+    corpus = build_corpus(7, 3, 2, {"clustered"})
+    by_row: dict[str, list[tuple[str, Release]]] = {}
+    for (_, row, effect), release in corpus:
+        by_row.setdefault(row, []).append((effect, release))
+    klass = next(k for k in CLASSES if k.name == "clustered")
+    reruns = [row for row in klass.rows if row.rerun_of is not None]
+    assert reruns
+    for row in reruns:
+        mine, theirs = by_row[row.label], by_row[row.rerun_of or ""]
+        assert [(e, r.seed) for e, r in mine] == [(e, r.seed) for e, r in theirs]
+        assert all(r.world.declared_retries > 0 for _, r in mine)
+    _, data = report(["--quick", "--class", "clustered", "--workers", "1"])
+    [only] = data["classes"]
+    own_good = sum(
+        c["compare"]["n"]
+        for c in only["cells"]
+        if c["effect"] == "good" and all(c["world"] != r.label for r in reruns)
+    )
+    fr = next(t for t in only["targets"] if t["target"].startswith("false rollbacks"))
+    assert f" of {own_good});" in fr["detail"]
+    assert "the same releases rerun (" in fr["detail"]

@@ -8,7 +8,7 @@ every error names the field path and what was expected, e.g.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from analysis._spec.fields import Problems, read_bool, read_int, read_number, read_text, type_name
@@ -21,7 +21,11 @@ from analysis._spec.vocabulary import (
     promql_seconds,
 )
 
-__all__ = ["COMPARE_FIELDS", "CompareSpec", "parse_compare", "read_compare"]
+__all__ = ["COMPARE_FIELDS", "MAX_RETRIES", "CompareSpec", "parse_compare", "read_compare"]
+
+
+MAX_RETRIES = 100
+"""The most retries ``compare.retries`` takes (a mesh or client retrying more is not sane)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,7 @@ class CompareSpec:
     errors_query: str | None = None
     buckets_query: str | None = None
     buckets_unit: str = "s"
+    retries: int | None = None
 
     def warmup_for(self, interval_seconds: float) -> float:
         """``warmup`` in seconds; by default the metric's own ``interval`` (docs/analysis.md says why)."""
@@ -58,6 +63,28 @@ class CompareSpec:
         share."""
         warmup = self.warmup_for(interval_seconds)
         return warmup > 0 and elapsed_seconds <= warmup
+
+    @property
+    def expected_dispersion(self) -> float:
+        """Where the dispersion estimate of an errorRate test starts: ``retries + 1``.
+
+        A failed request retried ``retries`` times whose retries fail too is counted
+        ``retries + 1`` times, so the errors come in clusters of up to that size and each
+        carries that much less evidence.  Unset (or 0), the estimate starts from independent
+        errors (1) and learns the scatter from the run's windows alone, which takes a few of
+        them (docs/analysis.md, "Robust evidence").
+        """
+        if self.test is not CompareTest.ERROR_RATE or not self.retries:
+            return 1.0
+        return float(self.retries + 1)
+
+    def with_mesh_retries(self, attempts: int) -> CompareSpec:
+        """This spec, with ``retries`` from the retry policy of the mesh in front of the
+        service (a Canary's ``service.retries.attempts``) when it is an errorRate test without
+        ``retries`` of its own (at most :data:`MAX_RETRIES`)."""
+        if self.test is not CompareTest.ERROR_RATE or self.retries is not None or attempts <= 0:
+            return self
+        return replace(self, retries=min(attempts, MAX_RETRIES))
 
     @property
     def effective_min_difference(self) -> float:
@@ -85,6 +112,7 @@ COMPARE_FIELDS = frozenset(
         "errorsQuery",
         "bucketsQuery",
         "bucketsUnit",
+        "retries",
     }
 )
 
@@ -214,17 +242,7 @@ def _read_fields(
         lo_open=True,
         what="a ratio > 1.0",
     )
-    quantile = read_number(
-        d,
-        "quantile",
-        path,
-        problems,
-        default.quantile,
-        lo=0.5,
-        hi=1.0,
-        hi_open=True,
-        what="a quantile in [0.5, 1)",
-    )
+    quantile = _read_quantile(d, path, problems, default.quantile)
     return CompareSpec(
         test=test,
         alpha=alpha,
@@ -242,6 +260,14 @@ def _read_fields(
         errors_query=read_text(d, "errorsQuery", path, problems),
         buckets_query=read_text(d, "bucketsQuery", path, problems),
         buckets_unit=_read_buckets_unit(d, path, problems),
+        retries=_read_retries(d, path, problems),
+    )
+
+
+def _read_quantile(d: Mapping[str, object], path: str, problems: Problems, default: float) -> float:
+    what = "a quantile in [0.5, 1)"
+    return read_number(
+        d, "quantile", path, problems, default, lo=0.5, hi=1.0, hi_open=True, what=what
     )
 
 
@@ -281,6 +307,19 @@ def _read_warmup(d: Mapping[str, object], path: str, problems: Problems) -> floa
         f"{path}.warmup", f"expected a duration such as 1m, 30s or 0s, got {type_name(raw)}"
     )
     return None
+
+
+def _read_retries(d: Mapping[str, object], path: str, problems: Problems) -> int | None:
+    """``retries``: how often a failed request is retried and counted again; absent, the
+    Canary's ``service.retries.attempts`` (canary/model/canary.py) or none."""
+    if d.get("retries") is None:
+        return None
+    what = f"an integer from 0 to {MAX_RETRIES}"
+    retries = read_int(d, "retries", path, problems, -1, lo=0, what=what)
+    if retries > MAX_RETRIES:
+        problems.add(f"{path}.retries", f"expected {what}, got {retries}")
+        return None
+    return None if retries < 0 else retries
 
 
 def _read_buckets_unit(d: Mapping[str, object], path: str, problems: Problems) -> str:
@@ -323,3 +362,9 @@ def _check_latency_queries(
     for key, q in (("requestsQuery", spec.requests_query), ("errorsQuery", spec.errors_query)):
         if q is not None:
             problems.add(f"{path}.{key}", "only allowed with test: errorRate")
+    if spec.retries is not None:
+        problems.add(
+            f"{path}.retries",
+            "only allowed with test: errorRate (retried requests are counted again as errors; "
+            "a latency histogram's scatter is measured from its windows)",
+        )

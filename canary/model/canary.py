@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -533,6 +533,31 @@ def _parse_metric(r: Reader) -> MetricSpec | None:
     return MetricSpec(check=check, template_ref=template_ref)
 
 
+def _with_declared_retries(analysis: AnalysisSpec, service: ServiceSpec) -> AnalysisSpec:
+    """An errorRate ``compare`` without ``retries`` of its own takes ``service.retries.attempts``.
+
+    The mesh (Istio, Contour, App Mesh) retries a failed request that many times on the same
+    version, and the metrics count every attempt: errors that persist come in clusters of up
+    to ``attempts + 1``, and the judge starts its dispersion estimate there instead of at
+    independent errors (docs/analysis.md, "Robust evidence").  A metric's own
+    ``compare.retries`` (0 included) wins: the client may retry too, or the metric may count
+    requests before the mesh does.
+    """
+    attempts = (service.retries or {}).get("attempts")
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts <= 0:
+        return analysis
+
+    def declared(metric: MetricSpec) -> MetricSpec:
+        compare = metric.check.compare
+        if compare is None:
+            return metric
+        return replace(
+            metric, check=replace(metric.check, compare=compare.with_mesh_retries(attempts))
+        )
+
+    return replace(analysis, metrics=tuple(declared(m) for m in analysis.metrics))
+
+
 LONG_WARMUP_INTERVALS = 10
 """A warm-up longer than this many of the metric's intervals earns a warning."""
 
@@ -866,6 +891,8 @@ def parse_canary(
     )
     analysis_r = _analysis_reader(spec_r)
     analysis = _parse_analysis(analysis_r) if analysis_r else None
+    if analysis is not None:
+        analysis = _with_declared_retries(analysis, service)
     provider = spec_r.string("provider") or default_provider
     autoscaler = _parse_autoscaler(spec_r.obj("autoscalerRef"))
     gitops_r = spec_r.obj("gitops")

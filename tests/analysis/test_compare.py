@@ -100,6 +100,10 @@ class TestParseCompare:
             ("failFast", "yes"),
             ("test", "p99"),
             ("bucketsUnit", "us"),
+            ("retries", -1),
+            ("retries", 101),
+            ("retries", 1.5),
+            ("retries", True),
             ("bogus", 1),
         ],
     )
@@ -125,6 +129,23 @@ class TestParseCompare:
             {"test": "latency", "bucketsQuery": "b", "bucketsUnit": "ms"}, "m.compare"
         )
         assert (spec.buckets_query, spec.buckets_unit) == ("b", "ms")
+
+    def test_retries_set_where_an_error_test_starts_its_dispersion(self) -> None:
+        assert parse_compare({}, "c", metric_name=SR).expected_dispersion == 1.0
+        assert parse_compare({"retries": 0}, "c", metric_name=SR).expected_dispersion == 1.0
+        assert parse_compare({"retries": 3}, "c", metric_name=SR).expected_dispersion == 4.0
+        with pytest.raises(AnalysisSpecError) as info:
+            parse_compare({"retries": 2}, "m.compare", metric_name="request-duration")
+        assert info.value.path == "m.compare.retries"
+        assert "only allowed with test: errorRate" in str(info.value)
+
+    def test_the_mesh_retry_policy_is_taken_only_where_the_metric_says_nothing(self) -> None:
+        own = parse_compare({"retries": 0}, "c", metric_name=SR)
+        assert own.with_mesh_retries(3) == own
+        assert parse_compare({}, "c", metric_name=SR).with_mesh_retries(3).retries == 3
+        assert parse_compare({}, "c", metric_name=SR).with_mesh_retries(500).retries == 100
+        latency = parse_compare({}, "c", metric_name="request-duration")
+        assert latency.with_mesh_retries(3) == latency
 
     def test_metric_check_carries_the_compare_spec(self) -> None:
         check = metric_check_from_spec(
@@ -478,6 +499,19 @@ class TestScatterInTheMessage:
         assert steady.comparison.needed_samples is not None
         assert scattered.comparison.needed_samples > 3 * steady.comparison.needed_samples
         assert "scattered" not in steady.summary
+
+    def test_declared_retries_are_named_as_where_the_figure_comes_from(self) -> None:
+        # Steady errors, but retries declared: the estimate starts at 3 and the verdict says
+        # the figure is the declared policy's, not something the windows showed.
+        spec = parse_compare({"retries": 2}, "c", metric_name=SR)
+        state = new_state(T0)
+        for k in range(1, 4):
+            window = Window(1000, 12, 9000, 108)
+            state = add_window(state, window, spec, window_end=T0 + timedelta(minutes=k))
+            result = decide(spec, state, metric=SR, last_step=False)
+            state = result.state
+        assert 2.0 < result.comparison.dispersion < 3.0
+        assert "as scattered as independent ones (retries: 2)" in result.summary
 
     def test_a_hold_for_evidence_at_the_last_step_says_it_too(self) -> None:
         # 4,000 canary requests a minute whose errors swing 0.6% <-> 1.8% (the primary: 1.2%

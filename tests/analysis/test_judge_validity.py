@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis import (
+    CompareSpec,
     CompareTest,
     Outcome,
     Window,
@@ -48,8 +49,31 @@ def clustered_errors(rng: np.random.Generator, n: int, rate: float, size: int) -
     return int(rng.binomial(n // size, rate)) * size
 
 
+def clustered_windows(
+    rng: np.random.Generator, requests: tuple[int, int], *, size: int, count: int
+) -> list[tuple[float, float, float, float]]:
+    """``count`` windows of (canary, primary) ``requests`` whose errors (1%) come ``size`` at
+    a time on both sides."""
+    n_c, n_p = requests
+    return [
+        (
+            float(n_c),
+            float(clustered_errors(rng, n_c, 0.01, size)),
+            float(n_p),
+            float(clustered_errors(rng, n_p, 0.01, size)),
+        )
+        for _ in range(count)
+    ]
+
+
 def error_run(
-    rng: np.random.Generator, *, ratio: float, size: int, looks: int = 10, rate: float = 0.01
+    rng: np.random.Generator,
+    *,
+    ratio: float,
+    size: int,
+    looks: int = 10,
+    rate: float = 0.01,
+    spec: CompareSpec = ERR,
 ) -> bool:
     """One run at 10%..50% canary weight; True when the judge failed the canary."""
     state = new_state(T0)
@@ -62,8 +86,8 @@ def error_run(
             n_p,
             clustered_errors(rng, n_p, rate, size),
         )
-        state = add_window(state, w, ERR, window_end=T0 + timedelta(minutes=k))
-        r = decide(ERR, state, metric=SR, last_step=False)
+        state = add_window(state, w, spec, window_end=T0 + timedelta(minutes=k))
+        r = decide(spec, state, metric=SR, last_step=False)
         state = r.state
         if r.outcome is Outcome.FAIL:
             return True
@@ -83,15 +107,7 @@ class TestDispersion:
 
     def test_errors_in_clusters_of_three_measure_about_three(self) -> None:
         rng = np.random.default_rng(2)
-        windows = [
-            (
-                1000.0,
-                float(clustered_errors(rng, 1000, 0.01, 3)),
-                9000.0,
-                float(clustered_errors(rng, 9000, 0.01, 3)),
-            )
-            for _ in range(60)
-        ]
+        windows = clustered_windows(rng, (1000, 9000), size=3, count=60)
         assert 2.0 <= dispersion(windows) <= 4.0
 
     def test_a_steady_regression_is_not_mistaken_for_noise(self) -> None:
@@ -119,6 +135,20 @@ class TestDispersion:
         assert dispersion(quiet) == pytest.approx(1.0, abs=0.35)
         assert dispersion([cold, *quiet]) == pytest.approx(dispersion(quiet), abs=0.35)
 
+    def test_a_declared_start_is_not_a_floor(self) -> None:
+        # Retries declared (clusters of up to 4) but errors independent: with no window the
+        # estimate is the start; the windows bring it down; clustered windows keep it up.
+        assert scatter([], 4.0).phi == 4.0
+        rng = np.random.default_rng(5)
+        independent = [
+            (3000.0, float(rng.binomial(3000, 0.01)), 3000.0, float(rng.binomial(3000, 0.01)))
+            for _ in range(40)
+        ]
+        assert dispersion(independent, 4.0) < dispersion(independent) + 0.5 < 2.5
+        assert dispersion(independent[:2], 4.0) > 3.0
+        clustered = clustered_windows(rng, (3000, 3000), size=4, count=3)
+        assert dispersion(clustered, 4.0) > dispersion(clustered)
+
     def test_a_second_wild_window_counts_in_full(self) -> None:
         rng = np.random.default_rng(4)
         quiet = [
@@ -139,6 +169,26 @@ class TestValidityUnderClusteredCounts:
         runs = 400
         fails = sum(error_run(rng, ratio=1.0, size=3) for _ in range(runs))
         assert fails / runs <= 2 * ERR.alpha
+
+    def test_declared_retries_take_the_false_alarms_below_alpha(self) -> None:
+        # The same 400 good releases, told that every failed request is retried twice: the
+        # estimate starts at the clusters' size, and the first windows no longer decide.
+        # Seeds 11-13 measured 4-6 false alarms undeclared, none declared.
+        declared = replace(ERR, retries=2)
+        rng = np.random.default_rng(13)
+        plain = sum(error_run(rng, ratio=1.0, size=3) for _ in range(400))
+        rng = np.random.default_rng(13)
+        told = sum(error_run(rng, ratio=1.0, size=3, spec=declared) for _ in range(400))
+        assert told < plain
+        assert told / 400 <= ERR.alpha / 2
+
+    def test_declared_retries_still_catch_a_tripled_error_rate(self) -> None:
+        # errors 1% -> 3% in clusters of 3: 95-97 of 100 caught undeclared, 81-88 declared
+        # (seeds 11-13): the evidence is what independent clusters give, no more.
+        rng = np.random.default_rng(13)
+        declared = replace(ERR, retries=2)
+        caught = sum(error_run(rng, ratio=3.0, size=3, spec=declared) for _ in range(100))
+        assert caught / 100 >= 0.7
 
     def test_a_minute_of_failures_on_one_side_does_not_fail_a_good_release(self) -> None:
         rng = np.random.default_rng(12)

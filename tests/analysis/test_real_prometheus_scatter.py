@@ -10,7 +10,9 @@ verdict that says how many requests the test needs says why (whether six windows
 hold them depends on how the clusters fell: dispersion 5 needs fewer, 45 more).  With five degrees of freedom, the clusters'
 dispersion falls below 2 only if their scatter is a seventh of what fifty at a time make it
 (chi-squared's 5 below 0.3: one run in 500 or fewer), and independent errors' reaches 4 only
-for chi-squared's 5 above 32 (one in 100,000).
+for chi-squared's 5 above 32 (one in 100,000).  Told the client's retries
+(``compare.retries: 49``), the same windows start the estimate at 50 with the weight of four
+windows: 4 x 49 / 9 (about 22) higher with five degrees of freedom, more with fewer.
 """
 
 from __future__ import annotations
@@ -70,15 +72,24 @@ def lab(
     return prometheus_server
 
 
-async def judged(lab: PrometheusServer, target: str) -> Verdict:
-    """The verdict of the sixth 10 s window of a run of ``request-success-rate``."""
+async def judged(
+    lab: PrometheusServer,
+    target: str,
+    retries: int | None = None,
+    end: datetime | None = None,
+) -> Verdict:
+    """The verdict of the sixth 10 s window of a run of ``request-success-rate`` (the windows
+    ending at ``end``, by default 2 s ago), told ``compare.retries`` when given."""
+    compare: dict[str, object] = {"warmup": "0s"}
+    if retries is not None:
+        compare["retries"] = retries
     check = metric_check_from_spec(
-        {"name": "request-success-rate", "interval": f"{WINDOW_S}s", "compare": {"warmup": "0s"}},
+        {"name": "request-success-rate", "interval": f"{WINDOW_S}s", "compare": compare},
         path="m",
     )
     provider = PrometheusProvider(ProviderConfig(address=lab.url, timeout_seconds=5.0))
     ctx = QueryContext(name=target, namespace="test", target=target, provider="kubernetes")
-    end = datetime.now(UTC) - timedelta(seconds=2)
+    end = end or datetime.now(UTC) - timedelta(seconds=2)
     verdict = None
     for back in reversed(range(WINDOWS)):
         now = end - timedelta(seconds=WINDOW_S * back)
@@ -106,3 +117,17 @@ class TestErrorsInClusters:
             scattered = verdict.comparison.dispersion >= 1.5
             shown = f"errors {verdict.comparison.dispersion:.1f}x as scattered as independent ones;"
             assert (shown in verdict.summary) == (waiting and scattered), verdict.summary
+
+    async def test_declared_retries_start_the_scatter_at_the_clusters_size(
+        self, lab: PrometheusServer
+    ) -> None:
+        # The same six windows (the same end), judged once as they are and once told that
+        # the client retries 49 times: the estimate starts at clusters of 50 with the weight
+        # of four windows, so it ends higher, and the verdict says where the figure comes from.
+        end = datetime.now(UTC) - timedelta(seconds=2)
+        measured = await judged(lab, "retried", end=end)
+        told = await judged(lab, "retried", retries=49, end=end)
+        assert measured.comparison is not None and told.comparison is not None
+        assert told.comparison.dispersion > measured.comparison.dispersion + 5, told.summary
+        assert told.outcome is Outcome.PASS, told.summary
+        assert "as scattered as independent ones (retries: 49)" in told.summary, told.summary

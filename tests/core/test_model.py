@@ -507,3 +507,31 @@ def test_a_dry_run_that_is_not_a_boolean_is_refused_at_its_field() -> None:
     (issue,) = caught.value.errors
     assert issue.path == "spec.analysis.metrics[0].dryRun"
     assert issue.message == 'expected true or false, got "yes"'
+
+
+def test_the_mesh_retry_policy_tells_the_error_judge_its_clusters() -> None:
+    # service.retries.attempts: a failed request is tried 3 more times on the same version
+    # and every attempt is counted; an errorRate compare without its own retries takes it.
+    metrics = [
+        {"name": "request-success-rate", "compare": {}},
+        {"name": "request-duration", "compare": {}},
+        {
+            "name": "errors-before-the-mesh",
+            "query": "unused",
+            "compare": {
+                "test": "errorRate",
+                "retries": 0,
+                "requestsQuery": "sum(increase(requests[{{ interval }}]))",
+                "errorsQuery": "sum(increase(errors[{{ interval }}]))",
+            },
+        },
+    ]
+
+    def retrying(spec: Spec) -> None:
+        spec["service"]["retries"] = {"attempts": 3, "perTryTimeout": "1s", "retryOn": "5xx"}
+
+    parsed = parse_spec(retrying, stepWeight=10, metrics=metrics).spec.analysis.metrics
+    assert [m.compare.retries for m in parsed] == [3, None, 0]
+    assert [m.compare.expected_dispersion for m in parsed] == [4.0, 1.0, 1.0]
+    plain = parse_spec(stepWeight=10, metrics=metrics).spec.analysis.metrics
+    assert [m.compare.retries for m in plain] == [None, None, 0]

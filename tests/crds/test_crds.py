@@ -567,6 +567,7 @@ COMPARE_VALUES: dict[str, tuple[Any, ...]] = {
     "detectIncrease": (0.5, 1, 1.0001, 2),
     "quantile": (0.4999, 0.5, 0.99, 0.9999, 1, 1.5),
     "warmup": ("0s", "90s", "1m30s", "500ms", "", "90", "1.5m", "2M"),
+    "retries": (-1, 0, 3, 100, 101, 2.5, True, "3"),
 }
 
 
