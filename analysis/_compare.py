@@ -604,7 +604,7 @@ def _robust_evidence(
     """
     blocks = len(state.log_lr) // len(RATIO_GRID)
     rows = [_block_rows(state, rank) for rank in range(blocks)]
-    fits = [scatter(r, spec.expected_dispersion) for r in rows]
+    fits = [scatter(r, spec.dispersion_start) for r in rows]
     if spec.test is not CompareTest.LATENCY:
         return tuple(f.phi for f in fits), state.log_lr
     measured = [_measured(r, f) for r, f in zip(rows, fits, strict=True)]
@@ -1091,7 +1091,9 @@ def _scattered(spec: CompareSpec, comparison: Comparison) -> str:
     what = "errors" if spec.test is CompareTest.ERROR_RATE else "slow requests"
     # With retries declared, the estimate started from them: say so, or the user would take
     # the figure for something the windows measured.
-    declared = f" (retries: {spec.retries})" if spec.expected_dispersion > 1.0 else ""
+    declared = ""
+    if spec.dispersion_start > 1.0:
+        declared = f" (starting from {spec.retries} declared retries)"
     return f", {what} {comparison.dispersion:.1f}x as scattered as independent ones{declared}"
 
 

@@ -16,7 +16,9 @@ roll back and to promote; then the evidence a perfect test could collect about
 each regression within the schedule (bench/evidence.py); then the issue's
 targets for the compare judge, class by class: MET, MISSED, or "not detectable".
 The full corpus is 400 good releases per row and 150 bad ones per (row,
-effect): 24,900 releases; ``--quick`` takes 30 and 12 (1,926 releases).
+effect): 24,900 releases, 26,000 runs (a rerun row, ``Row.rerun_of``, runs another row's
+releases again with the judge told more); ``--quick`` takes 30 and 12 (1,926 releases, 2,010
+runs).
 Progress goes to stderr.  Seeded and deterministic: the same command prints the
 same numbers, whatever the number of workers.
 """
@@ -106,13 +108,22 @@ def _cells(
     return out
 
 
-def _header(args: argparse.Namespace, n: int, elapsed: float, markdown: bool) -> list[str]:
+def _header(
+    args: argparse.Namespace, n: int, reruns: int, elapsed: float, markdown: bool
+) -> list[str]:
     pad = "- " if markdown else "  "
+    runs = (
+        f"{n - reruns:,} releases"
+        if not reruns
+        else (
+            f"{n - reruns:,} releases, {n:,} runs ({reruns:,} of them rerun with the judge told more)"
+        )
+    )
     return [
         "Decision-quality benchmark: Flagger's threshold policy vs the compare judge "
         "(same releases)",
         "",
-        f"{pad}seed {args.seed}; {n:,} releases: {args.good} good releases per row, "
+        f"{pad}seed {args.seed}; {runs}: {args.good} good releases per row, "
         f"{args.bad} bad per cell; {elapsed:.0f}s on {args.workers} worker(s).",
         f"{pad}Threshold policy (Flagger): interval 1m, threshold {THRESHOLD}, success rate >= "
         f"{MIN_SUCCESS_RATE:g}%, p99 <= {MAX_DURATION_MS:g} ms on the last minute; no canary "
@@ -149,6 +160,7 @@ def _json(
         e = c.evidence
         return {
             "world": c.row,
+            "rerun": c.rerun,
             "effect": c.effect.name,
             "release": c.effect.label,
             "threshold": c.threshold.to_json() | {"rightByAccident": c.accidental},
@@ -228,7 +240,9 @@ def report(argv: Sequence[str] | None = None) -> tuple[str, dict[str, Any]]:
     cells = _cells(classes, corpus, results)
     targets = {k.name: class_targets(cells[k.name]) for k in classes}
     md = args.markdown
-    lines = _header(args, len(corpus), elapsed, md)
+    rerun_rows = {(k.name, row.label) for k in classes for row in k.rows if row.rerun_of}
+    reruns = sum((name, row) in rerun_rows for (name, row, _), _ in corpus)
+    lines = _header(args, len(corpus), reruns, elapsed, md)
     for klass in classes:
         lines += render_class(klass, cells[klass.name], md)
     lines += render_targets(classes, targets, md)

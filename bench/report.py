@@ -168,6 +168,11 @@ def _missed(cells: Sequence[Cell]) -> Target:
             f"{c.row} {c.effect.name} ({c.evidence.nats if c.evidence else 0:.1f} nats)"
             for c in hidden
         )
+    reruns = [c for c in targets if c.rerun and c.detectable]
+    if reruns:
+        note += "; the same releases rerun: " + ", ".join(
+            f"{c.row} {c.effect.name} {_pct(c.compare.promoted, c.compare.n)}" for c in reruns
+        )
     if not shown:
         return Target(label, "not detectable", note.removeprefix("; not detectable: "))
     worst = max(shown, key=lambda c: c.compare.promoted / max(c.compare.n, 1))

@@ -65,14 +65,15 @@ class CompareSpec:
         return warmup > 0 and elapsed_seconds <= warmup
 
     @property
-    def expected_dispersion(self) -> float:
+    def dispersion_start(self) -> float:
         """Where the dispersion estimate of an errorRate test starts: ``retries + 1``.
 
         A failed request retried ``retries`` times whose retries fail too is counted
-        ``retries + 1`` times, so the errors come in clusters of up to that size and each
-        carries that much less evidence.  Unset (or 0), the estimate starts from independent
-        errors (1) and learns the scatter from the run's windows alone, which takes a few of
-        them (docs/analysis.md, "Robust evidence").
+        ``retries + 1`` times, so the errors come in clusters of up to that size: the most
+        scatter retries can make (E[S^2]/E[S] <= retries + 1 for clusters of S), a
+        conservative start.  Unset (or 0), the estimate starts from independent errors (1)
+        and learns the scatter from the run's windows alone, which takes a few of them
+        (docs/analysis.md, "Declared retries").
         """
         if self.test is not CompareTest.ERROR_RATE or not self.retries:
             return 1.0

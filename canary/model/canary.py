@@ -479,7 +479,7 @@ def _parse_service(r: Reader | None, target_name: str) -> ServiceSpec:
         traffic_policy=r.free("trafficPolicy"),
         match=r.obj_list("match"),
         rewrite=r.free("rewrite"),
-        retries=r.free("retries"),
+        retries=_parse_retries(r),
         headers=r.free("headers"),
         mirror=r.obj_list("mirror"),
         cors_policy=r.free("corsPolicy"),
@@ -533,18 +533,58 @@ def _parse_metric(r: Reader) -> MetricSpec | None:
     return MetricSpec(check=check, template_ref=template_ref)
 
 
-def _with_declared_retries(analysis: AnalysisSpec, service: ServiceSpec) -> AnalysisSpec:
-    """An errorRate ``compare`` without ``retries`` of its own takes ``service.retries.attempts``.
+def _parse_retries(r: Reader) -> dict[str, Any] | None:
+    """``service.retries``, passed to the router as it is, once ``attempts`` is a count: the
+    routers build it into their retry policies and the error judge reads it."""
+    retries = r.free("retries")
+    attempts = (retries or {}).get("attempts")
+    if attempts is not None and (
+        isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0
+    ):
+        r.issues.error(
+            f"{r.at('retries')}.attempts", f"expected an integer >= 0, got {describe(attempts)}"
+        )
+    return retries
 
-    The mesh (Istio, Contour, App Mesh) retries a failed request that many times on the same
-    version, and the metrics count every attempt: errors that persist come in clusters of up
-    to ``attempts + 1``, and the judge starts its dispersion estimate there instead of at
-    independent errors (docs/analysis.md, "Robust evidence").  A metric's own
+
+RETRYING_PROVIDERS = frozenset({"istio", "contour", "appmesh", "appmesh:v1beta2"})
+"""The providers whose routers apply ``service.retries`` (the others leave retries to the
+mesh's own configuration, which the controller does not read)."""
+
+SERVER_ERROR_RETRIES = frozenset({"5xx", "gateway-error"})
+"""Envoy ``retryOn`` conditions that retry responses the error metrics count as errors."""
+
+
+def _mesh_retries(service: ServiceSpec, provider: str) -> int:
+    """How often the router retries a failed request: ``service.retries.attempts`` when the
+    provider applies it and its ``retryOn`` retries server errors (Contour retries ``5xx``
+    and App Mesh gateway errors when ``retryOn`` is unset; Istio's default retries
+    connection failures and 503s, not the application's 500s); 0 otherwise."""
+    retries = service.retries or {}
+    attempts = retries.get("attempts")
+    if provider not in RETRYING_PROVIDERS or not isinstance(attempts, int) or attempts <= 0:
+        return 0
+    retry_on = retries.get("retryOn")
+    if retry_on is None:
+        return attempts if provider != "istio" else 0
+    conditions = {c.strip() for c in str(retry_on).split(",")}
+    return attempts if conditions & SERVER_ERROR_RETRIES else 0
+
+
+def _with_declared_retries(
+    analysis: AnalysisSpec, service: ServiceSpec, provider: str
+) -> AnalysisSpec:
+    """An errorRate ``compare`` without ``retries`` of its own takes the router's retries.
+
+    Istio, Contour and App Mesh retry a failed request ``service.retries.attempts`` times on
+    the same version, and the metrics count every attempt: errors that persist come in
+    clusters of up to ``attempts + 1``, and the judge starts its dispersion estimate there
+    instead of at independent errors (docs/analysis.md, "Declared retries").  A metric's own
     ``compare.retries`` (0 included) wins: the client may retry too, or the metric may count
     requests before the mesh does.
     """
-    attempts = (service.retries or {}).get("attempts")
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts <= 0:
+    attempts = _mesh_retries(service, provider)
+    if attempts <= 0:
         return analysis
 
     def declared(metric: MetricSpec) -> MetricSpec:
@@ -891,9 +931,9 @@ def parse_canary(
     )
     analysis_r = _analysis_reader(spec_r)
     analysis = _parse_analysis(analysis_r) if analysis_r else None
-    if analysis is not None:
-        analysis = _with_declared_retries(analysis, service)
     provider = spec_r.string("provider") or default_provider
+    if analysis is not None:
+        analysis = _with_declared_retries(analysis, service, provider)
     autoscaler = _parse_autoscaler(spec_r.obj("autoscalerRef"))
     gitops_r = spec_r.obj("gitops")
     gitops = _parse_gitops(gitops_r) if gitops_r is not None else GitOpsSpec()

@@ -131,9 +131,9 @@ class TestParseCompare:
         assert (spec.buckets_query, spec.buckets_unit) == ("b", "ms")
 
     def test_retries_set_where_an_error_test_starts_its_dispersion(self) -> None:
-        assert parse_compare({}, "c", metric_name=SR).expected_dispersion == 1.0
-        assert parse_compare({"retries": 0}, "c", metric_name=SR).expected_dispersion == 1.0
-        assert parse_compare({"retries": 3}, "c", metric_name=SR).expected_dispersion == 4.0
+        assert parse_compare({}, "c", metric_name=SR).dispersion_start == 1.0
+        assert parse_compare({"retries": 0}, "c", metric_name=SR).dispersion_start == 1.0
+        assert parse_compare({"retries": 3}, "c", metric_name=SR).dispersion_start == 4.0
         with pytest.raises(AnalysisSpecError) as info:
             parse_compare({"retries": 2}, "m.compare", metric_name="request-duration")
         assert info.value.path == "m.compare.retries"
@@ -511,7 +511,7 @@ class TestScatterInTheMessage:
             result = decide(spec, state, metric=SR, last_step=False)
             state = result.state
         assert 2.0 < result.comparison.dispersion < 3.0
-        assert "as scattered as independent ones (retries: 2)" in result.summary
+        assert "as scattered as independent ones (starting from 2 declared retries)" in result.summary
 
     def test_a_hold_for_evidence_at_the_last_step_says_it_too(self) -> None:
         # 4,000 canary requests a minute whose errors swing 0.6% <-> 1.8% (the primary: 1.2%

@@ -509,29 +509,61 @@ def test_a_dry_run_that_is_not_a_boolean_is_refused_at_its_field() -> None:
     assert issue.message == 'expected true or false, got "yes"'
 
 
-def test_the_mesh_retry_policy_tells_the_error_judge_its_clusters() -> None:
-    # service.retries.attempts: a failed request is tried 3 more times on the same version
-    # and every attempt is counted; an errorRate compare without its own retries takes it.
-    metrics = [
-        {"name": "request-success-rate", "compare": {}},
-        {"name": "request-duration", "compare": {}},
-        {
-            "name": "errors-before-the-mesh",
-            "query": "unused",
-            "compare": {
-                "test": "errorRate",
-                "retries": 0,
-                "requestsQuery": "sum(increase(requests[{{ interval }}]))",
-                "errorsQuery": "sum(increase(errors[{{ interval }}]))",
-            },
+RETRIED_METRICS = [
+    {"name": "request-success-rate", "compare": {}},
+    {"name": "request-duration", "compare": {}},
+    {
+        "name": "errors-before-the-mesh",
+        "query": "unused",
+        "compare": {
+            "test": "errorRate",
+            "retries": 0,
+            "requestsQuery": "sum(increase(requests[{{ interval }}]))",
+            "errorsQuery": "sum(increase(errors[{{ interval }}]))",
         },
-    ]
+    },
+]
 
-    def retrying(spec: Spec) -> None:
-        spec["service"]["retries"] = {"attempts": 3, "perTryTimeout": "1s", "retryOn": "5xx"}
 
-    parsed = parse_spec(retrying, stepWeight=10, metrics=metrics).spec.analysis.metrics
-    assert [m.compare.retries for m in parsed] == [3, None, 0]
-    assert [m.compare.expected_dispersion for m in parsed] == [4.0, 1.0, 1.0]
-    plain = parse_spec(stepWeight=10, metrics=metrics).spec.analysis.metrics
-    assert [m.compare.retries for m in plain] == [None, None, 0]
+def retried(provider: str, retries: dict[str, Any]) -> list[int | None]:
+    """The ``compare.retries`` each of :data:`RETRIED_METRICS` gets behind ``retries``."""
+
+    def change(spec: Spec) -> None:
+        spec["provider"] = provider
+        spec["service"]["retries"] = retries
+        if provider == "appmesh":
+            spec["service"]["meshName"] = "global"
+
+    parsed = parse_spec(change, stepWeight=10, metrics=RETRIED_METRICS).spec.analysis.metrics
+    return [m.compare.retries for m in parsed]
+
+
+def test_the_mesh_retry_policy_tells_the_error_judge_its_clusters() -> None:
+    # The router retries a failed request 3 more times on the same version and every attempt
+    # is counted: an errorRate compare without retries of its own takes it; a latency test
+    # and a metric that says 0 do not.
+    assert retried("istio", {"attempts": 3, "retryOn": "5xx,reset"}) == [3, None, 0]
+    assert retried("istio", {"attempts": 3, "retryOn": "gateway-error"}) == [3, None, 0]
+    assert retried("contour", {"attempts": 2}) == [2, None, 0]  # Contour retries 5xx by default
+    assert retried("appmesh", {"attempts": 2}) == [2, None, 0]  # App Mesh: gateway errors
+
+
+def test_retries_that_never_repeat_an_error_are_not_declared() -> None:
+    # Istio's default retryOn (connection failures, 503s), a policy for connection failures
+    # only, and a provider whose router does not apply service.retries: nothing declared.
+    assert retried("istio", {"attempts": 3}) == [None, None, 0]
+    assert retried("contour", {"attempts": 3, "retryOn": "connect-failure"}) == [None, None, 0]
+    assert retried("linkerd", {"attempts": 3, "retryOn": "5xx"}) == [None, None, 0]
+    assert retried("istio", {"attempts": 0, "retryOn": "5xx"}) == [None, None, 0]
+
+
+@pytest.mark.parametrize("attempts", ["3", 2.5, -1, True])
+def test_retry_attempts_that_are_not_a_count_name_the_field(attempts: object) -> None:
+    def change(spec: Spec) -> None:
+        spec["service"]["retries"] = {"attempts": attempts, "retryOn": "5xx"}
+
+    with pytest.raises(SpecError) as caught:
+        parse_spec(change, stepWeight=10)
+    (issue,) = caught.value.errors
+    assert issue.path == "spec.service.retries.attempts"
+    assert issue.message.startswith("expected an integer >= 0, got ")
