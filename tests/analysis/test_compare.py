@@ -511,7 +511,9 @@ class TestScatterInTheMessage:
             result = decide(spec, state, metric=SR, last_step=False)
             state = result.state
         assert 2.0 < result.comparison.dispersion < 3.0
-        assert "as scattered as independent ones (starting from 2 declared retries)" in result.summary
+        assert (
+            "as scattered as independent ones (starting from 2 declared retries)" in result.summary
+        )
 
     def test_a_hold_for_evidence_at_the_last_step_says_it_too(self) -> None:
         # 4,000 canary requests a minute whose errors swing 0.6% <-> 1.8% (the primary: 1.2%
