@@ -559,10 +559,16 @@ def _mesh_retries(service: ServiceSpec, provider: str) -> int:
     """How often the router retries a failed request: ``service.retries.attempts`` when the
     provider applies it and its ``retryOn`` retries server errors (Contour retries ``5xx``
     and App Mesh gateway errors when ``retryOn`` is unset; Istio's default retries
-    connection failures and 503s, not the application's 500s); 0 otherwise."""
-    retries = service.retries or {}
+    connection failures and 503s, not the application's 500s); 0 otherwise.  Without
+    ``attempts``, Contour and App Mesh retry once (Envoy's default, and App Mesh's router
+    here); Istio's count is then not ours to guess."""
+    if service.retries is None or provider not in RETRYING_PROVIDERS:
+        return 0
+    retries = service.retries
     attempts = retries.get("attempts")
-    if provider not in RETRYING_PROVIDERS or not isinstance(attempts, int) or attempts <= 0:
+    if attempts is None and provider != "istio":
+        attempts = 1
+    if not isinstance(attempts, int) or attempts <= 0:
         return 0
     retry_on = retries.get("retryOn")
     if retry_on is None:

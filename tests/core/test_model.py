@@ -546,6 +546,8 @@ def test_the_mesh_retry_policy_tells_the_error_judge_its_clusters() -> None:
     assert retried("istio", {"attempts": 3, "retryOn": "gateway-error"}) == [3, None, 0]
     assert retried("contour", {"attempts": 2}) == [2, None, 0]  # Contour retries 5xx by default
     assert retried("appmesh", {"attempts": 2}) == [2, None, 0]  # App Mesh: gateway errors
+    assert retried("contour", {}) == [1, None, 0]  # a retry policy retries once by default
+    assert retried("appmesh:v1beta2", {"perTryTimeout": "1s"}) == [1, None, 0]
 
 
 def test_retries_that_never_repeat_an_error_are_not_declared() -> None:
@@ -555,6 +557,7 @@ def test_retries_that_never_repeat_an_error_are_not_declared() -> None:
     assert retried("contour", {"attempts": 3, "retryOn": "connect-failure"}) == [None, None, 0]
     assert retried("linkerd", {"attempts": 3, "retryOn": "5xx"}) == [None, None, 0]
     assert retried("istio", {"attempts": 0, "retryOn": "5xx"}) == [None, None, 0]
+    assert retried("istio", {"retryOn": "5xx"}) == [None, None, 0]  # Istio's count unknown
 
 
 @pytest.mark.parametrize("attempts", ["3", 2.5, -1, True])
