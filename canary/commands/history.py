@@ -80,9 +80,15 @@ def _number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
 
 
+SCATTERED = 1.5
+"""Overdispersion from which the requests column says the errors scatter (as the verdict's
+own summary does, from the same figure, analysis/_compare.py)."""
+
+
 def requests_text(metric: Mapping[str, Any]) -> str:
     """``1,840 / 16,000 (need ~3,200)``: a compare verdict's requests per side (canary /
-    primary) and the canary requests needed to detect the configured effect; ``-`` without."""
+    primary) and the canary requests needed to detect the configured effect; ``-`` without.
+    Where the events scatter, why so many are needed: ``(need ~25,455, scatter x6.8)``."""
     details = _mapping(metric.get("details"))
     comparison = _mapping(details.get("comparison"))
     canary, primary = _int(comparison.get("canarySamples")), _int(comparison.get("primarySamples"))
@@ -91,7 +97,11 @@ def requests_text(metric: Mapping[str, Any]) -> str:
     text = f"{canary or 0:,} / {primary or 0:,}"
     needed = _int(comparison.get("neededSamples"))
     if needed is not None:
-        text += f" (need ~{needed:,})"
+        dispersion = comparison.get("dispersion")
+        scatter = ""
+        if isinstance(dispersion, int | float) and not isinstance(dispersion, bool):
+            scatter = f", scatter x{dispersion:.1f}" if dispersion >= SCATTERED else ""
+        text += f" (need ~{needed:,}{scatter})"
     return text
 
 

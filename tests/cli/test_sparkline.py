@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from canary.commands.history import glyph, history_view
+from canary.commands.history import glyph, history_view, requests_text
 from canary.commands.sparkline import (
     Trend,
     last_run_sparks,
@@ -205,3 +205,37 @@ def test_last_run_sparks_draw_the_newest_run() -> None:
     assert last_run_sparks(history, ticks=2)["request-success-rate"].plain == "▁█"
     assert last_run_sparks(None) == last_run_sparks([]) == last_run_sparks("junk") == {}
     assert last_run_sparks([{"ticks": "junk"}]) == {}
+
+
+@pytest.mark.parametrize(
+    ("comparison", "shown"),
+    [
+        ({"canarySamples": 1840, "primarySamples": 16000}, "1,840 / 16,000"),
+        (
+            {"canarySamples": 1840, "primarySamples": 16000, "neededSamples": 3200},
+            "1,840 / 16,000 (need ~3,200)",
+        ),
+        (
+            {
+                "canarySamples": 4000,
+                "primarySamples": 36000,
+                "neededSamples": 25455,
+                "dispersion": 6.83,
+            },
+            "4,000 / 36,000 (need ~25,455, scatter x6.8)",
+        ),
+        (
+            {
+                "canarySamples": 4000,
+                "primarySamples": 36000,
+                "neededSamples": 8246,
+                "dispersion": 1.2,
+            },
+            "4,000 / 36,000 (need ~8,246)",
+        ),
+    ],
+)
+def test_the_requests_column_says_why_so_many_are_needed(
+    comparison: dict[str, Any], shown: str
+) -> None:
+    assert requests_text({"details": {"comparison": comparison}}) == shown
