@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from canary.commands.sparkline import run_trends, trend_lines
+from canary.report.model import SCATTERED
 
 __all__ = ["GLYPHS", "LEGEND", "glyph", "history_view", "requests_text"]
 
@@ -78,11 +79,6 @@ def glyph(verdict: Mapping[str, Any]) -> tuple[str, str]:
 
 def _number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
-
-
-SCATTERED = 1.5
-"""Overdispersion from which the requests column says the errors scatter (as the verdict's
-own summary does, from the same figure, analysis/_compare.py)."""
 
 
 def requests_text(metric: Mapping[str, Any]) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from canary.report.model import DecisionReport, MetricSeries, Tick
+from canary.report.model import Comparison, DecisionReport, MetricSeries, Tick
 from canary.report.picture import COLOURS, decision_svg
 
 __all__ = ["decision_html"]
@@ -102,6 +102,12 @@ def _verdicts(report: DecisionReport) -> str:
     return _table(headers, rows, "verdicts") + f"<ul>{thresholds}</ul>"
 
 
+def _needed(c: Comparison) -> str:
+    if c.needed_samples is None:
+        return "-"
+    return f"{c.needed_samples:,}" + (f" ({c.scatter})" if c.scatter else "")
+
+
 def _comparisons(report: DecisionReport) -> str:
     rows = []
     for m in report.metrics:
@@ -115,7 +121,7 @@ def _comparisons(report: DecisionReport) -> str:
                 _cell(_num(c.canary, m.unit), "num"),
                 _cell(_num(c.primary, m.unit), "num"),
                 _cell(f"{c.canary_samples or 0:,} / {c.primary_samples or 0:,}", "num"),
-                _cell(f"{c.needed_samples:,}" if c.needed_samples is not None else "-", "num"),
+                _cell(_needed(c), "num"),
                 _cell(f"{c.p_value:.3g}" if c.p_value is not None else "-", "num"),
                 _cell(
                     f"{c.likelihood_ratio:.3g}" if c.likelihood_ratio is not None else "-", "num"

@@ -28,6 +28,11 @@ from typing import Any
 
 from canary.errors import CanaryError
 
+SCATTERED = 1.5
+"""Overdispersion from which a compare metric's requests are said to scatter, the reason the
+judge needs so many of them (the verdict's summary says it from the same figure,
+analysis/_compare.py); ``canary status`` and the decision report show it from here."""
+
 __all__ = [
     "Comparison",
     "DecisionReport",
@@ -166,6 +171,16 @@ class Comparison:
     primary_samples: int | None = None
     needed_samples: int | None = None
     interval: tuple[float, float] | None = None
+    dispersion: float | None = None
+
+    @property
+    def scatter(self) -> str:
+        """``scatter x6.8`` where the events scatter enough to explain why so many requests
+        are needed (1.5 times what independent requests give, as the verdict says it); empty
+        otherwise."""
+        if self.dispersion is None or self.dispersion < SCATTERED:
+            return ""
+        return f"scatter x{self.dispersion:.1f}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,6 +455,7 @@ def _comparison(details: Mapping[str, Any]) -> Comparison | None:
         canary_samples=_int(d.get("canarySamples")),
         primary_samples=_int(d.get("primarySamples")),
         needed_samples=_int(d.get("neededSamples")),
+        dispersion=_float(d.get("dispersion")),
         interval=(bounds[0], bounds[1])
         if bounds[0] is not None and bounds[1] is not None
         else None,

@@ -627,7 +627,7 @@ def _evidence(metric: MetricSeries) -> str | None:
             f"samples {c.canary_samples or 0:,} canary / {c.primary_samples or 0:,} primary"
         )
     if c.needed_samples is not None:
-        bits.append(f"need ~{c.needed_samples:,}")
+        bits.append(f"need ~{c.needed_samples:,}" + (f" ({c.scatter})" if c.scatter else ""))
     if c.p_value is not None:
         bits.append(f"p = {c.p_value:.3g}")
     if c.likelihood_ratio is not None:

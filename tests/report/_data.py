@@ -138,6 +138,7 @@ def canary(metric: str = "request-success-rate") -> dict[str, Any]:
                         "canarySamples": 1840,
                         "primarySamples": 16000,
                         "neededSamples": 3200,
+                        "dispersion": 6.83,
                     }
                 },
             },

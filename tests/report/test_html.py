@@ -34,6 +34,7 @@ def test_the_verdict_table_per_tick() -> None:
     assert 'data-verdict="inconclusive" data-metric="error-rate"' in page
     assert "▲ Inconclusive 0.8% (primary 0.5%) · n=120" in page
     assert "samples (canary / primary)" in page and "1,840 / 16,000" in page
+    assert "3,200 (scatter x6.8)" in page  # why the judge needs so many requests
 
 
 def test_hostile_text_stays_text() -> None:

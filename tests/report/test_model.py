@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -54,6 +55,8 @@ def test_compare_metric_carries_the_judges_evidence_and_the_holds() -> None:
     assert c is not None
     assert (c.canary_samples, c.primary_samples, c.needed_samples) == (1840, 16000, 3200)
     assert (c.p_value, c.likelihood_ratio, c.test) == (0.031, 24.5, "ratio")
+    assert (c.dispersion, c.scatter) == (6.83, "scatter x6.8")
+    assert replace(c, dispersion=1.2).scatter == "" and replace(c, dispersion=None).scatter == ""
     # An earlier run has no evidence: status.analysis is the newest tick's.
     first = build_report(canary(), events(), run=1)
     assert all(m.comparison is None for m in first.metrics)

@@ -125,7 +125,7 @@ def test_compare_metric_shows_both_lines_samples_and_the_hold() -> None:
     assert len(by_class(group, "inconclusive-hold")) == 1
     caption = " ".join(" ".join(texts(e)) for e in by_class(root, "caption-compare"))
     assert "samples 1,840 canary / 16,000 primary" in caption
-    assert "need ~3,200" in caption and "p = 0.031" in caption
+    assert "need ~3,200 (scatter x6.8)" in caption and "p = 0.031" in caption
 
 
 def test_the_revert_is_in_the_caption() -> None:
