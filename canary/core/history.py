@@ -8,7 +8,7 @@ current one included, newest last), `HISTORY_TICKS` ticks of the open run and
 `CLOSED_RUN_TICKS` of each ended one (the newest kept: how it ended), and per verdict only
 the name, the outcome, the canary's and the primary's value (to four significant digits),
 the canary's requests so far and the flags that are set. With two metrics a full history is
-about 8 KB of JSON: every pass that analyses writes it whole (a merge patch replaces
+about 14 KB of JSON: every pass that analyses writes it whole (a merge patch replaces
 lists), so its size is paid per pass, not once.
 
 A run is opened by its first analysed tick and closed by the way it ends (promoted, rolled
