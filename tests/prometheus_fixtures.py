@@ -26,11 +26,22 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from analysis import (
+    MetricCheck,
+    Outcome,
+    PrometheusProvider,
+    ProviderConfig,
+    QueryContext,
+    Verdict,
+    evaluate,
+)
 
 INSTALL_HINT = "apt-get install -y --no-install-recommends prometheus"
 LOOPBACK = "127.0.0.1"
@@ -295,6 +306,39 @@ class PrometheusServer:
             timeout=timeout,
             what=f"Prometheus ready again on {self.url}",
         )
+
+
+async def judge_run(
+    check: MetricCheck,
+    ctx: QueryContext,
+    prometheus_url: str,
+    *,
+    windows: int,
+    window_seconds: int,
+    end: datetime | None = None,
+) -> Verdict:
+    """The last verdict of a run of ``windows`` consecutive windows of ``window_seconds``
+    ending at ``end`` (by default 2 s ago: the newest scrape may not be in yet), each
+    evaluated as the controller does it, the previous verdict carried through its status
+    form; the run stops at a FAIL, and no verdict may be an ERROR (a query the fixtures'
+    Prometheus cannot answer is the test's mistake, not a verdict)."""
+    provider = PrometheusProvider(ProviderConfig(address=prometheus_url, timeout_seconds=5.0))
+    end = end or datetime.now(UTC) - timedelta(seconds=2)
+    verdict: Verdict | None = None
+    for back in reversed(range(windows)):
+        verdict = await evaluate(
+            check,
+            ctx,
+            provider,
+            now=end - timedelta(seconds=back * window_seconds),
+            previous=None if verdict is None else verdict.to_status(),
+            last_step=False,
+        )
+        assert verdict.outcome is not Outcome.ERROR, verdict.summary
+        if verdict.outcome is Outcome.FAIL:
+            break
+    assert verdict is not None
+    return verdict
 
 
 def prometheus_binary() -> str:

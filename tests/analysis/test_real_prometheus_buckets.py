@@ -15,21 +15,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from analysis import (
     Outcome,
-    PrometheusProvider,
-    ProviderConfig,
     QueryContext,
     Verdict,
-    evaluate,
     metric_check_from_spec,
 )
-from tests.prometheus_fixtures import DemoApp, PrometheusServer
+from tests.prometheus_fixtures import DemoApp, PrometheusServer, judge_run
 
 pytestmark = pytest.mark.slow
 
@@ -40,16 +35,10 @@ MEDIAN_MS, SIGMA = 80.0, 0.45
 TAIL_SIGMA = SIGMA + math.log(1.25) / 2.3263478740408408  # p99 x1.25, same median
 
 
-@dataclass
-class Lab:
-    prometheus: PrometheusServer
-
-    def provider(self) -> PrometheusProvider:
-        return PrometheusProvider(ProviderConfig(address=self.prometheus.url, timeout_seconds=5.0))
-
-
 @pytest.fixture(scope="module")
-def lab(prometheus_server: PrometheusServer, demo_app_factory: Callable[..., DemoApp]) -> Lab:
+def lab(
+    prometheus_server: PrometheusServer, demo_app_factory: Callable[..., DemoApp]
+) -> PrometheusServer:
     def app(workload: str, sigma: float, seed: int) -> DemoApp:
         return demo_app_factory(
             workload=workload, pod=f"{workload}-5f6d7c8b9-{seed:05d}", namespace="test",
@@ -68,43 +57,30 @@ def lab(prometheus_server: PrometheusServer, demo_app_factory: Callable[..., Dem
     prometheus_server.wait_for_samples(
         apps, window=window, samples=WINDOWS * WINDOW_SECONDS + 1, timeout=WINDOWS * 20.0
     )
-    return Lab(prometheus_server)
+    return prometheus_server
 
 
-async def judge_windows(lab: Lab, mesh: str, target: str) -> Verdict:
+async def judge_windows(lab: PrometheusServer, mesh: str, target: str) -> Verdict:
     check = metric_check_from_spec(
         {"name": "request-duration", "interval": f"{WINDOW_SECONDS}s", "compare": {"warmup": "0s"}},
         path="spec.analysis.metrics[0]",
     )
     ctx = QueryContext(name=target, namespace="test", target=target, provider=mesh)
-    provider = lab.provider()
-    now = datetime.now(UTC) - timedelta(seconds=2)  # the last scrape is in
-    verdict: Verdict | None = None
-    for k in reversed(range(WINDOWS)):
-        verdict = await evaluate(
-            check,
-            ctx,
-            provider,
-            now=now - timedelta(seconds=k * WINDOW_SECONDS),
-            previous=None if verdict is None else verdict.to_status(),
-            last_step=False,
-        )
-        if verdict.outcome is Outcome.FAIL:
-            break
-    assert verdict is not None
-    return verdict
+    return await judge_run(check, ctx, lab.url, windows=WINDOWS, window_seconds=WINDOW_SECONDS)
 
 
 @pytest.mark.parametrize("mesh", ["istio", "linkerd"])
 class TestTailOnDefaultBuckets:
-    async def test_a_heavier_tail_alone_fails_the_canary(self, lab: Lab, mesh: str) -> None:
+    async def test_a_heavier_tail_alone_fails_the_canary(
+        self, lab: PrometheusServer, mesh: str
+    ) -> None:
         v = await judge_windows(lab, mesh, "shop")
         assert v.outcome is Outcome.FAIL and v.conclusive, v.summary
         c = v.comparison
         assert c is not None and c.ratio is not None and c.ratio >= 1.1, v.summary
         # the pooled p99's boundary, the two above it, and the pooled p90's when it is another
-        assert v.state is not None and 3 <= len(v.state.bounds) <= 4, v.state.bounds
+        assert v.state is not None and 3 <= len(v.state.bounds) <= 4, v.state
 
-    async def test_identical_versions_pass(self, lab: Lab, mesh: str) -> None:
+    async def test_identical_versions_pass(self, lab: PrometheusServer, mesh: str) -> None:
         v = await judge_windows(lab, mesh, "twin")
         assert v.outcome is Outcome.PASS, v.summary
