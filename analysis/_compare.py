@@ -38,7 +38,7 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from analysis._spec.compare import CompareSpec
+from analysis._spec.compare import SCATTERED, CompareSpec
 from analysis._spec.vocabulary import (
     REQUEST_DURATION,
     REQUEST_SUCCESS_RATE,
@@ -1074,10 +1074,6 @@ def _judged(
                 f"{_scattered(spec, comparison)}; {_n(comparison.canary_samples)} so far)"
             )
     return _result(Outcome.PASS, comparison, f"{head}, {tail}", state, values)
-
-
-SCATTERED = 1.5
-"""Overdispersion from which a verdict that waits for more requests says why it needs so many."""
 
 
 def _scattered(spec: CompareSpec, comparison: Comparison) -> str:

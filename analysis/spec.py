@@ -12,7 +12,7 @@ The ``parse_*`` functions report every problem of a spec at once
 ``*_from_spec`` functions raise the first problem only.
 """
 
-from analysis._spec.compare import CompareSpec, parse_compare
+from analysis._spec.compare import SCATTERED, CompareSpec, parse_compare
 from analysis._spec.errors import (
     AnalysisError,
     AnalysisSpecError,
@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "FLAGGER_ONLY_PROVIDERS",
     "NOT_SUPPORTED_PROVIDER_TYPES",
+    "SCATTERED",
     "SUPPORTED_PROVIDER_TYPES",
     "VENDORS",
     "AnalysisError",

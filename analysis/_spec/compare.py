@@ -21,11 +21,23 @@ from analysis._spec.vocabulary import (
     promql_seconds,
 )
 
-__all__ = ["COMPARE_FIELDS", "MAX_RETRIES", "CompareSpec", "parse_compare", "read_compare"]
+__all__ = [
+    "COMPARE_FIELDS",
+    "MAX_RETRIES",
+    "SCATTERED",
+    "CompareSpec",
+    "parse_compare",
+    "read_compare",
+]
 
 
 MAX_RETRIES = 100
 """The most retries ``compare.retries`` takes (a mesh or client retrying more is not sane)."""
+
+SCATTERED = 1.5
+"""Dispersion (``comparison.dispersion``) from which the events are said to scatter: the
+reason a verdict that waits for more requests needs so many.  The verdict's summary,
+``canary status`` and the decision report all say it from this figure."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from analysis.spec import SCATTERED
 from canary.commands.sparkline import run_trends, trend_lines
-from canary.report.model import SCATTERED
 
 __all__ = ["GLYPHS", "LEGEND", "glyph", "history_view", "requests_text"]
 

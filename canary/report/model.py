@@ -26,12 +26,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from analysis.spec import SCATTERED
 from canary.errors import CanaryError
-
-SCATTERED = 1.5
-"""Overdispersion from which a compare metric's requests are said to scatter, the reason the
-judge needs so many of them (the verdict's summary says it from the same figure,
-analysis/_compare.py); ``canary status`` and the decision report show it from here."""
 
 __all__ = [
     "Comparison",
