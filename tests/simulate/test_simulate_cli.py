@@ -127,7 +127,7 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
         assert [(r["tick"], r["canaryWeight"]) for r in rows[3:6]] == [(4, 10), (5, 10), (6, 20)]
         cold = metric_of(rows[4], "request-success-rate")  # 91%, below its thresholdRange
         assert cold["warmingUp"] is True and cold["outcome"] == "Inconclusive"
-        assert cold["summary"].endswith("success rate 91% < 99% (not acted on during the warm-up)")
+        assert cold["summary"].endswith("success rate 91% < 95% (not acted on during the warm-up)")
         assert all(r["failedChecks"] == 0 and r["inconclusiveChecks"] == 0 for r in rows)
         assert alerts_of(rows, "Inconclusive") == [] and alerts_of(rows, "AnalysisStalled") == []
         warm = [e for r in rows for e in r["events"] if "warming up" in e["message"]]
