@@ -20,7 +20,6 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from analysis.spec import SCATTERED
 from canary.commands.sparkline import run_trends, trend_lines
 
 __all__ = ["GLYPHS", "LEGEND", "glyph", "history_view", "requests_text"]
@@ -93,6 +92,10 @@ def requests_text(metric: Mapping[str, Any]) -> str:
     text = f"{canary or 0:,} / {primary or 0:,}"
     needed = _int(comparison.get("neededSamples"))
     if needed is not None:
+        # Imported here: registering the CLI's commands imports this module, and must not
+        # import the analysis package (tests/cli/test_register.py).
+        from analysis.spec import SCATTERED
+
         dispersion = comparison.get("dispersion")
         scatter = ""
         if isinstance(dispersion, int | float) and not isinstance(dispersion, bool):

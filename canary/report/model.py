@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from analysis.spec import SCATTERED
 from canary.errors import CanaryError
 
 __all__ = [
@@ -174,6 +173,10 @@ class Comparison:
         """``scatter x6.8`` where the events scatter enough to explain why so many requests
         are needed (1.5 times what independent requests give, as the verdict says it); empty
         otherwise."""
+        # Imported here: the CLI registers `canary report` by importing this module, and
+        # registering must not import the analysis package (tests/cli/test_register.py).
+        from analysis.spec import SCATTERED
+
         if self.dispersion is None or self.dispersion < SCATTERED:
             return ""
         return f"scatter x{self.dispersion:.1f}"
