@@ -33,12 +33,12 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from bench.evidence import DETECTABLE_NATS, expected_evidence
+from bench.evidence import DETECTABLE_CATCH, DETECTABLE_NATS, expected_evidence
 from bench.report import (
     Cell,
     Target,
+    cell_evidence,
     class_targets,
-    median_evidence,
     render_class,
     render_targets,
 )
@@ -104,7 +104,7 @@ def _cells(
         if release.effect != GOOD:
             evidence.setdefault(key, []).append(expected_evidence(release))
     for key, evs in evidence.items():
-        cells[key].evidence = median_evidence(evs)
+        cells[key].evidence = cell_evidence(evs)
     return out
 
 
@@ -174,6 +174,7 @@ def _json(
                 "extraEvents": round(e.extra_events, 2),
                 "events": e.events,
                 "nats": round(e.nats, 2),
+                "perfectTestCatches": round(e.catch, 4),
                 "detectable": e.detectable,
                 "perfectTestRollsBackAtMinute": e.first_minute,
             },
@@ -184,6 +185,7 @@ def _json(
         "goodPerRow": args.good,
         "badPerCell": args.bad,
         "maxMinutes": MAX_MINUTES,
+        "detectableCatch": DETECTABLE_CATCH,
         "detectableNats": DETECTABLE_NATS,
         "elapsedSeconds": round(elapsed, 1),
         "classes": [

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.evidence import DETECTABLE_NATS, REJECT_NATS, Evidence
+from bench.evidence import DETECTABLE_CATCH, DETECTABLE_NATS, REJECT_NATS, Evidence
 from bench.simulator import Effect, Outcomes, Result
 from bench.worlds import WorldClass
 
@@ -65,7 +65,7 @@ class Cell:
     effect: Effect
     threshold: Tally = field(default_factory=Tally)
     compare: Tally = field(default_factory=Tally)
-    evidence: Evidence | None = None  # bad releases: the median release's evidence
+    evidence: Evidence | None = None  # bad releases: the evidence of its releases (cell_evidence)
     accidental: int = 0  # threshold rollbacks of bad releases whose good twin it rolls back too
     rerun: bool = False  # the releases of another row, the judge told more (Row.rerun_of)
 
@@ -93,8 +93,11 @@ def median(xs: Sequence[float]) -> float:
     return float(statistics.median(xs)) if xs else math.nan
 
 
-def median_evidence(evs: Sequence[Evidence]) -> Evidence:
-    # A release whose evidence never reaches the rejection level counts as the slowest.
+def cell_evidence(evs: Sequence[Evidence]) -> Evidence:
+    """The median release's figures, and the share of all the releases a perfect test catches.
+
+    A release whose evidence never reaches the rejection level counts as the slowest.
+    """
     firsts = sorted(math.inf if e.first_minute is None else e.first_minute for e in evs)
     first = firsts[(len(firsts) - 1) // 2]  # the lower median: a minute that was measured
     return Evidence(
@@ -105,6 +108,7 @@ def median_evidence(evs: Sequence[Evidence]) -> Evidence:
         nats=median([e.nats for e in evs]),
         events=evs[0].events,
         first_minute=None if math.isinf(first) else int(first),
+        catch=statistics.fmean(e.catch for e in evs),
     )
 
 
@@ -165,8 +169,7 @@ def _missed(cells: Sequence[Cell]) -> Target:
     note = ""
     if hidden:
         note = "; not detectable: " + ", ".join(
-            f"{c.row} {c.effect.name} ({c.evidence.nats if c.evidence else 0:.1f} nats)"
-            for c in hidden
+            f"{c.row} {c.effect.name} ({_perfect(c)})" for c in hidden
         )
     reruns = [c for c in targets if c.rerun and c.detectable]
     if reruns:
@@ -182,6 +185,13 @@ def _missed(cells: Sequence[Cell]) -> Target:
         f" (threshold {_pct(worst.threshold.promoted, worst.threshold.n)}){note}"
     )
     return Target(label, "MET" if rate <= MAX_MISSED else "MISSED", detail)
+
+
+def _perfect(c: Cell) -> str:
+    e = c.evidence
+    if e is None:
+        return "no evidence"
+    return f"{e.nats:.1f} nats, a perfect test catches {100 * e.catch:.1f}%"
 
 
 def _never_worse(cells: Sequence[Cell], good: bool) -> Target:
@@ -319,6 +329,7 @@ EVIDENCE_HEADERS = (
     "events if good",
     "extra events",
     "nats",
+    "a perfect test catches",
     "detectable",
     "perfect test rolls back (min)",
 )
@@ -335,6 +346,7 @@ def _evidence_row(c: Cell) -> list[str]:
         f"{e.null_events:,.1f} {e.events}",
         f"{e.extra_events:,.1f}",
         f"{e.nats:,.1f}",
+        f"{100 * e.catch:.1f}%",
         "yes" if e.detectable else "no",
         "-" if e.first_minute is None else str(e.first_minute),
     ]
@@ -350,9 +362,12 @@ def render_class(klass: WorldClass, cells: Sequence[Cell], markdown: bool) -> li
         *table(DECISION_HEADERS, [_decision_row(c) for c in cells], markdown),
         "",
         f"{'' if markdown else '  '}Evidence a perfect test could collect about each regression "
-        f"over the schedule and the last step's hold (median release; detectable at >= "
-        f"{DETECTABLE_NATS:g} nats, the evidence a test needs to catch it 98% of the time; "
-        f"a perfect test rolls back in the first minute the expected evidence reaches the "
+        f"over the schedule and the last step's hold (the median release's figures; a perfect "
+        f"test catches a release whose expected evidence is E nats with probability "
+        f"Phi((E - {REJECT_NATS:.1f}) / sqrt(2E)), shown as the mean over the cell's releases, "
+        f"each with its own traffic; detectable when that is at least "
+        f"{100 * DETECTABLE_CATCH:g}%, about {DETECTABLE_NATS:g} nats for one release; a "
+        f"perfect test rolls back in the first minute the expected evidence reaches the "
         f"rejection level, {REJECT_NATS:.1f} nats):",
         "",
         *table(EVIDENCE_HEADERS, [_evidence_row(c) for c in cells if not c.good], markdown),

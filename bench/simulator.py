@@ -136,6 +136,7 @@ __all__ = [
     "World",
     "bucket_probs",
     "diurnal_factor",
+    "expected_traffic",
     "run_pair",
     "run_statistical",
     "run_threshold",
@@ -386,6 +387,12 @@ def _conditions(release: Release) -> _Conditions:
         stall_canary=stall[0],
         stall_primary=stall[1],
     )
+
+
+def expected_traffic(release: Release) -> FloatArray:
+    """The release's expected total requests in each minute (index 0 unused): its bursts,
+    gamma-Poisson factors and diurnal curve, before the minute's own Poisson draw."""
+    return _conditions(release).rate
 
 
 @cache

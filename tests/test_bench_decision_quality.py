@@ -6,8 +6,22 @@ numbers themselves: those move with the statistics and are the benchmark's to re
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
 from bench.decision_quality import QUICK, report
-from bench.evidence import DETECTABLE_NATS, REJECT_NATS, expected_evidence
+from bench.evidence import (
+    DETECTABLE_CATCH,
+    DETECTABLE_NATS,
+    REJECT_NATS,
+    analysis_minutes,
+    catch_probability,
+    expected_evidence,
+    kinds,
+)
+from bench.report import cell_evidence
 from bench.simulator import Release
 from bench.worlds import CLASSES, build_corpus
 
@@ -91,3 +105,67 @@ def test_a_rerun_row_runs_the_same_releases_and_counts_once_in_the_class() -> No
     fr = next(t for t in only["targets"] if t["target"].startswith("false rollbacks"))
     assert f" of {own_good});" in fr["detail"]
     assert "the same releases rerun (" in fr["detail"]
+
+
+def _simulated_catch(release: Release, rng: np.random.Generator, draws: int) -> float:
+    """How often the perfect test itself passes the rejection level: each minute's requests of
+    each kind drawn on both sides, the canary's share of each kind judged by its exact log
+    likelihood ratio (the true effect against the canary's traffic share)."""
+    k = kinds(release)
+    llr = np.zeros(draws)
+    for n_c, weight in analysis_minutes(release):
+        n_p = n_c * (1 - weight) / weight
+        c_rate, p_rate = n_c * k.regressed, n_p * k.null
+        seen = c_rate + p_rate > 0
+        share = np.clip(c_rate[seen] / (c_rate + p_rate)[seen], 1e-12, 1 - 1e-12)
+        x_c = rng.poisson(c_rate[seen], (draws, int(seen.sum())))
+        x_p = rng.poisson(p_rate[seen], (draws, int(seen.sum())))
+        llr += (x_c * np.log(share / weight) + x_p * np.log((1 - share) / (1 - weight))).sum(1)
+    return float(np.mean(llr >= REJECT_NATS))
+
+
+def test_a_perfect_tests_catch_rate_is_what_simulating_the_perfect_test_gives() -> None:
+    """The normal approximation behind "detectable", checked against the test it stands for,
+    release by release, for errors and for a tail test on bursty traffic (where some releases
+    are caught about half the time)."""
+    rng = np.random.default_rng(5)
+    rows = {
+        ("errors-2x", "total 50 req/s"): "err-1-2",
+        ("bursty", "total 2 req/s, gamma-Poisson"): "p99-25-shift",
+    }
+    corpus = build_corpus(11, 0, 12, {"errors-2x", "bursty"})
+    picked = [r for (c, row, e), r in corpus if rows.get((c, row)) == e]
+    assert len(picked) == 24
+    approx = [expected_evidence(r).catch for r in picked]
+    simulated = [_simulated_catch(r, rng, 3000) for r in picked]
+    assert min(approx) < 0.95  # some releases are far from certain catches
+    for a, s in zip(approx, simulated, strict=True):
+        assert abs(a - s) < 0.04, (a, s)
+    assert abs(np.mean(approx) - np.mean(simulated)) < 0.015
+
+
+def test_a_cell_is_detectable_when_a_perfect_test_catches_98_percent_of_its_releases() -> None:
+    """Not when its median release is easy: a cell where one release in ten offers next to no
+    evidence is not detectable at the 2% target, however much the others offer."""
+    [release] = [r for _, r in build_corpus(3, 0, 1, {"errors-2x"})][-1:]
+    easy = expected_evidence(release)
+    assert easy.catch > 0.999 and easy.detectable
+    hard = replace(easy, nats=1.0, catch=catch_probability(1.0))
+    assert not hard.detectable
+    assert cell_evidence([easy] * 49 + [hard]).detectable
+    mixed = cell_evidence([easy] * 9 + [hard])
+    assert mixed.nats == easy.nats and not mixed.detectable
+    assert 0.89 < mixed.catch < 0.91
+    assert catch_probability(DETECTABLE_NATS) == pytest.approx(DETECTABLE_CATCH, abs=0.002)
+
+
+def test_a_releases_evidence_follows_its_own_traffic() -> None:
+    """In a bursty world, the same regression offers less evidence in a release whose minutes
+    happened to be quiet: the evidence is the release's, not the world's average."""
+    corpus = [r for (_, row, e), r in build_corpus(13, 0, 30, {"bursty"}) if e == "p99-25-shift"]
+    corpus = [r for r in corpus if r.world.total_rps == 2.0]
+    requests = [expected_evidence(r).canary_requests for r in corpus]
+    assert max(requests) > 2 * min(requests)
+    for r in corpus:
+        minutes = analysis_minutes(r)
+        assert sum(n for n, _ in minutes) == pytest.approx(expected_evidence(r).canary_requests)
