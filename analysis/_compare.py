@@ -187,13 +187,14 @@ def add_window(
             warm=(warm[0], warm[1], warm[2], warm[3]),
             warm_windows=state.warm_windows + 1,
         )
-    recent = state.recent
+    recent, caps = state.recent, state.recent_caps
     counted = [_counts(w) for w in windows]
+    seconds = max(0.0, (window_end - state.window_end).total_seconds())
+    cap = WINDOW_CAP * math.log(1.0 / spec.alpha) * seconds / max(interval_seconds, 1.0)
     if any(x_c + x_p > 0 for _, x_c, _, x_p in counted):
         entry = (first[0], first[2], *(x for _, x_c, _, x_p in counted for x in (x_c, x_p)))
         recent = (*recent, entry)[-RECENT_WINDOWS:]
-    seconds = max(0.0, (window_end - state.window_end).total_seconds())
-    cap = WINDOW_CAP * math.log(1.0 / spec.alpha) * seconds / max(interval_seconds, 1.0)
+        caps = (*caps, cap)[-RECENT_WINDOWS:]
     steps = []
     for rank in range(len(state.log_lr) // len(RATIO_GRID)):
         if rank < len(windows):
@@ -219,6 +220,7 @@ def add_window(
         primary_events=state.primary_events + x_p,
         windows=state.windows + 1,
         recent=recent,
+        recent_caps=caps,
     )
 
 
@@ -586,8 +588,9 @@ def _robust_evidence(
       binomial's (Pearson's statistic beyond its ``1 - alpha`` quantile: a scatter within
       its own noise says nothing sure about another boundary, and dividing a thin tail's
       evidence by it lost a tail-only regression);
-    * the wild window's evidence for a regression is taken back (up to the cap it was
-      added under), at every boundary; its evidence against one stays.  Left out of the
+    * the wild window's evidence for a regression is taken back, exactly what it added
+      under its own cap (:func:`_cap_of`), at every boundary; its evidence against one
+      stays.  Left out of the
       scatter because it does not belong with the other windows, it has no business in
       the evidence either: left in, one stalled minute adds the cap at every boundary,
       and the ordinary scatter of a few later windows does the rest.
@@ -627,8 +630,17 @@ def _robust_evidence(
         phis.append(phi)
         if wild is not None:
             added = stratum_log_lr(*rows[rank][wild], spec.allowed_increase)
-            log_lr[rank] -= np.clip(_staked(added, cap, spec.alpha), 0.0, cap)
+            under = _cap_of(state, wild, cap)
+            log_lr[rank] -= np.clip(_staked(added, under, spec.alpha), 0.0, under)
     return tuple(phis), tuple(float(x) for x in log_lr.ravel())
+
+
+def _cap_of(state: SequentialState, index: int, full: float) -> float:
+    """The cap window ``index`` of ``state.recent`` was added under; ``full`` (the whole
+    interval's) for a window of a state written before the caps were kept, which takes back
+    at least what the window added."""
+    offset = len(state.recent) - len(state.recent_caps)
+    return state.recent_caps[index - offset] if index >= offset else full
 
 
 def _block_rows(state: SequentialState, rank: int) -> list[tuple[float, float, float, float]]:

@@ -54,6 +54,11 @@ class SequentialState:
     primary_hist: tuple[float, ...] = ()
     started: datetime | None = None
     recent: tuple[tuple[float, ...], ...] = ()
+    recent_caps: tuple[float, ...] = ()
+    """The cap (nats) each window of ``recent`` was added under, the last ``len(recent_caps)``
+    of them (states written before the caps were kept have none): a window shorter than the
+    analysis interval is capped at its share of the interval's cap, and taking a wild
+    window's evidence back must take back what it added, no more."""
     warm: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     warm_windows: int = 0
     bounds: tuple[float, ...] = ()
@@ -82,6 +87,8 @@ class SequentialState:
             d["started"] = _iso(self.started)
         if self.recent:
             d["recent"] = [[_num(x) for x in w] for w in self.recent]
+        if self.recent_caps:
+            d["recentCaps"] = list(self.recent_caps)
         if self.warm_windows:
             d["warm"] = [_num(x) for x in self.warm]
             d["warmWindows"] = self.warm_windows
@@ -118,6 +125,7 @@ class SequentialState:
                 primary_hist=tuple(float(x) for x in hist.get("primary", ())),
                 started=_parse_iso(str(d["started"])) if d.get("started") else None,
                 recent=tuple(tuple(float(x) for x in w) for w in d.get("recent", ())),
+                recent_caps=tuple(float(x) for x in d.get("recentCaps", ())),
                 warm=_four(d.get("warm", (0, 0, 0, 0))),
                 warm_windows=int(d.get("warmWindows", 0)),
                 bounds=tuple(float(x) for x in d.get("bounds", ())),

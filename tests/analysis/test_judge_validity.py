@@ -7,6 +7,7 @@ stated), never an exact count.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from analysis import (
     CompareSpec,
     CompareTest,
     Outcome,
+    SequentialState,
     Window,
     add_histograms,
     add_window,
@@ -28,7 +30,14 @@ from analysis import (
     new_state,
     parse_compare,
 )
-from analysis._compare import RANKS, is_run_of, wide_tail, window_from_histograms
+from analysis._compare import (
+    RANKS,
+    WINDOW_CAP,
+    _robust_evidence,
+    is_run_of,
+    wide_tail,
+    window_from_histograms,
+)
 from analysis._stats import (
     RATIO_GRID,
     dispersion,
@@ -514,6 +523,51 @@ class TestSlowRequestsInClusters:
         runs = 100
         caught = sum(stall_run(rng, shift=1.25) for _ in range(runs))
         assert caught / runs >= 0.9
+
+    def test_a_wild_window_shorter_than_the_interval_gives_back_what_it_added(self) -> None:
+        # A 1m metric checked every 30 s: each window is capped at half the interval's cap.
+        # The stalled window's evidence is taken back exactly (the others' evidence is what
+        # remains), not up to a whole interval's cap, which took the others' evidence too.
+        rng = np.random.default_rng(61)
+        rates = (0.10, 0.05, 0.02, 0.01)
+        stalled_at = 5
+
+        def run(stalled: bool) -> SequentialState:
+            state = new_state(T0, CompareTest.LATENCY)
+            for k in range(1, 11):
+                if k == stalled_at:
+                    ws = [Window(500, 160 - 20 * i, 4500, 4500 * r) for i, r in enumerate(rates)]
+                    if not stalled:
+                        ws = [Window(0, 0, 0, 0)] * len(rates)
+                else:
+                    ws = [
+                        Window(500, rng.binomial(500, r), 4500, rng.binomial(4500, r))
+                        for r in rates
+                    ]
+                state = add_window(
+                    state, ws, LAT, window_end=T0 + timedelta(seconds=30 * k), interval_seconds=60
+                )
+            return state
+
+        seed = rng.bit_generator.state
+        with_stall = run(stalled=True)
+        rng.bit_generator.state = seed
+        without = run(stalled=False)
+        assert len(with_stall.recent_caps) == len(with_stall.recent) == 10
+        assert with_stall.recent_caps[0] == pytest.approx(0.5 * WINDOW_CAP * math.log(100))
+        _, robust = _robust_evidence(LAT, with_stall)
+        added = np.asarray(with_stall.log_lr) - np.asarray(without.log_lr)
+        assert added.max() > 0.1  # the stalled window did add evidence for a slower canary
+        expected = np.asarray(with_stall.log_lr) - np.clip(added, 0.0, None)
+        assert np.asarray(robust) == pytest.approx(expected, abs=1e-9)
+        restored = SequentialState.from_status(json.loads(json.dumps(with_stall.to_status())))
+        assert restored.recent_caps == with_stall.recent_caps
+        assert _robust_evidence(LAT, restored)[1] == pytest.approx(robust)
+        # A state written before the caps were kept takes back up to a whole interval's cap:
+        # more than the window added, never less.
+        _, old = _robust_evidence(LAT, replace(with_stall, recent_caps=()))
+        assert np.all(np.asarray(old) <= np.asarray(robust) + 1e-12)
+        assert np.any(np.asarray(old) < np.asarray(robust) - 0.1)
 
     @settings(deadline=None, max_examples=80)
     @given(
