@@ -194,7 +194,8 @@ def add_window(
     if any(x_c + x_p > 0 for _, x_c, _, x_p in counted):
         entry = (first[0], first[2], *(x for _, x_c, _, x_p in counted for x in (x_c, x_p)))
         recent = (*recent, entry)[-RECENT_WINDOWS:]
-        caps = (*caps, cap)[-RECENT_WINDOWS:]
+        if spec.test is CompareTest.LATENCY:  # only latency takes a wild window back
+            caps = (*caps, cap)[-RECENT_WINDOWS:]
     steps = []
     for rank in range(len(state.log_lr) // len(RATIO_GRID)):
         if rank < len(windows):
@@ -637,8 +638,9 @@ def _robust_evidence(
 
 def _cap_of(state: SequentialState, index: int, full: float) -> float:
     """The cap window ``index`` of ``state.recent`` was added under; ``full`` (the whole
-    interval's) for a window of a state written before the caps were kept, which takes back
-    at least what the window added."""
+    interval's) for a window of a state written before the caps were kept: what a window of
+    one interval was added under (a shorter one added less, and gives back more than it
+    added; a longer one, after a delayed tick, may have added more)."""
     offset = len(state.recent) - len(state.recent_caps)
     return state.recent_caps[index - offset] if index >= offset else full
 

@@ -56,9 +56,9 @@ class SequentialState:
     recent: tuple[tuple[float, ...], ...] = ()
     recent_caps: tuple[float, ...] = ()
     """The cap (nats) each window of ``recent`` was added under, the last ``len(recent_caps)``
-    of them (states written before the caps were kept have none): a window shorter than the
-    analysis interval is capped at its share of the interval's cap, and taking a wild
-    window's evidence back must take back what it added, no more."""
+    of them (latency only; states written before the caps were kept have none): a window
+    shorter than the analysis interval is capped at its share of the interval's cap, and
+    taking a wild window's evidence back must take back what it added, no more."""
     warm: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     warm_windows: int = 0
     bounds: tuple[float, ...] = ()

@@ -185,8 +185,8 @@ def _json(
         "goodPerRow": args.good,
         "badPerCell": args.bad,
         "maxMinutes": MAX_MINUTES,
-        "detectableCatch": DETECTABLE_CATCH,
-        "detectableNats": DETECTABLE_NATS,
+        "detectableCatch": DETECTABLE_CATCH,  # a cell: the share of its releases caught
+        "oneReleaseDetectableNats": round(DETECTABLE_NATS, 2),
         "elapsedSeconds": round(elapsed, 1),
         "classes": [
             {

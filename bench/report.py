@@ -366,7 +366,7 @@ def render_class(klass: WorldClass, cells: Sequence[Cell], markdown: bool) -> li
         f"test catches a release whose expected evidence is E nats with probability "
         f"Phi((E - {REJECT_NATS:.1f}) / sqrt(2E)), shown as the mean over the cell's releases, "
         f"each with its own traffic; detectable when that is at least "
-        f"{100 * DETECTABLE_CATCH:g}%, about {DETECTABLE_NATS:g} nats for one release; a "
+        f"{100 * DETECTABLE_CATCH:g}%, about {DETECTABLE_NATS:.1f} nats for one release; a "
         f"perfect test rolls back in the first minute the expected evidence reaches the "
         f"rejection level, {REJECT_NATS:.1f} nats):",
         "",

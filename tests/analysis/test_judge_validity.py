@@ -32,7 +32,9 @@ from analysis import (
 )
 from analysis._compare import (
     RANKS,
+    RECENT_WINDOWS,
     WINDOW_CAP,
+    _cap_of,
     _robust_evidence,
     is_run_of,
     wide_tail,
@@ -569,6 +571,35 @@ class TestSlowRequestsInClusters:
         assert np.all(np.asarray(old) <= np.asarray(robust) + 1e-12)
         assert np.any(np.asarray(old) < np.asarray(robust) - 0.1)
 
+    def test_the_caps_stay_in_step_with_the_recent_windows(self) -> None:
+        # A state written before the caps were kept goes on: its old windows take back up to
+        # a whole interval's cap, the new ones their own; both lists keep the last 60.
+        full = WINDOW_CAP * math.log(1.0 / LAT.alpha)
+        legacy = new_state(T0, CompareTest.LATENCY)
+        for k in range(1, 6):
+            ws = [Window(500, 50, 4500, 450)] * 4
+            legacy = add_window(legacy, ws, LAT, window_end=T0 + timedelta(minutes=k))
+        legacy = replace(legacy, recent_caps=())
+        end = T0 + timedelta(minutes=5)
+        state = legacy
+        for _ in range(3):
+            end += timedelta(seconds=30)
+            state = add_window(state, [Window(300, 30, 2700, 270)] * 4, LAT, window_end=end)
+        assert len(state.recent) == 8 and state.recent_caps == pytest.approx((full / 2,) * 3)
+        assert [_cap_of(state, i, full) for i in (0, 4, 5, 7)] == pytest.approx(
+            [full, full, full / 2, full / 2]
+        )
+        quiet = [Window(300, 0, 2700, 0)] * 4  # no events: not a recent window
+        state = add_window(state, quiet, LAT, window_end=end + timedelta(seconds=30))
+        assert len(state.recent) == 8 and len(state.recent_caps) == 3
+        for k in range(1, 71):
+            state = add_window(
+                state, [Window(300, 30, 2700, 270)] * 4, LAT, window_end=end + timedelta(minutes=k)
+            )
+        assert len(state.recent) == len(state.recent_caps) == RECENT_WINDOWS
+        errors = add_window(new_state(T0), Window(500, 5, 4500, 45), ERR, window_end=end)
+        assert errors.recent and not errors.recent_caps  # the error test never takes back
+
     @settings(deadline=None, max_examples=80)
     @given(
         st.lists(
@@ -578,24 +609,28 @@ class TestSlowRequestsInClusters:
                 st.lists(
                     st.tuples(st.integers(0, 400), st.integers(0, 3000)), min_size=4, max_size=4
                 ),
+                st.integers(15, 120),
             ),
             min_size=1,
             max_size=10,
         )
     )
     def test_the_latency_corrections_never_add_evidence_for_a_regression(
-        self, counts: list[tuple[int, int, list[tuple[int, int]]]]
+        self, counts: list[tuple[int, int, list[tuple[int, int]], int]]
     ) -> None:
         # Borrowed scatter and wild windows taken back only ever lower the evidence for a
         # regression: against the plain test (each boundary divided by its own scatter),
-        # no alternative gains, and one below 1 stays below 1.
+        # no alternative gains, and one below 1 stays below 1. Windows of 15 s to 2 min of
+        # a 1m metric, each capped at its own share of the interval's cap.
         state = new_state(T0, CompareTest.LATENCY)
-        for k, (n_c, n_p, events) in enumerate(counts, start=1):
+        end = T0
+        for n_c, n_p, events, seconds in counts:
             ws = [Window(n_c, min(x_c, n_c), n_p, min(x_p, n_p)) for x_c, x_p in events]
-            state = add_window(state, ws, LAT, window_end=T0 + timedelta(minutes=k))
+            end += timedelta(seconds=seconds)
+            state = add_window(state, ws, LAT, window_end=end, interval_seconds=60)
         verdict = decide(LAT, state, metric="request-duration", last_step=False)
         size = len(RATIO_GRID)
-        bound = []
+        bound: list[float] = []
         for rank in range(len(state.log_lr) // size):
             rows = [(w[0], w[2 + 2 * rank], w[1], w[3 + 2 * rank]) for w in state.recent]
             phi = scatter(rows).phi
