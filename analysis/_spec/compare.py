@@ -66,8 +66,15 @@ class CompareSpec:
     retries: int | None = None
 
     def warmup_for(self, interval_seconds: float) -> float:
-        """``warmup`` in seconds; by default the metric's own ``interval`` (docs/analysis.md says why)."""
-        return interval_seconds if self.warmup_seconds is None else self.warmup_seconds
+        """``warmup`` in seconds; by default the metric's own ``interval`` (docs/analysis.md says
+        why).  A warm-up shorter than the interval is one interval: the run's first window is
+        a whole interval long, and a window that ends past the warm-up is judged, so
+        ``warmup: 10s`` of a 30s metric would otherwise leave nothing out."""
+        if self.warmup_seconds is None:
+            return interval_seconds
+        if self.warmup_seconds <= 0:
+            return 0.0
+        return max(self.warmup_seconds, interval_seconds)
 
     def in_warmup(self, interval_seconds: float, elapsed_seconds: float) -> bool:
         """Whether a window that ends ``elapsed_seconds`` after the run's first window began

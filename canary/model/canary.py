@@ -529,7 +529,7 @@ def _parse_metric(r: Reader) -> MetricSpec | None:
             r.path,
             f'metric "{check.name}" has no thresholdRange, threshold or compare: it can never fail',
         )
-    _warn_long_warmup(r, check)
+    _warn_on_warmup(r, check)
     return MetricSpec(check=check, template_ref=template_ref)
 
 
@@ -608,10 +608,12 @@ LONG_WARMUP_INTERVALS = 10
 """A warm-up longer than this many of the metric's intervals earns a warning."""
 
 
-def _warn_long_warmup(r: Reader, check: MetricCheck) -> None:
+def _warn_on_warmup(r: Reader, check: MetricCheck) -> None:
     """Why: during the warm-up the canary holds without an alert or a failed check, and even a
     failing ``thresholdRange`` is not acted on, so ``warmup: 1h`` (or a slip, ``1y``) hides a
-    release that fails every request for that long after every commit. Legal, so a warning."""
+    release that fails every request for that long after every commit. Legal, so a warning.
+    A warm-up shorter than the interval is one interval (``CompareSpec.warmup_for``): said, so
+    that ``warmup: 10s`` of a 30s metric does not read as ten seconds."""
     compare = check.compare
     if compare is None or compare.warmup_seconds is None:
         return
@@ -619,6 +621,13 @@ def _warn_long_warmup(r: Reader, check: MetricCheck) -> None:
         interval = parse_duration(check.interval)
     except DurationError:
         return  # the interval's own error is reported where it is read
+    if 0 < compare.warmup_seconds < interval:
+        r.issues.warning(
+            f"{r.path}.compare.warmup",
+            f"shorter than the metric's interval ({check.interval}): the run's first window is "
+            f"a whole interval long, so the warm-up is that window, {check.interval}; write "
+            f"{check.interval} (or leave warmup out, the default) to say so, or 0s for none",
+        )
     if interval > 0 and compare.warmup_seconds > LONG_WARMUP_INTERVALS * interval:
         r.issues.warning(
             f"{r.path}.compare.warmup",

@@ -584,6 +584,21 @@ class TestWarmup:
         restored = SequentialState.from_status(json.loads(json.dumps(warm.to_status())))
         assert restored.warm_bounds == warm.warm_bounds
 
+    def test_a_warm_up_shorter_than_the_interval_is_the_first_window(self) -> None:
+        # The first window is a whole interval long; a window that ends past the warm-up is
+        # judged, so 30s of a 1m metric counts as the interval (it would leave nothing out).
+        spec = parse_compare({"warmup": "30s"}, "c", metric_name=SR)
+        assert spec.warmup_for(60.0) == 60.0 and spec.warmup_for(10.0) == 30.0
+        first = add_window(
+            new_state(T0), Window(600, 60, 6000, 60), spec, window_end=T0 + timedelta(minutes=1)
+        )
+        assert decide(spec, first, metric=SR).warming_up
+        second = add_window(
+            first, Window(600, 6, 6000, 60), spec, window_end=T0 + timedelta(minutes=2)
+        )
+        assert not decide(spec, second, metric=SR).warming_up
+        assert parse_compare({"warmup": "0s"}, "c", metric_name=SR).warmup_for(60.0) == 0.0
+
     def test_warmup_zero_judges_from_the_first_window(self) -> None:
         spec = parse_compare({"warmup": "0s"}, "c", metric_name=SR)
         state = add_window(

@@ -722,6 +722,26 @@ def test_a_warm_up_of_more_than_ten_intervals_is_a_warning(
     assert paths == expected, report["issues"]
 
 
+@pytest.mark.parametrize(("warmup", "warned"), [("0s", False), ("30s", True), ("1m", False)])
+def test_a_warm_up_shorter_than_the_interval_is_said_to_be_one_interval(
+    cli: Invoke, tmp_path: Path, warmup: str, warned: bool
+) -> None:
+    # The run's first window is a whole interval long: 30s of a 1m metric leaves nothing out
+    # unless it counts as the interval, and the user is told it does.
+    canary = BUILTIN_COMPARE_CANARY.format(
+        provider=f"  provider: istio\n{_DEPLOYMENT}",
+        metric="request-success-rate",
+        compare=f"{{warmup: {warmup}}}",
+    )
+    code, report = lint_json(cli, str(write(tmp_path, "c.yaml", canary)))
+    assert code == 0
+    found = [i for i in report["issues"] if i["path"].endswith(".compare.warmup")]
+    assert bool(found) is warned, report["issues"]
+    if warned:
+        assert found[0]["severity"] == "warning"
+        assert "the warm-up is that window, 1m" in found[0]["message"]
+
+
 @pytest.mark.parametrize(
     ("provider", "query", "words"),
     [

@@ -135,7 +135,8 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
         assert first_tick(rows, "Promoting") == 10  # a tick later than a warm release
 
     @pytest.mark.parametrize(
-        ("warmup", "warm_ticks"), [("0s", []), (None, [5]), ("2m", [5, 6]), ("150s", [5, 6])]
+        ("warmup", "warm_ticks"),
+        [("0s", []), (None, [5]), ("30s", [5]), ("2m", [5, 6]), ("150s", [5, 6])],
     )
     def test_the_warm_up_is_derived_from_the_canary_as_the_judge_derives_it(
         self, tmp_path: Path, warmup: str | None, warm_ticks: list[int]
