@@ -233,6 +233,7 @@ def simulate(
         parse_canary(canary_doc)  # the Canary's own errors are named against its file
     except SpecError as exc:
         raise spec_error(canary_file, exc) from None
+    _say_lint_findings(canary_file)
     scenario_docs = read_yaml(scenario_file)
     if len(scenario_docs) != 1:
         raise fail(
@@ -262,6 +263,22 @@ def simulate(
         )
 
 
+def _say_lint_findings(canary_file: Path) -> None:
+    """What ``canary lint`` finds in the Canary's file, on stderr before the run.
+
+    Why: the simulation reads the Canary as the controller will, and both drop what the API
+    server would drop, so ``dryrun: true`` (for ``dryRun``) simulated a metric that fails the
+    canary without a word, and a provider the judge cannot compare with ran as if it could.
+    Said, not refused: the run still shows what the policy as written does.
+    """
+    from canary.commands._common import InputFile
+    from canary.commands.lint import lint_inputs
+
+    report = lint_inputs([InputFile(str(canary_file), canary_file)], promtool=None)
+    for finding in report.findings:
+        typer.echo(f"canary lint: {finding}", err=True)
+
+
 def _write_report(canary_doc: Mapping[str, Any], records: Sequence[Any], path: Path) -> None:
     """``simulate --report FILE``: the decision report of the simulated run (canary.report)."""
     from canary.commands._common import err
@@ -278,7 +295,8 @@ def _write_report(canary_doc: Mapping[str, Any], records: Sequence[Any], path: P
 
 
 def _metric_line(metric: Mapping[str, Any]) -> str:
-    """A metric that did not pass, in the table: its name (once), advisory or not, and why."""
+    """A metric that did not pass (or passed after inconclusive checks), in the table: its name
+    (once), advisory or not, and why."""
     from rich.markup import escape
 
     name, summary = metric["name"], metric["summary"]
@@ -313,14 +331,19 @@ def _simulation_table(name: str, rows: Sequence[Mapping[str, Any]]) -> None:
         "Waiting": "yellow",
         "WaitingPromotion": "yellow",
     }
+    before: dict[str, str] = {}  # each metric's outcome on the tick before
     for row in rows:
         lines = [e["message"] for e in row["events"]]
-        # A metric line the tick's Events already quote would say the same thing twice.
+        # A metric line the tick's Events already quote would say the same thing twice. A
+        # pass right after inconclusive checks says how the hold ended (the judge's evidence,
+        # or the fallback of onMaxInconclusive), which no Event says.
         lines += [
             _metric_line(m)
             for m in row["metrics"]
-            if m["outcome"] != "Pass" and not any(m["summary"] in line for line in lines)
+            if (m["outcome"] != "Pass" or before.get(m["name"]) == "Inconclusive")
+            and not any(m["summary"] in line for line in lines)
         ]
+        before = {m["name"]: m["outcome"] for m in row["metrics"]}
         lines += [
             f"[{'red' if a['severity'] == 'error' else 'cyan'}]alert ({a['severity']}): {a['message']}[/]"
             for a in row["alerts"]

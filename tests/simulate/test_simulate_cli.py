@@ -399,6 +399,55 @@ class TestOutputContract:
         # The Event quotes the verdict; the metric's own line would repeat it.
         assert result.stdout.count("(inconclusive 1 of 4, scripted)") == 1
 
+    def test_the_table_says_how_a_hold_ended(self) -> None:
+        # After three inconclusive checks the thresholdRange decides and the step advances: no
+        # Event says why, so the metric's pass is shown on that tick (and not on later ones).
+        result = runner.invoke(
+            app,
+            [
+                "simulate",
+                str(EXAMPLES / "podinfo-compare.yaml"),
+                "-s",
+                str(EXAMPLES / "low-traffic-threshold.yaml"),
+            ],
+        )
+        assert result.exit_code == 0
+        text = " ".join(result.stdout.split())
+        assert "Advance podinfo.test canary weight 20 request-success-rate: still inconclusive" in (
+            text
+        )
+        assert "thresholdRange decides: within >= 95" in text
+        assert text.count("thresholdRange decides") == 1
+
+    def test_what_lint_finds_in_the_canary_is_said_before_the_run(self, tmp_path: Path) -> None:
+        # A misspelt dryRun is dropped as the API server drops it, so the metric is not
+        # advisory in the run: the user is told, on stderr, and the JSON stays clean.
+        canary = (EXAMPLES / "podinfo-compare.yaml").read_text()
+        assert "        dryRun: true" in canary
+        path = written(tmp_path, "c.yaml", canary.replace("dryRun: true", "dryrun: true"))
+        result = runner.invoke(
+            app,
+            ["simulate", str(path), "-s", str(EXAMPLES / "advisory-metric.yaml"), "-o", "json"],
+        )
+        assert result.exit_code == 0
+        assert "canary lint:" in result.stderr
+        assert "spec.analysis.metrics[1].dryrun: unknown field 'dryrun'" in result.stderr
+        assert "did you mean 'dryRun'?" in result.stderr
+        rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+        assert rows[-1]["phase"] == "Failed"  # not advisory: its latency rolls the canary back
+        clean = runner.invoke(
+            app,
+            [
+                "simulate",
+                str(EXAMPLES / "podinfo-compare.yaml"),
+                "-s",
+                str(EXAMPLES / "advisory-metric.yaml"),
+                "-o",
+                "json",
+            ],
+        )
+        assert clean.exit_code == 0 and "canary lint" not in clean.stderr
+
     def test_expect_fails_when_the_phase_differs(self) -> None:
         result = runner.invoke(
             app,
