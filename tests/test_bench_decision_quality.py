@@ -1,13 +1,16 @@
-"""Smoke test of the decision-quality benchmark: one small class, quick corpus, in-process.
+"""Tests of the decision-quality benchmark: one small class, in-process.
 
-It checks the report's structure (tables, targets, counts that add up), never the
-numbers themselves: those move with the statistics and are the benchmark's to report.
+They check the report's structure (tables, targets, counts that add up) and the perfect
+test's arithmetic, never what the numbers should be: those move with the statistics and are
+the benchmark's to report. What they do check is that docs/analysis.md reports them: one
+class, run on the full corpus, must print exactly what the docs show for it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,3 +179,16 @@ def test_a_releases_evidence_follows_its_own_traffic() -> None:
             for t, (_, weight) in enumerate(analysis_minutes(r), start=1)
         )
         assert abs(served - expected) < 5 * math.sqrt(expected) + 1, (served, expected)
+
+
+def test_the_table_in_docs_is_the_benchmarks_output() -> None:
+    """docs/analysis.md carries the full run's output; one class, run alone on the full corpus,
+    prints the same section and the same targets (a class's releases depend on its own seeds
+    only), so a change that moves the numbers without a new run of the docs fails here."""
+    text, _ = report(["--class", CLASS, "--markdown", "--workers", "1"])
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "analysis.md").read_text()
+    output = docs.split("### The benchmark's output\n", 1)[1]
+    section = text.split("\n### ", 1)[1].split("\n### Targets", 1)[0]
+    assert "\n#### " + section in output
+    targets = text.split("### Targets (compare judge)\n", 1)[1].strip()
+    assert targets in output
