@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,7 +22,7 @@ from canary.adapters.notifiers import (
     validate_provider,
     validate_template,
 )
-from canary.adapters.notifiers.generic import generic_payload
+from canary.adapters.notifiers.generic import GENERIC_SCHEMA, generic_payload
 from canary.adapters.notifiers.rendering import format_duration, format_number
 from canary.core.actions import AlertKind
 from canary.model.canary import Severity
@@ -104,6 +105,32 @@ class TestRollbackMessage:
         assert "Failed checks: 5 of 5 allowed, at canary weight 20%." in m.text
         assert ("Canary weight", "20%") in m.facts
         assert ("Failed checks", "5 of 5") in m.facts
+
+    def test_a_conclusive_regression_reads_as_a_rollback_without_a_count(self) -> None:
+        # compare.failFast rolls back on one significant finding: the message says what was
+        # rolled back and the finding's numbers, and no "1 of 2 failed checks" that did not
+        # decide it.
+        alert = replace(
+            threshold_reached(),
+            kind=AlertKind.REGRESSION,
+            message="Canary is conclusively worse than the primary: conclusive regression: x",
+            failed_checks=1,
+            threshold=2,
+        )
+        m = render_message(alert, CONTEXT)
+        assert m.title == "Rolled back: conclusively worse than the primary: podinfo.test"
+        assert "Rolled back main@sha1:4f9c2e1ab3d2 to main@sha1:77aa0b3c9e10." in m.text
+        assert "conclusively worse, at canary weight 20%." in m.text
+        assert "Failed check: request-success-rate FAILED" in m.text
+        assert "Failed checks" not in m.text
+        assert "Failed checks" not in [name for name, _ in m.facts]
+
+    def test_every_kind_is_in_the_generic_schema(self) -> None:
+        # The published schema is what receivers validate against: a kind it does not list
+        # (a conclusive regression, a stall) would be rejected there.
+        for kind in AlertKind:
+            payload = generic_payload(render_message(alert_of(kind), CONTEXT))
+            jsonschema.validate(payload, GENERIC_SCHEMA)
 
     def test_a_revert_names_the_commit(self) -> None:
         m = render_message(reverted(), CONTEXT)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from canary.adapters.notifiers.base import WebhookSender
 from canary.adapters.notifiers.rendering import Message
+from canary.core.actions import AlertKind
 from canary.model import MetricStatus
 
 __all__ = ["GENERIC_SCHEMA", "SCHEMA_VERSION", "GenericSender", "generic_payload"]
@@ -56,25 +57,7 @@ GENERIC_SCHEMA: dict[str, Any] = {
     ],
     "properties": {
         "schemaVersion": {"const": SCHEMA_VERSION},
-        "kind": {
-            "enum": [
-                "Initialized",
-                "Started",
-                "WaitingApproval",
-                "WaitingPromotion",
-                "WaitingTrafficIncrease",
-                "RollbackWebhook",
-                "Aborted",
-                "ThresholdReached",
-                "ProgressDeadline",
-                "PromotionFailed",
-                "Promoted",
-                "Skipped",
-                "Inconclusive",
-                "GitReverted",
-                "GitRevertFailed",
-            ]
-        },
+        "kind": {"enum": [kind.value for kind in AlertKind]},
         "severity": {"enum": ["info", "warn", "error"]},
         "title": _STRING,
         "message": _STRING,

@@ -67,6 +67,7 @@ _HEADLINES: Mapping[AlertKind, str] = {
     AlertKind.ROLLBACK_WEBHOOK: "Rolled back by webhook",
     AlertKind.ABORTED: "Aborted",
     AlertKind.THRESHOLD_REACHED: "Rolled back: checks failed",
+    AlertKind.REGRESSION: "Rolled back: conclusively worse than the primary",
     AlertKind.PROGRESS_DEADLINE: "Rolled back: progress deadline exceeded",
     AlertKind.PROMOTION_FAILED: "Promotion failed",
     AlertKind.PROMOTED: "Promoted",
@@ -85,6 +86,7 @@ _ROLLBACKS = frozenset(
         AlertKind.ROLLBACK_WEBHOOK,
         AlertKind.ABORTED,
         AlertKind.THRESHOLD_REACHED,
+        AlertKind.REGRESSION,
         AlertKind.PROGRESS_DEADLINE,
         AlertKind.PROMOTION_FAILED,
     }
@@ -285,10 +287,13 @@ def _rollback_story(alert: Alert, version: str, previous: str, duration: str) ->
     lines = []
     if version:
         lines.append(f"Rolled back {version}" + (f" to {previous}." if previous else "."))
-    if alert.threshold:
+    at_weight = f", at canary weight {alert.weight}%." if alert.weight else "."
+    if alert.kind is AlertKind.REGRESSION:
+        # One significant finding decides (compare.failFast): no count of failed checks.
+        lines.append("The statistical judge found it conclusively worse" + at_weight)
+    elif alert.threshold:
         lines.append(
-            f"Failed checks: {alert.failed_checks} of {alert.threshold} allowed"
-            + (f", at canary weight {alert.weight}%." if alert.weight else ".")
+            f"Failed checks: {alert.failed_checks} of {alert.threshold} allowed" + at_weight
         )
     failing = [m for m in alert.analysis if m.outcome in _FAILING and not m.advisory]
     lines.extend(f"Failed check: {check_line(m).text}" for m in failing)
@@ -346,7 +351,9 @@ def _run_facts(alert: Alert, commit_ref: str) -> list[tuple[str, str]]:
     facts: list[tuple[str, str]] = []
     if alert.weight:
         facts.append(("Canary weight", f"{alert.weight}%"))
-    if alert.threshold and (alert.failed_checks or alert.kind in _ROLLBACKS):
+    # A conclusive regression rolls back on one finding: a count of checks is not its cause.
+    counted = alert.kind is not AlertKind.REGRESSION
+    if alert.threshold and counted and (alert.failed_checks or alert.kind in _ROLLBACKS):
         facts.append(("Failed checks", f"{alert.failed_checks} of {alert.threshold}"))
     duration = format_duration(alert.duration_seconds)
     if duration:
