@@ -18,7 +18,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from analysis._builtin import BuiltinQueries, builtin_queries, builtin_query
-from analysis._compare import Window, add_histograms, add_window, decide, is_run_of, new_state
+from analysis._compare import (
+    CompareResult,
+    Window,
+    add_histograms,
+    add_window,
+    decide,
+    is_run_of,
+    new_state,
+)
 from analysis._providers import MetricProvider
 from analysis._spec.compare import CompareSpec
 from analysis._spec.errors import (
@@ -238,6 +246,10 @@ async def _compare(
     if prev_state is not None:
         elapsed = (now - prev_state.window_end).total_seconds()
         if elapsed < MIN_WINDOW_SECONDS and prev is not None:
+            if last_step and prev.outcome is Outcome.PASS:
+                return _again_at_the_last_step(
+                    check, spec, ctx, prev, prev_state, now=now, has_threshold=has_threshold
+                )
             return prev
         state = prev_state
     else:
@@ -266,17 +278,63 @@ async def _compare(
             state = add_histograms(state, b_c, b_p, spec, window_end=now, interval_seconds=period)
     except AnalysisError as exc:
         return _failure(check, ctx, exc, now=now, query=query, judge="compare", state=prev_state)
-    metric = check.name
-    if check.kind is not MetricKind.BUILTIN and metric in BUILTIN_METRICS:
-        metric = f"{metric} (template)"
     result = decide(
         spec,
         state,
-        metric=metric,
+        metric=_label(check),
         buckets_to_ms=to_ms,
         last_step=last_step,
         has_threshold=has_threshold,
     )
+    return _compared(check, result, now=now, query=query)
+
+
+def _label(check: MetricCheck) -> str:
+    """The metric's name in a verdict's words; a template named like a builtin says so."""
+    if check.kind is not MetricKind.BUILTIN and check.name in BUILTIN_METRICS:
+        return f"{check.name} (template)"
+    return check.name
+
+
+def _again_at_the_last_step(
+    check: MetricCheck,
+    spec: CompareSpec,
+    ctx: QueryContext,
+    prev: Verdict,
+    state: SequentialState,
+    *,
+    now: datetime,
+    has_threshold: bool,
+) -> Verdict:
+    """A PASS decided before the last step, asked again as the last step asks it.
+
+    Why: a check that comes less than :data:`MIN_WINDOW_SECONDS` after the last window has
+    no new window and repeats the last verdict; a PASS that let an earlier step advance
+    then promoted the canary without the last step's hold for evidence that leans towards
+    a regression (``canary demo --fast``, checks 4 s apart: a canary failing 6% of its
+    requests against none on the primary, p = 0.019, was promoted so).  Decided again on
+    the same evidence, with ``last_step``; the state stays the last window's, so a hold
+    counts no check until a new window comes.
+    """
+    try:
+        to_ms = _render_side(check, spec, ctx, "1m", primary=False)[2]
+    except AnalysisError:
+        return prev
+    result = decide(
+        spec,
+        state,
+        metric=_label(check),
+        buckets_to_ms=to_ms,
+        last_step=True,
+        has_threshold=has_threshold,
+    )
+    return replace(_compared(check, result, now=now, query=prev.query), state=state)
+
+
+def _compared(
+    check: MetricCheck, result: CompareResult, *, now: datetime, query: str | None
+) -> Verdict:
+    """The verdict of a compare check from the judge's result."""
     return Verdict(
         metric=check.name,
         outcome=result.outcome,

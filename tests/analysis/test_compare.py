@@ -1001,6 +1001,31 @@ class TestEvaluateCompare:
         )
         assert v2 == v1 and len(provider.queries) == calls
 
+    async def test_a_pass_repeated_at_the_last_step_is_asked_as_the_last_step_asks(
+        self,
+    ) -> None:
+        # A PASS that let an earlier step advance, repeated because the next check came
+        # sooner than a window: at the last step it must not promote evidence that leans
+        # towards a regression (6% errors against none; before, such a canary was promoted).
+        check = metric_check_from_spec({"name": SR, "compare": {"warmup": "0s"}}, path="m")
+        provider = CountsProvider(rates(0.06, 0.0, n_c=160, n_p=480))
+        v1 = await evaluate(check, CTX, provider, now=T0, last_step=False)
+        assert v1.outcome is Outcome.PASS and "not significant yet" in v1.summary
+        calls = len(provider.queries)
+        soon = T0 + timedelta(seconds=4)
+        v2 = await evaluate(check, CTX, provider, now=soon, previous=v1.to_status())
+        assert len(provider.queries) == calls  # no new window
+        assert v2.outcome is Outcome.INCONCLUSIVE, v2.summary
+        assert "leaning towards a regression" in v2.summary
+        assert v2.state == v1.state  # the hold counts no check until a new window comes
+        v3 = await evaluate(check, CTX, provider, now=soon, previous=v2.to_status())
+        assert v3 == v2
+        # before the last step, the repeated PASS stands
+        early = await evaluate(
+            check, CTX, provider, now=soon, previous=v1.to_status(), last_step=False
+        )
+        assert early == v1
+
     async def test_regression_fails_conclusively_after_the_warm_up(self) -> None:
         check = metric_check_from_spec({"name": SR, "compare": {}}, path="m")
         provider = CountsProvider(rates(0.05, 0.005))
