@@ -78,7 +78,8 @@ HOST = "podinfo.demo.local"
 API = "canary.gitops.dev/v1beta1"
 MANIFEST = "deploy/podinfo.yaml"
 MARKER = ".canary-demo"
-METRIC_WINDOW = 30  # seconds: the metrics' interval in examples/demo/deploy/canary.yaml
+ERROR_WINDOW = 10  # seconds: the success rate's interval in examples/demo/deploy/canary.yaml
+ROLLBACK_KINDS = ("Regression", "ThresholdReached")  # the judge's, or two failed checks
 GIT_INSTALL = "sudo apt-get install -y --no-install-recommends git"
 
 EXIT_FAILED = 1
@@ -609,7 +610,7 @@ class Demo:
     async def clear_canary_window(self) -> None:
         """Wait until v2's canary requests have left the metric window v3 will be judged on.
 
-        The analysis reads the last 30 s of the canary pods' series. Right after a promotion
+        The success rate reads the last 10 s of the canary pods' series. Right after a promotion
         that window still holds the previous canary's healthy requests, which would dilute
         v3's errors in its first checks. The first check of a run comes about two analysis
         intervals after the commit, so the window must be clear of all but that much.
@@ -617,7 +618,7 @@ class Demo:
         prometheus = self.prometheus
         assert prometheus is not None
         lead = 2 * 10 * self.pace.time_scale
-        window = max(1, round(METRIC_WINDOW - lead))
+        window = max(1, round(ERROR_WINDOW - lead))
         label = self.apps[CANARY].pod_label
         query = (
             "sum(increase(http_request_duration_seconds_count{"
@@ -634,10 +635,10 @@ class Demo:
         if await canary_requests() < 0.5:
             return
         self.reporter.note(
-            f"Waiting until v2's canary requests have left the {METRIC_WINDOW}s metric window, "
+            f"Waiting until v2's canary requests have left the {ERROR_WINDOW}s metric window, "
             "so that v3 is judged on its own requests only"
         )
-        deadline = time.monotonic() + METRIC_WINDOW + 10
+        deadline = time.monotonic() + ERROR_WINDOW + 10
         while time.monotonic() < deadline and await canary_requests() >= 0.5:
             await self.sleep(1.0)
 
@@ -708,7 +709,9 @@ class Demo:
             "The GitSource applied the revert: Git and the cluster both say podinfo v2 again",
             style="bold green",
         )
-        await self.wait_slack("ThresholdReached", "the Slack message about the rollback of v3")
+        await self.wait_slack(
+            ROLLBACK_KINDS, "the Slack message about the rollback of v3", timeout=30.0
+        )
         with contextlib.suppress(DemoError):
             await self.wait_slack("GitReverted", "the Slack message about the revert", timeout=15)
         self.view.stage = "done"
@@ -861,11 +864,14 @@ class Demo:
                 )
             await asyncio.sleep(0.2)
 
-    async def wait_slack(self, kind: str, what: str, *, timeout: float = 30.0) -> SlackMessage:
+    async def wait_slack(
+        self, kind: str | tuple[str, ...], what: str, *, timeout: float = 30.0
+    ) -> SlackMessage:
+        kinds = (kind,) if isinstance(kind, str) else kind
         found: list[SlackMessage] = []
 
         def arrived() -> bool:
-            found[:] = [m for m in self.slack_messages if m.kind == kind]
+            found[:] = [m for m in self.slack_messages if m.kind in kinds]
             return bool(found)
 
         await self.until(arrived, what, timeout=timeout)
@@ -982,7 +988,7 @@ class Demo:
             ),
             (
                 "Slack messages",
-                "Promoted" in kinds and "ThresholdReached" in kinds,
+                "Promoted" in kinds and any(k in kinds for k in ROLLBACK_KINDS),
                 ", ".join(kinds) if kinds else "none received",
             ),
         ]

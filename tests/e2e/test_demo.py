@@ -140,19 +140,22 @@ def summary_release(demo_run: dict[str, Any], name: str) -> str:
 def test_the_slack_receiver_got_the_promotion_and_the_rollback(demo_run: dict[str, Any]) -> None:
     messages = demo_run["summary"]["slack"]
     by_kind = {m["kind"]: m for m in messages}
-    promoted, rolled_back = by_kind.get("Promoted"), by_kind.get("ThresholdReached")
+    # v3 is rolled back by the statistical judge: conclusively worse than the primary
+    promoted, rolled_back = by_kind.get("Promoted"), by_kind.get("Regression")
     assert promoted is not None, [m["title"] for m in messages]
     assert rolled_back is not None, [m["title"] for m in messages]
     assert promoted["title"] == "Promoted: podinfo.demo"
     assert ["Image", "podinfo:v2"] in promoted["facts"]
-    assert rolled_back["title"] == "Rolled back: checks failed: podinfo.demo"
+    assert rolled_back["title"] == "Rolled back: conclusively worse than the primary: podinfo.demo"
     assert ["Image", "podinfo:v3"] in rolled_back["facts"]
     assert any("request-success-rate" in line for line in rolled_back["analysis"])
     assert all(m["channel"] == "releases" for m in messages)
     # ... and the receiver printed them as they arrived
     output = demo_run["output"]
     assert "slack #releases: Promoted: podinfo.demo" in output
-    assert "slack #releases: Rolled back: checks failed: podinfo.demo" in output
+    assert "slack #releases: Rolled back: conclusively worse than the primary: podinfo.demo" in (
+        output
+    )
 
 
 def test_every_process_the_demo_started_is_gone(demo_run: dict[str, Any]) -> None:
