@@ -490,6 +490,7 @@ def decide(
     a ``thresholdRange`` that already passed this tick (``onMaxInconclusive:
     threshold`` falls back to it).
     """
+    state = replace(state, last_step=last_step)
     if spec.test is CompareTest.ERROR_RATE:
         values = _error_rate_values(state, metric)
     else:

@@ -52,7 +52,13 @@ from analysis._verdict import SequentialState, Verdict
 __all__ = ["MIN_WINDOW_SECONDS", "evaluate", "interval_seconds"]
 
 MIN_WINDOW_SECONDS = 10.0
-"""A compare check called again sooner than this after its last window returns the last verdict."""
+"""A compare check called again sooner than this after its last window adds no window: the
+judge's last decision stands, or is taken again on the same evidence (:func:`_no_new_window`)."""
+
+TICK_SLACK_SECONDS = 1.0
+"""How much sooner than :data:`MIN_WINDOW_SECONDS` a check may come and still add a window: the
+scheduler's ticks at an analysis interval of 10 s come a few milliseconds either side of it,
+and half of them fell short (windows of 10-20 s instead of 10)."""
 
 
 def interval_seconds(interval: str) -> float:
@@ -245,12 +251,17 @@ async def _compare(
     period = interval_seconds(check.interval)
     if prev_state is not None:
         elapsed = (now - prev_state.window_end).total_seconds()
-        if elapsed < MIN_WINDOW_SECONDS and prev is not None:
-            if last_step and prev.outcome is Outcome.PASS:
-                return _again_at_the_last_step(
-                    check, spec, ctx, prev, prev_state, now=now, has_threshold=has_threshold
-                )
-            return prev
+        if elapsed < MIN_WINDOW_SECONDS - TICK_SLACK_SECONDS and prev is not None:
+            return _no_new_window(
+                check,
+                spec,
+                ctx,
+                prev,
+                prev_state,
+                now=now,
+                last_step=last_step,
+                has_threshold=has_threshold,
+            )
         state = prev_state
     else:
         elapsed = period
@@ -296,7 +307,7 @@ def _label(check: MetricCheck) -> str:
     return check.name
 
 
-def _again_at_the_last_step(
+def _no_new_window(
     check: MetricCheck,
     spec: CompareSpec,
     ctx: QueryContext,
@@ -304,18 +315,27 @@ def _again_at_the_last_step(
     state: SequentialState,
     *,
     now: datetime,
+    last_step: bool,
     has_threshold: bool,
 ) -> Verdict:
-    """A PASS decided before the last step, asked again as the last step asks it.
+    """A check sooner than :data:`MIN_WINDOW_SECONDS` after the last window: nothing to add.
 
-    Why: a check that comes less than :data:`MIN_WINDOW_SECONDS` after the last window has
-    no new window and repeats the last verdict; a PASS that let an earlier step advance
-    then promoted the canary without the last step's hold for evidence that leans towards
-    a regression (``canary demo --fast``, checks 4 s apart: a canary failing 6% of its
-    requests against none on the primary, p = 0.019, was promoted so).  Decided again on
-    the same evidence, with ``last_step``; the state stays the last window's, so a hold
-    counts no check until a new window comes.
+    The judge's last decision stands when it was made for the same kind of step.  Otherwise
+    it is taken again on the same evidence, and the state stays the last window's, so that
+    nothing is counted twice (a hold counts no check until a new window comes):
+
+    * a PASS decided before the last step, now at the last step: repeated, it promoted the
+      canary without the last step's hold for evidence that leans towards a regression
+      (``canary demo --fast``, checks 4 s apart: a canary failing 6% of its requests
+      against none on the primary, p = 0.019, was promoted so);
+    * a verdict that was not the judge's decision (the ``thresholdRange``'s FAIL of the last
+      pass, a failed query): this pass asked the threshold again and it passed, so the
+      judge's answer is its own; repeated, the stale FAIL was counted as a second failed
+      check.
     """
+    decided = prev.judge == "compare" and prev.comparison is not None
+    if decided and state.last_step == last_step:
+        return prev
     try:
         to_ms = _render_side(check, spec, ctx, "1m", primary=False)[2]
     except AnalysisError:
@@ -325,7 +345,7 @@ def _again_at_the_last_step(
         state,
         metric=_label(check),
         buckets_to_ms=to_ms,
-        last_step=True,
+        last_step=last_step,
         has_threshold=has_threshold,
     )
     return replace(_compared(check, result, now=now, query=prev.query), state=state)

@@ -59,6 +59,9 @@ class SequentialState:
     of them (latency only; states written before the caps were kept have none): a window
     shorter than the analysis interval is capped at its share of the interval's cap, and
     taking a wild window's evidence back must take back what it added, no more."""
+    last_step: bool = False
+    """Whether the judge last decided on this evidence for the last step (where a PASS
+    promotes): a check with no new window repeats that decision only for the same step."""
     warm: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     warm_windows: int = 0
     bounds: tuple[float, ...] = ()
@@ -89,6 +92,8 @@ class SequentialState:
             d["recent"] = [[_num(x) for x in w] for w in self.recent]
         if self.recent_caps:
             d["recentCaps"] = list(self.recent_caps)
+        if self.last_step:
+            d["lastStep"] = True
         if self.warm_windows:
             d["warm"] = [_num(x) for x in self.warm]
             d["warmWindows"] = self.warm_windows
@@ -126,6 +131,7 @@ class SequentialState:
                 started=_parse_iso(str(d["started"])) if d.get("started") else None,
                 recent=tuple(tuple(float(x) for x in w) for w in d.get("recent", ())),
                 recent_caps=tuple(float(x) for x in d.get("recentCaps", ())),
+                last_step=d.get("lastStep") is True,
                 warm=_four(d.get("warm", (0, 0, 0, 0))),
                 warm_windows=int(d.get("warmWindows", 0)),
                 bounds=tuple(float(x) for x in d.get("bounds", ())),

@@ -150,7 +150,19 @@ class Format(StrEnum):
     JSON = "json"
 
 
-def read_yaml(path: Path) -> list[Any]:
+def read_text(path: Path) -> str:
+    """A file's text, or a clear error naming it."""
+    from canary.commands._common import escape
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise fail(escape(f"{path}: cannot read: {exc.strerror or exc}")) from None
+    except UnicodeDecodeError as exc:
+        raise fail(escape(f"{path}: cannot read: not UTF-8 text ({exc.reason})")) from None
+
+
+def read_yaml(path: Path, text: str | None = None) -> list[Any]:
     """All documents of a YAML file, or a clear error naming the file (and the document and
     line when the YAML is at fault).
 
@@ -161,12 +173,8 @@ def read_yaml(path: Path) -> list[Any]:
     from canary.commands._common import escape
     from canary.model.schema import DocumentError, parse_yaml
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise fail(escape(f"{path}: cannot read: {exc.strerror or exc}")) from None
-    except UnicodeDecodeError as exc:
-        raise fail(escape(f"{path}: cannot read: not UTF-8 text ({exc.reason})")) from None
+    if text is None:
+        text = read_text(path)
     try:
         return [doc for _, doc in parse_yaml(text, str(path))]
     except DocumentError as exc:
@@ -228,12 +236,13 @@ def simulate(
     from canary.simulation import check_scenario, load_canary_doc, parse_scenario
     from canary.simulation import simulate as run
 
+    canary_text = read_text(canary_file)  # once: it may be a pipe
     try:
-        canary_doc = load_canary_doc(read_yaml(canary_file))
+        canary_doc = load_canary_doc(read_yaml(canary_file, canary_text))
         parse_canary(canary_doc)  # the Canary's own errors are named against its file
     except SpecError as exc:
         raise spec_error(canary_file, exc) from None
-    _say_lint_findings(canary_file)
+    _say_lint_findings(canary_file, canary_text)
     scenario_docs = read_yaml(scenario_file)
     if len(scenario_docs) != 1:
         raise fail(
@@ -263,7 +272,7 @@ def simulate(
         )
 
 
-def _say_lint_findings(canary_file: Path) -> None:
+def _say_lint_findings(canary_file: Path, text: str) -> None:
     """What ``canary lint`` finds in the Canary's file, on stderr before the run.
 
     Why: the simulation reads the Canary as the controller will, and both drop what the API
@@ -274,7 +283,13 @@ def _say_lint_findings(canary_file: Path) -> None:
     from canary.commands._common import InputFile
     from canary.commands.lint import lint_inputs
 
-    report = lint_inputs([InputFile(str(canary_file), canary_file)], promtool=None)
+    try:
+        report = lint_inputs(
+            [InputFile(str(canary_file), canary_file)], promtool=None, read=lambda _: text
+        )
+    except Exception as exc:  # a bug of lint must not stop the simulation
+        typer.echo(f"canary lint: could not check {canary_file}: {exc}", err=True)
+        return
     for finding in report.findings:
         typer.echo(f"canary lint: {finding}", err=True)
 
@@ -335,15 +350,17 @@ def _simulation_table(name: str, rows: Sequence[Mapping[str, Any]]) -> None:
     for row in rows:
         lines = [e["message"] for e in row["events"]]
         # A metric line the tick's Events already quote would say the same thing twice. A
-        # pass right after inconclusive checks says how the hold ended (the judge's evidence,
-        # or the fallback of onMaxInconclusive), which no Event says.
+        # pass right after inconclusive checks (not a warm-up) says how the hold ended (the
+        # judge's evidence, or the fallback of onMaxInconclusive), which no Event says.
         lines += [
             _metric_line(m)
             for m in row["metrics"]
             if (m["outcome"] != "Pass" or before.get(m["name"]) == "Inconclusive")
             and not any(m["summary"] in line for line in lines)
         ]
-        before = {m["name"]: m["outcome"] for m in row["metrics"]}
+        before = {
+            m["name"]: "warm" if m.get("warmingUp") else m["outcome"] for m in row["metrics"]
+        }
         lines += [
             f"[{'red' if a['severity'] == 'error' else 'cyan'}]alert ({a['severity']}): {a['message']}[/]"
             for a in row["alerts"]

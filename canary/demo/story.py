@@ -610,10 +610,12 @@ class Demo:
     async def clear_canary_window(self) -> None:
         """Wait until v2's canary requests have left the metric window v3 will be judged on.
 
-        The success rate reads the last 10 s of the canary pods' series. Right after a promotion
-        that window still holds the previous canary's healthy requests, which would dilute
-        v3's errors in its first checks. The first check of a run comes about two analysis
-        intervals after the commit, so the window must be clear of all but that much.
+        The success rate reads the last 10 s of the canary pods' series. Right after a
+        promotion that window still holds the previous canary's healthy requests, which
+        would dilute v3's errors in its first checks. The first check of a run comes about
+        two analysis intervals after the commit, so the window must be clear of all but that
+        much; with 10 s windows (and the judge's first window a warm-up, observed, not
+        judged) the wait is short or none.
         """
         prometheus = self.prometheus
         assert prometheus is not None

@@ -1026,6 +1026,61 @@ class TestEvaluateCompare:
         )
         assert early == v1
 
+    async def test_a_pass_decided_at_the_last_step_stands_when_repeated(self) -> None:
+        # Once decided for the last step (here after its hold budget is spent), a PASS is
+        # not held again on the same evidence by a check that brings no new window.
+        check = metric_check_from_spec(
+            {"name": SR, "compare": {"warmup": "0s", "maxInconclusive": 1}}, path="m"
+        )
+        v = await evaluate(check, CTX, CountsProvider(rates(0.06, 0.0, 160, 480)), now=T0)
+        assert v.outcome is Outcome.INCONCLUSIVE and "leaning" in v.summary, v.summary
+        calm = CountsProvider(rates(0.0, 0.0, 160, 480))
+        v = await evaluate(check, CTX, calm, now=T0 + timedelta(minutes=1), previous=v)
+        assert v.outcome is Outcome.PASS, v.summary
+        provider = calm
+        again = await evaluate(check, CTX, provider, now=T0 + timedelta(seconds=64), previous=v)
+        assert again == v
+
+    async def test_a_stale_threshold_failure_is_not_repeated(self) -> None:
+        # The thresholdRange failed on the last pass; on this one, sooner than a window, it
+        # passes: the answer is the judge's own on its evidence, not the old FAIL again (it
+        # was counted as a second failed check).
+        check = metric_check_from_spec(
+            {"name": SR, "thresholdRange": {"min": 90}, "compare": {"warmup": "0s"}}, path="m"
+        )
+        reading = {"rate": 100.0}
+
+        def answer(query: str, primary: bool, errors: bool) -> float:
+            if "rate(" in query and "increase" not in query:
+                return reading["rate"]
+            return 1000.0 * (0.01 if errors else 1.0)
+
+        provider = CountsProvider(answer)
+        v1 = await evaluate(check, CTX, provider, now=T0, last_step=False)
+        assert v1.judge == "compare" and v1.outcome is Outcome.PASS, v1.summary
+        reading["rate"] = 85.0
+        v2 = await evaluate(
+            check, CTX, provider, now=T0 + timedelta(seconds=4), previous=v1, last_step=False
+        )
+        assert (v2.outcome, v2.judge) == (Outcome.FAIL, "threshold")
+        reading["rate"] = 99.0
+        v3 = await evaluate(
+            check, CTX, provider, now=T0 + timedelta(seconds=8), previous=v2, last_step=False
+        )
+        assert (v3.outcome, v3.judge) == (Outcome.PASS, "compare"), v3.summary
+        assert v3.state == v1.state
+
+    async def test_a_tick_a_moment_short_of_ten_seconds_adds_a_window(self) -> None:
+        # Ticks every 10 s come a few milliseconds either side of it: both add a window.
+        check = metric_check_from_spec({"name": SR, "compare": {"warmup": "0s"}}, path="m")
+        provider = CountsProvider(rates(0.01, 0.01))
+        v1 = await evaluate(check, CTX, provider, now=T0)
+        soon = T0 + timedelta(seconds=9, milliseconds=990)
+        v2 = await evaluate(check, CTX, provider, now=soon, previous=v1)
+        assert v2.state is not None and v2.state.windows == 2
+        v3 = await evaluate(check, CTX, provider, now=soon + timedelta(seconds=5), previous=v2)
+        assert v3 == v2
+
     async def test_regression_fails_conclusively_after_the_warm_up(self) -> None:
         check = metric_check_from_spec({"name": SR, "compare": {}}, path="m")
         provider = CountsProvider(rates(0.05, 0.005))

@@ -448,6 +448,37 @@ class TestOutputContract:
         )
         assert clean.exit_code == 0 and "canary lint" not in clean.stderr
 
+    def test_a_canary_read_from_a_pipe_is_read_once_and_linted(self, tmp_path: Path) -> None:
+        # A pipe can be read once: the simulation and lint's findings both come from it.
+        import os
+        import threading
+
+        canary = (EXAMPLES / "podinfo-compare.yaml").read_text()
+        fifo = tmp_path / "canary.fifo"
+        os.mkfifo(fifo)
+
+        def feed() -> None:
+            fifo.write_text(canary.replace("dryRun: true", "dryrun: true"))
+
+        writer = threading.Thread(target=feed)
+        writer.start()
+        result = runner.invoke(
+            app, ["simulate", str(fifo), "-s", str(EXAMPLES / "advisory-metric.yaml")]
+        )
+        writer.join(timeout=60)
+        assert result.exit_code == 0, result.output
+        assert "unknown field 'dryrun'" in result.stderr
+
+    def test_the_warm_up_is_not_a_hold_whose_end_the_table_explains(self) -> None:
+        result = runner.invoke(
+            app,
+            ["simulate", str(EXAMPLES / "podinfo-compare.yaml"), "-s", str(EXAMPLES / "warm-up.yaml")],
+        )
+        assert result.exit_code == 0
+        text = " ".join(result.stdout.split())
+        assert "warming up" in text
+        assert "request-success-rate: success rate" not in text  # no pass line after it
+
     def test_expect_fails_when_the_phase_differs(self) -> None:
         result = runner.invoke(
             app,
