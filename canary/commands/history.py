@@ -92,15 +92,10 @@ def requests_text(metric: Mapping[str, Any]) -> str:
     text = f"{canary or 0:,} / {primary or 0:,}"
     needed = _int(comparison.get("neededSamples"))
     if needed is not None:
-        # Imported here: registering the CLI's commands imports this module, and must not
-        # import the analysis package (tests/cli/test_register.py).
-        from analysis.spec import SCATTERED
+        from canary.report.model import scatter_text  # lightly: see scatter_text
 
-        dispersion = comparison.get("dispersion")
-        scatter = ""
-        if isinstance(dispersion, int | float) and not isinstance(dispersion, bool):
-            scatter = f", scatter x{dispersion:.1f}" if dispersion >= SCATTERED else ""
-        text += f" (need ~{needed:,}{scatter})"
+        scatter = scatter_text(comparison.get("dispersion"))
+        text += f" (need ~{needed:,}{', ' + scatter if scatter else ''})"
     return text
 
 

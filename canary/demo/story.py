@@ -711,9 +711,7 @@ class Demo:
             "The GitSource applied the revert: Git and the cluster both say podinfo v2 again",
             style="bold green",
         )
-        await self.wait_slack(
-            ROLLBACK_KINDS, "the Slack message about the rollback of v3", timeout=30.0
-        )
+        await self.wait_slack(ROLLBACK_KINDS, "the Slack message about the rollback of v3")
         with contextlib.suppress(DemoError):
             await self.wait_slack("GitReverted", "the Slack message about the revert", timeout=15)
         self.view.stage = "done"

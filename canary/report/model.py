@@ -170,16 +170,22 @@ class Comparison:
 
     @property
     def scatter(self) -> str:
-        """``scatter x6.8`` where the events scatter enough to explain why so many requests
-        are needed (1.5 times what independent requests give, as the verdict says it); empty
-        otherwise."""
-        # Imported here: the CLI registers `canary report` by importing this module, and
-        # registering must not import the analysis package (tests/cli/test_register.py).
-        from analysis.spec import SCATTERED
+        return scatter_text(self.dispersion)
 
-        if self.dispersion is None or self.dispersion < SCATTERED:
-            return ""
-        return f"scatter x{self.dispersion:.1f}"
+
+def scatter_text(dispersion: Any) -> str:
+    """``scatter x6.8`` where the events scatter enough to explain why so many requests are
+    needed (1.5 times what independent requests give, as the verdict says it); empty
+    otherwise, and for anything that is not a number (a status as stored)."""
+    # Imported here: the CLI registers `canary report` and `canary status` by importing
+    # their modules, and registering must not import the analysis package
+    # (tests/cli/test_register.py).
+    from analysis.spec import SCATTERED
+
+    value = _float(dispersion)
+    if value is None or value < SCATTERED:
+        return ""
+    return f"scatter x{value:.1f}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import Result
 from typer.testing import CliRunner
 
 from canary.cli import app
@@ -22,20 +23,23 @@ EXAMPLES = ROOT / "examples" / "simulate"
 runner = CliRunner()
 
 
-def simulate_json(canary: str | Path, scenario: str | Path, *extra: str) -> list[dict[str, Any]]:
-    """The JSON rows of a run; a ``str`` names a shipped example, a ``Path`` is a file."""
-    result = runner.invoke(
+def simulate_run(canary: str | Path, scenario: str | Path, *extra: str) -> Result:
+    """``canary simulate``; a ``str`` names a shipped example, a ``Path`` is a file."""
+    return runner.invoke(
         app,
         [
             "simulate",
             str(EXAMPLES / canary if isinstance(canary, str) else canary),
             "-s",
             str(EXAMPLES / scenario if isinstance(scenario, str) else scenario),
-            "--format",
-            "json",
             *extra,
         ],
     )
+
+
+def simulate_json(canary: str | Path, scenario: str | Path, *extra: str) -> list[dict[str, Any]]:
+    """The JSON rows of a run (see :func:`simulate_run`)."""
+    result = simulate_run(canary, scenario, "--format", "json", *extra)
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
@@ -375,24 +379,13 @@ class TestOutputContract:
             assert row["primaryWeight"] + row["canaryWeight"] == 100
 
     def test_table_output_names_the_scenario(self) -> None:
-        result = runner.invoke(
-            app,
-            ["simulate", str(EXAMPLES / "podinfo.yaml"), "-s", str(EXAMPLES / "bad-release.yaml")],
-        )
+        result = simulate_run("podinfo.yaml", "bad-release.yaml")
         assert result.exit_code == 0
         assert "a bad release is rolled back" in result.stdout
         assert "Failed checks threshold reached 2" in result.stdout
 
     def test_a_piped_table_has_no_padding_and_says_each_verdict_once(self) -> None:
-        result = runner.invoke(
-            app,
-            [
-                "simulate",
-                str(EXAMPLES / "podinfo-low-traffic.yaml"),
-                "-s",
-                str(EXAMPLES / "low-traffic-hold.yaml"),
-            ],
-        )
+        result = simulate_run("podinfo-low-traffic.yaml", "low-traffic-hold.yaml")
         assert result.exit_code == 0
         lines = result.stdout.splitlines()
         assert lines and all(line == line.rstrip() for line in lines)
@@ -402,15 +395,7 @@ class TestOutputContract:
     def test_the_table_says_how_a_hold_ended(self) -> None:
         # After three inconclusive checks the thresholdRange decides and the step advances: no
         # Event says why, so the metric's pass is shown on that tick (and not on later ones).
-        result = runner.invoke(
-            app,
-            [
-                "simulate",
-                str(EXAMPLES / "podinfo-compare.yaml"),
-                "-s",
-                str(EXAMPLES / "low-traffic-threshold.yaml"),
-            ],
-        )
+        result = simulate_run("podinfo-compare.yaml", "low-traffic-threshold.yaml")
         assert result.exit_code == 0
         text = " ".join(result.stdout.split())
         assert "Advance podinfo.test canary weight 20 request-success-rate: still inconclusive" in (
@@ -425,27 +410,14 @@ class TestOutputContract:
         canary = (EXAMPLES / "podinfo-compare.yaml").read_text()
         assert "        dryRun: true" in canary
         path = written(tmp_path, "c.yaml", canary.replace("dryRun: true", "dryrun: true"))
-        result = runner.invoke(
-            app,
-            ["simulate", str(path), "-s", str(EXAMPLES / "advisory-metric.yaml"), "-o", "json"],
-        )
+        result = simulate_run(path, "advisory-metric.yaml", "-o", "json")
         assert result.exit_code == 0
         assert "canary lint:" in result.stderr
         assert "spec.analysis.metrics[1].dryrun: unknown field 'dryrun'" in result.stderr
         assert "did you mean 'dryRun'?" in result.stderr
         rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
         assert rows[-1]["phase"] == "Failed"  # not advisory: its latency rolls the canary back
-        clean = runner.invoke(
-            app,
-            [
-                "simulate",
-                str(EXAMPLES / "podinfo-compare.yaml"),
-                "-s",
-                str(EXAMPLES / "advisory-metric.yaml"),
-                "-o",
-                "json",
-            ],
-        )
+        clean = simulate_run("podinfo-compare.yaml", "advisory-metric.yaml", "-o", "json")
         assert clean.exit_code == 0 and "canary lint" not in clean.stderr
 
     def test_a_canary_read_from_a_pipe_is_read_once_and_linted(self, tmp_path: Path) -> None:
@@ -462,18 +434,13 @@ class TestOutputContract:
 
         writer = threading.Thread(target=feed)
         writer.start()
-        result = runner.invoke(
-            app, ["simulate", str(fifo), "-s", str(EXAMPLES / "advisory-metric.yaml")]
-        )
+        result = simulate_run(fifo, "advisory-metric.yaml")
         writer.join(timeout=60)
         assert result.exit_code == 0, result.output
         assert "unknown field 'dryrun'" in result.stderr
 
     def test_the_warm_up_is_not_a_hold_whose_end_the_table_explains(self) -> None:
-        result = runner.invoke(
-            app,
-            ["simulate", str(EXAMPLES / "podinfo-compare.yaml"), "-s", str(EXAMPLES / "warm-up.yaml")],
-        )
+        result = simulate_run("podinfo-compare.yaml", "warm-up.yaml")
         assert result.exit_code == 0
         text = " ".join(result.stdout.split())
         assert "warming up" in text
