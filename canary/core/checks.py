@@ -139,6 +139,7 @@ def _judge(t: Tick, results: tuple[MetricResult, ...]) -> bool:
             Trigger.ANALYSIS_FAILED,
             f"conclusive regression: {conclusive[0].summary}",
             alert_kind=AlertKind.REGRESSION,
+            detail=conclusive[0].summary,
         )
         return True
     if failing:

@@ -97,7 +97,9 @@ def _announce_rollback(t: Tick, reason: str, alert_kind: AlertKind, detail: str)
     elif alert_kind is AlertKind.REGRESSION:
         t.event(f"Rolling back {t.id} {reason}", warning=True)
         t.alert(
-            alert_kind, Severity.ERROR, f"Canary is conclusively worse than the primary: {reason}"
+            alert_kind,
+            Severity.ERROR,
+            f"Canary is conclusively worse than the primary: {detail or reason}",
         )
     elif alert_kind is AlertKind.ABORTED:
         t.alert(alert_kind, Severity.WARN, f"Rolling back: {reason}")

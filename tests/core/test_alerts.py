@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from canary.core import Alert, AlertKind, Outcome, Readiness
+from canary.core import Alert, AlertKind, MetricResult, Outcome, Readiness
 from canary.model import Phase, Severity
 from tests.core.harness import (
     Script,
@@ -62,6 +62,20 @@ def rollback_webhook() -> list[Alert]:
 def threshold() -> list[Alert]:
     doc = canary_doc({"stepWeight": 10, "threshold": 2})
     return alerts_of(run(doc, 8, Script(metrics=fail_from(3)), until=finished))
+
+
+FINDING = "success rate 94.52% (primary 100%, n=475), worse by 5.48 points, p<0.001"
+
+
+def regression() -> list[Alert]:
+    """The statistical judge's conclusive FAIL (compare.failFast) at the second check."""
+
+    def results(tick: int, names: tuple[str, ...]) -> tuple[MetricResult, ...]:
+        outcome = Outcome.FAIL if tick >= 4 else Outcome.PASS
+        return tuple(MetricResult(n, outcome, FINDING, fail_fast=True) for n in names)
+
+    doc = canary_doc({"stepWeight": 10})
+    return alerts_of(run(doc, 8, Script(results=results), until=finished))
 
 
 def progress_deadline() -> list[Alert]:
@@ -150,6 +164,15 @@ CATALOGUE: list[Any] = [
         Severity.ERROR,
         False,
         id="item42-threshold",
+    ),
+    pytest.param(
+        regression,
+        AlertKind.REGRESSION,
+        # the finding once, not "...primary: conclusive regression: <finding>"
+        f"Canary is conclusively worse than the primary: {FINDING}",
+        Severity.ERROR,
+        False,
+        id="conclusive-regression",
     ),
     pytest.param(
         promotion_failed,

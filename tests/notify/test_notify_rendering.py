@@ -113,7 +113,7 @@ class TestRollbackMessage:
         alert = replace(
             threshold_reached(),
             kind=AlertKind.REGRESSION,
-            message="Canary is conclusively worse than the primary: conclusive regression: x",
+            message=f"Canary is conclusively worse than the primary: {FAILING_RATE.summary}",
             failed_checks=1,
             threshold=2,
         )
@@ -124,6 +124,16 @@ class TestRollbackMessage:
         assert "Failed check: request-success-rate FAILED" in m.text
         assert "Failed checks" not in m.text
         assert "Failed checks" not in [name for name, _ in m.facts]
+        # The finding is told once, in its check's line with the numbers; the message that
+        # repeats it stays in the payload for templates and scripts.
+        assert m.text.count(FAILING_RATE.summary) == 1
+        assert generic_payload(m)["message"] == alert.message
+
+    def test_a_regression_without_its_checks_keeps_its_message(self) -> None:
+        alert = replace(
+            threshold_reached(), kind=AlertKind.REGRESSION, message="Canary is worse", analysis=()
+        )
+        assert render_message(alert, CONTEXT).text.startswith("Canary is worse\n")
 
     def test_every_kind_is_in_the_generic_schema(self) -> None:
         # The published schema is what receivers validate against: a kind it does not list
@@ -157,6 +167,20 @@ class TestRollbackMessage:
         m = render_message(alert, CONTEXT)
         assert "Not conclusive: error-rate inconclusive: too few requests (12 < 100)" in m.text
         assert "request-success-rate" not in m.text
+
+    def test_an_inconclusive_check_is_told_once(self) -> None:
+        # The alert's message is "inconclusive: <the checks' summaries>", which the lines
+        # below it told again, word for word.
+        unsure = MetricStatus(
+            name="error-rate", outcome="Inconclusive", summary="holding (check 1 of 5)"
+        )
+        alert = replace(
+            alert_of(AlertKind.INCONCLUSIVE, Severity.WARN),
+            message=f"Canary analysis is inconclusive: {unsure.summary}",
+            analysis=(unsure,),
+        )
+        m = render_message(alert, CONTEXT)
+        assert m.text == "Not conclusive: error-rate inconclusive: holding (check 1 of 5)"
 
     def test_a_stall_says_what_did_not_decide_and_leaves_advisory_metrics_out(self) -> None:
         unsure = MetricStatus(name="error-rate", outcome="Inconclusive", summary="40 of 1,200")
@@ -192,7 +216,11 @@ class TestEveryKindRendersEverywhere:
         sender = make_sender(provider(provider_type, "https://example.test/hook"))
         request = sender.render(alert, CONTEXT)
         encoded = json.dumps(request.body)
-        assert "sentence for " + kind.value in encoded
+        if kind in (AlertKind.REGRESSION, AlertKind.INCONCLUSIVE):
+            # Their message is the checks' summaries, told once, on the checks' lines.
+            assert json.dumps(FAILING_RATE.summary)[1:-1] in encoded
+        else:
+            assert "sentence for " + kind.value in encoded
         assert "podinfo" in encoded
 
     def test_every_kind_has_its_own_headline(self) -> None:

@@ -93,6 +93,9 @@ _ROLLBACKS = frozenset(
 )
 _NOT_PASSING = frozenset({"Fail", "Error", "NoData", "Inconclusive"})
 _FAILING = frozenset({"Fail", "Error", "NoData"})
+# Alerts whose message is their headline and the summaries of the checks behind them,
+# which the text lists one check per line with its numbers: the message is not repeated.
+_TOLD_BY_THE_CHECKS = frozenset({AlertKind.REGRESSION, AlertKind.INCONCLUSIVE})
 _OUTCOME_WORDS: Mapping[str, str] = {
     "Pass": "passed",
     "Fail": "FAILED",
@@ -244,8 +247,15 @@ def _default_text(alert: Alert, commit_ref: str) -> str:
     previous = _version(alert.previous_revision, alert.previous_images)
     if previous == version:
         previous = ""  # the status already records the new revision as the good one
-    lines = [alert.message] if alert.message else []
+    told = alert.kind in _TOLD_BY_THE_CHECKS and _checks_behind(alert)
+    lines = [alert.message] if alert.message and not told else []
     return "\n".join(lines + _story(alert, version, previous, commit_ref))
+
+
+def _checks_behind(alert: Alert) -> list[MetricStatus]:
+    """The binding checks that made a rollback fail, or an analysis not conclusive."""
+    outcomes = _FAILING if alert.kind in _ROLLBACKS else _NOT_PASSING
+    return [m for m in alert.analysis if m.outcome in outcomes and not m.advisory]
 
 
 def _story(alert: Alert, version: str, previous: str, commit_ref: str) -> list[str]:
@@ -263,8 +273,7 @@ def _story(alert: Alert, version: str, previous: str, commit_ref: str) -> list[s
     if alert.kind in _ROLLBACKS:
         return _rollback_story(alert, version, previous, duration)
     if alert.kind in (AlertKind.INCONCLUSIVE, AlertKind.ANALYSIS_STALLED):
-        unsure = [m for m in alert.analysis if m.outcome in _NOT_PASSING and not m.advisory]
-        return [f"Not conclusive: {check_line(m).text}" for m in unsure]
+        return [f"Not conclusive: {check_line(m).text}" for m in _checks_behind(alert)]
     if alert.kind is AlertKind.REVERTED:
         return [_reverted(version, previous, commit_ref, alert.pull_request)]
     if alert.kind is AlertKind.REVERT_PROPOSED:
@@ -295,7 +304,7 @@ def _rollback_story(alert: Alert, version: str, previous: str, duration: str) ->
         lines.append(
             f"Failed checks: {alert.failed_checks} of {alert.threshold} allowed" + at_weight
         )
-    failing = [m for m in alert.analysis if m.outcome in _FAILING and not m.advisory]
+    failing = _checks_behind(alert)
     lines.extend(f"Failed check: {check_line(m).text}" for m in failing)
     if not failing and alert.failure:
         lines.append(f"Failed check: {alert.failure}")
