@@ -121,8 +121,12 @@ def hold_before_promotion(t: Tick, where: str) -> None:
 
 
 def _last_iteration_held(t: Tick, n: int) -> bool:
-    """True (and held) when an inconclusive tick would finish the run's iterations."""
-    if t.hold_promotion and t.status.iterations + 1 >= n:
+    """True (and held) when an inconclusive tick would finish the run's iterations.
+
+    The last step is the one the analysis was told of (`Tick.at_last_step`): the judge
+    counts its holds there and ends them with `onMaxInconclusive`. Holding a step sooner,
+    where the judge lets the step advance without counting, held the canary for ever."""
+    if t.hold_promotion and t.at_last_step:
         hold_before_promotion(t, f"at iteration {t.status.iterations}/{n}")
         return True
     return False

@@ -75,15 +75,19 @@ class TestMayAdvance:
         assert result[3].set_routes == ()
         assert result[3].has_event("waiting for more data")
 
-    def test_ab_testing_never_finishes_its_iterations_on_an_inconclusive_tick(self) -> None:
+    def test_ab_testing_reaches_its_last_iteration_but_never_promotes_on_an_inconclusive_tick(
+        self,
+    ) -> None:
+        # Iteration 2 of 3 is not the last step (the analysis is not told it is, and lets
+        # it advance without counting a hold): holding there held the canary for ever.
         doc = canary_doc(
             {"iterations": 3, "match": [{"headers": {"x-canary": {"exact": "insider"}}}]}
         )
         plan = {tick: inconclusive(may_advance=True) for tick in range(2, 7)}
         result = run(doc, 8, Script(results=per_tick(plan)))
         iterations = [t.iterations for t in result.ticks]
-        assert max(iterations[:6]) == 2  # iteration 3 of 3 waits for a conclusive tick
-        assert result[6].has_event("an inconclusive analysis does not promote")
+        assert max(iterations[:6]) == 3  # iteration 3 of 3 waits for a conclusive tick
+        assert result[6].has_event("at iteration 3/3: an inconclusive analysis does not promote")
         assert result.first(Phase.PROMOTING) is not None
         assert result.first(Phase.PROMOTING) > 6  # type: ignore[operator]
 

@@ -288,6 +288,40 @@ class TestHoldsWarmUpAndAdvisoryMetrics:
         assert first_failure["canaryWeight"] == 50
         assert [r["canaryWeight"] for r in rows[3:7]] == [10, 10, 25, 50]
 
+    @pytest.mark.parametrize(
+        ("example_canary", "iterations"), [("podinfo-ab.yaml", 5), ("podinfo-bluegreen.yaml", 3)]
+    )
+    @pytest.mark.parametrize(("on_max", "phase"), [("hold", "Progressing"), ("fail", "Failed")])
+    def test_iterations_step_up_for_traffic_to_the_last_one_where_holds_count(
+        self, tmp_path: Path, example_canary: str, iterations: int, on_max: str, phase: str
+    ) -> None:
+        # The strategies held at the iteration before the last, which the judge is not told
+        # is the last step: it let the step advance there, uncounted, and the canary was
+        # held for ever, never stalled nor failed.
+        canary = example(example_canary)
+        canary["spec"]["analysis"]["metrics"] = [
+            {
+                "name": "request-success-rate",
+                "compare": {
+                    "maxInconclusive": 2,
+                    "onInconclusive": "advance",
+                    "onMaxInconclusive": on_max,
+                },
+            }
+        ]
+        scenario = (
+            "ticks: 30\ndefaults: {metrics: {request-success-rate: inconclusive}}\n"
+            "steps:\n  - at: 3\n    release: {template: v2, revision: main@sha1:2}\n"
+        )
+        rows = simulate_json(
+            written(tmp_path, "canary.yaml", canary), written(tmp_path, "s.yaml", scenario)
+        )
+        assert max(r["iterations"] for r in rows) == iterations
+        assert rows[-1]["phase"] == phase
+        if on_max == "hold":
+            assert rows[-1]["stalled"]
+            assert [a["kind"] for r in rows for a in r["alerts"]].count("AnalysisStalled") == 1
+
     def test_a_failed_query_does_not_reset_the_inconclusive_count(self, tmp_path: Path) -> None:
         # The judge keeps its stored state when a query fails (analysis/_evaluate.py), so the
         # count goes on after an error: the fourth inconclusive check is past maxInconclusive 3.
