@@ -471,6 +471,10 @@ class _Values:
     primary: float | None
     shown_canary: float | None
     shown_primary: float | None
+    canary_past: bool = False
+    """The canary's latency quantile lies past the last finite boundary: the value is that
+    boundary, a lower bound (as PromQL's ``histogram_quantile`` reads it)."""
+    primary_past: bool = False
 
 
 def decide(
@@ -508,7 +512,8 @@ def decide(
     head = _headline(values, state.canary_requests)
     state = replace(state, max_log_lambda=max(state.max_log_lambda, log_lambda))
     significant = log_lambda >= math.log(1.0 / spec.alpha)
-    if significant and not _relevant(spec, comparison):
+    relevant = _relevant(spec, comparison, canary_past=values.canary_past)
+    if significant and not relevant:
         calm = _without_wild_window(spec, state, metric, comparison, (log_lr, phis), buckets_to_ms)
         if calm is not None:
             state = replace(state, inconclusive=0)
@@ -516,9 +521,9 @@ def decide(
             return _result(
                 Outcome.FAIL, comparison, summary, state, values, conclusive=spec.fail_fast
             )
-    if significant and _relevant(spec, comparison):
+    if significant and relevant:
         state = replace(state, inconclusive=0)
-        summary = f"{head}, {_gap(spec, comparison, values.unit)}, {_p(p_value)}"
+        summary = f"{head}, {_gap(spec, comparison, values)}, {_p(p_value)}"
         return _result(Outcome.FAIL, comparison, summary, state, values, conclusive=spec.fail_fast)
     smaller_side = min(state.canary_requests, state.primary_requests)
     if smaller_side < spec.min_sample_size:
@@ -679,10 +684,14 @@ def _warming_up(spec: CompareSpec, state: SequentialState, values: _Values) -> C
     started = state.started or state.window_end
     seen = (state.window_end - started).total_seconds()
     what = "errors" if spec.test is CompareTest.ERROR_RATE else "slow requests"
-    rates = (
-        f"{what} {_rate(x_c, n_c)} of {_n(n_c)} canary requests vs {_rate(x_p, n_p)} "
-        f"of {_n(n_p)} on the primary"
-    )
+    on_primary = f"{_rate(x_p, n_p)} of {_n(n_p)}" if n_p > 0 else "none"
+    on_primary += " on the primary"
+    if n_c > 0:
+        canary = _n(n_c)
+        plural = "" if canary == "1" else "s"
+        rates = f"{what} {_rate(x_c, n_c)} of {canary} canary request{plural} vs {on_primary}"
+    else:
+        rates = f"no canary requests yet; {what} {on_primary}"
     summary = f"{values.label}: warming up ({seen:.0f}s observed, not judged): {rates}"
     comparison = Comparison(
         test=spec.test,
@@ -728,7 +737,7 @@ def _needed(spec: CompareSpec, state: SequentialState, phi: float) -> int | None
     return None if needed is None or not math.isfinite(needed) else math.ceil(needed)
 
 
-def _relevant(spec: CompareSpec, comparison: Comparison) -> bool:
+def _relevant(spec: CompareSpec, comparison: Comparison, *, canary_past: bool = False) -> bool:
     """Whether a significant regression is also big enough to act on.
 
     Significance already says the canary's event rate exceeds ``allowedIncrease``
@@ -740,9 +749,15 @@ def _relevant(spec: CompareSpec, comparison: Comparison) -> bool:
     218 ms for a real 25%.  Why the sign: the test counts requests past several
     boundaries, the p90's among them, and a canary whose body got slower while its
     p99 got faster is not a p99 regression.  A veto that one wild window of the
-    primary is behind is lifted by :func:`_without_wild_window`.
+    primary is behind is lifted by :func:`_without_wild_window`.  A canary quantile past
+    the last finite boundary (``canary_past``) reads as that boundary, a lower bound: its
+    gap cannot be shown to be within ``minDifference``, and vetoing it promoted a canary
+    whose p99 the buckets cannot even measure (every request past 500 ms, against a
+    primary at 487 ms, read as "within minDifference 50").
     """
     difference, ratio = comparison.difference, comparison.ratio
+    if spec.test is CompareTest.LATENCY and canary_past:
+        return True
     if difference is None or difference < spec.effective_min_difference:
         return False
     if spec.test is CompareTest.LATENCY:
@@ -869,7 +884,7 @@ def _errors_without(
     canary = format_value(calm_values.shown_canary or 0.0, calm_values.unit)
     primary = format_value(calm_values.shown_primary or 0.0, calm_values.unit)
     return (
-        f"{_gap(spec, calm, calm_values.unit)} leaving out one window in which the primary "
+        f"{_gap(spec, calm, calm_values)} leaving out one window in which the primary "
         f"failed far more (errors there: canary {_n(x_c)} of {_n(n_c)}, primary {_n(x_p)} of "
         f"{_n(n_p)}; the rest: canary {canary}, primary {primary})"
     )
@@ -886,11 +901,24 @@ def _latency_values(
         value = histogram_quantile(spec.quantile, les, list(hist)) * buckets_to_ms
         return None if math.isnan(value) else value
 
+    def past(hist: tuple[float, ...], value: float | None) -> bool:
+        """The quantile falls in the +Inf bucket: it reads as the last finite boundary."""
+        return value is not None and len(hist) >= 2 and hist[-2] < spec.quantile * hist[-1]
+
     c_val = quantile_ms(state.canary_hist)
     p_val = quantile_ms(state.primary_hist)
     qname = f"p{spec.quantile * 100:g}"
     label = f"request duration {qname}" if metric == REQUEST_DURATION else f"{metric} {qname}"
-    return _Values(label, "ms", c_val, p_val, c_val, p_val)
+    return _Values(
+        label,
+        "ms",
+        c_val,
+        p_val,
+        c_val,
+        p_val,
+        canary_past=past(state.canary_hist, c_val),
+        primary_past=past(state.primary_hist, p_val),
+    )
 
 
 def _difference_and_ratio(
@@ -936,6 +964,9 @@ def _headline(values: _Values, canary_requests: float) -> str:
     unit = values.unit
     canary = "n/a" if values.shown_canary is None else format_value(values.shown_canary, unit)
     primary = "n/a" if values.shown_primary is None else format_value(values.shown_primary, unit)
+    # A quantile past the last finite boundary is only known to be beyond it.
+    canary = f"over {canary}" if values.canary_past else canary
+    primary = f"over {primary}" if values.primary_past else primary
     return f"{values.label} {canary} (primary {primary}, n={_n(canary_requests)})"
 
 
@@ -1068,11 +1099,7 @@ def _judged(
 ) -> CompareResult:
     """Enough data and no relevant regression: PASS, saying how strong the evidence is."""
     if significant:
-        min_diff = spec.effective_min_difference
-        tail = (
-            f"statistically worse ({_p(p_value)}) but within allowedIncrease "
-            f"{spec.allowed_increase:g} / minDifference {format_value(min_diff)}"
-        )
+        tail = f"statistically worse ({_p(p_value)}) but {_within(spec, values)}"
     else:
         # A canary that looks worse in these numbers but passes must not read as "no
         # regression": the test has not seen enough yet (one interval never suffices).
@@ -1108,9 +1135,20 @@ def _scattered(spec: CompareSpec, comparison: Comparison) -> str:
     return f", {what} {comparison.dispersion:.1f}x as scattered as independent ones{declared}"
 
 
-def _gap(spec: CompareSpec, comparison: Comparison, unit: str) -> str:
+def _within(spec: CompareSpec, values: _Values) -> str:
+    """Why a significant finding is not acted on: what :func:`_relevant` found it within."""
+    min_diff = spec.effective_min_difference
+    if spec.test is CompareTest.ERROR_RATE:
+        return f"within allowedIncrease {spec.allowed_increase:g} / minDifference {format_value(min_diff)}"
+    quantile = f"p{spec.quantile * 100:g}"
+    if min_diff > 0:
+        return f"its {quantile} is within minDifference {format_value(min_diff, 'ms')} of the primary's"
+    return f"its {quantile} is not above the primary's"
+
+
+def _gap(spec: CompareSpec, comparison: Comparison, values: _Values) -> str:
     """How much worse the canary is: points of error rate, or percent slower."""
-    difference, ratio = comparison.difference, comparison.ratio
+    difference, ratio, unit = comparison.difference, comparison.ratio, values.unit
     if spec.test is CompareTest.ERROR_RATE:
         if difference is None:
             return ""
@@ -1120,5 +1158,9 @@ def _gap(spec: CompareSpec, comparison: Comparison, unit: str) -> str:
         return ""
     if difference <= 0:  # both quantiles past the last finite boundary, read as that boundary
         shown = format_value(comparison.canary_value or 0.0, unit)
-        return f"slower where these buckets cannot measure it (both read {shown})"
-    return f"slower by {format_value((ratio - 1) * 100)}% (+{format_value(difference, unit)})"
+        return f"slower where these buckets cannot measure it (both over {shown})"
+    at_least = "at least " if values.canary_past else ""
+    return (
+        f"slower by {at_least}{format_value((ratio - 1) * 100)}% "
+        f"(+{format_value(difference, unit)})"
+    )

@@ -104,7 +104,9 @@ def _failure(
             summary = f"no values found for custom metric: {check.name}: {exc}"
     else:
         outcome = Outcome.ERROR
-        if builtin and isinstance(exc, QueryError):
+        if isinstance(exc, ImpossibleCountsError):
+            summary = f"{check.name}: {exc}"
+        elif builtin and isinstance(exc, QueryError):
             summary = f"Prometheus query failed: {exc}"
         else:
             summary = f"Metric query failed for {check.name}: {exc}"
@@ -234,6 +236,33 @@ async def _count(
     return value if math.isfinite(value) else 0.0
 
 
+# How far a side's errors may exceed its requests before the two queries are taken to
+# count different things: Prometheus' increase() extrapolates each series on its own, so a
+# canary that fails every request can show 101 errors of 100 requests; never 250.
+IMPOSSIBLE_EXCESS = 0.1
+IMPOSSIBLE_SLACK = 2.0
+
+
+class ImpossibleCountsError(QueryError):
+    """The queries answered, with counts that cannot be: more errors than requests."""
+
+
+def _possible(requests: float, errors: float, side: str, query: str, window: str) -> None:
+    """Raise QueryError when the errors query counts far more than the requests query.
+
+    The judge would otherwise cap the errors at the requests and fail the canary on
+    numbers that cannot be (a mismatched ``errorsQuery``: 250 errors of 100 requests read
+    as a 0% success rate), where the threshold judge calls an impossible value an Error.
+    """
+    if errors > requests * (1.0 + IMPOSSIBLE_EXCESS) + IMPOSSIBLE_SLACK:
+        raise ImpossibleCountsError(
+            f"the {side}'s errors outnumber its requests ({errors:,.0f} errors of "
+            f"{requests:,.0f} requests in {window}): do the requests and errors queries "
+            "count the same requests?",
+            query=query,
+        )
+
+
 async def _compare(
     check: MetricCheck,
     spec: CompareSpec,
@@ -279,6 +308,8 @@ async def _compare(
                 _count(provider, p_main, now, zero_if_empty=False),
                 _count(provider, p_err, now, zero_if_empty=True),
             )
+            _possible(n_c, x_c, "canary", c_err, window)
+            _possible(n_p, x_p, "primary", p_err, window)
             state = add_window(
                 state, Window(n_c, x_c, n_p, x_p), spec, window_end=now, interval_seconds=period
             )
@@ -286,6 +317,9 @@ async def _compare(
             b_c, b_p = await asyncio.gather(
                 provider.query_buckets(c_main, at=now), provider.query_buckets(p_main, at=now)
             )
+            for side, buckets, side_query in (("canary", b_c, c_main), ("primary", b_p, p_main)):
+                if not buckets:  # Prometheus says so itself; another provider may not
+                    raise NoDataError(f"no histogram buckets for the {side}", query=side_query)
             state = add_histograms(state, b_c, b_p, spec, window_end=now, interval_seconds=period)
     except AnalysisError as exc:
         return _failure(check, ctx, exc, now=now, query=query, judge="compare", state=prev_state)

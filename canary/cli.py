@@ -231,11 +231,16 @@ def simulate(
     """Dry-run a Canary's policy against a scenario with the real state machine."""
     import json
 
-    from canary.model import parse_canary
+    from canary.model import Phase, parse_canary
     from canary.model.errors import SpecError
     from canary.simulation import check_scenario, load_canary_doc, parse_scenario
     from canary.simulation import simulate as run
 
+    if expect is not None:  # said now, not after the run as a phase that "differs"
+        phases = {p.value.lower(): p.value for p in Phase if p.value}
+        if expect.lower() not in phases:
+            raise fail(f"--expect: expected one of {', '.join(phases.values())}, got {expect!r}")
+        expect = phases[expect.lower()]
     canary_text = read_text(canary_file)  # once: it may be a pipe
     try:
         canary_doc = load_canary_doc(read_yaml(canary_file, canary_text))

@@ -289,6 +289,14 @@ def _steps(
         if not isinstance(raw, Mapping):
             issues.append(SpecIssue(path, "expected an object"))
             continue
+        if "at" in raw and ("from" in raw or "to" in raw):
+            both = ", ".join(k for k in ("from", "to") if k in raw)
+            issues.append(
+                SpecIssue(
+                    path, f"expected `at: N` or `from: N` / `to: M`, not both ({both} with at)"
+                )
+            )
+            continue
         if "at" in raw:
             first = last = raw["at"]
         else:

@@ -533,6 +533,19 @@ class TestScatterInTheMessage:
 
 
 class TestWarmup:
+    @pytest.mark.parametrize(
+        ("window", "said"),
+        [
+            (Window(1, 0, 10, 0), "errors 0% of 1 canary request vs 0% of 10 on the primary"),
+            (Window(0, 0, 10, 1), "no canary requests yet; errors 10% of 10 on the primary"),
+            (Window(5, 1, 0, 0), "errors 20% of 5 canary requests vs none on the primary"),
+        ],
+    )
+    def test_a_warm_up_says_its_counts_in_words(self, window: Window, said: str) -> None:
+        spec = parse_compare({}, "c", metric_name=SR)
+        state = add_window(new_state(T0), window, spec, window_end=T0 + timedelta(minutes=1))
+        assert decide(spec, state, metric=SR).summary.endswith(said)
+
     def test_warm_up_windows_are_reported_not_judged(self) -> None:
         spec = parse_compare({}, "c", metric_name=SR)  # warm-up: one interval by default
         state = add_window(
@@ -877,9 +890,40 @@ class TestOneWildWindowOfThePrimary:
         canary = hist([300, 400, 110, 50, 80, 60])
         runs = run_latency(canary, lambda k: primary, 2)
         assert runs[-1].outcome is Outcome.FAIL
-        assert "slower where these buckets cannot measure it (both read 200ms)" in (
+        assert runs[-1].summary.startswith("request duration p99 over 200ms (primary over 200ms")
+        assert "slower where these buckets cannot measure it (both over 200ms)" in (
             runs[-1].summary
         )
+
+    @pytest.mark.parametrize("min_difference", [0, 50])
+    def test_a_canary_quantile_past_the_last_boundary_is_a_lower_bound(
+        self, min_difference: int
+    ) -> None:
+        # Every canary request takes over 200 ms, where the primary's p99 is 190 ms: the
+        # canary's p99 reads as 200 ms, 10 ms slower, but only the buckets stop there. A
+        # minDifference of 50 ms vetoed it, and the canary was promoted.
+        spec = parse_compare(
+            {"warmup": "0s", "minDifference": min_difference}, "c", metric_name="request-duration"
+        )
+        primary = hist([2000, 6000, 1000, 0, 1000, 0])
+        runs = run_latency(hist([0, 0, 0, 0, 0, 100]), lambda k: primary, 4, spec)
+        assert runs[-1].outcome is Outcome.FAIL
+        assert runs[-1].summary.startswith("request duration p99 over 200ms (primary 190ms")
+        assert "slower by at least 5.26% (+10ms)" in runs[-1].summary
+
+    def test_a_latency_veto_names_what_latency_asks(self) -> None:
+        # Latency is not vetoed by allowedIncrease (the test itself asks it): the sentence
+        # names the quantile and minDifference instead.
+        spec = parse_compare(
+            {"minSampleSize": 50, "warmup": "0s", "minDifference": 5},
+            "c",
+            metric_name="request-duration",
+        )
+        canary = hist([200, 560, 200, 30, 10, 0])
+        runs = run_latency(canary, lambda k: STALLED if k == 2 else USUAL, 10, spec)
+        assert runs[-1].outcome is Outcome.PASS
+        assert "but its p99 is within minDifference 5ms of the primary's" in runs[-1].summary
+        assert "allowedIncrease" not in runs[-1].summary
 
 
 class TestState:
@@ -990,6 +1034,43 @@ class TestEvaluateCompare:
         # values in the unit the metric shows: success rates, where the comparison has error rates
         assert (v2.value, v2.primary_value) == (pytest.approx(99.0), pytest.approx(99.0))
         assert v2.comparison.primary_value == pytest.approx(1.0)
+
+    @pytest.mark.parametrize(
+        ("canary_errors", "outcome"), [(250.0, Outcome.ERROR), (101.3, Outcome.INCONCLUSIVE)]
+    )
+    async def test_more_errors_than_requests_is_an_error_not_a_regression(
+        self, canary_errors: float, outcome: Outcome
+    ) -> None:
+        # 250 errors of 100 requests: the errors query counts other requests than the
+        # requests query. Capped at 100, they read as a 0% success rate and failed the
+        # canary. A little over (increase() extrapolates each series) is a canary that
+        # fails every request, and is judged.
+        check = metric_check_from_spec(
+            {"name": SR, "interval": "1m", "compare": {"warmup": "0s"}}, path="m"
+        )
+
+        def answer(query: str, primary: bool, errors: bool) -> float:
+            if primary:
+                return 9.0 if errors else 900.0
+            return canary_errors if errors else 100.0
+
+        v = await evaluate(check, CTX, CountsProvider(answer), now=T0)
+        assert v.outcome is outcome
+        if outcome is Outcome.ERROR:
+            assert v.summary == (
+                "request-success-rate: the canary's errors outnumber its requests (250 errors "
+                "of 100 requests in 60s): do the requests and errors queries count the same "
+                "requests?"
+            )
+
+    async def test_an_empty_histogram_is_no_data_not_a_crash(self) -> None:
+        # The Prometheus provider says an empty vector is no data; another provider may
+        # answer no buckets at all, and evaluate() must not raise.
+        check = metric_check_from_spec({"name": "request-duration", "compare": {}}, path="m")
+        provider = CountsProvider(rates(0, 0), buckets=lambda primary: [])
+        v = await evaluate(check, CTX, provider, now=T0)
+        assert v.outcome is Outcome.NODATA
+        assert "no histogram buckets for the canary" in v.summary
 
     async def test_re_evaluating_right_away_returns_the_previous_verdict(self) -> None:
         check = metric_check_from_spec({"name": SR, "compare": {}}, path="m")

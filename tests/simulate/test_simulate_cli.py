@@ -495,6 +495,18 @@ class TestOutputContract:
         assert result.exit_code == 1
         assert "expected the last tick to be Succeeded, it is Failed" in result.stderr
 
+    def test_expect_names_a_phase_that_does_not_exist_before_the_run(self) -> None:
+        # A typo in CI read as a policy failure ("expected the last tick to be Bogus").
+        result = simulate_run("podinfo.yaml", "good-release.yaml", "--expect", "Bogus")
+        assert result.exit_code == 2
+        assert "--expect: expected one of Initializing, " in result.stderr
+        assert "got 'Bogus'" in result.stderr
+        assert result.stdout == ""  # refused before the run
+
+    def test_expect_takes_a_phase_in_any_case(self) -> None:
+        result = simulate_run("podinfo.yaml", "good-release.yaml", "--expect", "succeeded")
+        assert result.exit_code == 0, result.stderr
+
 
 class TestBadInput:
     @pytest.mark.parametrize(
@@ -552,8 +564,12 @@ class TestBadInput:
                 "steps:\n  - at: 2\n    commands: {promot: now}\n",
                 "steps[0].commands.promot: unknown field; did you mean promote?",
             ),
+            (
+                "steps:\n  - {at: 8, from: 6, metrics: {request-success-rate: 90}}\n",
+                "steps[0]: expected `at: N` or `from: N` / `to: M`, not both (from with at)",
+            ),
         ],
-        ids=["top-level", "defaults", "step", "command"],
+        ids=["top-level", "defaults", "step", "command", "at-and-from"],
     )
     def test_a_misspelt_scenario_field_is_an_error_not_nothing(
         self, tmp_path: Path, scenario: str, said: str
