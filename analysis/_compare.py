@@ -152,8 +152,11 @@ def _clean(x: float) -> float:
 
 
 def _counts(window: Window) -> tuple[float, float, float, float]:
-    n_c, n_p = _clean(window.canary_requests), _clean(window.primary_requests)
-    # Prometheus' increase() extrapolates; events are counted, so round them.
+    # Prometheus' increase() extrapolates; requests and events are counted, so round them,
+    # both: events rounded up past fractional requests made error rates over 100% (3 errors
+    # of 2.6 requests, a success rate of -15%).
+    n_c = float(round(_clean(window.canary_requests)))
+    n_p = float(round(_clean(window.primary_requests)))
     x_c = float(round(min(_clean(window.canary_events), n_c)))
     x_p = float(round(min(_clean(window.primary_events), n_p)))
     return n_c, x_c, n_p, x_p
@@ -175,7 +178,7 @@ def add_window(
     """
     windows = [window] if isinstance(window, Window) else list(window)
     started = state.started or state.window_end
-    first = _counts(windows[0])
+    first = _counts(windows[0]) if windows else (0.0, 0.0, 0.0, 0.0)  # no boundary to count at
     if spec.in_warmup(interval_seconds, (window_end - started).total_seconds()):
         # Reported, never judged; not even its scatter counts: a cold start would
         # pass for overdispersion and discount the evidence of a real regression.
@@ -348,6 +351,8 @@ def _pooled_bounds(
 ) -> tuple[float, ...]:
     total = c[-1] + p[-1]
     finite = [i for i, le in enumerate(les) if math.isfinite(le)]
+    if total <= 0 or not finite:
+        return ()  # no requests to place a boundary among (or counts that cancel out)
 
     def boundary_at(share: float) -> int:
         """The largest finite boundary above which at least ``share`` of the pooled requests lie."""
@@ -528,7 +533,8 @@ def decide(
     smaller_side = min(state.canary_requests, state.primary_requests)
     if smaller_side < spec.min_sample_size:
         need = (
-            f"too little data: {_n(smaller_side)} of {spec.min_sample_size:,} requests "
+            f"too little data: {_n(smaller_side)} of {spec.min_sample_size:,} "
+            f"request{'' if spec.min_sample_size == 1 else 's'} "
             "on the smaller side"
         )
         return _scarce(spec, state, comparison, head, values, need, last_step, has_threshold)
@@ -903,7 +909,9 @@ def _latency_values(
 
     def past(hist: tuple[float, ...], value: float | None) -> bool:
         """The quantile falls in the +Inf bucket: it reads as the last finite boundary."""
-        return value is not None and len(hist) >= 2 and hist[-2] < spec.quantile * hist[-1]
+        if value is None or len(hist) < 2 or not math.isinf(les[-1]):
+            return False
+        return hist[-2] < spec.quantile * hist[-1]
 
     c_val = quantile_ms(state.canary_hist)
     p_val = quantile_ms(state.primary_hist)

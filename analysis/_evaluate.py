@@ -254,11 +254,13 @@ def _possible(requests: float, errors: float, side: str, query: str, window: str
     numbers that cannot be (a mismatched ``errorsQuery``: 250 errors of 100 requests read
     as a 0% success rate), where the threshold judge calls an impossible value an Error.
     """
+    requests = requests if math.isfinite(requests) and requests > 0 else 0.0
     if errors > requests * (1.0 + IMPOSSIBLE_EXCESS) + IMPOSSIBLE_SLACK:
+        counted = f"{requests:,.0f}"
         raise ImpossibleCountsError(
-            f"the {side}'s errors outnumber its requests ({errors:,.0f} errors of "
-            f"{requests:,.0f} requests in {window}): do the requests and errors queries "
-            "count the same requests?",
+            f"the {side}'s errors outnumber its requests ({errors:,.0f} errors of {counted} "
+            f"request{'' if counted == '1' else 's'} in {window}): do the requests and errors "
+            "queries count the same requests?",
             query=query,
         )
 

@@ -78,7 +78,7 @@ class SequentialState:
 
     def to_status(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "windowEnd": _iso(self.window_end),
+            "windowEnd": _iso(self.window_end, exact=True),
             "logLR": list(self.log_lr),
             "canary": [_num(self.canary_requests), _num(self.canary_events)],
             "primary": [_num(self.primary_requests), _num(self.primary_events)],
@@ -87,7 +87,7 @@ class SequentialState:
             "inconclusive": self.inconclusive,
         }
         if self.started is not None:
-            d["started"] = _iso(self.started)
+            d["started"] = _iso(self.started, exact=True)
         if self.recent:
             d["recent"] = [[_num(x) for x in w] for w in self.recent]
         if self.recent_caps:
@@ -138,7 +138,7 @@ class SequentialState:
                 warm_bounds=tuple(float(x) for x in d.get("warmBounds", ())),
                 matched=_two(d.get("matched", (0, 0))),
             )
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise AnalysisSpecError(
                 "status.state", f"cannot restore sequential state: {exc}"
             ) from None
@@ -302,17 +302,24 @@ class Verdict:
             )
         except AnalysisSpecError:
             raise
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise AnalysisSpecError("status", f"cannot restore a verdict: {exc}") from None
 
 
 # -- helpers ------------------------------------------------------------------
 
 
-def _iso(t: datetime) -> str:
+def _iso(t: datetime, *, exact: bool = False) -> str:
+    """RFC 3339 in UTC, to the millisecond; ``exact`` keeps the microseconds.
+
+    The judge's own clock (``windowEnd``, ``started``) is exact: cut to the millisecond,
+    the warm-up's end and the "no new window" cut-off moved between a verdict and its
+    status, and a tick decided differently after a restart than without one.
+    """
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
-    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    timespec = "microseconds" if exact else "milliseconds"
+    return t.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def _parse_iso(s: str) -> datetime:

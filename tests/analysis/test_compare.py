@@ -959,6 +959,24 @@ class TestState:
     def test_corrupt_state_is_a_spec_error(self) -> None:
         with pytest.raises(AnalysisSpecError, match=r"status\.state"):
             SequentialState.from_status({"windowEnd": "x"})
+        with pytest.raises(AnalysisSpecError, match=r"status"):
+            Verdict.from_status({"metric": SR, "outcome": "Pass", "state": ["oops"]})
+
+    def test_the_judges_clock_survives_the_round_trip_to_the_microsecond(self) -> None:
+        # Cut to the millisecond, a window ending 600 us after T1 came back ending at T1,
+        # and the warm-up's end moved between a verdict and its status.
+        end = T1 + timedelta(microseconds=600)
+        state = add_window(new_state(T0), Window(100, 1, 900, 9), ERR, window_end=end)
+        restored = SequentialState.from_status(json.loads(json.dumps(state.to_status())))
+        assert (restored.window_end, restored.started) == (state.window_end, state.started)
+
+    def test_fractional_counts_never_make_a_rate_over_100_percent(self) -> None:
+        # increase() extrapolates: 2.6 requests, every one failed. Rounding the errors but
+        # not the requests gave 3 errors of 2.6 requests: a success rate of -15%.
+        state = add_window(new_state(T0), Window(2.6, 2.6, 120.4, 1.2), ERR, window_end=T1)
+        assert (state.canary_requests, state.canary_events) == (3.0, 3.0)
+        r = decide(ERR, state, metric=SR)
+        assert r.value is not None and 0.0 <= r.value <= 100.0
 
 
 class CountsProvider:
