@@ -532,6 +532,22 @@ class TestScatterInTheMessage:
         )
 
 
+class TestARegressionThatStartsLate:
+    @pytest.mark.parametrize("factor", [3, 10, 30])
+    def test_a_canary_that_starts_failing_mid_run_is_rolled_back(self, factor: int) -> None:
+        # 1% like the primary for three minutes, then `factor` times that. Around one common
+        # ratio the windows disagreed, the scatter read the regression as clusters (phi up
+        # to 30), and a canary failing 30% of its requests was promoted.
+        def windows(k: int) -> Window:
+            return Window(1000, 10 * (factor if k > 3 else 1), 9000, 90)
+
+        runs = run_errors(windows, 10)
+        assert any(r.outcome is Outcome.FAIL for r in runs)
+        first = next(k for k, r in enumerate(runs, 1) if r.outcome is Outcome.FAIL)
+        assert first <= 7
+        assert runs[first - 1].comparison.dispersion < 2.0
+
+
 class TestWarmup:
     @pytest.mark.parametrize(
         ("window", "said"),

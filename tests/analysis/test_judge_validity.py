@@ -24,6 +24,7 @@ from analysis import (
     Outcome,
     SequentialState,
     Window,
+    _stats,
     add_histograms,
     add_window,
     decide,
@@ -160,6 +161,29 @@ class TestDispersion:
         clustered = clustered_windows(rng, (3000, 3000), size=4, count=3)
         assert dispersion(clustered, 4.0) > dispersion(clustered)
 
+    def test_a_ratio_that_changes_during_the_run_is_not_scatter(self) -> None:
+        # 1% like the primary for three minutes, then 30% (or 1%, 2%, 4%, ... a canary
+        # that fails more every minute): around one common ratio the windows disagree, and
+        # that read as phi 30. Neighbours agree, apart from the one pair across the step.
+        steady = (1000.0, 10.0, 9000.0, 90.0)
+        step = [steady] * 3 + [(1000.0, 300.0, 9000.0, 90.0)] * 5
+        assert dispersion(step) < 1.5
+        climbing = [(1000.0, 10.0 * 1.3**k, 9000.0, 90.0) for k in range(8)]
+        assert dispersion(climbing) < 2.0
+
+    def test_clusters_scatter_neighbours_as_much_as_the_run(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Where the scatter is clusters, the neighbours' seldom replaces the run's (3 runs
+        # of 200 here), and the mean estimate barely moves.
+        rng = np.random.default_rng(6)
+        runs = [clustered_windows(rng, (1000, 9000), size=3, count=8) for _ in range(200)]
+        measured = [scatter(w).phi for w in runs]
+        monkeypatch.setattr(_stats, "NEIGHBOUR_FACTOR", math.inf)  # the run's scatter alone
+        alone = [scatter(w).phi for w in runs]
+        assert sum(a != b for a, b in zip(measured, alone, strict=True)) <= 5
+        assert np.mean(measured) == pytest.approx(np.mean(alone), rel=0.05)
+
     def test_a_second_wild_window_counts_in_full(self) -> None:
         rng = np.random.default_rng(4)
         quiet = [
@@ -168,6 +192,35 @@ class TestDispersion:
         ]
         wild = (1000.0, 160.0, 9000.0, 90.0)
         assert dispersion([wild, *quiet, wild]) > 3.0
+
+
+def late_regression_run(rng: np.random.Generator, *, factor: float, start: int) -> bool:
+    """100 requests/s, a 10% canary, the primary at 1%; from minute ``start`` on the canary
+    fails ``factor`` times as often. True when the judge failed it within ten judged minutes
+    (after its warm-up)."""
+    state = new_state(T0)
+    for k in range(11):
+        n_c, n_p = int(rng.poisson(600)), int(rng.poisson(5400))
+        rate = 0.01 * (factor if k >= start else 1.0)
+        w = Window(n_c, int(rng.binomial(n_c, rate)), n_p, int(rng.binomial(n_p, 0.01)))
+        state = add_window(state, w, ERR, window_end=T0 + timedelta(minutes=k + 1))
+        r = decide(ERR, state, metric=SR, last_step=k == 10)
+        if r.outcome is Outcome.FAIL:
+            return True
+        state = r.state
+    return False
+
+
+class TestARegressionThatStartsMidRun:
+    """docs/analysis.md, "A ratio that changes is not scatter": read as scatter, a canary
+    failing 30% of its requests from minute 3 on was caught in 0 runs of 200."""
+
+    @pytest.mark.parametrize(("factor", "start"), [(10, 3), (30, 3), (10, 5), (30, 5)])
+    def test_it_is_caught(self, factor: float, start: int) -> None:
+        rng = np.random.default_rng(5)
+        runs = 100
+        caught = sum(late_regression_run(rng, factor=factor, start=start) for _ in range(runs))
+        assert caught >= 0.95 * runs
 
 
 class TestValidityUnderClusteredCounts:
