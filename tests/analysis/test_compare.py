@@ -235,13 +235,15 @@ class TestErrorRateProperties:
 
     @settings(deadline=None)
     @given(windows())
-    def test_verdict_does_not_depend_on_window_order(
+    def test_the_evidence_does_not_depend_on_window_order(
         self, ws: list[tuple[int, int, int, int]]
     ) -> None:
-        o1, lr1, _ = judge([Window(*w) for w in ws])
-        o2, lr2, _ = judge([Window(*w) for w in reversed(ws)])
-        assert o1 is o2
-        assert lr1 == pytest.approx(lr2, rel=1e-9)
+        # Each window's evidence is its own. The verdict may depend on the order through
+        # the scatter, which asks whether neighbouring windows agree (a canary that starts
+        # failing mid-run is no scatter: docs/analysis.md, "A ratio that changes").
+        _, _, s1 = judge([Window(*w) for w in ws])
+        _, _, s2 = judge([Window(*w) for w in reversed(ws)])
+        assert s1.log_lr == pytest.approx(s2.log_lr, rel=1e-9, abs=1e-9)
 
     @settings(deadline=None)
     @given(windows(), st.integers(0, 6), st.integers(1, 500))

@@ -43,6 +43,7 @@ from analysis._compare import (
 )
 from analysis._stats import (
     RATIO_GRID,
+    _neighbour_phi,
     dispersion,
     needed_canary_requests,
     scatter,
@@ -211,16 +212,60 @@ def late_regression_run(rng: np.random.Generator, *, factor: float, start: int) 
     return False
 
 
+def slower_from_run(rng: np.random.Generator, *, shift: float, start: int) -> bool:
+    """:func:`stall_run`'s service without stalls, every canary request ``shift`` times
+    slower from minute ``start`` on; True when the judge failed it."""
+    pods = int(rng.integers(2, 7))
+    state = new_state(T0, CompareTest.LATENCY)
+    for k in range(1, 11):
+        weight = min(0.5, 0.1 * k)
+        total = int(rng.poisson(3000))
+        n_c = int(rng.binomial(total, weight))
+        median = 60.0 * (shift if k >= start else 1.0)
+        state, failed = judge_latency(
+            state,
+            stalled_demo_hist(rng, n_c, median, 0.4, pods, 0.0),
+            stalled_demo_hist(rng, total - n_c, 60.0, 0.4, pods, 0.0),
+            k,
+        )
+        if failed:
+            return True
+    return False
+
+
 class TestARegressionThatStartsMidRun:
     """docs/analysis.md, "A ratio that changes is not scatter": read as scatter, a canary
-    failing 30% of its requests from minute 3 on was caught in 0 runs of 200."""
+    failing 30% of its requests from minute 3 on was caught in 0 runs of 200, and one five
+    times slower from minute 5 on in 0 of 100."""
 
     @pytest.mark.parametrize(("factor", "start"), [(10, 3), (30, 3), (10, 5), (30, 5)])
-    def test_it_is_caught(self, factor: float, start: int) -> None:
+    def test_errors_are_caught(self, factor: float, start: int) -> None:
         rng = np.random.default_rng(5)
         runs = 100
         caught = sum(late_regression_run(rng, factor=factor, start=start) for _ in range(runs))
         assert caught >= 0.95 * runs
+
+    @pytest.mark.parametrize(("shift", "start"), [(2.0, 5), (5.0, 3), (5.0, 5)])
+    def test_slowness_is_caught(self, shift: float, start: int) -> None:
+        rng = np.random.default_rng(9)
+        runs = 50
+        caught = sum(slower_from_run(rng, shift=shift, start=start) for _ in range(runs))
+        assert caught >= 0.95 * runs
+
+    def test_a_wild_latest_window_is_not_taken_for_a_step(self) -> None:
+        # A stalled minute in the latest window: only the next window tells it from a step,
+        # so the scatter between neighbours does not stand for the run's yet.
+        rng = np.random.default_rng(7)
+        quiet = [
+            (1000.0, float(rng.binomial(1000, 0.1)), 9000.0, float(rng.binomial(9000, 0.1)))
+            for _ in range(6)
+        ]
+        stalled = (1000.0, 330.0, 9000.0, 900.0)
+        latest = np.asarray([*quiet, stalled])
+        assert _neighbour_phi(latest, 1.0) is not None
+        assert _neighbour_phi(latest, 1.0) > 3.0  # the wild pair counts: no step yet
+        step = np.asarray([*quiet, stalled, stalled, stalled])
+        assert _neighbour_phi(step, 1.0) == pytest.approx(1.0, abs=0.5)  # a step, after all
 
 
 class TestValidityUnderClusteredCounts:
