@@ -620,8 +620,7 @@ def _robust_evidence(
     """
     blocks = len(state.log_lr) // len(RATIO_GRID)
     rows = [_block_rows(state, rank) for rank in range(blocks)]
-    latency = spec.test is CompareTest.LATENCY
-    fits = [scatter(r, spec.dispersion_start, neighbours=not latency) for r in rows]
+    fits = [scatter(r, spec.dispersion_start) for r in rows]
     if spec.test is not CompareTest.LATENCY:
         return tuple(f.phi for f in fits), state.log_lr
     measured = [_measured(r, f) for r, f in zip(rows, fits, strict=True)]
