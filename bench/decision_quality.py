@@ -2,7 +2,7 @@
 
 Run it with::
 
-    .venv/bin/python -m bench.decision_quality               # full corpus (~1-2 min, 2 workers)
+    .venv/bin/python -m bench.decision_quality               # full corpus (~3 min, 2 workers)
     .venv/bin/python -m bench.decision_quality --quick       # a small corpus (under a minute)
     .venv/bin/python -m bench.decision_quality --class cold-start --markdown
     .venv/bin/python -m bench.decision_quality -o json > results.json
