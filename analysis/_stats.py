@@ -329,17 +329,21 @@ def _neighbour_phi(arr: FloatArray, start: float) -> float | None:
     with them), and the benchmark's stalled-pod rows 3 good releases of 800 more. None when
     fewer than two pairs, or fewer than half of them, count.
     """
-    stats = []
-    for i in range(len(arr) - 1):
-        pair = arr[i : i + 2]
-        theta = _common_ratio(pair)
-        # A pair with few events on a side cannot contradict the other window: a stalled
-        # minute next to a quiet one in a thin tail looks like a steady ratio of 300.
-        if theta is not None and min(pair[:, 1].sum(), pair[:, 3].sum()) >= PAIR_EVENTS:
-            stats.append(float(_pearson_terms(pair, theta).sum()))
-    if len(stats) < max(2.0, (len(arr) - 1) / 2):
+    # All pairs at once (every tick, every tested boundary: this is the judge's hot path):
+    # pair i is windows i and i + 1, around its own Mantel-Haenszel ratio.
+    n_c, x_c, n_p, x_p = arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]
+    total = n_c + n_p
+    tops, bottoms = x_c * n_p / total, x_p * n_c / total
+    top, bottom = tops[:-1] + tops[1:], bottoms[:-1] + bottoms[1:]
+    # A pair with few events on a side cannot contradict the other window: a stalled
+    # minute next to a quiet one in a thin tail looks like a steady ratio of 300.
+    counts = (top > 0) & (bottom > 0)
+    counts &= np.minimum(x_c[:-1] + x_c[1:], x_p[:-1] + x_p[1:]) >= PAIR_EVENTS
+    theta = top[counts] / bottom[counts]
+    first = np.flatnonzero(counts)
+    values = _row_terms(arr[first], theta) + _row_terms(arr[first + 1], theta)
+    if values.size < max(2.0, (len(arr) - 1) / 2):
         return None
-    values = np.asarray(stats, dtype=np.float64)
     worst = int(np.argmax(values))
     others = np.delete(values, worst)
     # The latest pair is kept: a change in the latest window may be a step or one wild
@@ -361,6 +365,17 @@ def _common_ratio(arr: FloatArray) -> float | None:
     total = n_c + n_p
     top, bottom = float(np.sum(x_c * n_p / total)), float(np.sum(x_p * n_c / total))
     return top / bottom if top > 0 and bottom > 0 else None
+
+
+def _row_terms(arr: FloatArray, theta: FloatArray) -> FloatArray:
+    """Each row's Pearson term at its own ratio ``theta``; 0 where it has no variance."""
+    n_c, x_c, n_p, x_p = arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]
+    k = x_c + x_p
+    pi = theta * n_c / (theta * n_c + n_p)
+    var = k * pi * (1 - pi)
+    safe = np.where(var > 0, var, 1.0)
+    terms: FloatArray = np.where(var > 0, (x_c - k * pi) ** 2 / safe, 0.0)
+    return terms
 
 
 def _pearson_terms(arr: FloatArray, theta: float) -> FloatArray:

@@ -57,6 +57,16 @@ LAT = parse_compare({"warmup": "0s"}, "c", metric_name="request-duration")
 ISTIO_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
 
+def binomial_windows(
+    rng: np.random.Generator, count: int, *, canary: float, primary: float
+) -> list[tuple[float, float, float, float]]:
+    """``count`` windows of 1,000 canary and 9,000 primary requests, events independent."""
+    return [
+        (1000.0, float(rng.binomial(1000, canary)), 9000.0, float(rng.binomial(9000, primary)))
+        for _ in range(count)
+    ]
+
+
 def clustered_errors(rng: np.random.Generator, n: int, rate: float, size: int) -> int:
     """Errors that come ``size`` at a time (a failing request and its retries)."""
     return int(rng.binomial(n // size, rate)) * size
@@ -140,10 +150,7 @@ class TestDispersion:
         # A canary still cold in its first judged minute (errors x8), then binomial
         # windows: the cold minute says nothing about the scatter of the others.
         rng = np.random.default_rng(3)
-        quiet = [
-            (1000.0, float(rng.binomial(1000, 0.02)), 9000.0, float(rng.binomial(9000, 0.01)))
-            for _ in range(8)
-        ]
+        quiet = binomial_windows(rng, 8, canary=0.02, primary=0.01)
         cold = (1000.0, 160.0, 9000.0, 90.0)
         assert dispersion(quiet) == pytest.approx(1.0, abs=0.35)
         assert dispersion([cold, *quiet]) == pytest.approx(dispersion(quiet), abs=0.35)
@@ -187,10 +194,7 @@ class TestDispersion:
 
     def test_a_second_wild_window_counts_in_full(self) -> None:
         rng = np.random.default_rng(4)
-        quiet = [
-            (1000.0, float(rng.binomial(1000, 0.02)), 9000.0, float(rng.binomial(9000, 0.01)))
-            for _ in range(8)
-        ]
+        quiet = binomial_windows(rng, 8, canary=0.02, primary=0.01)
         wild = (1000.0, 160.0, 9000.0, 90.0)
         assert dispersion([wild, *quiet, wild]) > 3.0
 
@@ -212,27 +216,6 @@ def late_regression_run(rng: np.random.Generator, *, factor: float, start: int) 
     return False
 
 
-def slower_from_run(rng: np.random.Generator, *, shift: float, start: int) -> bool:
-    """:func:`stall_run`'s service without stalls, every canary request ``shift`` times
-    slower from minute ``start`` on; True when the judge failed it."""
-    pods = int(rng.integers(2, 7))
-    state = new_state(T0, CompareTest.LATENCY)
-    for k in range(1, 11):
-        weight = min(0.5, 0.1 * k)
-        total = int(rng.poisson(3000))
-        n_c = int(rng.binomial(total, weight))
-        median = 60.0 * (shift if k >= start else 1.0)
-        state, failed = judge_latency(
-            state,
-            stalled_demo_hist(rng, n_c, median, 0.4, pods, 0.0),
-            stalled_demo_hist(rng, total - n_c, 60.0, 0.4, pods, 0.0),
-            k,
-        )
-        if failed:
-            return True
-    return False
-
-
 class TestARegressionThatStartsMidRun:
     """docs/analysis.md, "A ratio that changes is not scatter": read as scatter, a canary
     failing 30% of its requests from minute 3 on was caught in 0 runs of 200, and one five
@@ -249,17 +232,16 @@ class TestARegressionThatStartsMidRun:
     def test_slowness_is_caught(self, shift: float, start: int) -> None:
         rng = np.random.default_rng(9)
         runs = 50
-        caught = sum(slower_from_run(rng, shift=shift, start=start) for _ in range(runs))
+        caught = sum(
+            stall_run(rng, shift=shift, slower_from=start, stall_prob=0.0) for _ in range(runs)
+        )
         assert caught >= 0.95 * runs
 
     def test_a_wild_latest_window_is_not_taken_for_a_step(self) -> None:
         # A stalled minute in the latest window: only the next window tells it from a step,
         # so the scatter between neighbours does not stand for the run's yet.
         rng = np.random.default_rng(7)
-        quiet = [
-            (1000.0, float(rng.binomial(1000, 0.1)), 9000.0, float(rng.binomial(9000, 0.1)))
-            for _ in range(6)
-        ]
+        quiet = binomial_windows(rng, 6, canary=0.1, primary=0.1)
         stalled = (1000.0, 330.0, 9000.0, 900.0)
         latest = np.asarray([*quiet, stalled])
         assert _neighbour_phi(latest, 1.0) is not None
@@ -545,12 +527,14 @@ def stall_run(
     canary_stalls: tuple[int, ...] = (),
     stall_prob: float = 0.04,
     looks: int = 10,
+    slower_from: int = 1,
 ) -> bool:
     """50 requests/s in all, canary 10%..50%, median 60 ms; True when the judge failed it.
 
     Each minute each side's pods stall with ``stall_prob`` (one of 2-6 pods, 3-10 times
     slower for the minute); a canary pod stalls at the minutes ``canary_stalls`` whatever
-    the draw. ``shift`` makes every canary request that much slower.
+    the draw. ``shift`` makes every canary request that much slower, from the minute
+    ``slower_from`` on.
     """
     pods = int(rng.integers(2, 7))
     state = new_state(T0, CompareTest.LATENCY)
@@ -563,7 +547,9 @@ def stall_run(
             stalls[0] = rng.uniform(3.0, 10.0)
         state, failed = judge_latency(
             state,
-            stalled_demo_hist(rng, n_c, 60.0 * shift, 0.4, pods, float(stalls[0])),
+            stalled_demo_hist(
+                rng, n_c, 60.0 * (shift if k >= slower_from else 1.0), 0.4, pods, float(stalls[0])
+            ),
             stalled_demo_hist(rng, total - n_c, 60.0, 0.4, pods, float(stalls[1])),
             k,
         )
@@ -579,10 +565,7 @@ class TestSlowRequestsInClusters:
 
     def test_the_wild_window_is_named_and_left_out(self) -> None:
         rng = np.random.default_rng(51)
-        quiet = [
-            (1000.0, float(rng.binomial(1000, 0.1)), 9000.0, float(rng.binomial(9000, 0.1)))
-            for _ in range(6)
-        ]
+        quiet = binomial_windows(rng, 6, canary=0.1, primary=0.1)
         stalled = (1000.0, 330.0, 9000.0, 900.0)
         fit = scatter([*quiet[:3], stalled, *quiet[3:]])
         assert fit.wild == 3
