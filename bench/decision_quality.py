@@ -7,7 +7,7 @@ Run it with::
     .venv/bin/python -m bench.decision_quality --class cold-start --markdown
     .venv/bin/python -m bench.decision_quality -o json > results.json
 
-Nine classes of release (bench/worlds.py), each a world with rows (a traffic
+Ten classes of release (bench/worlds.py), each a world with rows (a traffic
 level, a bucket layout, a schedule) of good releases and the relevant bad ones.
 Per class it prints, for the threshold judge and the compare judge side by
 side: false rollbacks (good releases rolled back), missed regressions (bad
@@ -16,8 +16,8 @@ roll back and to promote; then the evidence a perfect test could collect about
 each regression within the schedule (bench/evidence.py); then the issue's
 targets for the compare judge, class by class: MET, MISSED, or "not detectable".
 The full corpus is 400 good releases per row and 150 bad ones per (row,
-effect): 24,900 releases, 26,000 runs (a rerun row, ``Row.rerun_of``, runs another row's
-releases again with the judge told more); ``--quick`` takes 30 and 12 (1,926 releases, 2,010
+effect): 26,900 releases, 28,000 runs (a rerun row, ``Row.rerun_of``, runs another row's
+releases again with the judge told more); ``--quick`` takes 30 and 12 (2,082 releases, 2,166
 runs).
 Progress goes to stderr.  Seeded and deterministic: the same command prints the
 same numbers, whatever the number of workers.

@@ -22,7 +22,8 @@ rate, its shared bursts, its gamma-Poisson factors (bursty worlds) and its
 diurnal curve, minute by minute (:func:`bench.simulator.expected_traffic`), at
 the nominal schedule's weights; drift, incidents, bad and stalled pods and the
 cold start are left out (they carry no evidence about the regression, and a
-test can only lose by them).  The analysis lasts the schedule plus the hold
+test can only lose by them); a regression that begins or grows during the run
+counts as it is in each minute (none before its onset).  The analysis lasts the schedule plus the hold
 the compare judge may take at the last step to collect the evidence its
 configured effect needs (``maxInconclusive`` intervals at the last weight).
 
@@ -195,20 +196,21 @@ class Kinds:
     regressed_events: float  # and on the bad canary
 
 
-def kinds(release: Release) -> Kinds:
+def kinds(release: Release, minute: int = 1) -> Kinds:
     """Errors: failed and successful requests.  Latency: the buckets from the primary's p90
     up, and all faster requests as one kind (the most a test of the p99 on those buckets can
-    see: a slower median is a question for a test of the median, ``quantile: 0.5``)."""
+    see: a slower median is a question for a test of the median, ``quantile: 0.5``).  As
+    they are in ``minute``, for a regression that begins or grows during the run."""
     w, effect = release.world, release.effect
     if effect.is_error:
         p0 = release.base_error / (RETRY_CLUSTER if w.retries else 1.0)
-        p1 = min(p0 * effect.error_ratio, 0.999)
+        p1 = min(p0 * effect.error_ratio_at(minute), 0.999)
         what = "failing original requests" if w.retries else "errors"
         return Kinds(np.array([p0, 1 - p0]), np.array([p1, 1 - p1]), what, p0, p1)
     layout = w.layout
     q0 = bucket_probs(layout, release.median_ms, release.sigma)
     q1 = bucket_probs(
-        layout, release.median_ms * effect.median_ratio, release.sigma, effect.tail_ratio
+        layout, release.median_ms * effect.median_ratio_at(minute), release.sigma, effect.tail_ratio
     )
     p90 = release.median_ms * math.exp(Z90 * release.sigma)
     edges = np.array([*(le * layout.to_ms for le in layout.les), math.inf])
@@ -228,17 +230,23 @@ def kinds(release: Release) -> Kinds:
 def expected_evidence(release: Release) -> Evidence:
     """The evidence about ``release.effect`` (errors or latency) over the analysis."""
     steps = analysis_minutes(release)
-    k = kinds(release)
+    first = kinds(release)
+    each = [kinds(release, t) if release.effect.varies else first for t in range(1, len(steps) + 1)]
     n = sum(c for c, _ in steps)
-    per_minute = [_two_sample_nats(c, weight, k.regressed, k.null) for c, weight in steps]
+    per_minute = [
+        _two_sample_nats(c, weight, k.regressed, k.null)
+        for (c, weight), k in zip(steps, each, strict=True)
+    ]
     nats = sum(per_minute)
     return Evidence(
         minutes=len(steps),
         canary_requests=n,
-        null_events=n * k.null_events,
-        extra_events=n * (k.regressed_events - k.null_events),
+        null_events=sum(c * k.null_events for (c, _), k in zip(steps, each, strict=True)),
+        extra_events=sum(
+            c * (k.regressed_events - k.null_events) for (c, _), k in zip(steps, each, strict=True)
+        ),
         nats=nats,
-        events=k.events,
+        events=first.events,
         first_minute=_first_minute(per_minute),
         catch=catch_probability(nats),
     )

@@ -22,6 +22,12 @@ minute of canary traffic, the one the first analysis tick judges):
   random walk shared by both versions, sd ``drift_sd`` per minute) and shared
   incidents multiply it (x4 for a minute, probability ``burst_prob``).  A bad
   release multiplies the canary's rate by ``Effect.error_ratio``.
+* **Regressions that begin or grow during the run** (``Effect.onset``,
+  ``Effect.growth``): the canary behaves like the primary until minute
+  ``onset``, from then on it is ``error_ratio`` (or ``median_ratio``) times
+  worse, and ``growth`` times worse again every minute after (a leak), up to
+  ``Effect.peak``.  A regression that starts with a cache filling, a cron job, a
+  slow leak: the canary's first minutes say nothing about it.
 * **Retries** (``retries`` worlds): every failing request is retried 2 or 3
   times (equally likely) on the same version and every retry fails too, so
   errors come in clusters of 3-4.  Original requests fail at the base rate
@@ -118,11 +124,15 @@ __all__ = [
     "AB_TESTING",
     "DEFAULT_SCHEDULE",
     "EFFECTS",
+    "ERR_1_2_LATE",
+    "ERR_GROWING",
     "GOOD",
     "ISTIO",
     "LINKERD",
     "MAX_MINUTES",
     "NGINX",
+    "P99_25_LATE",
+    "P99_GROWING",
     "STEP_WEIGHTS",
     "Decision",
     "Effect",
@@ -224,10 +234,31 @@ class Effect:
     median_ratio: float = 1.0
     tail_ratio: float = 1.0
     target: bool = False
+    onset: int = 1  # the first minute the canary is worse (1: from its first minute)
+    growth: float = 1.0  # how many times worse again each minute after the onset
+    peak: float = 20.0  # the most a growing ratio reaches
 
     @property
     def is_error(self) -> bool:
         return self.error_ratio != 1.0
+
+    def error_ratio_at(self, minute: int) -> float:
+        """The canary's error rate over the primary's in ``minute`` (cold start aside)."""
+        return self._at(self.error_ratio, minute)
+
+    def median_ratio_at(self, minute: int) -> float:
+        """The canary's latencies over the primary's in ``minute`` (cold start aside)."""
+        return self._at(self.median_ratio, minute)
+
+    @property
+    def varies(self) -> bool:
+        """Whether the regression changes during the run (begins late or grows)."""
+        return self.onset > 1 or self.growth != 1.0
+
+    def _at(self, ratio: float, minute: int) -> float:
+        if ratio == 1.0 or minute < self.onset:
+            return 1.0
+        return float(min(ratio * self.growth ** (minute - self.onset), max(ratio, self.peak)))
 
 
 Z99 = 2.3263478740408408  # the standard normal's 99th percentile
@@ -243,6 +274,20 @@ P99_25_SHIFT = Effect(
 P99_50_TAIL = Effect("p99-50-tail", "p99 +50% (tail only)", tail_ratio=1.5)
 P99_25_TAIL = Effect("p99-25-tail", "p99 +25% (tail only)", tail_ratio=1.25, target=True)
 EFFECTS: tuple[Effect, ...] = (ERR_1_5, ERR_1_2, ERR_X3, P99_50_SHIFT, P99_50_TAIL)
+ERR_1_2_LATE = Effect(
+    "err-1-2-late", "errors 1% -> 2% from minute 3", 2.0, 0.01, target=True, onset=3
+)
+P99_25_LATE = Effect(
+    "p99-25-late",
+    "p99 +25% from minute 3 (all latencies x1.25)",
+    median_ratio=1.25,
+    target=True,
+    onset=3,
+)
+ERR_GROWING = Effect("err-growing", "errors from 1%, x1.5 more every minute", 1.5, 0.01, growth=1.5)
+P99_GROWING = Effect(
+    "p99-growing", "latencies x1.1 more every minute", median_ratio=1.1, growth=1.1
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,11 +480,11 @@ class ReleaseWorld:
         n_c = int(rng.binomial(total, weight))
         n_p = total - n_c
         p_p = min(1.0, r.base_error * float(c.err[t]))
-        p_c = min(1.0, p_p * r.effect.error_ratio * _cold(r, t, r.cold_error))
+        p_c = min(1.0, p_p * r.effect.error_ratio_at(t) * _cold(r, t, r.cold_error))
         n_c, x_c = self._errors(rng, n_c, p_c, float(c.bad_canary[t]))
         n_p, x_p = self._errors(rng, n_p, p_p, float(c.bad_primary[t]))
         m_p = r.median_ms * float(c.lat[t])
-        m_c = m_p * r.effect.median_ratio * _cold(r, t, r.cold_latency)
+        m_c = m_p * r.effect.median_ratio_at(t) * _cold(r, t, r.cold_latency)
         return Minute(
             canary_requests=n_c,
             canary_errors=x_c,

@@ -18,15 +18,19 @@ from bench.simulator import (
     AB_TESTING,
     EFFECTS,
     ERR_1_2,
+    ERR_1_2_LATE,
     ERR_1_5,
+    ERR_GROWING,
     GOOD,
     ISTIO,
     LINKERD,
     NGINX,
+    P99_25_LATE,
     P99_25_SHIFT,
     P99_25_TAIL,
     P99_50_SHIFT,
     P99_50_TAIL,
+    P99_GROWING,
     STEP_WEIGHTS,
     Effect,
     Release,
@@ -223,6 +227,21 @@ def _schedules() -> WorldClass:
     )
 
 
+def _changing() -> WorldClass:
+    effects = (ERR_1_2_LATE, P99_25_LATE, ERR_GROWING, P99_GROWING)
+    rows = tuple(
+        Row(f"total {rps:g} req/s", World(total_rps=rps), effects) for rps in (20.0, 100.0)
+    )
+    return WorldClass(
+        "changing",
+        "10. Regressions that begin or grow during the run",
+        "steady traffic; the bad canary is like the primary until minute 3 and then worse by "
+        "the target effects, or worse from its first minute and more so every minute after "
+        "(errors x1.5, latencies x1.1: a leak)",
+        rows,
+    )
+
+
 CLASSES: tuple[WorldClass, ...] = (
     _steady(),
     _low(),
@@ -233,6 +252,7 @@ CLASSES: tuple[WorldClass, ...] = (
     _tail(),
     _errors_2x(),
     _schedules(),
+    _changing(),
 )
 
 

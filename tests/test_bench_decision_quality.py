@@ -8,6 +8,7 @@ class, run on the full corpus, must print exactly what the docs show for it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +27,7 @@ from bench.evidence import (
     kinds,
 )
 from bench.report import cell_evidence
-from bench.simulator import Release, ReleaseWorld
+from bench.simulator import ERR_1_2_LATE, ERR_GROWING, GOOD, P99_GROWING, Release, ReleaseWorld
 from bench.worlds import CLASSES, build_corpus
 
 CLASS = "diurnal"
@@ -179,6 +180,46 @@ def test_a_releases_evidence_follows_its_own_traffic() -> None:
             for t, (_, weight) in enumerate(analysis_minutes(r), start=1)
         )
         assert abs(served - expected) < 5 * math.sqrt(expected) + 1, (served, expected)
+
+
+def test_a_regression_that_begins_late_is_the_primarys_twin_until_then() -> None:
+    """Before its onset the late canary serves exactly what its good twin serves (the same
+    draws), and a perfect test collects nothing from those minutes; from the onset on it is
+    worse, and its evidence is less than the same regression's from the first minute."""
+    [(_, late)] = [
+        (k, r) for k, r in build_corpus(17, 0, 1, {"changing"}) if k[2] == ERR_1_2_LATE.name
+    ][:1]
+    twin, early = (
+        ReleaseWorld(replace(late, effect=GOOD)),
+        replace(late, effect=replace(ERR_1_2_LATE, onset=1)),
+    )
+    world = ReleaseWorld(late)
+    for t in range(1, ERR_1_2_LATE.onset):
+        mine, theirs = world.minute(t, 0.2), twin.minute(t, 0.2)
+        assert (mine.canary_requests, mine.canary_errors) == (
+            theirs.canary_requests,
+            theirs.canary_errors,
+        )
+        assert mine.canary_hist.tolist() == theirs.canary_hist.tolist()
+        assert kinds(late, t).regressed.tolist() == kinds(late, t).null.tolist()
+    after = range(ERR_1_2_LATE.onset, ERR_1_2_LATE.onset + 5)
+    assert sum(world.minute(t, 0.5).canary_errors for t in after) > sum(
+        twin.minute(t, 0.5).canary_errors for t in after
+    )
+    assert 0 < expected_evidence(late).nats < expected_evidence(early).nats
+
+
+def test_a_growing_regression_gets_worse_every_minute_up_to_its_peak() -> None:
+    for effect, ratio in (
+        (ERR_GROWING, ERR_GROWING.error_ratio_at),
+        (P99_GROWING, P99_GROWING.median_ratio_at),
+    ):
+        ratios = [ratio(t) for t in range(1, 80)]
+        assert ratios[0] == pytest.approx(effect.growth)
+        assert all(b >= a for a, b in itertools.pairwise(ratios))
+        assert ratios[1] == pytest.approx(effect.growth**2)
+        assert max(ratios) == effect.peak
+    assert ERR_GROWING.median_ratio_at(30) == 1.0 and P99_GROWING.error_ratio_at(30) == 1.0
 
 
 def test_the_table_in_docs_is_the_benchmarks_output() -> None:
