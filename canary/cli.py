@@ -351,20 +351,26 @@ def _simulation_table(name: str, rows: Sequence[Mapping[str, Any]]) -> None:
         "Waiting": "yellow",
         "WaitingPromotion": "yellow",
     }
-    before: dict[str, str] = {}  # each metric's outcome on the tick before
+    held: dict[str, str] = {}  # metric -> its summary, where the tick before held or fell back
     for row in rows:
         lines = [e["message"] for e in row["events"]]
         # A metric line the tick's Events already quote would say the same thing twice. A
         # pass right after inconclusive checks (not a warm-up) says how the hold ended (the
-        # judge's evidence, or the fallback of onMaxInconclusive), which no Event says.
-        lines += [
-            _metric_line(m)
+        # judge's evidence, or the fallback of onMaxInconclusive), which no Event says; so
+        # does each pass after it that says something new (a second check the fallback
+        # decided, then the first the judge decided again).
+        shown = [
+            m
             for m in row["metrics"]
-            if (m["outcome"] != "Pass" or before.get(m["name"]) == "Inconclusive")
+            if (m["outcome"] != "Pass" or held.get(m["name"], m["summary"]) != m["summary"])
             and not any(m["summary"] in line for line in lines)
         ]
-        before = {
-            m["name"]: "warm" if m.get("warmingUp") else m["outcome"] for m in row["metrics"]
+        lines += [_metric_line(m) for m in shown]
+        held = {
+            m["name"]: m["summary"]
+            for m in row["metrics"]
+            if (m["outcome"] == "Inconclusive" and not m.get("warmingUp"))
+            or (m["outcome"] == "Pass" and m["name"] in held and m in shown)
         }
         lines += [
             f"[{'red' if a['severity'] == 'error' else 'cyan'}]alert ({a['severity']}): {a['message']}[/]"
