@@ -207,7 +207,8 @@ def add_window(
             steps.append(_staked(added, cap, spec.alpha))
         else:
             steps.append(np.zeros(len(RATIO_GRID)))
-    log_lr = tuple(float(a) for a in np.asarray(state.log_lr) + np.concatenate(steps))
+    floored = np.maximum(np.asarray(state.log_lr, dtype=np.float64), -EVIDENCE_FLOOR)
+    log_lr = tuple(float(a) for a in floored + np.concatenate(steps))
     n_c, x_c, n_p, x_p = first
     matched = state.matched
     if n_p > 0:
@@ -226,6 +227,23 @@ def add_window(
         recent=recent,
         recent_caps=caps,
     )
+
+
+EVIDENCE_FLOOR = 20.0
+"""How far below zero (in nats) an alternative's evidence can sink before the next window.
+
+Why: a good canary's evidence against every regression grows without bound, up to 4.6 nats
+a window (the stake, :func:`_staked`), and a regression that begins after a long good run
+had first to pay all of it back: a canary going from 1% to 5% errors after 150 good
+minutes (10,000 requests a minute) was rolled back 96 minutes later, and after 156 such
+minutes ``exp`` of the evidence overflowed and the judge raised on every tick after. With
+the floor (the wealth of a bet never below ``e^-20`` before the next window: the CUSUM's
+restart, in the e-value's terms) the same canary is rolled back 8 minutes after it turned.
+What it costs in validity: each window may add at most ``e^-20`` to the wealth's
+expectation, so over ``T`` windows the chance of a false rollback is at most
+``alpha * (1 + T e^-20)``: a week of one-minute windows turns 1% into 1.00002%. On
+``bench/decision_quality.py``, whose runs are short, it moved no release.
+"""
 
 
 STAKE_KEPT = 0.01
@@ -438,11 +456,18 @@ def add_histograms(
         # hold no evidence (this was the first judged window), and kept they would
         # take their share of the mixture's weight for nothing.
         state = replace(state, log_lr=state.log_lr[: len(bounds) * len(RATIO_GRID)])
-    les = state.hist_le or tuple(sorted({le for le, _ in canary} | {le for le, _ in primary}))
+    # The run's histograms are kept at the boundaries both sides have (as the test itself
+    # reads them): a boundary one side lacks would be filled in from the one below it, which
+    # counts that side's requests there as slower than they are, and invents its quantile.
+    shared = {le for le, _ in canary} & {le for le, _ in primary}
+    if math.inf not in shared:
+        shared = {le for le, _ in canary} | {le for le, _ in primary}
+    les = tuple(le for le in state.hist_le if le in shared) or tuple(sorted(shared))
+    kept = [i for i, le in enumerate(state.hist_le) if le in les]
     c_add = _align(canary, les)
     p_add = _align(primary, les)
-    c_old = state.canary_hist or tuple(0.0 for _ in les)
-    p_old = state.primary_hist or tuple(0.0 for _ in les)
+    c_old = tuple(state.canary_hist[i] for i in kept) if state.canary_hist else (0.0,) * len(les)
+    p_old = tuple(state.primary_hist[i] for i in kept) if state.primary_hist else (0.0,) * len(les)
     return replace(
         state,
         hist_le=tuple(les),
@@ -509,7 +534,7 @@ def decide(
     phis, log_lr = _robust_evidence(spec, state)
     phi = max(phis)
     log_lambda = mixture_log_lambda(log_lr, phis)
-    p_value = min(1.0, math.exp(-log_lambda))
+    p_value = 1.0 if log_lambda <= 0 else math.exp(-log_lambda)
     needed = _needed(spec, state, phi)
     comparison = _comparison(
         spec, state, values, p_value=p_value, log_lambda=log_lambda, needed=needed, phi=phi
@@ -1164,10 +1189,15 @@ def _gap(spec: CompareSpec, comparison: Comparison, values: _Values) -> str:
         return f"worse by {points} point{'' if points == '1' else 's'}"
     if difference is None or ratio is None:
         return ""
-    if difference <= 0:  # both quantiles past the last finite boundary, read as that boundary
+    if difference <= 0 and values.canary_past and values.primary_past:
+        # Both quantiles past the last finite boundary, each read as that boundary.
         shown = format_value(comparison.canary_value or 0.0, unit)
         return f"slower where these buckets cannot measure it (both over {shown})"
+    if difference <= 0:  # the test counts requests past several boundaries, the p90's too
+        return f"more of its requests are slow, at the same p{spec.quantile * 100:g}"
     at_least = "at least " if values.canary_past else ""
+    if not math.isfinite(ratio):  # the primary's quantile is 0: no percentage to show
+        return f"slower by {at_least}{format_value(difference, unit)}"
     return (
         f"slower by {at_least}{format_value((ratio - 1) * 100)}% "
         f"(+{format_value(difference, unit)})"

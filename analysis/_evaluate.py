@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +41,7 @@ from analysis._spec.templates import QueryContext, render_query
 from analysis._spec.vocabulary import (
     BUILTIN_METRICS,
     REQUEST_DURATION,
+    Bucket,
     CompareTest,
     MetricKind,
     Outcome,
@@ -225,7 +226,7 @@ def _render_side(
 
 
 async def _count(
-    provider: MetricProvider, query: str, at: datetime, *, zero_if_empty: bool
+    provider: MetricProvider, query: str, at: datetime, *, zero_if_empty: bool, what: str
 ) -> float:
     try:
         value = await provider.run_query(query, at=at)
@@ -233,7 +234,34 @@ async def _count(
         if zero_if_empty:
             return 0.0
         raise
-    return value if math.isfinite(value) else 0.0
+    _countable(value, query, what)
+    return max(0.0, value)
+
+
+# The largest count a float holds exactly; no window of any service has more requests, and
+# past it the judge's arithmetic (a share of 1 - 1e-17) is no longer arithmetic.
+MAX_COUNT = float(2**53)
+
+
+def _countable(value: float, query: str, what: str) -> None:
+    """Raise when a count query answers what no count can be: an infinity, a number below
+    zero beyond the rounding of increase() (which extrapolates each series on its own and
+    may give -0.4 after a counter reset), or more than a float counts exactly.
+
+    Read as 0, as they were, an errors query answering +Inf or -500 (a custom query that
+    divides by zero, or subtracts) passed the canary with "0 errors".
+    """
+    if math.isfinite(value) and -IMPOSSIBLE_SLACK <= value <= MAX_COUNT:
+        return
+    if not math.isfinite(value):
+        why = "a count is a finite number"
+    elif value < 0:
+        why = "a count cannot be below 0"
+    else:
+        why = "more than any window counts (2^53)"
+    raise ImpossibleCountsError(
+        f"{what} answered {value:g}: {why}; does it count requests?", query=query
+    )
 
 
 # How far a side's errors may exceed its requests before the two queries are taken to
@@ -244,7 +272,8 @@ IMPOSSIBLE_SLACK = 2.0
 
 
 class ImpossibleCountsError(QueryError):
-    """The queries answered, with counts that cannot be: more errors than requests."""
+    """The queries answered, with counts that cannot be: more errors than requests, an
+    infinity, a count below zero, histograms with no bucket boundary in common."""
 
 
 def _possible(requests: float, errors: float, side: str, query: str, window: str) -> None:
@@ -263,6 +292,31 @@ def _possible(requests: float, errors: float, side: str, query: str, window: str
             "queries count the same requests?",
             query=query,
         )
+
+
+def _comparable(canary: Sequence[Bucket], primary: Sequence[Bucket], query: str) -> None:
+    """Raise when the two histograms have no finite bucket boundary in common.
+
+    The latency test counts each side's requests past the same boundaries; with none in
+    common (the new version exposes other buckets: exponential ones, or milliseconds where
+    the primary has seconds) every request of both sides is past +Inf's only, the test gets
+    no evidence ever, and a canary three times slower was promoted "not significant".
+    """
+    shared = {le for le, _ in canary} & {le for le, _ in primary}
+    if any(math.isfinite(le) for le in shared):
+        return
+
+    def shown(buckets: Sequence[Bucket]) -> str:
+        les = sorted(le for le, _ in buckets if math.isfinite(le))
+        head = ", ".join(f"{le:g}" for le in les[:4])
+        return (head + (", …" if len(les) > 4 else "")) or "none"
+
+    raise ImpossibleCountsError(
+        "the canary's and the primary's histograms have no bucket boundary in common "
+        f"(canary le: {shown(canary)}; primary le: {shown(primary)}): the latency test "
+        "compares both sides at the same boundaries; do both versions expose the same buckets?",
+        query=query,
+    )
 
 
 async def _compare(
@@ -305,10 +359,14 @@ async def _compare(
         query = c_main
         if spec.test is CompareTest.ERROR_RATE:
             n_c, x_c, n_p, x_p = await asyncio.gather(
-                _count(provider, c_main, now, zero_if_empty=False),
-                _count(provider, c_err, now, zero_if_empty=True),
-                _count(provider, p_main, now, zero_if_empty=False),
-                _count(provider, p_err, now, zero_if_empty=True),
+                _count(
+                    provider, c_main, now, zero_if_empty=False, what="the canary's requests query"
+                ),
+                _count(provider, c_err, now, zero_if_empty=True, what="the canary's errors query"),
+                _count(
+                    provider, p_main, now, zero_if_empty=False, what="the primary's requests query"
+                ),
+                _count(provider, p_err, now, zero_if_empty=True, what="the primary's errors query"),
             )
             _possible(n_c, x_c, "canary", c_err, window)
             _possible(n_p, x_p, "primary", p_err, window)
@@ -322,6 +380,7 @@ async def _compare(
             for side, buckets, side_query in (("canary", b_c, c_main), ("primary", b_p, p_main)):
                 if not buckets:  # Prometheus says so itself; another provider may not
                     raise NoDataError(f"no histogram buckets for the {side}", query=side_query)
+            _comparable(b_c, b_p, c_main)
             state = add_histograms(state, b_c, b_p, spec, window_end=now, interval_seconds=period)
     except AnalysisError as exc:
         return _failure(check, ctx, exc, now=now, query=query, judge="compare", state=prev_state)
@@ -420,6 +479,10 @@ def _in_warmup(check: MetricCheck, spec: CompareSpec, prev: Verdict | None, now:
     started = state.started if state is not None else None
     if started is None:
         started = now - timedelta(seconds=period)
+    if state is not None and now < state.window_end:
+        # The clock went back (a restart on a skewed node): a run past its warm-up does not
+        # go back into it, and read as one it kept a failing thresholdRange from being acted on.
+        return False
     return spec.in_warmup(period, (now - started).total_seconds())
 
 

@@ -6,11 +6,14 @@ translated into the tree of :mod:`analysis._spec.errors`, and results are reduce
 exactly the shape the caller asked for (one number, one series of samples, or
 one histogram).  Unlike Flagger, several series where one value is expected is
 an error naming the query and the series count, not a silent pick of the last.
+An answer of the wrong shape (a Prometheus-compatible proxy may send one) is a
+:class:`QueryError` naming what was wrong, never an ``IndexError`` or ``TypeError``.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import math
 import ssl
 from collections.abc import Mapping, Sequence
@@ -35,6 +38,13 @@ from analysis._spec.vocabulary import Bucket
 __all__ = ["PrometheusProvider", "safe_address"]
 
 _MAX_BODY_IN_MESSAGE = 300
+_MAX_JSON_IN_MESSAGE = 80
+
+# How far below 0 a bucket's count may be and still be read as 0, as a share of the
+# answer's largest count (at least 1): increase() extrapolates and a recording rule may
+# subtract, so float rounding leaves counts like -1e-9 where there were none.  A count
+# further below 0 is a broken query, not rounding.
+_ROUNDING_SLACK = 1e-6
 
 
 def safe_address(address: str) -> str:
@@ -60,6 +70,22 @@ def _parse_float(raw: object, query: str) -> float:
         raise QueryError(
             f"query {_short(query)!r} returned a non-numeric value {raw!r}", query=query
         ) from None
+
+
+def _json(value: object) -> str:
+    """``value`` as the JSON it came as, cut short, for a message about a malformed answer."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= _MAX_JSON_IN_MESSAGE else text[: _MAX_JSON_IN_MESSAGE - 3] + "..."
+
+
+def _malformed(where: str, query: str, what: str) -> QueryError:
+    """The error of an answer whose JSON is not the shape Prometheus' API documents."""
+    return QueryError(
+        f"malformed answer from {where}: {what} (query {_short(query)!r})", query=query
+    )
 
 
 class PrometheusProvider:
@@ -109,6 +135,10 @@ class PrometheusProvider:
                 cafile=self._config.ca_file, cadata=self._config.ca_data
             )
         return True
+
+    def _where(self, path: str) -> str:
+        """The URL of ``path``, fit for messages (no credentials)."""
+        return f"{safe_address(self._base)}{path}"
 
     async def _get(self, path: str, params: Mapping[str, str], query: str) -> Any:
         url = f"{self._base}{path}"
@@ -175,14 +205,19 @@ class PrometheusProvider:
     # -- MetricProvider ------------------------------------------------------
 
     async def run_query(self, query: str, *, at: datetime | None = None) -> float:
+        where = self._where("/api/v1/query")
         data = await self._get("/api/v1/query", _instant(query, at), query)
         result_type = data.get("resultType")
         result = data.get("result")
         if result_type == "scalar":
-            value = _parse_float(result[1] if isinstance(result, list) else None, query)
-        elif result_type == "vector" and isinstance(result, list):
-            series = _one_series(result, query, "query", "one value")
-            value = _parse_float(series.get("value", [None, None])[1], query)
+            if not isinstance(result, list) or len(result) != 2:
+                raise _malformed(
+                    where, query, f'the scalar result is {_json(result)}, not [time, "value"]'
+                )
+            value = _parse_float(result[1], query)
+        elif result_type == "vector":
+            series = _one_series(_list(result, where, query), query, "query", "one value")
+            value = _parse_float(_sample(series, where, query)[1], query)
         else:
             raise QueryError(
                 f"query {_short(query)!r} returned a {result_type} where an instant vector "
@@ -217,14 +252,21 @@ class PrometheusProvider:
             "end": f"{end.timestamp():.3f}",
             "step": f"{step_seconds:g}",
         }
+        where = self._where("/api/v1/query_range")
         data = await self._get("/api/v1/query_range", params, query)
-        result = _result(data, query, "matrix", "range query", "a matrix")
+        result = _result(data, query, "matrix", "range query", "a matrix", where)
         series = _one_series(result, query, "range query", "one")
+        if not isinstance(series, dict):
+            raise _malformed(where, query, f"a matrix entry is {_json(series)}, not a series")
+        # A series without "values" has only native histograms ("histograms"): no number.
+        pairs = series.get("values", [])
+        if not isinstance(pairs, list):
+            raise _malformed(where, query, f"a series' values are {_json(pairs)}, not a list")
         points = []
-        for pair in series.get("values", []):
-            value = _parse_float(
-                pair[1] if isinstance(pair, list) and len(pair) > 1 else None, query
-            )
+        for pair in pairs:
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise _malformed(where, query, f'a point is {_json(pair)}, not [time, "value"]')
+            value = _parse_float(pair[1], query)
             if not math.isnan(value):
                 when = datetime.fromtimestamp(_parse_float(pair[0], query), UTC)
                 points.append((when, value))
@@ -233,9 +275,11 @@ class PrometheusProvider:
         return tuple(points)
 
     async def query_buckets(self, query: str, *, at: datetime | None = None) -> tuple[Bucket, ...]:
+        where = self._where("/api/v1/query")
         data = await self._get("/api/v1/query", _instant(query, at), query)
         expected = "an instant vector grouped by (le)"
-        return _buckets_from_vector(_result(data, query, "vector", "bucket query", expected), query)
+        result = _result(data, query, "vector", "bucket query", expected, where)
+        return _buckets_from_vector(result, query, where)
 
 
 def _instant(query: str, at: datetime | None) -> dict[str, str]:
@@ -247,17 +291,41 @@ def _instant(query: str, at: datetime | None) -> dict[str, str]:
 
 
 def _result(
-    data: Mapping[str, Any], query: str, result_type: str, kind: str, expected: str
+    data: Mapping[str, Any], query: str, result_type: str, kind: str, expected: str, where: str
 ) -> list[Any]:
     """The ``result`` of an answer that must be a ``result_type``; anything else is a
     :class:`QueryError` (``kind`` and ``expected`` word its message)."""
-    result = data.get("result")
-    if data.get("resultType") != result_type or not isinstance(result, list):
+    if data.get("resultType") != result_type:
         raise QueryError(
             f"{kind} {_short(query)!r} returned {data.get('resultType')}, expected {expected}",
             query=query,
         )
+    return _list(data.get("result"), where, query)
+
+
+def _list(result: object, where: str, query: str) -> list[Any]:
+    """A vector's or matrix's ``result``, which the API makes a list (empty when no series)."""
+    if not isinstance(result, list):
+        raise _malformed(where, query, f"the result is {_json(result)}, not a list of series")
     return result
+
+
+def _sample(series: object, where: str, query: str) -> tuple[Mapping[str, Any], object]:
+    """The labels and the raw value of one instant-vector entry, which the API makes
+    ``{"metric": {labels}, "value": [time, "value"]}``; any other shape is malformed."""
+    if not isinstance(series, dict):
+        raise _malformed(where, query, f"a vector entry is {_json(series)}, not a sample")
+    labels = series.get("metric", {})
+    if not isinstance(labels, dict):
+        raise _malformed(where, query, f"a sample's metric is {_json(labels)}, not a label map")
+    if "value" not in series:
+        # A native histogram's sample has "histogram" instead: no single number to read.
+        native = " (a native histogram?)" if "histogram" in series else ""
+        raise _malformed(where, query, f"a sample has no value{native}")
+    pair = series["value"]
+    if not isinstance(pair, list) or len(pair) != 2:
+        raise _malformed(where, query, f'a sample\'s value is {_json(pair)}, not [time, "value"]')
+    return labels, pair[1]
 
 
 def _no_data(query: str) -> NoDataError:
@@ -279,12 +347,20 @@ def _one_series(result: Sequence[Any], query: str, kind: str, expected: str) -> 
     return result[0]
 
 
-def _buckets_from_vector(result: Sequence[Any], query: str) -> tuple[Bucket, ...]:
+def _buckets_from_vector(result: Sequence[Any], query: str, where: str) -> tuple[Bucket, ...]:
+    """The cumulative (le, count) buckets of a ``sum by (le)`` answer, sorted by ``le``.
+
+    A count that is no count of requests (NaN, an infinity, clearly below 0) is a
+    :class:`QueryError` naming the bucket, not 0: a count of 0 at ``le="0.1"`` says no
+    request was faster than 100 ms, so an identical canary would be judged slower.  (A
+    single value that is NaN is :class:`NoDataError`, as Flagger has it: a ratio of no
+    traffic.  A bucket's NaN is no such thing: the other buckets did count requests.)
+    """
     if not result:
         raise _no_data(query)
-    seen: dict[float, float] = {}
+    seen: dict[float, tuple[str, float]] = {}
     for series in result:
-        labels = series.get("metric", {})
+        labels, raw = _sample(series, where, query)
         if "le" not in labels:
             raise QueryError(
                 f"bucket query {_short(query)!r} returned a series without an 'le' label "
@@ -299,9 +375,28 @@ def _buckets_from_vector(result: Sequence[Any], query: str) -> tuple[Bucket, ...
                 query=query,
                 series=len(result),
             )
-        count = _parse_float(series.get("value", [None, None])[1], query)
-        seen[le] = 0.0 if math.isnan(count) else count
-    buckets = tuple(sorted(seen.items()))
+        seen[le] = (str(labels["le"]), _parse_float(raw, query))
+    largest = max((c for _, c in seen.values() if math.isfinite(c)), default=0.0, key=abs)
+    slack = _ROUNDING_SLACK * max(1.0, abs(largest))
+    for le_text, count in seen.values():
+        if not math.isfinite(count) or count < -slack:
+            raise _bad_count(le_text, count, query)
+    buckets = tuple((le, max(count, 0.0)) for le, (_, count) in sorted(seen.items()))
     if not math.isinf(buckets[-1][0]):
         raise QueryError(f'bucket query {_short(query)!r} has no le="+Inf" bucket', query=query)
     return buckets
+
+
+def _bad_count(le_text: str, count: float, query: str) -> QueryError:
+    """The error of a bucket whose count cannot be a number of requests."""
+    if math.isnan(count):
+        shown = "NaN"
+    elif math.isinf(count):
+        shown = "+Inf" if count > 0 else "-Inf"
+    else:
+        shown = f"negative ({count:g})"
+    return QueryError(
+        f'histogram bucket le="{le_text}" of query {_short(query)!r} is {shown}: a bucket\'s '
+        "count is a number of requests, finite and >= 0",
+        query=query,
+    )

@@ -149,8 +149,26 @@ def stratum_log_lr(
     theta = theta0 * grid
     pi0 = theta0 * canary_n / (theta0 * canary_n + primary_n)
     pi1 = theta * canary_n / (theta * canary_n + primary_n)
+    q0 = primary_n / (theta0 * canary_n + primary_n)
+    q1 = primary_n / (theta * canary_n + primary_n)
     out: FloatArray = canary_x * (np.log(pi1) - math.log(pi0)) + primary_x * (
-        np.log1p(-pi1) - math.log1p(-pi0)
+        _log_complement(pi1, q1) - float(_log_complement(pi0, q0))
+    )
+    return out
+
+
+def _log_complement(p: float | FloatArray, q: float | FloatArray) -> FloatArray:
+    """log(1 - p), given ``q``, 1 - p computed without cancellation.
+
+    ``log1p(-p)`` everywhere but where ``p`` is within 1e-8 of 1: a canary with ten million
+    times the primary's requests (or a stored count gone wrong) made ``p`` round to 1 and
+    ``log1p(-1)`` raise; ``log(q)`` there is exact, and elsewhere the two agree to the last
+    digits, so no verdict moves.
+    """
+    p_arr, q_arr = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    near = q_arr < 1e-8
+    out: FloatArray = np.where(
+        near, np.log(np.where(near, q_arr, 1.0)), np.log1p(-np.where(near, 0.0, p_arr))
     )
     return out
 
@@ -417,7 +435,10 @@ def needed_canary_requests(
     theta = theta0 * RATIO_GRID
     pi0 = theta0 / (theta0 + rho)
     pi = theta / (theta + rho)
-    up, down = np.log(pi / pi0), np.log1p(-pi) - math.log1p(-pi0)
+    down = _log_complement(pi, rho / (theta + rho)) - float(
+        _log_complement(pi0, rho / (theta0 + rho))
+    )
+    up = np.log(pi / pi0)
     mu = base_rate * (theta1 * up + rho * down)
     v = base_rate * (theta1 * up**2 + rho * down**2)
     best = int(np.argmax(mu))

@@ -14,9 +14,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 from analysis._spec.errors import AnalysisSpecError
+from analysis._spec.fields import type_name
 from analysis._spec.vocabulary import CompareTest, Outcome
 
 __all__ = ["Comparison", "SequentialState", "Verdict"]
@@ -79,10 +81,10 @@ class SequentialState:
     def to_status(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "windowEnd": _iso(self.window_end, exact=True),
-            "logLR": list(self.log_lr),
+            "logLR": [_exact(x) for x in self.log_lr],
             "canary": [_num(self.canary_requests), _num(self.canary_events)],
             "primary": [_num(self.primary_requests), _num(self.primary_events)],
-            "maxLogLambda": self.max_log_lambda,
+            "maxLogLambda": _exact(self.max_log_lambda),
             "windows": self.windows,
             "inconclusive": self.inconclusive,
         }
@@ -91,7 +93,7 @@ class SequentialState:
         if self.recent:
             d["recent"] = [[_num(x) for x in w] for w in self.recent]
         if self.recent_caps:
-            d["recentCaps"] = list(self.recent_caps)
+            d["recentCaps"] = [_exact(x) for x in self.recent_caps]
         if self.last_step:
             d["lastStep"] = True
         if self.warm_windows:
@@ -105,7 +107,7 @@ class SequentialState:
             d["matched"] = [_num(x) for x in self.matched]
         if self.hist_le:
             d["hist"] = {
-                "le": [("+Inf" if math.isinf(x) else _num(x)) for x in self.hist_le],
+                "le": [_num(x) for x in self.hist_le],
                 "canary": [_num(x) for x in self.canary_hist],
                 "primary": [_num(x) for x in self.primary_hist],
             }
@@ -113,35 +115,80 @@ class SequentialState:
 
     @classmethod
     def from_status(cls, d: Mapping[str, Any]) -> SequentialState:
+        """Rebuild a state stored by :meth:`to_status`; a bad one is a ``AnalysisSpecError``.
+
+        The error names the field, and the judge starts a new run on it (``_restore``).  Why
+        every shape and number is checked, not only the types: a state restored from a
+        status that :meth:`to_status` could not have written (a row of ``recent`` cut short,
+        histograms of unequal lengths, a count of ``"+Inf"``, which is how :func:`_num`
+        writes an infinite number) went on into the judge and made ``evaluate`` raise, or
+        wrote infinite evidence back into a status that was no longer JSON.
+        """
+        if not isinstance(d, Mapping):
+            raise _corrupt("", f"expected a mapping, got {type_name(d)}")
         try:
             hist = d.get("hist") or {}
+            if not isinstance(hist, Mapping):
+                raise _corrupt("hist", f"expected a mapping, got {type_name(hist)}")
+            le = _reals(hist.get("le", ()), "hist.le", finite=False)
+            if any(math.isnan(x) for x in le) or not all(a < b for a, b in pairwise(le)):
+                raise _corrupt("hist.le", "expected bucket boundaries in increasing order")
+            canary_hist = _reals(hist.get("canary", ()), "hist.canary", count=True)
+            primary_hist = _reals(hist.get("primary", ()), "hist.primary", count=True)
+            if not len(le) == len(canary_hist) == len(primary_hist):
+                raise _corrupt(
+                    "hist",
+                    f"expected as many counts as boundaries, got {len(le)} boundaries, "
+                    f"{len(canary_hist)} canary and {len(primary_hist)} primary counts",
+                )
+            recent = _recent(d.get("recent", ()))
+            caps = _reals(d.get("recentCaps", ()), "recentCaps", count=True)
+            if len(caps) > len(recent):
+                raise _corrupt(
+                    "recentCaps",
+                    f"expected at most one cap per recent window ({len(recent)}), got {len(caps)}",
+                )
+            canary = _reals(d["canary"], "canary", length=2, count=True)
+            primary = _reals(d["primary"], "primary", length=2, count=True)
+            warm = _reals(d.get("warm", (0, 0, 0, 0)), "warm", length=4, count=True)
+            matched = _reals(d.get("matched", (0, 0)), "matched", length=2, count=True)
+            _events_of(canary[0], canary[1], "canary")
+            _events_of(primary[0], primary[1], "primary")
+            _events_of(warm[0], warm[1], "warm")
+            _events_of(warm[2], warm[3], "warm")
+            # a sum of each window's canary requests times the primary's rate: a few ulps over
+            # the requests at a primary that failed every request, never more
+            _events_of(matched[0] * (1.0 + 1e-9), matched[1], "matched")
+            started = d.get("started")
             return cls(
-                window_end=_parse_iso(str(d["windowEnd"])),
-                log_lr=tuple(float(x) for x in d["logLR"]),
-                canary_requests=float(d["canary"][0]),
-                canary_events=float(d["canary"][1]),
-                primary_requests=float(d["primary"][0]),
-                primary_events=float(d["primary"][1]),
-                max_log_lambda=float(d.get("maxLogLambda", 0.0)),
-                windows=int(d.get("windows", 0)),
-                inconclusive=int(d.get("inconclusive", 0)),
-                hist_le=tuple(float(x) for x in hist.get("le", ())),
-                canary_hist=tuple(float(x) for x in hist.get("canary", ())),
-                primary_hist=tuple(float(x) for x in hist.get("primary", ())),
-                started=_parse_iso(str(d["started"])) if d.get("started") else None,
-                recent=tuple(tuple(float(x) for x in w) for w in d.get("recent", ())),
-                recent_caps=tuple(float(x) for x in d.get("recentCaps", ())),
+                window_end=_when(d["windowEnd"], "windowEnd"),
+                log_lr=_reals(d["logLR"], "logLR"),
+                canary_requests=canary[0],
+                canary_events=canary[1],
+                primary_requests=primary[0],
+                primary_events=primary[1],
+                max_log_lambda=_real(d.get("maxLogLambda", 0.0), "maxLogLambda"),
+                windows=_whole(d.get("windows", 0), "windows"),
+                inconclusive=_whole(d.get("inconclusive", 0), "inconclusive"),
+                hist_le=le,
+                canary_hist=canary_hist,
+                primary_hist=primary_hist,
+                started=_when(started, "started") if started else None,
+                recent=recent,
+                recent_caps=caps,
                 last_step=d.get("lastStep") is True,
-                warm=_four(d.get("warm", (0, 0, 0, 0))),
-                warm_windows=int(d.get("warmWindows", 0)),
-                bounds=tuple(float(x) for x in d.get("bounds", ())),
-                warm_bounds=tuple(float(x) for x in d.get("warmBounds", ())),
-                matched=_two(d.get("matched", (0, 0))),
+                warm=(warm[0], warm[1], warm[2], warm[3]),
+                warm_windows=_whole(d.get("warmWindows", 0), "warmWindows"),
+                bounds=_reals(d.get("bounds", ()), "bounds"),
+                warm_bounds=_reals(d.get("warmBounds", ()), "warmBounds"),
+                matched=(matched[0], matched[1]),
             )
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            raise AnalysisSpecError(
-                "status.state", f"cannot restore sequential state: {exc}"
-            ) from None
+        except AnalysisSpecError:
+            raise
+        except KeyError as exc:
+            raise _corrupt(str(exc.args[0]), "missing") from None
+        except (TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+            raise _corrupt("", str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +349,8 @@ class Verdict:
             )
         except AnalysisSpecError:
             raise
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+            # OverflowError: JSON's integers have no limit, and float() of a longer one raises
             raise AnalysisSpecError("status", f"cannot restore a verdict: {exc}") from None
 
 
@@ -323,8 +371,11 @@ def _iso(t: datetime, *, exact: bool = False) -> str:
 
 
 def _parse_iso(s: str) -> datetime:
+    """An instant of a status, in UTC: a time that UTC cannot hold (``0001-01-01T00:00+01:00``)
+    raises ``OverflowError`` here, where the caller takes it for a corrupt status, and not when
+    the verdict is written."""
     t = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+    return t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _num(x: float | None) -> float | int | str | None:
@@ -340,14 +391,111 @@ def _num(x: float | None) -> float | int | str | None:
     return float(x)
 
 
-def _four(w: Any) -> tuple[float, float, float, float]:
-    a, b, c, d = (float(x) for x in w)
-    return a, b, c, d
+def _exact(x: float) -> float | str:
+    """Evidence (nats) exactly as it is: a finite float survives JSON bit for bit, and the
+    judge must decide the same after a save and a restore.  A non-finite one is written as
+    :func:`_num` writes it, so the status stays strict JSON (and reading it back starts a
+    new run: no evidence is infinite)."""
+    if math.isfinite(x):
+        return float(x)
+    return "NaN" if math.isnan(x) else ("+Inf" if x > 0 else "-Inf")
 
 
-def _two(w: Any) -> tuple[float, float]:
-    a, b = (float(x) for x in w)
-    return a, b
+_SPECIAL = {"+Inf": math.inf, "-Inf": -math.inf, "NaN": math.nan}
+"""The strings :func:`_num` writes for numbers JSON has no word for."""
+
+
+def _corrupt(name: str, message: str) -> AnalysisSpecError:
+    """The error of a stored state that :meth:`SequentialState.to_status` could not have
+    written; ``name`` is the field (empty: the state as a whole)."""
+    path = f"status.state.{name}" if name else "status.state"
+    return AnalysisSpecError(path, f"cannot restore sequential state: {message}")
+
+
+def _real(x: object, name: str, *, finite: bool = True, count: bool = False) -> float:
+    """One stored number: a JSON number, or one of the strings of :data:`_SPECIAL`.
+
+    Why ``finite`` by default: a count or a log likelihood ratio is never infinite or NaN
+    (the judge's rounding and sums raised on them); only a histogram's bucket boundary may be
+    ``+Inf``.
+    Why no other strings, nor booleans: :meth:`SequentialState.to_status` writes none.
+    """
+    if isinstance(x, str) and x in _SPECIAL:
+        value = _SPECIAL[x]
+    elif isinstance(x, int | float) and not isinstance(x, bool):
+        try:
+            value = float(x)
+        except OverflowError:  # an integer of more digits than a float holds
+            value = math.inf
+    else:
+        raise _corrupt(name, f"expected a number, got {type_name(x)}")
+    if finite and not math.isfinite(value):
+        raise _corrupt(name, f"expected a finite number, got {type_name(x)}")
+    if count and value < 0:
+        raise _corrupt(name, f"expected a count (0 or more), got {type_name(x)}")
+    return value
+
+
+def _reals(
+    x: object, name: str, *, length: int | None = None, finite: bool = True, count: bool = False
+) -> tuple[float, ...]:
+    """A stored list of numbers (see :func:`_real`), of ``length`` numbers when given.
+
+    Why a string is refused: iterated, ``"12"`` read as the numbers 1 and 2."""
+    if not isinstance(x, list | tuple):
+        raise _corrupt(name, f"expected a list of numbers, got {type_name(x)}")
+    if length is not None and len(x) != length:
+        raise _corrupt(name, f"expected {length} numbers, got {len(x)}")
+    return tuple(_real(v, f"{name}[{i}]", finite=finite, count=count) for i, v in enumerate(x))
+
+
+def _recent(x: object) -> tuple[tuple[float, ...], ...]:
+    """The stored counts of the recent windows: per window canary and primary requests, then
+    canary and primary events per tested boundary (4 numbers or more, an even number), as
+    :func:`~analysis._compare.add_window` keeps them and the scatter reads them."""
+    if not isinstance(x, list | tuple):
+        raise _corrupt("recent", f"expected a list of windows, got {type_name(x)}")
+    rows = []
+    for i, w in enumerate(x):
+        row = _reals(w, f"recent[{i}]", count=True)
+        if len(row) < 4 or len(row) % 2:
+            raise _corrupt(
+                f"recent[{i}]",
+                "expected requests on both sides, then events on both sides per tested "
+                f"boundary (an even number of 4 or more), got {len(row)} numbers",
+            )
+        for k in range(2, len(row), 2):
+            _events_of(row[0], row[k], f"recent[{i}]")
+            _events_of(row[1], row[k + 1], f"recent[{i}]")
+        rows.append(row)
+    return tuple(rows)
+
+
+def _events_of(requests: float, events: float, name: str) -> None:
+    """Events are some of the requests: the judge never counts more of them (a window's are
+    cut to its requests), and more read back as a rate over 100%."""
+    if events > requests:
+        raise _corrupt(
+            name, f"expected no more events than requests, got {events:g} of {requests:g}"
+        )
+
+
+def _whole(x: object, name: str) -> int:
+    """A stored count of windows or checks: a whole number, 0 or more."""
+    value = _real(x, name, count=True)
+    if not value.is_integer():
+        raise _corrupt(name, f"expected a whole number, got {type_name(x)}")
+    return int(value)
+
+
+def _when(x: object, name: str) -> datetime:
+    """A stored instant (RFC 3339, as :func:`_iso` writes it)."""
+    if not isinstance(x, str):
+        raise _corrupt(name, f"expected a time, got {type_name(x)}")
+    try:
+        return _parse_iso(x)
+    except (ValueError, OverflowError):
+        raise _corrupt(name, f"expected a time, got {type_name(x)}") from None
 
 
 def _opt_int(x: object) -> int | None:

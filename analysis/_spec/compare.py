@@ -235,7 +235,8 @@ def _read_fields(
         problems,
         default.allowed_increase,
         lo=1.0,
-        what="a ratio >= 1.0",
+        hi=100.0,
+        what="a ratio between 1.0 and 100",
     )
     min_difference = read_number(
         d, "minDifference", path, problems, None, lo=0.0, what="a number >= 0"

@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from analysis import (
     SequentialState,
     Verdict,
     Window,
+    _compare,
     add_histograms,
     add_window,
     decide,
@@ -36,7 +38,7 @@ from analysis import (
     new_state,
     parse_compare,
 )
-from analysis._compare import RANKS, _without_wild_window, window_from_histograms
+from analysis._compare import EVIDENCE_FLOOR, RANKS, _without_wild_window, window_from_histograms
 from analysis._stats import (
     RATIO_GRID,
     histogram_quantile,
@@ -45,6 +47,7 @@ from analysis._stats import (
     normal_quantile,
     stratum_log_lr,
 )
+from tests.analysis.fakes import CountsProvider
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=1)
@@ -91,6 +94,7 @@ class TestParseCompare:
             ("alpha", 0.7),
             ("alpha", "0.01"),
             ("allowedIncrease", 0.9),
+            ("allowedIncrease", 1e12),
             ("minDifference", -1),
             ("minSampleSize", 0),
             ("minSampleSize", 1.5),
@@ -159,6 +163,17 @@ class TestParseCompare:
 
 
 class TestNumerics:
+    @pytest.mark.parametrize(("canary_n", "primary_n"), [(2.0**53, 1.0), (1.0, 2.0**53)])
+    def test_the_most_lopsided_window_gives_finite_evidence(
+        self, canary_n: float, primary_n: float
+    ) -> None:
+        # A share that rounds to 1 made log1p(-1) raise ValueError out of the judge.
+        lr = stratum_log_lr(canary_n, 5.0, primary_n, 1.0, 1.1)
+        assert np.all(np.isfinite(lr))
+        state = add_window(new_state(T0), Window(canary_n, 5.0, primary_n, 1.0), ERR, window_end=T1)
+        result = decide(ERR, state, metric=SR, last_step=False)
+        assert math.isfinite(result.comparison.likelihood_ratio)
+
     @pytest.mark.parametrize(
         ("p", "z"),
         [
@@ -240,9 +255,12 @@ class TestErrorRateProperties:
     ) -> None:
         # Each window's evidence is its own. The verdict may depend on the order through
         # the scatter, which asks whether neighbouring windows agree (a canary that starts
-        # failing mid-run is no scatter: docs/analysis.md, "A ratio that changes").
-        _, _, s1 = judge([Window(*w) for w in ws])
-        _, _, s2 = judge([Window(*w) for w in reversed(ws)])
+        # failing mid-run is no scatter: docs/analysis.md, "A ratio that changes"), and the
+        # evidence through its floor, which restarts a bet sunk 20 nats deep (TestALongRun):
+        # without it, the sum is the same in any order.
+        with mock.patch.object(_compare, "EVIDENCE_FLOOR", math.inf):
+            _, _, s1 = judge([Window(*w) for w in ws])
+            _, _, s2 = judge([Window(*w) for w in reversed(ws)])
         assert s1.log_lr == pytest.approx(s2.log_lr, rel=1e-9, abs=1e-9)
 
     @settings(deadline=None)
@@ -548,6 +566,39 @@ class TestARegressionThatStartsLate:
         first = next(k for k, r in enumerate(runs, 1) if r.outcome is Outcome.FAIL)
         assert first <= 7
         assert runs[first - 1].comparison.dispersion < 2.0
+
+
+class TestALongRun:
+    def test_a_regression_after_a_long_good_run_is_caught_within_minutes(self) -> None:
+        # 150 good minutes at 10,000 canary requests a minute, then 5% errors against 1%:
+        # the evidence against a regression is floored, so it need not first be paid back
+        # (without the floor: 96 minutes, and past 156 good minutes exp() overflowed).
+        state = new_state(T0)
+        spec = parse_compare({}, "c", metric_name=SR)
+        for minute in range(1, 200):
+            bad = minute > 150
+            window = Window(10_000, 500 if bad else 100, 90_000, 900)
+            state = add_window(state, window, spec, window_end=T0 + timedelta(minutes=minute))
+            result = decide(spec, state, metric=SR, last_step=False)
+            state = result.state
+            if result.outcome is Outcome.FAIL:
+                break
+        assert result.outcome is Outcome.FAIL and result.conclusive, result.summary
+        assert 150 < minute <= 160, minute
+        assert min(state.log_lr) >= -EVIDENCE_FLOOR - 5.0
+
+    def test_evidence_stored_before_the_floor_does_not_overflow(self) -> None:
+        # A status written before the floor may hold -800 nats: the p-value is 1, no
+        # OverflowError, and the next window starts from the floor.
+        spec = ERR
+        state = add_window(new_state(T0), Window(1000, 10, 9000, 90), spec, window_end=T1)
+        deep = dataclasses.replace(state, log_lr=tuple(-800.0 for _ in state.log_lr))
+        result = decide(spec, deep, metric=SR, last_step=False)
+        assert result.outcome is Outcome.PASS and result.comparison.p_value == 1.0
+        later = add_window(
+            deep, Window(1000, 10, 9000, 90), spec, window_end=T1 + timedelta(minutes=1)
+        )
+        assert -EVIDENCE_FLOOR - 5.0 <= min(later.log_lr) <= -EVIDENCE_FLOOR
 
 
 class TestWarmup:
@@ -997,41 +1048,6 @@ class TestState:
         assert r.value is not None and 0.0 <= r.value <= 100.0
 
 
-class CountsProvider:
-    """Fake provider answering count and bucket queries from callables per side."""
-
-    def __init__(
-        self,
-        answer: Callable[[str, bool, bool], float | Exception],
-        buckets: Callable[[bool], list[Bucket]] | None = None,
-    ) -> None:
-        self.answer = answer
-        self.buckets = buckets
-        self.queries: list[tuple[str, datetime | None]] = []
-
-    async def run_query(self, query: str, *, at: datetime | None = None) -> float:
-        self.queries.append((query, at))
-        primary = "podinfo-primary" in query
-        errors = '5.*"' in query
-        value = self.answer(query, primary, errors)
-        if isinstance(value, Exception):
-            raise value
-        return value
-
-    async def is_online(self) -> bool:
-        return True
-
-    async def query_samples(
-        self, query: str, *, start: datetime, end: datetime, step_seconds: float
-    ) -> tuple[float, ...]:
-        raise NotImplementedError
-
-    async def query_buckets(self, query: str, *, at: datetime | None = None) -> tuple[Bucket, ...]:
-        self.queries.append((query, at))
-        assert self.buckets is not None
-        return tuple(self.buckets("podinfo-primary" in query))
-
-
 CTX = QueryContext(name="podinfo", namespace="test", target="podinfo", provider="kubernetes")
 
 
@@ -1098,6 +1114,169 @@ class TestEvaluateCompare:
                 "of 100 requests in 60s): do the requests and errors queries count the same "
                 "requests?"
             )
+
+    @pytest.mark.parametrize(
+        ("answer", "why"),
+        [
+            (math.inf, "inf: a count is a finite number"),
+            (-math.inf, "-inf: a count is a finite number"),
+            (-500.0, "-500: a count cannot be below 0"),
+            (1e17, "1e+17: more than any window counts (2^53)"),
+        ],
+    )
+    async def test_a_count_no_count_can_be_is_an_error_naming_the_query(
+        self, answer: float, why: str
+    ) -> None:
+        # Read as 0, as they were, an errors query answering +Inf or -500 (a custom query
+        # that divides by zero, or subtracts) passed the canary with "0 errors"; 1e17
+        # requests raised a ValueError out of the judge's arithmetic.
+        check = metric_check_from_spec(
+            {"name": SR, "interval": "1m", "compare": {"warmup": "0s"}}, path="m"
+        )
+
+        def counts(query: str, primary: bool, errors: bool) -> float:
+            if primary:
+                return 9.0 if errors else 900.0
+            return answer if errors else 100.0
+
+        v = await evaluate(check, CTX, CountsProvider(counts), now=T0)
+        assert v.outcome is Outcome.ERROR
+        assert v.summary == (
+            f"request-success-rate: the canary's errors query answered {why}; does it count "
+            "requests?"
+        )
+
+    async def test_a_count_a_little_below_zero_is_read_as_zero(self) -> None:
+        # increase() extrapolates each series on its own: -0.4 after a counter reset is
+        # rounding, not an impossible answer.
+        check = metric_check_from_spec(
+            {"name": SR, "interval": "1m", "compare": {"warmup": "0s"}}, path="m"
+        )
+
+        def counts(query: str, primary: bool, errors: bool) -> float:
+            return (-0.4 if errors else 1000.0) if not primary else (9.0 if errors else 9000.0)
+
+        v = await evaluate(check, CTX, CountsProvider(counts), now=T0)
+        assert v.outcome is Outcome.PASS, v.summary
+        assert v.comparison is not None and v.comparison.canary_value == 0.0
+
+    async def test_histograms_with_no_boundary_in_common_are_an_error_not_a_blind_pass(
+        self,
+    ) -> None:
+        # The new version exposes other buckets: with no finite boundary in common the
+        # test counted every request of both sides past +Inf only, got no evidence ever,
+        # and promoted a canary three times slower "not significant".
+        check = metric_check_from_spec(
+            {"name": "request-duration", "compare": {"warmup": "0s"}}, path="m"
+        )
+        primary_les = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, math.inf)
+        canary_les = (0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, math.inf)
+
+        def buckets(primary: bool) -> list[Bucket]:
+            les = primary_les if primary else canary_les
+            return [(le, 1000.0 * min(1.0, i / 4)) for i, le in enumerate(les, start=1)]
+
+        v = await evaluate(check, CTX, CountsProvider(rates(0, 0), buckets=buckets), now=T0)
+        assert v.outcome is Outcome.ERROR
+        assert v.summary == (
+            "request-duration: the canary's and the primary's histograms have no bucket "
+            "boundary in common (canary le: 0.04, 0.08, 0.16, 0.32, …; primary le: 0.05, 0.1, "
+            "0.25, 0.5, …): the latency test compares both sides at the same boundaries; do "
+            "both versions expose the same buckets?"
+        )
+
+    async def test_a_side_with_fewer_buckets_is_read_at_the_boundaries_both_have(self) -> None:
+        # The canary dropped two buckets: its missing boundaries were filled in from the one
+        # below, every canary request over 250 ms read as slower than 1 s, and its p99 was
+        # reported "over 1000ms" (its own buckets say "over 250ms").
+        check = metric_check_from_spec(
+            {"name": "request-duration", "compare": {"warmup": "0s"}}, path="m"
+        )
+        full = {0.05: 0.70, 0.1: 0.90, 0.25: 0.97, 0.5: 0.985, 1.0: 1.0, math.inf: 1.0}
+
+        def buckets(primary: bool) -> list[Bucket]:
+            n = 9000.0 if primary else 1000.0
+            return [
+                (le, n * share)
+                for le, share in full.items()
+                if primary or le <= 0.25 or math.isinf(le)
+            ]
+
+        provider = CountsProvider(rates(0, 0), buckets=buckets)
+        v = await evaluate(check, CTX, provider, now=T0)
+        later = await evaluate(check, CTX, provider, now=T1, previous=v)
+        for verdict in (v, later):
+            assert "p99 over 250ms (primary over 250ms" in verdict.summary, verdict.summary
+        assert later.state is not None and later.state.hist_le == (0.05, 0.1, 0.25, math.inf)
+
+    @pytest.mark.parametrize(
+        ("canary", "primary", "les", "gap"),
+        [
+            # Slower in its body, the same tail: the quantiles are equal, neither past the
+            # last boundary (it read "slower where these buckets cannot measure it (both
+            # over 417ms)", a sentence for quantiles past the last boundary).
+            (
+                (0.5, 0.8, 0.98, 0.995, 1.0),
+                (0.5, 0.9, 0.98, 0.995, 1.0),
+                (0.05, 0.1, 0.25, 0.5, math.inf),
+                "more of its requests are slow, at the same p99",
+            ),
+            # A primary whose p99 is 0 (an le="0" bucket, a queue mostly empty): no
+            # percentage to show (it read "slower by +Inf%").
+            (
+                (0.95, 0.985, 0.995, 1.0, 1.0),
+                (0.995, 0.998, 0.999, 1.0, 1.0),
+                (0.0, 0.005, 0.01, 0.025, math.inf),
+                "slower by 7.5ms",
+            ),
+        ],
+    )
+    async def test_a_latency_failure_says_how_much_slower_in_words_a_user_reads(
+        self,
+        canary: tuple[float, ...],
+        primary: tuple[float, ...],
+        les: tuple[float, ...],
+        gap: str,
+    ) -> None:
+        check = metric_check_from_spec(
+            {"name": "request-duration", "compare": {"warmup": "0s"}}, path="m"
+        )
+
+        def buckets(is_primary: bool) -> list[Bucket]:
+            n, shares = (9000.0, primary) if is_primary else (1000.0, canary)
+            return [(le, n * share) for le, share in zip(les, shares, strict=True)]
+
+        provider = CountsProvider(rates(0, 0), buckets=buckets)
+        v = None
+        for minute in range(1, 4):
+            v = await evaluate(check, CTX, provider, now=T0 + timedelta(minutes=minute), previous=v)
+        assert v is not None
+        assert v.outcome is Outcome.FAIL, v.summary
+        assert f", {gap}, p" in v.summary, v.summary
+        assert "Inf" not in v.summary and "inf" not in v.summary
+
+    async def test_a_clock_gone_back_before_the_run_is_no_warm_up(self) -> None:
+        # A restart on a skewed node: the run's first window began after "now". Read as
+        # inside the warm-up, a failing thresholdRange was not acted on.
+        check = metric_check_from_spec(
+            {"name": SR, "thresholdRange": {"min": 99}, "compare": {}}, path="m"
+        )
+        reading = {"rate": 99.9}
+
+        def answer(query: str, primary: bool, errors: bool) -> float:
+            if "rate(" in query and "increase" not in query:
+                return reading["rate"]
+            return 1000.0 * (0.001 if errors else 1.0)
+
+        provider = CountsProvider(answer)
+        v = None
+        for minute in (1, 2, 3):
+            v = await evaluate(check, CTX, provider, now=T0 + timedelta(minutes=minute), previous=v)
+        assert v is not None
+        assert v.outcome is Outcome.PASS, v.summary
+        reading["rate"] = 50.0
+        back = await evaluate(check, CTX, provider, now=T0 + timedelta(seconds=30), previous=v)
+        assert (back.outcome, back.judge) == (Outcome.FAIL, "threshold"), back.summary
 
     async def test_an_empty_histogram_is_no_data_not_a_crash(self) -> None:
         # The Prometheus provider says an empty vector is no data; another provider may

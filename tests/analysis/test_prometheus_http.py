@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 from datetime import UTC, datetime
 
 import httpx
@@ -15,19 +16,25 @@ from analysis import (
     HTTPStatusError,
     MultipleSeriesError,
     NoDataError,
+    Outcome,
     PrometheusAPIError,
     PrometheusProvider,
     ProviderConfig,
     ProviderUnavailableError,
+    QueryContext,
     QueryError,
     QueryTimeoutError,
     UnknownProviderError,
+    evaluate,
     make_provider,
+    metric_check_from_spec,
     provider_config_from_spec,
 )
 
 BASE = "http://prom.test:9090"
 QUERY_URL = f"{BASE}/api/v1/query"
+CTX = QueryContext(name="podinfo", namespace="test", target="podinfo", provider="kubernetes")
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def vector(*values: str, labels: list[dict[str, str]] | None = None) -> dict[str, object]:
@@ -360,3 +367,171 @@ class TestConfig:
 
     def test_make_provider_returns_a_prometheus_provider(self) -> None:
         assert isinstance(make_provider(ProviderConfig()), PrometheusProvider)
+
+
+class TestBucketCounts:
+    """A bucket's count is a number of requests: what cannot be one is an error, never 0.
+
+    A count read as 0 at ``le="0.1"`` would say that no request was faster than 100 ms,
+    so an identical canary would be rolled back as slower.
+    """
+
+    LES = ["0.05", "0.1", "0.25", "+Inf"]
+
+    def buckets(self, le: str | None = None, count: str = "") -> dict[str, object]:
+        """A sane histogram answer, with bucket ``le``'s count replaced by ``count``."""
+        values = {"0.05": "500", "0.1": "900", "0.25": "980", "+Inf": "1000"}
+        if le is not None:
+            values[le] = count
+        return vector(*(values[le] for le in self.LES), labels=[{"le": le} for le in self.LES])
+
+    @respx.mock
+    async def test_a_nan_bucket_count_is_an_error_naming_the_bucket(self) -> None:
+        respx.get(QUERY_URL).mock(return_value=httpx.Response(200, json=self.buckets("0.1", "NaN")))
+        with pytest.raises(QueryError) as info:
+            await provider().query_buckets('sum by (le) (increase(x{pod="c"}[1m]))')
+        assert not isinstance(info.value, NoDataError)  # data there is, and it is wrong
+        message = str(info.value)
+        assert 'histogram bucket le="0.1"' in message and "is NaN" in message
+        assert "'sum by (le) (increase(x{pod=\"c\"}[1m]))'" in message
+
+    @respx.mock
+    @pytest.mark.parametrize(
+        ("raw", "shown"), [("+Inf", "is +Inf"), ("-Inf", "is -Inf"), ("-3", "is negative (-3)")]
+    )
+    async def test_an_infinite_or_negative_bucket_count_is_an_error_naming_the_bucket(
+        self, raw: str, shown: str
+    ) -> None:
+        respx.get(QUERY_URL).mock(return_value=httpx.Response(200, json=self.buckets("0.1", raw)))
+        with pytest.raises(
+            QueryError, match=r'histogram bucket le="0\.1" of query .* ' + re.escape(shown)
+        ):
+            await provider().query_buckets("sum by (le) (x)")
+
+    @respx.mock
+    async def test_a_rounding_negative_bucket_count_reads_as_zero(self) -> None:
+        # increase() extrapolates and a recording rule may subtract: -1e-9 is 0, not an error.
+        respx.get(QUERY_URL).mock(
+            return_value=httpx.Response(200, json=self.buckets("0.05", "-1e-9"))
+        )
+        assert await provider().query_buckets("sum by (le) (x)") == (
+            (0.05, 0.0),
+            (0.1, 900.0),
+            (0.25, 980.0),
+            (math.inf, 1000.0),
+        )
+
+    @respx.mock
+    async def test_an_identical_canary_with_a_nan_bucket_is_an_error_verdict_not_a_failure(
+        self,
+    ) -> None:
+        def answer(request: httpx.Request) -> httpx.Response:
+            canary = "primary" not in request.url.params["query"]
+            return httpx.Response(
+                200, json=self.buckets("0.1", "NaN") if canary else self.buckets()
+            )
+
+        respx.get(QUERY_URL).mock(side_effect=answer)
+        check = metric_check_from_spec(
+            {"name": "request-duration", "interval": "1m", "compare": {"warmup": "0s"}}, path="m"
+        )
+        verdict = await evaluate(check, CTX, provider(), now=NOW, last_step=True)
+        assert verdict.outcome is Outcome.ERROR
+        assert 'histogram bucket le="0.1"' in verdict.summary and "NaN" in verdict.summary
+
+
+def _answer(result_type: str, result: object) -> dict[str, object]:
+    return {"status": "success", "data": {"resultType": result_type, "result": result}}
+
+
+class TestMalformedAnswers:
+    """A Prometheus-compatible proxy may answer valid JSON of the wrong shape: that is a
+    QueryError naming the URL and what was wrong, never an IndexError or a TypeError."""
+
+    MALFORMED = "malformed answer from http://prom.test:9090/api/v1/query: "
+
+    @respx.mock
+    @pytest.mark.parametrize(
+        ("result_type", "result", "what"),
+        [
+            ("scalar", [], "scalar"),
+            ("scalar", None, "scalar"),
+            ("scalar", [1.0], "scalar"),
+            ("vector", None, "result"),
+            ("vector", [None], "entry"),
+            ("vector", [{"metric": {}}], "no value"),
+            ("vector", [{"metric": {}, "value": None}], "value"),
+            ("vector", [{"metric": {}, "value": [1.0]}], "value"),
+            ("vector", [{"metric": None, "value": [1.0, "1"]}], "metric"),
+        ],
+    )
+    async def test_a_malformed_value_answer_is_a_query_error_naming_what_was_wrong(
+        self, result_type: str, result: object, what: str
+    ) -> None:
+        respx.get(QUERY_URL).mock(
+            return_value=httpx.Response(200, json=_answer(result_type, result))
+        )
+        with pytest.raises(QueryError) as info:
+            await provider().run_query("up")
+        assert str(info.value).startswith(self.MALFORMED) and what in str(info.value)
+        assert "'up'" in str(info.value)
+
+    @respx.mock
+    @pytest.mark.parametrize(
+        ("result", "what"),
+        [
+            (None, "result"),
+            ([None], "entry"),
+            ([{"metric": None, "value": [1.0, "1"]}], "metric"),
+            ([{"metric": ["le", "+Inf"], "value": [1.0, "1"]}], "metric"),
+            ([{"metric": {"le": "+Inf"}, "value": []}], "value"),
+            ([{"metric": {"le": "+Inf"}}], "no value"),
+        ],
+    )
+    async def test_a_malformed_bucket_answer_is_a_query_error_naming_what_was_wrong(
+        self, result: object, what: str
+    ) -> None:
+        respx.get(QUERY_URL).mock(return_value=httpx.Response(200, json=_answer("vector", result)))
+        with pytest.raises(QueryError) as info:
+            await provider().query_buckets("sum by (le) (x)")
+        assert str(info.value).startswith(self.MALFORMED) and what in str(info.value)
+
+    @respx.mock
+    @pytest.mark.parametrize(
+        ("result", "what"),
+        [
+            ([None], "entry"),
+            ([{"metric": {}, "values": None}], "values"),
+            ([{"metric": {}, "values": [[1, "3"], "4"]}], "point"),
+            ([{"metric": {}, "values": [[1]]}], "point"),
+        ],
+    )
+    async def test_a_malformed_range_answer_is_a_query_error_naming_what_was_wrong(
+        self, result: object, what: str
+    ) -> None:
+        respx.get(f"{BASE}/api/v1/query_range").mock(
+            return_value=httpx.Response(200, json=_answer("matrix", result))
+        )
+        start = datetime(2024, 1, 1, tzinfo=UTC)
+        with pytest.raises(QueryError) as info:
+            await provider().query_samples("x", start=start, end=start, step_seconds=10)
+        message = str(info.value)
+        assert message.startswith(
+            "malformed answer from http://prom.test:9090/api/v1/query_range: "
+        )
+        assert what in message
+
+    @respx.mock
+    async def test_a_malformed_answer_is_an_error_verdict_not_a_traceback(self) -> None:
+        def answer(request: httpx.Request) -> httpx.Response:
+            if "primary" in request.url.params["query"]:
+                return httpx.Response(200, json=vector("1000"))
+            return httpx.Response(200, json=_answer("vector", [{"metric": {}, "value": None}]))
+
+        respx.get(QUERY_URL).mock(side_effect=answer)
+        check = metric_check_from_spec(
+            {"name": "request-success-rate", "interval": "1m", "compare": {"warmup": "0s"}},
+            path="m",
+        )
+        verdict = await evaluate(check, CTX, provider(), now=NOW, last_step=True)
+        assert verdict.outcome is Outcome.ERROR and "malformed answer" in verdict.summary

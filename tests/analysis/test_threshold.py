@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from analysis import (
     AnalysisSpecError,
-    Bucket,
     MetricCheck,
     MetricKind,
     NoDataError,
@@ -30,6 +29,7 @@ from analysis import (
     judge_threshold,
     metric_check_from_spec,
 )
+from tests.analysis.fakes import CountsProvider
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 CTX = QueryContext(name="podinfo", namespace="test", target="podinfo", provider="kubernetes")
@@ -180,12 +180,12 @@ class TestSentences:
         )
 
 
-class FakeProvider:
+class FakeProvider(CountsProvider):
     """An in-memory MetricProvider: answers by substring of the query, records queries."""
 
     def __init__(self, answers: Mapping[str, float | Exception]) -> None:
+        super().__init__(lambda query, _primary, _errors: self._answer(query))
         self.answers = dict(answers)
-        self.queries: list[str] = []
 
     def _answer(self, query: str) -> float | Exception:
         for key, value in self.answers.items():
@@ -193,23 +193,10 @@ class FakeProvider:
                 return value
         return NoDataError(f"no values found for query {query!r}", query=query)
 
-    async def run_query(self, query: str, *, at: datetime | None = None) -> float:
-        self.queries.append(query)
-        value = self._answer(query)
-        if isinstance(value, Exception):
-            raise value
-        return value
-
-    async def is_online(self) -> bool:
-        return True
-
-    async def query_samples(
-        self, query: str, *, start: datetime, end: datetime, step_seconds: float
-    ) -> tuple[float, ...]:
-        raise NotImplementedError
-
-    async def query_buckets(self, query: str, *, at: datetime | None = None) -> tuple[Bucket, ...]:
-        raise NotImplementedError
+    @property
+    def asked(self) -> list[str]:
+        """The queries asked, in order."""
+        return [query for query, _ in self.queries]
 
 
 class TestEvaluateThreshold:
@@ -228,7 +215,7 @@ class TestEvaluateThreshold:
             "%",
         )
         assert v.failed_check and not v.conclusive
-        assert provider.queries == [v.query]
+        assert provider.asked == [v.query]
 
     async def test_http_observer_duration_is_converted_to_ms_without_truncation(self) -> None:
         check = metric_check_from_spec(
@@ -247,7 +234,7 @@ class TestEvaluateThreshold:
         provider = FakeProvider({"errors": 3.0})
         v = await evaluate(check, CTX, provider, now=NOW)
         assert v.outcome is Outcome.PASS
-        assert provider.queries == ['sum(rate(errors{svc="api",ns="test"}[1m]))']
+        assert provider.asked == ['sum(rate(errors{svc="api",ns="test"}[1m]))']
 
     async def test_no_data_builtin_uses_flaggers_words(self) -> None:
         check = metric_check_from_spec(
