@@ -587,6 +587,26 @@ class TestALongRun:
         assert 150 < minute <= 160, minute
         assert min(state.log_lr) >= -EVIDENCE_FLOOR - 5.0
 
+    def test_a_late_regression_is_not_vetoed_by_rates_the_good_hours_dilute(self) -> None:
+        # 300 good minutes, then 2% errors against 1%: significant within minutes thanks to
+        # the floor, but the run-long rates (1.05% against 1% at minute 330) are within
+        # allowedIncrease; the last 60 windows' are not, and say so (without them: minute
+        # 334, 24 later).
+        state = new_state(T0)
+        spec = parse_compare({}, "c", metric_name=SR)
+        for minute in range(1, 400):
+            canary_errors = 20 if minute > 300 else 10
+            window = Window(1000, canary_errors, 9000, 90)
+            state = add_window(state, window, spec, window_end=T0 + timedelta(minutes=minute))
+            result = decide(spec, state, metric=SR, last_step=False)
+            state = result.state
+            if result.outcome is Outcome.FAIL:
+                break
+        assert result.outcome is Outcome.FAIL, result.summary
+        assert 300 < minute <= 330, minute
+        assert "over the last 60 windows (canary 98.8" in result.summary, result.summary
+        assert "the run-long values hide a regression that began late" in result.summary
+
     def test_evidence_stored_before_the_floor_does_not_overflow(self) -> None:
         # A status written before the floor may hold -800 nats: the p-value is 1, no
         # OverflowError, and the next window starts from the floor.
