@@ -235,14 +235,18 @@ EVIDENCE_FLOOR = 20.0
 Why: a good canary's evidence against every regression grows without bound, up to 4.6 nats
 a window (the stake, :func:`_staked`), and a regression that begins after a long good run
 had first to pay all of it back: a canary going from 1% to 5% errors after 150 good
-minutes (10,000 requests a minute) was rolled back 96 minutes later, and after 156 such
-minutes ``exp`` of the evidence overflowed and the judge raised on every tick after. With
-the floor (the wealth of a bet never below ``e^-20`` before the next window: the CUSUM's
-restart, in the e-value's terms) the same canary is rolled back 8 minutes after it turned.
-What it costs in validity: each window may add at most ``e^-20`` to the wealth's
-expectation, so over ``T`` windows the chance of a false rollback is at most
-``alpha * (1 + T e^-20)``: a week of one-minute windows turns 1% into 1.00002%. On
-``bench/decision_quality.py``, whose runs are short, it moved no release.
+minutes (10,000 requests a minute) was rolled back 96 minutes later, and ``exp`` of a good
+run's evidence overflowed after 156 minutes at 100,000 requests a minute (331 at 10,000),
+the judge raising on every tick after. With the floor (the wealth of a bet never below
+``e^-20`` before the next window: the CUSUM's restart, in the e-value's terms) the same
+canary is rolled back 8 minutes after it turned. What it costs in validity: each window
+may add at most ``e^-20`` to the wealth's expectation, so over ``T`` windows the chance of
+a false rollback is at most ``alpha * (1 + T e^-20)``: a week of one-minute windows turns
+1% into 1.00002%. For counts scattered by ``phi`` the bound weakens to ``alpha * (1 + T
+e^(-20/phi))`` (the test reads the evidence divided by ``phi``); simulated, a day of
+clustered errors at the null's edge was rolled back as often with the floor as without
+(docs/analysis.md). On ``bench/decision_quality.py``, whose runs are short, it moved no
+release.
 """
 
 
@@ -316,9 +320,7 @@ def window_from_histograms(
     boundary keeps the canary's share of the requests above it exchangeable
     under the null.  Returns the windows and the boundaries.
     """
-    les = sorted({le for le, _ in canary} & {le for le, _ in primary})
-    if not les or not math.isinf(les[-1]):
-        les = sorted({le for le, _ in canary} | {le for le, _ in primary})
+    les = _shared_les(canary, primary)
     c = _align(canary, les)
     p = _align(primary, les)
     n_c, n_p = _clean(c[-1]), _clean(p[-1])
@@ -332,6 +334,15 @@ def window_from_histograms(
         below_c, below_p = _at(c, les, bound), _at(p, les, bound)
         windows.append(Window(n_c, n_c - below_c, n_p, n_p - below_p))
     return windows, tuple(bounds)
+
+
+def _shared_les(canary: Sequence[Bucket], primary: Sequence[Bucket]) -> list[float]:
+    """The bucket boundaries both histograms have, sorted; all of either's where they do not
+    share +Inf (one side's histogram is then not whole, and nothing is read as shared)."""
+    les = sorted({le for le, _ in canary} & {le for le, _ in primary})
+    if not les or not math.isinf(les[-1]):
+        les = sorted({le for le, _ in canary} | {le for le, _ in primary})
+    return les
 
 
 def _first_bounds(
@@ -459,10 +470,8 @@ def add_histograms(
     # The run's histograms are kept at the boundaries both sides have (as the test itself
     # reads them): a boundary one side lacks would be filled in from the one below it, which
     # counts that side's requests there as slower than they are, and invents its quantile.
-    shared = {le for le, _ in canary} & {le for le, _ in primary}
-    if math.inf not in shared:
-        shared = {le for le, _ in canary} | {le for le, _ in primary}
-    les = tuple(le for le in state.hist_le if le in shared) or tuple(sorted(shared))
+    shared = _shared_les(canary, primary)
+    les = tuple(le for le in state.hist_le if le in shared) or tuple(shared)
     kept = [i for i, le in enumerate(state.hist_le) if le in les]
     c_add = _align(canary, les)
     p_add = _align(primary, les)

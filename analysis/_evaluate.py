@@ -245,8 +245,9 @@ MAX_COUNT = float(2**53)
 
 def _countable(value: float, query: str, what: str) -> None:
     """Raise when a count query answers what no count can be: an infinity, a number below
-    zero beyond the rounding of increase() (which extrapolates each series on its own and
-    may give -0.4 after a counter reset), or more than a float counts exactly.
+    zero by more than rounding (a query that subtracts two counts, each extrapolated by
+    increase() on its own, can give -0.4 where there were none), or more than a float
+    counts exactly.
 
     Read as 0, as they were, an errors query answering +Inf or -500 (a custom query that
     divides by zero, or subtracts) passed the canary with "0 errors".
@@ -380,6 +381,8 @@ async def _compare(
             for side, buckets, side_query in (("canary", b_c, c_main), ("primary", b_p, p_main)):
                 if not buckets:  # Prometheus says so itself; another provider may not
                     raise NoDataError(f"no histogram buckets for the {side}", query=side_query)
+                most = max(count for _, count in buckets)
+                _countable(most, side_query, f"the {side}'s histogram query")
             _comparable(b_c, b_p, c_main)
             state = add_histograms(state, b_c, b_p, spec, window_end=now, interval_seconds=period)
     except AnalysisError as exc:
@@ -479,11 +482,11 @@ def _in_warmup(check: MetricCheck, spec: CompareSpec, prev: Verdict | None, now:
     started = state.started if state is not None else None
     if started is None:
         started = now - timedelta(seconds=period)
-    if state is not None and now < state.window_end:
-        # The clock went back (a restart on a skewed node): a run past its warm-up does not
-        # go back into it, and read as one it kept a failing thresholdRange from being acted on.
-        return False
-    return spec.in_warmup(period, (now - started).total_seconds())
+    # A clock that went back (a restart on a skewed node) does not take the run back into
+    # its warm-up: read as one, it kept a failing thresholdRange from being acted on. The run
+    # is never earlier than its last window.
+    latest = max(now, state.window_end) if state is not None else now
+    return spec.in_warmup(period, (latest - started).total_seconds())
 
 
 async def evaluate(

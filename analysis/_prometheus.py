@@ -268,8 +268,7 @@ class PrometheusProvider:
                 raise _malformed(where, query, f'a point is {_json(pair)}, not [time, "value"]')
             value = _parse_float(pair[1], query)
             if not math.isnan(value):
-                when = datetime.fromtimestamp(_parse_float(pair[0], query), UTC)
-                points.append((when, value))
+                points.append((_instant_of(pair[0], where, query), value))
         if not points:
             raise NoDataError(f"query {_short(query)!r} returned only NaN", query=query)
         return tuple(points)
@@ -280,6 +279,15 @@ class PrometheusProvider:
         expected = "an instant vector grouped by (le)"
         result = _result(data, query, "vector", "bucket query", expected, where)
         return _buckets_from_vector(result, query, where)
+
+
+def _instant_of(raw: object, where: str, query: str) -> datetime:
+    """A point's time (Unix seconds); one no clock can show is a malformed answer."""
+    seconds = _parse_float(raw, query)
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, ValueError, OSError):  # NaN, an infinity, or past year 9999
+        raise _malformed(where, query, f"a point's time is {_json(raw)}") from None
 
 
 def _instant(query: str, at: datetime | None) -> dict[str, str]:
@@ -368,6 +376,8 @@ def _buckets_from_vector(result: Sequence[Any], query: str, where: str) -> tuple
                 query=query,
             )
         le = _parse_float(labels["le"], query)
+        if math.isnan(le):
+            raise _malformed(where, query, f'le="{labels["le"]}" is no bucket boundary')
         if le in seen:
             raise MultipleSeriesError(
                 f"bucket query {_short(query)!r} returned {len(result)} series with repeated "

@@ -152,25 +152,35 @@ def stratum_log_lr(
     q0 = primary_n / (theta0 * canary_n + primary_n)
     q1 = primary_n / (theta * canary_n + primary_n)
     out: FloatArray = canary_x * (np.log(pi1) - math.log(pi0)) + primary_x * (
-        _log_complement(pi1, q1) - float(_log_complement(pi0, q0))
+        _log_complement(pi1, q1) - _log_complement_of(pi0, q0)
     )
     return out
 
 
-def _log_complement(p: float | FloatArray, q: float | FloatArray) -> FloatArray:
+NEAR_ONE = 1e-8
+"""How close to 1 a share may come before log(1 - share) is taken from 1 - share computed
+without cancellation (:func:`_log_complement`)."""
+
+
+def _log_complement(p: FloatArray, q: FloatArray) -> FloatArray:
     """log(1 - p), given ``q``, 1 - p computed without cancellation.
 
-    ``log1p(-p)`` everywhere but where ``p`` is within 1e-8 of 1: a canary with ten million
-    times the primary's requests (or a stored count gone wrong) made ``p`` round to 1 and
-    ``log1p(-1)`` raise; ``log(q)`` there is exact, and elsewhere the two agree to the last
-    digits, so no verdict moves.
+    ``log1p(-p)`` everywhere but where ``p`` is within :data:`NEAR_ONE` of 1: a canary with
+    ten million times the primary's requests (or a stored count gone wrong) made ``p`` round
+    to 1 and ``log1p(-1)`` raise; ``log(q)`` there is exact.  Elsewhere the very numbers
+    they were (the judge's hot path, and no verdict moves by a last digit).
     """
-    p_arr, q_arr = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
-    near = q_arr < 1e-8
-    out: FloatArray = np.where(
-        near, np.log(np.where(near, q_arr, 1.0)), np.log1p(-np.where(near, 0.0, p_arr))
-    )
+    if float(q.min()) >= NEAR_ONE:
+        out: FloatArray = np.log1p(-p)
+        return out
+    near = q < NEAR_ONE
+    out = np.where(near, np.log(np.where(near, q, 1.0)), np.log1p(-np.where(near, 0.0, p)))
     return out
+
+
+def _log_complement_of(p: float, q: float) -> float:
+    """:func:`_log_complement` of one share."""
+    return math.log1p(-p) if q >= NEAR_ONE else math.log(q)
 
 
 def mixture_log_lambda(
@@ -435,9 +445,7 @@ def needed_canary_requests(
     theta = theta0 * RATIO_GRID
     pi0 = theta0 / (theta0 + rho)
     pi = theta / (theta + rho)
-    down = _log_complement(pi, rho / (theta + rho)) - float(
-        _log_complement(pi0, rho / (theta0 + rho))
-    )
+    down = _log_complement(pi, rho / (theta + rho)) - _log_complement_of(pi0, rho / (theta0 + rho))
     up = np.log(pi / pi0)
     mu = base_rate * (theta1 * up + rho * down)
     v = base_rate * (theta1 * up**2 + rho * down**2)

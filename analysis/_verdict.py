@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import pairwise
+from itertools import chain, pairwise
 from typing import Any
 
 from analysis._spec.errors import AnalysisSpecError
@@ -446,7 +446,35 @@ def _reals(
         raise _corrupt(name, f"expected a list of numbers, got {type_name(x)}")
     if length is not None and len(x) != length:
         raise _corrupt(name, f"expected {length} numbers, got {len(x)}")
+    # The usual case, checked at once (this runs every tick, for every number of the state):
+    # plain JSON numbers, finite, and not below 0 where counts are asked.  Anything else is
+    # read one by one, for the error that names the element.
+    values = _plain(x, finite=finite, count=count)
+    if values is not None:
+        return values
     return tuple(_real(v, f"{name}[{i}]", finite=finite, count=count) for i, v in enumerate(x))
+
+
+_NUMBERS = frozenset((float, int))
+
+
+def _plain(
+    x: list[Any] | tuple[Any, ...], *, finite: bool, count: bool
+) -> tuple[float, ...] | None:
+    """``x`` as floats when every element is a plain JSON number, finite where asked (their
+    sum is finite then, and only then, short of a sum past 1e308), and not below 0 where
+    counts are asked; None otherwise."""
+    if not set(map(type, x)) <= _NUMBERS:  # bool is not int here: a type, not isinstance
+        return None
+    try:
+        values = tuple(map(float, x))
+    except OverflowError:  # an integer of more digits than a float holds
+        return None
+    if finite and not math.isfinite(sum(values)):
+        return None
+    if count and values and min(values) < 0:
+        return None
+    return values
 
 
 def _recent(x: object) -> tuple[tuple[float, ...], ...]:
@@ -455,19 +483,32 @@ def _recent(x: object) -> tuple[tuple[float, ...], ...]:
     :func:`~analysis._compare.add_window` keeps them and the scatter reads them."""
     if not isinstance(x, list | tuple):
         raise _corrupt("recent", f"expected a list of windows, got {type_name(x)}")
-    rows = []
-    for i, w in enumerate(x):
-        row = _reals(w, f"recent[{i}]", count=True)
+    if all(isinstance(w, list | tuple) for w in x):
+        # The usual case, all windows at once (up to 60 of them, every tick).
+        flat = _plain(tuple(chain.from_iterable(x)), finite=True, count=True)
+        if flat is not None:
+            rows, start = [], 0
+            for w in x:
+                rows.append(flat[start : start + len(w)])
+                start += len(w)
+            return _checked_windows(rows)
+    return _checked_windows([_reals(w, f"recent[{i}]", count=True) for i, w in enumerate(x)])
+
+
+def _checked_windows(rows: list[tuple[float, ...]]) -> tuple[tuple[float, ...], ...]:
+    """The recent windows, each of a length :func:`_recent` reads, none with more events than
+    requests."""
+    for i, row in enumerate(rows):
         if len(row) < 4 or len(row) % 2:
             raise _corrupt(
                 f"recent[{i}]",
                 "expected requests on both sides, then events on both sides per tested "
                 f"boundary (an even number of 4 or more), got {len(row)} numbers",
             )
-        for k in range(2, len(row), 2):
-            _events_of(row[0], row[k], f"recent[{i}]")
-            _events_of(row[1], row[k + 1], f"recent[{i}]")
-        rows.append(row)
+        if max(row[2::2]) > row[0] or max(row[3::2]) > row[1]:
+            for k in range(2, len(row), 2):  # which one, for the message
+                _events_of(row[0], row[k], f"recent[{i}]")
+                _events_of(row[1], row[k + 1], f"recent[{i}]")
     return tuple(rows)
 
 

@@ -351,26 +351,23 @@ def _simulation_table(name: str, rows: Sequence[Mapping[str, Any]]) -> None:
         "Waiting": "yellow",
         "WaitingPromotion": "yellow",
     }
-    held: dict[str, str] = {}  # metric -> its summary, where the tick before held or fell back
+    held: set[str] = set()  # the metrics the tick before held, or onMaxInconclusive decided
     for row in rows:
         lines = [e["message"] for e in row["events"]]
         # A metric line the tick's Events already quote would say the same thing twice. A
         # pass right after inconclusive checks (not a warm-up) says how the hold ended (the
         # judge's evidence, or the fallback of onMaxInconclusive), which no Event says; so
-        # does each pass after it that says something new (a second check the fallback
-        # decided, then the first the judge decided again).
-        shown = [
-            m
+        # does each pass the fallback decides after it, and the first the judge decides again.
+        lines += [
+            _metric_line(m)
             for m in row["metrics"]
-            if (m["outcome"] != "Pass" or held.get(m["name"], m["summary"]) != m["summary"])
+            if (m["outcome"] != "Pass" or m["name"] in held)
             and not any(m["summary"] in line for line in lines)
         ]
-        lines += [_metric_line(m) for m in shown]
         held = {
-            m["name"]: m["summary"]
+            m["name"]
             for m in row["metrics"]
-            if (m["outcome"] == "Inconclusive" and not m.get("warmingUp"))
-            or (m["outcome"] == "Pass" and m["name"] in held and m in shown)
+            if (m["outcome"] == "Inconclusive" and not m.get("warmingUp")) or m.get("fallback")
         }
         lines += [
             f"[{'red' if a['severity'] == 'error' else 'cyan'}]alert ({a['severity']}): {a['message']}[/]"

@@ -87,6 +87,7 @@ MOMENT_KEYS = (
 )
 STEP_KEYS = ("at", "from", "to", "note")
 INCONCLUSIVE_KEY = "scriptedInconclusive"  # the count kept in a scripted verdict's details
+FALLBACK_KEY = "scriptedFallback"  # set in the details of a verdict onMaxInconclusive decided
 STARTED_KEY = "scriptedStarted"  # where a compare metric's run began, kept as the judge keeps it
 
 
@@ -372,6 +373,7 @@ class TickRecord:
                     "outcome": m.outcome.value,
                     "summary": m.summary,
                     **m.flags.to_dict(),
+                    **({"fallback": True} if m.details.get(FALLBACK_KEY) is True else {}),
                 }
                 for m in self.metrics
             ],
@@ -595,10 +597,11 @@ def _inconclusive(metric: MetricSpec, before: int, last_step: bool) -> MetricRes
     fallback = spec.on_max_inconclusive
     rng = metric.threshold_range
     bounds = threshold_text(rng.min, rng.max) if rng else ""
+    decided = {**details, FALLBACK_KEY: True}
     if fallback == "pass":
-        return MetricResult(name, Outcome.PASS, f"{spent}, onMaxInconclusive pass", details=details)
+        return MetricResult(name, Outcome.PASS, f"{spent}, onMaxInconclusive pass", details=decided)
     if fallback == "fail":
-        return MetricResult(name, Outcome.FAIL, f"{spent}, onMaxInconclusive fail", details=details)
+        return MetricResult(name, Outcome.FAIL, f"{spent}, onMaxInconclusive fail", details=decided)
     if fallback == "threshold" and bounds:
         # The threshold check ran first and passed (a failing one would have been the
         # verdict), so the metric's thresholdRange decides: passed.
@@ -607,7 +610,7 @@ def _inconclusive(metric: MetricSpec, before: int, last_step: bool) -> MetricRes
             Outcome.PASS,
             f"{spent}, thresholdRange decides: within {bounds}",
             threshold=bounds,
-            details=details,
+            details=decided,
         )
     return MetricResult(
         name,

@@ -572,7 +572,7 @@ class TestALongRun:
     def test_a_regression_after_a_long_good_run_is_caught_within_minutes(self) -> None:
         # 150 good minutes at 10,000 canary requests a minute, then 5% errors against 1%:
         # the evidence against a regression is floored, so it need not first be paid back
-        # (without the floor: 96 minutes, and past 156 good minutes exp() overflowed).
+        # (without the floor: 96 minutes, and exp() overflowed 331 good minutes in).
         state = new_state(T0)
         spec = parse_compare({}, "c", metric_name=SR)
         for minute in range(1, 200):
@@ -1166,9 +1166,28 @@ class TestEvaluateCompare:
             "requests?"
         )
 
+    async def test_a_histogram_count_no_window_holds_is_an_error_not_a_run_restarting(
+        self,
+    ) -> None:
+        # Counts near 1e307 summed to infinity in the stored histograms, which the next tick
+        # could not read back: the run restarted on every tick, saying nothing.
+        check = metric_check_from_spec(
+            {"name": "request-duration", "compare": {"warmup": "0s"}}, path="m"
+        )
+
+        def buckets(primary: bool) -> list[Bucket]:
+            return [(0.1, 1e307), (math.inf, 1e307)]
+
+        v = await evaluate(check, CTX, CountsProvider(rates(0, 0), buckets=buckets), now=T0)
+        assert v.outcome is Outcome.ERROR
+        assert v.summary.startswith(
+            "request-duration: the canary's histogram query answered 1e+307: more than any "
+            "window counts (2^53)"
+        )
+
     async def test_a_count_a_little_below_zero_is_read_as_zero(self) -> None:
-        # increase() extrapolates each series on its own: -0.4 after a counter reset is
-        # rounding, not an impossible answer.
+        # A query that subtracts two counts, each extrapolated by increase() on its own,
+        # can give -0.4 where there were none: rounding, not an impossible answer.
         check = metric_check_from_spec(
             {"name": SR, "interval": "1m", "compare": {"warmup": "0s"}}, path="m"
         )
@@ -1274,6 +1293,28 @@ class TestEvaluateCompare:
         assert v.outcome is Outcome.FAIL, v.summary
         assert f", {gap}, p" in v.summary, v.summary
         assert "Inf" not in v.summary and "inf" not in v.summary
+
+    async def test_a_clock_that_steps_back_inside_the_warm_up_stays_in_it(self) -> None:
+        # The other side of the rule above: a run still warming up is not ended by a clock
+        # that steps back a few seconds (a cold canary's failing threshold is not acted on).
+        check = metric_check_from_spec(
+            {"name": SR, "thresholdRange": {"min": 99}, "compare": {"warmup": "5m"}}, path="m"
+        )
+
+        def answer(query: str, primary: bool, errors: bool) -> float:
+            if "rate(" in query and "increase" not in query:
+                return 90.0
+            return 1000.0 * ((0.1 if not primary else 0.001) if errors else 1.0)
+
+        provider = CountsProvider(answer)
+        v = None
+        for at in (T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)):
+            v = await evaluate(check, CTX, provider, now=at, previous=v)
+            assert v.outcome is Outcome.INCONCLUSIVE and "warming up" in v.summary, v.summary
+        back = await evaluate(
+            check, CTX, provider, now=T0 + timedelta(minutes=2, seconds=-5), previous=v
+        )
+        assert back.outcome is Outcome.INCONCLUSIVE and "warming up" in back.summary, back.summary
 
     async def test_a_clock_gone_back_before_the_run_is_no_warm_up(self) -> None:
         # A restart on a skewed node: the run's first window began after "now". Read as

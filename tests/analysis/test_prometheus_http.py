@@ -486,6 +486,7 @@ class TestMalformedAnswers:
             ([{"metric": ["le", "+Inf"], "value": [1.0, "1"]}], "metric"),
             ([{"metric": {"le": "+Inf"}, "value": []}], "value"),
             ([{"metric": {"le": "+Inf"}}], "no value"),
+            ([{"metric": {"le": "NaN"}, "value": [1.0, "1"]}], "no bucket boundary"),
         ],
     )
     async def test_a_malformed_bucket_answer_is_a_query_error_naming_what_was_wrong(
@@ -504,6 +505,8 @@ class TestMalformedAnswers:
             ([{"metric": {}, "values": None}], "values"),
             ([{"metric": {}, "values": [[1, "3"], "4"]}], "point"),
             ([{"metric": {}, "values": [[1]]}], "point"),
+            ([{"metric": {}, "values": [[1e20, "3"]]}], "time is 1e+20"),
+            ([{"metric": {}, "values": [["NaN", "3"]]}], 'time is "NaN"'),
         ],
     )
     async def test_a_malformed_range_answer_is_a_query_error_naming_what_was_wrong(

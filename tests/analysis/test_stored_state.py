@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import json
 import math
+import pathlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -339,3 +340,29 @@ class TestAnyCorruption:
             once = Verdict.from_status(strict_json(restored))
             twice = Verdict.from_status(strict_json(once))
             assert twice == once and twice.state == once.state
+
+
+class TestAnOlderStatus:
+    """Statuses the previous release wrote (``status_2cdd73e.json``: four ticks of each builtin
+    metric, by the code of commit 2cdd73e) go on as the same run: checking every field now
+    must not restart a run that was sound."""
+
+    @pytest.mark.parametrize("name", [SR, RD])
+    def test_a_status_the_previous_release_wrote_goes_on_as_the_same_run(self, name: str) -> None:
+        stored = json.loads((pathlib.Path(__file__).parent / "status_2cdd73e.json").read_text())[
+            name
+        ]
+        before = Verdict.from_status(stored)
+        assert before.state is not None and before.state.windows == 3
+        after = asyncio.run(
+            evaluate(
+                check_of(name),
+                CTX,
+                steady(),
+                now=before.evaluated_at + timedelta(minutes=1),
+                previous=stored,
+                last_step=False,
+            )
+        )
+        assert after.state is not None and after.state.windows == 4, after.summary
+        assert after.state.started == before.state.started

@@ -443,6 +443,21 @@ class TestOutputContract:
         assert "Advance podinfo.test canary weight 40 request-success-rate: success rate" in text
         assert text.count("request-success-rate: success rate 99.8% >= 95%") == 1
 
+    def test_after_the_hold_the_judges_own_passes_are_not_shown(self, tmp_path: Path) -> None:
+        # Values that change after the fallback: the first pass the judge decides again says
+        # how the hold ended, the next ones are ordinary passes (they were all shown while
+        # each said something new).
+        scenario = (EXAMPLES / "low-traffic-threshold.yaml").read_text() + (
+            "  - at: 11\n    metrics: {request-success-rate: 99.7}\n"
+            "  - at: 12\n    metrics: {request-success-rate: 99.6}\n"
+        )
+        path = written(tmp_path, "s.yaml", scenario)
+        result = simulate_run("podinfo-compare.yaml", path)
+        assert result.exit_code == 0
+        text = " ".join(result.stdout.split())
+        assert "weight 40 request-success-rate: success rate 99.7% >= 95%" in text
+        assert "99.6%" not in text
+
     def test_what_lint_finds_in_the_canary_is_said_before_the_run(self, tmp_path: Path) -> None:
         # A misspelt dryRun is dropped as the API server drops it, so the metric is not
         # advisory in the run: the user is told, on stderr, and the JSON stays clean.
