@@ -948,17 +948,28 @@ def _lately(
         primary_events=x_p,
         matched=matched,
     )
-    values = _error_rate_values(latest, metric)
+    asked = _asked_again(spec, comparison, _error_rate_values(latest, metric))
+    if asked is None:
+        return None
+    gap, canary, primary = asked
+    return (
+        f"{gap} over the last {len(rows)} windows (canary {canary}, primary {primary}; the "
+        "run-long values hide a regression that began late)"
+    )
+
+
+def _asked_again(
+    spec: CompareSpec, comparison: Comparison, values: _Values
+) -> tuple[str, str, str] | None:
+    """The relevance check asked of other error rates than the run-long ones (some windows
+    left out): the gap in words and the two rates shown, or None when they are within it."""
     difference, ratio = _difference_and_ratio(values.canary, values.primary)
-    late = replace(comparison, difference=difference, ratio=ratio)
-    if not _relevant(spec, late):
+    again = replace(comparison, difference=difference, ratio=ratio)
+    if not _relevant(spec, again):
         return None
     canary = format_value(values.shown_canary or 0.0, values.unit)
     primary = format_value(values.shown_primary or 0.0, values.unit)
-    return (
-        f"{_gap(spec, late, values)} over the last {len(rows)} windows (canary {canary}, "
-        f"primary {primary}; the run-long values hide a regression that began late)"
-    )
+    return _gap(spec, again, values), canary, primary
 
 
 def _errors_without(
@@ -971,15 +982,12 @@ def _errors_without(
     """The error rates without one window (canary and primary requests, then errors), when
     they show a relevant gap; None otherwise."""
     n_c, n_p, x_c, x_p = window
-    calm_values = _error_rate_values(state, metric, leave_out=window)
-    difference, ratio = _difference_and_ratio(calm_values.canary, calm_values.primary)
-    calm = replace(comparison, difference=difference, ratio=ratio)
-    if not _relevant(spec, calm):
+    asked = _asked_again(spec, comparison, _error_rate_values(state, metric, leave_out=window))
+    if asked is None:
         return None
-    canary = format_value(calm_values.shown_canary or 0.0, calm_values.unit)
-    primary = format_value(calm_values.shown_primary or 0.0, calm_values.unit)
+    gap, canary, primary = asked
     return (
-        f"{_gap(spec, calm, calm_values)} leaving out one window in which the primary "
+        f"{gap} leaving out one window in which the primary "
         f"failed far more (errors there: canary {_n(x_c)} of {_n(n_c)}, primary {_n(x_p)} of "
         f"{_n(n_p)}; the rest: canary {canary}, primary {primary})"
     )
