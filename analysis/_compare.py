@@ -105,14 +105,18 @@ when that is a fourth one (see :func:`window_from_histograms`).  A run's evidenc
 block per distinct boundary, sized when the boundaries are fixed."""
 
 WINDOW_CAP = 0.75
-"""A window adds at most ``WINDOW_CAP * log(1/alpha)`` per analysis interval to any log LR.
+"""A window adds at most ``WINDOW_CAP * log(1/alpha)`` per analysis interval to any log LR:
+a window shorter than the metric's ``interval`` its share of that, a longer one no more.
 
 Why: one bad minute (a pod that fails, a burst of retries) is not a regression,
-and with the cap no single interval can reach the rejection level alone; a
-regression that lasts shows up in the next interval.  Capping keeps the test
-valid: ``E[min(LR, c)] <= E[LR] <= 1`` under the null, so the capped product is
-a non-negative supermartingale and Ville's inequality still bounds the false
-alarm rate by alpha.  0.6 makes two bad intervals enough for a clear regression.
+and with the cap no single window can reach the rejection level alone; a
+regression that lasts shows up in the next one.  Two windows at the cap for every
+alternative (a clear regression) reach it: ``alpha ** -1.5``.  Why no more for a longer
+window (an analysis interval longer than the metric's, a tick delayed by a restart): scaled
+with its length, a window of two intervals could add twice the cap, and one bad minute in it
+decided the run alone.  Capping keeps the test valid: ``E[min(LR, c)] <= E[LR] <= 1`` under
+the null, so the capped product is a non-negative supermartingale and Ville's inequality
+still bounds the false alarm rate by alpha.
 """
 
 RECENT_WINDOWS = 60
@@ -193,7 +197,8 @@ def add_window(
     recent, caps = state.recent, state.recent_caps
     counted = [_counts(w) for w in windows]
     seconds = max(0.0, (window_end - state.window_end).total_seconds())
-    cap = WINDOW_CAP * math.log(1.0 / spec.alpha) * seconds / max(interval_seconds, 1.0)
+    share = min(1.0, seconds / max(interval_seconds, 1.0))  # no window decides alone
+    cap = WINDOW_CAP * math.log(1.0 / spec.alpha) * share
     if any(x_c + x_p > 0 for _, x_c, _, x_p in counted):
         entry = (first[0], first[2], *(x for _, x_c, _, x_p in counted for x in (x_c, x_p)))
         recent = (*recent, entry)[-RECENT_WINDOWS:]
@@ -689,7 +694,8 @@ def _cap_of(state: SequentialState, index: int, full: float) -> float:
     """The cap window ``index`` of ``state.recent`` was added under; ``full`` (the whole
     interval's) for a window of a state written before the caps were kept: what a window of
     one interval was added under (a shorter one added less, and gives back more than it
-    added; a longer one, after a delayed tick, may have added more)."""
+    added; a longer one, in a release before the cap stopped growing with the window's
+    length, may have added more)."""
     offset = len(state.recent) - len(state.recent_caps)
     return state.recent_caps[index - offset] if index >= offset else full
 

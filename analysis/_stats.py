@@ -235,15 +235,15 @@ misses but let more retry storms through; 30 left some cold starts in.
 
 PAIR_EVENTS = 5.0
 """Events each side needs in a pair of neighbouring windows for the pair to count
-(:func:`_neighbour_phi`), Pearson's rule of thumb; half the pairs must count."""
+(:func:`_neighbour_scatter`), Pearson's rule of thumb; half the pairs must count."""
 
 NEIGHBOUR_FACTOR = 2.0
 """How many times the scatter between neighbouring windows the run's own must be before the
-neighbours' is taken instead (:func:`_neighbour_phi`): a ratio that changed, not clusters.
+neighbours' is taken instead (:func:`_neighbour_scatter`): a ratio that changed, not clusters.
 
 Under the null both measure the same scatter, and taking the smaller of the two every time
 would take their noise for less scatter: measured on ``bench/decision_quality.py`` (class 5,
-clustered errors and stalled pods; before the safeguards of :func:`_neighbour_phi`), 5 more
+clustered errors and stalled pods; before the safeguards of :func:`_neighbour_scatter`), 5 more
 false rollbacks of 2,400 at 1, 3 more at 2; with them, 1 more at 2. A regression 10 times
 the primary's error rate from minute 5 on is caught 196 times in 200 at 2 (1 before); 3
 times, 133 (78 before; 185 at 1, 74 at 3).
@@ -299,7 +299,7 @@ def scatter(windows: Sequence[Row], expected: float = 1.0) -> Scatter:
     """:func:`dispersion`, with the ratio it was measured around and the window it left out.
 
     Where the run's ratio changed, the scatter between neighbouring windows stands for it
-    (:func:`_neighbour_phi`).
+    (:func:`_neighbour_scatter`).
     """
     start = max(1.0, expected)
     kept = [i for i, w in enumerate(windows) if w[0] > 0 and w[2] > 0 and w[1] + w[3] > 0]
@@ -323,20 +323,31 @@ def scatter(windows: Sequence[Row], expected: float = 1.0) -> Scatter:
             alone = float(_pearson_terms(arr[worst : worst + 1], theirs).sum())
             if alone > OUTLIER_FACTOR * max(1.0, float(rest.mean())):
                 terms, wild, theta = rest, kept[worst], theirs
-    df = float(terms.size) - 1.0
+    df = max(float(terms.size) - 1.0, 0.0)
     pearson = float(terms.sum())
-    prior = DISPERSION_PRIOR_DF * start
-    phi = max(1.0, (pearson + prior) / (max(df, 0.0) + DISPERSION_PRIOR_DF))
-    between = _neighbour_phi(arr, start)
-    if between is not None and phi > NEIGHBOUR_FACTOR * between:
-        phi = between  # the ratio changed during the run: that is no scatter
-    return Scatter(phi, theta, wild, pearson, max(df, 0.0))
+    phi = _shrunk(pearson, df, start)
+    between = _neighbour_scatter(arr)
+    # Whether the ratio changed is asked of the counts alone, each estimate shrunk towards 1:
+    # asked with a declared start, the start itself could tip the run's estimate over the
+    # neighbours' and put phi below the undeclared one (a declared policy adding a FAIL).
+    if between is not None and _shrunk(pearson, df, 1.0) > NEIGHBOUR_FACTOR * _shrunk(
+        *between, 1.0
+    ):
+        phi = _shrunk(*between, start)  # the ratio changed during the run: that is no scatter
+    return Scatter(phi, theta, wild, pearson, df)
 
 
-def _neighbour_phi(arr: FloatArray, start: float) -> float | None:
+def _shrunk(pearson: float, df: float, start: float) -> float:
+    """A Pearson statistic on ``df`` degrees of freedom as a dispersion: per degree of
+    freedom, with :data:`DISPERSION_PRIOR_DF` pseudo-windows at ``start``, never below 1."""
+    return max(1.0, (pearson + DISPERSION_PRIOR_DF * start) / (df + DISPERSION_PRIOR_DF))
+
+
+def _neighbour_scatter(arr: FloatArray) -> tuple[float, float] | None:
     """The scatter between neighbouring windows: each pair's Pearson statistic around its
-    own ratio (one degree of freedom), averaged, the one wild pair left out as
-    :func:`scatter` leaves out a wild window, and shrunk as it shrinks.
+    own ratio (one degree of freedom), summed, with the one wild pair left out as
+    :func:`scatter` leaves out a wild window; the sum and the pairs counted, to be shrunk as
+    the run's own is (:func:`_shrunk`).
 
     Why: a canary whose ratio to the primary changes during the run (it starts failing at
     minute 3, or fails more every minute) has windows that disagree with one common ratio,
@@ -379,8 +390,7 @@ def _neighbour_phi(arr: FloatArray, start: float) -> float | None:
     latest = worst == values.size - 1
     if not latest and values[worst] > OUTLIER_FACTOR * max(1.0, float(others.mean())):
         values = others
-    prior = DISPERSION_PRIOR_DF * start
-    return max(1.0, (float(values.sum()) + prior) / (values.size + DISPERSION_PRIOR_DF))
+    return float(values.sum()), float(values.size)
 
 
 def _common_ratio(arr: FloatArray) -> float | None:

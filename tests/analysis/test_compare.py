@@ -354,6 +354,31 @@ class TestErrorRateProperties:
         assert max(state.log_lr) <= max(one_minute.log_lr)
         assert max(state.log_lr) == pytest.approx(max(one_minute.log_lr), abs=0.05)
 
+    @pytest.mark.parametrize("minutes", [2, 5])
+    def test_a_window_longer_than_the_interval_cannot_fail_alone(self, minutes: int) -> None:
+        # An analysis interval of 2m on a metric of 1m, or a tick delayed by a restart: the
+        # window is longer than one interval, and scaled with its length its cap let one
+        # bad minute in it decide the run. It adds no more than one interval's.
+        long = add_window(
+            new_state(T0),
+            Window(1000 * minutes, 400, 9000 * minutes, 90),
+            ERR,
+            window_end=T0 + timedelta(minutes=minutes),
+        )
+        one = add_window(
+            new_state(T0), Window(1000, 400, 9000, 90), ERR, window_end=T0 + timedelta(minutes=1)
+        )
+        assert max(long.log_lr) == pytest.approx(max(one.log_lr))
+        first = decide(ERR, long, metric=SR, last_step=False)
+        assert first.outcome is Outcome.PASS
+        state = add_window(
+            first.state,
+            Window(1000, 400, 9000, 90),
+            ERR,
+            window_end=T0 + timedelta(minutes=minutes + 1),
+        )
+        assert decide(ERR, state, metric=SR).outcome is Outcome.FAIL
+
     def test_false_alarms_stay_below_alpha_under_repeated_looks(self) -> None:
         rng = np.random.default_rng(7)
         runs, looks, fails = 400, 10, 0

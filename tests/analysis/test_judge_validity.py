@@ -44,7 +44,8 @@ from analysis._compare import (
 )
 from analysis._stats import (
     RATIO_GRID,
-    _neighbour_phi,
+    _neighbour_scatter,
+    _shrunk,
     dispersion,
     needed_canary_requests,
     scatter,
@@ -176,6 +177,33 @@ class TestDispersion:
         clustered = clustered_windows(rng, (3000, 3000), size=4, count=3)
         assert dispersion(clustered, 4.0) > dispersion(clustered)
 
+    def test_a_declared_start_never_lowers_the_scatter(self) -> None:
+        # A canary at 2% like the primary for ten minutes, then at 3.4%: the run's scatter
+        # (1.5) is below twice the neighbours' (1.0), so no step is taken for scatter. The
+        # declared start (4) raised the run's estimate past that line by itself and the
+        # neighbours' 1.0 was taken instead: a declared policy turned a PASS into a FAIL.
+        rows = [(1000.0, 20.0, 9000.0, 180.0)] * 10 + [(1000.0, 34.0, 9000.0, 180.0)] * 11
+        assert dispersion(rows) == pytest.approx(1.53, abs=0.01)
+        assert dispersion(rows, 4.0) == pytest.approx(2.03, abs=0.01)
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(st.integers(0, 60), min_size=2, max_size=24),
+        st.integers(0, 23),
+        st.floats(1.0, 6.0),
+        st.floats(1.0, 8.0),
+    )
+    def test_a_declared_start_is_never_below_the_undeclared_estimate(
+        self, errors: list[int], step_at: int, factor: float, start: float
+    ) -> None:
+        # Whatever the counts (steps, wild windows, clusters), declaring retries only ever
+        # raises phi: the convexity argument that a declared policy adds no FAIL rests on it.
+        rows = [
+            (1000.0, float(e) * (factor if i >= step_at else 1.0), 9000.0, 9.0 * e + 30.0)
+            for i, e in enumerate(errors)
+        ]
+        assert dispersion(rows, start) >= dispersion(rows) - 1e-12
+
     def test_a_ratio_that_changes_during_the_run_is_not_scatter(self) -> None:
         # 1% like the primary for three minutes, then 30% (or 1%, 2%, 4%, ... a canary
         # that fails more every minute): around one common ratio the windows disagree, and
@@ -251,10 +279,12 @@ class TestARegressionThatStartsMidRun:
         quiet = binomial_windows(rng, 6, canary=0.1, primary=0.1)
         stalled = (1000.0, 330.0, 9000.0, 900.0)
         latest = np.asarray([*quiet, stalled])
-        assert _neighbour_phi(latest, 1.0) is not None
-        assert _neighbour_phi(latest, 1.0) > 3.0  # the wild pair counts: no step yet
-        step = np.asarray([*quiet, stalled, stalled, stalled])
-        assert _neighbour_phi(step, 1.0) == pytest.approx(1.0, abs=0.5)  # a step, after all
+        between = _neighbour_scatter(latest)
+        assert between is not None
+        assert _shrunk(*between, 1.0) > 3.0  # the wild pair counts: no step yet
+        step = _neighbour_scatter(np.asarray([*quiet, stalled, stalled, stalled]))
+        assert step is not None
+        assert _shrunk(*step, 1.0) == pytest.approx(1.0, abs=0.5)  # a step, after all
 
 
 class TestValidityUnderClusteredCounts:
