@@ -733,14 +733,16 @@ def _warming_up(spec: CompareSpec, state: SequentialState, values: _Values) -> C
     started = state.started or state.window_end
     seen = (state.window_end - started).total_seconds()
     what = "errors" if spec.test is CompareTest.ERROR_RATE else "slow requests"
-    on_primary = f"{_rate(x_p, n_p)} of {_n(n_p)}" if n_p > 0 else "none"
-    on_primary += " on the primary"
+    primary = f"{_rate(x_p, n_p)} of {_n(n_p)} on the primary"
     if n_c > 0:
         canary = _n(n_c)
         plural = "" if canary == "1" else "s"
-        rates = f"{what} {_rate(x_c, n_c)} of {canary} canary request{plural} vs {on_primary}"
+        rates = f"{what} {_rate(x_c, n_c)} of {canary} canary request{plural}"
+        rates += f" vs {primary}" if n_p > 0 else "; no primary requests yet"
+    elif n_p > 0:
+        rates = f"no canary requests yet; {what} {primary}"
     else:
-        rates = f"no canary requests yet; {what} {on_primary}"
+        rates = "no requests yet on either side"
     summary = f"{values.label}: warming up ({seen:.0f}s observed, not judged): {rates}"
     comparison = Comparison(
         test=spec.test,
@@ -763,7 +765,12 @@ def _rate(events: float, requests: float) -> str:
 
 
 def _needed(spec: CompareSpec, state: SequentialState, phi: float) -> int | None:
-    """Canary requests the test needs to detect ``detectIncrease`` at the primary's rate."""
+    """Canary requests the test needs to detect ``detectIncrease`` times the primary's rate.
+
+    The primary's error rate is taken as both sides share it under the null (both sides'
+    errors over both sides' requests): the primary's own while the canary is as good, a
+    little higher while it is worse, so a worse canary is told it needs a little fewer.
+    """
     n_c, n_p = state.canary_requests, state.primary_requests
     if n_c <= 0 or n_p <= 0:
         return None
@@ -1167,7 +1174,8 @@ def _hold_for_evidence(
     Two reasons to hold, each only while the inconclusive checks last: the
     evidence leans towards a regression (:data:`LEANING`), or the canary has
     fewer requests than ``detectIncrease`` needs and the missing ones can
-    arrive in the checks left (at the last window's rate).  Otherwise the check
+    arrive in the checks left (at the canary's rate in the last window with events on
+    either side: ``recent`` keeps no other).  Otherwise the check
     passes, and says how much evidence it rests on.
     """
     left = spec.max_inconclusive - state.inconclusive

@@ -15,7 +15,12 @@ from dataclasses import dataclass, replace
 
 from analysis._spec.compare import CompareSpec, read_compare
 from analysis._spec.fields import Problems, read_bool, read_number, type_name
-from analysis._spec.vocabulary import BUILTIN_METRICS, PROMQL_DURATION_RE, MetricKind
+from analysis._spec.vocabulary import (
+    BUILTIN_METRICS,
+    PROMQL_DURATION_RE,
+    MetricKind,
+    promql_seconds,
+)
 
 __all__ = ["DEFAULT_METRIC_INTERVAL", "MetricCheck", "metric_check_from_spec", "parse_metric"]
 
@@ -160,6 +165,11 @@ def _read_interval(entry: Mapping[str, object], path: str, problems: Problems) -
             f"{path}.interval",
             f"expected a duration such as 1m or 30s, got {type_name(interval)}",
         )
+        return DEFAULT_METRIC_INTERVAL
+    if promql_seconds(interval) <= 0:
+        # A range over no time counts nothing, and Prometheus refuses it outright ("duration
+        # must be greater than 0"): every check would have been an Error.
+        problems.add(f"{path}.interval", f"expected a duration above 0 such as 1m, got {interval}")
         return DEFAULT_METRIC_INTERVAL
     return interval
 

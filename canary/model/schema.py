@@ -623,7 +623,7 @@ def _suggest(word: str, candidates: Iterable[str]) -> str:
     lowered = {c.lower(): c for c in pool}
     if word.lower() in lowered:
         return f"; did you mean {lowered[word.lower()]!r}?"
-    close = difflib.get_close_matches(word, pool, n=1, cutoff=0.75)
+    close = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)  # alfa: alpha (0.67)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 

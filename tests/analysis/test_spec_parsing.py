@@ -81,6 +81,17 @@ class TestMetricSpecs:
             parse_metric(entry, path="m")
         assert any(said in str(p) for p in info.value.problems), info.value.problems
 
+    @pytest.mark.parametrize("interval", ["0s", "0m", "0h0m"])
+    def test_an_interval_of_no_time_is_refused(self, interval: str) -> None:
+        # A range over no time counts nothing, and Prometheus refuses it outright: every
+        # check would have been an Error, and with compare there was no warm-up either.
+        entry = {"name": "request-success-rate", "interval": interval, "compare": {}}
+        with pytest.raises(AnalysisSpecErrors) as info:
+            parse_metric(entry, path="m")
+        assert [str(p) for p in info.value.problems] == [
+            f"m.interval: expected a duration above 0 such as 1m, got {interval}"
+        ]
+
     def test_the_raw_mapping_builder_still_raises_only_the_first_problem(self) -> None:
         with pytest.raises(AnalysisSpecError) as info:
             metric_check_from_spec(BAD_ENTRY, path="m")

@@ -150,6 +150,18 @@ class TestUnknownFields:
         assert "dropped by the API server" in issue.message
         assert "did you mean 'thresholdRange'" in issue.message
 
+    @pytest.mark.parametrize(("typo", "meant"), [("alfa", "alpha"), ("retry", "retries")])
+    def test_a_short_misspelling_is_still_suggested(self, typo: str, meant: str) -> None:
+        # "alfa" is docs/analysis.md's own example of a misspelt compare field; it scores
+        # 0.67 against "alpha", under the cutoff of 0.75 that got no suggestion.
+        doc = canary()
+        doc["spec"]["analysis"]["metrics"] = [
+            {"name": "request-success-rate", "compare": {typo: 0.01}}
+        ]
+        [issue] = validate(doc)
+        assert issue.path == f"spec.analysis.metrics[0].compare.{typo}"
+        assert f"did you mean {meant!r}" in issue.message
+
     def test_unknown_top_level_field(self) -> None:
         doc = canary()
         doc["specs"] = {}
