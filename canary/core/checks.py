@@ -166,18 +166,21 @@ def _hold(t: Tick, waiting: list[MetricResult]) -> bool:
     stalled = [r for r in inconclusive if r.stalled]
     first_of_streak = t.status.inconclusive_checks == 0
     t.set(inconclusive_checks=t.status.inconclusive_checks + 1)
-    summary = "; ".join(r.summary for r in inconclusive)
     if stalled:
         _stall(t, stalled)
         return True
     t.set(stalled="")
+    advances = len(inconclusive) == len(waiting) and all(r.may_advance for r in inconclusive)
+    summary = (
+        "; ".join(r.summary for r in inconclusive) if advances else _held(waiting, inconclusive)
+    )
     if first_of_streak:  # one alert per streak of inconclusive ticks
         t.alert(
             AlertKind.INCONCLUSIVE,
             Severity.WARN,
             f"Canary analysis is inconclusive: {summary}",
         )
-    if len(inconclusive) == len(waiting) and all(r.may_advance for r in inconclusive):
+    if advances:
         t.event(f"Analysis of {t.id} inconclusive, the weight may step up (not promote): {summary}")
         t.set(message=f"Analysis inconclusive, stepping up to collect data: {summary}")
         t.hold_promotion = summary
@@ -185,6 +188,30 @@ def _hold(t: Tick, waiting: list[MetricResult]) -> bool:
     t.event(f"Halt {t.id} advancement waiting for more data: {summary}")
     t.set(message=f"Analysis inconclusive, waiting for more data: {summary}")
     return True
+
+
+def _held(waiting: list[MetricResult], inconclusive: list[MetricResult]) -> str:
+    """Why a held tick holds. A verdict that may advance (``onInconclusive: advance``) does
+    not hold the step, and its summary says it steps up: where another metric holds it
+    (warming up, or inconclusive without advance), those are named, and the ones that may
+    advance only said to wait for them, lest the Event claim a step-up that never happens."""
+    advancing = [r for r in inconclusive if r.may_advance]
+    if not advancing:
+        return "; ".join(r.summary for r in inconclusive)
+    holding = [_named(r) for r in inconclusive if not r.may_advance]
+    holding += [f"{r.name} warming up" for r in waiting if r.warming_up]
+    names = ", ".join(r.name for r in advancing)
+    waits = "waits" if len(advancing) == 1 else "wait"
+    them = "it" if len(holding) == 1 else "them"
+    return (
+        f"{'; '.join(holding)}; {names} inconclusive, {waits} for {them} (onInconclusive: advance)"
+    )
+
+
+def _named(result: MetricResult) -> str:
+    """A verdict's summary that names its metric once."""
+    named = result.summary.startswith(result.name)
+    return result.summary if named else f"{result.name}: {result.summary}"
 
 
 def _warming_up(t: Tick, warming: list[MetricResult]) -> None:
@@ -215,8 +242,7 @@ def _stall_need(result: MetricResult) -> str:
     """What a stalled metric lacks, in its judge's words (the judge knows what is missing:
     ``too little data: 40 of 100 requests on the smaller side ...``, and how many checks it
     has held for), with the primary's requests, which its words leave out."""
-    named = result.summary.startswith(result.name)
-    summary = result.summary if named else f"{result.name}: {result.summary}"
+    summary = _named(result)
     if result.primary_samples is None:
         return summary
     return f"{summary} (the primary: {result.primary_samples:,} requests)"
@@ -224,8 +250,10 @@ def _stall_need(result: MetricResult) -> str:
 
 def _report_advisory(t: Tick, advisory: list[MetricResult]) -> None:
     """Advisory (``dryRun``) metrics are reported, never acted on: an Event when one stops
-    passing or changes its outcome, none while it stays the same."""
-    before = {m.name: m.outcome for m in t.old.analysis}
+    passing or changes its outcome, none while it stays the same. A warm-up verdict is
+    stored as Inconclusive but is no outcome: the first verdict after it is news, whatever
+    it is."""
+    before = {m.name: m.outcome for m in t.old.analysis if not m.flags.warming_up}
     for result in advisory:
         if result.outcome is Outcome.PASS or result.warming_up:
             continue

@@ -30,13 +30,21 @@ def replace_revert(revert: GitRevertStatus, **changes: object) -> GitRevertStatu
 
 
 def schedule_git_revert(t: Tick, reason: str) -> None:
-    """After a rollback: a Pending revert, or a Skipped one saying why none can be made."""
+    """After a rollback: a Pending revert, or a Skipped one saying why none can be made.
+
+    Its reason is the rollback's, then each metric's finding that is not in it yet, named
+    once (a judge's summary usually starts with the metric's name already)."""
     good = t.status.last_good_revision
     bad = t.status.current_revision
     details = [reason]
     for metric in t.status.analysis:
-        if metric.outcome != Outcome.PASS.value:
-            details.append(f"{metric.name}: {metric.summary}")
+        summary = metric.summary
+        if metric.outcome == Outcome.PASS.value or (summary and summary in reason):
+            continue  # a conclusive rollback's reason already quotes its finding
+        if summary.startswith(metric.name):  # the judge's words name it already
+            details.append(summary)
+        else:
+            details.append(f"{metric.name}: {summary}" if summary else metric.name)
     text = "; ".join(details)
     skipped = _why_no_revert(t, good, bad)
     if skipped:

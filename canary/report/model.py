@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from canary.errors import CanaryError
+from canary.model.canary import AnalysisSpec
 
 __all__ = [
     "Comparison",
@@ -122,6 +123,12 @@ class TickVerdict:
     samples: int | None = None  # the canary's requests so far (compare metrics)
     advisory: bool = False
     may_advance: bool = False
+
+    @property
+    def holds(self) -> bool:
+        """Whether this verdict holds the weight for more data: a binding inconclusive (or
+        stalled) verdict that may not step up (``mayAdvance``: the weight steps on)."""
+        return self.kind in (INCONCLUSIVE, STALLED) and not self.advisory and not self.may_advance
 
 
 @dataclass(frozen=True, slots=True)
@@ -610,9 +617,7 @@ def _ticks(raw_ticks: Sequence[Mapping[str, Any]], offset: _Offset) -> list[Tick
         binding = [v for v in verdicts if not v.advisory and v.kind != WARMUP]
         failed = any(v.outcome in FAILING for v in binding)
         counted += 1 if failed else 0
-        held = not failed and any(
-            v.kind in (INCONCLUSIVE, STALLED) and not v.may_advance for v in binding
-        )
+        held = not failed and any(v.holds for v in binding)
         time = _str(raw.get("time"))
         ticks.append(
             Tick(
@@ -766,7 +771,7 @@ def build_report(
         canary_weight=_int(status.get("canaryWeight")) or 0,
         failed_checks=_int(status.get("failedChecks")) or 0,
         threshold=max(threshold, 1),
-        max_weight=_int(analysis_spec.get("maxWeight")) or 0,
+        max_weight=_max_weight(analysis_spec),
         current_revision=_str(status.get("currentRevision")),
         last_good_revision=_str(status.get("lastGoodRevision")),
         message=_str(status.get("message")),
@@ -787,6 +792,17 @@ def build_report(
         revert=revert if revert and revert.bad_revision in ("", revision) else None,
         conditions=_conditions(status),
     )
+
+
+def _max_weight(analysis: Mapping[str, Any]) -> int:
+    """The weight the steps stop at, as the controller computes it (`AnalysisSpec.max_weight`:
+    the last ``stepWeights`` entry, else ``maxWeight``); 0 (no line) when neither is set."""
+    raw = analysis.get("stepWeights")
+    steps = tuple(w for w in map(_int, raw if isinstance(raw, list) else []) if w is not None)
+    declared = _int(analysis.get("maxWeight")) or 0
+    if not steps and declared <= 0:
+        return 0
+    return AnalysisSpec(max_weight_field=declared, step_weights=steps).max_weight
 
 
 def _marker(decision: _Decision, offset: _Offset) -> Marker:

@@ -399,14 +399,17 @@ def _band(metric: MetricSeries, scale: _Scale, frame: _Frame) -> list[str]:
 
 
 def _holds(report: DecisionReport, metric: MetricSeries, frame: _Frame, top: float) -> list[str]:
-    """Inconclusive holds: the ticks where the weight held for more data, hatched."""
+    """Inconclusive holds, hatched: the ticks where the weight held for more data (the
+    model's `Tick.held`), on the metrics whose verdicts held it (`TickVerdict.holds`; one
+    that may advance stepped the weight up, or waited for another metric)."""
     half = min(max((frame.x(_tick_gap(report.ticks)) - frame.x(0)) * 0.4, 3.0), 14.0)
+    held = {t.offset for t in report.ticks if t.held}
     return [
         f'<rect class="inconclusive-hold" x="{round(frame.x(p.offset) - half, 2)}" y="{top}" '
         f'width="{round(2 * half, 2)}" height="{METRIC_H}" fill="url(#cr-hatch)">'
         f"<title>{esc(f'{p.time}: inconclusive, holding for more data')}</title></rect>"
         for p in metric.points
-        if p.verdict.kind in (INCONCLUSIVE, STALLED) and not p.verdict.advisory
+        if p.offset in held and p.verdict.holds
     ]
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from canary.core import (
     AlertKind,
+    MetricResult,
+    Outcome,
     RevertAnswer,
     RevertRequest,
     RevertResultKind,
@@ -73,6 +75,48 @@ def test_rollback_schedules_a_revert_and_asks_for_it_on_the_next_pass() -> None:
     assert revert.images == ("ghcr.io/stefanprodan/podinfo:v2",)
     assert nxt.reverts_asked == (RevertRequest(GOOD, BAD, revert.reason, revert.images),)
     assert result[ROLLBACK_TICK + 2].reverts_asked == ()
+
+
+def test_the_revert_reason_quotes_each_failing_metric_once_named_once() -> None:
+    """The rollback's reason, then each failing metric's finding: the judge's summary
+    already starts with the metric's name (``request-success-rate fail ...``), so the
+    name is not put before it again."""
+    revert = failed_run(ROLLBACK_TICK)[ROLLBACK_TICK].status.git_revert
+    assert revert is not None
+    assert revert.reason == (
+        "failed checks threshold reached 1; request-success-rate fail (value 80.0)"
+    )
+
+
+def test_a_conclusive_rollbacks_revert_reason_does_not_repeat_its_finding() -> None:
+    """A conclusive regression's reason already quotes the finding: only the findings it
+    does not quote follow, and a summary without the metric's name gets it, once."""
+    duration = "request-duration"
+    metrics = [
+        {"name": "request-success-rate", "thresholdRange": {"min": 99}},
+        {"name": duration, "thresholdRange": {"max": 500}},
+    ]
+    worse = "request-success-rate: canary worse than the primary"
+
+    def results(tick: int, names: tuple[str, ...]) -> tuple[MetricResult, ...] | None:
+        if tick < 3:
+            return None
+        return (
+            MetricResult(names[0], Outcome.FAIL, worse, fail_fast=True),
+            MetricResult(duration, Outcome.FAIL, "p99 900ms > 500ms"),
+        )
+
+    result = run(
+        canary_doc({"stepWeight": 50, "threshold": 5, "metrics": metrics}),
+        3,
+        Script(results=results),
+        world=World(revision=GOOD),
+        new_git_revision=BAD,
+    )
+    assert result[3].phase is Phase.FAILED
+    revert = result[3].status.git_revert
+    assert revert is not None
+    assert revert.reason == (f"conclusive regression: {worse}; {duration}: p99 900ms > 500ms")
 
 
 ANSWERS: list[Any] = [

@@ -75,6 +75,43 @@ class TestMayAdvance:
         assert result[3].set_routes == ()
         assert result[3].has_event("waiting for more data")
 
+    def test_a_held_tick_names_what_holds_it_and_never_claims_a_step_up(self) -> None:
+        """An advance-able verdict's summary says it steps up (the judge's words); held by
+        another metric, warming up or inconclusive without advance, the weight does not move,
+        so the Event, the message and the alert name the holder and say the other waits."""
+        metrics = [
+            {"name": SUCCESS, "thresholdRange": {"min": 99}},
+            {"name": DURATION, "thresholdRange": {"max": 500}},
+        ]
+        doc = canary_doc({"stepWeight": 10, "maxWeight": 30, "metrics": metrics})
+        stepping = MetricResult(
+            SUCCESS,
+            Outcome.INCONCLUSIVE,
+            f"{SUCCESS}: too little data; stepping up for more traffic (onInconclusive: advance)",
+            may_advance=True,
+        )
+        duration = {
+            3: inconclusive(DURATION, warming_up=True),
+            4: MetricResult(DURATION, Outcome.INCONCLUSIVE, "too little data (1 of 3)"),
+        }
+
+        def results(tick: int, names: tuple[str, ...]) -> tuple[MetricResult, ...] | None:
+            return (stepping, duration[tick]) if tick in duration else None
+
+        result = run(doc, 4, Script(results=results))
+        waits = f"{SUCCESS} inconclusive, waits for it (onInconclusive: advance)"
+        halt = "Halt podinfo.test advancement waiting for more data: "
+        assert result[3].events == (f"{halt}{DURATION} warming up; {waits}",)
+        assert result[4].events == (f"{halt}{DURATION}: too little data (1 of 3); {waits}",)
+        for record in (result[3], result[4]):
+            assert record.set_routes == () and record.weight == 10
+            said = [*record.events, record.status.message, *(a.message for a in record.alerts)]
+            assert not [text for text in said if "stepping up" in text]
+        assert result[3].status.message.endswith(f"{DURATION} warming up; {waits}")
+        assert [a.message for a in result[3].alerts] == [
+            f"Canary analysis is inconclusive: {DURATION} warming up; {waits}"
+        ]
+
     def test_ab_testing_reaches_its_last_iteration_but_never_promotes_on_an_inconclusive_tick(
         self,
     ) -> None:
@@ -186,6 +223,29 @@ class TestAdvisory:
 
         result = run(doc, 6, Script(results=results))
         assert len([e for e in result.events() if "Advisory metric" in e]) == 1
+
+    def test_an_advisory_metric_leaving_the_warm_up_inconclusive_is_reported_once(self) -> None:
+        """A warm-up verdict is recorded as Inconclusive, but it is no outcome: the first
+        inconclusive verdict after it is news (one Event), the same outcome after is not."""
+        doc = canary_doc({"stepWeight": 10, "maxWeight": 50, "metrics": TWO_METRICS})
+        warm = inconclusive(DURATION, warming_up=True, advisory=True)
+        unsure = inconclusive(DURATION, advisory=True)
+        plan = {3: warm, 4: warm, 5: unsure, 6: unsure, 7: unsure}
+
+        def results(tick: int, names: tuple[str, ...]) -> tuple[MetricResult, ...]:
+            return (passed(), plan.get(tick, passed(DURATION)))
+
+        result = run(doc, 7, Script(results=results))
+        reported = [
+            (t.tick, e) for t in result.ticks for e in t.events if e.startswith("Advisory metric")
+        ]
+        assert reported == [
+            (
+                5,
+                f"Advisory metric {DURATION} (dryRun, not acted on) of podinfo.test: "
+                f"Inconclusive: {DURATION}: too little data",
+            )
+        ]
 
 
 class TestLastStep:

@@ -62,6 +62,30 @@ def test_compare_metric_carries_the_judges_evidence_and_the_holds() -> None:
     assert all(m.comparison is None for m in first.metrics)
 
 
+@pytest.mark.parametrize(
+    ("weights", "expected"),
+    [
+        ({"stepWeights": [10, 25, 50]}, 50),
+        ({"stepWeights": [10, 25, 50], "maxWeight": 80}, 50),  # Flagger: the steps win
+        ({"maxWeight": 30, "stepWeight": 10}, 30),
+        ({"stepWeight": 10}, 0),  # no line: neither is declared
+    ],
+)
+def test_max_weight_is_the_controllers_last_step_for_step_weights(
+    weights: dict[str, object], expected: int
+) -> None:
+    """The report's maxWeight is where the controller stops stepping: the last
+    ``stepWeights`` entry when there are steps (a ``maxWeight`` is then ignored), else
+    ``maxWeight``; it read ``maxWeight`` alone, 0 for every ``stepWeights`` canary."""
+    doc = canary()
+    analysis = doc["spec"]["analysis"]
+    del analysis["maxWeight"], analysis["stepWeight"]
+    analysis.update(weights)
+    report = build_report(doc, events())
+    assert report.max_weight == expected
+    assert report.to_dict()["maxWeight"] == expected
+
+
 def test_decisions_come_from_the_events_of_the_run_window() -> None:
     first = build_report(canary(), events(), run=1)
     assert [(m.kind, m.label) for m in first.markers] == [

@@ -128,6 +128,34 @@ def test_compare_metric_shows_both_lines_samples_and_the_hold() -> None:
     assert "need ~3,200 (scatter x6.8)" in caption and "p = 0.031" in caption
 
 
+def _rate_holds(may_advance: bool) -> list[ET.Element]:
+    doc = canary()
+    tick = doc["status"]["analysisHistory"][1]["ticks"][0]
+    tick["verdicts"][1]["mayAdvance"] = may_advance
+    root = parse(build_report(doc, events()))
+    (group,) = [g for g in by_class(root, "metric") if g.get("data-metric") == "error-rate"]
+    return by_class(group, "inconclusive-hold")
+
+
+def test_an_inconclusive_verdict_that_may_advance_is_not_hatched_as_a_hold() -> None:
+    """``mayAdvance``: the weight stepped up to collect data, it did not hold (the model's
+    `Tick.held` says so too); the hatch marks only the ticks that held for more data."""
+    assert len(_rate_holds(may_advance=False)) == 1
+    assert _rate_holds(may_advance=True) == []
+
+
+def test_the_max_weight_line_of_step_weights_is_at_the_last_step() -> None:
+    """A ``stepWeights`` canary stops at its last step (the controller's maxWeight), so
+    the weight panel draws its line there, not nowhere."""
+    doc = canary()
+    analysis = doc["spec"]["analysis"]
+    del analysis["maxWeight"], analysis["stepWeight"]
+    analysis["stepWeights"] = [10, 25, 50]
+    root = parse(build_report(doc, events()))
+    assert len(by_class(root, "max-weight")) == 1
+    assert "maxWeight 50%" in texts(root)
+
+
 def test_the_revert_is_in_the_caption() -> None:
     root = parse(build_report(canary(), events(), run=1))
     caption = " ".join(" ".join(texts(e)) for e in by_class(root, "caption-revert"))
