@@ -767,6 +767,26 @@ def _check_strategy(r: Reader, analysis: AnalysisSpec, provider: str) -> None:
             r.at("stepWeights"),
             "stepWeight and stepWeights are both set; stepWeight wins (as in Flagger)",
         )
+    if analysis.strategy is not Strategy.CANARY:
+        _warn_on_advance_without_weights(r, analysis)
+
+
+def _warn_on_advance_without_weights(r: Reader, analysis: AnalysisSpec) -> None:
+    """Why: ``onInconclusive: advance`` steps the weight up to bring the canary the requests it
+    lacks; the iterations of A/B testing and blue/green change no weight, so an inconclusive
+    check only moves on to the next iteration with no more traffic, and the holds it skips
+    all come at the last one. Legal, and harmless, but not what the option says."""
+    kind = "A/B testing" if analysis.strategy is Strategy.AB_TESTING else "blue/green"
+    for metric in analysis.metrics:
+        compare = metric.check.compare
+        if compare is not None and compare.on_inconclusive.value == "advance":
+            r.issues.warning(
+                f"{metric.check.path}.compare.onInconclusive",
+                f"advance brings a canary more traffic by stepping its weight up, and {kind}'s "
+                "iterations change no weight: an inconclusive check only moves on to the next "
+                "iteration, and the checks it would hold for all come at the last one; "
+                "leave onInconclusive out (hold) or use a canary's stepWeights",
+            )
 
 
 def _check_provider(r: Reader, provider: str, spec_has: Mapping[str, bool]) -> None:

@@ -736,6 +736,33 @@ def test_a_warm_up_under_one_or_over_ten_intervals_is_a_warning(
 
 
 @pytest.mark.parametrize(
+    ("schedule", "said"),
+    [
+        ("stepWeight: 10", None),  # the weight steps up: what advance is for
+        ("iterations: 5\n    match: [{headers: {x-canary: {exact: insider}}}]", "A/B testing"),
+        ("iterations: 5", "blue/green"),
+    ],
+)
+def test_advance_on_iterations_that_change_no_weight_is_a_warning(
+    cli: Invoke, tmp_path: Path, schedule: str, said: str | None
+) -> None:
+    # A/B and blue/green iterations bring the canary no more traffic: advance only moves on
+    # to the next iteration, and its holds all come at the last one.
+    canary = BUILTIN_COMPARE_CANARY.format(
+        provider=f"  provider: istio\n{_DEPLOYMENT}",
+        metric="request-success-rate",
+        compare="{onInconclusive: advance}",
+    ).replace("stepWeight: 10", schedule)
+    code, report = lint_json(cli, str(write(tmp_path, "c.yaml", canary)))
+    assert code == 0
+    paths = [(i["severity"], i["path"]) for i in report["issues"]]
+    expected = [("warning", "spec.analysis.metrics[0].compare.onInconclusive")] if said else []
+    assert paths == expected, report["issues"]
+    if said:
+        assert f"{said}'s iterations change no weight" in report["issues"][0]["message"]
+
+
+@pytest.mark.parametrize(
     ("provider", "query", "words"),
     [
         ("{type: cloudwatch, region: eu-west-1}", '\'{"Id": "m1"}\'', "JSON array"),
