@@ -65,7 +65,9 @@ def record_tick(
 
     ``run_started`` is ``status.runStartTime``; a run restarted by a new revision keeps
     that time, so a new history run that would start before the last one ended starts
-    ``now`` instead.
+    where that one ended: the restart (``now``, the first tick analysed, was a few ticks
+    late for a run that began with the restart, and read as another kind of start than
+    the first run's).
     """
     tick = HistoryTick(now, weight, tuple(history_verdict(r) for r in results))
     runs = list(history)
@@ -73,8 +75,12 @@ def record_tick(
         run = runs[-1]
         runs[-1] = replace(run, ticks=(*run.ticks, tick)[-HISTORY_TICKS:])
     else:
-        after_last = not runs or (run_started and run_started >= runs[-1].ended)
-        started = run_started if run_started and after_last else now
+        if not run_started:
+            started = now
+        elif not runs or run_started >= runs[-1].ended:
+            started = run_started
+        else:  # restarted mid-run by a new revision: it began as the last one ended
+            started = runs[-1].ended or now
         runs.append(AnalysisRun(revision=revision, started=started, ticks=(tick,)))
     return tuple(runs[-HISTORY_RUNS:])
 

@@ -114,13 +114,16 @@ class TestBounds:
             history = close_run(history, now=now, result="Succeeded")
         assert [r.revision for r in history] == [f"r{i}" for i in range(2, HISTORY_RUNS + 2)]
 
-    def test_a_restarted_run_that_kept_its_start_time_starts_at_its_first_tick(self) -> None:
+    def test_a_restarted_run_that_kept_its_start_time_starts_at_the_restart(self) -> None:
+        # A new revision restarts the run and keeps runStartTime: the new run began when the
+        # last one ended (T02), not at its first analysed tick (T03, after its warm-up ticks
+        # or a pre-rollout hook), nor at the first run's start (T00).
         first = record_tick((), (result(),), revision="r1", run_started="T00", now="T01", weight=10)
         closed = close_run(first, now="T02", result="Restarted")
         second = record_tick(
             closed, (result(),), revision="r2", run_started="T00", now="T03", weight=10
         )
-        assert second[-1].started == "T03"
+        assert second[-1].started == "T02"
 
 
 class TestStatus:
