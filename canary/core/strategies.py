@@ -179,5 +179,13 @@ def run_blue_green(t: Tick, routes: Routes) -> Flow[None]:
     t.move(
         Trigger.SWITCHED_TO_CANARY,
         iterations=n + 1,
-        message="All traffic on the new version; promoting next.",
+        # the kubernetes provider routes nothing: the primary keeps the traffic until the
+        # promotion copies the new version into it
+        message=(
+            f"Iterations done ({n}/{n}); promoting next."
+            if kubernetes
+            else "All traffic on the new version; promoting next."
+        ),
     )
+    if kubernetes:
+        t.event(f"Iterations of {t.id} done ({n}/{n}), promoting next")

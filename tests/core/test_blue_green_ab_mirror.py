@@ -156,6 +156,9 @@ def test_item27_kubernetes_provider_forces_ten_iterations_and_never_routes() -> 
     assert [t.iterations for t in result.ticks[:12]] == [*range(11), 11]
     assert result[11].has_event("Advance podinfo.test canary iteration 10/10")
     assert not result[12].has_event("Routing all traffic to canary")
+    # it routes nothing, so it does not say all traffic is on the new version
+    assert result[12].has_event("Iterations of podinfo.test done (10/10), promoting next")
+    assert result[12].status.message == "Iterations done (10/10); promoting next."
     assert result.first(Phase.PROMOTING) == 13
     assert result.first(Phase.FINALISING) == 14
     assert result.first(Phase.SUCCEEDED) == 15
