@@ -233,7 +233,12 @@ def simulate(
 
     from canary.model import Phase, parse_canary
     from canary.model.errors import SpecError
-    from canary.simulation import check_scenario, load_canary_doc, parse_scenario
+    from canary.simulation import (
+        check_scenario,
+        load_canary_doc,
+        load_metric_templates,
+        parse_scenario,
+    )
     from canary.simulation import simulate as run
 
     if expect is not None:  # said now, not after the run as a phase that "differs"
@@ -243,7 +248,8 @@ def simulate(
         expect = phases[expect.lower()]
     canary_text = read_text(canary_file)  # once: it may be a pipe
     try:
-        canary_doc = load_canary_doc(read_yaml(canary_file, canary_text))
+        canary_docs = read_yaml(canary_file, canary_text)
+        canary_doc = load_canary_doc(canary_docs)
         parse_canary(canary_doc)  # the Canary's own errors are named against its file
     except SpecError as exc:
         raise spec_error(canary_file, exc) from None
@@ -259,7 +265,8 @@ def simulate(
     except SpecError as exc:
         raise spec_error(scenario_file, exc, "(scenario)") from None
     try:
-        records = run(canary_doc, scenario)
+        # The file's MetricTemplates: where the controller cannot use one, the run says so.
+        records = run(canary_doc, scenario, templates=load_metric_templates(canary_docs))
     except SpecError as exc:
         raise spec_error(canary_file, exc) from None
 

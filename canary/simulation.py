@@ -18,12 +18,21 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from analysis import AnalysisError, ThresholdResult, interval_seconds, judge_threshold
+from analysis import (
+    AnalysisError,
+    CompareTest,
+    ThresholdResult,
+    builtin_queries,
+    compare_problem,
+    interval_seconds,
+    judge_threshold,
+)
 from canary.core import (
     AnalysisRequest,
     Answer,
@@ -61,12 +70,15 @@ from canary.model import (
     Commands,
     MetricSpec,
     MetricStatus,
+    MetricTemplate,
     parse_canary,
+    parse_metric_template,
 )
 from canary.model.errors import SpecError, SpecIssue
 from canary.timestamps import format_time, parse_time
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
+DEFAULT_PROVIDER = "kubernetes"  # the controller's --default-provider unless set (settings.py)
 READINESS_WORDS = {"ready", "not-ready", "failed"}
 HOOK_WORDS = {"pass", "fail"}
 REVERT_WORDS = {"reverted", "already", "superseded", "failed"}
@@ -86,6 +98,8 @@ MOMENT_KEYS = (
     "primaryRollout",
 )
 STEP_KEYS = ("at", "from", "to", "note")
+RELEASE_KEYS = ("template", "revision")
+DEFAULT_TICKS = 30
 INCONCLUSIVE_KEY = "scriptedInconclusive"  # the count kept in a scripted verdict's details
 FALLBACK_KEY = "scriptedFallback"  # set in the details of a verdict onMaxInconclusive decided
 STARTED_KEY = "scriptedStarted"  # where a compare metric's run began, kept as the judge keeps it
@@ -192,19 +206,15 @@ def _moment(raw: Any, path: str, issues: list[SpecIssue], *, step: bool = False)
             )
     metrics = dict(mapping("metrics"))
     for name, value in metrics.items():
-        ok = value is None or (isinstance(value, int | float) and not isinstance(value, bool))
-        ok = ok or (isinstance(value, str) and value in METRIC_WORDS)
-        if not ok:
-            issues.append(
-                SpecIssue(
-                    f"{path}.metrics.{name}",
-                    f"expected a number, null, nodata, error, inconclusive, warmup or regression, got {value!r}",
-                )
-            )
+        problem = _metric_value_problem(value)
+        if problem is not None:
+            issues.append(SpecIssue(f"{path}.metrics.{name}", problem))
     release = raw.get("release")
     if release is not None and not isinstance(release, Mapping):
         issues.append(SpecIssue(f"{path}.release", "expected an object with template and revision"))
         release = None
+    if release is not None:
+        _unknown_keys(release, RELEASE_KEYS, f"{path}.release", issues)
     rollout = raw.get("primaryRollout")
     if rollout is not None and (not isinstance(rollout, int) or rollout < 0):
         issues.append(
@@ -230,21 +240,46 @@ def _moment(raw: Any, path: str, issues: list[SpecIssue], *, step: bool = False)
     )
 
 
+def _metric_value_problem(value: Any) -> str | None:
+    """Why a scripted metric value is not one of docs/simulate.md's, or None when it is.
+
+    Why NaN and infinities are refused: they are not among the documented values, and each
+    had a meaning nobody wrote down (``.nan`` played no data, ``.inf`` an impossible reading,
+    an Error). A query that answers nothing or fails has its own words, ``nodata`` and
+    ``error``, which say so in the scenario.
+    """
+    if value is None or (isinstance(value, str) and value in METRIC_WORDS):
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if math.isfinite(value):
+            return None
+        written = ".nan" if math.isnan(value) else ("-.inf" if value < 0 else ".inf")
+        return (
+            f"expected a finite number, got {written}: script nodata for a query that "
+            "answers nothing, error for one that fails"
+        )
+    return (
+        f"expected a number, null, nodata, error, inconclusive, warmup or regression, got {value!r}"
+    )
+
+
 def parse_scenario(doc: Any) -> Scenario:
     """Parse a scenario document; raise `SpecError` naming every bad field."""
     issues: list[SpecIssue] = []
     if not isinstance(doc, Mapping):
         raise SpecError([SpecIssue("", "a scenario must be a YAML mapping")])
     _unknown_keys(doc, SCENARIO_KEYS, "", issues)
-    ticks = doc.get("ticks", 30)
-    if not isinstance(ticks, int) or not 1 <= ticks <= 10_000:
+    ticks = doc.get("ticks", DEFAULT_TICKS)
+    ticks_ok = isinstance(ticks, int) and not isinstance(ticks, bool) and 1 <= ticks <= 10_000
+    if not ticks_ok:
         issues.append(
             SpecIssue("ticks", f"expected a number of ticks between 1 and 10000, got {ticks!r}")
         )
-        ticks = 30
+        ticks = DEFAULT_TICKS
     start = _start(doc, issues)
     defaults = _moment(doc.get("defaults") or {}, "defaults", issues)
-    steps = _steps(doc, ticks, issues)
+    # A step is checked against the ticks only when they are valid (one error, not two).
+    steps = _steps(doc, ticks if ticks_ok else None, "ticks" in doc, issues)
     revision = str(doc.get("revision") or "main@sha1:1111111")
     if issues:
         raise SpecError(issues)
@@ -277,9 +312,13 @@ def _start(doc: Mapping[str, Any], issues: list[SpecIssue]) -> datetime:
 
 
 def _steps(
-    doc: Mapping[str, Any], ticks: int, issues: list[SpecIssue]
+    doc: Mapping[str, Any], ticks: int | None, ticks_written: bool, issues: list[SpecIssue]
 ) -> list[tuple[int, int, Moment]]:
-    """The ``steps`` list as (from, to, moment), inclusive; a bad step is an issue."""
+    """The ``steps`` list as (from, to, moment), inclusive; a bad step is an issue.
+
+    ``ticks`` is None when the scenario's own ``ticks`` is invalid (reported already): the
+    steps are then not checked against it.
+    """
     steps: list[tuple[int, int, Moment]] = []
     raw_steps = doc.get("steps") or []
     if not isinstance(raw_steps, list):
@@ -290,28 +329,64 @@ def _steps(
         if not isinstance(raw, Mapping):
             issues.append(SpecIssue(path, "expected an object"))
             continue
-        if "at" in raw and ("from" in raw or "to" in raw):
-            both = ", ".join(k for k in ("from", "to") if k in raw)
-            issues.append(
-                SpecIssue(
-                    path, f"expected `at: N` or `from: N` / `to: M`, not both ({both} with at)"
-                )
-            )
-            continue
-        if "at" in raw:
-            first = last = raw["at"]
-        else:
-            first, last = raw.get("from", 1), raw.get("to", ticks)
-        if not all(isinstance(v, int) and v >= 1 for v in (first, last)) or first > last:
-            issues.append(
-                SpecIssue(
-                    path,
-                    f"expected `at: N` or `from: N` / `to: M` with 1 <= N <= M, got {first!r}..{last!r}",
-                )
-            )
-            continue
-        steps.append((first, last, _moment(raw, path, issues, step=True)))
+        span = _step_span(raw, path, ticks, ticks_written, issues)
+        if span is not None:
+            steps.append((*span, _moment(raw, path, issues, step=True)))
     return steps
+
+
+def _tick_numbers(raw: Mapping[str, Any], path: str, issues: list[SpecIssue]) -> bool:
+    """Whether the step's ``at``, ``from`` and ``to`` (those it has) are tick numbers; each
+    that is not is named (``true`` is not tick 1)."""
+    good = True
+    for key in ("at", "from", "to"):
+        value = raw.get(key)
+        if key in raw and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            issues.append(SpecIssue(f"{path}.{key}", f"expected a tick number >= 1, got {value!r}"))
+            good = False
+    return good
+
+
+def _step_span(
+    raw: Mapping[str, Any],
+    path: str,
+    ticks: int | None,
+    ticks_written: bool,
+    issues: list[SpecIssue],
+) -> tuple[int, int] | None:
+    """The ticks a step covers (inclusive), or None after naming what is wrong.
+
+    Why a step that starts past the last tick is an error: it applies to no tick, so its
+    release or metrics would be silently nothing (``at: 9`` in a 5-tick scenario ran a
+    release that never came, exit 0). A range that only ends past the last tick still
+    applies to the ticks there are. The messages quote only what the step says: a ``to``
+    the user left out (the last tick) is not shown as if written.
+    """
+    if "at" in raw and ("from" in raw or "to" in raw):
+        both = ", ".join(k for k in ("from", "to") if k in raw)
+        issues.append(
+            SpecIssue(path, f"expected `at: N` or `from: N` / `to: M`, not both ({both} with at)")
+        )
+        return None
+    if not _tick_numbers(raw, path, issues):
+        return None
+    last_tick = ticks if ticks is not None else DEFAULT_TICKS
+    first: int = raw["at"] if "at" in raw else raw.get("from", 1)
+    last: int = raw["at"] if "at" in raw else raw.get("to", last_tick)
+    if "from" in raw and "to" in raw and first > last:
+        issues.append(SpecIssue(path, f"from: {first} is after to: {last}"))
+        return None
+    if ticks is not None and first > ticks:
+        key = "at" if "at" in raw else "from"
+        how_many = "" if ticks_written else f" (ticks is not set; {DEFAULT_TICKS} is the default)"
+        issues.append(
+            SpecIssue(
+                f"{path}.{key}",
+                f"tick {first} is past the last tick: the scenario has {ticks} ticks{how_many}",
+            )
+        )
+        return None
+    return first, last
 
 
 # --------------------------------------------------------------------------- world
@@ -406,6 +481,7 @@ def judge_metric(
     *,
     now: datetime,
     last_step: bool = True,
+    query_problem: str | None = None,
 ) -> MetricResult:
     """Judge a scripted value exactly as the controller judges a queried one.
 
@@ -423,7 +499,13 @@ def judge_metric(
     observes and does not judge them; only a failed query (``nodata``, ``error``) is still a
     failed check, and before the first answer it starts no clock (the judge stores no
     evidence for it).
+
+    ``query_problem`` is why the controller cannot render this metric's compare queries for
+    the Canary (:func:`compare_query_problem`): then no scripted value is judged by the
+    statistical judge, as the controller's never runs (see :func:`_unqueryable`).
     """
+    if query_problem is not None:
+        return replace(_unqueryable(metric, raw, query_problem), advisory=metric.dry_run)
     started = _run_started(metric, previous, now)
     failed = _failed_query(raw)
     if started is not None and _warming_up(metric, started, now) and not failed:
@@ -469,7 +551,18 @@ def _warming_up(metric: MetricSpec, started: datetime, now: datetime) -> bool:
 
 
 def _failed_query(raw: Any) -> bool:
-    return raw is None or raw in ("nodata", "error") or (isinstance(raw, float) and math.isnan(raw))
+    return raw is None or raw in ("nodata", "error")
+
+
+def _carried(previous: MetricStatus | None) -> Mapping[str, Any]:
+    """The judge's stored state carried over a check it did not decide (a failed query, a
+    threshold check that did not pass, a warm-up check): the inconclusive count and the
+    run's start stay, as ``evaluate`` carries the state over such a check. Not the mark of a
+    check the ``onMaxInconclusive`` fallback decided: this one was not, and the JSON's
+    ``fallback`` would say it was."""
+    if previous is None:
+        return {}
+    return {k: v for k, v in previous.details.items() if k != FALLBACK_KEY}
 
 
 def _warm_up(
@@ -484,11 +577,7 @@ def _warm_up(
         if judged.outcome is not Outcome.PASS:
             summary += f"; {judged.summary} (not acted on during the warm-up)"
     return MetricResult(
-        name,
-        Outcome.INCONCLUSIVE,
-        summary,
-        details=previous.details if previous is not None else {},
-        warming_up=True,
+        name, Outcome.INCONCLUSIVE, summary, details=_carried(previous), warming_up=True
     )
 
 
@@ -496,9 +585,10 @@ def _judge_scripted(
     metric: MetricSpec, raw: Any, previous: MetricStatus | None, last_step: bool
 ) -> MetricResult:
     name = metric.name
-    # A failed query leaves the judge's stored state (its inconclusive count) as it was.
-    kept = previous.details if previous is not None and metric.compare is not None else {}
-    if raw is None or raw == "nodata" or (isinstance(raw, float) and math.isnan(raw)):
+    # A check the judge did not decide leaves its stored state (the inconclusive count) as it
+    # was: a failed query, and below, a threshold check that did not pass.
+    kept = _carried(previous) if metric.compare is not None else {}
+    if raw is None or raw == "nodata":
         return MetricResult(
             name, Outcome.NODATA, f"no values found for metric {name}", details=kept
         )
@@ -511,7 +601,7 @@ def _judge_scripted(
             name,
             Outcome.INCONCLUSIVE,
             f"{name}: warming up, observed but not judged yet (scripted)",
-            details=previous.details if previous is not None else {},
+            details=_carried(previous),
             warming_up=True,
         )
     if raw == "inconclusive":
@@ -530,26 +620,52 @@ def _judge_scripted(
             name, Outcome.ERROR, f"{name}: {raw} scripted, but the metric has no compare block"
         )
     result = _by_threshold(metric, float(raw))
+    # A number within the bounds is the compare judge deciding (its count starts again); one
+    # outside them is the threshold check's verdict, which the judge's state is carried over.
     return MetricResult(
         name,
         result.outcome,
         result.summary,
         value=result.value,
         threshold=threshold_text(result.min, result.max),
+        details=kept if result.outcome is not Outcome.PASS else {},
     )
 
 
 def _by_threshold(metric: MetricSpec, value: float) -> ThresholdResult:
     """A value judged by the metric's ``thresholdRange`` (or ``threshold``), as the controller
-    judges a queried one; without bounds, it passes."""
-    rng = metric.threshold_range
+    judges a queried one (``_judged`` in analysis/_evaluate.py: a metric of a template or a
+    query is a custom one, whose deprecated ``threshold`` is a maximum whatever its name);
+    without bounds, it passes."""
+    check = metric.check
+    if metric.is_builtin:
+        return judge_threshold(
+            metric.name, value, min=check.min, max=check.max, threshold=check.threshold
+        )
     return judge_threshold(
-        metric.name,
+        f"custom:{metric.name}",
         value,
-        min=rng.min if rng else None,
-        max=rng.max if rng else None,
-        threshold=metric.threshold,
+        min=check.min,
+        max=check.max,
+        threshold=check.threshold,
+        label=metric.name,
+        unit="",
     )
+
+
+def _bounded(metric: MetricSpec) -> bool:
+    """Whether the metric has a threshold check (``_has_bounds`` in analysis/_evaluate.py): a
+    ``thresholdRange``, or the deprecated ``threshold``, which the controller counts too."""
+    check = metric.check
+    return check.min is not None or check.max is not None or check.threshold is not None
+
+
+def _bounds_text(metric: MetricSpec) -> str:
+    """The metric's bounds as the controller applies them (``>= 95``), the deprecated
+    ``threshold`` included: read off the threshold judge's result, whose bounds do not
+    depend on the value judged."""
+    judged = _by_threshold(metric, 0.0)
+    return threshold_text(judged.min, judged.max)
 
 
 def _inconclusive_count(previous: MetricStatus | None) -> int:
@@ -595,8 +711,11 @@ def _inconclusive(metric: MetricSpec, before: int, last_step: bool) -> MetricRes
         f"(maxInconclusive {budget}, scripted)"
     )
     fallback = spec.on_max_inconclusive
-    rng = metric.threshold_range
-    bounds = threshold_text(rng.min, rng.max) if rng else ""
+    # The judge falls back to the threshold check when the metric has one, the deprecated
+    # `threshold` included (`has_threshold`, from `_has_bounds`).
+    bounds = _bounds_text(metric) if _bounded(metric) else ""
+    check = metric.check
+    decider = "thresholdRange" if check.min is not None or check.max is not None else "threshold"
     decided = {**details, FALLBACK_KEY: True}
     if fallback == "pass":
         return MetricResult(name, Outcome.PASS, f"{spent}, onMaxInconclusive pass", details=decided)
@@ -604,11 +723,11 @@ def _inconclusive(metric: MetricSpec, before: int, last_step: bool) -> MetricRes
         return MetricResult(name, Outcome.FAIL, f"{spent}, onMaxInconclusive fail", details=decided)
     if fallback == "threshold" and bounds:
         # The threshold check ran first and passed (a failing one would have been the
-        # verdict), so the metric's thresholdRange decides: passed.
+        # verdict), so the metric's thresholdRange (or threshold) decides: passed.
         return MetricResult(
             name,
             Outcome.PASS,
-            f"{spent}, thresholdRange decides: within {bounds}",
+            f"{spent}, {decider} decides: within {bounds}",
             threshold=bounds,
             details=decided,
         )
@@ -619,6 +738,113 @@ def _inconclusive(metric: MetricSpec, before: int, last_step: bool) -> MetricRes
         details=details,
         stalled=True,
     )
+
+
+# --------------------------------------------------------------------------- the controller's errors
+
+TemplateKey = tuple[str, str]  # (namespace, name) of a MetricTemplate
+Templates = Mapping[TemplateKey, MetricTemplate | SpecError]
+
+
+def load_metric_templates(docs: Sequence[Any]) -> dict[TemplateKey, MetricTemplate | SpecError]:
+    """The MetricTemplates of the Canary's file, parsed as the controller parses them (an
+    invalid one kept as its error, which the controller reports on each check of a metric
+    that refers to it).
+
+    Why the simulator reads them: a template's provider decides whether the controller can
+    run a metric's ``compare`` test at all (``compare_problem``); without it, a Datadog
+    template under an errorRate test was judged by its scripted values and promoted, where
+    the controller fails every check of it.
+    """
+    templates: dict[TemplateKey, MetricTemplate | SpecError] = {}
+    for doc in docs:
+        if not isinstance(doc, Mapping) or doc.get("kind") != "MetricTemplate":
+            continue
+        meta = doc.get("metadata")
+        meta = meta if isinstance(meta, Mapping) else {}
+        key = (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
+        try:
+            templates[key] = parse_metric_template(doc)
+        except SpecError as exc:
+            templates[key] = exc
+    return templates
+
+
+def template_error(canary: Canary, metric: MetricSpec, templates: Templates) -> MetricResult | None:
+    """The Error the controller returns, before any query, for a metric whose MetricTemplate
+    (one of ``templates``) it cannot use: invalid, or of a provider the metric's ``compare``
+    test cannot run on (``compare_problem``, which canary/adapters/analysis.py asks). None
+    when the template can be used, or is not among ``templates`` (it may be in the cluster:
+    the scenario's values then stand for its answers)."""
+    ref = metric.template_ref
+    if ref is None:
+        return None
+    namespace = ref.namespace or canary.namespace
+    found = templates.get((namespace, ref.name))
+    if found is None:
+        return None
+    if isinstance(found, SpecError):
+        return MetricResult(
+            metric.name, Outcome.ERROR, f"MetricTemplate {namespace}/{ref.name} is invalid: {found}"
+        )
+    compare = metric.check.compare
+    problem = compare_problem(found.provider.type, compare.test.value) if compare else None
+    if problem is None:
+        return None
+    return MetricResult(
+        metric.name,
+        Outcome.ERROR,
+        f"metric {metric.name} (MetricTemplate {namespace}/{ref.name}): {problem}",
+    )
+
+
+def compare_query_problem(canary: Canary, metric: MetricSpec) -> str | None:
+    """Why the controller cannot render the compare judge's queries of ``metric`` for this
+    Canary, or None when it can.
+
+    A compare test without its own queries (``requestsQuery`` and ``errorsQuery``, or
+    ``bucketsQuery``) runs on the builtin ones, for the canary and for the primary, which
+    the controller renders with :func:`analysis.builtin_queries` on every check
+    (``_render_side`` in analysis/_evaluate.py). Knative and APISIX name no primary series,
+    Skipper's duration has no histogram: the function raises, and every check is an Error.
+    The same function decides here.
+    """
+    spec = metric.check.compare
+    if spec is None:
+        return None
+    latency = spec.test is CompareTest.LATENCY
+    if latency and spec.buckets_query is not None:
+        return None
+    if not latency and spec.requests_query is not None and spec.errors_query is not None:
+        return None
+    ctx = canary.query_context(canary.spec.provider or DEFAULT_PROVIDER)
+    try:
+        for primary in (False, True):
+            queries = builtin_queries(ctx, interval=metric.interval, primary=primary)
+            if latency:
+                queries.buckets  # noqa: B018 - raises where the provider has no histogram
+    except AnalysisError as exc:
+        return str(exc)
+    return None
+
+
+def _unqueryable(metric: MetricSpec, raw: Any, problem: str) -> MetricResult:
+    """A check of a compare metric whose queries the controller cannot render.
+
+    The controller's ``evaluate`` runs the threshold check first, when the metric has one,
+    and a check that did not pass is the verdict unless the run is in its warm-up. With no
+    window ever added, the judge's run never starts: each check is the run's first, inside
+    the warm-up unless ``compare.warmup`` is 0s. Otherwise the compare judge is asked, and
+    rendering its queries fails: an Error, whatever is scripted (a judge's word included: the
+    judge never answers). No state is kept, as the controller keeps none.
+    """
+    name, spec, period = metric.name, metric.check.compare, _interval(metric)
+    first_in_warmup = spec is not None and period is not None and spec.in_warmup(period, period)
+    if _bounded(metric) and not first_in_warmup and raw not in JUDGE_WORDS:
+        judged = _judge_scripted(metric, raw, None, last_step=True)
+        if judged.outcome is not Outcome.PASS:
+            return judged
+    return MetricResult(name, Outcome.ERROR, f"Metric query failed for {name}: {problem}")
 
 
 # --------------------------------------------------------------------------- running
@@ -646,8 +872,15 @@ def _readiness(word: str | None, what: str) -> Readiness:
     return Readiness.ok()
 
 
-def simulate(canary_doc: Mapping[str, Any], scenario: Scenario) -> list[TickRecord]:
-    """Run the scenario; return one record per tick."""
+def simulate(
+    canary_doc: Mapping[str, Any], scenario: Scenario, *, templates: Templates | None = None
+) -> list[TickRecord]:
+    """Run the scenario; return one record per tick.
+
+    ``templates`` are the MetricTemplates the Canary's metrics may refer to
+    (:func:`load_metric_templates`), for the errors the controller gives where it cannot use
+    one; a metric whose template is not among them is judged on the scenario's values.
+    """
     canary = parse_canary(canary_doc)
     doc: dict[str, Any] = dict(canary_doc)
     world = World(revision=scenario.revision)
@@ -693,7 +926,9 @@ def simulate(canary_doc: Mapping[str, Any], scenario: Scenario) -> list[TickReco
             commands=commands,
             generation=1,
         )
-        answers = _ScriptedAnswers(canary, moment, world, now, {m.name: m for m in status.analysis})
+        answers = _ScriptedAnswers(
+            canary, moment, world, now, {m.name: m for m in status.analysis}, templates or {}
+        )
         decision = run_now(drive(canary, status, obs, answers))
         asked = answers.asked
         for effect in decision.effects:
@@ -722,6 +957,7 @@ class _ScriptedAnswers:
     world: World
     now: datetime
     previous: Mapping[str, MetricStatus] = field(default_factory=dict)  # status.analysis
+    templates: Templates = field(default_factory=dict)
     asked: list[str] = field(default_factory=list)
     metrics: tuple[MetricResult, ...] = ()
 
@@ -732,18 +968,24 @@ class _ScriptedAnswers:
             return HookAnswer(ok, "" if ok else "gate closed (scripted)")
         if isinstance(request, AnalysisRequest):
             analysis = self.canary.spec.analysis_or_default
-            self.metrics = tuple(
-                judge_metric(
-                    m,
-                    self.moment.metrics.get(m.name, "nodata"),
-                    self.previous.get(m.name),
-                    now=self.now,
-                    last_step=request.last_step,
-                )
-                for m in analysis.metrics
-            )
+            self.metrics = tuple(self._judged(m, request.last_step) for m in analysis.metrics)
             return self.metrics
         return _revert_answer(self.moment.git, request, self.world)
+
+    def _judged(self, metric: MetricSpec, last_step: bool) -> MetricResult:
+        """One metric's verdict: the controller's Error where it cannot use the metric's
+        template, else the scenario's value judged as the controller judges a queried one."""
+        refused = template_error(self.canary, metric, self.templates)
+        if refused is not None:
+            return replace(refused, advisory=metric.dry_run)
+        return judge_metric(
+            metric,
+            self.moment.metrics.get(metric.name, "nodata"),
+            self.previous.get(metric.name),
+            now=self.now,
+            last_step=last_step,
+            query_problem=compare_query_problem(self.canary, metric),
+        )
 
 
 def _command_key(key: str) -> str:
@@ -797,7 +1039,7 @@ def check_scenario(canary_doc: Mapping[str, Any], scenario: Scenario) -> None:
         if moment.spec is not None:
             patched = _merge(doc, {"spec": moment.spec})
             if patched != doc:
-                doc, canary = patched, parse_canary(patched)
+                doc, canary = patched, _patched_canary(patched, scenario, tick)
         metrics = {m.name: m for m in canary.spec.analysis_or_default.metrics}
         ever.update(metrics)
         for name, value in moment.metrics.items():
@@ -828,6 +1070,60 @@ def check_scenario(canary_doc: Mapping[str, Any], scenario: Scenario) -> None:
                 )
     if issues:
         raise SpecError(issues)
+
+
+def _patched_canary(doc: Mapping[str, Any], scenario: Scenario, tick: int) -> Canary:
+    """The Canary with the scenario's ``spec`` merged in at ``tick``; its errors named where the
+    scenario wrote them.
+
+    Why: the error is the scenario's, and it is reported under the scenario's file, where
+    ``spec.analysis.metrics[0].compare.alfa`` named no place in it. A field the step's
+    ``spec`` holds is named in the step (``steps[0].spec.analysis.metrics[0].compare.alfa``);
+    one that is wrong only with the Canary's own fields (a step that changes a compare
+    ``test`` its queries do not fit) is named in the Canary, after the step that merged it.
+    """
+    try:
+        return parse_canary(doc)
+    except SpecError as exc:
+        where, patch = _spec_at(scenario, tick)
+        issues = [
+            SpecIssue(f"{where}{issue.path.removeprefix('spec')}", issue.message, issue.severity)
+            if _in_patch(patch, issue.path)
+            else SpecIssue(
+                where, f"merged into the Canary's spec at tick {tick}: {issue}", issue.severity
+            )
+            for issue in exc.issues
+        ]
+        raise SpecError(issues) from None
+
+
+def _spec_at(scenario: Scenario, tick: int) -> tuple[str, Mapping[str, Any]]:
+    """Where the ``spec`` merged at ``tick`` is written (the last step covering it that has
+    one, as :meth:`Scenario.moment` overlays them, else the defaults), and that ``spec``."""
+    where, patch = "defaults.spec", scenario.defaults.spec or {}
+    for index, (first, last, moment) in enumerate(scenario.steps):
+        if first <= tick <= last and moment.spec:
+            where, patch = f"steps[{index}].spec", moment.spec
+    return where, patch
+
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _in_patch(patch: Mapping[str, Any], path: str) -> bool:
+    """Whether the field at ``path`` (``spec.analysis.metrics[0].compare.alfa``) is one the
+    scenario's ``spec`` patch writes."""
+    node: Any = {"spec": patch}
+    for key, index in _PATH_PART.findall(path):
+        if key:
+            if not isinstance(node, Mapping) or key not in node:
+                return False
+            node = node[key]
+        elif isinstance(node, list) and int(index) < len(node):
+            node = node[int(index)]
+        else:
+            return False
+    return bool(path)
 
 
 def _scripted_at(scenario: Scenario, tick: int, name: str) -> str:

@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from canary.errors import CanaryError
-from canary.model.canary import AnalysisSpec
 
 __all__ = [
     "Comparison",
@@ -802,6 +801,10 @@ def _max_weight(analysis: Mapping[str, Any]) -> int:
     declared = _int(analysis.get("maxWeight")) or 0
     if not steps and declared <= 0:
         return 0
+    # imported here: `canary` commands load this module, and the model is heavy to import
+    # for them (tests/cli/test_register.py)
+    from canary.model.canary import AnalysisSpec
+
     return AnalysisSpec(max_weight_field=declared, step_weights=steps).max_weight
 
 
