@@ -493,7 +493,9 @@ def _info(detail: Mapping[str, Any]) -> RenderableType:
     info.add_row("Progress", _progress(detail))
     checks = f"{detail['failedChecks']}/{detail['threshold'] or '-'} failed checks"
     if detail["inconclusiveChecks"]:
-        checks += f", {detail['inconclusiveChecks']} inconclusive in a row"
+        # ticks, any metric's (the judges count their own holds: "check 3 of 5")
+        ticks = detail["inconclusiveChecks"]
+        checks += f", inconclusive {ticks} tick{'' if ticks == 1 else 's'} in a row"
     info.add_row("Checks", Text(checks, style="red" if detail["failedChecks"] else ""))
     revision = detail["currentRevision"] or "-"
     info.add_row("Revision", Text(f"{revision}  (last good: {detail['lastGoodRevision'] or '-'})"))

@@ -211,6 +211,19 @@ def test_status_shows_the_whole_story(cli: Invoke, cluster: Cluster) -> None:
     assert "not about podinfo" not in text
 
 
+@pytest.mark.parametrize(("ticks", "said"), [(1, "1 tick"), (3, "3 ticks")])
+def test_status_counts_inconclusive_ticks_not_a_judges_checks(
+    cli: Invoke, cluster: Cluster, ticks: int, said: str
+) -> None:
+    # status.inconclusiveChecks counts ticks (any metric's, steps up included), while a
+    # judge's verdict counts its own holds ("check 3 of 5"): said as ticks, they differ
+    # without contradicting each other.
+    cluster.canary("podinfo", status={**PROGRESSING, "inconclusiveChecks": ticks})
+    result = cli(*kube(cluster, "status", "podinfo", "-n", "test"))
+    assert result.exit_code == 0, result.stderr
+    assert f"2/5 failed checks, inconclusive {said} in a row" in result.stdout
+
+
 def test_status_json(cli: Invoke, cluster: Cluster) -> None:
     cluster.canary(
         "podinfo",
