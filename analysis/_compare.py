@@ -30,6 +30,7 @@ is INCONCLUSIVE, at most ``maxInconclusive`` times in a row; then
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -69,6 +70,7 @@ __all__ = [
     "decide",
     "is_run_of",
     "new_state",
+    "run_key",
     "window_from_histograms",
 ]
 
@@ -151,6 +153,31 @@ def is_run_of(state: SequentialState, test: CompareTest) -> bool:
     return fewest <= blocks <= RANKS[CompareTest.LATENCY]
 
 
+def run_key(spec: CompareSpec, *, interval: str, queries: Sequence[str]) -> str:
+    """What a run's evidence is gathered under, in a few characters (:attr:`SequentialState.key`).
+
+    Why: the evidence sums windows capped by ``alpha`` and the ``interval``, tested against
+    ``allowedIncrease``, counted past the ``quantile``'s boundaries, by these ``queries``,
+    after this ``warmup``; a commit that changes any of them mid-run went on with the old
+    evidence under the new settings. A warm-up lengthened from 1m to 10m took the run back
+    into it: a canary failing half its requests was reported on the evidence frozen before
+    the change, "success rate 99%", and passed; a quantile changed from 0.99 to 0.5 was
+    shown as "p50" while the p99's boundaries were still tested. The decision's own settings
+    (``minSampleSize``, ``maxInconclusive``, ``detectIncrease``, ``minDifference``, the
+    fallbacks, ``failFast``, ``retries``) are read at each decision and may change freely.
+    """
+    parts = (
+        spec.test.value,
+        repr(spec.alpha),
+        repr(spec.allowed_increase),
+        repr(spec.quantile),
+        repr(spec.warmup_seconds),
+        interval,
+        *queries,
+    )
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
 def _clean(x: float) -> float:
     return 0.0 if not math.isfinite(x) or x < 0 else float(x)
 
@@ -183,7 +210,11 @@ def add_window(
     windows = [window] if isinstance(window, Window) else list(window)
     started = state.started or state.window_end
     first = _counts(windows[0]) if windows else (0.0, 0.0, 0.0, 0.0)  # no boundary to count at
-    if spec.in_warmup(interval_seconds, (window_end - started).total_seconds()):
+    # Once a window is judged the run is past its warm-up for good (a clock that went back
+    # does not take it back there).
+    if state.windows == 0 and spec.in_warmup(
+        interval_seconds, (window_end - started).total_seconds()
+    ):
         # Reported, never judged; not even its scatter counts: a cold start would
         # pass for overdispersion and discount the evidence of a real regression.
         warm = tuple(a + b for a, b in zip(state.warm, first, strict=True))

@@ -14,7 +14,7 @@ import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from analysis._builtin import BuiltinQueries, builtin_queries, builtin_query
@@ -26,6 +26,7 @@ from analysis._compare import (
     decide,
     is_run_of,
     new_state,
+    run_key,
 )
 from analysis._providers import MetricProvider
 from analysis._spec.compare import CompareSpec
@@ -330,13 +331,17 @@ async def _compare(
     prev: Verdict | None,
     last_step: bool,
     has_threshold: bool,
+    key: str,
 ) -> Verdict:
     prev_state = prev.state if prev is not None else None
     if prev_state is not None and not is_run_of(prev_state, spec.test):
         prev_state = None
     period = interval_seconds(check.interval)
     if prev_state is not None:
+        prev_state = replace(prev_state, key=key)  # a state written before keys were kept
         elapsed = (now - prev_state.window_end).total_seconds()
+        if elapsed < -TICK_SLACK_SECONDS and prev is not None:
+            return _clock_behind(check, prev, prev_state, now=now, behind=-elapsed)
         if elapsed < MIN_WINDOW_SECONDS - TICK_SLACK_SECONDS and prev is not None:
             return _no_new_window(
                 check,
@@ -351,7 +356,7 @@ async def _compare(
         state = prev_state
     else:
         elapsed = period
-        state = new_state(now - timedelta(seconds=elapsed), spec.test)
+        state = replace(new_state(now - timedelta(seconds=elapsed), spec.test), key=key)
     window = f"{max(1, round(elapsed))}s"
     query: str | None = None
     try:
@@ -396,6 +401,61 @@ async def _compare(
         has_threshold=has_threshold,
     )
     return _compared(check, result, now=now, query=query)
+
+
+def _run_key(check: MetricCheck, spec: CompareSpec, ctx: QueryContext) -> str:
+    """What this metric's evidence is gathered under (:func:`~analysis._compare.run_key`):
+    its compare settings, its interval and where its counts come from (its own queries, the
+    template's or the query's text, or the provider's builtin queries)."""
+    queries = (
+        check.kind.value,
+        check.query or "",
+        ctx.provider if check.kind is MetricKind.BUILTIN else "",
+        spec.requests_query or "",
+        spec.errors_query or "",
+        spec.buckets_query or "",
+    )
+    return run_key(spec, interval=check.interval, queries=queries)
+
+
+def _rerun(old: SequentialState, spec: CompareSpec, key: str) -> SequentialState:
+    """A new run's empty evidence after the settings changed: its first window starts where
+    the old run's last one ended (none counted twice, none skipped), and its warm-up counts
+    from the old run's start. Why: the warm-up is the canary's, whose pods are no younger for
+    a commit that changed a setting; counted again, it hid a failing ``thresholdRange``."""
+    fresh = new_state(old.window_end, spec.test)
+    return replace(fresh, started=old.started or old.window_end, key=key)
+
+
+def _clock_behind(
+    check: MetricCheck, prev: Verdict, state: SequentialState, *, now: datetime, behind: float
+) -> Verdict:
+    """A check whose clock reads before the end of the last judged window: it holds, and
+    judges nothing until its clock passes that time.
+
+    Why: a controller whose clock steps back (leadership moves to a node whose clock lags)
+    has no window to count; taken for "no new window yet", the last decision was repeated
+    without a query, a PASS five minutes long while the canary failed half its requests, and
+    at the last step the stale evidence promoted it. An Inconclusive hold is what the
+    controller does while the data cannot be read; the judge's count does not move.
+    """
+    warming = state.windows == 0  # still in the warm-up: it holds as the warm-up does
+    summary = (
+        f"{_label(check)}: {'warming up; ' if warming else ''}the clock reads {behind:.0f}s "
+        f"before the end of the last window ({state.window_end.astimezone(UTC):%H:%M:%S} UTC);"
+        " did it step back? not judging until it passes that time"
+    )
+    return Verdict(
+        metric=check.name,
+        outcome=Outcome.INCONCLUSIVE,
+        summary=summary,
+        evaluated_at=now,
+        judge="compare",
+        comparison=prev.comparison,
+        primary_value=prev.primary_value,
+        warming_up=warming,
+        state=state,
+    )
 
 
 def _label(check: MetricCheck) -> str:
@@ -479,6 +539,8 @@ def _in_warmup(check: MetricCheck, spec: CompareSpec, prev: Verdict | None, now:
     except AnalysisSpecError:
         return False
     state = prev.state if prev is not None else None
+    if state is not None and state.windows > 0:
+        return False  # a judged window ends the warm-up for good
     started = state.started if state is not None else None
     if started is None:
         started = now - timedelta(seconds=period)
@@ -514,6 +576,11 @@ async def evaluate(
     """
     prev = _restore(previous)
     spec = check.compare
+    key = _run_key(check, spec, ctx) if spec is not None else ""
+    changed = False
+    if spec is not None and prev is not None and prev.state is not None:
+        if prev.state.key not in ("", key):  # gathered under other settings: a new run
+            prev, changed = replace(prev, state=_rerun(prev.state, spec, key)), True
     carried = prev.state if prev is not None else None
     bounded = _has_bounds(check)
     if spec is None or bounded:
@@ -535,9 +602,13 @@ async def evaluate(
             prev=prev,
             last_step=last_step,
             has_threshold=bounded,
+            key=key,
         )
     except (AnalysisSpecError, TemplateError) as exc:
         return _failure(check, ctx, exc, now=now, query=None, judge="compare", state=carried)
+    if changed:
+        summary = f"{judged.summary} (a new run: the metric's compare settings changed)"
+        judged = replace(judged, summary=summary)
     if threshold_note and judged.warming_up:
         summary = f"{judged.summary}; {threshold_note} (not acted on during the warm-up)"
         return replace(judged, summary=summary)

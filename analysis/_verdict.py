@@ -71,6 +71,10 @@ class SequentialState:
     """The boundaries the primary alone gave in the warm-up's last window with primary traffic
     (the primary is warm while the canary warms up, and no judged window's labels are in
     them); a candidate for the run's boundaries, dropped once those are fixed."""
+    key: str = ""
+    """What the evidence was gathered under (:func:`analysis._compare.run_key`: the test, its
+    alpha, allowedIncrease, quantile, warm-up, the metric's interval and queries): a check
+    under other settings starts a new run. Empty in states written before it was kept."""
     matched: tuple[float, float] = (0.0, 0.0)
     """The primary as the canary saw it: the canary's requests in windows where the primary
     had traffic, and the events the canary would have had there at the primary's rate of each
@@ -105,6 +109,8 @@ class SequentialState:
             d["warmBounds"] = [_num(x) for x in self.warm_bounds]
         if self.matched[0] > 0:
             d["matched"] = [_num(x) for x in self.matched]
+        if self.key:
+            d["key"] = self.key
         if self.hist_le:
             d["hist"] = {
                 "le": [_num(x) for x in self.hist_le],
@@ -182,6 +188,7 @@ class SequentialState:
                 bounds=_reals(d.get("bounds", ()), "bounds"),
                 warm_bounds=_reals(d.get("warmBounds", ()), "warmBounds"),
                 matched=(matched[0], matched[1]),
+                key=_key(d.get("key", "")),
             )
         except AnalysisSpecError:
             raise
@@ -453,6 +460,13 @@ def _reals(
     if values is not None:
         return values
     return tuple(_real(v, f"{name}[{i}]", finite=finite, count=count) for i, v in enumerate(x))
+
+
+def _key(value: object) -> str:
+    """A stored :attr:`SequentialState.key`: a short string, or a corrupt state."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise _corrupt("key", f"expected a short string, got {type_name(value)}")
+    return value
 
 
 _NUMBERS = frozenset((float, int))

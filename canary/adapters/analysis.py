@@ -107,6 +107,17 @@ class MetricAnalyzer:
         previous: Mapping[str, Any] | None,
         last_step: bool,
     ) -> MetricResult:
+        result = await self._caught(canary, metric, now, previous, last_step)
+        return _keeping_evidence(result, previous)
+
+    async def _caught(
+        self,
+        canary: Canary,
+        metric: MetricSpec,
+        now: datetime,
+        previous: Mapping[str, Any] | None,
+        last_step: bool,
+    ) -> MetricResult:
         try:
             return await asyncio.wait_for(
                 self._one(canary, metric, now, previous, last_step), self.timeout_seconds
@@ -258,6 +269,24 @@ def _result(metric: MetricSpec, verdict: Verdict) -> MetricResult:
         primary_samples=comparison.primary_samples if comparison is not None else None,
         needed_samples=comparison.needed_samples if comparison is not None else None,
     )
+
+
+def _keeping_evidence(result: MetricResult, previous: Mapping[str, Any] | None) -> MetricResult:
+    """An Error made here, outside the judge (a timeout, a MetricTemplate or Secret not found,
+    the API's error), carries the metric's last verdict, and the judge's evidence in it, on
+    to the next check, as the judge carries it over its own failed queries.
+
+    Why: stored without it, the next check found no previous verdict and started a new run:
+    the evidence so far was gone, the warm-up began again (hiding a failing
+    ``thresholdRange`` for an interval), the minute before the error was never counted, and
+    the judge's ``maxInconclusive`` count began again, so a stall might never come. A canary
+    failing 5% of its requests against 1% was rolled back at minute 8 with two timeouts on
+    the way, not at minute 3. The next window starts where the last judged one ended.
+    """
+    if result.details:
+        return result
+    kept = _previous_verdict(previous)
+    return result if kept is None else replace(result, details=kept)
 
 
 def _previous_verdict(previous: Mapping[str, Any] | None) -> Mapping[str, Any] | None:

@@ -8,8 +8,9 @@ Canary's own ``MetricCheck`` runs with the template's query.
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ import respx
 from canary.adapters.analysis import MetricAnalyzer
 from canary.core import Outcome
 from canary.model import Canary, parse_canary
+from tests.analysis.fakes import CountsProvider
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 PROMETHEUS = "http://prom.test:9090"
@@ -287,3 +289,51 @@ async def test_a_providers_defect_fails_its_check_and_not_the_pass(
     assert result.summary == (
         "metric request-success-rate: the answer could not be read (TypeError)"
     )
+
+
+class _Stalls(CountsProvider):
+    """Answers a 10% canary failing 5% of its requests against a primary failing 1%, and
+    never answers while ``stalled`` is set (the analyzer's own timeout ends the wait)."""
+
+    def __init__(self) -> None:
+        super().__init__(self._counts)
+        self.stalled = False
+
+    @staticmethod
+    def _counts(query: str, primary: bool, errors: bool) -> float:
+        requests = 9000.0 if primary else 1000.0
+        return requests * (0.01 if primary else 0.05) if errors else requests
+
+    async def run_query(self, query: str, *, at: datetime | None = None) -> float:
+        if self.stalled:
+            await asyncio.Event().wait()
+        return await super().run_query(query, at=at)
+
+
+async def test_a_check_that_times_out_keeps_the_judges_evidence_for_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An Error made outside the judge (here the analyzer's timeout) stored no verdict, and
+    # the next check started a new run: its warm-up again, the evidence and the minute
+    # before the error gone. It carries the last verdict on, as the judge does its own.
+    import canary.adapters.analysis as seam
+
+    provider = _Stalls()
+    monkeypatch.setattr(seam, "make_provider", lambda config, kube=None: provider)
+    canary = canary_with({"name": "request-success-rate", "interval": "1m", "compare": {}})
+    analyzer = MetricAnalyzer(Objects(), timeout_seconds=0.2)  # type: ignore[arg-type]
+    previous: list[dict[str, Any]] = []
+    results = []
+    for minute in range(4):
+        provider.stalled = minute == 2
+        [result] = await analyzer.analyze(canary, NOW + timedelta(minutes=minute), previous)
+        results.append(result)
+        previous = [{"name": result.name, "details": result.details}]
+    warm, judged, timed_out, after = results
+    assert warm.warming_up and judged.outcome is not Outcome.ERROR
+    assert timed_out.outcome is Outcome.ERROR and "did not answer within" in timed_out.summary
+    assert timed_out.details == judged.details  # the evidence, kept as it was
+    assert not after.warming_up  # the same run goes on: no second warm-up
+    assert after.details["state"]["started"] == judged.details["state"]["started"]
+    assert after.details["state"]["windows"] == 2  # the window spans the minute lost
+    assert after.outcome is Outcome.FAIL and after.fail_fast

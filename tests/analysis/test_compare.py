@@ -658,6 +658,18 @@ class TestWarmup:
         state = add_window(new_state(T0), window, spec, window_end=T0 + timedelta(minutes=1))
         assert decide(spec, state, metric=SR).summary.endswith(said)
 
+    def test_a_judged_window_ends_the_warm_up_for_good(self) -> None:
+        # Whatever the spec says later (a longer warm-up), a run that has judged a window is
+        # past its warm-up: taken back into it, the evidence froze and a failing canary passed.
+        short = parse_compare({"warmup": "1m"}, "c", metric_name=SR)
+        longer = parse_compare({"warmup": "10m"}, "c", metric_name=SR)
+        state = new_state(T0)
+        for k, spec in ((1, short), (2, short), (3, longer)):
+            state = add_window(
+                state, Window(1000, 10, 9000, 90), spec, window_end=T0 + timedelta(minutes=k)
+            )
+        assert (state.warm_windows, state.windows) == (1, 2)
+
     def test_warm_up_windows_are_reported_not_judged(self) -> None:
         spec = parse_compare({}, "c", metric_name=SR)  # warm-up: one interval by default
         state = add_window(

@@ -366,3 +366,93 @@ class TestAnOlderStatus:
         )
         assert after.state is not None and after.state.windows == 4, after.summary
         assert after.state.started == before.state.started
+        assert after.state.key  # the settings it was gathered under, from now on
+
+
+def _changed(name: str, **compare: Any) -> MetricCheck:
+    spec = {"warmup": "1m", "minSampleSize": 50, **compare}
+    return metric_check_from_spec({"name": name, "interval": "1m", "compare": spec}, path="m")
+
+
+class TestSettingsChangedMidRun:
+    """A commit that changes what the evidence was gathered under starts a new run; one that
+    changes only how it is decided goes on with it."""
+
+    @pytest.mark.parametrize(
+        ("name", "change"),
+        [
+            (SR, {"alpha": 0.2}),
+            (SR, {"allowedIncrease": 1.5}),
+            (SR, {"warmup": "10m"}),
+            (RD, {"quantile": 0.5}),
+        ],
+        ids=["alpha", "allowedIncrease", "warmup", "quantile"],
+    )
+    def test_a_changed_setting_starts_a_new_run_that_says_why(
+        self, name: str, change: dict[str, Any]
+    ) -> None:
+        # Before: a warm-up lengthened mid-run took the run back into it, and the evidence
+        # frozen before the change passed a canary failing half its requests; a quantile
+        # changed to 0.5 was shown as "p50" while the p99's boundaries were tested.
+        before = Verdict.from_status(stored(name))
+        assert before.state is not None and before.state.windows == 3
+        after = tick(_changed(name, **change), 4, stored(name))
+        assert after.state is not None
+        assert after.summary.endswith("(a new run: the metric's compare settings changed)")
+        assert after.state.canary_requests + after.state.warm[0] == CANARY_REQUESTS
+        # contiguous with the old run's windows, and as warm as the canary is
+        assert after.state.started == before.state.started
+        if "warmup" in change:  # ten minutes from the canary's start: still warming up
+            assert after.warming_up and after.state.warm_windows == 1
+        else:
+            assert not after.warming_up and after.state.windows == 1
+
+    @pytest.mark.parametrize(
+        "change",
+        [{"minSampleSize": 500}, {"maxInconclusive": 2}, {"detectIncrease": 3}, {"retries": 2}],
+    )
+    def test_a_setting_only_the_decision_reads_goes_on_with_the_evidence(
+        self, change: dict[str, Any]
+    ) -> None:
+        after = tick(_changed(SR, **change), 4, stored(SR))
+        assert after.state is not None and after.state.windows == 4, after.summary
+        assert "a new run" not in after.summary
+
+
+class TestAClockThatStepsBack:
+    """A check whose clock reads before the last judged window's end holds, judging nothing,
+    until its clock passes that time."""
+
+    def test_it_holds_without_a_query_and_then_judges_the_window_from_where_it_stopped(
+        self,
+    ) -> None:
+        # Before: read as "no new window yet", the last PASS was repeated without a query for
+        # as long as the clock lagged, and at the last step it promoted on stale evidence.
+        before = Verdict.from_status(stored(SR))
+        assert before.state is not None
+        provider = steady()
+        behind = asyncio.run(
+            evaluate(
+                check_of(SR),
+                CTX,
+                provider,
+                now=before.state.window_end - timedelta(minutes=3),
+                previous=stored(SR),
+                last_step=True,
+            )
+        )
+        assert behind.outcome.value == "Inconclusive" and provider.queries == []
+        assert "the clock reads 180s before the end of the last window" in behind.summary
+        assert behind.state == before.state  # nothing counted, nothing lost
+        caught_up = asyncio.run(
+            evaluate(
+                check_of(SR),
+                CTX,
+                provider,
+                now=before.state.window_end + timedelta(minutes=1),
+                previous=behind.to_status(),
+                last_step=True,
+            )
+        )
+        assert caught_up.state is not None and caught_up.state.windows == before.state.windows + 1
+        assert caught_up.outcome.value != "Inconclusive" or "clock" not in caught_up.summary
