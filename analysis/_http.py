@@ -20,12 +20,15 @@ Every vendor module (``_datadog``, ``_newrelic`` ...) sends its requests through
   echoes back (some quote the API key they refused).
 
 :class:`SingleValue` gives the vendors the two Protocol methods that only Prometheus can
-answer (range samples and histogram buckets) as a clear error.
+answer (range samples and histogram buckets) as a clear error.  :func:`ssl_context` is
+shared with the Prometheus provider: a CA certificate it cannot load is a ``ValueError``
+that never quotes the certificate, for the caller to name the Secret key it came from.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import ssl
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -34,7 +37,6 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from analysis._prometheus import safe_address
 from analysis._spec.errors import (
     BadQueryError,
     HTTPStatusError,
@@ -43,13 +45,14 @@ from analysis._spec.errors import (
     QueryTimeoutError,
     UnauthorizedError,
 )
-from analysis._spec.provider import ProviderConfig
+from analysis._spec.provider import MASK, ProviderConfig, redact, safe_address
 from analysis._spec.vocabulary import Bucket
 
-__all__ = ["SingleValue", "VendorHTTP", "redact", "short"]
+__all__ = ["MASK", "SingleValue", "VendorHTTP", "redact", "short", "ssl_context"]
 
 _MAX_MESSAGE = 300
-MASK = "***"
+# Where OpenSSL's message says which line of CPython raised it: of no use to a user.
+_SSL_LOCATION = re.compile(r"\s*\(_ssl\.c:\d+\)")
 
 
 def short(query: str, limit: int = 200) -> str:
@@ -58,12 +61,22 @@ def short(query: str, limit: int = 200) -> str:
     return q if len(q) <= limit else q[: limit - 3] + "..."
 
 
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """``text`` with every secret value replaced by ``***`` (longest first)."""
-    for value in sorted(set(secrets), key=len, reverse=True):
-        if value:
-            text = text.replace(value, MASK)
-    return text
+def ssl_context(cafile: str | None, cadata: str | None) -> ssl.SSLContext:
+    """A client TLS context that trusts the CA certificate(s) of ``cafile`` or ``cadata``.
+
+    Raises ``ValueError`` whose text completes "the Secret's 'ca.crt' key ...": what is
+    wrong, in words that never quote the certificate (OpenSSL's reason, or that it is not
+    ASCII), for the caller to name where it came from (``ProviderConfig.ca_origin``).
+    """
+    try:
+        return ssl.create_default_context(cafile=cafile, cadata=cadata)
+    except ssl.SSLError as exc:
+        reason = _SSL_LOCATION.sub("", str(exc.args[-1] if exc.args else exc)).strip()
+        raise ValueError(f"is not a PEM certificate OpenSSL can load ({reason})") from None
+    except OSError as exc:  # the file of ca_file
+        raise ValueError(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+    except (TypeError, ValueError):  # cadata with a character past ASCII
+        raise ValueError("is not a PEM certificate (it holds characters past ASCII)") from None
 
 
 def vendor_message(response: httpx.Response) -> str:

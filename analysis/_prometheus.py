@@ -7,23 +7,36 @@ exactly the shape the caller asked for (one number, one series of samples, or
 one histogram).  Unlike Flagger, several series where one value is expected is
 an error naming the query and the series count, not a silent pick of the last.
 An answer of the wrong shape (a Prometheus-compatible proxy may send one) is a
-:class:`QueryError` naming what was wrong, never an ``IndexError`` or ``TypeError``.
+:class:`QueryError` naming what was wrong, never an ``IndexError`` or ``TypeError``;
+so is a number too large for a float and JSON nested past any sense.  A CA certificate
+OpenSSL cannot load is a :class:`ProviderUnavailableError` naming where it came from,
+an address that is no URL an :class:`AnalysisSpecError` (as CloudWatch's region).
+
+The timeout bounds the whole request, answer included: a server that sends its answer
+a few bytes at a time is as late as one that sends nothing.  Messages never carry a
+credential: they quote what the server said (its error, the start of its body, the part
+of an answer that was wrong), and a proxy may echo the token it refused, so every
+message is cleaned of the provider's credentials before it leaves.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
+import re
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from analysis._http import ssl_context
 from analysis._spec.errors import (
+    AnalysisSpecError,
     HTTPStatusError,
     MultipleSeriesError,
     NoDataError,
@@ -32,7 +45,12 @@ from analysis._spec.errors import (
     QueryError,
     QueryTimeoutError,
 )
-from analysis._spec.provider import ProviderConfig
+from analysis._spec.provider import (
+    ProviderConfig,
+    address_problem,
+    redact,
+    safe_address,
+)
 from analysis._spec.vocabulary import Bucket
 
 __all__ = ["PrometheusProvider", "safe_address"]
@@ -46,16 +64,8 @@ _MAX_JSON_IN_MESSAGE = 80
 # further below 0 is a broken query, not rounding.
 _ROUNDING_SLACK = 1e-6
 
-
-def safe_address(address: str) -> str:
-    """``address`` without any ``user:password@`` part, fit for messages."""
-    parts = urlsplit(address)
-    if parts.username is None and parts.password is None:
-        return address
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+# Headers of spec.provider.headers whose values are credentials by their name's look.
+_CREDENTIAL_HEADER = re.compile(r"auth|token|key|secret|passw|cookie|session", re.IGNORECASE)
 
 
 def _short(query: str, limit: int = 200) -> str:
@@ -63,22 +73,49 @@ def _short(query: str, limit: int = 200) -> str:
     return q if len(q) <= limit else q[: limit - 3] + "..."
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _parse_float(raw: object, query: str) -> float:
+    """A value of the answer as a number. Prometheus sends numbers as strings; a JSON
+    number is read too, but not ``true`` (no count), nor one past a float's range."""
     try:
+        if isinstance(raw, bool):
+            raise TypeError("a boolean is no number")
         return float(raw)  # type: ignore[arg-type]
+    except OverflowError:  # an integer of hundreds of digits
+        raise QueryError(
+            f"query {_short(query)!r} returned a number too large for a float: {_json(raw)}",
+            query=query,
+        ) from None
     except (TypeError, ValueError):
         raise QueryError(
-            f"query {_short(query)!r} returned a non-numeric value {raw!r}", query=query
+            f"query {_short(query)!r} returned a non-numeric value {_shown(raw)}",
+            query=query,
         ) from None
+
+
+def _text(value: object, limit: int) -> str:
+    """A field of Prometheus' error answer (a string, or whatever a proxy sent) for a message."""
+    return _cut(value, limit) if isinstance(value, str) else _shown(value, limit)
+
+
+def _shown(value: object, limit: int = _MAX_JSON_IN_MESSAGE) -> str:
+    """``repr(value)`` cut short; a value nested too deeply for ``repr`` is named by type."""
+    try:
+        return _cut(repr(value), limit)
+    except RecursionError:
+        return f"a {type(value).__name__}"
 
 
 def _json(value: object) -> str:
     """``value`` as the JSON it came as, cut short, for a message about a malformed answer."""
     try:
         text = json.dumps(value)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= _MAX_JSON_IN_MESSAGE else text[: _MAX_JSON_IN_MESSAGE - 3] + "..."
+    except (TypeError, ValueError, RecursionError):
+        text = f"a {type(value).__name__}"
+    return _cut(text, _MAX_JSON_IN_MESSAGE)
 
 
 def _malformed(where: str, query: str, what: str) -> QueryError:
@@ -107,6 +144,8 @@ class PrometheusProvider:
         self._client = client
         self._transport = transport
         self._base = config.address.rstrip("/")
+        self._secrets = self._credentials()
+        self._address_problem = address_problem(config.address, self._secrets)
 
     @property
     def config(self) -> ProviderConfig:
@@ -116,6 +155,38 @@ class PrometheusProvider:
         return f"PrometheusProvider(address={safe_address(self._base)!r})"
 
     # -- HTTP plumbing -------------------------------------------------------
+
+    def _credentials(self) -> tuple[str, ...]:
+        """Everything this provider sends that a message must not show: the Secret's
+        credentials, the token, the basic-auth user and password and their header, and the
+        values of spec.provider.headers named like credentials (``Authorization``, ...)."""
+        config = self._config
+        sent = [value for name, value in self._headers() if name == "Authorization"]
+        sent += [v for name, v in config.headers if _CREDENTIAL_HEADER.search(name)]
+        extra = [config.username or "", config.password or "", config.token or "", *sent]
+        extra += [part for v in sent for part in v.split()[1:]]  # "Bearer abc": abc alone too
+        return (*config.credentials, *(v for v in extra if len(v) >= 4))
+
+    def _clean(self, text: str) -> str:
+        """``text`` without any credential of this provider."""
+        return redact(text, self._secrets)
+
+    @contextmanager
+    def _cleaned(self) -> Iterator[None]:
+        """The block's :class:`QueryError`, its message cleaned of this provider's credentials.
+
+        What a message quotes came from the server (its error, the start of its body, the
+        part of the answer that was wrong): a proxy echoing the token it refused would put
+        it in a verdict's summary, and from there in the status, Events and alerts.  Cleaning
+        every message where it leaves, not each quote where it is made, leaves no quote out.
+        """
+        try:
+            yield
+        except QueryError as exc:
+            exc.args = (self._clean(str(exc)),)
+            if isinstance(exc, PrometheusAPIError):
+                exc.error_type = self._clean(exc.error_type)
+            raise
 
     def _headers(self) -> list[tuple[str, str]]:
         headers = list(self._config.headers)
@@ -127,13 +198,20 @@ class PrometheusProvider:
         headers.append(("Accept", "application/json"))
         return headers
 
-    def _verify(self) -> ssl.SSLContext | bool:
+    def _verify(self, query: str) -> ssl.SSLContext | bool:
+        """httpx's ``verify``; a CA certificate OpenSSL cannot load is an error naming the
+        Secret key it came from and what is wrong with it (never its content)."""
         if self._config.insecure_skip_verify:
             return False
         if self._config.ca_file or self._config.ca_data:
-            return ssl.create_default_context(
-                cafile=self._config.ca_file, cadata=self._config.ca_data
-            )
+            try:
+                return ssl_context(self._config.ca_file, self._config.ca_data)
+            except ValueError as exc:
+                raise ProviderUnavailableError(
+                    f"cannot check the TLS certificate of Prometheus at "
+                    f"{safe_address(self._base)}: {self._config.ca_origin} {exc}",
+                    query=query,
+                ) from None
         return True
 
     def _where(self, path: str) -> str:
@@ -141,40 +219,64 @@ class PrometheusProvider:
         return f"{safe_address(self._base)}{path}"
 
     async def _get(self, path: str, params: Mapping[str, str], query: str) -> Any:
+        """The ``data`` of Prometheus' answer to one GET, within the timeout, or the error."""
         url = f"{self._base}{path}"
-        timeout = httpx.Timeout(self._config.timeout_seconds)
+        seconds = self._config.timeout_seconds
         where = safe_address(self._base)
+        if self._address_problem is not None:
+            raise _address_error(self._address_problem)
+        verify = self._verify(query) if self._client is None else True
         try:
-            if self._client is not None:
-                response = await self._client.get(
-                    url, params=params, headers=self._headers(), timeout=timeout
-                )
-            else:
-                async with httpx.AsyncClient(
-                    verify=self._verify(), transport=self._transport, timeout=timeout
-                ) as client:
-                    response = await client.get(url, params=params, headers=self._headers())
-        except httpx.TimeoutException:
+            # httpx's timeout bounds each read; this one the whole request, answer included.
+            async with asyncio.timeout(seconds):
+                response = await self._send(url, params, verify)
+        except (TimeoutError, httpx.TimeoutException):
             raise QueryTimeoutError(
-                f"Prometheus at {where} did not answer within "
-                f"{self._config.timeout_seconds:g}s (query {_short(query)!r})",
+                f"Prometheus at {where} did not answer within {seconds:g}s "
+                f"(query {_short(query)!r})",
                 query=query,
             ) from None
         except httpx.HTTPError as exc:
             raise ProviderUnavailableError(
                 f"cannot reach Prometheus at {where}: {type(exc).__name__}", query=query
             ) from None
-        return self._decode(response, query)
+        except UnicodeEncodeError:  # a header value (a token from a Secret) past ASCII
+            raise ProviderUnavailableError(
+                f"cannot send the query to Prometheus at {where}: a header or credential "
+                "holds a character HTTP headers cannot carry",
+                query=query,
+            ) from None
+        except (httpx.InvalidURL, ValueError) as exc:  # a host IDNA refuses; the text may quote it
+            raise _address_error(
+                f"{where!r} is no URL httpx can use ({type(exc).__name__})"
+            ) from None
+        return self._decode(response, query, f"{where}{path}")
 
-    def _decode(self, response: httpx.Response, query: str) -> Any:
+    async def _send(
+        self, url: str, params: Mapping[str, str], verify: ssl.SSLContext | bool
+    ) -> httpx.Response:
+        timeout = httpx.Timeout(self._config.timeout_seconds)
+        if self._client is not None:
+            return await self._client.get(
+                url, params=params, headers=self._headers(), timeout=timeout
+            )
+        async with httpx.AsyncClient(
+            verify=verify, transport=self._transport, timeout=timeout
+        ) as client:
+            return await client.get(url, params=params, headers=self._headers())
+
+    def _decode(self, response: httpx.Response, query: str, where: str) -> Any:
         body: Any = None
         try:
             body = response.json()
+        except RecursionError:
+            if response.status_code < 400:
+                raise _malformed(where, query, "its JSON is nested too deeply to read") from None
         except ValueError:
             body = None
         if isinstance(body, dict) and body.get("status") == "error":
-            error_type = str(body.get("errorType", ""))
-            error = str(body.get("error", ""))
+            error_type = _text(body.get("errorType", ""), _MAX_JSON_IN_MESSAGE)
+            error = _text(body.get("error", ""), _MAX_BODY_IN_MESSAGE)
             raise PrometheusAPIError(
                 f"Prometheus rejected query {_short(query)!r} "
                 f"(HTTP {response.status_code}, {error_type}): {error}",
@@ -205,6 +307,10 @@ class PrometheusProvider:
     # -- MetricProvider ------------------------------------------------------
 
     async def run_query(self, query: str, *, at: datetime | None = None) -> float:
+        with self._cleaned():
+            return await self._run_query(query, at)
+
+    async def _run_query(self, query: str, at: datetime | None) -> float:
         where = self._where("/api/v1/query")
         data = await self._get("/api/v1/query", _instant(query, at), query)
         result_type = data.get("resultType")
@@ -231,7 +337,7 @@ class PrometheusProvider:
     async def is_online(self) -> bool:
         try:
             return await self.run_query("vector(1)") == 1.0
-        except QueryError:
+        except (QueryError, AnalysisSpecError):
             return False
 
     async def query_samples(
@@ -246,6 +352,12 @@ class PrometheusProvider:
         """A range query's single series as (time, value) points, oldest first, NaN left out
         (``query_samples`` keeps only the values, which is all a judge needs; a picture of
         the run needs the times too)."""
+        with self._cleaned():
+            return await self._query_points(query, start, end, step_seconds)
+
+    async def _query_points(
+        self, query: str, start: datetime, end: datetime, step_seconds: float
+    ) -> tuple[tuple[datetime, float], ...]:
         params = {
             "query": query,
             "start": f"{start.timestamp():.3f}",
@@ -274,11 +386,21 @@ class PrometheusProvider:
         return tuple(points)
 
     async def query_buckets(self, query: str, *, at: datetime | None = None) -> tuple[Bucket, ...]:
+        with self._cleaned():
+            return await self._query_buckets(query, at)
+
+    async def _query_buckets(self, query: str, at: datetime | None) -> tuple[Bucket, ...]:
         where = self._where("/api/v1/query")
         data = await self._get("/api/v1/query", _instant(query, at), query)
         expected = "an instant vector grouped by (le)"
         result = _result(data, query, "vector", "bucket query", expected, where)
         return _buckets_from_vector(result, query, where)
+
+
+def _address_error(problem: str) -> AnalysisSpecError:
+    """The error of an address no request can go to; the provider cannot tell whether the
+    spec or its Secret gave it (``provider_config`` can, and says which)."""
+    return AnalysisSpecError("spec.provider.address or the Secret's 'address' key", problem)
 
 
 def _instant_of(raw: object, where: str, query: str) -> datetime:
@@ -375,9 +497,7 @@ def _buckets_from_vector(result: Sequence[Any], query: str, where: str) -> tuple
                 "(expected sum by (le) (...))",
                 query=query,
             )
-        le = _parse_float(labels["le"], query)
-        if math.isnan(le):
-            raise _malformed(where, query, f'le="{labels["le"]}" is no bucket boundary')
+        le = _bucket_boundary(labels["le"], where, query)
         if le in seen:
             raise MultipleSeriesError(
                 f"bucket query {_short(query)!r} returned {len(result)} series with repeated "
@@ -395,6 +515,21 @@ def _buckets_from_vector(result: Sequence[Any], query: str, where: str) -> tuple
     if not math.isinf(buckets[-1][0]):
         raise QueryError(f'bucket query {_short(query)!r} has no le="+Inf" bucket', query=query)
     return buckets
+
+
+def _bucket_boundary(raw: object, where: str, query: str) -> float:
+    """An ``le`` label as a number; one that is no boundary (NaN, not a number, a number
+    past a float's range) is a malformed answer naming it."""
+    try:
+        le = _parse_float(raw, query)
+    except QueryError:
+        le = math.nan
+    if math.isnan(le):
+        shown = f'"{raw}"' if isinstance(raw, str) else _json(raw)
+        raise _malformed(
+            where, query, f"le={_cut(shown, _MAX_JSON_IN_MESSAGE)} is no bucket boundary"
+        )
+    return le
 
 
 def _bad_count(le_text: str, count: float, query: str) -> QueryError:

@@ -15,8 +15,9 @@ from a name nobody knows (never a silent fallback to Prometheus as in Flagger).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 from analysis._spec.errors import (
     AnalysisSpecError,
@@ -32,26 +33,88 @@ from analysis._spec.web import WebSpec, parse_web_spec
 __all__ = [
     "DEFAULT_PROMETHEUS_ADDRESS",
     "DEFAULT_TIMEOUT_SECONDS",
+    "MASK",
     "NOT_SUPPORTED_PROVIDER_TYPES",
     "SUPPORTED_PROVIDER_TYPES",
     "ProviderConfig",
     "ProviderSpec",
+    "address_problem",
     "check_provider_type",
     "parse_provider_spec",
     "provider_config",
     "provider_config_from_spec",
+    "redact",
+    "safe_address",
 ]
 
 DEFAULT_PROMETHEUS_ADDRESS = "http://prometheus:9090"
 #: Secret keys that name where or whose data it is, not how to get in: not masked in messages
 #: (an org called "prod" would otherwise mask every "prod"). An address is shown without its
 #: user:password@ part, and a key in its path or query is masked (`VendorHTTP.where`).
-NOT_CREDENTIALS = frozenset({"address", "project", "org", "newrelic_account_id", "region"})
+#: A CA certificate is public, and no message quotes it: masked, a PEM of junk would mask
+#: words such as "certificate" in the very message that says it is wrong.
+NOT_CREDENTIALS = frozenset(
+    {"address", "project", "org", "newrelic_account_id", "region", "ca.crt", "caFile"}
+)
 DEFAULT_TIMEOUT_SECONDS = 5.0
+# The Secret keys a CA certificate is read from, in this order.
+_CA_KEYS = ("ca.crt", "caFile")
 
 SUPPORTED_PROVIDER_TYPES: frozenset[str] = frozenset(v.type for v in VENDORS)
 # Every type Flagger knows is implemented; the name stays for callers that ask.
 NOT_SUPPORTED_PROVIDER_TYPES: frozenset[str] = frozenset()
+#: What a credential becomes in a message.
+MASK = "***"
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret value replaced by ``***`` (longest first)."""
+    for value in sorted(set(secrets), key=len, reverse=True):
+        if value:
+            text = text.replace(value, MASK)
+    return text
+
+
+def safe_address(address: str) -> str:
+    """``address`` without any ``user:password@`` part, fit for messages.
+
+    Also when ``address`` is no URL at all, since that is when a message quotes it: a
+    Secret's ``admin:pw@prom:9090`` (no scheme) or ``http://[prom`` (which ``urlsplit``
+    refuses) shows as ``***@prom:9090``, everything before the last ``@`` hidden.
+    """
+    try:
+        parts = urlsplit(address)
+        port = parts.port
+    except ValueError:
+        return _without_userinfo(address)
+    if not parts.netloc:
+        return _without_userinfo(address)
+    if parts.username is None and parts.password is None:
+        return address
+    host = parts.hostname or ""
+    if port is not None:
+        host = f"{host}:{port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def _without_userinfo(address: str) -> str:
+    """``address`` with everything between its ``scheme://`` and its last ``@`` masked: where
+    a password ends cannot be told in text that does not parse, so all of it goes."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "", address
+    if "@" not in rest:
+        return address
+    return f"{scheme}{sep}{MASK}@{rest.rpartition('@')[2]}"
+
+
+def _credentials(secret: Iterable[tuple[str, str]], *extra: str | None) -> tuple[str, ...]:
+    """The values of ``secret`` that are credentials, and ``extra``: what messages must never
+    contain ("Bearer abc..." is masked whole, and its token alone too: an echo may quote it)."""
+    values = [v for k, v in secret if k not in NOT_CREDENTIALS]
+    values += [v or "" for v in extra]
+    parts = [part for v in values if len(v.split()) > 1 for part in v.split()[1:]]
+    return tuple(v for v in [*values, *parts] if len(v) >= 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +170,17 @@ class ProviderConfig:
     @property
     def credentials(self) -> tuple[str, ...]:
         """Every credential this configuration holds: what messages must never contain."""
-        values = [v for k, v in self.secret if k not in NOT_CREDENTIALS]
-        values += [self.token or "", self.password or ""]
-        # "Bearer abc..." is masked whole, and its token alone too (an echo may quote it).
-        parts = [part for v in values if len(v.split()) > 1 for part in v.split()[1:]]
-        return tuple(v for v in [*values, *parts] if len(v) >= 4)
+        return _credentials(self.secret, self.token, self.password)
+
+    @property
+    def ca_origin(self) -> str:
+        """Where the CA certificate came from, for a message about it: the Secret's key
+        (``ca.crt``, or ``caFile``) or the setting it was given in."""
+        origins = [f"ca_file {self.ca_file!r}"] if self.ca_file else []
+        if self.ca_data:
+            keys = [k for k in _CA_KEYS if self.secret_value(k) == self.ca_data]
+            origins.append(f"the Secret's {keys[0]!r} key" if keys else "ca_data")
+        return " and ".join(origins) or "no CA certificate"
 
 
 def check_provider_type(type_: str, path: str) -> str:
@@ -223,6 +292,7 @@ def provider_config(
         raise AnalysisSpecError(
             f"{path}.secretRef", "expected both 'username' and 'password' keys in the Secret"
         )
+    ca_key = next((k for k in _CA_KEYS if secret.get(k)), None)
     return ProviderConfig(
         type=spec.type,
         address=address.rstrip("/"),
@@ -232,7 +302,7 @@ def provider_config(
         password=password,
         insecure_skip_verify=spec.insecure_skip_verify,
         ca_file=None,
-        ca_data=secret.get("ca.crt") or secret.get("caFile") or None,
+        ca_data=secret[ca_key] if ca_key is not None else None,
         timeout_seconds=float(timeout_seconds),
         region=spec.region,
         secret=tuple(sorted((str(k), str(v)) for k, v in secret.items())),
@@ -248,13 +318,26 @@ def _address(
     default_address: str,
     path: str,
 ) -> str:
-    """The Secret's address, else the spec's, else the default (Prometheus: the controller's)."""
+    """The Secret's address, else the spec's, else the default (Prometheus: the controller's).
+
+    A bad one is an error naming where it came from (the Secret's ``address`` key is not
+    ``spec.provider.address``), quoting it without ``user:password@`` or any of the
+    Secret's credentials.
+    """
     fallback = default_address if row.type == "prometheus" else row.default_address
     address = secret.get("address") or spec.address or fallback or ""
-    if address and not address.startswith(("http://", "https://")):
-        raise AnalysisSpecError(
-            f"{path}.address", f"expected an http:// or https:// URL, got {address!r}"
-        )
+    problem = address_problem(address, _credentials(secret.items())) if address else None
+    if problem is not None:
+        if secret.get("address"):
+            raise AnalysisSpecError(
+                f"{path}.secretRef", f"{_secret_title(spec)} key 'address': {problem}"
+            )
+        if not spec.address:
+            problem = (
+                "not set, and the default address (the Canary's spec.metricsServer or the "
+                f"controller's) is no metric server's: {problem}"
+            )
+        raise AnalysisSpecError(f"{path}.address", problem)
     if not address and row.address_required:
         raise AnalysisSpecError(
             f"{path}.address",
@@ -262,6 +345,34 @@ def _address(
             "(spec.provider.address or the Secret's 'address' key)",
         )
     return address
+
+
+def _secret_title(spec: ProviderSpec) -> str:
+    """The provider's Secret, for a message about one of its keys."""
+    return f"Secret {spec.secret_name}" if spec.secret_name else "the Secret"
+
+
+def address_problem(address: str, secrets: Sequence[str] = ()) -> str | None:
+    """What makes ``address`` no metric server's URL, quoting it without ``user:password@``
+    or any of ``secrets``; None when it is one."""
+    expected = (
+        f"expected an http:// or https:// URL, got {redact(safe_address(address), secrets)!r}"
+    )
+    if not address.startswith(("http://", "https://")):
+        return expected
+    if any(c.isspace() or not c.isprintable() for c in address):
+        return f"{expected} (it holds a space, a line break or another unprintable character)"
+    try:
+        parts = urlsplit(address)
+    except ValueError:  # "Invalid IPv6 URL"
+        return f"{expected} (a '[' or ']' around its host has no partner)"
+    try:
+        parts.port  # noqa: B018 - urlsplit reads the port only when asked
+    except ValueError:
+        return f"{expected} (its port is not a number from 0 to 65535)"
+    if not parts.hostname:
+        return f"{expected} (it has no host)"
+    return None
 
 
 def _check_secret_keys(
@@ -348,8 +459,9 @@ def _read_address(spec: Mapping[str, object], path: str, problems: Problems) -> 
     if not isinstance(address, str):
         problems.add(f"{path}.address", f"expected a URL string, got {address!r}")
         return None
-    if not address.startswith(("http://", "https://")):
-        problems.add(f"{path}.address", f"expected an http:// or https:// URL, got {address!r}")
+    problem = address_problem(address)
+    if problem is not None:
+        problems.add(f"{path}.address", problem)
         return None
     return address
 
