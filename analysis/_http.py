@@ -27,6 +27,7 @@ that never quotes the certificate, for the caller to name the Secret key it came
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import ssl
@@ -152,13 +153,20 @@ class VendorHTTP:
             host = f"{host}:{parts.port}"
         return f"{parts.scheme}://{host}" if host else safe_address(self.endpoint)
 
-    def _verify(self) -> ssl.SSLContext | bool:
+    def _verify(self, query: str) -> ssl.SSLContext | bool:
+        """httpx's ``verify``; a CA certificate OpenSSL cannot load is an error naming where
+        it came from and what is wrong with it (never its content), not an ``ssl.SSLError``."""
         if self.config.insecure_skip_verify:
             return False
         if self.config.ca_file or self.config.ca_data:
-            return ssl.create_default_context(
-                cafile=self.config.ca_file, cadata=self.config.ca_data
-            )
+            try:
+                return ssl_context(self.config.ca_file, self.config.ca_data)
+            except ValueError as exc:
+                raise ProviderUnavailableError(
+                    f"cannot check the TLS certificate of {self.title} at {self.where}: "
+                    f"{self.config.ca_origin} {exc}",
+                    query=query,
+                ) from None
         return True
 
     def also_mask(self, value: str) -> None:
@@ -184,30 +192,15 @@ class VendorHTTP:
         """The answer to one request, or the translated error (see the module docstring)."""
         timeout = httpx.Timeout(self.config.timeout_seconds)
         all_headers = [*self.config.headers, *headers]
+        verify = self._verify(query) if self._client is None else True
         try:
-            if self._client is not None:
-                response = await self._client.request(
-                    method,
-                    url,
-                    params=_params(params),
-                    headers=all_headers,
-                    json=json_body,
-                    content=content,
-                    timeout=timeout,
+            # httpx's timeout bounds each read; this one the whole request, answer included
+            # (a server that sends its answer a few bytes at a time is as late as a silent one)
+            async with asyncio.timeout(self.config.timeout_seconds):
+                response = await self._request(
+                    method, url, params, all_headers, json_body, content, timeout, verify
                 )
-            else:
-                async with httpx.AsyncClient(
-                    verify=self._verify(), transport=self._transport, timeout=timeout
-                ) as client:
-                    response = await client.request(
-                        method,
-                        url,
-                        params=_params(params),
-                        headers=all_headers,
-                        json=json_body,
-                        content=content,
-                    )
-        except httpx.TimeoutException:
+        except (TimeoutError, httpx.TimeoutException):
             raise QueryTimeoutError(
                 self.clean(
                     f"{self.title} at {self.where} did not answer within "
@@ -226,6 +219,40 @@ class VendorHTTP:
             ) from None
         self.check_status(response, query)
         return response
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None,
+        headers: list[tuple[str, str]],
+        json_body: Any,
+        content: bytes | str | None,
+        timeout: httpx.Timeout,
+        verify: ssl.SSLContext | bool,
+    ) -> httpx.Response:
+        """One request on the shared client, or on a client of its own (its answer read)."""
+        if self._client is not None:
+            return await self._client.request(
+                method,
+                url,
+                params=_params(params),
+                headers=headers,
+                json=json_body,
+                content=content,
+                timeout=timeout,
+            )
+        async with httpx.AsyncClient(
+            verify=verify, transport=self._transport, timeout=timeout
+        ) as client:
+            return await client.request(
+                method,
+                url,
+                params=_params(params),
+                headers=headers,
+                json=json_body,
+                content=content,
+            )
 
     #: Vendor error codes (from :meth:`vendor_error`) meaning "slow down" or "not you".
     throttle_codes: frozenset[str] = frozenset()
