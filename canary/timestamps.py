@@ -39,6 +39,6 @@ def parse_time(text: str) -> datetime | None:
             continue
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return _utc(parsed)
+    except (ValueError, OverflowError):  # past the calendar in UTC: 0001-01-01T00:00:00+01:00
         return None
-    return _utc(parsed)

@@ -45,26 +45,48 @@ class DataOutput(StrEnum):
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    """Print ``error: message`` on stderr; raise the returned Exit."""
-    err.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
+    """Print ``error: message`` on stderr; raise the returned Exit. The message loses its
+    control characters: it may quote what a cluster holds (a status message, a name)."""
+    from canary.commands.stored import printable  # here: `canary --help` loads this module
+
+    err.print(
+        f"[red]error:[/red] {printable(message)}", highlight=False, markup=True, soft_wrap=True
+    )
     return typer.Exit(code)
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+    from canary.commands.stored import printable
+
+    err.print(f"[yellow]warning:[/yellow] {printable(message)}", highlight=False, soft_wrap=True)
 
 
 def escape(text: str) -> str:
-    """Text that rich prints verbatim (user data may contain ``[brackets]``)."""
+    """Text that rich prints verbatim: user data may contain ``[brackets]`` (markup), and
+    control characters (a terminal escape sequence in a status message), which are dropped."""
     from rich.markup import escape as _escape
 
-    return _escape(text)
+    from canary.commands.stored import printable
+
+    return _escape(printable(text))
+
+
+def json_text(data: Any, *, compact: bool = False) -> str:
+    """``data`` as strict JSON, indented (``compact``: on one line, a watch's stream). A
+    number JSON cannot hold (NaN, an infinity, ``10**400`` in a hand-edited status) is
+    ``null``: ``json.dumps`` alone would print ``NaN``, which parsers such as jq refuse."""
+    from canary.commands.stored import json_ready
+
+    if compact:
+        return json.dumps(json_ready(data), separators=(",", ":"), allow_nan=False)
+    return json.dumps(json_ready(data), indent=2, sort_keys=False, allow_nan=False)
 
 
 def dump(data: Any, fmt: Output | DataOutput) -> str:
-    """``data`` as JSON (indented) or YAML (block style, keys in the order given)."""
+    """``data`` as JSON (indented, strict: see :func:`json_text`) or YAML (block style, keys
+    in the order given)."""
     if fmt == "json":
-        return json.dumps(data, indent=2, sort_keys=False) + "\n"
+        return json_text(data) + "\n"
     import yaml
 
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)

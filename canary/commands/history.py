@@ -11,7 +11,6 @@ effect (``details.comparison.neededSamples``). Rendering is pure: it reads plain
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,8 +20,9 @@ from rich.table import Table
 from rich.text import Text
 
 from canary.commands.sparkline import run_trends, trend_lines
+from canary.commands.stored import count, mapping, number, records, string
 
-__all__ = ["GLYPHS", "LEGEND", "glyph", "history_view", "requests_text"]
+__all__ = ["GLYPHS", "LEGEND", "glyph", "history_view", "requests_text", "value_text"]
 
 GLYPHS = {
     "pass": ("✓", "green"),
@@ -31,38 +31,29 @@ GLYPHS = {
     "stalled": ("‖", "bold yellow"),
     "warmup": ("~", "blue"),
     "advisory": ("○", "dim"),
+    "unknown": ("?", "magenta"),
 }
 LEGEND = (
     "✓ pass  ✗ fail/no data/error  … inconclusive  ‖ stalled  ~ warm-up  ○ advisory, not passing"
+    "  ? unknown outcome"
 )
 FAILING = frozenset({"Fail", "NoData", "Error"})
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _records(value: Any) -> list[Mapping[str, Any]]:
-    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _count(counts: Any, index: int) -> int | None:
-    """One count of a list of counts of the sequential state (None: not a finite number)."""
+def _state_count(counts: Any, index: int) -> int | None:
+    """One count of a list of counts of the sequential state (None: not a count, e.g.
+    negative or beyond the float range). The state keeps them as floats: rounded."""
     if not isinstance(counts, list) or len(counts) <= index:
         return None
-    value = counts[index]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return round(value)
+    value = number(counts[index])
+    return round(value) if value is not None and value >= 0 else None
 
 
 def glyph(verdict: Mapping[str, Any]) -> tuple[str, str]:
-    """The glyph and style of one verdict of the history."""
-    outcome = verdict.get("outcome")
+    """The glyph and style of one verdict of the history. An outcome no judge gives (a
+    hand edit, a newer controller: ``Skipped``, ``""``, a list) is drawn as unknown, not as
+    inconclusive: inconclusive says the weight held for data, which nothing here says."""
+    outcome = string(verdict.get("outcome"))
     if verdict.get("advisory") is True and outcome != "Pass":
         return GLYPHS["advisory"]
     if verdict.get("warmingUp") is True:
@@ -73,24 +64,32 @@ def glyph(verdict: Mapping[str, Any]) -> tuple[str, str]:
         return GLYPHS["pass"]
     if outcome in FAILING:
         return GLYPHS["fail"]
-    return GLYPHS["inconclusive"]
+    if outcome == "Inconclusive":
+        return GLYPHS["inconclusive"]
+    return GLYPHS["unknown"]
 
 
-def _number(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+def value_text(value: Any) -> str:
+    """A stored value as shown (``99.62``); ``-`` for anything that is not a finite number
+    (a boolean, NaN, ``10**400``, a text)."""
+    found = number(value)
+    return f"{found:.4g}" if found is not None else "-"
 
 
 def requests_text(metric: Mapping[str, Any]) -> str:
     """``1,840 / 16,000 (need ~3,200)``: a compare verdict's requests per side (canary /
     primary) and the canary requests needed to detect the configured effect; ``-`` without.
     Where the events scatter, why so many are needed: ``(need ~25,455, scatter x6.8)``."""
-    details = _mapping(metric.get("details"))
-    comparison = _mapping(details.get("comparison"))
-    canary, primary = _int(comparison.get("canarySamples")), _int(comparison.get("primarySamples"))
+    details = mapping(metric.get("details"))
+    comparison = mapping(details.get("comparison"))
+    canary, primary = (
+        count(comparison.get("canarySamples")),
+        count(comparison.get("primarySamples")),
+    )
     if canary is None and primary is None:
         return _carried_requests(details)
     text = f"{canary or 0:,} / {primary or 0:,}"
-    needed = _int(comparison.get("neededSamples"))
+    needed = count(comparison.get("neededSamples"))
     if needed is not None:
         from canary.report.model import scatter_text  # lightly: see scatter_text
 
@@ -106,11 +105,11 @@ def _carried_requests(details: Mapping[str, Any]) -> str:
     requests, events, primary requests, events]); labelled, since neither is this tick's."""
     if details.get("judge") != "threshold" or details.get("error"):
         return "-"  # a failed query carries the evidence too, but measured nothing
-    state = _mapping(details.get("state"))
-    canary, primary = _count(state.get("canary"), 0), _count(state.get("primary"), 0)
+    state = mapping(details.get("state"))
+    canary, primary = _state_count(state.get("canary"), 0), _state_count(state.get("primary"), 0)
     label = "last compared"
     if not canary and not primary:
-        canary, primary = _count(state.get("warm"), 0), _count(state.get("warm"), 2)
+        canary, primary = _state_count(state.get("warm"), 0), _state_count(state.get("warm"), 2)
         label = "warm-up"
     if canary is None and primary is None:
         return "-"
@@ -121,7 +120,7 @@ def _names(ticks: Sequence[Mapping[str, Any]]) -> list[str]:
     """The metrics of a run, in the order they first appear."""
     names: list[str] = []
     for tick in ticks:
-        for verdict in _records(tick.get("verdicts")):
+        for verdict in records(tick.get("verdicts")):
             name = verdict.get("name")
             if isinstance(name, str) and name not in names:
                 names.append(name)
@@ -134,7 +133,7 @@ def _row(
     sequence = Text()
     latest: Mapping[str, Any] = {}
     for tick in ticks:
-        found = [v for v in _records(tick.get("verdicts")) if v.get("name") == name]
+        found = [v for v in records(tick.get("verdicts")) if v.get("name") == name]
         if found:
             mark, style = glyph(found[0])
             sequence.append(mark, style=style)
@@ -144,43 +143,45 @@ def _row(
     label = Text(name)
     if latest.get("advisory") is True:
         label.append(" (advisory)", style="dim")
-    samples = _int(latest.get("samples"))
+    samples = count(latest.get("samples"))
     requests = requests_text(last) if last is not None else (f"{samples:,}" if samples else "-")
     return [
         label,
         sequence,
-        Text(str(latest.get("outcome") or "-")),
-        _number(latest.get("value")),
-        _number(latest.get("primaryValue")),
+        Text(string(latest.get("outcome")) or "-"),
+        value_text(latest.get("value")),
+        value_text(latest.get("primaryValue")),
         Text(requests),
     ]
 
 
 def _title(run: Mapping[str, Any], current: bool) -> str:
-    revision = str(run.get("revision") or "-")
-    started = str(run.get("started") or "?")
-    if not run.get("ended"):
+    revision = string(run.get("revision")) or "-"
+    started = string(run.get("started")) or "?"
+    ended = string(run.get("ended"))
+    if not ended:
         return f"Analysis of {revision} (started {started}, under way)"
-    result = str(run.get("result") or "ended")
-    reason = f": {run['reason']}" if run.get("reason") else ""
+    result = string(run.get("result")) or "ended"
+    reason = string(run.get("reason"))
+    ending = f"{result} {ended}" + (f": {reason}" if reason else "")
     which = "Last run" if current else "Earlier run"
-    return f"{which}: {revision} (started {started}, {result} {run['ended']}{reason})"
+    return f"{which}: {revision} (started {started}, {ending})"
 
 
 def _run_table(
     run: Mapping[str, Any], current: bool, last: Sequence[Mapping[str, Any]]
 ) -> RenderableType:
-    ticks = _records(run.get("ticks"))
+    ticks = records(run.get("ticks"))
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for header in ("METRIC", "VERDICTS", "LAST", "VALUE", "PRIMARY", "REQUESTS"):
         table.add_column(header, overflow="fold" if header == "VERDICTS" else "ellipsis")
-    by_name = {str(m.get("name")): m for m in last}
-    newest = current and not run.get("ended")  # status.analysis holds its last verdicts
+    by_name = {string(m.get("name")): m for m in last}
+    newest = current and not string(run.get("ended"))  # status.analysis: its last verdicts
     for name in _names(ticks):
         table.add_row(*_row(name, ticks, by_name.get(name) if newest else None))
-    weights = " ".join(str(_int(t.get("weight")) or 0) for t in ticks)
+    weights = " ".join(str(count(t.get("weight"), 0)) for t in ticks)
     title = Text(_title(run, current), style="italic")
-    bounds = {name: str(m.get("threshold") or "") for name, m in by_name.items()}
+    bounds = {name: string(m.get("threshold")) for name, m in by_name.items()}
     trends = trend_lines(run_trends(ticks, lambda v: glyph(v)[1]), bounds)
     return Group(title, table, *trends, Text(f"weights (%): {weights}", style="dim"))
 
@@ -193,7 +194,7 @@ def history_view(
 ) -> RenderableType | None:
     """The newest run (and, with ``all_runs``, the earlier ones, newest first); None when
     the history is empty. ``analysis`` is ``status.analysis``, the newest verdicts in full."""
-    runs = [r for r in history if _records(r.get("ticks"))]
+    runs = [r for r in records(list(history)) if records(r.get("ticks"))]
     if not runs:
         return None
     shown = list(reversed(runs)) if all_runs else runs[-1:]

@@ -30,7 +30,15 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from canary.commands._common import EXIT_FAILURE, Output, dump, fail, out, write_stdout
+from canary.commands._common import (
+    EXIT_FAILURE,
+    Output,
+    dump,
+    fail,
+    json_text,
+    out,
+    write_stdout,
+)
 from canary.commands.cluster import (
     API_VERSION,
     CANARY_KIND,
@@ -41,7 +49,16 @@ from canary.commands.cluster import (
     resolve_context,
     run_with_kube,
 )
-from canary.commands.history import history_view, requests_text
+from canary.commands.history import history_view, requests_text, value_text
+from canary.commands.stored import (
+    count,
+    mapping,
+    parse_time,
+    printable_tree,
+    records,
+    string,
+    strings,
+)
 
 __all__ = [
     "age",
@@ -98,41 +115,29 @@ OutputOpt = Annotated[
 # --------------------------------------------------------------------------- data
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
 def _paused(meta: Mapping[str, Any]) -> bool:
     from canary.model.commands import PAUSED
 
-    value = _mapping(meta.get("annotations")).get(PAUSED)
+    value = mapping(meta.get("annotations")).get(PAUSED)
     return isinstance(value, str) and value.strip().lower() in ("true", "yes", "1")
 
 
 def canary_row(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The overview of one Canary (one table row, one JSON object of ``get``)."""
-    meta, spec, status = (_mapping(obj.get(k)) for k in ("metadata", "spec", "status"))
+    meta, spec, status = (mapping(obj.get(k)) for k in ("metadata", "spec", "status"))
     return {
-        "name": _str(meta.get("name")),
-        "namespace": _str(meta.get("namespace")),
-        "phase": _str(status.get("phase")),
+        "name": string(meta.get("name")),
+        "namespace": string(meta.get("namespace")),
+        "phase": string(status.get("phase")),
         "paused": _paused(meta),
         "suspended": spec.get("suspend") is True,
-        "canaryWeight": _int(status.get("canaryWeight")),
-        "failedChecks": _int(status.get("failedChecks")),
-        "iterations": _int(status.get("iterations")),
-        "currentRevision": _str(status.get("currentRevision")),
-        "lastGoodRevision": _str(status.get("lastGoodRevision")),
-        "lastTransitionTime": _str(status.get("lastTransitionTime")),
-        "creationTimestamp": _str(meta.get("creationTimestamp")),
+        "canaryWeight": count(status.get("canaryWeight"), 0),
+        "failedChecks": count(status.get("failedChecks"), 0),
+        "iterations": count(status.get("iterations"), 0),
+        "currentRevision": string(status.get("currentRevision")),
+        "lastGoodRevision": string(status.get("lastGoodRevision")),
+        "lastTransitionTime": string(status.get("lastTransitionTime")),
+        "creationTimestamp": string(meta.get("creationTimestamp")),
     }
 
 
@@ -143,22 +148,19 @@ def _plan(obj: Mapping[str, Any]) -> dict[str, Any]:
     try:
         canary = parse_canary(obj)
     except SpecError as exc:
-        raw = _mapping(_mapping(obj.get("spec")).get("analysis"))
-        iterations = _int(raw.get("iterations"))
+        raw = mapping(mapping(obj.get("spec")).get("analysis"))
+        iterations = count(raw.get("iterations"), 0)
         weights = raw.get("stepWeights")
-        max_weight = (
-            weights[-1]
-            if isinstance(weights, list) and weights and isinstance(weights[-1], int)
-            else _int(raw.get("maxWeight")) or 100
-        )
+        last_step = count(weights[-1]) if isinstance(weights, list) and weights else None
+        max_weight = last_step if last_step is not None else count(raw.get("maxWeight")) or 100
         return {
             "strategy": "blue-green" if iterations else "canary",
-            "provider": _str(_mapping(obj.get("spec")).get("provider")),
+            "provider": string(mapping(obj.get("spec")).get("provider")),
             "target": "",
             "maxWeight": max_weight,
-            "stepWeight": _int(raw.get("stepWeight")),
+            "stepWeight": count(raw.get("stepWeight"), 0),
             "maxIterations": iterations,
-            "threshold": _int(raw.get("threshold")),
+            "threshold": count(raw.get("threshold"), 0),
             "specErrors": [str(issue) for issue in exc.errors],
         }
     analysis = canary.spec.analysis_or_default
@@ -179,8 +181,8 @@ def _plan(obj: Mapping[str, Any]) -> dict[str, Any]:
 def _pending_commands(meta: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, str]:
     from canary.model.commands import ONE_SHOT
 
-    annotations = _mapping(meta.get("annotations"))
-    handled = _mapping(status.get("handledCommands"))
+    annotations = mapping(meta.get("annotations"))
+    handled = mapping(status.get("handledCommands"))
     pending = {}
     for key, annotation in ONE_SHOT.items():
         value = annotations.get(annotation)
@@ -191,18 +193,18 @@ def _pending_commands(meta: Mapping[str, Any], status: Mapping[str, Any]) -> dic
 
 def event_row(obj: Mapping[str, Any]) -> dict[str, Any]:
     """One Event as ``status`` and the dashboard show it (its time: the last it happened)."""
-    meta = _mapping(obj.get("metadata"))
+    meta = mapping(obj.get("metadata"))
     last = (
-        _str(obj.get("lastTimestamp"))
-        or _str(obj.get("eventTime"))
-        or _str(obj.get("firstTimestamp"))
-        or _str(meta.get("creationTimestamp"))
+        string(obj.get("lastTimestamp"))
+        or string(obj.get("eventTime"))
+        or string(obj.get("firstTimestamp"))
+        or string(meta.get("creationTimestamp"))
     )
     return {
-        "type": _str(obj.get("type")) or "Normal",
-        "reason": _str(obj.get("reason")),
-        "message": _str(obj.get("message")),
-        "count": _int(obj.get("count")) or 1,
+        "type": string(obj.get("type")) or "Normal",
+        "reason": string(obj.get("reason")),
+        "message": string(obj.get("message")),
+        "count": count(obj.get("count")) or 1,
         "lastTimestamp": last,
     }
 
@@ -213,36 +215,31 @@ def canary_detail(
     workloads: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Everything ``status`` shows about one Canary (also its JSON output)."""
-    meta, status = _mapping(obj.get("metadata")), _mapping(obj.get("status"))
+    meta, status = mapping(obj.get("metadata")), mapping(obj.get("status"))
     detail = canary_row(obj)
     detail.update(_plan(obj))
     revert = status.get("gitRevert")
     detail.update(
         {
-            "inconclusiveChecks": _int(status.get("inconclusiveChecks")),
-            "message": _str(status.get("message")),
-            "analysis": [dict(m) for m in status.get("analysis") or () if isinstance(m, Mapping)],
-            "analysisHistory": [
-                dict(r) for r in status.get("analysisHistory") or () if isinstance(r, Mapping)
-            ],
-            "stalled": _str(status.get("stalled")),
+            "inconclusiveChecks": count(status.get("inconclusiveChecks"), 0),
+            "message": string(status.get("message")),
+            "analysis": [dict(m) for m in records(status.get("analysis"))],
+            "analysisHistory": [dict(r) for r in records(status.get("analysisHistory"))],
+            "stalled": string(status.get("stalled")),
             "pendingAlerts": [
                 {
-                    "kind": _str(a.get("kind")),
-                    "created": _str(a.get("created")),
-                    "destinations": [_str(d) for d in a.get("destinations") or ()],
+                    "kind": string(a.get("kind")),
+                    "created": string(a.get("created")),
+                    "destinations": strings(a.get("destinations")),
                 }
-                for a in status.get("pendingAlerts") or ()
-                if isinstance(a, Mapping)
+                for a in records(status.get("pendingAlerts"))
             ],
             "gitRevert": dict(revert) if isinstance(revert, Mapping) else None,
-            "knownBad": [dict(k) for k in status.get("knownBad") or () if isinstance(k, Mapping)],
-            "refused": _str(status.get("refused")),
-            "conditions": [
-                dict(c) for c in status.get("conditions") or () if isinstance(c, Mapping)
-            ],
+            "knownBad": [dict(k) for k in records(status.get("knownBad"))],
+            "refused": string(status.get("refused")),
+            "conditions": [dict(c) for c in records(status.get("conditions"))],
             "pendingCommands": _pending_commands(meta, status),
-            "handledCommands": dict(_mapping(status.get("handledCommands"))),
+            "handledCommands": dict(mapping(status.get("handledCommands"))),
             "workloads": [dict(w) for w in workloads],
             "events": [event_row(e) for e in events],
         }
@@ -294,21 +291,19 @@ def workload_row(
     }
     if obj is None:
         return row
-    spec, status = _mapping(obj.get("spec")), _mapping(obj.get("status"))
-    containers = _mapping(_mapping(spec.get("template")).get("spec")).get("containers")
-    row["images"] = [
-        _str(c.get("image")) for c in containers or () if isinstance(c, Mapping) and c.get("image")
-    ]
+    spec, status = mapping(obj.get("spec")), mapping(obj.get("status"))
+    containers = mapping(mapping(spec.get("template")).get("spec")).get("containers")
+    row["images"] = [string(c.get("image")) for c in records(containers) if string(c.get("image"))]
     if ref["kind"] == "DaemonSet":
-        row["replicas"] = _int(status.get("desiredNumberScheduled"))
+        row["replicas"] = count(status.get("desiredNumberScheduled"), 0)
         counts = ("numberReady", "updatedNumberScheduled", "numberAvailable")
     else:
-        row["replicas"] = _int(spec.get("replicas", 1))  # 1: the API server's default
+        row["replicas"] = count(spec.get("replicas", 1), 0)  # 1: the API server's default
         counts = ("readyReplicas", "updatedReplicas", "availableReplicas")
     for field, key in zip(
         ("readyReplicas", "updatedReplicas", "availableReplicas"), counts, strict=True
     ):
-        row[field] = _int(status.get(key))
+        row[field] = count(status.get(key), 0)
     verdict = readiness(
         {"kind": ref["kind"], **obj}, threshold, deadline_seconds, now or datetime.now(UTC)
     )
@@ -321,14 +316,14 @@ def workload_row(
 
 def _workload_refs(obj: Mapping[str, Any]) -> list[tuple[str, dict[str, str], int]]:
     """(role, reference, ready threshold) of the primary and the canary, from ``targetRef``."""
-    spec = _mapping(obj.get("spec"))
-    target = _mapping(spec.get("targetRef"))
-    name = _str(target.get("name"))
+    spec = mapping(obj.get("spec"))
+    target = mapping(spec.get("targetRef"))
+    name = string(target.get("name"))
     if not name:
         return []
-    kind = _str(target.get("kind")) or "Deployment"
-    api_version = _str(target.get("apiVersion")) or "apps/v1"
-    analysis = _mapping(spec.get("analysis"))
+    kind = string(target.get("kind")) or "Deployment"
+    api_version = string(target.get("apiVersion")) or "apps/v1"
+    analysis = mapping(spec.get("analysis"))
     return [
         (
             "primary",
@@ -346,19 +341,9 @@ def _workload_refs(obj: Mapping[str, Any]) -> list[tuple[str, dict[str, str], in
 # --------------------------------------------------------------------------- text
 
 
-def _parse_time(value: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def age(value: str, now: datetime | None = None) -> str:
     """kubectl's short durations: 45s, 3m12s, 25m, 5h10m, 3d."""
-    then = _parse_time(value)
+    then = parse_time(value)
     if then is None:
         return "-"
     seconds = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))
@@ -397,7 +382,9 @@ def _phase_text(row: Mapping[str, Any]) -> Text:
 
 
 def render_rows(rows: Sequence[Mapping[str, Any]], now: datetime | None = None) -> RenderableType:
-    """The ``get`` table."""
+    """The ``get`` table: one line per canary (a value's control characters dropped, its line
+    breaks made spaces: see `printable_tree`)."""
+    rows = printable_tree(rows, newlines=False)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for header, justify in (
         ("NAME", "left"),
@@ -458,10 +445,16 @@ def _progress(detail: Mapping[str, Any]) -> RenderableType:
 def render_detail(
     detail: Mapping[str, Any], now: datetime | None = None, *, all_runs: bool = False
 ) -> RenderableType:
-    """The ``status`` view of one canary (``all_runs``: the earlier runs' verdicts too)."""
+    """The ``status`` view of one canary (``all_runs``: the earlier runs' verdicts too).
+
+    Every text of ``detail`` comes from the cluster (the status, the Events, the spec) and
+    anyone who may edit the status may put a terminal escape sequence in it: the view is
+    drawn from a copy without control characters (`printable_tree`), not field by field, so
+    no field can be forgotten."""
+    detail = printable_tree(detail)
     title = Text(f"{detail['name']}.{detail['namespace']}  ", style="bold")
     title.append_text(_phase_text(detail))
-    parts: list[RenderableType] = [title, _info(detail)]
+    parts: list[RenderableType] = [title, _info(detail, now)]
     if detail.get("workloads"):
         parts.append(_workloads(detail["workloads"]))
     if detail["analysis"]:
@@ -480,7 +473,7 @@ def render_detail(
     return Group(*parts)
 
 
-def _info(detail: Mapping[str, Any]) -> RenderableType:
+def _info(detail: Mapping[str, Any], now: datetime | None = None) -> RenderableType:
     """The header's rows: what the canary is, how far it got, and what needs attention."""
     info = Table.grid(padding=(0, 2))
     info.add_column(style="dim", no_wrap=True)
@@ -501,7 +494,7 @@ def _info(detail: Mapping[str, Any]) -> RenderableType:
     info.add_row("Revision", Text(f"{revision}  (last good: {detail['lastGoodRevision'] or '-'})"))
     if detail["gitRevert"]:
         info.add_row(
-            "Git revert", _revert(detail["gitRevert"], _str(detail.get("currentRevision")))
+            "Git revert", _revert(detail["gitRevert"], string(detail.get("currentRevision")))
         )
     if detail["refused"]:
         info.add_row("Not analysed", Text(detail["refused"], style="yellow"))
@@ -511,7 +504,7 @@ def _info(detail: Mapping[str, Any]) -> RenderableType:
     if stalled:
         info.add_row("Stalled", Text(stalled, style="bold yellow"))
     if detail.get("pendingAlerts"):
-        info.add_row("Messages", _pending(detail["pendingAlerts"], datetime.now(UTC)))
+        info.add_row("Messages", _pending(detail["pendingAlerts"], now))
     if detail["message"] and detail["message"] != f"Analysis stalled: {stalled}":
         info.add_row("Message", Text(detail["message"]))
     for problem in detail.get("specErrors") or ():
@@ -525,7 +518,7 @@ def _info(detail: Mapping[str, Any]) -> RenderableType:
     return info
 
 
-def _pending(pending: Sequence[Mapping[str, Any]], now: datetime) -> Text:
+def _pending(pending: Sequence[Mapping[str, Any]], now: datetime | None) -> Text:
     """Messages recorded but not yet delivered (``status.pendingAlerts``): kind, age, to whom."""
     lines = [
         f"{p['kind']} waiting {age(p['created'], now)} for {', '.join(p['destinations']) or '-'}"
@@ -537,28 +530,26 @@ def _pending(pending: Sequence[Mapping[str, Any]], now: datetime) -> Text:
 def _revert(revert: Mapping[str, Any], current_revision: str = "") -> Text:
     """The Git revert's state (coloured by how it went), revisions, commit or pull request;
     labelled as an earlier run's when it is not about the revision under analysis now."""
-    state = _str(revert.get("state"))
+    state = string(revert.get("state"))
     style = (
         "red"
         if state in ("Failed", "Unresolved")
         else ("yellow" if state in ("Pending", "Proposed") else "green")
     )
     text = Text(state, style=style)
-    extra = [
-        f"{_str(revert.get('badRevision')) or '?'} → {_str(revert.get('goodRevision')) or '?'}"
-    ]
-    if revert.get("commit"):
-        extra.append(f"commit {_str(revert.get('commit'))[:12]}")
-    if revert.get("pullRequest"):
-        extra.append(f"pull request {_str(revert.get('pullRequest'))}")
-    if _int(revert.get("attempts")) > 1:
-        extra.append(f"{_int(revert.get('attempts'))} attempts")
+    bad, good = string(revert.get("badRevision")), string(revert.get("goodRevision"))
+    extra = [f"{bad or '?'} → {good or '?'}"]
+    if commit := string(revert.get("commit")):
+        extra.append(f"commit {commit[:12]}")
+    if pull_request := string(revert.get("pullRequest")):
+        extra.append(f"pull request {pull_request}")
+    if (attempts := count(revert.get("attempts"), 0)) > 1:
+        extra.append(f"{attempts} attempts")
     text.append("  " + ", ".join(extra))
-    bad = _str(revert.get("badRevision"))
     if current_revision and bad and bad != current_revision:
         text.append(f"  (an earlier run's: {bad} failed before {current_revision})", style="dim")
-    if revert.get("message") or revert.get("reason"):
-        text.append(f"\n{_str(revert.get('message')) or _str(revert.get('reason'))}", style="dim")
+    if why := string(revert.get("message")) or string(revert.get("reason")):
+        text.append(f"\n{why}", style="dim")
     return text
 
 
@@ -566,9 +557,9 @@ def _known_bad(known_bad: Sequence[Mapping[str, Any]]) -> Text:
     """The last three revisions known to fail, with their images (or "configuration")."""
     return Text(
         "\n".join(
-            f"{_str(k.get('revision')) or '?'}  "
-            f"{', '.join(_str(i) for i in k.get('images') or ()) or 'configuration'}  "
-            f"({_str(k.get('failedAt'))})"
+            f"{string(k.get('revision')) or '?'}  "
+            f"{', '.join(strings(k.get('images'))) or 'configuration'}  "
+            f"({string(k.get('failedAt'))})"
             for k in known_bad[-3:]
         ),
         style="dim",
@@ -630,34 +621,33 @@ def _metrics(analysis: Sequence[Mapping[str, Any]]) -> Table:
     headers = ("NAME", "OUTCOME", "VALUE", "THRESHOLD") + (("REQUESTS",) if compared else ())
     metrics = _section("Metrics", (*headers, "SUMMARY"))
     for metric in analysis:
-        outcome = _str(metric.get("outcome"))
-        value = metric.get("value")
-        name = Text(_str(metric.get("name")))
+        outcome = string(metric.get("outcome"))
+        name = Text(string(metric.get("name")))
         if metric.get("advisory") is True:
             name.append(" (advisory)", style="dim")
         style = "dim" if metric.get("advisory") is True else OUTCOME_STYLES.get(outcome, "")
         cells: list[RenderableType] = [
             name,
             Text(outcome or "-", style=style),
-            f"{value:.4g}" if isinstance(value, int | float) else "-",
-            Text(_str(metric.get("threshold")) or "-"),
+            value_text(metric.get("value")),
+            Text(string(metric.get("threshold")) or "-"),
         ]
         if compared:
             cells.append(Text(requests_text(metric)))
-        metrics.add_row(*cells, Text(_str(metric.get("summary"))))
+        metrics.add_row(*cells, Text(string(metric.get("summary"))))
     return metrics
 
 
 def _conditions(found: Iterable[Mapping[str, Any]], now: datetime | None) -> Table:
     conditions = _section("Conditions", ("TYPE", "STATUS", "REASON", "AGE", "MESSAGE"))
     for condition in found:
-        state = _str(condition.get("status"))
+        state = string(condition.get("status"))
         conditions.add_row(
-            Text(_str(condition.get("type"))),
+            Text(string(condition.get("type"))),
             Text(state, style="green" if state == "True" else ("red" if state == "False" else "")),
-            Text(_str(condition.get("reason"))),
-            age(_str(condition.get("lastTransitionTime")), now),
-            Text(_str(condition.get("message"))),
+            Text(string(condition.get("reason"))),
+            age(string(condition.get("lastTransitionTime")), now),
+            Text(string(condition.get("message"))),
         )
     return conditions
 
@@ -719,7 +709,7 @@ async def read_workloads(
     """The primary and the canary of ``obj`` (a Canary), read like the Canary itself."""
     from canary.ports import KubeError
 
-    spec = _mapping(obj.get("spec"))
+    spec = mapping(obj.get("spec"))
     deadline = spec.get("progressDeadlineSeconds")
     deadline = deadline if isinstance(deadline, int) and not isinstance(deadline, bool) else 600
 
@@ -762,12 +752,11 @@ def _append(renderable: RenderableType) -> None:
 
 
 def _stream(output: Output) -> Callable[[Any], None]:
-    """Machine output of a watch: one JSON line, or one YAML document, per change."""
-    import json
+    """Machine output of a watch: one JSON line (strict JSON), or one YAML document, per change."""
 
     def show(data: Any) -> None:
         if output is Output.JSON:
-            write_stdout(json.dumps(data, separators=(",", ":")) + "\n")
+            write_stdout(json_text(data, compact=True) + "\n")
         else:
             write_stdout("---\n" + dump(data, output))
 

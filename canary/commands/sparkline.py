@@ -22,6 +22,8 @@ from typing import Any
 
 from rich.text import Text
 
+from canary.commands.stored import number, records
+
 __all__ = [
     "BLOCKS",
     "GAP",
@@ -44,16 +46,18 @@ Values = Sequence[float | None]
 VerdictStyle = Callable[[Mapping[str, Any]], str]
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def scale(*series: Values) -> tuple[float, float] | None:
     """The lowest and the highest finite value of all ``series``; None when there is none."""
-    found = [v for s in series for v in (_finite(x) for x in s) if v is not None]
+    found = [v for s in series for v in (number(x) for x in s) if v is not None]
     return (min(found), max(found)) if found else None
+
+
+def _share(value: float, low: float, high: float) -> float:
+    """Where ``value`` lies from ``low`` (0) to ``high`` (1). A span beyond the float range
+    (-1e308 to 1e308) is taken in halves: halving those is exact."""
+    if math.isfinite(high - low):
+        return (value - low) / (high - low)
+    return (value / 2 - low / 2) / (high / 2 - low / 2)
 
 
 def levels(values: Values, bounds: tuple[float, float] | None = None) -> list[int | None]:
@@ -62,13 +66,13 @@ def levels(values: Values, bounds: tuple[float, float] | None = None) -> list[in
     low, high = bounds or scale(values) or (0.0, 0.0)
     out: list[int | None] = []
     for raw in values:
-        value = _finite(raw)
+        value = number(raw)
         if value is None:
             out.append(None)
         elif high <= low:
             out.append(MIDDLE)
         else:
-            share = (min(max(value, low), high) - low) / (high - low)
+            share = _share(min(max(value, low), high), low, high)
             out.append(math.floor(share * (len(BLOCKS) - 1) + 0.5))  # half up
     return out
 
@@ -103,11 +107,6 @@ class Trend:
         return any(v is not None for v in self.primary)
 
 
-def _verdicts(tick: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    verdicts = tick.get("verdicts")
-    return [v for v in verdicts if isinstance(v, Mapping)] if isinstance(verdicts, list) else []
-
-
 def run_trends(
     ticks: Sequence[Mapping[str, Any]], verdict_style: VerdictStyle | None = None
 ) -> list[Trend]:
@@ -115,7 +114,7 @@ def run_trends(
     the metrics first appear; ``verdict_style`` colours a tick's block by its verdict."""
     names: list[str] = []
     for tick in ticks:
-        for verdict in _verdicts(tick):
+        for verdict in records(tick.get("verdicts")):
             name = verdict.get("name")
             if isinstance(name, str) and name not in names:
                 names.append(name)
@@ -125,9 +124,9 @@ def run_trends(
         primary: list[float | None] = []
         styles: list[str] = []
         for tick in ticks:
-            found = next((v for v in _verdicts(tick) if v.get("name") == name), None)
-            canary.append(_finite(found.get("value")) if found else None)
-            primary.append(_finite(found.get("primaryValue")) if found else None)
+            found = next((v for v in records(tick.get("verdicts")) if v.get("name") == name), None)
+            canary.append(number(found.get("value")) if found else None)
+            primary.append(number(found.get("primaryValue")) if found else None)
             styles.append(verdict_style(found) if found and verdict_style else "")
         trends.append(Trend(name, tuple(canary), tuple(primary), tuple(styles)))
     return trends
@@ -179,11 +178,10 @@ def last_run_sparks(
 ) -> dict[str, Text]:
     """Per metric, the sparkline of the newest run of ``status.analysisHistory`` (its last
     ``ticks`` ticks), with the primary's line under the canary's for a compare metric."""
-    runs = [r for r in history if isinstance(r, Mapping)] if isinstance(history, list) else []
-    newest = runs[-1].get("ticks") if runs else None
-    records = [t for t in newest if isinstance(t, Mapping)] if isinstance(newest, list) else []
+    runs = records(history)
+    newest = records(runs[-1].get("ticks")) if runs else []
     sparks = {}
-    for trend in run_trends(records[-ticks:] if ticks > 0 else [], verdict_style):
+    for trend in run_trends(newest[-ticks:] if ticks > 0 else [], verdict_style):
         shared = scale(trend.canary, trend.primary)
         text = styled_sparkline(trend.canary, trend.styles, shared)
         if trend.compared:

@@ -30,7 +30,6 @@ canary does not exist (or was deleted); 4 the cluster could not be asked; 130 Ct
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +50,7 @@ from canary.commands.cluster import (
     resolve_context,
     run_with_kube,
 )
+from canary.commands.stored import count, mapping, printable, records, string
 
 if TYPE_CHECKING:  # loaded when the command runs: `canary --help` stays fast
     from canary.commands.release import Verdict, Wanted
@@ -128,12 +128,8 @@ class Ending:
 # --------------------------------------------------------------------------- reading
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def _target_ref(canary: Mapping[str, Any]) -> tuple[str, str, str]:
-    ref = _mapping(_mapping(canary.get("spec")).get("targetRef"))
+    ref = mapping(mapping(canary.get("spec")).get("targetRef"))
     return (
         str(ref.get("apiVersion") or "apps/v1"),
         str(ref.get("kind") or "Deployment"),
@@ -354,39 +350,40 @@ def _revert_pending(seen: Seen, verdict: Verdict) -> bool:
 # --------------------------------------------------------------------------- output
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
 def _analysis(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [m for m in status.get("analysis") or () if isinstance(m, Mapping)]
+    return records(status.get("analysis"))
 
 
 def progress_line(seen: Seen, verdict: Verdict) -> str:
-    """What the canary is doing, in one line (no time: equal lines are printed once)."""
+    """What the canary is doing, in one line (no time: equal lines are printed once); what
+    the status says is shown without control characters or line breaks."""
     status, spec = seen.status, seen.spec
-    phase = str(status.get("phase") or "") or "not initialized"
+    phase = string(status.get("phase")) or "not initialized"
     parts = [phase]
     if phase in RUNNING:
-        weight, iterations = _int(status.get("canaryWeight")), _int(status.get("iterations"))
+        weight, iterations = (
+            count(status.get("canaryWeight"), 0),
+            count(status.get("iterations"), 0),
+        )
         parts.append(
             f"iteration {iterations}" if iterations and not weight else f"weight {weight}%"
         )
-    failed = _int(status.get("failedChecks"))
+    failed = count(status.get("failedChecks"), 0)
     if failed:
-        threshold = _int(
-            _mapping(spec.get("analysis") or spec.get("canaryAnalysis")).get("threshold")
+        threshold = count(
+            mapping(spec.get("analysis") or spec.get("canaryAnalysis")).get("threshold"), 0
         )
         parts.append(f"{failed}/{threshold or '?'} failed checks")
     verdicts = [
-        f"{m.get('name')} {m.get('outcome')}" + (" (advisory)" if m.get("advisory") else "")
+        f"{string(m.get('name')) or '?'} {string(m.get('outcome')) or '?'}"
+        + (" (advisory)" if m.get("advisory") is True else "")
         for m in _analysis(status)
     ]
     if verdicts and (phase in RUNNING or verdict.current_run):
         parts.append(", ".join(verdicts))
     if not verdict.outcome.final:
         parts.append(f"· {verdict.why}")
-    return "  ".join(parts)
+    return printable("  ".join(parts), newlines=False)
 
 
 @dataclass
@@ -435,14 +432,14 @@ def _where(seen: Seen | None) -> str:
     if seen is None:
         return ""
     status = seen.status
-    phase = str(status.get("phase") or "") or "not initialized"
+    phase = string(status.get("phase")) or "not initialized"
     text = f"it is {phase}"
     if phase in RUNNING:
-        text += f" at weight {_int(status.get('canaryWeight'))}%"
-    revision = str(status.get("currentRevision") or "")
+        text += f" at weight {count(status.get('canaryWeight'), 0)}%"
+    revision = string(status.get("currentRevision"))
     if revision:
         text += f", revision {revision}"
-    message = str(status.get("message") or "")
+    message = string(status.get("message"))
     return text + (f": {message}" if message else "")
 
 
@@ -452,23 +449,25 @@ def _failed_checks(ending: Ending) -> list[Mapping[str, Any]]:
     return [
         m
         for m in _analysis(ending.seen.status)
-        if m.get("outcome") in FAILING and not m.get("advisory")
+        if string(m.get("outcome")) in FAILING and m.get("advisory") is not True
     ]
 
 
 def _revert_text(revert: Mapping[str, Any]) -> str:
-    state = str(revert.get("state") or "?")
+    state = string(revert.get("state")) or "?"
+    message = string(revert.get("message"))
     if state == "Skipped":
-        return f"none ({revert.get('message') or 'skipped'})"
-    text = f"{state}: {revert.get('badRevision') or '?'} -> {revert.get('goodRevision') or '?'}"
-    if revert.get("commit"):
-        text += f" in commit {str(revert['commit'])[:12]}"
-    if revert.get("pullRequest"):
-        text += f", pull request {revert['pullRequest']}"
+        return f"none ({message or 'skipped'})"
+    bad, good = string(revert.get("badRevision")), string(revert.get("goodRevision"))
+    text = f"{state}: {bad or '?'} -> {good or '?'}"
+    if commit := string(revert.get("commit")):
+        text += f" in commit {commit[:12]}"
+    if pull_request := string(revert.get("pullRequest")):
+        text += f", pull request {pull_request}"
     if state == "Pending":
         text += " (not made yet: canary status shows it)"
-    elif revert.get("message"):
-        text += f" ({revert['message']})"
+    elif message:
+        text += f" ({message})"
     return text
 
 
@@ -489,10 +488,10 @@ def render_end(ending: Ending, request: WaitRequest, console: Console) -> None:
     who = f"{request.name}.{request.namespace}"
     verdict = ending.verdict
     if ending.result is Result.NOT_FOUND:
-        fail(_not_found(ending, request), EXIT_NOT_FOUND)
+        fail(escape(_not_found(ending, request)), EXIT_NOT_FOUND)
         return
     if ending.result is Result.TIMED_OUT or verdict is None:
-        fail(_timed_out(ending, request), EXIT_TIMEOUT)
+        fail(escape(_timed_out(ending, request)), EXIT_TIMEOUT)  # it quotes the status
         return
     took = _took(ending)
     revision = f", revision {verdict.revision}" if verdict.revision else ""
@@ -510,8 +509,8 @@ def render_end(ending: Ending, request: WaitRequest, console: Console) -> None:
     )
     for metric in _failed_checks(ending):
         console.print(
-            f"  failed check: {escape(str(metric.get('name')))} {metric.get('outcome')}: "
-            f"{escape(str(metric.get('summary') or ''))}",
+            f"  failed check: {escape(string(metric.get('name')))} "
+            f"{escape(string(metric.get('outcome')))}: {escape(string(metric.get('summary')))}",
             highlight=False,
         )
     revert = ending.seen.status.get("gitRevert") if ending.seen and verdict.current_run else None
@@ -543,13 +542,13 @@ def ending_data(ending: Ending, request: WaitRequest) -> dict[str, Any]:
         "why": why,
         "waitedFor": _wanted_data(ending, request),
         "revision": (verdict.revision if verdict else "") or None,
-        "phase": str(status.get("phase") or ""),
-        "canaryWeight": _int(status.get("canaryWeight")),
-        "failedChecks": _int(status.get("failedChecks")),
-        "message": str(status.get("message") or ""),
+        "phase": string(status.get("phase")),
+        "canaryWeight": count(status.get("canaryWeight"), 0),
+        "failedChecks": count(status.get("failedChecks"), 0),
+        "message": string(status.get("message")),
         "analysis": [dict(m) for m in _analysis(status)],
-        "failedMetrics": [str(m.get("name")) for m in _failed_checks(ending)],
-        "gitRevert": dict(_mapping(status.get("gitRevert"))) or None,
+        "failedMetrics": [string(m.get("name")) for m in _failed_checks(ending)],
+        "gitRevert": dict(mapping(status.get("gitRevert"))) or None,
         "timing": _timing(ending, status),
     }
 
@@ -574,8 +573,8 @@ def _timing(ending: Ending, status: Mapping[str, Any]) -> dict[str, Any]:
         "started": format_time(ending.started),
         "ended": format_time(ending.ended),
         "waitedSeconds": round((ending.ended - ending.started).total_seconds(), 3),
-        "runStarted": str(status.get("runStartTime") or "") or None,
-        "lastTransition": str(status.get("lastTransitionTime") or "") or None,
+        "runStarted": string(status.get("runStartTime")) or None,
+        "lastTransition": string(status.get("lastTransitionTime")) or None,
     }
 
 
@@ -684,9 +683,7 @@ def _run(options: ClusterOptions, request: WaitRequest, output: Output) -> int:
         render_end(ending, request, console)
         if output is not Output.TEXT:
             data = ending_data(ending, request)
-            write_stdout(
-                json.dumps(data, indent=2) + "\n" if output is Output.JSON else dump(data, output)
-            )
+            write_stdout(dump(data, output))  # strict JSON: a NaN in the status is null
         return EXIT_CODES[ending.result]
 
     return run_with_kube(options, work)

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from canary.commands.show import age, canary_row, short_revision
+from canary.commands.stored import count, mapping, number, printable, records, string
 from canary.dashboard.board import Problem
 
 __all__ = [
@@ -41,16 +42,10 @@ GATES: tuple[tuple[str, str], ...] = (
 
 
 def e(value: Any) -> str:
-    """``value`` as HTML text (``<``, ``>``, ``&`` and quotes escaped)."""
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+    """``value`` as HTML text (``<``, ``>``, ``&`` and quotes escaped), without the control
+    characters a status or an Event may hold (HTML forbids them; ESC and NUL show as boxes
+    or break the page's XML-minded readers)."""
+    return html.escape("" if value is None else printable(str(value)), quote=True)
 
 
 def canary_path(namespace: str, name: str) -> str:
@@ -154,18 +149,14 @@ def banner(problem: Problem | None) -> str:
 
 
 def _weights(status: Mapping[str, Any]) -> tuple[int, int]:
-    weight = status.get("canaryWeight")
-    canary = weight if isinstance(weight, int) and not isinstance(weight, bool) else 0
-    canary = max(0, min(100, canary))
+    canary = min(100, count(status.get("canaryWeight"), 0))
     return 100 - canary, canary
 
 
 def _verdicts(status: Mapping[str, Any]) -> str:
     chips = []
-    for metric in status.get("analysis") or ():
-        if not isinstance(metric, Mapping):
-            continue
-        outcome = _str(metric.get("outcome")) or "?"
+    for metric in records(status.get("analysis")):
+        outcome = string(metric.get("outcome")) or "?"
         chips.append(
             f'<span class="verdict outcome-{e(outcome)}" data-metric="{e(metric.get("name"))}" '
             f'title="{e(metric.get("summary"))}">{e(metric.get("name"))}: {e(outcome)}</span>'
@@ -187,7 +178,7 @@ def list_live(
     rows = []
     for obj in canaries:
         row = canary_row(obj)
-        status = _mapping(obj.get("status"))
+        status = mapping(obj.get("status"))
         primary, canary = _weights(status)
         phase = row["phase"] or "-"
         flags = []
@@ -225,7 +216,7 @@ def list_live(
 def detail_live(detail: Detail, problem: Problem | None, now: datetime) -> str:
     obj = detail.obj
     row = canary_row(obj)
-    status = _mapping(obj.get("status"))
+    status = mapping(obj.get("status"))
     primary, canary = _weights(status)
     phase = row["phase"] or "not started"
     parts = [banner(problem)]
@@ -249,7 +240,7 @@ def detail_live(detail: Detail, problem: Problem | None, now: datetime) -> str:
         facts.append(("Paused", "yes (canary resume continues it)"))
     if row["suspended"]:
         facts.append(("Suspended", "spec.suspend: true"))
-    message = _str(status.get("message"))
+    message = string(status.get("message"))
     if message:
         facts.append(("Message", f'<span id="message">{e(message)}</span>'))
     parts.append(
@@ -266,14 +257,10 @@ def detail_live(detail: Detail, problem: Problem | None, now: datetime) -> str:
 
 def _verdict_table(status: Mapping[str, Any]) -> str:
     rows = []
-    for metric in status.get("analysis") or ():
-        if not isinstance(metric, Mapping):
-            continue
-        outcome = _str(metric.get("outcome")) or "?"
-        value = metric.get("value")
-        shown = (
-            f"{value:g}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
-        )
+    for metric in records(status.get("analysis")):
+        outcome = string(metric.get("outcome")) or "?"
+        value = number(metric.get("value"))
+        shown = "-" if value is None else f"{value:g}"
         rows.append(
             f'<tr data-metric="{e(metric.get("name"))}" data-outcome="{e(outcome)}">'
             f"<td>{e(metric.get('name'))}</td>"
@@ -297,8 +284,8 @@ def _gates(detail: Detail) -> str:
             '<h2>Gates</h2><p class="muted" id="gates">Read-only: the gates (promote, abort, '
             "retry, pause, resume) appear when the dashboard runs with --enable-write.</p>"
         )
-    meta = _mapping(detail.obj.get("metadata"))
-    base = canary_path(_str(meta.get("namespace")), _str(meta.get("name")))
+    meta = mapping(detail.obj.get("metadata"))
+    base = canary_path(string(meta.get("namespace")), string(meta.get("name")))
     forms = []
     for gate in detail.gates:
         disabled = " disabled" if gate.refused else ""
@@ -333,9 +320,9 @@ def _revert(status: Mapping[str, Any], links: RevertLinks) -> str:
     )
     if not isinstance(revert, Mapping):
         return '<h2>Git revert</h2><p class="muted" id="revert">No Git revert.</p>' + source
-    state = _str(revert.get("state")) or "?"
-    commit = _str(revert.get("commit"))
-    pull = _str(revert.get("pullRequest"))
+    state = string(revert.get("state")) or "?"
+    commit = string(revert.get("commit"))
+    pull = string(revert.get("pullRequest"))
     facts = [
         ("State", f'<span class="revert-{e(state)}" id="revert-state">{e(state)}</span>'),
         ("Bad revision", f"<code>{e(revert.get('badRevision') or '-')}</code>"),
@@ -347,10 +334,10 @@ def _revert(status: Mapping[str, Any], links: RevertLinks) -> str:
         )
     if pull:
         facts.append(("Pull request", f'<span id="revert-pr">{_link(pull, pull)}</span>'))
-    attempts = revert.get("attempts")
-    if isinstance(attempts, int) and attempts > 1:
+    attempts = count(revert.get("attempts"), 0)
+    if attempts > 1:
         facts.append(("Attempts", e(attempts)))
-    why = _str(revert.get("message")) or _str(revert.get("reason"))
+    why = string(revert.get("message")) or string(revert.get("reason"))
     if why:
         facts.append(("Message", e(why)))
     return (
@@ -384,7 +371,7 @@ def _events(events: Sequence[Mapping[str, Any]], now: datetime) -> str:
         return ""
     rows = "".join(
         f"<tr><td>{e(ev.get('type'))}</td><td>{e(ev.get('reason'))}</td>"
-        f'<td class="num">{e(age(_str(ev.get("lastTimestamp")), now))}</td>'
+        f'<td class="num">{e(age(string(ev.get("lastTimestamp")), now))}</td>'
         f"<td>{e(ev.get('message'))}</td></tr>"
         for ev in reversed(list(events))
     )

@@ -11,6 +11,8 @@ the JSON shape of the CRD.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -149,8 +151,8 @@ class GitRevertStatus:
             last_attempt_time=str(d.get("lastAttemptTime", "") or ""),
             retriable=d.get("retriable") is not False,
             pull_request=str(d.get("pullRequest", "") or ""),
-            files=tuple(str(f) for f in d.get("files") or () if isinstance(f, str)),
-            images=tuple(str(i) for i in d.get("images") or () if isinstance(i, str)),
+            files=_strings(d.get("files")),
+            images=_strings(d.get("images")),
         )
 
 
@@ -498,8 +500,9 @@ class CanaryStatus:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> CanaryStatus:
-        """Read a stored status; a missing or malformed field reads as its default."""
-        if not d:
+        """Read a stored status; a missing or malformed field reads as its default (and so
+        does a status that is not an object at all)."""
+        if not isinstance(d, Mapping):
             return cls()
         revert = d.get("gitRevert")
         promoted = d.get("promotedConfigs")
@@ -571,21 +574,31 @@ def _records(value: object, parse: Callable[[Mapping[str, Any]], T]) -> tuple[T,
     return tuple(parse(item) for item in value if isinstance(item, Mapping))
 
 
+# An integer as text: an optional sign, then ASCII digits ("--5" and "²" are not integers;
+# str.isdigit accepts "²", which int() then refuses).
+_INTEGER = re.compile(r"[-+]?[0-9]+")
+
+
 def _int(value: object) -> int:
+    """An integer, or a whole float, or the text of one; 0 for anything else."""
     if isinstance(value, bool):
         return 0
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        return int(value.strip())
     return 0
 
 
 def _float(value: object) -> float | None:
-    if isinstance(value, bool):
+    """A finite number as a float; None for anything else: a boolean, NaN, an infinity, an
+    integer beyond the float range (``10**400``, on which ``float()`` raises)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    return None
+    try:
+        found = float(value)
+    except OverflowError:
+        return None
+    return found if math.isfinite(found) else None

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
+from canary.commands.stored import printable
 from canary.report.model import Comparison, DecisionReport, MetricSeries, Tick
 from canary.report.picture import COLOURS, decision_svg
 
@@ -29,6 +30,7 @@ th,td{border-bottom:1px solid #d0d7de;padding:4px 10px;text-align:left;vertical-
 th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .v-pass{color:#1a7f37}.v-fail{color:#cf222e;font-weight:600}.v-inconclusive{color:#9a6700}
 .v-stalled{color:#9a6700;font-weight:600}.v-warmup{color:#0969da}.v-advisory{color:#6e7781}
+.v-unknown{color:#8250df}
 .warning{color:#cf222e}code{font-size:12px}
 figure{margin:0;overflow-x:auto}
 """
@@ -39,11 +41,14 @@ SYMBOLS = {
     "stalled": "■",
     "warmup": "◆",
     "advisory": "○",
+    "unknown": "□",
 }
 
 
 def _e(value: object) -> str:
-    return escape(str(value), quote=True)
+    """Escaped for HTML, without the characters HTML and XML forbid (control characters,
+    U+FFFE), which a status or an Event may hold."""
+    return escape(printable(str(value)), quote=True)
 
 
 def _num(value: float | None, unit: str = "") -> str:

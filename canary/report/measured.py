@@ -73,7 +73,11 @@ def _window(report: DecisionReport, interval: float, now: datetime) -> tuple[dat
     started = parse_time(run.started) if run else None
     begin = started or parse_time(report.start) or now
     end = (parse_time(run.ended) if run else None) or now
-    return begin - timedelta(seconds=interval), max(end, begin)
+    try:
+        first = begin - timedelta(seconds=interval)
+    except OverflowError:  # a run "started" in the year 1 (a hand-edited status)
+        first = begin
+    return first, max(end, begin)
 
 
 def _reason(exc: Exception) -> str:

@@ -26,6 +26,15 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from canary.commands.stored import (
+    count,
+    json_ready,
+    mapping,
+    number,
+    parse_time,
+    records,
+    string,
+)
 from canary.errors import CanaryError
 
 __all__ = [
@@ -55,6 +64,7 @@ INCONCLUSIVE = "inconclusive"
 STALLED = "stalled"
 WARMUP = "warmup"
 ADVISORY = "advisory"
+UNKNOWN = "unknown"  # an outcome no judge gives (a hand edit, a newer controller)
 FAILING = frozenset({"Fail", "NoData", "Error"})
 
 # Units of the builtin metrics (analysis: request-success-rate in percent, duration in ms).
@@ -100,7 +110,10 @@ _DECISIONS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
         (r"^Terminat", TRANSITION, "terminating"),
     )
 )
+# A bound of a threshold text: the operator, a number (as the judges print it: a sign, digits
+# with at most one point, an exponent) and its unit. What is not one (``>= 99.5.``) is no bound.
 _BOUND = re.compile(r"([<>]=?)\s*(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*([^\s]*)")
+_NUMBER = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 class RunChoiceError(CanaryError, ValueError):
@@ -115,8 +128,8 @@ class TickVerdict:
     """One metric's verdict at one tick."""
 
     name: str
-    outcome: str  # Pass | Fail | Inconclusive | NoData | Error
-    kind: str  # pass | fail | inconclusive | stalled | warmup | advisory
+    outcome: str  # Pass | Fail | Inconclusive | NoData | Error (else drawn as unknown)
+    kind: str  # pass | fail | inconclusive | stalled | warmup | advisory | unknown
     value: float | None = None
     primary_value: float | None = None
     samples: int | None = None  # the canary's requests so far (compare metrics)
@@ -126,7 +139,8 @@ class TickVerdict:
     @property
     def holds(self) -> bool:
         """Whether this verdict holds the weight for more data: a binding inconclusive (or
-        stalled) verdict that may not step up (``mayAdvance``: the weight steps on)."""
+        stalled) verdict that may not step up (``mayAdvance``: the weight steps on). An
+        unknown outcome holds nothing: nothing says the controller waited for data."""
         return self.kind in (INCONCLUSIVE, STALLED) and not self.advisory and not self.may_advance
 
 
@@ -188,7 +202,7 @@ def scatter_text(dispersion: Any) -> str:
     # (tests/cli/test_register.py).
     from analysis.spec import SCATTERED
 
-    value = _float(dispersion)
+    value = number(dispersion)
     if value is None or value < SCATTERED:
         return ""
     return f"scatter x{value:.1f}"
@@ -318,13 +332,12 @@ class DecisionReport:
 
 
 def _json_ready(value: Any) -> Any:
+    """camelCase keys, and ``null`` for a number JSON cannot hold (`stored.json_ready`)."""
     if isinstance(value, Mapping):
         return {_camel(str(k)): _json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_json_ready(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return json_ready(value)
 
 
 def _camel(key: str) -> str:
@@ -335,47 +348,14 @@ def _camel(key: str) -> str:
 # --------------------------------------------------------------------------- readers
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _records(value: Any) -> list[Mapping[str, Any]]:
-    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def parse_time(value: str) -> datetime | None:
-    """An RFC 3339 time (``Z`` or an offset; naive times read as UTC); None if it is not one."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+# Every field is read through canary.commands.stored (mapping, records, string, count,
+# number, parse_time): a hand-edited or half-written status shows as absent values, never as
+# an exception or a misleading one.
 
 
 def verdict_kind(outcome: str, *, advisory: bool, warming_up: bool, stalled: bool) -> str:
-    """How a verdict is drawn (the order of canary.commands.history.glyph)."""
+    """How a verdict is drawn (the order of canary.commands.history.glyph): an outcome no
+    judge gives is unknown, never inconclusive (which would draw a hold)."""
     if advisory and outcome != "Pass":
         return ADVISORY
     if warming_up:
@@ -386,14 +366,16 @@ def verdict_kind(outcome: str, *, advisory: bool, warming_up: bool, stalled: boo
         return PASS
     if outcome in FAILING:
         return FAIL
-    return INCONCLUSIVE
+    if outcome == "Inconclusive":
+        return INCONCLUSIVE
+    return UNKNOWN
 
 
 def _verdict(d: Mapping[str, Any]) -> TickVerdict:
-    outcome = _str(d.get("outcome"))
+    outcome = string(d.get("outcome"))
     advisory = d.get("advisory") is True
     return TickVerdict(
-        name=_str(d.get("name")),
+        name=string(d.get("name")),
         outcome=outcome,
         kind=verdict_kind(
             outcome,
@@ -401,26 +383,26 @@ def _verdict(d: Mapping[str, Any]) -> TickVerdict:
             warming_up=d.get("warmingUp") is True,
             stalled=d.get("stalled") is True,
         ),
-        value=_float(d.get("value")),
-        primary_value=_float(d.get("primaryValue")),
-        samples=_int(d.get("samples")),
+        value=number(d.get("value")),
+        primary_value=number(d.get("primaryValue")),
+        samples=count(d.get("samples")),
         advisory=advisory,
         may_advance=d.get("mayAdvance") is True,
     )
 
 
 def _event(obj: Mapping[str, Any]) -> Event:
-    meta = _mapping(obj.get("metadata"))
-    created = _str(meta.get("creationTimestamp"))
-    last = _str(obj.get("lastTimestamp")) or _str(obj.get("eventTime")) or created
-    first = _str(obj.get("firstTimestamp")) or _str(obj.get("eventTime")) or last
+    meta = mapping(obj.get("metadata"))
+    created = string(meta.get("creationTimestamp"))
+    last = string(obj.get("lastTimestamp")) or string(obj.get("eventTime")) or created
+    first = string(obj.get("firstTimestamp")) or string(obj.get("eventTime")) or last
     return Event(
         time=last or first,
         first_time=first,
-        type=_str(obj.get("type")) or "Normal",
-        reason=_str(obj.get("reason")),
-        message=_str(obj.get("message")),
-        count=_int(obj.get("count")) or 1,
+        type=string(obj.get("type")) or "Normal",
+        reason=string(obj.get("reason")),
+        message=string(obj.get("message")),
+        count=count(obj.get("count")) or 1,
     )
 
 
@@ -432,11 +414,14 @@ def _decision(message: str) -> tuple[str, str] | None:
 
 
 def _bounds(text: str) -> tuple[float | None, float | None, str]:
-    """``>= 99% and <= 500ms`` -> (99, 500, unit)."""
+    """``>= 99% and <= 500ms`` -> (99, 500, unit). A bound whose number is unreadable
+    (``>= 99.5.``, ``>= .``) or infinite (``<= 1e999``) is no bound."""
     low = high = None
     unit = ""
-    for op, number, suffix in _BOUND.findall(text):
-        value = float(number)
+    for op, digits, suffix in _BOUND.findall(text):
+        value = number(float(digits)) if _NUMBER.fullmatch(digits) else None
+        if value is None:
+            continue
         if op.startswith(">"):
             low = value
         else:
@@ -446,27 +431,27 @@ def _bounds(text: str) -> tuple[float | None, float | None, str]:
 
 
 def _comparison(details: Mapping[str, Any]) -> Comparison | None:
-    d = _mapping(details.get("comparison"))
+    d = mapping(details.get("comparison"))
     if not d:
         return None
     interval = d.get("interval")
     bounds = (
-        (_float(interval[0]), _float(interval[1]))
+        (number(interval[0]), number(interval[1]))
         if isinstance(interval, list) and len(interval) == 2
         else (None, None)
     )
     return Comparison(
-        test=_str(d.get("test")),
-        canary=_float(d.get("canary")),
-        primary=_float(d.get("primary")),
-        difference=_float(d.get("difference")),
-        ratio=_float(d.get("ratio")),
-        p_value=_float(d.get("pValue")),
-        likelihood_ratio=_float(d.get("likelihoodRatio")),
-        canary_samples=_int(d.get("canarySamples")),
-        primary_samples=_int(d.get("primarySamples")),
-        needed_samples=_int(d.get("neededSamples")),
-        dispersion=_float(d.get("dispersion")),
+        test=string(d.get("test")),
+        canary=number(d.get("canary")),
+        primary=number(d.get("primary")),
+        difference=number(d.get("difference")),
+        ratio=number(d.get("ratio")),
+        p_value=number(d.get("pValue")),
+        likelihood_ratio=number(d.get("likelihoodRatio")),
+        canary_samples=count(d.get("canarySamples")),
+        primary_samples=count(d.get("primarySamples")),
+        needed_samples=count(d.get("neededSamples")),
+        dispersion=number(d.get("dispersion")),
         interval=(bounds[0], bounds[1])
         if bounds[0] is not None and bounds[1] is not None
         else None,
@@ -477,14 +462,14 @@ def _revert(d: Mapping[str, Any]) -> Revert | None:
     if not d:
         return None
     return Revert(
-        state=_str(d.get("state")),
-        good_revision=_str(d.get("goodRevision")),
-        bad_revision=_str(d.get("badRevision")),
-        commit=_str(d.get("commit")),
-        pull_request=_str(d.get("pullRequest")),
-        message=_str(d.get("message")),
-        reason=_str(d.get("reason")),
-        attempts=_int(d.get("attempts")) or 0,
+        state=string(d.get("state")),
+        good_revision=string(d.get("goodRevision")),
+        bad_revision=string(d.get("badRevision")),
+        commit=string(d.get("commit")),
+        pull_request=string(d.get("pullRequest")),
+        message=string(d.get("message")),
+        reason=string(d.get("reason")),
+        attempts=count(d.get("attempts")) or 0,
     )
 
 
@@ -505,8 +490,8 @@ def _choose(runs: Sequence[Mapping[str, Any]], run: int | None) -> int | None:
 
 
 def _metric_specs(spec: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    analysis = _mapping(spec.get("analysis") or spec.get("canaryAnalysis"))
-    return {_str(m.get("name")): m for m in _records(analysis.get("metrics"))}
+    analysis = mapping(spec.get("analysis") or spec.get("canaryAnalysis"))
+    return {string(m.get("name")): m for m in records(analysis.get("metrics"))}
 
 
 # --------------------------------------------------------------------------- building
@@ -547,18 +532,18 @@ class _Run:
 
 def _read_run(history: Sequence[Mapping[str, Any]], index: int) -> _Run:
     record = history[index]
-    raw_ticks = _records(record.get("ticks"))
+    raw_ticks = records(record.get("ticks"))
     following = (
-        parse_time(_str(history[index + 1].get("started"))) if index + 1 < len(history) else None
+        parse_time(string(history[index + 1].get("started"))) if index + 1 < len(history) else None
     )
-    preceding = parse_time(_str(history[index - 1].get("ended"))) if index > 0 else None
+    preceding = parse_time(string(history[index - 1].get("ended"))) if index > 0 else None
     return _Run(
         record=record,
         index=index,
         newest=index == len(history) - 1,
-        times=[t for t in (parse_time(_str(r.get("time"))) for r in raw_ticks) if t],
-        started=parse_time(_str(record.get("started"))),
-        ended=parse_time(_str(record.get("ended"))),
+        times=[t for t in (parse_time(string(r.get("time"))) for r in raw_ticks) if t],
+        started=parse_time(string(record.get("started"))),
+        ended=parse_time(string(record.get("ended"))),
         following=following,
         preceding=preceding,
     )
@@ -595,13 +580,13 @@ def _decisions(run: _Run | None, events: Sequence[Event]) -> list[_Decision]:
             continue
         seen.add(event.message)
         found.append((at, event, *decision))
-    result = _str(run.record.get("result"))
+    result = string(run.record.get("result"))
     if run.ended is not None and result in ("Succeeded", "Failed"):
         wanted = PROMOTION if result == "Succeeded" else ROLLBACK
         if not any(kind == wanted for _, _, kind, _ in found):
-            reason = _str(run.record.get("reason"))
+            reason = string(run.record.get("reason"))
             message = f"Run {result}{': ' + reason if reason else ''}"
-            ended = _str(run.record.get("ended"))
+            ended = string(run.record.get("ended"))
             label = "promoted" if result == "Succeeded" else "rolled back"
             found.append((run.ended, Event(ended, ended, "Normal", "", message, 1), wanted, label))
     return sorted(found, key=lambda d: d[0])
@@ -612,17 +597,17 @@ def _ticks(raw_ticks: Sequence[Mapping[str, Any]], offset: _Offset) -> list[Tick
     ticks: list[Tick] = []
     counted = 0
     for raw in raw_ticks:
-        verdicts = tuple(_verdict(v) for v in _records(raw.get("verdicts")))
+        verdicts = tuple(_verdict(v) for v in records(raw.get("verdicts")))
         binding = [v for v in verdicts if not v.advisory and v.kind != WARMUP]
         failed = any(v.outcome in FAILING for v in binding)
         counted += 1 if failed else 0
         held = not failed and any(v.holds for v in binding)
-        time = _str(raw.get("time"))
+        time = string(raw.get("time"))
         ticks.append(
             Tick(
                 time=time,
                 offset=offset(parse_time(time)),
-                weight=_int(raw.get("weight")) or 0,
+                weight=count(raw.get("weight")) or 0,
                 verdicts=verdicts,
                 failed=failed,
                 failed_checks=counted,
@@ -647,10 +632,10 @@ def _bounds_of(
 ) -> tuple[float | None, float | None, str]:
     """A metric's pass range and unit: the spec's thresholdRange, else the judge's text."""
     low, high, unit = _bounds(text)
-    rng = _mapping(spec.get("thresholdRange"))
+    rng = mapping(spec.get("thresholdRange"))
     if rng:
-        low, high = _float(rng.get("min")), _float(rng.get("max"))
-    elif low is None and high is None and (bound := _float(spec.get("threshold"))) is not None:
+        low, high = number(rng.get("min")), number(rng.get("max"))
+    elif low is None and high is None and (bound := number(spec.get("threshold"))) is not None:
         # Flagger's deprecated single bound: a minimum for the success rate, else a maximum
         low, high = (bound, None) if name == "request-success-rate" else (None, bound)
     return low, high, BUILTIN_UNITS.get(name, unit)
@@ -662,7 +647,7 @@ def _series(
     points = tuple(
         MetricPoint(t.time, t.offset, v) for t in ticks if (v := t.verdict(name)) is not None
     )
-    text = _str(latest.get("threshold"))
+    text = string(latest.get("threshold"))
     low, high, unit = _bounds_of(name, spec, text)
     return MetricSeries(
         name=name,
@@ -673,9 +658,9 @@ def _series(
         compare="compare" in spec or any(p.verdict.primary_value is not None for p in points),
         advisory=spec.get("dryRun") is True or any(p.verdict.advisory for p in points),
         points=points,
-        last_outcome=_str(latest.get("outcome")),
-        last_summary=_str(latest.get("summary")),
-        comparison=_comparison(_mapping(latest.get("details"))) if latest else None,
+        last_outcome=string(latest.get("outcome")),
+        last_summary=string(latest.get("summary")),
+        comparison=_comparison(mapping(latest.get("details"))) if latest else None,
     )
 
 
@@ -686,7 +671,7 @@ def _metrics(
     of the spec the run never judged is left out. ``status.analysis`` (the last verdicts in
     full) belongs to the newest run only."""
     specs = _metric_specs(spec)
-    last = {_str(m.get("name")): m for m in _records(status.get("analysis"))} if newest else {}
+    last = {string(m.get("name")): m for m in records(status.get("analysis"))} if newest else {}
     names = list(specs)
     for tick in ticks:
         names += [v.name for v in tick.verdicts if v.name not in names]
@@ -702,12 +687,12 @@ def _summaries(history: Sequence[Mapping[str, Any]]) -> tuple[RunSummary, ...]:
     return tuple(
         RunSummary(
             number=i + 1,
-            revision=_str(r.get("revision")),
-            started=_str(r.get("started")),
-            ended=_str(r.get("ended")),
-            result=_str(r.get("result")),
-            reason=_str(r.get("reason")),
-            ticks=len(_records(r.get("ticks"))),
+            revision=string(r.get("revision")),
+            started=string(r.get("started")),
+            ended=string(r.get("ended")),
+            result=string(r.get("result")),
+            reason=string(r.get("reason")),
+            ticks=len(records(r.get("ticks"))),
         )
         for i, r in enumerate(history)
     )
@@ -744,9 +729,9 @@ def build_report(
 ) -> DecisionReport:
     """The report of one run of ``canary`` (``run``: 1 the oldest kept, -1 the newest);
     ``measured``: the metric series read from the metrics server, per metric name."""
-    meta, spec, status = (_mapping(canary.get(k)) for k in ("metadata", "spec", "status"))
-    analysis_spec = _mapping(spec.get("analysis") or spec.get("canaryAnalysis"))
-    history = _records(status.get("analysisHistory"))
+    meta, spec, status = (mapping(canary.get(k)) for k in ("metadata", "spec", "status"))
+    analysis_spec = mapping(spec.get("analysis") or spec.get("canaryAnalysis"))
+    history = records(status.get("analysisHistory"))
     index = _choose(history, run)
     chosen = _read_run(history, index) if index is not None else None
     all_events = sorted((_event(e) for e in events), key=lambda e: (e.first_time, e.time))
@@ -758,23 +743,23 @@ def build_report(
         moments.append(chosen.ended)
     start, end = min(moments, default=None), max(moments, default=None)
     offset = _Offset(start)
-    ticks = _ticks(_records(chosen.record.get("ticks")) if chosen else [], offset)
+    ticks = _ticks(records(chosen.record.get("ticks")) if chosen else [], offset)
     summaries = _summaries(history)
-    revert = _revert(_mapping(status.get("gitRevert")))
-    revision = _str(chosen.record.get("revision")) if chosen else ""
-    threshold = _int(analysis_spec.get("threshold")) or 1
+    revert = _revert(mapping(status.get("gitRevert")))
+    revision = string(chosen.record.get("revision")) if chosen else ""
+    threshold = count(analysis_spec.get("threshold")) or 1
     return DecisionReport(
-        name=_str(meta.get("name")),
-        namespace=_str(meta.get("namespace")),
-        phase=_str(status.get("phase")),
-        canary_weight=_int(status.get("canaryWeight")) or 0,
-        failed_checks=_int(status.get("failedChecks")) or 0,
+        name=string(meta.get("name")),
+        namespace=string(meta.get("namespace")),
+        phase=string(status.get("phase")),
+        canary_weight=count(status.get("canaryWeight")) or 0,
+        failed_checks=count(status.get("failedChecks")) or 0,
         threshold=max(threshold, 1),
         max_weight=_max_weight(analysis_spec),
-        current_revision=_str(status.get("currentRevision")),
-        last_good_revision=_str(status.get("lastGoodRevision")),
-        message=_str(status.get("message")),
-        last_transition_time=_str(status.get("lastTransitionTime")),
+        current_revision=string(status.get("currentRevision")),
+        last_good_revision=string(status.get("lastGoodRevision")),
+        message=string(status.get("message")),
+        last_transition_time=string(status.get("lastTransitionTime")),
         runs=summaries,
         run=summaries[index] if index is not None else None,
         start=_iso(start),
@@ -797,8 +782,8 @@ def _max_weight(analysis: Mapping[str, Any]) -> int:
     """The weight the steps stop at, as the controller computes it (`AnalysisSpec.max_weight`:
     the last ``stepWeights`` entry, else ``maxWeight``); 0 (no line) when neither is set."""
     raw = analysis.get("stepWeights")
-    steps = tuple(w for w in map(_int, raw if isinstance(raw, list) else []) if w is not None)
-    declared = _int(analysis.get("maxWeight")) or 0
+    steps = tuple(w for w in map(count, raw if isinstance(raw, list) else []) if w is not None)
+    declared = count(analysis.get("maxWeight")) or 0
     if not steps and declared <= 0:
         return 0
     # imported here: `canary` commands load this module, and the model is heavy to import
@@ -822,7 +807,7 @@ def _marker(decision: _Decision, offset: _Offset) -> Marker:
 
 def _conditions(status: Mapping[str, Any]) -> tuple[Mapping[str, str], ...]:
     keys = ("type", "status", "reason", "message", "lastTransitionTime")
-    return tuple({k: _str(c.get(k)) for k in keys} for c in _records(status.get("conditions")))
+    return tuple({k: string(c.get(k)) for k in keys} for c in records(status.get("conditions")))
 
 
 def _iso(at: datetime | None) -> str:

@@ -33,12 +33,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape as _escape
 
+from canary.commands.stored import printable
 from canary.report.model import (
     ADVISORY,
     FAIL,
     INCONCLUSIVE,
     PASS,
     STALLED,
+    UNKNOWN,
     WARMUP,
     DecisionReport,
     MeasuredPoint,
@@ -56,6 +58,7 @@ COLOURS = {
     STALLED: "#9a6700",
     WARMUP: "#0969da",
     ADVISORY: "#6e7781",
+    UNKNOWN: "#8250df",
 }
 LABELS = {
     PASS: "pass",
@@ -64,6 +67,7 @@ LABELS = {
     STALLED: "stalled",
     WARMUP: "warm-up",
     ADVISORY: "advisory (not acted on)",
+    UNKNOWN: "unknown outcome",
 }
 MARKER_COLOURS = {
     "transition": "#57606a",
@@ -84,8 +88,11 @@ LABEL_ROW = 15
 
 
 def esc(text: object) -> str:
-    """Text and attribute values, escaped for XML (quotes too)."""
-    return _escape(str(text), {'"': "&quot;", "'": "&#39;"})
+    """Text and attribute values, escaped for XML (quotes too). The characters XML forbids
+    (control characters, U+FFFE: a status or an Event may hold them) are dropped: one of
+    them makes the whole picture unreadable (``rsvg-convert`` refuses it, a browser shows an
+    error)."""
+    return _escape(printable(str(text)), {'"': "&quot;", "'": "&#39;"})
 
 
 def _num(value: float | None, unit: str = "") -> str:
@@ -96,8 +103,9 @@ def _num(value: float | None, unit: str = "") -> str:
 
 
 def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
-    """Round axis values covering ``low..high`` (about ``count`` of them)."""
-    if not math.isfinite(low) or not math.isfinite(high):
+    """Round axis values covering ``low..high`` (about ``count`` of them); ``[0.0]`` when
+    that range is not finite (nor its span)."""
+    if not math.isfinite(low) or not math.isfinite(high) or not math.isfinite(high - low):
         return [0.0]
     if high <= low:
         high = low + (abs(low) * 0.1 or 1.0)
@@ -181,6 +189,11 @@ def _shape(kind: str, x: float, y: float, title: str, *, legend: bool = False) -
         body = (
             f'<path d="M{x},{y - r - 1}L{x + r + 1},{y}L{x},{y + r + 1}L{x - r - 1},{y}Z" '
             f'fill="{colour}" stroke="#fff"/>'
+        )
+    elif kind == UNKNOWN:  # a hollow square: neither a pass, a fail nor a hold
+        body = (
+            f'<rect x="{x - r}" y="{y - r}" width="{2 * r}" height="{2 * r}" fill="#fff" '
+            f'stroke="{colour}" stroke-width="2"/>'
         )
     else:  # advisory
         body = f'<circle cx="{x}" cy="{y}" r="{r}" fill="#fff" stroke="{colour}" stroke-width="2"/>'
@@ -332,6 +345,19 @@ def _legend(right: float, y: float, items: Sequence[tuple[str, str, str]]) -> li
     return parts
 
 
+# The farthest a metric panel's scale reaches: padded, the span of -1e307..1e307 stays
+# within the float range (that of a threshold of 1e308 would not, and collapse the axis).
+_EDGE = 1e307
+
+
+def _extent(values: Sequence[float]) -> tuple[float, float]:
+    return (min(values), max(values)) if values else (0.0, 1.0)
+
+
+def _drawable(low: float, high: float) -> bool:
+    return abs(low) <= _EDGE and abs(high) <= _EDGE
+
+
 def _metric_scale(
     metric: MetricSeries, top: float, bottom: float, duration: float
 ) -> tuple[_Scale, list[float]]:
@@ -348,8 +374,11 @@ def _metric_scale(
             for p in (*metric.measured.canary, *metric.measured.primary)
             if 0.0 <= p.offset <= duration
         ]
-    everything = values + [b for b in (metric.low, metric.high) if b is not None]
-    low, high = (min(everything), max(everything)) if everything else (0.0, 1.0)
+    bounds = [b for b in (metric.low, metric.high) if b is not None and math.isfinite(b)]
+    low, high = _extent(values + bounds)
+    if not _drawable(low, high):  # a bound like 1e308: the values alone, the band fills it
+        low, high = _extent(values)
+    low, high = max(low, -_EDGE), min(high, _EDGE)  # values beyond sit on the edge
     pad = (high - low) * 0.15 or (abs(high) * 0.05 or 1.0)
     axis = nice_ticks(low - pad if low - pad >= 0 or low < 0 else 0.0, high + pad)
     return _Scale(top + 6, bottom - 6, axis[0], axis[-1]), axis
@@ -591,7 +620,10 @@ def _time_axis(report: DecisionReport, frame: _Frame, y: float) -> list[str]:
         if start is not None:
             from datetime import timedelta
 
-            clock = (start + timedelta(seconds=offset)).strftime("%H:%M:%S")
+            try:
+                clock = (start + timedelta(seconds=offset)).strftime("%H:%M:%S")
+            except OverflowError:  # the axis runs past the year 9999: no clock there
+                clock = ""
         parts.append(f'<line x1="{x}" y1="{y}" x2="{x}" y2="{y + 4}" stroke="#57606a"/>')
         parts.append(_text(x, y + 15, _elapsed(offset), size=10, anchor="middle", cls="x-tick"))
         if clock:
@@ -718,12 +750,17 @@ def _label_row_count(report: DecisionReport, frame: _Frame, width: int) -> int:
     return (max(row for row, _ in rows) + 1) if rows else 0
 
 
-def _verdict_legend(y: float) -> list[str]:
+def _verdict_legend(y: float, *, unknown: bool = False) -> list[str]:
+    """The key of the marks; ``unknown``: the run has a verdict of an unknown outcome, whose
+    key then comes last (on a row of its own: the one row is full)."""
     parts, x = [], float(LEFT)
     for kind in (PASS, FAIL, INCONCLUSIVE, STALLED, WARMUP, ADVISORY):
         parts.append(_shape(kind, x, y, LABELS[kind], legend=True))
         parts.append(_text(x + 9, y + 4, LABELS[kind], size=10, fill="#57606a"))
         x += 6.2 * len(LABELS[kind]) + 30
+    if unknown:
+        parts.append(_shape(UNKNOWN, LEFT, y + 18, LABELS[UNKNOWN], legend=True))
+        parts.append(_text(LEFT + 9, y + 22, LABELS[UNKNOWN], size=10, fill="#57606a"))
     parts.append(
         f'<rect x="{x}" y="{y - 6}" width="14" height="12" fill="url(#cr-hatch)" stroke="#bf8700"/>'
         + _text(x + 18, y + 4, "inconclusive hold", size=10, fill="#57606a")
@@ -757,8 +794,9 @@ def decision_svg(report: DecisionReport, *, width: int = 960) -> str:
     body = _header(report)
     panels, y = _panels(report, frame, 52.0, width)
     body += panels
-    body += _verdict_legend(y)
-    y += 22
+    unknown = any(v.kind == UNKNOWN for t in report.ticks for v in t.verdicts)
+    body += _verdict_legend(y, unknown=unknown)
+    y += 40 if unknown else 22
     for cls, text in _caption(report):
         body.append(_text(12, y, text, size=11, cls=f"caption {cls}"))
         y += 16

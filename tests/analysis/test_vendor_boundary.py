@@ -65,7 +65,9 @@ async def test_a_server_that_never_finishes_its_answer_times_out(shared_client: 
             # Only the provider's own 0.5 s deadline can end the call; the outer limit just
             # keeps a broken provider from hanging the suite.
             with pytest.raises(QueryTimeoutError) as info:
-                await asyncio.wait_for(provider.run_query("target=sumSeries(a.b)&from=-60s"), timeout=60)
+                await asyncio.wait_for(
+                    provider.run_query("target=sumSeries(a.b)&from=-60s"), timeout=60
+                )
         assert "did not answer within 0.5s" in str(info.value)
     finally:
         done.set()
