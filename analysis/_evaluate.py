@@ -98,9 +98,10 @@ def _failure(
     if isinstance(exc, NoDataError):
         outcome = Outcome.NODATA
         if builtin:
+            who = f"{ctx.target}-primary" if isinstance(exc, _PrimaryNoData) else ctx.target
             summary = (
                 f"no values found for prometheus metric {check.name} probably "
-                f"{ctx.target}.{ctx.namespace} is not receiving traffic: {exc}"
+                f"{who}.{ctx.namespace} is not receiving traffic: {exc}"
             )
         else:
             summary = f"no values found for custom metric: {check.name}: {exc}"
@@ -226,17 +227,37 @@ def _render_side(
     return bq.buckets, "", 1000.0 if bq.buckets_unit == "s" else 1.0
 
 
+class _PrimaryNoData(NoDataError):
+    """No data on the primary's side of a comparison: its verdict names the primary, not the
+    canary (Flagger's "probably podinfo.test is not receiving traffic" blamed the canary
+    for the primary's silence)."""
+
+
 async def _count(
     provider: MetricProvider, query: str, at: datetime, *, zero_if_empty: bool, what: str
 ) -> float:
     try:
         value = await provider.run_query(query, at=at)
-    except NoDataError:
+    except NoDataError as exc:
         if zero_if_empty:
             return 0.0
+        if what.startswith("the primary's"):
+            raise _PrimaryNoData(str(exc), query=query) from None
         raise
     _countable(value, query, what)
     return max(0.0, value)
+
+
+async def _buckets(
+    provider: MetricProvider, query: str, at: datetime, *, primary: bool
+) -> tuple[Bucket, ...]:
+    """One side's histogram; the primary's silence is said to be the primary's."""
+    try:
+        return tuple(await provider.query_buckets(query, at=at))
+    except NoDataError as exc:
+        if primary:
+            raise _PrimaryNoData(str(exc), query=query) from None
+        raise
 
 
 # The largest count a float holds exactly; no window of any service has more requests, and
@@ -381,11 +402,13 @@ async def _compare(
             )
         else:
             b_c, b_p = await asyncio.gather(
-                provider.query_buckets(c_main, at=now), provider.query_buckets(p_main, at=now)
+                _buckets(provider, c_main, now, primary=False),
+                _buckets(provider, p_main, now, primary=True),
             )
             for side, buckets, side_query in (("canary", b_c, c_main), ("primary", b_p, p_main)):
                 if not buckets:  # Prometheus says so itself; another provider may not
-                    raise NoDataError(f"no histogram buckets for the {side}", query=side_query)
+                    gone = _PrimaryNoData if side == "primary" else NoDataError
+                    raise gone(f"no histogram buckets for the {side}", query=side_query)
                 most = max(count for _, count in buckets)
                 _countable(most, side_query, f"the {side}'s histogram query")
             _comparable(b_c, b_p, c_main)

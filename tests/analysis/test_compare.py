@@ -1513,6 +1513,22 @@ class TestEvaluateCompare:
         assert v2.outcome is Outcome.NODATA and v2.failed_check
         assert v2.state == v1.state  # window end not advanced: the next window covers the gap
 
+    @pytest.mark.parametrize("name", [SR, "request-duration"])
+    async def test_a_primary_without_traffic_is_named_not_the_canary(self, name: str) -> None:
+        # Flagger's words blame the target for no data; when the primary's side is the silent
+        # one, "probably podinfo.test is not receiving traffic" sent people to the canary.
+        check = metric_check_from_spec({"name": name, "compare": {}}, path="m")
+
+        def silent_primary(query: str, primary: bool, errors: bool) -> float | Exception:
+            return NoDataError("no values") if primary else 100.0
+
+        def buckets(primary: bool) -> list[Bucket]:
+            return [] if primary else [(0.1, 90.0), (0.5, 100.0), (math.inf, 100.0)]
+
+        v = await evaluate(check, CTX, CountsProvider(silent_primary, buckets=buckets), now=T0)
+        assert v.outcome is Outcome.NODATA
+        assert "probably podinfo-primary.test is not receiving traffic" in v.summary
+
     async def test_failing_threshold_wins_and_keeps_the_evidence(self) -> None:
         check = metric_check_from_spec(
             {"name": SR, "thresholdRange": {"min": 99}, "compare": {}}, path="m"
