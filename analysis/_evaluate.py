@@ -248,6 +248,24 @@ async def _count(
     return max(0.0, value)
 
 
+async def _histograms(
+    provider: MetricProvider, canary: str, primary: str, at: datetime
+) -> tuple[tuple[Bucket, ...], tuple[Bucket, ...]]:
+    """Both sides' histograms, each with buckets a count can be, on boundaries in common."""
+    b_c, b_p = await asyncio.gather(
+        _buckets(provider, canary, at, primary=False),
+        _buckets(provider, primary, at, primary=True),
+    )
+    for side, buckets, side_query in (("canary", b_c, canary), ("primary", b_p, primary)):
+        if not buckets:  # Prometheus says so itself; another provider may not
+            gone = _PrimaryNoData if side == "primary" else NoDataError
+            raise gone(f"no histogram buckets for the {side}", query=side_query)
+        most = max(count for _, count in buckets)
+        _countable(most, side_query, f"the {side}'s histogram query")
+    _comparable(b_c, b_p, canary)
+    return b_c, b_p
+
+
 async def _buckets(
     provider: MetricProvider, query: str, at: datetime, *, primary: bool
 ) -> tuple[Bucket, ...]:
@@ -401,17 +419,7 @@ async def _compare(
                 state, Window(n_c, x_c, n_p, x_p), spec, window_end=now, interval_seconds=period
             )
         else:
-            b_c, b_p = await asyncio.gather(
-                _buckets(provider, c_main, now, primary=False),
-                _buckets(provider, p_main, now, primary=True),
-            )
-            for side, buckets, side_query in (("canary", b_c, c_main), ("primary", b_p, p_main)):
-                if not buckets:  # Prometheus says so itself; another provider may not
-                    gone = _PrimaryNoData if side == "primary" else NoDataError
-                    raise gone(f"no histogram buckets for the {side}", query=side_query)
-                most = max(count for _, count in buckets)
-                _countable(most, side_query, f"the {side}'s histogram query")
-            _comparable(b_c, b_p, c_main)
+            b_c, b_p = await _histograms(provider, c_main, p_main, now)
             state = add_histograms(state, b_c, b_p, spec, window_end=now, interval_seconds=period)
     except AnalysisError as exc:
         return _failure(check, ctx, exc, now=now, query=query, judge="compare", state=prev_state)
