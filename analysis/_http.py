@@ -20,9 +20,9 @@ Every vendor module (``_datadog``, ``_newrelic`` ...) sends its requests through
   echoes back (some quote the API key they refused).
 
 :class:`SingleValue` gives the vendors the two Protocol methods that only Prometheus can
-answer (range samples and histogram buckets) as a clear error.  :func:`ssl_context` is
-shared with the Prometheus provider: a CA certificate it cannot load is a ``ValueError``
-that never quotes the certificate, for the caller to name the Secret key it came from.
+answer (range samples and histogram buckets) as a clear error.  :func:`tls_verify` is
+shared with the Prometheus provider: a CA certificate it cannot load is an error naming
+the Secret key it came from, never quoting the certificate.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from analysis._spec.errors import (
 from analysis._spec.provider import MASK, ProviderConfig, redact, safe_address
 from analysis._spec.vocabulary import Bucket
 
-__all__ = ["MASK", "SingleValue", "VendorHTTP", "redact", "short", "ssl_context"]
+__all__ = ["MASK", "SingleValue", "VendorHTTP", "redact", "short", "tls_verify"]
 
 _MAX_MESSAGE = 300
 # Where OpenSSL's message says which line of CPython raised it: of no use to a user.
@@ -62,22 +62,31 @@ def short(query: str, limit: int = 200) -> str:
     return q if len(q) <= limit else q[: limit - 3] + "..."
 
 
-def ssl_context(cafile: str | None, cadata: str | None) -> ssl.SSLContext:
-    """A client TLS context that trusts the CA certificate(s) of ``cafile`` or ``cadata``.
-
-    Raises ``ValueError`` whose text completes "the Secret's 'ca.crt' key ...": what is
-    wrong, in words that never quote the certificate (OpenSSL's reason, or that it is not
-    ASCII), for the caller to name where it came from (``ProviderConfig.ca_origin``).
+def tls_verify(config: ProviderConfig, title: str, where: str, query: str) -> ssl.SSLContext | bool:
+    """httpx's ``verify`` for ``config``: False when told to skip, a context trusting its CA
+    certificate when it has one, else the system's (True). A certificate OpenSSL cannot load
+    is a :class:`ProviderUnavailableError` naming where it came from
+    (``ProviderConfig.ca_origin``) and what is wrong, never quoting it (OpenSSL's reason,
+    or that it is not ASCII), not an ``ssl.SSLError`` out of ``evaluate``. Prometheus and
+    the vendors' client both build their clients with it.
     """
+    if config.insecure_skip_verify:
+        return False
+    if not (config.ca_file or config.ca_data):
+        return True
     try:
-        return ssl.create_default_context(cafile=cafile, cadata=cadata)
+        return ssl.create_default_context(cafile=config.ca_file, cadata=config.ca_data)
     except ssl.SSLError as exc:
         reason = _SSL_LOCATION.sub("", str(exc.args[-1] if exc.args else exc)).strip()
-        raise ValueError(f"is not a PEM certificate OpenSSL can load ({reason})") from None
+        why = f"is not a PEM certificate OpenSSL can load ({reason})"
     except OSError as exc:  # the file of ca_file
-        raise ValueError(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+        why = f"cannot be read ({exc.strerror or type(exc).__name__})"
     except (TypeError, ValueError):  # cadata with a character past ASCII
-        raise ValueError("is not a PEM certificate (it holds characters past ASCII)") from None
+        why = "is not a PEM certificate (it holds characters past ASCII)"
+    raise ProviderUnavailableError(
+        f"cannot check the TLS certificate of {title} at {where}: {config.ca_origin} {why}",
+        query=query,
+    )
 
 
 def vendor_message(response: httpx.Response) -> str:
@@ -153,22 +162,6 @@ class VendorHTTP:
             host = f"{host}:{parts.port}"
         return f"{parts.scheme}://{host}" if host else safe_address(self.endpoint)
 
-    def _verify(self, query: str) -> ssl.SSLContext | bool:
-        """httpx's ``verify``; a CA certificate OpenSSL cannot load is an error naming where
-        it came from and what is wrong with it (never its content), not an ``ssl.SSLError``."""
-        if self.config.insecure_skip_verify:
-            return False
-        if self.config.ca_file or self.config.ca_data:
-            try:
-                return ssl_context(self.config.ca_file, self.config.ca_data)
-            except ValueError as exc:
-                raise ProviderUnavailableError(
-                    f"cannot check the TLS certificate of {self.title} at {self.where}: "
-                    f"{self.config.ca_origin} {exc}",
-                    query=query,
-                ) from None
-        return True
-
     def also_mask(self, value: str) -> None:
         """Mask ``value`` too: a credential this provider sends that is not in its Secret
         (a token it obtained, the pod's own)."""
@@ -192,7 +185,9 @@ class VendorHTTP:
         """The answer to one request, or the translated error (see the module docstring)."""
         timeout = httpx.Timeout(self.config.timeout_seconds)
         all_headers = [*self.config.headers, *headers]
-        verify = self._verify(query) if self._client is None else True
+        verify = (
+            tls_verify(self.config, self.title, self.where, query) if self._client is None else True
+        )
         try:
             # httpx's timeout bounds each read; this one the whole request, answer included
             # (a server that sends its answer a few bytes at a time is as late as a silent one)

@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from analysis._http import ssl_context
+from analysis._http import tls_verify
 from analysis._spec.errors import (
     AnalysisSpecError,
     HTTPStatusError,
@@ -198,22 +198,6 @@ class PrometheusProvider:
         headers.append(("Accept", "application/json"))
         return headers
 
-    def _verify(self, query: str) -> ssl.SSLContext | bool:
-        """httpx's ``verify``; a CA certificate OpenSSL cannot load is an error naming the
-        Secret key it came from and what is wrong with it (never its content)."""
-        if self._config.insecure_skip_verify:
-            return False
-        if self._config.ca_file or self._config.ca_data:
-            try:
-                return ssl_context(self._config.ca_file, self._config.ca_data)
-            except ValueError as exc:
-                raise ProviderUnavailableError(
-                    f"cannot check the TLS certificate of Prometheus at "
-                    f"{safe_address(self._base)}: {self._config.ca_origin} {exc}",
-                    query=query,
-                ) from None
-        return True
-
     def _where(self, path: str) -> str:
         """The URL of ``path``, fit for messages (no credentials)."""
         return f"{safe_address(self._base)}{path}"
@@ -225,7 +209,9 @@ class PrometheusProvider:
         where = safe_address(self._base)
         if self._address_problem is not None:
             raise _address_error(self._address_problem)
-        verify = self._verify(query) if self._client is None else True
+        verify = (
+            tls_verify(self._config, "Prometheus", where, query) if self._client is None else True
+        )
         try:
             # httpx's timeout bounds each read; this one the whole request, answer included.
             async with asyncio.timeout(seconds):

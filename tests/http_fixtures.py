@@ -296,3 +296,42 @@ async def https_recording_server(tmp_path: Path) -> AsyncIterator[RecordingServe
 def dead_url() -> str:
     """An http URL on loopback where nothing listens (the port was just closed)."""
     return f"http://{LOOPBACK}:{free_port()}/hook"
+
+
+@contextlib.asynccontextmanager
+async def never_finishing_url() -> AsyncIterator[str]:
+    """An http URL on loopback whose answer never ends: a 200 with a chunked JSON body sent a
+    byte of whitespace at a time, each well within any per-read timeout, so only a deadline
+    on the whole request ends a call to it. Leaving the block stops the server and awaits
+    its handlers."""
+    done = asyncio.Event()
+    handlers: list[asyncio.Task[None]] = []
+
+    async def dribble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.append(task)
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
+            )
+            while not done.is_set():
+                writer.write(b"1\r\n \r\n")
+                await writer.drain()
+                await asyncio.sleep(0.05)  # the slow server's pace, not a synchronisation
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client gave up and closed the connection
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(dribble, LOOPBACK, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        done.set()
+        server.close()
+        await asyncio.gather(*handlers)
+        await server.wait_closed()

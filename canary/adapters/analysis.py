@@ -93,24 +93,14 @@ class MetricAnalyzer:
                 for metric in metrics
             )
         )
-        # A dryRun metric is advisory whatever became of it (an error included).
+        # A dryRun metric is advisory whatever became of it (an error included); an Error
+        # made here, outside the judge, carries the judge's evidence on (_keeping_evidence).
         return tuple(
-            replace(result, advisory=metric.dry_run)
+            replace(_keeping_evidence(result, before.get(metric.name)), advisory=metric.dry_run)
             for metric, result in zip(metrics, results, strict=True)
         )
 
     async def _guarded(
-        self,
-        canary: Canary,
-        metric: MetricSpec,
-        now: datetime,
-        previous: Mapping[str, Any] | None,
-        last_step: bool,
-    ) -> MetricResult:
-        result = await self._caught(canary, metric, now, previous, last_step)
-        return _keeping_evidence(result, previous)
-
-    async def _caught(
         self,
         canary: Canary,
         metric: MetricSpec,

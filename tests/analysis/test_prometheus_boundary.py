@@ -33,6 +33,7 @@ from analysis import (
     metric_check_from_spec,
     provider_config_from_spec,
 )
+from tests.http_fixtures import never_finishing_url
 
 BASE = "http://prom.test:9090"
 QUERY_URL = f"{BASE}/api/v1/query"
@@ -301,45 +302,11 @@ class TestTimeoutBoundsTheWholeRequest:
     async def test_a_server_that_never_finishes_its_answer_times_out(
         self, shared_client: bool
     ) -> None:
-        done = asyncio.Event()
-        handlers: list[asyncio.Task[None]] = []
-
-        async def dribble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            """A 200 whose body never ends: one byte of JSON whitespace at a time, each well
-            within the per-read timeout, so only a deadline on the whole request ends it."""
-            task = asyncio.current_task()
-            assert task is not None
-            handlers.append(task)
-            try:
-                await reader.readuntil(b"\r\n\r\n")
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    b"Transfer-Encoding: chunked\r\n\r\n"
-                )
-                while not done.is_set():
-                    writer.write(b"1\r\n \r\n")
-                    await writer.drain()
-                    await asyncio.sleep(0.05)  # the slow server's pace, not a synchronisation
-            except (ConnectionError, asyncio.IncompleteReadError):
-                pass  # the client gave up and closed the connection
-            finally:
-                writer.close()
-
-        server = await asyncio.start_server(dribble, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        config = ProviderConfig(address=f"http://127.0.0.1:{port}", timeout_seconds=0.5)
-        try:
-            async with httpx.AsyncClient() as client:
-                p = PrometheusProvider(config, client=client if shared_client else None)
-                # Only the provider's own 0.5 s deadline can end the call; the outer limit
-                # just keeps a broken provider from hanging the suite.
-                with pytest.raises(QueryTimeoutError) as info:
-                    await asyncio.wait_for(p.run_query("up"), timeout=60)
-            assert str(info.value) == (
-                f"Prometheus at http://127.0.0.1:{port} did not answer within 0.5s (query 'up')"
-            )
-        finally:
-            done.set()
-            server.close()
-            await asyncio.gather(*handlers)
-            await server.wait_closed()
+        async with never_finishing_url() as url, httpx.AsyncClient() as client:
+            config = ProviderConfig(address=url, timeout_seconds=0.5)
+            p = PrometheusProvider(config, client=client if shared_client else None)
+            # Only the provider's own 0.5 s deadline can end the call; the outer limit just
+            # keeps a broken provider from hanging the suite.
+            with pytest.raises(QueryTimeoutError) as info:
+                await asyncio.wait_for(p.run_query("up"), timeout=60)
+        assert str(info.value) == f"Prometheus at {url} did not answer within 0.5s (query 'up')"

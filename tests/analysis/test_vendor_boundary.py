@@ -13,6 +13,7 @@ import pytest
 
 from analysis import ProviderConfig, ProviderUnavailableError, QueryTimeoutError
 from analysis._graphite import GraphiteProvider
+from tests.http_fixtures import never_finishing_url
 
 # Not a certificate, but shaped like one: its content must not reach a message.
 BAD_CA = "-----BEGIN CERTIFICATE-----\nQ0VSVC1DT05URU5ULTQyCg==\n-----END CERTIFICATE-----\n"
@@ -32,45 +33,11 @@ async def test_a_bad_ca_certificate_is_an_error_naming_it_not_an_ssl_error() -> 
 async def test_a_server_that_never_finishes_its_answer_times_out(shared_client: bool) -> None:
     # httpx's timeout bounds each read: a body sent a byte at a time, each well within it,
     # kept the query going for as long as the server liked.
-    done = asyncio.Event()
-    handlers: list[asyncio.Task[None]] = []
-
-    async def dribble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        handlers.append(task)
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                b"Transfer-Encoding: chunked\r\n\r\n"
-            )
-            while not done.is_set():
-                writer.write(b"1\r\n \r\n")
-                await writer.drain()
-                await asyncio.sleep(0.05)  # the slow server's pace, not a synchronisation
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client gave up and closed the connection
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(dribble, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    config = ProviderConfig(
-        type="graphite", address=f"http://127.0.0.1:{port}", timeout_seconds=0.5
-    )
-    try:
-        async with httpx.AsyncClient() as client:
-            provider = GraphiteProvider(config, client=client if shared_client else None)
-            # Only the provider's own 0.5 s deadline can end the call; the outer limit just
-            # keeps a broken provider from hanging the suite.
-            with pytest.raises(QueryTimeoutError) as info:
-                await asyncio.wait_for(
-                    provider.run_query("target=sumSeries(a.b)&from=-60s"), timeout=60
-                )
-        assert "did not answer within 0.5s" in str(info.value)
-    finally:
-        done.set()
-        server.close()
-        await asyncio.gather(*handlers)
-        await server.wait_closed()
+    async with never_finishing_url() as url, httpx.AsyncClient() as client:
+        config = ProviderConfig(type="graphite", address=url, timeout_seconds=0.5)
+        provider = GraphiteProvider(config, client=client if shared_client else None)
+        # Only the provider's own 0.5 s deadline can end the call; the outer limit just keeps
+        # a broken provider from hanging the suite.
+        with pytest.raises(QueryTimeoutError) as info:
+            await asyncio.wait_for(provider.run_query("target=sumSeries(a.b)&from=-60s"), 60)
+    assert "did not answer within 0.5s" in str(info.value)
